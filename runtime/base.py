@@ -1,0 +1,123 @@
+"""The one interface every runtime honours (in-process, Docker).
+
+Where it sits: controllers decide which pods should exist (Kubernetes-shaped
+dicts); the daemon hands each pod to ``Runtime.create_pod`` and takes it away
+with ``Runtime.delete_pod``. The runtime runs it, probes it, restarts its
+containers under the restart policy, and reports what it observes as a
+Kubernetes ``PodStatus`` dict. Controllers never import a runtime.
+
+Conventions shared by all runtimes:
+
+* A pod is identified by ``metadata.uid`` (a string). ``metadata.name`` and
+  ``metadata.namespace`` are there too. ``spec`` is defaulted (containers,
+  restartPolicy, terminationGracePeriodSeconds, probes with their defaults).
+* ``status(uid)`` returns a Kubernetes ``PodStatus`` dict::
+
+      {"phase": "Pending|Running|Succeeded|Failed|Unknown",
+       "podIP": "127.244.0.7", "podIPs": [{"ip": ...}],
+       "hostIP": "127.0.0.1",
+       "startTime": "2026-11-25T20:00:00Z",
+       "reason": optional, "message": optional,
+       "conditions": [{"type": "PodScheduled|Initialized|ContainersReady|Ready",
+                       "status": "True|False", "lastTransitionTime": RFC3339,
+                       "reason": optional}],
+       "containerStatuses": [{"name", "image", "ready": bool, "started": bool,
+                              "restartCount": int,
+                              "state": {"running": {"startedAt"}} |
+                                       {"waiting": {"reason", "message"}} |
+                                       {"terminated": {"exitCode", "reason", "startedAt", "finishedAt"}},
+                              "lastState": {...}}]}
+
+* Whenever anything in a pod's status changes (phase, readiness, a restart,
+  an exit), the runtime calls the ``on_change(uid)`` callback it was given, on
+  the event loop's thread. Endpoints and controllers react to that at once.
+* After a crash of gitship (kill -9), a new runtime instance on the same
+  state dir adopts the pods that still run (``start`` returns their uids with
+  the pod dict they were created from) instead of starting doubles; it checks
+  identity (not only a pid).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Pod = dict[str, Any]
+PodStatus = dict[str, Any]
+OnChange = Callable[[str], None]
+
+
+class RuntimeError_(Exception):
+    """A runtime could not do what was asked (engine down, bad pod spec)."""
+
+
+@dataclass(frozen=True)
+class ImageRule:
+    """One entry of the repository's image map (``gitship.yaml`` ``images:``).
+
+    ``pattern`` is an fnmatch-style image reference (``qinchaowhut/allen:*``);
+    ``command`` is the argv the in-process runtime runs for a container of that
+    image that has no ``command`` of its own (``args`` still apply, as in
+    Kubernetes they replace the image's CMD); ``workingDir`` is relative to the
+    repository checkout when not absolute.
+    """
+
+    pattern: str
+    command: tuple[str, ...]
+    working_dir: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+class Runtime(abc.ABC):
+    """What the daemon needs from a runtime. All coroutine methods run on the daemon's loop."""
+
+    name: str = "abstract"
+
+    @abc.abstractmethod
+    async def start(self, on_change: OnChange) -> dict[str, Pod]:
+        """Start the runtime; adopt the pods that still run. Returns {uid: pod} of adopted pods."""
+
+    @abc.abstractmethod
+    async def create_pod(self, pod: Pod) -> None:
+        """Start a pod. Returns once it is launched (not once it is ready). Idempotent by uid."""
+
+    @abc.abstractmethod
+    async def delete_pod(self, uid: str, grace_seconds: float | None = None) -> None:
+        """Stop a pod gracefully (SIGTERM, grace, SIGKILL) and forget it. Returns when it is gone.
+
+        ``grace_seconds`` None means the pod's terminationGracePeriodSeconds.
+        Unknown uids are ignored.
+        """
+
+    @abc.abstractmethod
+    def status(self, uid: str) -> PodStatus | None:
+        """The observed status of a pod, or None if the runtime does not know it."""
+
+    @abc.abstractmethod
+    def pods(self) -> dict[str, Pod]:
+        """Every pod this runtime runs: {uid: the pod dict it was created from}."""
+
+    @abc.abstractmethod
+    def log_path(self, uid: str, container: str) -> str | None:
+        """Path of a container's log file (stdout and stderr interleaved), if any."""
+
+    @abc.abstractmethod
+    async def exec(self, uid: str, container: str, argv: list[str], timeout: float = 30.0) -> ExecResult:
+        """Run a command in a container's environment."""
+
+    @abc.abstractmethod
+    async def close(self, stop_pods: bool) -> None:
+        """Stop supervising. With stop_pods, stop every pod gracefully first."""
+
+    def info(self) -> dict[str, Any]:
+        """What `gitship status` shows about this runtime."""
+        return {"name": self.name}
