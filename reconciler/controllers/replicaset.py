@@ -1,0 +1,188 @@
+"""The ReplicaSet controller as a pure function (spec 3.1-3.3).
+
+Where it sits: the daemon calls ``sync_replicaset`` with one ReplicaSet, every pod of
+its namespace and the clock, then carries out the returned ``RSResult`` (create the
+pods, delete the listed pods, add/remove ownerReferences, write the status, record the
+events). It re-runs the sync whenever pods of the namespace change and after
+``requeue_after`` seconds. Randomness (pod-name suffix and uid) comes from the
+``new_pod`` callable so the function stays deterministic.
+
+Like Kubernetes, the status describes the pods *observed* by this sync (before its own
+creates and deletes take effect); the next sync, triggered by those pod changes,
+reports the new counts.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.controllers.podutil import (
+    EVENT_NORMAL,
+    Event,
+    controller_ref,
+    deletion_order,
+    generated_name,
+    is_pod_active,
+    is_pod_available,
+    is_pod_ready,
+    is_terminating,
+    owner_ref,
+    seconds_until_available,
+    to_rfc3339,
+)
+from reconciler.selectors import Selector, from_label_selector, from_match_labels
+from reconciler.errors import SelectorError
+
+Obj = dict[str, Any]
+
+BURST_REPLICAS = 500
+"""At most this many pods are created or deleted by one sync."""
+
+REASON_SUCCESSFUL_CREATE = "SuccessfulCreate"
+REASON_SUCCESSFUL_DELETE = "SuccessfulDelete"
+KIND_REPLICASET = "ReplicaSet"
+
+
+@dataclass
+class RSResult:
+    """What one ReplicaSet sync decided. ``delete`` and ``adopt``/``release`` are pod uids."""
+
+    create: list[Obj] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+    adopt: list[str] = field(default_factory=list)
+    release: list[str] = field(default_factory=list)
+    status: Obj = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+
+
+def _selector(rs: Obj) -> Selector | None:
+    try:
+        return from_label_selector((rs.get("spec") or {}).get("selector"))
+    except SelectorError:
+        return None
+
+
+def _labels(obj: Obj) -> dict[str, str]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def claim_pods(rs: Obj, pods: list[Obj]) -> tuple[list[Obj], list[str], list[str]]:
+    """Spec 3.1 over the *active* pods: (owned pods after the claim, adopted uids, released uids)."""
+    meta = rs["metadata"]
+    uid, namespace = meta.get("uid"), meta.get("namespace", "default")
+    selector = _selector(rs)
+    rs_deleting = is_terminating(rs)
+    owned: list[Obj] = []
+    adopted: list[str] = []
+    released: list[str] = []
+    for pod in pods:
+        pmeta = pod.get("metadata") or {}
+        if pmeta.get("namespace", "default") != namespace or not is_pod_active(pod):
+            continue
+        matches = selector is not None and selector.matches(_labels(pod))
+        ref = controller_ref(pod)
+        if ref is not None:
+            if ref.get("uid") != uid:
+                continue
+            if matches:
+                owned.append(pod)
+            elif not rs_deleting:
+                released.append(pmeta["uid"])
+            continue
+        if matches and not rs_deleting and not is_terminating(pod):
+            adopted.append(pmeta["uid"])
+            owned.append(pod)
+    return owned, adopted, released
+
+
+def _min_ready_seconds(rs: Obj) -> int:
+    return int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+
+
+def _desired(rs: Obj) -> int:
+    replicas = (rs.get("spec") or {}).get("replicas")
+    return 1 if replicas is None else int(replicas)
+
+
+def calculate_status(rs: Obj, owned: list[Obj], now: float) -> Obj:
+    """RS status from its active owned pods (spec 3.2)."""
+    template_labels = ((rs.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
+    template_selector = from_match_labels(template_labels)
+    mrs = _min_ready_seconds(rs)
+    ready = [p for p in owned if is_pod_ready(p)]
+    return {
+        "replicas": len(owned),
+        "fullyLabeledReplicas": sum(1 for p in owned if template_selector.matches(_labels(p))),
+        "readyReplicas": len(ready),
+        "availableReplicas": sum(1 for p in ready if is_pod_available(p, mrs, now)),
+        "observedGeneration": (rs.get("metadata") or {}).get("generation", 0),
+    }
+
+
+def pod_from_template(rs: Obj, suffix: str, uid: str, now: float) -> Obj:
+    """A new pod for ``rs``: generateName ``<rs>-`` + suffix, template labels/annotations/spec."""
+    meta = rs["metadata"]
+    template = (rs.get("spec") or {}).get("template") or {}
+    tmeta = template.get("metadata") or {}
+    prefix = meta["name"] + "-"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": generated_name(prefix, suffix),
+            "generateName": prefix,
+            "namespace": meta.get("namespace", "default"),
+            "uid": uid,
+            "labels": dict(tmeta.get("labels") or {}),
+            "annotations": dict(tmeta.get("annotations") or {}),
+            "ownerReferences": [owner_ref({"apiVersion": "apps/v1", "kind": KIND_REPLICASET, **rs})],
+            "creationTimestamp": to_rfc3339(now),
+        },
+        "spec": copy.deepcopy(template.get("spec") or {}),
+        "status": {"phase": "Pending"},
+    }
+
+
+def _event(rs: Obj, reason: str, message: str) -> Event:
+    meta = rs["metadata"]
+    return Event(EVENT_NORMAL, reason, message, KIND_REPLICASET, meta.get("namespace", "default"), meta["name"])
+
+
+def sync_replicaset(
+    rs: Obj,
+    pods: list[Obj],
+    now: float,
+    new_pod: Callable[[], tuple[str, str]],
+) -> RSResult:
+    """One ReplicaSet sync: claim pods, create or delete toward ``spec.replicas``, status.
+
+    ``pods`` = every pod of the namespace; ``new_pod()`` returns (name suffix, uid).
+    """
+    owned, adopted, released = claim_pods(rs, pods)
+    result = RSResult(adopt=adopted, release=released, status=calculate_status(rs, owned, now))
+    if is_terminating(rs):
+        return result
+    diff = len(owned) - _desired(rs)
+    if diff < 0:
+        for _ in range(min(-diff, BURST_REPLICAS)):
+            suffix, uid = new_pod()
+            pod = pod_from_template(rs, suffix, uid, now)
+            result.create.append(pod)
+            result.events.append(_event(rs, REASON_SUCCESSFUL_CREATE, f"Created pod: {pod['metadata']['name']}"))
+    elif diff > 0:
+        victims = deletion_order(owned, now)[: min(diff, BURST_REPLICAS)]
+        for pod in victims:
+            result.delete.append(pod["metadata"]["uid"])
+            result.events.append(_event(rs, REASON_SUCCESSFUL_DELETE, f"Deleted pod: {pod['metadata']['name']}"))
+    return result
+
+
+def requeue_after(rs: Obj, pods: list[Obj], now: float) -> float | None:
+    """Seconds until the next owned Ready pod passes minReadySeconds (None: nothing pending)."""
+    owned, _, _ = claim_pods(rs, pods)
+    mrs = _min_ready_seconds(rs)
+    waits = [w for p in owned if (w := seconds_until_available(p, mrs, now)) is not None]
+    return min(waits) if waits else None
