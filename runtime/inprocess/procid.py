@@ -1,0 +1,185 @@
+"""Process identity and the per-pod state files the in-process runtime adopts from.
+
+Where it sits: the supervisor (supervisor.py) writes ``{state_dir}/pods/{uid}.json``
+whenever a pod's containers change (launch, exit, restart, readiness), and reads
+them back in ``start()`` after gitship was restarted (or killed with -9).
+
+A pid alone does not identify a process: pids are reused. A recorded process is
+ours only if all of these hold:
+
+* the machine has not rebooted since (``/proc/sys/kernel/random/boot_id``);
+* ``/proc/<pid>/stat`` field 22 (start time in clock ticks since boot) is the one
+  recorded when we started it;
+* the process is not a zombie;
+* ``/proc/<pid>/environ`` contains ``GITSHIP_POD_UID=<uid>`` (checked when
+  readable; it is for processes of our own user).
+
+Everything here is synchronous and small; Linux only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+UID_ENV = "GITSHIP_POD_UID"
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    pid: int
+    start_ticks: int
+    boot_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pid": self.pid, "startTicks": self.start_ticks, "bootId": self.boot_id}
+
+    @classmethod
+    def from_json(cls, d: Any) -> ProcessIdentity | None:
+        try:
+            return cls(int(d["pid"]), int(d["startTicks"]), str(d["bootId"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+_boot_id_cache: str | None = None
+
+
+def boot_id() -> str:
+    global _boot_id_cache
+    if _boot_id_cache is None:
+        try:
+            with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+                _boot_id_cache = f.read().strip()
+        except OSError:
+            _boot_id_cache = ""
+    return _boot_id_cache
+
+
+def read_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state letter, process group id, start time in ticks) of a pid, or None if it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError, OSError):
+        return None
+    # comm (field 2) is in parentheses and may contain spaces or ')': split at the last ')'.
+    rest = data[data.rfind(b")") + 2 :].split()
+    try:
+        # rest[0] is field 3 (state), so field n is rest[n - 3].
+        return rest[0].decode(), int(rest[2]), int(rest[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def start_ticks(pid: int) -> int | None:
+    st = read_stat(pid)
+    return st[2] if st else None
+
+
+def identity_of(pid: int) -> ProcessIdentity | None:
+    ticks = start_ticks(pid)
+    if ticks is None:
+        return None
+    return ProcessIdentity(pid, ticks, boot_id())
+
+
+def environ_has(pid: int, key: str, value: str) -> bool | None:
+    """Whether the process was started with ``key=value``; None if /proc/<pid>/environ is unreadable."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            data = f.read()
+    except (PermissionError, ProcessLookupError):
+        return None
+    except OSError:
+        return False
+    return f"{key}={value}".encode() in data.split(b"\0")
+
+
+def is_ours(ident: ProcessIdentity, uid: str) -> bool:
+    """Whether the live process ``ident.pid`` is the one we recorded for pod ``uid``."""
+    if ident.boot_id != boot_id():
+        return False
+    st = read_stat(ident.pid)
+    if st is None:
+        return False
+    state, _pgrp, ticks = st
+    if ticks != ident.start_ticks or state in ("Z", "X"):
+        return False
+    return environ_has(ident.pid, UID_ENV, uid) is not False
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is ``pgid``."""
+    out = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in names:
+        if not name.isdigit():
+            continue
+        st = read_stat(int(name))
+        if st and st[1] == pgid and st[0] not in ("Z", "X"):
+            out.append(int(name))
+    return out
+
+
+# --- state files ------------------------------------------------------------
+
+
+def pods_dir(state_dir: str) -> str:
+    return os.path.join(state_dir, "pods")
+
+
+def state_path(state_dir: str, uid: str) -> str:
+    return os.path.join(pods_dir(state_dir), f"{uid}.json")
+
+
+def atomic_write_json(path: str, data: Any) -> None:
+    d = os.path.dirname(path)
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, separators=(",", ":"), default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_state(state_dir: str, uid: str, data: dict[str, Any]) -> None:
+    atomic_write_json(state_path(state_dir, uid), {"version": STATE_VERSION, **data})
+
+
+def remove_state(state_dir: str, uid: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(state_path(state_dir, uid))
+
+
+def read_states(state_dir: str) -> dict[str, dict[str, Any]]:
+    """{uid: state dict} of every readable state file; unreadable ones are skipped."""
+    out: dict[str, dict[str, Any]] = {}
+    d = pods_dir(state_dir)
+    try:
+        names = sorted(os.listdir(d))
+    except FileNotFoundError:
+        return out
+    for name in names:
+        if not name.endswith(".json") or name.startswith("."):
+            continue
+        try:
+            with open(os.path.join(d, name), encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("pod"), dict):
+            out[name[: -len(".json")]] = data
+    return out
