@@ -1,0 +1,575 @@
+"""Files of a revision -> validated ``Manifest`` objects, with limits and a blob cache.
+
+Where it sits: pure. ``source`` hands over the revision's files as
+``{path: bytes}`` (paths relative to the manifests root) plus their git blob
+ids; this module renders ``*.j2`` (``render.py``), parses YAML, checks kinds,
+applies defaults and validation (``validate.py``) and returns ``Manifest``
+objects, or raises ``RevisionRejected`` listing *every* problem of the
+revision (file, line, document, field). The store and plan consume the result.
+
+Speed: the happy path is libyaml (``CSafeLoader``; ``SafeLoader`` if the C
+extension is missing) plus cheap dict checks. Node positions are only
+computed on the error path, by composing the file again and walking the node
+tree along the error's field path. ``BlobCache`` keeps the manifests of
+unchanged blobs, so a commit that changes one file of 10,000 parses one file.
+
+Hostile input is rejected in bounded time and memory, before libyaml's
+recursive composer (which can overflow the C stack) ever sees it:
+
+``Limits`` (defaults; the README cites these):
+
+===========================  ==========  ==============================================
+``max_file_bytes``           4 MiB       checked on the raw bytes before anything else,
+                                         and again on a rendered ``.j2`` output
+``max_documents_per_file``   500         YAML documents (``---``) in one file
+``max_depth``                64          nesting of mappings/sequences in a document
+``max_aliases``              64          ``*alias`` references in one document
+``max_expanded_nodes``       1,000,000   nodes of one document with aliases expanded
+                                         (stops "billion laughs" within the alias limit)
+``max_objects``              50,000      objects in one revision
+===========================  ==========  ==============================================
+
+Files must be UTF-8 (a BOM is allowed) without NUL bytes. YAML tags that do not
+exist in JSON (``!!binary``, ``!!set``, ``!!omap``, ``!!pairs``, ``!!timestamp``)
+are rejected; dates stay strings, as in Kubernetes.
+
+Depth and aliases are pre-checked cheaply: a file is scanned event by event
+(libyaml's parser is iterative) only when it contains an alias (``&`` and ``*``)
+or when a conservative bound from bracket count and the longest run of
+indentation/``-``/``?`` at a line start could exceed ``max_depth``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from reconciler.errors import ManifestError, RevisionRejected
+from reconciler.manifests.model import KINDS, REPO_CONFIG_FILES, Manifest, Source, format_key, obj_key
+from reconciler.manifests.render import render
+from reconciler.manifests.validate import default_and_validate_in_place
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what a revision may contain; see the module docstring for the table."""
+
+    max_file_bytes: int = 4 * 1024 * 1024
+    max_documents_per_file: int = 500
+    max_depth: int = 64
+    max_aliases: int = 64
+    max_objects: int = 50_000
+    max_expanded_nodes: int = 1_000_000
+
+
+# --------------------------------------------------------------------------- the YAML loader
+
+_BaseLoader: type = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+C_LOADER: bool = _BaseLoader is not yaml.SafeLoader
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """SafeLoader semantics minus the YAML types JSON has no room for."""
+
+
+_DROPPED_RESOLVERS = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"}
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _DROPPED_RESOLVERS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _reject_tag(loader: Any, node: Node) -> Any:
+    raise ConstructorError(None, None, f"the YAML tag {node.tag} is not allowed in manifests "
+                           "(only JSON types: maps, lists, strings, numbers, booleans, null)", node.start_mark)
+
+
+for _tag in ("binary", "set", "omap", "pairs", "timestamp"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _reject_tag)
+
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_MERGE = "tag:yaml.org,2002:merge"
+_SCALARS: dict[str, Any] = {
+    "tag:yaml.org,2002:null": _Loader.construct_yaml_null,
+    "tag:yaml.org,2002:bool": _Loader.construct_yaml_bool,
+    "tag:yaml.org,2002:int": _Loader.construct_yaml_int,
+    "tag:yaml.org,2002:float": _Loader.construct_yaml_float,
+}
+
+
+def _construct(loader: Any, root: Node) -> Any:
+    """Build the Python value of a composed document; the common tags without PyYAML's
+    generic machinery (about twice as fast), anything else through the SafeConstructor.
+
+    Unlike PyYAML (which keeps the last), a key repeated in one mapping is an error, as
+    in kubectl. Aliased nodes become shared Python objects (the event scan bounded them).
+    """
+    memo: dict[int, Any] = {}
+
+    def build(node: Node) -> Any:
+        t = type(node)
+        if t is ScalarNode:
+            tag = node.tag
+            if tag == _STR:
+                return node.value
+            fn = _SCALARS.get(tag)
+            if fn is not None:
+                return fn(loader, node)
+            return loader.construct_object(node, deep=True)
+        nid = id(node)
+        if nid in memo:
+            return memo[nid]
+        if t is MappingNode and node.tag == _MAP:
+            d: dict[Any, Any] = {}
+            memo[nid] = d
+            pairs = node.value
+            for knode, vnode in pairs:
+                if knode.tag == _MERGE:
+                    del memo[nid]
+                    value = loader.construct_object(node, deep=True)
+                    memo[nid] = value
+                    return value
+            for knode, vnode in pairs:
+                key = build(knode)
+                if type(key) in (dict, list):
+                    raise ConstructorError("while constructing a mapping", node.start_mark,
+                                           "found unhashable key", knode.start_mark)
+                if key in d:
+                    raise ConstructorError("while constructing a mapping", node.start_mark,
+                                           f"found duplicate key {key!r}", knode.start_mark)
+                d[key] = build(vnode)
+            return d
+        if t is SequenceNode and node.tag == _SEQ:
+            seq: list[Any] = []
+            memo[nid] = seq
+            for item in node.value:
+                seq.append(build(item))
+            return seq
+        value = loader.construct_object(node, deep=True)
+        memo[nid] = value
+        return value
+
+    return build(root)
+
+
+# --------------------------------------------------------------------------- paths
+
+_MANIFEST_SUFFIXES = (".yaml", ".yml", ".yaml.j2", ".yml.j2")
+
+
+def is_manifest_path(path: str) -> bool:
+    """``*.yaml``, ``*.yml``, ``*.yaml.j2``, ``*.yml.j2``; not ``gitship.yaml``/``.yml`` (the repo
+    config, at any depth) and not under any component starting with ``.`` (``.github/``, ``.x.yaml``)."""
+    parts = [p for p in path.replace("\\", "/").split("/") if p and p != "."]
+    if not parts:
+        return False
+    if any(p.startswith(".") for p in parts):
+        return False
+    if parts[-1] in REPO_CONFIG_FILES:
+        return False
+    return parts[-1].endswith(_MANIFEST_SUFFIXES)
+
+
+# --------------------------------------------------------------------------- hostile-input guards
+
+@lru_cache(maxsize=256)
+def _deep_line_re(run: int) -> re.Pattern[str]:
+    return re.compile(r"^[ \t?-]{%d}" % run, re.M)
+
+
+_DOC_MARKER = re.compile(r"^(?:---|\.\.\.)(?=[ \t\r\n]|\Z)", re.M)
+
+
+def _needs_event_scan(text: str, limits: Limits) -> bool:
+    if "*" in text and "&" in text:
+        return True
+    if text.count("\n---") >= limits.max_documents_per_file or text.count("\n...") >= limits.max_documents_per_file:
+        return True
+    brackets = text.count("[") + text.count("{")
+    if brackets > limits.max_depth // 2:
+        # Document markers ("---" at column 0) bound flow collections: count per document.
+        brackets = max(c.count("[") + c.count("{") for c in _DOC_MARKER.split(text))
+    # Block nesting is bounded by 2 * (run of spaces, '-' and '?' at a line start) + 2.
+    run = (limits.max_depth - 2 - brackets) // 2
+    if run < 1:
+        return True
+    return _deep_line_re(run).search(text) is not None
+
+
+def _event_scan(file: str, text: str, limits: Limits) -> ManifestError | None:
+    """Walk parser events (iterative in libyaml) checking depth, aliases and expansion."""
+    depth = 0
+    aliases = 0
+    doc = -1
+    sizes: dict[str, int] = {}
+    stack: list[list[Any]] = []  # [node count, anchor]
+    root = [0, None]
+    try:
+        for ev in yaml.parse(text, Loader=_Loader):
+            t = type(ev)
+            if t is yaml.DocumentStartEvent:
+                doc += 1
+                aliases = 0
+                sizes = {}
+                root = [0, None]
+                stack = [root]
+                if doc >= limits.max_documents_per_file:
+                    return ManifestError(file, f"more than {limits.max_documents_per_file} YAML documents in "
+                                         "one file", line=ev.start_mark.line + 1, document=doc)
+            elif t is yaml.ScalarEvent:
+                stack[-1][0] += 1
+                if ev.anchor:
+                    sizes[ev.anchor] = 1
+            elif t is yaml.AliasEvent:
+                aliases += 1
+                if aliases > limits.max_aliases:
+                    return ManifestError(file, f"more than {limits.max_aliases} YAML aliases in one document",
+                                         line=ev.start_mark.line + 1, document=doc)
+                stack[-1][0] += sizes.get(ev.anchor, 1)
+            elif t is yaml.SequenceStartEvent or t is yaml.MappingStartEvent:
+                depth += 1
+                if depth > limits.max_depth:
+                    return ManifestError(file, f"nested deeper than {limits.max_depth} levels",
+                                         line=ev.start_mark.line + 1, document=doc)
+                stack.append([0, ev.anchor])
+            elif t is yaml.SequenceEndEvent or t is yaml.MappingEndEvent:
+                depth -= 1
+                count, anchor = stack.pop()
+                count += 1
+                if anchor:
+                    sizes[anchor] = count
+                stack[-1][0] += count
+            else:
+                continue
+            if root[0] > limits.max_expanded_nodes or (stack and stack[-1][0] > limits.max_expanded_nodes):
+                return ManifestError(file, f"document expands to more than {limits.max_expanded_nodes} nodes "
+                                     "through YAML aliases", line=ev.start_mark.line + 1, document=doc)
+    except yaml.MarkedYAMLError as e:
+        return _yaml_error(file, e, max(doc, 0))
+    except yaml.YAMLError as e:
+        return ManifestError(file, f"YAML error: {e}", document=max(doc, 0))
+    return None
+
+
+def _yaml_error(file: str, e: yaml.YAMLError, document: int) -> ManifestError:
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    line = mark.line + 1 if mark is not None else 0
+    parts = [getattr(e, "context", None), getattr(e, "problem", None)]
+    msg = "; ".join(p for p in parts if p) or str(e)
+    if mark is not None:
+        msg += f" (line {mark.line + 1}, column {mark.column + 1})"
+    kind = "YAML error" if isinstance(e, ConstructorError) else "YAML syntax error"
+    return ManifestError(file, f"{kind}: {msg}", line=line, document=document)
+
+
+def _decode(file: str, data: bytes, limits: Limits) -> str | ManifestError:
+    if len(data) > limits.max_file_bytes:
+        return ManifestError(file, f"file is {len(data)} bytes, over the limit of {limits.max_file_bytes} bytes")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        return ManifestError(file, "file contains NUL bytes (a binary file?); manifests must be UTF-8 text",
+                             line=data.count(b"\n", 0, nul) + 1)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return ManifestError(file, f"file is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})",
+                             line=data.count(b"\n", 0, e.start) + 1)
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text
+
+
+def _documents(file: str, text: str, limits: Limits,
+               errors: list[ManifestError]) -> Iterator[tuple[int, int, Any]]:
+    """Yield (document index, first line, constructed object); problems go to ``errors``."""
+    if _needs_event_scan(text, limits):
+        err = _event_scan(file, text, limits)
+        if err is not None:
+            errors.append(err)
+            return
+    loader = _Loader(text)
+    index = 0
+    try:
+        while loader.check_node():
+            if index >= limits.max_documents_per_file:
+                errors.append(ManifestError(file, f"more than {limits.max_documents_per_file} YAML documents "
+                                            "in one file", document=index))
+                return
+            node = loader.get_node()
+            line = node.start_mark.line + 1
+            obj = _construct(loader, node)
+            yield index, line, obj
+            index += 1
+    except yaml.MarkedYAMLError as e:
+        errors.append(_yaml_error(file, e, index))
+    except yaml.YAMLError as e:
+        errors.append(ManifestError(file, f"YAML error: {e}", document=index))
+    except RecursionError:
+        errors.append(ManifestError(file, f"nested deeper than {limits.max_depth} levels", document=index))
+    finally:
+        loader.dispose()
+
+
+def safe_load_documents(file: str, data: bytes, limits: Limits) -> list[tuple[int, Any]]:
+    """Decode and parse a plain YAML file under ``limits``: [(first line, object)] per document.
+
+    Used for ``gitship.yaml``; raises RevisionRejected.
+    """
+    decoded = _decode(file, data, limits)
+    if isinstance(decoded, ManifestError):
+        raise RevisionRejected([decoded])
+    errors: list[ManifestError] = []
+    docs = [(line, obj) for _, line, obj in _documents(file, decoded, limits, errors)]
+    if errors:
+        raise RevisionRejected(errors)
+    return docs
+
+
+# --------------------------------------------------------------------------- error positions
+
+_INDEX_RE = re.compile(r"\[(\d+)\]")
+
+
+def _field_line(node: Node, field: str) -> int:
+    """Line of the node at ``field`` (a Kubernetes field path), or of its deepest existing ancestor."""
+    line = node.start_mark.line + 1
+    rest = field
+    while rest:
+        if isinstance(node, MappingNode):
+            best: tuple[str, Node, Node] | None = None
+            for k, v in node.value:
+                if not isinstance(k, ScalarNode):
+                    continue
+                ks = str(k.value)
+                if rest == ks or rest.startswith(ks + ".") or rest.startswith(ks + "["):
+                    if best is None or len(ks) > len(best[0]):
+                        best = (ks, k, v)
+            if best is None:
+                break
+            ks, knode, vnode = best
+            rest = rest[len(ks):]
+            if rest.startswith("."):
+                rest = rest[1:]
+            line = (knode if not rest else vnode).start_mark.line + 1
+            node = vnode
+        elif isinstance(node, SequenceNode):
+            m = _INDEX_RE.match(rest)
+            if not m or int(m.group(1)) >= len(node.value):
+                break
+            node = node.value[int(m.group(1))]
+            line = node.start_mark.line + 1
+            rest = rest[m.end():]
+            if rest.startswith("."):
+                rest = rest[1:]
+        else:
+            break
+    return line
+
+
+def _compose(text: str) -> list[Node]:
+    loader = _Loader(text)
+    nodes: list[Node] = []
+    try:
+        while loader.check_node():
+            nodes.append(loader.get_node())
+    except yaml.YAMLError:
+        pass
+    finally:
+        loader.dispose()
+    return nodes
+
+
+# --------------------------------------------------------------------------- one file
+
+def _check_kind(file: str, index: int, line: int, obj: dict[str, Any]) -> ManifestError | None:
+    kind = obj.get("kind")
+    api = obj.get("apiVersion")
+    supported = ", ".join(f"{k} ({v})" for k, v in KINDS.items())
+    if kind is None or kind == "":
+        return ManifestError(file, f"Required value: every document needs a `kind`; supported: {supported}",
+                             line, index, "kind")
+    if not isinstance(kind, str) or kind not in KINDS:
+        return ManifestError(file, f"Unsupported value: kind {kind!r} with apiVersion {api!r}; "
+                             f"supported: {supported}", line, index, "kind")
+    if api != KINDS[kind]:
+        if api is None or api == "":
+            return ManifestError(file, f"Required value: kind {kind!r} needs apiVersion {KINDS[kind]!r}",
+                                 line, index, "apiVersion")
+        return ManifestError(file, f"Invalid value: apiVersion {api!r} with kind {kind!r}: "
+                             f"{kind} is served as apiVersion {KINDS[kind]!r}", line, index, "apiVersion")
+    return None
+
+
+def _load_file(file: str, data: bytes, values: dict[str, Any], limits: Limits,
+               errors: list[ManifestError]) -> list[Manifest]:
+    decoded = _decode(file, data, limits)
+    if isinstance(decoded, ManifestError):
+        errors.append(decoded)
+        return []
+    text = decoded
+    if file.endswith(".j2"):
+        try:
+            text = render(file, text, values, max_output=limits.max_file_bytes)
+        except ManifestError as e:
+            errors.append(e)
+            return []
+    out: list[Manifest] = []
+    nodes: list[Node] | None = None
+    for index, line, obj in _documents(file, text, limits, errors):
+        if obj is None:
+            continue
+        if type(obj) is not dict:
+            errors.append(ManifestError(file, "a document must be a mapping (a Kubernetes object), "
+                                        f"not {type(obj).__name__}", line, index))
+            continue
+        err = _check_kind(file, index, line, obj)
+        if err is not None:
+            errors.append(err)
+            continue
+        problems = default_and_validate_in_place(obj, file, index)
+        if problems:
+            if nodes is None:
+                nodes = _compose(text)
+            node = nodes[index] if index < len(nodes) else None
+            for p in problems:
+                p.line = _field_line(node, p.field) if node is not None else line
+            errors.extend(problems)
+            continue
+        out.append(Manifest(obj, Source(file, line, index)))
+    return out
+
+
+def load_file(file: str, data: bytes, values: dict[str, Any], limits: Limits | None = None) -> list[Manifest]:
+    """Load one file; raises RevisionRejected with every ManifestError found in it."""
+    errors: list[ManifestError] = []
+    manifests = _load_file(file, data, values, limits or Limits(), errors)
+    if errors:
+        raise RevisionRejected(errors)
+    return manifests
+
+
+# --------------------------------------------------------------------------- a revision
+
+CacheKey = tuple[str, str]
+
+
+class BlobCache:
+    """LRU cache ``(blob_id, values_hash) -> list[Manifest]`` ("" as values_hash for non-``.j2``).
+
+    Only files that loaded without errors are cached. The cached ``Manifest`` objects are
+    shared between revisions: treat them as read-only.
+    """
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self.max_entries = max_entries
+        self._data: OrderedDict[CacheKey, list[Manifest]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: CacheKey) -> list[Manifest] | None:
+        found = self._data.get(key)
+        if found is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._data.move_to_end(key)
+        return found
+
+    def __getitem__(self, key: CacheKey) -> list[Manifest]:
+        return self._data[key]
+
+    def __setitem__(self, key: CacheKey, value: list[Manifest]) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
+def values_hash(values: Mapping[str, Any]) -> str:
+    """A stable hash of template values (part of the cache key of ``.j2`` files)."""
+    blob = json.dumps(values, sort_keys=True, default=repr, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def validate_unique(manifests: list[Manifest]) -> list[ManifestError]:
+    """One error per object defined more than once (same kind/namespace/name), naming both places."""
+    seen: dict[tuple[str, str, str], Manifest] = {}
+    errors: list[ManifestError] = []
+    for m in manifests:
+        key = obj_key(m.obj)
+        first = seen.get(key)
+        if first is None:
+            seen[key] = m
+            continue
+        errors.append(ManifestError(
+            m.source.file, f"duplicate object {format_key(key)}: also defined at {first.source}",
+            m.source.line, m.source.document, "metadata.name"))
+    return errors
+
+
+def load_revision(files: Mapping[str, bytes], values: dict[str, Any], limits: Limits | None = None,
+                  cache: BlobCache | None = None,
+                  blob_ids: Mapping[str, str] | None = None) -> list[Manifest]:
+    """Load every manifest file of a revision (``is_manifest_path``), in path order.
+
+    Raises RevisionRejected with all errors of all files, duplicate objects and the
+    object limit; nothing of a rejected revision is returned.
+    """
+    limits = limits or Limits()
+    errors: list[ManifestError] = []
+    manifests: list[Manifest] = []
+    vhash: str | None = None
+    for path in sorted(files):
+        if not is_manifest_path(path):
+            continue
+        key: CacheKey | None = None
+        if cache is not None and blob_ids is not None and path in blob_ids:
+            if path.endswith(".j2"):
+                if vhash is None:
+                    vhash = values_hash(values)
+                key = (blob_ids[path], vhash)
+            else:
+                key = (blob_ids[path], "")
+            hit = cache.get(key)
+            if hit is not None:
+                if hit and hit[0].source.file != path:  # same blob under another path
+                    hit = [Manifest(m.obj, replace(m.source, file=path)) for m in hit]
+                manifests.extend(hit)
+                continue
+        file_errors: list[ManifestError] = []
+        loaded = _load_file(path, files[path], values, limits, file_errors)
+        if file_errors:
+            errors.extend(file_errors)
+        else:
+            if key is not None and cache is not None:
+                cache[key] = loaded
+            manifests.extend(loaded)
+        if len(manifests) > limits.max_objects:
+            errors.append(ManifestError(path, f"the revision has more than {limits.max_objects} objects"))
+            raise RevisionRejected(errors)
+    errors.extend(validate_unique(manifests))
+    if errors:
+        raise RevisionRejected(errors)
+    return manifests
