@@ -46,6 +46,7 @@ import copy
 import fcntl
 import io
 import json
+import fnmatch
 import os
 import re
 import subprocess
@@ -960,14 +961,30 @@ class RepoWriter:
         args.append(self.manifests_rel or ".")
         out = self._git(*args).stdout
         files = sorted({f for f in out.split("\0") if f})
+        ignore = self._ignore_patterns()
         res = []
         for f in files:
             if any(part.startswith(".") for part in f.split("/")[:-1]):
+                continue
+            rel = os.path.relpath(f, self.manifests_rel) if self.manifests_rel else f
+            if any(fnmatch.fnmatch(rel, pat) for pat in ignore):
                 continue
             if f.endswith(MANIFEST_SUFFIXES) or f.endswith(TEMPLATE_SUFFIXES):
                 if os.path.isfile(self._abs(f)):
                     res.append(f)
         return res
+
+    def _ignore_patterns(self) -> list[str]:
+        """The `ignore` globs of the repository's gitship.yaml (files that are not manifests)."""
+        data = self._read(os.path.join(self.manifests_rel or "", "gitship.yaml"))
+        if not data:
+            return []
+        try:
+            conf = yaml.safe_load(data) or {}
+        except yaml.YAMLError:
+            return []
+        pats = conf.get("ignore") if isinstance(conf, dict) else None
+        return [p for p in pats if isinstance(p, str)] if isinstance(pats, list) else []
 
     def _scan(self, rel: str) -> list[tuple[int, int | None, Any]]:
         """(chunk index, document index, object) for each parseable document of a file."""

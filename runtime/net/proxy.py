@@ -358,7 +358,7 @@ class ServiceProxy:
                 continue
             server = await self._loop.create_server(
                 lambda: _Client(self, svc), addr[0], addr[1],
-                reuse_address=True, backlog=self._backlog)
+                reuse_address=True, reuse_port=True, backlog=self._backlog)
             svc.listeners[addr] = server
             self._owner[addr] = key
 

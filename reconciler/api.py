@@ -1,0 +1,140 @@
+"""The daemon's small HTTP API on a Unix socket in the state dir.
+
+Where it sits: the CLI reads objects straight from the store (read-only
+SQLite, so reads work while the daemon is down); it comes here only for what
+needs the running daemon: stopping a pod now, running a command in a pod,
+finding a pod's logs, asking for a source check, and the daemon's live status.
+Desired-state changes never come here: they are git commits.
+
+Routes (JSON in and out; errors as a Kubernetes ``Status``):
+  GET  /healthz
+  GET  /v1/status
+  POST /v1/sync                                     check the source now
+  POST /v1/namespaces/{ns}/pods/{name}/delete       {"gracePeriodSeconds": optional}
+  POST /v1/namespaces/{ns}/pods/{name}/exec         {"container": optional, "command": [...]}
+  GET  /v1/namespaces/{ns}/pods/{name}/log?container=C   {"path": ..., "content": optional base64}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import urllib.parse
+from typing import Any
+
+MAX_BODY = 1 << 20
+
+
+def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason,
+            "message": message, "code": code}
+
+
+class ApiServer:
+    def __init__(self, daemon: Any):
+        self.d = daemon
+        self.server: asyncio.AbstractServer | None = None
+        self.path = ""
+
+    async def start(self, path: str) -> None:
+        self.path = path
+        if os.path.exists(path):
+            os.unlink(path)
+        self.server = await asyncio.start_unix_server(self._handle, path=path)
+        os.chmod(path, 0o600)
+
+    async def close(self) -> None:
+        if self.server:
+            self.server.close()
+            await self.server.wait_closed()
+        if self.path and os.path.exists(self.path):
+            os.unlink(self.path)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            method, target, _ = line.decode().split(" ", 2)
+            length = 0
+            while True:
+                h = await reader.readline()
+                if h in (b"\r\n", b"\n", b""):
+                    break
+                name, _, value = h.decode().partition(":")
+                if name.strip().lower() == "content-length":
+                    length = min(int(value.strip()), MAX_BODY)
+            body = json.loads(await reader.readexactly(length)) if length else {}
+            url = urllib.parse.urlsplit(target)
+            query = dict(urllib.parse.parse_qsl(url.query))
+            code, payload = await self._route(method, url.path.strip("/").split("/"), query, body)
+        except Exception as e:  # a bad request never hurts the daemon
+            code, payload = 500, status_body(500, "InternalError", str(e))
+        data = json.dumps(payload).encode()
+        writer.write(b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n" % (code, len(data)) + data)
+        try:
+            await writer.drain()
+        finally:
+            writer.close()
+
+    async def _route(self, method: str, parts: list[str], query: dict[str, str],
+                     body: dict[str, Any]) -> tuple[int, Any]:
+        rec = self.d.reconciler
+        if parts == ["healthz"]:
+            return 200, {"ok": True}
+        if parts == ["v1", "status"]:
+            return 200, {"pid": os.getpid(), "runtime": self.d.runtime.info(), "dns": rec.dns_address(),
+                         "passes": rec.passes}
+        if parts == ["v1", "sync"] and method == "POST":
+            self.d.wake_source()
+            return 200, {"ok": True}
+        if len(parts) == 6 and parts[:2] == ["v1", "namespaces"] and parts[3] == "pods":
+            ns, name, verb = parts[2], parts[4], parts[5]
+            pod = rec.cluster.get(("Pod", ns, name))
+            if pod is None:
+                return 404, status_body(404, "NotFound", f'pods "{name}" not found')
+            uid = pod["metadata"]["uid"]
+            containers = [c["name"] for c in pod["spec"].get("containers", [])]
+            container = body.get("container") or query.get("container") or (containers[0] if containers else "")
+            if container not in containers:
+                return 400, status_body(400, "BadRequest",
+                                        f"container {container} is not valid for pod {name}")
+            if verb == "delete" and method == "POST":
+                await rec.delete_pod(ns, name, body.get("gracePeriodSeconds"))
+                return 200, {"kind": "Status", "status": "Success", "details": {"name": name, "kind": "pods"}}
+            if verb == "exec" and method == "POST":
+                res = await self.d.runtime.exec(uid, container, list(body["command"]),
+                                                float(body.get("timeout", 300)))
+                return 200, {"exitCode": res.exit_code, "stdout": base64.b64encode(res.stdout).decode(),
+                             "stderr": base64.b64encode(res.stderr).decode()}
+            if verb == "log":
+                path = self.d.runtime.log_path(uid, container)
+                out: dict[str, Any] = {"path": path, "container": container}
+                if path is None and hasattr(self.d.runtime, "logs"):
+                    data = await asyncio.to_thread(self.d.runtime.logs, uid, container)
+                    out["content"] = base64.b64encode(data).decode()
+                return 200, out
+        return 404, status_body(404, "NotFound", f"no route {method} /{'/'.join(parts)}")
+
+
+def request(socket_path: str, method: str, path: str, body: dict[str, Any] | None = None,
+            timeout: float = 330.0) -> tuple[int, Any]:
+    """The CLI's side: one request over the Unix socket."""
+    import socket
+
+    data = json.dumps(body).encode() if body is not None else b""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(socket_path)
+        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: gitship\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)
+        chunks = []
+        while True:
+            c = s.recv(65536)
+            if not c:
+                break
+            chunks.append(c)
+    raw = b"".join(chunks)
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    code = int(head.split(b" ", 2)[1])
+    return code, json.loads(payload) if payload else None

@@ -1,0 +1,78 @@
+"""The live objects, in memory, mirrored to the store.
+
+Where it sits: the daemon's working set between the store (what survives a
+restart) and the controllers (pure functions over these dicts). Every change
+goes through ``put``/``delete`` so the pass knows what to write back, and
+status is written only when it changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+Key = tuple[str, str, str]
+Obj = dict[str, Any]
+
+
+def key_of(obj: Obj) -> Key:
+    m = obj["metadata"]
+    return (obj["kind"], m.get("namespace", "default"), m["name"])
+
+
+def new_uid() -> str:
+    return str(uuid.uuid4())
+
+
+def controller_uid(obj: Obj) -> str | None:
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+class Cluster:
+    def __init__(self, objects: Iterable[Obj] = ()):
+        self.objects: dict[Key, Obj] = {key_of(o): o for o in objects}
+        self._dirty: set[Key] = set()
+        self._deleted: set[Key] = set()
+
+    def get(self, key: Key) -> Obj | None:
+        return self.objects.get(key)
+
+    def put(self, obj: Obj) -> None:
+        key = key_of(obj)
+        existing = self.objects.get(key)
+        if existing is not obj and existing == obj:
+            return
+        self.objects[key] = obj
+        self._dirty.add(key)
+        self._deleted.discard(key)
+
+    def delete(self, key: Key) -> Obj | None:
+        obj = self.objects.pop(key, None)
+        if obj is not None:
+            self._deleted.add(key)
+            self._dirty.discard(key)
+        return obj
+
+    def of_kind(self, kind: str, namespace: str | None = None) -> list[Obj]:
+        return [o for k, o in self.objects.items() if k[0] == kind and (namespace is None or k[1] == namespace)]
+
+    def namespaces(self) -> set[str]:
+        return {k[1] for k in self.objects}
+
+    def by_uid(self) -> dict[str, Obj]:
+        return {o["metadata"].get("uid"): o for o in self.objects.values() if o["metadata"].get("uid")}
+
+    def take_changes(self) -> tuple[list[Obj], list[Key]]:
+        ups = [copy.deepcopy(self.objects[k]) for k in self._dirty if k in self.objects]
+        dels = list(self._deleted)
+        self._dirty.clear()
+        self._deleted.clear()
+        return ups, dels
+
+    def __iter__(self) -> Iterator[Obj]:
+        return iter(list(self.objects.values()))

@@ -1,0 +1,256 @@
+"""`gitship up`: one process, one event loop.
+
+Where it sits: the wiring. The source wakes ``_check_source``; a new revision
+is loaded and validated in a worker thread, planned, and stored; then the
+reconcile pass (``reconcile.py``) makes the live objects and the runtime match
+it. Runtime events (a pod exited, a probe flipped) and timers wake the same
+pass; wake-ups are merged, and passes never overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import log as logmod
+from .api import ApiServer
+from .cluster import Cluster
+from .errors import GitshipError, RevisionRejected, SourceError, StoreError
+from .manifests.load import Limits
+from .plan import plan
+from .reconcile import Reconciler
+from .source.git import GitReader, Revision, clone_or_update, fetch, is_url
+from .source.revision import RevisionLoader
+from .source.watch import LocalWatcher
+from .store import Store
+
+
+@dataclass
+class Options:
+    source: str
+    state_dir: str
+    runtime: str = "inprocess"
+    branch: str | None = None
+    path: str = ""
+    interval: float = 30.0
+    service_cidr: str = "127.96.0.0/16"
+    pod_cidr: str = "127.244.0.0/16"
+    dns_addr: str = "127.96.0.10:53"
+    node_address: str = "0.0.0.0"
+    backoff_base: float = 10.0
+    limits: Limits = field(default_factory=Limits)
+
+
+def default_state_dir() -> str:
+    return os.environ.get("GITSHIP_STATE_DIR") or os.path.join(os.path.expanduser("~"), ".gitship")
+
+
+class Daemon:
+    def __init__(self, opts: Options):
+        self.opts = opts
+        self.state_dir = os.path.abspath(opts.state_dir)
+        self.log = logmod.get_logger()
+        self.stopping = asyncio.Event()
+        self._source_wake = asyncio.Event()
+        self._lock_fd: int | None = None
+        self.reader: GitReader | None = None
+        self.repo_dir = ""
+        self.branch = ""
+        self.remote = False
+
+    # -- start-up ---------------------------------------------------------------
+    def _acquire_lock(self) -> None:
+        try:
+            os.makedirs(self.state_dir, exist_ok=True)
+            probe = os.path.join(self.state_dir, ".write-test")
+            with open(probe, "w") as f:
+                f.write("ok")
+            os.unlink(probe)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise StoreError(f"the state dir {self.state_dir} is on a full disk: {e.strerror}") from e
+            raise StoreError(f"the state dir {self.state_dir} is not writable: {e.strerror}") from e
+        fd = os.open(os.path.join(self.state_dir, "up.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            raise StoreError(f"another `gitship up` is running on the state dir {self.state_dir}") from e
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def _open_source(self) -> None:
+        src = self.opts.source
+        if is_url(src):
+            self.remote = True
+            self.repo_dir = os.path.join(self.state_dir, "repo")
+            self.branch = clone_or_update(src, self.repo_dir, self.opts.branch)
+        else:
+            self.repo_dir = os.path.abspath(src)
+            if not os.path.isdir(self.repo_dir):
+                raise SourceError(f"{src} is not a directory nor a git URL")
+            self.reader = GitReader(self.repo_dir)
+            self.reader.resolve("HEAD")
+            self.branch = self.opts.branch or self.reader.current_branch()
+        self.reader = GitReader(self.repo_dir)
+
+    def _make_runtime(self) -> Any:
+        rt_dir = os.path.join(self.state_dir, "runtime")
+        if self.opts.runtime == "inprocess":
+            from runtime.inprocess import InProcessRuntime
+
+            return InProcessRuntime(rt_dir, [], repo_dir=self.repo_dir, pod_cidr=self.opts.pod_cidr,
+                                    backoff_base=self.opts.backoff_base)
+        if self.opts.runtime == "docker":
+            from runtime.docker import DockerRuntime
+
+            return DockerRuntime(rt_dir, backoff_base=self.opts.backoff_base)
+        raise GitshipError(f"unknown runtime {self.opts.runtime!r} (inprocess or docker)")
+
+    async def run(self) -> int:
+        self._acquire_lock()
+        logmod.configure(self.state_dir)
+        self.log = logmod.get_logger()
+        self.store = Store(self.state_dir)
+        self._open_source()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        self.runtime = self._make_runtime()
+        self.loader = RevisionLoader(self.reader, self.opts.path, self.opts.limits)  # type: ignore[arg-type]
+        cluster = Cluster(self.store.cluster())
+        self.reconciler = Reconciler(self, cluster)
+        adopted = await self.runtime.start(self.reconciler.on_pod_change)
+        await self.reconciler.start(adopted)
+        self.store.set_meta(source={"url": self.opts.source, "branch": self.branch, "path": self.opts.path,
+                                    "repoDir": self.repo_dir, "remote": self.remote},
+                            runtime=self.runtime.info(), daemon={"pid": os.getpid(), "startedAt": time.time()})
+        self.api = ApiServer(self)
+        await self.api.start(os.path.join(self.state_dir, "gitship.sock"))
+        watcher = None
+        if not self.remote:
+            watcher = LocalWatcher(self.repo_dir, loop, self._source_wake.set)
+            watcher.start()
+        self.log.info("gitship_started", source=self.opts.source, branch=self.branch, runtime=self.opts.runtime,
+                      state_dir=self.state_dir, adopted=len(adopted), dns=self.reconciler.dns_address())
+        tasks = [asyncio.create_task(self._source_loop()), asyncio.create_task(self.reconciler.loop())]
+        await self.stopping.wait()
+        self.log.info("gitship_stopping")
+        for t in tasks:
+            t.cancel()
+        # the loops also check the stop flag: a cancellation that races a wake-up is never lost
+        await asyncio.wait(tasks, timeout=10)
+        if watcher:
+            watcher.stop()
+        await self.api.close()
+        await self.reconciler.close()
+        await self.runtime.close(stop_pods=True)
+        self.reader.close()  # type: ignore[union-attr]
+        self.store.close()
+        self.log.info("gitship_stopped")
+        return 0
+
+    # -- the source ---------------------------------------------------------------
+    def wake_source(self) -> None:
+        self._source_wake.set()
+
+    async def _source_loop(self) -> None:
+        last_fetch = 0.0
+        while not self.stopping.is_set():
+            try:
+                if self.remote and time.monotonic() - last_fetch >= self.opts.interval:
+                    last_fetch = time.monotonic()
+                    await asyncio.to_thread(fetch, self.repo_dir, self.branch)
+                    self._set_source_error(None)
+                await self._check_source()
+            except SourceError as e:
+                self._set_source_error(str(e))
+                self.log.warning("source_error", error=str(e))
+            except Exception as e:  # never let the source loop die
+                self.log.exception("source_loop_failed", error=str(e))
+            self._source_wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._source_wake.wait(), timeout=min(self.opts.interval, 5.0)
+                                       if not self.remote else max(1.0, self.opts.interval - (time.monotonic() - last_fetch)))
+
+    def _set_source_error(self, error: str | None) -> None:
+        prev = self.store.get_meta("sourceError")
+        if prev != error:
+            self.store.set_meta(sourceError=error)
+            if error:
+                self._set_ready("False", "SourceUnavailable", error)
+            else:
+                last = self.store.get_meta("lastAttemptedResult", {})
+                if last.get("result") == "applied":
+                    self._set_ready("True", "ReconciliationSucceeded", last.get("message", ""))
+
+    def _set_ready(self, status: str, reason: str, message: str) -> None:
+        self.store.set_meta(ready={"type": "Ready", "status": status, "reason": reason, "message": message,
+                                   "lastTransitionTime": time.time()})
+
+    async def _check_source(self) -> None:
+        reader = self.reader
+        assert reader
+        # git runs in a worker thread: the loop (proxy, DNS, probes) never waits on a subprocess
+        sha = await asyncio.to_thread(reader.resolve, f"refs/heads/{self.branch}")
+        if sha is None:
+            raise SourceError(f"the repository has no branch {self.branch!r}")
+        if sha == self.store.get_meta("lastAttemptedRevision") or self.stopping.is_set():
+            return
+        await self.apply_revision(await asyncio.to_thread(reader.revision, sha))
+
+    async def apply_revision(self, rev: Revision) -> bool:
+        rid = uuid.uuid4().hex[:12]
+        log = self.log.bind(reconcile_id=rid, commit=rev.short)
+        t0 = time.perf_counter()
+        log.info("revision_detected", sha=rev.sha, author=rev.author, subject=rev.subject)
+        try:
+            manifests, config = await asyncio.to_thread(self.loader.load, rev.sha)
+            errors = self.reconciler.check_revision(manifests)
+            if errors:
+                raise RevisionRejected(errors)
+        except RevisionRejected as e:
+            errs = [x.to_dict() for x in e.errors]
+            self.store.add_revision(rev.to_dict(), "rejected", error=errs)
+            self.store.set_meta(lastAttemptedRevision=rev.sha,
+                                lastAttemptedResult={"result": "rejected", "message": str(e)})
+            self._set_ready("False", "ValidationFailed", f"revision {rev.short} rejected: {e}")
+            log.error("revision_rejected", errors=errs, duration_ms=round((time.perf_counter() - t0) * 1000, 2))
+            self.store.add_events([{"type": "Warning", "reason": "RevisionRejected", "kind": "Revision",
+                                    "namespace": "", "name": rev.short, "message": str(e), "reconcile_id": rid,
+                                    "revision": rev.sha}])
+            return False
+        desired = {m.key: m.obj for m in manifests}
+        actions = plan(self.store.desired(), desired)
+        self.store.replace_desired((m.obj, m.source.file, m.source.line) for m in manifests)
+        self.store.add_revision(rev.to_dict(), "applied", objects=list(desired), changes=[a.summary() for a in actions])
+        msg = f"Applied revision: {self.branch}@sha1:{rev.sha}"
+        self.store.set_meta(lastAttemptedRevision=rev.sha, lastAppliedRevision=rev.sha,
+                            lastAttemptedResult={"result": "applied", "message": msg})
+        self._set_ready("True", "ReconciliationSucceeded", msg)
+        for a in actions:
+            log.info("object_planned", action=a.op, kind=a.key[0], namespace=a.key[1], name=a.key[2])
+        if hasattr(self.runtime, "set_image_rules"):
+            self.runtime.set_image_rules(config.images, self.repo_dir)
+        self.reconciler.set_desired(desired, rev, rid)
+        log.info("revision_applied", sha=rev.sha, objects=len(desired), actions=len(actions),
+                 duration_ms=round((time.perf_counter() - t0) * 1000, 2))
+        return True
+
+
+def run(opts: Options) -> int:
+    daemon = Daemon(opts)
+    try:
+        import uvloop  # the service proxy's throughput depends on it (see bench/)
+    except ImportError:
+        return asyncio.run(daemon.run())
+    return uvloop.run(daemon.run())

@@ -1,0 +1,311 @@
+"""kubectl's tables and describe pages, as pure functions of objects and a clock.
+
+Where it sits: the CLI's output layer. Nothing here reads the store or the
+network; ``now`` is a parameter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from .controllers.podutil import from_rfc3339
+
+Obj = dict[str, Any]
+
+
+def age(ts: str | None, now: float) -> str:
+    if not ts:
+        return "<unknown>"
+    s = max(0, int(now - from_rfc3339(ts)))
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    if m < 180:
+        return f"{m}m"
+    h = m // 60
+    if h < 48:
+        return f"{h}h"
+    return f"{h // 24}d"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cols = [list(map(str, c)) for c in zip(headers, *rows)] if rows else [[h] for h in headers]
+    widths = [max(len(x) for x in c) for c in cols]
+    lines = []
+    for r in [headers, *rows]:
+        cells = [str(x) for x in r]
+        lines.append("   ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def pod_status(pod: Obj) -> str:
+    """The STATUS column as kubectl computes it."""
+    if pod["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    st = pod.get("status") or {}
+    reason = st.get("reason") or st.get("phase") or "Pending"
+    for cs in st.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        if "waiting" in state and state["waiting"].get("reason"):
+            reason = state["waiting"]["reason"]
+        elif "terminated" in state:
+            t = state["terminated"]
+            reason = t.get("reason") or ("Completed" if t.get("exitCode") == 0 else "Error")
+    if reason == "Pending" and not st.get("containerStatuses"):
+        return "ContainerCreating" if st.get("podIP") else "Pending"
+    return reason
+
+
+def pod_ready(pod: Obj) -> str:
+    containers = pod["spec"].get("containers", [])
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    ready = sum(1 for c in statuses if c.get("ready"))
+    return f"{ready}/{len(containers)}"
+
+
+def pod_restarts(pod: Obj) -> int:
+    return sum(int(c.get("restartCount", 0)) for c in (pod.get("status") or {}).get("containerStatuses") or [])
+
+
+def selector_text(sel: Obj | None) -> str:
+    if not sel:
+        return "<none>"
+    parts = [f"{k}={v}" for k, v in (sel.get("matchLabels") or {}).items()]
+    for e in sel.get("matchExpressions") or []:
+        op = e["operator"]
+        if op == "In":
+            parts.append(f"{e['key']} in ({','.join(e.get('values', []))})")
+        elif op == "NotIn":
+            parts.append(f"{e['key']} notin ({','.join(e.get('values', []))})")
+        elif op == "Exists":
+            parts.append(e["key"])
+        else:
+            parts.append(f"!{e['key']}")
+    return ",".join(parts) or "<none>"
+
+
+def _containers(template_spec: Obj) -> tuple[str, str]:
+    cs = template_spec.get("containers", [])
+    return ",".join(c["name"] for c in cs), ",".join(c.get("image", "") for c in cs)
+
+
+def labels_text(labels: Obj | None) -> str:
+    return ",".join(f"{k}={v}" for k, v in (labels or {}).items()) or "<none>"
+
+
+def ports_text(svc: Obj) -> str:
+    out = []
+    for p in svc["spec"].get("ports") or []:
+        s = str(p["port"])
+        if p.get("nodePort"):
+            s += f":{p['nodePort']}"
+        out.append(f"{s}/{p.get('protocol', 'TCP')}")
+    return ",".join(out) or "<none>"
+
+
+def external_ip(svc: Obj) -> str:
+    spec = svc["spec"]
+    if spec.get("type") == "ExternalName":
+        return spec.get("externalName", "<none>")
+    ing = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    if ing:
+        return ",".join(i.get("ip") or i.get("hostname", "") for i in ing)
+    if spec.get("externalIPs"):
+        return ",".join(spec["externalIPs"])
+    return "<pending>" if spec.get("type") == "LoadBalancer" else "<none>"
+
+
+def endpoints_text(ep: Obj) -> str:
+    addrs = []
+    for s in ep.get("subsets") or []:
+        for a in s.get("addresses") or []:
+            for p in s.get("ports") or [{}]:
+                addrs.append(f"{a['ip']}:{p.get('port')}" if p.get("port") else a["ip"])
+    if not addrs:
+        return "<none>"
+    more = len(addrs) - 3
+    return ",".join(addrs[:3]) + (f" + {more} more..." if more > 0 else "")
+
+
+def rows_for(kind: str, objs: list[Obj], now: float, wide: bool, show_labels: bool = False,
+             all_namespaces: bool = False) -> str:
+    headers: list[str]
+    rows: list[list[Any]] = []
+    if kind == "Pod":
+        headers = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        if wide:
+            headers += ["IP", "NODE"]
+        for p in objs:
+            r = [p["metadata"]["name"], pod_ready(p), pod_status(p), pod_restarts(p),
+                 age(p["metadata"].get("creationTimestamp"), now)]
+            if wide:
+                r += [(p.get("status") or {}).get("podIP") or "<none>", "localhost"]
+            rows.append(r)
+    elif kind == "ReplicaSet":
+        headers = ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
+        if wide:
+            headers += ["CONTAINERS", "IMAGES", "SELECTOR"]
+        for o in objs:
+            st = o.get("status") or {}
+            r = [o["metadata"]["name"], o["spec"].get("replicas", 1), st.get("replicas", 0),
+                 st.get("readyReplicas", 0), age(o["metadata"].get("creationTimestamp"), now)]
+            if wide:
+                r += [*_containers(o["spec"]["template"]["spec"]), selector_text(o["spec"].get("selector"))]
+            rows.append(r)
+    elif kind == "Deployment":
+        headers = ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+        if wide:
+            headers += ["CONTAINERS", "IMAGES", "SELECTOR"]
+        for o in objs:
+            st = o.get("status") or {}
+            r = [o["metadata"]["name"], f"{st.get('readyReplicas', 0)}/{o['spec'].get('replicas', 1)}",
+                 st.get("updatedReplicas", 0), st.get("availableReplicas", 0),
+                 age(o["metadata"].get("creationTimestamp"), now)]
+            if wide:
+                r += [*_containers(o["spec"]["template"]["spec"]), selector_text(o["spec"].get("selector"))]
+            rows.append(r)
+    elif kind == "Service":
+        headers = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+        if wide:
+            headers += ["SELECTOR"]
+        for o in objs:
+            spec = o["spec"]
+            r = [o["metadata"]["name"], spec.get("type", "ClusterIP"), spec.get("clusterIP") or "<none>",
+                 external_ip(o), ports_text(o), age(o["metadata"].get("creationTimestamp"), now)]
+            if wide:
+                r += [labels_text(spec.get("selector"))]
+            rows.append(r)
+    elif kind == "Endpoints":
+        headers = ["NAME", "ENDPOINTS", "AGE"]
+        for o in objs:
+            rows.append([o["metadata"]["name"], endpoints_text(o), age(o["metadata"].get("creationTimestamp"), now)])
+    else:
+        raise ValueError(kind)
+    if show_labels:
+        headers = [*headers, "LABELS"]
+        rows = [r + [labels_text(o["metadata"].get("labels"))] for r, o in zip(rows, objs)]
+    if all_namespaces:
+        headers = ["NAMESPACE", *headers]
+        rows = [[o["metadata"]["namespace"], *r] for r, o in zip(rows, objs)]
+    return table(headers, rows)
+
+
+def as_list(objs: list[Obj]) -> Obj:
+    return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": objs}
+
+
+def dump(obj: Any, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(obj, indent=4)
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False).rstrip("\n")
+
+
+def describe(obj: Obj, events: list[Obj], now: float, extra: list[tuple[str, Any]] | None = None) -> str:
+    """A describe page: the object's fields in kubectl's order, then its events."""
+    m, spec, st = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
+    lines = [f"Name:           {m['name']}", f"Namespace:      {m.get('namespace', 'default')}"]
+    if m.get("creationTimestamp"):
+        lines.append(f"CreationTimestamp: {m['creationTimestamp']}")
+    lines.append(f"Labels:         {_kv_block(m.get('labels'))}")
+    lines.append(f"Annotations:    {_kv_block(m.get('annotations'))}")
+    for ref in m.get("ownerReferences") or []:
+        lines.append(f"Controlled By:  {ref['kind']}/{ref['name']}")
+    kind = obj["kind"]
+    if kind == "Pod":
+        lines += [f"Status:         {pod_status(obj)}", f"IP:             {st.get('podIP', '')}",
+                  f"Start Time:     {st.get('startTime', '<none>')}", "Containers:"]
+        statuses = {c["name"]: c for c in st.get("containerStatuses") or []}
+        for c in spec.get("containers", []):
+            cs = statuses.get(c["name"], {})
+            state = next(iter((cs.get("state") or {"waiting": {}}).items()))
+            lines += [f"  {c['name']}:", f"    Image:          {c.get('image', '')}",
+                      f"    Command:        {' '.join(c.get('command') or []) or '<image default>'}",
+                      f"    State:          {state[0].capitalize()}"
+                      + (f" ({state[1].get('reason')})" if state[1].get("reason") else ""),
+                      f"    Ready:          {cs.get('ready', False)}",
+                      f"    Restart Count:  {cs.get('restartCount', 0)}"]
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                if c.get(probe):
+                    lines.append(f"    {probe[:-5].capitalize()}:     {_probe_text(c[probe])}")
+        lines.append("Conditions:")
+        lines.append("  Type              Status")
+        for cond in st.get("conditions") or []:
+            lines.append(f"  {cond['type']:<17} {cond['status']}")
+    elif kind in ("ReplicaSet", "Deployment"):
+        lines.append(f"Selector:       {selector_text(spec.get('selector'))}")
+        if kind == "Deployment":
+            lines.append(f"Replicas:       {spec.get('replicas')} desired | {st.get('updatedReplicas', 0)} updated | "
+                         f"{st.get('replicas', 0)} total | {st.get('availableReplicas', 0)} available | "
+                         f"{st.get('unavailableReplicas', 0)} unavailable")
+            strat = spec.get("strategy") or {}
+            lines.append(f"StrategyType:   {strat.get('type')}")
+            lines.append(f"MinReadySeconds: {spec.get('minReadySeconds', 0)}")
+            ru = strat.get("rollingUpdate")
+            if ru:
+                lines.append(f"RollingUpdateStrategy:  {ru.get('maxUnavailable')} max unavailable, "
+                             f"{ru.get('maxSurge')} max surge")
+            if spec.get("paused"):
+                lines.append("Paused:         true")
+        else:
+            lines.append(f"Replicas:       {st.get('replicas', 0)} current / {spec.get('replicas')} desired")
+            lines.append(f"Pods Status:    {st.get('readyReplicas', 0)} Ready / "
+                         f"{st.get('availableReplicas', 0)} Available")
+        tmpl = spec.get("template") or {}
+        lines.append("Pod Template:")
+        lines.append(f"  Labels:  {_kv_block(tmpl.get('metadata', {}).get('labels'))}")
+        for c in tmpl.get("spec", {}).get("containers", []):
+            lines.append(f"  {c['name']}:  Image: {c.get('image')}")
+        if st.get("conditions"):
+            lines.append("Conditions:")
+            lines.append("  Type           Status  Reason")
+            for cond in st["conditions"]:
+                lines.append(f"  {cond['type']:<14} {cond['status']:<7} {cond.get('reason', '')}")
+    elif kind == "Service":
+        lines += [f"Selector:       {labels_text(spec.get('selector'))}", f"Type:           {spec.get('type')}",
+                  f"IP:             {spec.get('clusterIP', '')}"]
+        if spec.get("type") == "LoadBalancer":
+            lines.append(f"LoadBalancer Ingress: {external_ip(obj)}")
+        for p in spec.get("ports") or []:
+            lines.append(f"Port:           {p.get('name') or '<unset>'}  {p['port']}/{p.get('protocol', 'TCP')}")
+            lines.append(f"TargetPort:     {p.get('targetPort')}/{p.get('protocol', 'TCP')}")
+            if p.get("nodePort"):
+                lines.append(f"NodePort:       {p.get('name') or '<unset>'}  {p['nodePort']}/{p.get('protocol', 'TCP')}")
+        lines.append(f"Session Affinity: {spec.get('sessionAffinity', 'None')}")
+    for k, v in extra or []:
+        lines.append(f"{k}:{' ' * max(1, 15 - len(k))}{v}")
+    lines.append("Events:" + ("         <none>" if not events else ""))
+    if events:
+        rows = [[e["type"], e["reason"], age_from_epoch(e["time"], now), "gitship", e["message"]] for e in events]
+        lines += ["  " + line for line in table(["Type", "Reason", "Age", "From", "Message"], rows).splitlines()]
+    return "\n".join(lines)
+
+
+def age_from_epoch(t: float, now: float) -> str:
+    from .controllers.podutil import to_rfc3339
+
+    return age(to_rfc3339(t), now)
+
+
+def _kv_block(d: Obj | None) -> str:
+    if not d:
+        return "<none>"
+    return ("\n" + " " * 16).join(f"{k}={v}" for k, v in d.items())
+
+
+def _probe_text(p: Obj) -> str:
+    if "httpGet" in p:
+        h = p["httpGet"]
+        what = f"http-get {h.get('scheme', 'HTTP').lower()}://:{h.get('port')}{h.get('path', '/')}"
+    elif "tcpSocket" in p:
+        what = f"tcp-socket :{p['tcpSocket'].get('port')}"
+    else:
+        what = "exec [" + " ".join((p.get("exec") or {}).get("command", [])) + "]"
+    return (f"{what} delay={p.get('initialDelaySeconds', 0)}s timeout={p.get('timeoutSeconds', 1)}s "
+            f"period={p.get('periodSeconds', 10)}s #success={p.get('successThreshold', 1)} "
+            f"#failure={p.get('failureThreshold', 3)}")

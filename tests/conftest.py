@@ -1,0 +1,192 @@
+"""Fixtures that build real git repositories and run the real `gitship` CLI and daemon.
+
+Nothing here mocks git, processes or sockets. Waiting is by polling with generous
+deadlines (``wait_for``), never by fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "repo-template"
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:
+    """Poll ``cond`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            v = cond()
+            if v:
+                return v
+        except Exception as e:  # the condition may raise while things start
+            last_exc = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}" + (f" (last error: {last_exc!r})" if last_exc else ""))
+
+
+def git(repo: Path | str, *args: str, check: bool = True) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.com",
+           "GIT_COMMITTER_NAME": "Test Author", "GIT_COMMITTER_EMAIL": "author@example.com"}
+    p = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, env=env)
+    if check and p.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {p.stderr}")
+    return p.stdout.strip()
+
+
+def commit_file(repo: Path, rel: str, text: str, message: str) -> str:
+    path = repo / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    git(repo, "add", rel)
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def remove_file(repo: Path, rel: str, message: str) -> str:
+    git(repo, "rm", "-q", rel)
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+class Gitship:
+    """One `gitship up` daemon on a temporary state dir, and the CLI pointed at it."""
+
+    def __init__(self, repo: Path | str, state_dir: Path, extra: list[str] | None = None):
+        self.repo = str(repo)
+        self.state_dir = str(state_dir)
+        self.extra = extra or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.env = {**os.environ, "GITSHIP_STATE_DIR": self.state_dir, "PYTHONUNBUFFERED": "1"}
+
+    def start(self, wait_applied: bool = True) -> "Gitship":
+        self.log = open(os.path.join(os.path.dirname(self.state_dir), "gitship-up.log"), "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler.cli", "up", self.repo, "--state-dir", self.state_dir,
+             "--dns-addr", "127.0.0.1:0", *self.extra],
+            stdout=self.log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT), start_new_session=True)
+        wait_for(lambda: os.path.exists(os.path.join(self.state_dir, "gitship.sock")) or self._died(),
+                 60, what="gitship up to start")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"gitship up exited {self.proc.returncode}: {self.output()}")
+        if wait_applied:
+            wait_for(lambda: self.status()["status"].get("lastAttemptedRevision"), 60, what="the first revision")
+        return self
+
+    def _died(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def output(self) -> str:
+        path = os.path.join(os.path.dirname(self.state_dir), "gitship-up.log")
+        return Path(path).read_text(errors="replace")[-5000:] if os.path.exists(path) else ""
+
+    def stop(self, timeout: float = 60) -> int | None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self) -> None:
+        assert self.proc
+        self.proc.kill()
+        self.proc.wait()
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        # the state dir reaches the CLI through GITSHIP_STATE_DIR, as a user would set it
+        p = subprocess.run([sys.executable, "-m", "reconciler.cli", *args],
+                           capture_output=True, text=True, env=self.env, cwd=str(ROOT), timeout=timeout, input=input)
+        if check and p.returncode != 0:
+            raise AssertionError(f"gitship {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
+        return p
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "-o", "json").stdout)
+
+    def status(self) -> Any:
+        return self.json("status")
+
+    def pods(self, selector: str | None = None) -> list[dict[str, Any]]:
+        args = ["get", "pods"] + (["-l", selector] if selector else [])
+        return self.json(*args)["items"]
+
+    def running_pods(self, selector: str | None = None) -> list[dict[str, Any]]:
+        return [p for p in self.pods(selector) if not p["metadata"].get("deletionTimestamp")
+                and any(c["type"] == "Ready" and c["status"] == "True" for c in (p.get("status") or {}).get("conditions", []))]
+
+    def wait_applied(self, sha: str, timeout: float = 30) -> None:
+        wait_for(lambda: self.status()["status"]["lastAttemptedRevision"] == sha, timeout, what=f"revision {sha[:7]}")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A fresh repository made by `gitship init` from repo-template/."""
+    dest = tmp_path / "repo"
+    p = subprocess.run([sys.executable, "-m", "reconciler.cli", "init", str(dest)], capture_output=True, text=True,
+                       cwd=str(ROOT))
+    assert p.returncode == 0, p.stderr
+    git(dest, "config", "user.name", "Test Author")
+    git(dest, "config", "user.email", "author@example.com")
+    return dest
+
+
+@pytest.fixture
+def empty_repo(tmp_path: Path) -> Path:
+    """A repository with only gitship.yaml and the app: tests add their own manifests."""
+    dest = tmp_path / "repo"
+    dest.mkdir()
+    shutil.copytree(TEMPLATE / "app", dest / "app")
+    shutil.copy(TEMPLATE / "gitship.yaml", dest / "gitship.yaml")
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "config", "user.name", "Test Author")
+    git(dest, "config", "user.email", "author@example.com")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "start")
+    return dest
+
+
+@pytest.fixture
+def gitship_factory(tmp_path: Path) -> Iterator[Callable[..., Gitship]]:
+    made: list[Gitship] = []
+
+    def make(repo: Path | str, extra: list[str] | None = None, start: bool = True, state_dir: Path | None = None) -> Gitship:
+        g = Gitship(repo, state_dir or tmp_path / "state", extra)
+        made.append(g)
+        return g.start() if start else g
+
+    yield make
+    for g in made:
+        g.stop()
+    _kill_leftovers(tmp_path)
+
+
+def _kill_leftovers(tmp_path: Path) -> None:
+    """No test leaks a process: kill every process group a pod state file under this test still names."""
+    for state in tmp_path.glob("**/runtime/pods/*.json"):
+        try:
+            data = json.loads(state.read_text())
+        except (OSError, ValueError):
+            continue
+        for c in (data.get("containers") or {}).values() if isinstance(data.get("containers"), dict) else data.get("containers") or []:
+            pid = c.get("pid") if isinstance(c, dict) else None
+            if pid:
+                try:
+                    os.killpg(int(pid), signal.SIGKILL)
+                except OSError:
+                    pass
