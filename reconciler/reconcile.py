@@ -74,6 +74,7 @@ class Reconciler:
         self.proxy: Any = None
         self.dns: Any = None
         self._proxied: set[str] = set()
+        self._exposed: set[str] = set()
         self._dns_addr = ""
         self._events: list[dict[str, Any]] = []
         self.passes = 0
@@ -472,6 +473,7 @@ class Reconciler:
                 continue
             ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
             ep = endpoints.get(("Endpoints", ns, name))
+            await self._expose_ip(ip)
             for port in spec.get("ports", []):
                 pkey = f"{ns}/{name}:{port.get('name') or port['port']}"
                 listen = [(ip, int(port["port"]))]
@@ -490,6 +492,16 @@ class Reconciler:
         for pkey in list(self._proxied - wanted):
             await self.proxy.remove(pkey)
         self._proxied = wanted
+
+    async def _expose_ip(self, ip: str) -> None:
+        """Let the runtime make a ClusterIP reachable from its pods (Docker: an address on its bridge)."""
+        hook = getattr(self.runtime, "expose_service_ip", None)
+        if hook is not None and ip not in self._exposed:
+            try:
+                await hook(ip)
+                self._exposed.add(ip)
+            except Exception as e:
+                self.d.log.warning("service_ip_expose_failed", ip=ip, error=str(e))
 
     # -- persistence ---------------------------------------------------------------------------
     def _persist(self) -> None:

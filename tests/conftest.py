@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,11 +73,23 @@ class Gitship:
         self.proc: subprocess.Popen[bytes] | None = None
         self.env = {**os.environ, "GITSHIP_STATE_DIR": self.state_dir, "PYTHONUNBUFFERED": "1"}
 
+    def net_args(self) -> list[str]:
+        """Loopback ranges of this test's own, so tests running side by side never share an IP."""
+        x = 100 + zlib.crc32(self.state_dir.encode()) % 140
+        args = []
+        if "--pod-cidr" not in self.extra:
+            args += ["--pod-cidr", f"127.{x}.0.0/17"]
+        if "--service-cidr" not in self.extra:
+            args += ["--service-cidr", f"127.{x}.128.0/17"]
+        if "--dns-addr" not in self.extra:
+            args += ["--dns-addr", "127.0.0.1:0"]
+        return args
+
     def start(self, wait_applied: bool = True) -> "Gitship":
         self.log = open(os.path.join(os.path.dirname(self.state_dir), "gitship-up.log"), "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "reconciler.cli", "up", self.repo, "--state-dir", self.state_dir,
-             "--dns-addr", "127.0.0.1:0", *self.extra],
+             *self.net_args(), *self.extra],
             stdout=self.log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT), start_new_session=True)
         wait_for(lambda: os.path.exists(os.path.join(self.state_dir, "gitship.sock")) or self._died(),
                  60, what="gitship up to start")
