@@ -14,6 +14,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import signal
 import time
 import uuid
@@ -41,12 +42,64 @@ class Options:
     branch: str | None = None
     path: str = ""
     interval: float = 30.0
-    service_cidr: str = "127.96.0.0/16"
+    service_cidr: str | None = None  # None: the runtime's default (below)
     pod_cidr: str = "127.244.0.0/16"
-    dns_addr: str = "127.96.0.10:53"
+    dns_addr: str | None = None  # None: the runtime's default (below)
     node_address: str = "0.0.0.0"
     backoff_base: float = 10.0
     limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        # in-process pods live on loopback; Docker containers can't reach the host's loopback, so
+        # with Docker ClusterIPs (and the DNS, Kubernetes' ".10" of the range) come from a private
+        # range that the runtime adds to the host (docs/docker.md)
+        if self.service_cidr is None:
+            self.service_cidr = DOCKER_SERVICE_CIDR if self.runtime == "docker" else INPROCESS_SERVICE_CIDR
+        if self.dns_addr is None:
+            if self.runtime == "docker":
+                import ipaddress
+
+                net = ipaddress.ip_network(self.service_cidr, strict=False)
+                self.dns_addr = f"{net.network_address + 10}:53"
+            else:
+                self.dns_addr = INPROCESS_DNS_ADDR
+
+
+INPROCESS_SERVICE_CIDR = "127.96.0.0/16"
+INPROCESS_DNS_ADDR = "127.96.0.10:53"
+DOCKER_SERVICE_CIDR = "10.97.0.0/16"
+# Kubernetes' search path for a pod in {namespace} (ndots:5 is set by the runtime)
+DOCKER_DNS_SEARCH = ["{namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local"]
+
+
+def _host_resolvers() -> list[str]:
+    """The host's non-loopback nameservers: pods ask them after gitship's DNS (external names)."""
+    import ipaddress
+
+    out = []
+    with contextlib.suppress(OSError):
+        with open("/etc/resolv.conf") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2 and parts[0] == "nameserver":
+                    with contextlib.suppress(ValueError):
+                        if not ipaddress.ip_address(parts[1]).is_loopback:
+                            out.append(parts[1])
+    return out[:2]
+
+
+def _dns_host_port(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    return (host or addr, int(port) if port else 53)
+
+
+def _reachable_from_containers(host: str) -> bool:
+    import ipaddress
+
+    with contextlib.suppress(ValueError):
+        ip = ipaddress.ip_address(host)
+        return not (ip.is_loopback or ip.is_unspecified)
+    return False
 
 
 def default_state_dir() -> str:
@@ -113,7 +166,16 @@ class Daemon:
         if self.opts.runtime == "docker":
             from runtime.docker import DockerRuntime
 
-            return DockerRuntime(rt_dir, backoff_base=self.opts.backoff_base)
+            host, port = _dns_host_port(self.opts.dns_addr or "")
+            dns_servers = None
+            if port == 53 and _reachable_from_containers(host):
+                dns_servers = [host] + _host_resolvers()
+            else:
+                self.log.warning("docker_dns_unreachable_from_pods", dns_addr=self.opts.dns_addr,
+                                 hint="pods resolve services only if the DNS listens on port 53 of a "
+                                      "non-loopback address (the default: the service CIDR's .10)")
+            return DockerRuntime(rt_dir, backoff_base=self.opts.backoff_base, dns_servers=dns_servers,
+                                 dns_search=list(DOCKER_DNS_SEARCH) if dns_servers else None)
         raise GitshipError(f"unknown runtime {self.opts.runtime!r} (inprocess or docker)")
 
     async def run(self) -> int:
@@ -130,6 +192,7 @@ class Daemon:
         cluster = Cluster(self.store.cluster())
         self.reconciler = Reconciler(self, cluster)
         adopted = await self.runtime.start(self.reconciler.on_pod_change)
+        await self._expose_dns_address()
         await self.reconciler.start(adopted)
         self.store.set_meta(source={"url": self.opts.source, "branch": self.branch, "path": self.opts.path,
                                     "repoDir": self.repo_dir, "remote": self.remote},
@@ -142,7 +205,8 @@ class Daemon:
             watcher.start()
         self.log.info("gitship_started", source=self.opts.source, branch=self.branch, runtime=self.opts.runtime,
                       state_dir=self.state_dir, adopted=len(adopted), dns=self.reconciler.dns_address())
-        tasks = [asyncio.create_task(self._source_loop()), asyncio.create_task(self.reconciler.loop())]
+        tasks = [asyncio.create_task(self._source_loop()), asyncio.create_task(self.reconciler.loop()),
+                 asyncio.create_task(self._autorollback_loop())]
         await self.stopping.wait()
         self.log.info("gitship_stopping")
         for t in tasks:
@@ -158,6 +222,20 @@ class Daemon:
         self.store.close()
         self.log.info("gitship_stopped")
         return 0
+
+    async def _expose_dns_address(self) -> None:
+        """Docker: the DNS listens on an address the host must own (the service CIDR's .10)."""
+        hook = getattr(self.runtime, "expose_service_ip", None)
+        host, port = _dns_host_port(self.opts.dns_addr or "")
+        if hook is None or not _reachable_from_containers(host):
+            return
+        try:
+            await hook(host)
+        except Exception as e:  # no CAP_NET_ADMIN: DNS on the host's loopback, pods without cluster DNS
+            fallback = f"127.0.0.1:{port}"
+            self.log.warning("dns_address_expose_failed", address=self.opts.dns_addr, error=str(e),
+                             fallback=fallback)
+            self.opts.dns_addr = fallback
 
     # -- the source ---------------------------------------------------------------
     def wake_source(self) -> None:
@@ -181,6 +259,66 @@ class Daemon:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._source_wake.wait(), timeout=min(self.opts.interval, 5.0)
                                        if not self.remote else max(1.0, self.opts.interval - (time.monotonic() - last_fetch)))
+
+    # -- automatic rollback --------------------------------------------------------------
+    def writer(self) -> Any:
+        from .gitops import RepoWriter
+
+        return RepoWriter(self.repo_dir, self.opts.path, self.branch, "origin" if self.remote else None)
+
+    async def _autorollback_loop(self) -> None:
+        attempted: set[str] = set()
+        while not self.stopping.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=1.0)
+            try:
+                await self._autorollback_once(attempted)
+            except Exception as e:  # never let it take the daemon down
+                self.log.exception("auto_rollback_failed", error=str(e))
+
+    async def _autorollback_once(self, attempted: set[str]) -> None:
+        from . import autorollback
+        from .undo import _strip_hash, undo_commit
+
+        cluster = self.reconciler.cluster
+        deps = [d for d in cluster.of_kind("Deployment") if autorollback.enabled(d)]
+        if not deps:
+            return
+        own = self.store.get_meta("autoRollbacks", {})
+        reverted = {r["sha"] for r in self.store.revisions(500) if r.get("revertedBy")}
+        rss = cluster.of_kind("ReplicaSet")
+        for rb in autorollback.decide(deps, rss, reverted | attempted, set(own.values())):
+            attempted.add(rb.commit)
+            dep = cluster.get(("Deployment", rb.namespace, rb.name))
+            from .controllers import deployment as deployctl
+
+            revs = dict(deployctl.revisions(dep, rss))
+            target = revs[rb.target_revision]
+            rid = uuid.uuid4().hex[:12]
+            reason = (f"Automatic rollback by gitship: revision {rb.current_revision} of deployment/{rb.name} "
+                      f"failed (Progressing=False, {autorollback.DEADLINE_EXCEEDED}: {rb.message}); "
+                      f"reconcile {rid}.")
+            try:
+                sha, how = await asyncio.to_thread(undo_commit, self.writer(), self.store, dep, rb.current_revision,
+                                                   rb.commit, rb.target_revision, target,
+                                                   _strip_hash(target["spec"]["template"]), reason)
+            except GitshipError as e:
+                self.log.error("auto_rollback_failed", reconcile_id=rid, deployment=rb.name, commit=rb.commit[:7],
+                               error=str(e))
+                self.store.add_events([{"type": "Warning", "reason": "AutoRollbackFailed", "kind": "Deployment",
+                                        "namespace": rb.namespace, "name": rb.name, "message": str(e),
+                                        "reconcile_id": rid, "revision": rb.commit}])
+                continue
+            own[rb.commit] = sha
+            self.store.set_meta(autoRollbacks=own)
+            msg = (f"rolled back revision {rb.current_revision} (commit {rb.commit[:7]}) to revision "
+                   f"{rb.target_revision}: {how} {sha[:7]}")
+            self.log.warning("auto_rollback_committed", reconcile_id=rid, deployment=rb.name, failed_commit=rb.commit,
+                             commit=sha[:7], condition=autorollback.DEADLINE_EXCEEDED, message=msg)
+            self.store.add_events([{"type": "Warning", "reason": "AutoRollback", "kind": "Deployment",
+                                    "namespace": rb.namespace, "name": rb.name, "message": msg,
+                                    "reconcile_id": rid, "revision": sha}])
+            self.wake_source()
 
     def _set_source_error(self, error: str | None) -> None:
         prev = self.store.get_meta("sourceError")
@@ -208,6 +346,13 @@ class Daemon:
             return
         await self.apply_revision(await asyncio.to_thread(reader.revision, sha))
 
+    def _reverts_in(self, sha: str) -> list[str]:
+        """The commits a revert commit names ("This reverts commit <sha>.")."""
+        from .source.git import git as rungit
+
+        body = rungit(self.repo_dir, "show", "-s", "--format=%B", sha).decode(errors="replace")
+        return _REVERTS.findall(body)
+
     async def apply_revision(self, rev: Revision) -> bool:
         rid = uuid.uuid4().hex[:12]
         log = self.log.bind(reconcile_id=rid, commit=rev.short)
@@ -231,6 +376,8 @@ class Daemon:
             return False
         desired = {m.key: m.obj for m in manifests}
         actions = plan(self.store.desired(), desired)
+        for reverted in await asyncio.to_thread(self._reverts_in, rev.sha):
+            self.store.mark_reverted(reverted, rev.sha)
         self.store.replace_desired((m.obj, m.source.file, m.source.line) for m in manifests)
         self.store.add_revision(rev.to_dict(), "applied", objects=list(desired), changes=[a.summary() for a in actions])
         msg = f"Applied revision: {self.branch}@sha1:{rev.sha}"
@@ -245,6 +392,9 @@ class Daemon:
         log.info("revision_applied", sha=rev.sha, objects=len(desired), actions=len(actions),
                  duration_ms=round((time.perf_counter() - t0) * 1000, 2))
         return True
+
+
+_REVERTS = re.compile(r"This reverts commit ([0-9a-f]{40})")
 
 
 def run(opts: Options) -> int:

@@ -11,6 +11,7 @@ GitPython does the remote work it is made for (clone, fetch).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import threading
@@ -171,14 +172,17 @@ def fetch(dest: str, branch: str) -> str | None:
     """Fetch origin and move the local branch to origin's (our clone: never has local work). Returns the sha."""
     import git as gitpython
 
-    try:
-        repo = gitpython.Repo(dest)
-        repo.remotes.origin.fetch(prune=True)
-    except gitpython.GitCommandError as e:
-        raise SourceError(f"fetch failed: {e.stderr.strip() if e.stderr else e}") from e
-    sha = GitReader(dest).resolve(f"refs/remotes/origin/{branch}")
-    if sha is None:
-        raise SourceError(f"the remote has no branch {branch!r}")
-    git(dest, "checkout", "-q", "-B", branch, sha)
-    git(dest, "branch", "-q", "--set-upstream-to", f"origin/{branch}", branch, check=False)
-    return sha
+    # the same lock as gitops.RepoWriter: a CLI commit being pushed never races the fetch
+    with open(os.path.join(dest, ".git", "gitship.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            repo = gitpython.Repo(dest)
+            repo.remotes.origin.fetch(prune=True)
+        except gitpython.GitCommandError as e:
+            raise SourceError(f"fetch failed: {e.stderr.strip() if e.stderr else e}") from e
+        sha = GitReader(dest).resolve(f"refs/remotes/origin/{branch}")
+        if sha is None:
+            raise SourceError(f"the remote has no branch {branch!r}")
+        git(dest, "checkout", "-q", "-f", "-B", branch, sha)
+        git(dest, "branch", "-q", "--set-upstream-to", f"origin/{branch}", branch, check=False)
+        return sha
