@@ -212,3 +212,24 @@ def test_second_gitship_on_same_state_dir_is_refused(repo: Path, gitship_factory
                        capture_output=True, text=True, timeout=60, env=g2.env)
     assert p.returncode != 0 and "another `gitship up`" in p.stderr
     assert g.status()["status"]["daemon"] == "running"
+
+
+def test_jinja_template_rendered_with_values(empty_repo: Path, gitship_factory) -> None:
+    (empty_repo / "gitship.yaml").write_text((empty_repo / "gitship.yaml").read_text()
+                                             .replace("replicas: 3", "replicas: 3\n  who: templated"))
+    git(empty_repo, "add", "gitship.yaml")
+    commit_file(empty_repo, "pod.yaml.j2",
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ who }}\n  labels: {n: \"{{ replicas }}\"}\n"
+                "spec:\n  containers:\n  - {name: c, image: x, command: [sleep, infinity]}\n", "a template")
+    g = gitship_factory(empty_repo)
+    pod = wait_for(lambda: [p for p in g.pods() if ready(p)], 30, what="templated pod")[0]
+    assert pod["metadata"]["name"] == "templated" and pod["metadata"]["labels"] == {"n": "3"}
+    # a template that reaches for Python internals is rejected, naming the file and line
+    sha = commit_file(empty_repo, "evil.yaml.j2", "x: {{ ''.__class__.__mro__ }}\n", "evil")
+    g.wait_applied(sha)
+    msg = g.status()["status"]["conditions"][0]["message"]
+    assert "evil.yaml.j2" in msg
+    assert g.json("get", "pod", "templated")["metadata"]["uid"] == pod["metadata"]["uid"]
+    # the CLI refuses to edit an object rendered from a template
+    res = g.cli("label", "pod", "templated", "a=b", check=False)
+    assert res.returncode != 0 and "template" in res.stderr
