@@ -191,6 +191,7 @@ class Daemon:
         self.loader = RevisionLoader(self.reader, self.opts.path, self.opts.limits)  # type: ignore[arg-type]
         cluster = Cluster(self.store.cluster())
         self.reconciler = Reconciler(self, cluster)
+        await self._restore_repo_config()
         adopted = await self.runtime.start(self.reconciler.on_pod_change)
         await self._expose_dns_address()
         await self.reconciler.start(adopted)
@@ -236,6 +237,18 @@ class Daemon:
             self.log.warning("dns_address_expose_failed", address=self.opts.dns_addr, error=str(e),
                              fallback=fallback)
             self.opts.dns_addr = fallback
+
+    async def _restore_repo_config(self) -> None:
+        """The applied revision's gitship.yaml (image map) before any pod starts again after a restart."""
+        sha = self.store.get_meta("lastAppliedRevision")
+        if not sha or not hasattr(self.runtime, "set_image_rules"):
+            return
+        try:
+            _, config = await asyncio.to_thread(self.loader.load, sha)
+        except GitshipError as e:
+            self.log.warning("repo_config_restore_failed", sha=sha, error=str(e))
+            return
+        self.runtime.set_image_rules(config.images, self.repo_dir)
 
     # -- the source ---------------------------------------------------------------
     def wake_source(self) -> None:

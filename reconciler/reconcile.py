@@ -338,8 +338,10 @@ class Reconciler:
             p["metadata"]["deletionGracePeriodSeconds"] = p["spec"].get("terminationGracePeriodSeconds", 30)
             self.cluster.put(p)
         else:
+            # replaced under the same name: gone from the cluster now, stopped by _sync_runtime,
+            # after _sync_services has taken it out of the endpoints and the proxy
             self.cluster.delete(key_of(pod))
-            self._stop_in_runtime(pod["metadata"]["uid"], key=None)
+            self.__dict__.setdefault("_stop_after_services", []).append(pod["metadata"]["uid"])
 
     def _stop_in_runtime(self, uid: str, key: Key | None, grace: float | None = None) -> None:
         if uid in self._terminating:
@@ -392,6 +394,8 @@ class Reconciler:
         return p
 
     async def _sync_runtime(self) -> None:
+        for uid in self.__dict__.pop("_stop_after_services", []):
+            self._stop_in_runtime(uid, key=None)
         running = self.runtime.pods()
         live_uids = set()
         for pod in self.cluster.of_kind("Pod"):

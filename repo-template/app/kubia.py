@@ -5,7 +5,10 @@ The app contract gitship's in-process runtime gives it: bind POD_IP (its own
 address) and the containerPort (8080), HOSTNAME is the pod's name, and
 CONTAINER_IMAGE is the image reference of the container, whose tag names the
 version (qinchaowhut/allen:v2 -> v2). On SIGTERM it stops accepting, finishes
-the requests in flight and exits, so a rollout drops no request.
+the requests in flight and exits, so a rollout drops no request: a response
+written after SIGTERM says "Connection: close" (a busy keep-alive client moves
+to another pod instead of holding this one until it is killed), and idle
+keep-alive connections end within the handler's timeout.
 """
 
 import os
@@ -18,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 image = os.environ.get("CONTAINER_IMAGE", "kubia:v1")
 VERSION = os.environ.get("APP_VERSION") or (image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else "v1")
 HOST = os.environ.get("HOSTNAME") or socket.gethostname()
+STOPPING = threading.Event()  # set on SIGTERM
 BODY = f"This is {VERSION} running in pod {HOST}\n".encode()
 
 
@@ -29,6 +33,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(BODY)))
+        if STOPPING.is_set():
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(BODY)
 
@@ -46,6 +53,7 @@ def main():
     print(f"Kubia server starting on {addr}:{port} ({VERSION})", flush=True)
 
     def stop(signum, frame):
+        STOPPING.set()
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
