@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import json
 import os
 import urllib.parse
@@ -112,7 +113,10 @@ class ApiServer:
                 path = self.d.runtime.log_path(uid, container)
                 out: dict[str, Any] = {"path": path, "container": container}
                 if path is None and hasattr(self.d.runtime, "logs"):
-                    data = await asyncio.to_thread(self.d.runtime.logs, uid, container)
+                    if inspect.iscoroutinefunction(self.d.runtime.logs):
+                        data = await self.d.runtime.logs(uid, container)
+                    else:
+                        data = await asyncio.to_thread(self.d.runtime.logs, uid, container)
                     out["content"] = base64.b64encode(data).decode()
                 return 200, out
         return 404, status_body(404, "NotFound", f"no route {method} /{'/'.join(parts)}")

@@ -160,7 +160,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     st = out["status"]
     print(f"Source:        {src.get('url')} (branch {src.get('branch')}, path {src.get('path') or './'})")
     print(f"Daemon:        {st['daemon']}")
-    print(f"Runtime:       {runtime.get('name')}" + (f" (engine {runtime['engineVersion']})" if runtime.get("engineVersion") else ""))
+    rt_line = f"Runtime:       {runtime.get('name')}"
+    if runtime.get("engine") == "unreachable":
+        rt_line += f" (engine unreachable, retrying: {runtime.get('error')})"
+    elif runtime.get("engineVersion"):
+        rt_line += f" (Docker Engine {runtime['engineVersion']}, API {runtime.get('apiVersion')})"
+    print(rt_line)
     print(f"DNS:           {dns}")
     print(f"Applied:       {st['lastAppliedRevision'] or '<none>'}")
     print(f"Attempted:     {st['lastAttemptedRevision'] or '<none>'}")
@@ -454,9 +459,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--branch")
     s.add_argument("--path", help="the folder of the repository that holds the manifests")
     s.add_argument("--interval", type=float, default=30.0, help="seconds between fetches of a URL (default 30)")
-    s.add_argument("--service-cidr", default="127.96.0.0/16")
+    s.add_argument("--service-cidr", default=None,
+                   help="ClusterIP range (default 127.96.0.0/16; with --runtime docker 10.97.0.0/16)")
     s.add_argument("--pod-cidr", default="127.244.0.0/16")
-    s.add_argument("--dns-addr", default="127.96.0.10:53", help="where the cluster DNS listens (HOST:PORT)")
+    s.add_argument("--dns-addr", default=None,
+                   help="where the cluster DNS listens (HOST:PORT; default 127.96.0.10:53; with --runtime docker "
+                        "the service CIDR's .10 on port 53, e.g. 10.97.0.10:53)")
     s.add_argument("--node-address", default="0.0.0.0", help="host address for NodePort and LoadBalancer")
     s.set_defaults(func=cmd_up)
 

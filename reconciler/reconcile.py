@@ -27,7 +27,6 @@ import contextlib
 import copy
 import random
 import time
-import uuid
 from typing import Any
 
 from .cluster import Cluster, Key, Obj, controller_uid, key_of, new_uid
@@ -42,6 +41,8 @@ WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "Pod", "Service")
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 COMMIT_ANNOTATION = "gitship.io/commit"
 CAUSE_ANNOTATION = "gitship.io/change-cause"
+WARNING_REASONS = {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "CrashLoopBackOff",
+                   "CreateContainerConfigError", "ImageNotResolved"}
 MANAGED_PREFIX = "deployment.kubernetes.io/"  # annotations the controllers own, not git
 MIN_PASS_INTERVAL = 1.0
 
@@ -102,6 +103,11 @@ class Reconciler:
                 self.cluster.delete(key_of(pod))
         await self.pass_once()
 
+    def _reserved_ips(self) -> tuple[str, ...]:
+        """The DNS server's address is never handed out as a ClusterIP."""
+        host = _addr(self.d.opts.dns_addr, 53)[0] if self.d.opts.dns_addr else ""
+        return (host,) if host else ()
+
     def dns_address(self) -> str:
         return self._dns_addr
 
@@ -143,7 +149,8 @@ class Reconciler:
     def check_revision(self, manifests: list[Manifest]) -> list[ManifestError]:
         """Errors a revision would cause against the state that runs (service allocations)."""
         services = [m for m in manifests if m.obj["kind"] == "Service"]
-        _, errors = svcctl.allocate([m.obj for m in services], self.allocations, self.d.opts.service_cidr)
+        _, errors = svcctl.allocate([m.obj for m in services], self.allocations, self.d.opts.service_cidr,
+                                    reserved_ips=self._reserved_ips())
         by_key = {(m.obj["metadata"]["namespace"], m.obj["metadata"]["name"]): m for m in services}
         out = []
         for key, fld, msg in errors:
@@ -185,7 +192,20 @@ class Reconciler:
         for pod in self.cluster.of_kind("Pod"):
             st = self.runtime.status(pod["metadata"]["uid"])
             if st is not None and st != pod.get("status"):
+                self._container_events(pod, st)
                 self.cluster.put({**pod, "status": st})
+
+    def _container_events(self, pod: Obj, status: Obj) -> None:
+        """A Warning event each time a container starts waiting for a bad reason (once per change)."""
+        before = {c["name"]: ((c.get("state") or {}).get("waiting") or {}).get("reason")
+                  for c in (pod.get("status") or {}).get("containerStatuses") or []}
+        m = pod["metadata"]
+        for c in status.get("containerStatuses") or []:
+            waiting = (c.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason in WARNING_REASONS and before.get(c["name"]) != reason:
+                self._event("Warning", reason, "Pod", m["namespace"], m["name"],
+                            f"container {c['name']}: {waiting.get('message') or reason}")
 
     def _new_object(self, d: Obj, now: float) -> Obj:
         obj = copy.deepcopy(d)
@@ -427,7 +447,8 @@ class Reconciler:
     # -- services ------------------------------------------------------------------------------
     async def _sync_services(self) -> None:
         services = self.cluster.of_kind("Service")
-        allocs, errors = svcctl.allocate(services, self.allocations, self.d.opts.service_cidr)
+        allocs, errors = svcctl.allocate(services, self.allocations, self.d.opts.service_cidr,
+                                         reserved_ips=self._reserved_ips())
         for key, fld, msg in errors:
             self.d.log.warning("service_allocation_failed", service="/".join(key), field=fld, error=msg)
         if allocs != self.allocations:

@@ -32,6 +32,13 @@ untagged references) pulls every time a container is created and a failed pull f
 container with ErrImagePull even if an older copy exists locally. On an offline host use
 explicit tags (default IfNotPresent) or ``imagePullPolicy: IfNotPresent``/``Never``.
 
+Services (see docs/docker.md): the daemon's proxy and DNS run on the host. A ClusterIP is
+made reachable from containers by ``expose_service_ip``: the address is added as a /32 to
+the host's loopback device (label ``lo:gitship``); a container's packets to it follow its
+default route to the bridge gateway, i.e. to the host, which owns the address. This needs
+no engine (the DNS address is exposed before the engine answers) and survives the network
+being recreated. ``close(stop_pods=True)`` removes the addresses again.
+
 Logs: Docker keeps them (json-file); ``log_path`` returns None. Use
 ``await runtime.logs(uid, container, tail=None, previous=False) -> bytes`` or
 ``async for chunk in runtime.read_logs(uid, container, follow=True)``.
@@ -79,6 +86,8 @@ PAUSE_IMAGE = "gitship/pause:1"
 BUSYBOX = "/usr/bin/busybox"
 SANDBOX_SCRIPT = 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait; done'
 RESYNC_SECONDS = 5.0
+EXPOSE_DEV = "lo"
+EXPOSE_LABEL = "lo:gitship"
 PROBE_UA = "kube-probe/1.30"
 
 
@@ -341,6 +350,7 @@ class DockerRuntime(Runtime):
         self._network_ready = False
         self._gateway: str | None = None
         self._pending_deletes: set[str] = set()
+        self._exposed: set[str] = set()
 
     # ------------------------------------------------------------------ engine plumbing
 
@@ -504,9 +514,50 @@ class DockerRuntime(Runtime):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(fut), 2)
 
+    # ------------------------------------------------------------------ service addresses
+
+    async def expose_service_ip(self, ip: str) -> None:
+        """Make a ClusterIP (or the DNS address) reachable from containers: ``ip/32`` on ``lo``.
+
+        Idempotent (an address already there is fine). Raises RuntimeError_ when the address
+        cannot be added (no CAP_NET_ADMIN, no ``ip``); the caller logs it and goes on.
+        """
+        import ipaddress
+
+        addr = ipaddress.ip_address(ip)
+        if addr.is_loopback or addr.is_unspecified:
+            return  # already local; containers can't reach it anyway
+        if ip in self._exposed:
+            return
+        await self._ip("addr", "add", f"{ip}/32", "dev", EXPOSE_DEV, "label", EXPOSE_LABEL,
+                       ok_if=("File exists", "already assigned"))  # e.g. left by a gitship killed -9
+        self._exposed.add(ip)
+
+    async def unexpose_service_ip(self, ip: str) -> None:
+        if ip in self._exposed:
+            self._exposed.discard(ip)
+            with contextlib.suppress(RuntimeError_):
+                await self._ip("addr", "del", f"{ip}/32", "dev", EXPOSE_DEV, ok_if=("Cannot assign", "not found"))
+
+    @staticmethod
+    async def _ip(*args: str, ok_if: tuple[str, ...]) -> None:
+        """Run ``ip ARGS``; an error whose message contains one of ``ok_if`` is success (the
+        wording differs between iproute2 versions)."""
+        try:
+            proc = await asyncio.create_subprocess_exec("ip", *args, stdout=asyncio.subprocess.DEVNULL,
+                                                        stderr=asyncio.subprocess.PIPE)
+        except OSError as exc:
+            raise RuntimeError_(f"ip {' '.join(args)}: {exc}") from exc
+        _, err = await proc.communicate()
+        if proc.returncode != 0 and not any(x in err.decode(errors="replace") for x in ok_if):
+            raise RuntimeError_(f"ip {' '.join(args)}: {err.decode(errors='replace').strip()}")
+
     async def close(self, stop_pods: bool) -> None:
         if stop_pods and self._loop is not None:
             await asyncio.gather(*(self.delete_pod(uid) for uid in list(self._pods)), return_exceptions=True)
+        if stop_pods:
+            for ip in list(self._exposed):
+                await self.unexpose_service_ip(ip)
         self._closed = True
         self._wake.set()
         for p in self._pods.values():
@@ -533,6 +584,7 @@ class DockerRuntime(Runtime):
         if self._engine_error is not None:
             return {**base, "engine": "unreachable", "error": self._engine_error}
         return {**base, "engine": "up", "version": self._version.get("Version"),
+                "engineVersion": self._version.get("Version"),
                 "apiVersion": self._version.get("ApiVersion"), "os": self._version.get("Os"),
                 "arch": self._version.get("Arch")}
 
