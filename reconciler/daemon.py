@@ -262,13 +262,14 @@ class Daemon:
                     last_fetch = time.monotonic()
                     await asyncio.to_thread(fetch, self.repo_dir, self.branch)
                     self._set_source_error(None)
+                # clear before looking: a wake-up that comes while we look is never lost
+                self._source_wake.clear()
                 await self._check_source()
             except SourceError as e:
                 self._set_source_error(str(e))
                 self.log.warning("source_error", error=str(e))
             except Exception as e:  # never let the source loop die
                 self.log.exception("source_loop_failed", error=str(e))
-            self._source_wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._source_wake.wait(), timeout=min(self.opts.interval, 5.0)
                                        if not self.remote else max(1.0, self.opts.interval - (time.monotonic() - last_fetch)))
@@ -388,10 +389,13 @@ class Daemon:
                                     "revision": rev.sha}])
             return False
         desired = {m.key: m.obj for m in manifests}
-        actions = plan(self.store.desired(), desired)
+        # the applied state in memory holds the loader's cached objects: unchanged ones compare by identity
+        actions = plan(self.reconciler.desired, desired)
         for reverted in await asyncio.to_thread(self._reverts_in, rev.sha):
             self.store.mark_reverted(reverted, rev.sha)
-        self.store.replace_desired((m.obj, m.source.file, m.source.line) for m in manifests)
+        changed = {a.key for a in actions if a.op != "delete"}
+        self.store.update_desired(((m.obj, m.source.file, m.source.line) for m in manifests if m.key in changed),
+                                  [a.key for a in actions if a.op == "delete"])
         self.store.add_revision(rev.to_dict(), "applied", objects=list(desired), changes=[a.summary() for a in actions])
         msg = f"Applied revision: {self.branch}@sha1:{rev.sha}"
         self.store.set_meta(lastAttemptedRevision=rev.sha, lastAppliedRevision=rev.sha,

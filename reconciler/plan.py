@@ -48,7 +48,7 @@ def plan(applied: Mapping[Key, Mapping[str, Any]], desired: Mapping[Key, Mapping
         before = applied.get(key)
         if before is None:
             creates.append(Action("create", key, None, desired[key]))
-        elif before != desired[key]:
+        elif before is not desired[key] and before != desired[key]:
             updates.append(Action("update", key, before, desired[key]))
     for key in sorted((k for k in applied if k not in desired), key=_sort_key, reverse=True):
         deletes.append(Action("delete", key, applied[key], None))

@@ -43,6 +43,7 @@ COMMIT_ANNOTATION = "gitship.io/commit"
 CAUSE_ANNOTATION = "gitship.io/change-cause"
 WARNING_REASONS = {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "CrashLoopBackOff",
                    "CreateContainerConfigError", "ImageNotResolved"}
+ENDPOINT_DRAIN_SECONDS = 0.5
 MANAGED_PREFIX = "deployment.kubernetes.io/"  # annotations the controllers own, not git
 MIN_PASS_INTERVAL = 1.0
 
@@ -76,6 +77,7 @@ class Reconciler:
         self.dns: Any = None
         self._proxied: set[str] = set()
         self._exposed: set[str] = set()
+        self._was_endpoint: set[str] = set()  # pods that were a ready backend of some service
         self._dns_addr = ""
         self._events: list[dict[str, Any]] = []
         self.passes = 0
@@ -255,6 +257,15 @@ class Reconciler:
                     self._event("Normal", "Pruned", key[0], key[1], key[2], "removed from git")
 
     def _sync_deployments(self, now: float) -> None:
+        # The deployment controller reads availability from the ReplicaSets' statuses: bring them
+        # up to the pods just observed first. A status one pass old held every rollout step back
+        # until the next pass (up to MIN_PASS_INTERVAL), and after a pod turned unready it could
+        # let a step remove one old pod too many.
+        for rs in self.cluster.of_kind("ReplicaSet"):
+            owned, _, _ = rsctl.claim_pods(rs, self.cluster.of_kind("Pod", rs["metadata"]["namespace"]))
+            st = rsctl.calculate_status(rs, owned, now)
+            if st != rs.get("status"):
+                self.cluster.put({**rs, "status": st})
         for dep in self.cluster.of_kind("Deployment"):
             ns = dep["metadata"]["namespace"]
             try:
@@ -369,11 +380,17 @@ class Reconciler:
 
         async def stop() -> None:
             try:
+                if uid in self._was_endpoint and not self.d.stopping.is_set():
+                    # the proxy no longer sends it new connections; give the ones it has just
+                    # opened time to be accepted before the app stops listening (what a
+                    # preStop sleep does on Kubernetes)
+                    await asyncio.sleep(ENDPOINT_DRAIN_SECONDS)
                 await self.runtime.delete_pod(uid, grace)
             except Exception as e:
                 self.d.log.exception("pod_stop_failed", uid=uid, error=str(e))
             finally:
                 self._launched.discard(uid)
+                self._was_endpoint.discard(uid)
                 self._terminating.pop(uid, None)
                 if key is not None:
                     live = self.cluster.get(key)
@@ -470,6 +487,10 @@ class Reconciler:
             ep = svcctl.endpoints_for(view, [p for p in self.cluster.of_kind("Pod", ns)])
             if ep is not None:
                 wanted_ep.add(key_of(ep))
+                for subset in ep.get("subsets") or []:
+                    for a in subset.get("addresses") or []:
+                        if (a.get("targetRef") or {}).get("uid"):
+                            self._was_endpoint.add(a["targetRef"]["uid"])
                 live = self.cluster.get(key_of(ep))
                 if live is None:
                     ep["metadata"]["uid"] = new_uid()

@@ -134,6 +134,15 @@ class Store:
                 ((o["kind"], o["metadata"]["namespace"], o["metadata"]["name"], json.dumps(o), f, ln)
                  for o, f, ln in objects))
 
+    def update_desired(self, upserts: Iterable[tuple[dict[str, Any], str, int]], deletes: Iterable[Key]) -> None:
+        """Change only what a plan changed: a one-object commit writes one row."""
+        with self._tx():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO desired(kind, namespace, name, body, file, line) VALUES(?,?,?,?,?,?)",
+                ((o["kind"], o["metadata"]["namespace"], o["metadata"]["name"], json.dumps(o), f, ln)
+                 for o, f, ln in upserts))
+            self.db.executemany("DELETE FROM desired WHERE kind=? AND namespace=? AND name=?", list(deletes))
+
     def desired(self) -> dict[Key, dict[str, Any]]:
         return {(r[0], r[1], r[2]): json.loads(r[3])
                 for r in self.db.execute("SELECT kind, namespace, name, body FROM desired")}

@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import SourceError
 
 MODE_SYMLINK = "120000"
+BATCH = 500  # blob requests per write to `git cat-file --batch` (41 bytes each: well under a pipe buffer)
 MODE_GITLINK = "160000"
 
 
@@ -114,16 +115,19 @@ class GitReader:
                 try:
                     proc = self._ensure_batch()
                     assert proc.stdin and proc.stdout
-                    proc.stdin.write(b"".join(b.encode() + b"\n" for b in blobs))
-                    proc.stdin.flush()
-                    for b in blobs:
-                        header = proc.stdout.readline().split()
-                        if len(header) < 3:
-                            raise SourceError(f"blob {b} is missing")
-                        size = int(header[2])
-                        data = proc.stdout.read(size)
-                        proc.stdout.read(1)
-                        out[b] = data
+                    # in chunks that fit the pipe: writing every request before reading any
+                    # answer deadlocks once both pipes are full
+                    for i in range(0, len(blobs), BATCH):
+                        chunk = blobs[i:i + BATCH]
+                        proc.stdin.write(b"".join(b.encode() + b"\n" for b in chunk))
+                        proc.stdin.flush()
+                        for b in chunk:
+                            header = proc.stdout.readline().split()
+                            if len(header) < 3:
+                                raise SourceError(f"blob {b} is missing")
+                            size = int(header[2])
+                            out[b] = proc.stdout.read(size)
+                            proc.stdout.read(1)
                     return out
                 except (OSError, ValueError, BrokenPipeError):
                     if self._batch:

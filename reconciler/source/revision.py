@@ -12,6 +12,7 @@ import fnmatch
 import hashlib
 import json
 import posixpath
+from dataclasses import replace
 
 from ..errors import ManifestError, RevisionRejected
 from ..manifests.load import Limits, is_manifest_path, load_file
@@ -67,6 +68,9 @@ class RevisionLoader:
         manifests: list[Manifest] = []
         for e, ck in wanted:
             got = self._cache.get(ck) or cache.get(ck)
+            if got is not None and got and got[0].source.file != e.path:
+                # the same bytes under another name (a copy): its own path in errors and sources
+                got = [Manifest(m.obj, replace(m.source, file=e.path)) for m in got]
             if got is None:
                 try:
                     got = load_file(e.path, blobs[e.blob], config.values, self.limits)
