@@ -57,7 +57,6 @@ import logging
 import math
 import os
 import re
-import ssl
 import tarfile
 import threading
 import time
@@ -69,6 +68,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from runtime import probes
 from runtime.base import ExecResult, OnChange, Pod, PodStatus, Runtime, RuntimeError_
 
 log = logging.getLogger("gitship.runtime.docker")
@@ -88,7 +88,6 @@ SANDBOX_SCRIPT = 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait; done'
 RESYNC_SECONDS = 5.0
 EXPOSE_DEV = "lo"
 EXPOSE_LABEL = "lo:gitship"
-PROBE_UA = "kube-probe/1.30"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -1153,18 +1152,15 @@ class DockerRuntime(Runtime):
                 hg = probe["httpGet"]
                 host = hg.get("host") or p.pod_ip
                 port = self._probe_port(p, c, hg.get("port"))
-                return await asyncio.wait_for(
-                    self._http_probe(host, port, hg.get("path") or "/", (hg.get("scheme") or "HTTP").upper(),
-                                     hg.get("httpHeaders") or []), timeout)
+                ok, _ = await probes.http_get(host, port, hg.get("path") or "/", timeout,
+                                              (hg.get("scheme") or "HTTP").upper(), hg.get("httpHeaders") or [])
+                return ok
             if "tcpSocket" in probe:
                 ts = probe["tcpSocket"]
                 host = ts.get("host") or p.pod_ip
                 port = self._probe_port(p, c, ts.get("port"))
-                _, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-                w.close()
-                with contextlib.suppress(Exception):
-                    await w.wait_closed()
-                return True
+                ok, _ = await probes.tcp_check(host, port, timeout)
+                return ok
             return True  # grpc etc.: not supported, counts as success
         except asyncio.CancelledError:
             raise
@@ -1179,32 +1175,6 @@ class DockerRuntime(Runtime):
                 if cp.get("name") == port:
                     return int(cp["containerPort"])
         raise ValueError(f"unknown port {port!r}")
-
-    async def _http_probe(self, host: str | None, port: int, path: str, scheme: str,
-                          headers: list[dict[str, str]]) -> bool:
-        if not host:
-            return False
-        ctx = None
-        if scheme == "HTTPS":
-            ctx = ssl.create_default_context()
-            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-        reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
-        try:
-            hdrs = {"Host": f"{host}:{port}", "User-Agent": PROBE_UA, "Accept": "*/*", "Connection": "close"}
-            for h in headers:
-                hdrs[h["name"]] = h.get("value", "")
-            if not path.startswith("/"):
-                path = "/" + path
-            req = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
-            writer.write(req.encode("latin-1"))
-            await writer.drain()
-            line = await reader.readline()
-            parts = line.split()
-            return len(parts) >= 2 and 200 <= int(parts[1]) < 400
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
     # ------------------------------------------------------------------ deletion
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 
 from reconciler.errors import ManifestError, RevisionRejected
 from runtime.base import ImageRule

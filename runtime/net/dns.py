@@ -49,7 +49,7 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from dnslib import AAAA, CNAME, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSLabel, DNSRecord
+from dnslib import AAAA, CNAME, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSRecord
 from dnslib.dns import DNSError
 
 Obj = dict[str, Any]
