@@ -1099,7 +1099,8 @@ class DockerRuntime(Runtime):
         fail_th = int(probe.get("failureThreshold") or 3)
         if initial:
             await asyncio.sleep(initial)
-        succ = fail = 0
+        succ = fail = early_fails = 0
+        ever_ok = False
         while c.cid == cid and c.running and not p.deleting:
             t0 = time.monotonic()
             ok = await self._run_probe(p, c, cid, probe, timeout)
@@ -1126,7 +1127,10 @@ class DockerRuntime(Runtime):
             elif kind == "liveness" and fail >= fail_th:
                 await self._kill_for_probe(p, c, cid, "liveness", probe)
                 return
-            await asyncio.sleep(max(0.0, period - (time.monotonic() - t0)))
+            ever_ok = ever_ok or ok
+            early_fails += 0 if ever_ok else 1
+            wait = probes.next_probe_delay(kind, period, ever_ok, early_fails)
+            await asyncio.sleep(max(0.0, wait - (time.monotonic() - t0)))
 
     async def _kill_for_probe(self, p: _Pod, c: _Container, cid: str, kind: str, probe: dict[str, Any]) -> None:
         grace = probe.get("terminationGracePeriodSeconds")

@@ -104,3 +104,27 @@ async def tcp_check(host: str, port: int, timeout: float = 1.0) -> tuple[bool, s
     with contextlib.suppress(Exception):
         await w.wait_closed()
     return True, "tcp connect succeeded"
+
+
+FIRST_READY_RETRY = 0.05  # seconds: the first retry of a readiness probe that has never succeeded
+
+
+def next_probe_delay(kind: str, period: float, ever_ready: bool, failures_before_ready: int) -> float:
+    """Seconds until the next probe.
+
+    Every period, as the kubelet does, with one exception that only makes a pod
+    serve sooner: a readiness probe that has never succeeded retries after 50 ms,
+    100 ms, 200 ms ... up to its period, so an app that binds its port 30 ms
+    after the first probe is Ready in about 50 ms instead of a whole period
+    later. Failures before the first success only keep a pod unready, so no
+    threshold is reached sooner; startup and liveness probes keep their
+    period, since their failures count toward a restart.
+
+    >>> [round(next_probe_delay("readiness", 1.0, False, n), 2) for n in range(1, 7)]
+    [0.05, 0.1, 0.2, 0.4, 0.8, 1.0]
+    >>> next_probe_delay("liveness", 1.0, False, 1)
+    1.0
+    """
+    if kind != "readiness" or ever_ready or failures_before_ready < 1:
+        return period
+    return min(period, FIRST_READY_RETRY * 2 ** (failures_before_ready - 1))

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ..base import ExecResult
-from ..probes import MAX_BODY, PROBE_DEFAULTS, USER_AGENT, http_get, tcp_check, with_defaults  # noqa: F401
+from ..probes import MAX_BODY, PROBE_DEFAULTS, USER_AGENT, http_get, next_probe_delay, tcp_check, with_defaults  # noqa: F401
 
 def resolve_port(port: Any, container: Mapping[str, Any]) -> int:
     """A probe port: a number, a numeric string, or the name of one of the container's ports."""
@@ -177,6 +177,8 @@ class ProbeWorker:
         self.last_message = ""
         self._last_raw: bool | None = None
         self._run = 0
+        self._ever_ok = False
+        self._fails_before_ok = 0
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -213,4 +215,9 @@ class ProbeWorker:
                     return
             elif self.kind == "startup" and ok and self._run >= threshold:
                 return
-            await asyncio.sleep(max(0.0, period - (time.monotonic() - t0)))
+            if ok:
+                self._ever_ok = True
+            else:
+                self._fails_before_ok += 1
+            wait = next_probe_delay(self.kind, period, self._ever_ok, self._fails_before_ok)
+            await asyncio.sleep(max(0.0, wait - (time.monotonic() - t0)))
