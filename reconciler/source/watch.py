@@ -19,6 +19,8 @@ from watchdog.observers import Observer
 
 from .git import git
 
+WRITE_EVENTS = frozenset({"created", "modified", "moved", "deleted", "closed"})  # "closed": IN_CLOSE_WRITE
+
 
 def git_dir(repo_dir: str) -> str:
     out = git(repo_dir, "rev-parse", "--absolute-git-dir").decode().strip()
@@ -30,6 +32,10 @@ class _Handler(FileSystemEventHandler):
         self._wake = wake
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        # only writes: git reading HEAD or refs (our own `git rev-parse`) opens them, and
+        # waking on opens fed the watcher its own reads (a busy loop at 45% of a core)
+        if event.event_type not in WRITE_EVENTS:
+            return
         path = str(event.src_path) + " " + str(getattr(event, "dest_path", "") or "")
         if "refs" in path or "HEAD" in path or "packed-refs" in path:
             self._wake()
