@@ -41,6 +41,8 @@ indentation/``-``/``?`` at a line start could exceed ``max_depth``.
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import json
 import re
@@ -170,6 +172,7 @@ def _construct(loader: Any, root: Node) -> Any:
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".yaml.j2", ".yml.j2")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def is_manifest_path(path: str) -> bool:
     """``*.yaml``, ``*.yml``, ``*.yaml.j2``, ``*.yml.j2``; not ``gitship.yaml``/``.yml`` (the repo
     config, at any depth) and not under any component starting with ``.`` (``.github/``, ``.x.yaml``)."""
@@ -518,7 +521,7 @@ def validate_unique(manifests: list[Manifest]) -> list[ManifestError]:
     seen: dict[tuple[str, str, str], Manifest] = {}
     errors: list[ManifestError] = []
     for m in manifests:
-        key = obj_key(m.obj)
+        key = m.key
         first = seen.get(key)
         if first is None:
             seen[key] = m
