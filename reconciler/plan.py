@@ -58,7 +58,8 @@ def plan(applied: Mapping[Key, Mapping[str, Any]], desired: Mapping[Key, Mapping
 def _yaml(obj: Mapping[str, Any] | None) -> list[str]:
     if obj is None:
         return []
-    return yaml.safe_dump(dict(obj), sort_keys=False, default_flow_style=False).splitlines(keepends=True)
+    text: str = yaml.safe_dump(dict(obj), sort_keys=False, default_flow_style=False)
+    return text.splitlines(keepends=True)
 
 
 def render_diff(actions: list[Action]) -> str:

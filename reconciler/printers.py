@@ -112,7 +112,8 @@ def ports_text(svc: Obj) -> str:
 def external_ip(svc: Obj) -> str:
     spec = svc["spec"]
     if spec.get("type") == "ExternalName":
-        return spec.get("externalName", "<none>")
+        name: str = spec.get("externalName", "<none>")
+        return name
     ing = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     if ing:
         return ",".join(i.get("ip") or i.get("hostname", "") for i in ing)
@@ -203,7 +204,8 @@ def as_list(objs: list[Obj]) -> Obj:
 def dump(obj: Any, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(obj, indent=4)
-    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False).rstrip("\n")
+    text: str = yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
+    return text.rstrip("\n")
 
 
 def describe(obj: Obj, events: list[Obj], now: float, extra: list[tuple[str, Any]] | None = None) -> str:
@@ -275,7 +277,9 @@ def describe(obj: Obj, events: list[Obj], now: float, extra: list[tuple[str, Any
             lines.append(f"Port:           {p.get('name') or '<unset>'}  {p['port']}/{p.get('protocol', 'TCP')}")
             lines.append(f"TargetPort:     {p.get('targetPort')}/{p.get('protocol', 'TCP')}")
             if p.get("nodePort"):
-                lines.append(f"NodePort:       {p.get('name') or '<unset>'}  {p['nodePort']}/{p.get('protocol', 'TCP')}")
+                lines.append(
+                    f"NodePort:       {p.get('name') or '<unset>'}  {p['nodePort']}/{p.get('protocol', 'TCP')}"
+                )
         lines.append(f"Session Affinity: {spec.get('sessionAffinity', 'None')}")
     for k, v in extra or []:
         lines.append(f"{k}:{' ' * max(1, 15 - len(k))}{v}")

@@ -153,7 +153,9 @@ def round_half_away(x: float) -> int:
     return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
 
 
-def rs_fraction(rs_spec: int, deploy_replicas: int, max_surge: int, annotated_max: int | None, fallback_max: int) -> int:
+def rs_fraction(
+    rs_spec: int, deploy_replicas: int, max_surge: int, annotated_max: int | None, fallback_max: int
+) -> int:
     """``getReplicaSetFraction``: round(spec x newMax / oldMax) - spec.
 
     ``annotated_max`` is the RS's ``max-replicas`` annotation (None/0 -> ``fallback_max``,

@@ -439,7 +439,9 @@ def validate_label_selector(sel: object, path: str) -> list[tuple[str, str]]:
                 elif op in ("In", "NotIn") and not values:
                     errs.append((f"{p}.values", "Required value: must be specified when `operator` is 'In' or 'NotIn'"))
                 elif op in ("Exists", "DoesNotExist") and values:
-                    errs.append((f"{p}.values", "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
+                    errs.append(
+                        (f"{p}.values", "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'")
+                    )
                 for j, v in enumerate(values or []):
                     e = validate_label_value(v)
                     if e:

@@ -21,7 +21,7 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from reconciler import rollout
 from reconciler.controllers.podutil import (
@@ -224,13 +224,13 @@ def _replicas(deploy: Obj) -> int:
 
 
 def _conditions(status: Obj) -> list[Obj]:
-    return status.setdefault("conditions", [])
+    return cast(list[Obj], status.setdefault("conditions", []))
 
 
 def get_condition(status: Obj, ctype: str) -> Obj | None:
     for cond in (status or {}).get("conditions") or []:
         if cond.get("type") == ctype:
-            return cond
+            return cast(Obj, cond)
     return None
 
 
@@ -396,7 +396,9 @@ class _Sync:
             self.set_deployment_revision(existing["metadata"]["annotations"].get(REVISION_ANNOTATION, ""))
             if _has_progress_deadline(self.d) and get_condition(self.status, COND_PROGRESSING) is None:
                 msg = f'Found new replica set "{existing["metadata"]["name"]}"'
-                _set_condition(self.status, _new_condition(COND_PROGRESSING, "True", REASON_FOUND_NEW_RS, msg, self.now))
+                _set_condition(
+                    self.status, _new_condition(COND_PROGRESSING, "True", REASON_FOUND_NEW_RS, msg, self.now)
+                )
             return existing, old
         if not create:
             return None, old
@@ -629,10 +631,16 @@ class _Sync:
             status["collisionCount"] = self.status["collisionCount"]
         status["conditions"] = copy.deepcopy(self.status.get("conditions") or [])
         if available >= self.replicas - self.max_unavailable:
-            cond = _new_condition(COND_AVAILABLE, "True", REASON_MIN_AVAILABLE, "Deployment has minimum availability.", self.now)
+            cond = _new_condition(
+                COND_AVAILABLE, "True", REASON_MIN_AVAILABLE, "Deployment has minimum availability.", self.now
+            )
         else:
             cond = _new_condition(
-                COND_AVAILABLE, "False", REASON_MIN_UNAVAILABLE, "Deployment does not have minimum availability.", self.now
+                COND_AVAILABLE,
+                "False",
+                REASON_MIN_UNAVAILABLE,
+                "Deployment does not have minimum availability.",
+                self.now,
             )
         _set_condition(status, cond)
         return status
@@ -700,11 +708,13 @@ class _Sync:
         paused_exists = cond is not None and cond.get("reason") == REASON_PAUSED
         if self.d["spec"].get("paused") and not paused_exists:
             _set_condition(
-                self.status, _new_condition(COND_PROGRESSING, "Unknown", REASON_PAUSED, "Deployment is paused", self.now)
+                self.status,
+                _new_condition(COND_PROGRESSING, "Unknown", REASON_PAUSED, "Deployment is paused", self.now),
             )
         elif not self.d["spec"].get("paused") and paused_exists:
             _set_condition(
-                self.status, _new_condition(COND_PROGRESSING, "Unknown", REASON_RESUMED, "Deployment is resumed", self.now)
+                self.status,
+                _new_condition(COND_PROGRESSING, "Unknown", REASON_RESUMED, "Deployment is resumed", self.now),
             )
 
     def min_ready_requeue(self, pods: list[Obj]) -> None:
@@ -799,7 +809,7 @@ def _progressed(old: Obj, new: Obj) -> bool:
     o = {k: int(old.get(k) or 0) for k in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")}
     old_old = o["replicas"] - o["updatedReplicas"]
     new_old = new["replicas"] - new["updatedReplicas"]
-    return (
+    return bool(
         new["updatedReplicas"] > o["updatedReplicas"]
         or new_old < old_old
         or new["readyReplicas"] > o["readyReplicas"]
@@ -829,7 +839,11 @@ def sync_deployment(
     sync = _Sync(deploy, now, new_uid)
     selector = deploy["spec"].get("selector")
     if selector is not None and not selector.get("matchLabels") and not selector.get("matchExpressions"):
-        sync.event(EVENT_WARNING, REASON_SELECTING_ALL, "This deployment is selecting all pods. A non-empty selector is required.")
+        sync.event(
+            EVENT_WARNING,
+            REASON_SELECTING_ALL,
+            "This deployment is selecting all pods. A non-empty selector is required.",
+        )
         status = copy.deepcopy(deploy.get("status") or {})
         status["observedGeneration"] = _meta(deploy).get("generation", 0)
         return sync.result(status)
@@ -907,19 +921,22 @@ def rollout_status(deploy: Obj) -> tuple[str, bool, bool]:
     available = int(status.get("availableReplicas") or 0)
     if updated < replicas:
         return (
-            f'Waiting for deployment "{name}" rollout to finish: {updated} out of {replicas} new replicas have been updated...',
+            f'Waiting for deployment "{name}" rollout to finish: '
+            f"{updated} out of {replicas} new replicas have been updated...",
             False,
             False,
         )
     if current > updated:
         return (
-            f'Waiting for deployment "{name}" rollout to finish: {current - updated} old replicas are pending termination...',
+            f'Waiting for deployment "{name}" rollout to finish: '
+            f"{current - updated} old replicas are pending termination...",
             False,
             False,
         )
     if available < updated:
         return (
-            f'Waiting for deployment "{name}" rollout to finish: {available} of {updated} updated replicas are available...',
+            f'Waiting for deployment "{name}" rollout to finish: '
+            f"{available} of {updated} updated replicas are available...",
             False,
             False,
         )

@@ -13,7 +13,7 @@ import functools
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 Obj = dict[str, Any]
 
@@ -31,7 +31,7 @@ PHASE_UNKNOWN = "Unknown"
 EVENT_NORMAL = "Normal"
 EVENT_WARNING = "Warning"
 
-_PHASE_ORDINAL = {PHASE_PENDING: 0, PHASE_UNKNOWN: 1, PHASE_RUNNING: 2}
+_PHASE_ORDINAL: dict[str | None, int] = {PHASE_PENDING: 0, PHASE_UNKNOWN: 1, PHASE_RUNNING: 2}
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def _timestamp(value: str | None) -> float | None:
 def _ready_condition(pod: Obj) -> Obj | None:
     for cond in (pod.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Ready":
-            return cond
+            return cast(Obj, cond)
     return None
 
 
@@ -131,7 +131,7 @@ def controller_ref(obj: Obj) -> Obj | None:
     """The ownerReference with ``controller: true``, if any."""
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
         if ref.get("controller"):
-            return ref
+            return cast(Obj, ref)
     return None
 
 
@@ -251,4 +251,7 @@ def _compare_for_deletion(a: Obj, b: Obj, now: float) -> int:
 
 def deletion_order(pods: list[Obj], now: float) -> list[Obj]:
     """Pods ranked for scale-down, first = deleted first (``ActivePodsWithRanks``, spec 3.3)."""
-    return sorted(pods, key=functools.cmp_to_key(lambda a, b: _compare_for_deletion(a, b, now)))
+    def cmp(a: Obj, b: Obj) -> int:
+        return _compare_for_deletion(a, b, now)
+
+    return sorted(pods, key=functools.cmp_to_key(cmp))

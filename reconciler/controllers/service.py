@@ -115,7 +115,7 @@ def _pod_active(pod: Mapping[str, Any], include_terminating: bool) -> bool:
 def pod_ready(pod: Mapping[str, Any]) -> bool:
     for cond in (pod.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Ready":
-            return cond.get("status") == "True"
+            return bool(cond.get("status") == "True")
     return False
 
 
@@ -424,23 +424,23 @@ def allocate(
             continue
         ns, name = key
         if want[key][0] == "auto":
-            v = ip_pool.pick(f"{ns}/{name}", key)
-            if v is None:
+            picked_ip = ip_pool.pick(f"{ns}/{name}", key)
+            if picked_ip is None:
                 err(key, "spec.clusterIP", f"failed to allocate a serviceIP: range is full ({service_cidr})")
                 continue
-            ips[key] = str(ipaddress.ip_address(v))
+            ips[key] = str(ipaddress.ip_address(picked_ip))
         if not _wants_node_ports(by_key[key]):
             continue
         for port in _ports(by_key[key]):
             pk = port_key(port)
             if pk in nports[key]:
                 continue
-            v = port_pool.pick(f"{ns}/{name}/{pk}", key)
-            if v is None:
+            picked_port = port_pool.pick(f"{ns}/{name}/{pk}", key)
+            if picked_port is None:
                 err(key, "spec.ports.nodePort", f"failed to allocate a nodePort: range is full "
                     f"({lo_p}-{hi_p})")
                 break
-            nports[key][pk] = v
+            nports[key][pk] = picked_port
 
     result: dict[Key, Allocation] = {}
     for key in keys:

@@ -57,7 +57,7 @@ from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.errors import ManifestError, RevisionRejected
-from reconciler.manifests.model import KINDS, REPO_CONFIG_FILES, Manifest, Source, format_key, obj_key
+from reconciler.manifests.model import KINDS, REPO_CONFIG_FILES, Manifest, Source, format_key
 from reconciler.manifests.render import render
 from reconciler.manifests.validate import default_and_validate_in_place
 
@@ -80,7 +80,7 @@ _BaseLoader: type = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
 C_LOADER: bool = _BaseLoader is not yaml.SafeLoader
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+class _Loader(_BaseLoader):  # type: ignore[misc]
     """SafeLoader semantics minus the YAML types JSON has no room for."""
 
 
@@ -138,7 +138,7 @@ def _construct(loader: Any, root: Node) -> Any:
             d: dict[Any, Any] = {}
             memo[nid] = d
             pairs = node.value
-            for knode, vnode in pairs:
+            for knode, _vnode in pairs:
                 if knode.tag == _MERGE:
                     del memo[nid]
                     value = loader.construct_object(node, deep=True)
@@ -219,7 +219,7 @@ def _event_scan(file: str, text: str, limits: Limits) -> ManifestError | None:
     doc = -1
     sizes: dict[str, int] = {}
     stack: list[list[Any]] = []  # [node count, anchor]
-    root = [0, None]
+    root: list[Any] = [0, None]
     try:
         for ev in yaml.parse(text, Loader=_Loader):
             t = type(ev)
@@ -348,7 +348,7 @@ _INDEX_RE = re.compile(r"\[(\d+)\]")
 
 def _field_line(node: Node, field: str) -> int:
     """Line of the node at ``field`` (a Kubernetes field path), or of its deepest existing ancestor."""
-    line = node.start_mark.line + 1
+    line: int = node.start_mark.line + 1
     rest = field
     while rest:
         if isinstance(node, MappingNode):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from reconciler import selectors
 from reconciler.errors import ManifestError
@@ -97,15 +97,15 @@ def _supported(value: Any, allowed: tuple[str, ...]) -> str:
     return f"Unsupported value: {value!r}: supported values: " + ", ".join(f'"{a}"' for a in allowed)
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return type(v) is int
 
 
-def _is_dict(v: Any) -> bool:
+def _is_dict(v: Any) -> TypeGuard[dict[str, Any]]:
     return type(v) is dict
 
 
-def _is_list(v: Any) -> bool:
+def _is_list(v: Any) -> TypeGuard[list[Any]]:
     return type(v) is list
 
 
@@ -899,7 +899,8 @@ def _validate_service(ctx: _Ctx, obj: dict[str, Any]) -> None:
                 ctx.err(pp, f"Duplicate value: {{port: {port}, protocol: {proto}}}")
             seen_ports.add((port, proto))
             if stype == "LoadBalancer" and port == 10250:
-                ctx.err(f"{pp}.port", "Invalid value: 10250: may not expose port 10250 externally since it is used by kubelet")
+                ctx.err(f"{pp}.port",
+                        "Invalid value: 10250: may not expose port 10250 externally since it is used by kubelet")
         if stype != "ExternalName":
             _validate_port_ref(ctx, p.get("targetPort"), f"{pp}.targetPort")
         np = p.get("nodePort")
