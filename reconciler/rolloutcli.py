@@ -52,10 +52,23 @@ def status(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout if args.timeout else None
     last = None
     watch = str(args.watch).lower() not in ("false", "0", "no")
+    head = _branch_head(args)
     while True:
         store = cli.open_store(args)
         dep = store.get("Deployment", args.namespace, args.name)
+        attempted = store.get_meta("lastAttemptedRevision")
         store.close()
+        if watch and head and attempted != head:
+            # a commit made a moment ago (set image, undo...) is not applied yet: like kubectl's
+            # "spec update to be observed", wait for it before judging the rollout
+            msg = f"Waiting for gitship to apply revision {head[:7]}..."
+            if msg != last:
+                print(msg, flush=True)
+                last = msg
+            if deadline and time.monotonic() > deadline:
+                cli.die("timed out waiting for the condition")
+            time.sleep(0.1)
+            continue
         if dep is None:
             cli.die(f'deployments.apps "{args.name}" not found')
         if args.revision:
@@ -73,6 +86,22 @@ def status(args: argparse.Namespace) -> int:
         if deadline and time.monotonic() > deadline:
             cli.die("timed out waiting for the condition")
         time.sleep(0.1)
+
+
+def _branch_head(args: argparse.Namespace) -> str | None:
+    """The tracked branch's head in gitship's repository, if it can be read."""
+    from .errors import SourceError
+    from .source.git import GitReader
+
+    store = _cli().open_store(args)
+    src = store.get_meta("source") or {}
+    store.close()
+    if not src.get("repoDir"):
+        return None
+    try:
+        return GitReader(src["repoDir"]).resolve(f"refs/heads/{src.get('branch') or 'main'}")
+    except SourceError:
+        return None
 
 
 def history(args: argparse.Namespace) -> int:
