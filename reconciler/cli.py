@@ -247,8 +247,18 @@ def cmd_logs(args: argparse.Namespace) -> int:
     q = f"?container={args.container}" if args.container else ""
     info = api(args, "GET", f"/v1/namespaces/{args.namespace}/pods/{args.pod}/log{q}")
     if info.get("content") is not None:
-        sys.stdout.buffer.write(base64.b64decode(info["content"]))
-        return 0
+        # the runtime keeps the logs itself (Docker): follow by asking again for what is new
+        shown = b""
+        while True:
+            data = base64.b64decode(info["content"])
+            new = data[len(shown):] if data.startswith(shown) else data
+            sys.stdout.buffer.write(new)
+            sys.stdout.flush()
+            shown = data
+            if not args.follow:
+                return 0
+            time.sleep(0.5)
+            info = api(args, "GET", f"/v1/namespaces/{args.namespace}/pods/{args.pod}/log{q}")
     path = info.get("path")
     if not path or not os.path.exists(path):
         return 0
