@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -292,6 +293,15 @@ def test_deployment_behind_nodeport_answers_from_every_replica_and_dns_works_in_
 
     # logs come from the engine
     wait_for(lambda: "client up in pod client" in g.cli("logs", "client").stdout, 20, what="client's log")
+    # and -f follows them (it is stopped by the test once the line has come)
+    follow = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "logs", "-f", "client"], env=g.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert b"client up in pod client" in follow.stdout.readline()
+        assert follow.poll() is None  # still following
+    finally:
+        follow.kill()
+        follow.wait()
 
 
 def test_rollout_to_v2_under_load_fails_no_request_and_undo_comes_back(
