@@ -152,7 +152,9 @@ class Daemon:
             if not os.path.isdir(self.repo_dir):
                 raise SourceError(f"{src} is not a directory nor a git URL")
             self.reader = GitReader(self.repo_dir)
-            self.reader.resolve("HEAD")
+            if not self.reader.is_repository():
+                raise SourceError(f"{src} is not a git repository (`gitship init DIR` makes a new one "
+                                  "from the template)")
             self.branch = self.opts.branch or self.reader.current_branch()
         self.reader = GitReader(self.repo_dir)
 

@@ -74,6 +74,10 @@ class GitReader:
                 self._batch.wait()
                 self._batch = None
 
+    def is_repository(self) -> bool:
+        proc = subprocess.run(["git", "-C", self.repo_dir, "rev-parse", "--git-dir"], capture_output=True)
+        return proc.returncode == 0
+
     def current_branch(self) -> str:
         out = git(self.repo_dir, "symbolic-ref", "--short", "-q", "HEAD", check=False).decode().strip()
         return out or "main"
