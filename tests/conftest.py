@@ -39,6 +39,27 @@ def wait_for(cond: Callable[[], Any], timeout: float = 30.0, interval: float = 0
     raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}" + (f" (last error: {last_exc!r})" if last_exc else ""))
 
 
+async def async_wait_for(cond: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
+                         what: str = "condition") -> Any:
+    """``wait_for`` for tests that run an event loop (the runtimes' own tests)."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    """The pod's Ready condition is True."""
+    return any(c["type"] == "Ready" and c["status"] == "True"
+               for c in (pod.get("status") or {}).get("conditions", []))
+
+
 def git(repo: Path | str, *args: str, check: bool = True) -> str:
     env = {**os.environ, "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.com",
            "GIT_COMMITTER_NAME": "Test Author", "GIT_COMMITTER_EMAIL": "author@example.com"}

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Self
 
-from tests.conftest import commit_file, git, wait_for
+from tests.conftest import commit_file, git, wait_for, pod_ready as ready
 
 HASH_LABEL = "pod-template-hash"
 
@@ -26,10 +26,6 @@ HASH_LABEL = "pod-template-hash"
 def http_get(ip: str, port: int = 8080, timeout: float = 2.0) -> str:
     with urllib.request.urlopen(f"http://{ip}:{port}/", timeout=timeout) as r:
         return r.read().decode()
-
-
-def ready(pod: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions", []))
 
 
 def ready_since(pod: dict) -> float:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import json
 import os
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import commit_file, git, wait_for
+from tests.conftest import commit_file, git, wait_for, pod_ready as ready
 from tests.dockerimages import docker_client_or_skip, ensure_test_images
 
 pytestmark = pytest.mark.docker
@@ -126,10 +125,6 @@ def docker_args(tmp_path: Path) -> list[str]:
     """--runtime docker with a service CIDR of this test's own (its .10 is the DNS)."""
     x = 100 + zlib.crc32(str(tmp_path).encode()) % 150
     return ["--runtime", "docker", "--service-cidr", f"10.97.{x}.0/24", "--dns-addr", f"10.97.{x}.10:53"]
-
-
-def ready(pod: dict[str, Any]) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions", []))
 
 
 def ready_pods(g, selector: str = "app=kubia", n: int = 3, timeout: float = 60) -> list[dict[str, Any]]:
@@ -397,7 +392,7 @@ def test_kill9_restart_adopts_containers_and_rm_f_is_repaired(
 
 def test_missing_image_is_err_image_pull_while_the_rest_runs(
         docker_env, empty_repo: Path, gitship_factory, tmp_path: Path) -> None:
-    broken = f"""apiVersion: v1
+    broken = """apiVersion: v1
 kind: Pod
 metadata:
   name: broken

@@ -16,6 +16,7 @@ import pytest
 
 from runtime.docker import LABEL_INSTANCE, DockerRuntime
 from tests.dockerimages import docker_client_or_skip, ensure_test_images
+from tests.conftest import async_wait_for as wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -25,15 +26,6 @@ KUBIA = "gitship-test/kubia:v1"
 
 # ----------------------------------------------------------------------------- helpers
 
-async def wait_for(cond, timeout: float = 30.0, interval: float = 0.05, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 def make_pod(name: str, containers: list[dict[str, Any]], restart: str = "Always", grace: int = 5,

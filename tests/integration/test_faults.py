@@ -19,11 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, Gitship, commit_file, git, wait_for
-
-
-def ready(pod: dict[str, Any]) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions", []))
+from tests.conftest import ROOT, Gitship, commit_file, git, wait_for, pod_ready as ready
 
 
 def http_get(ip: str, port: int = 8080, timeout: float = 2.0) -> str:

@@ -14,11 +14,10 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import TEMPLATE, Gitship, _kill_leftovers, git, wait_for
+from tests.conftest import TEMPLATE, Gitship, _kill_leftovers, git, wait_for, pod_ready as _ready
 
 POD = """apiVersion: v1
 kind: Pod
@@ -34,10 +33,6 @@ spec:
 """
 
 REJECT_TIMEOUT = 30.0  # seconds from the commit to the rejection being visible
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions", []))
 
 
 def _http(ip: str) -> str:

@@ -28,6 +28,7 @@ import pytest
 from runtime.base import ImageRule
 from runtime.inprocess import InProcessRuntime
 from runtime.inprocess import procid
+from tests.conftest import async_wait_for as wait_for
 
 PY = sys.executable
 _UIDS: set[str] = set()
@@ -58,15 +59,6 @@ def py(name: str, code: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "image": "python:3", "command": [PY, "-c", textwrap.dedent(code)], **extra}
 
 
-async def wait_for(cond, timeout: float = 20, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 def cstatus(rt: InProcessRuntime, uid: str, i: int = 0) -> dict[str, Any]:

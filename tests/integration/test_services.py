@@ -22,16 +22,12 @@ from pathlib import Path
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
-from tests.conftest import commit_file, git, wait_for
+from tests.conftest import commit_file, git, wait_for, pod_ready as ready
 
 
 def http_get(host: str, port: int, timeout: float = 3.0) -> str:
     with urllib.request.urlopen(f"http://{host}:{port}/", timeout=timeout) as r:
         return r.read().decode()
-
-
-def ready(pod: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions", []))
 
 
 def dns_addr(g) -> tuple[str, int]:

@@ -10,16 +10,12 @@ import os
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import commit_file, git, wait_for
+from tests.conftest import commit_file, git, wait_for, pod_ready as ready
 
 
 def http_get(ip: str, port: int = 8080, timeout: float = 2.0) -> str:
     with urllib.request.urlopen(f"http://{ip}:{port}/", timeout=timeout) as r:
         return r.read().decode()
-
-
-def ready(pod: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions", []))
 
 
 def test_template_pods_run_and_label_is_a_commit(repo: Path, gitship_factory) -> None:

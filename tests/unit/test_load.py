@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import ManifestError, RevisionRejected
 from reconciler.manifests.load import (
-    C_LOADER,
     BlobCache,
     Limits,
     is_manifest_path,
