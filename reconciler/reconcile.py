@@ -61,6 +61,7 @@ class Reconciler:
         self.cluster = cluster
         self.desired: dict[Key, Obj] = self.store.desired()
         self.revision = self.store.get_meta("lastAppliedRevision")
+        self.template_commits: dict[str, dict[str, Any]] = self.store.get_meta("templateCommits", {})
         self.revision_info: dict[str, Any] | None = next(
             (r for r in self.store.revisions(50) if r["sha"] == self.revision), None)
         self.reconcile_id = ""
@@ -128,6 +129,18 @@ class Reconciler:
         self._wake.set()
 
     def set_desired(self, desired: dict[Key, Obj], rev: Any, reconcile_id: str) -> None:
+        changed = False
+        for key, obj in desired.items():
+            if key[0] != "Deployment":
+                continue
+            before = self.desired.get(key)
+            if before is None or before["spec"].get("template") != obj["spec"].get("template"):
+                # the commit that changed the pod template is the revision's CHANGE-CAUSE, even
+                # when the rollout starts later (a paused Deployment, resumed by another commit)
+                self.template_commits["/".join(key[1:])] = rev.to_dict()
+                changed = True
+        if changed:
+            self.store.set_meta(templateCommits=self.template_commits)
         self.desired = desired
         self.revision = rev.sha
         self.revision_info = rev.to_dict()
@@ -301,7 +314,9 @@ class Reconciler:
                     ann[k] = old["metadata"]["annotations"][k]
             rs["metadata"]["annotations"] = ann
             return rs
-        info = self.revision_info or {}
+        owner = next((r["name"] for r in rs["metadata"].get("ownerReferences") or []
+                      if r.get("kind") == "Deployment"), None)
+        info = self.template_commits.get(f"{rs['metadata']['namespace']}/{owner}") or self.revision_info or {}
         if info.get("sha"):
             ann[COMMIT_ANNOTATION] = info["sha"]
             ann[CAUSE_ANNOTATION] = f"{info['sha'][:7]} {info.get('author', '')}: {info.get('subject', '')}"

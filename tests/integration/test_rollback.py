@@ -204,3 +204,26 @@ def test_url_repository_undo_pushes_and_a_rejected_push_changes_nothing(tmp_path
     assert git(clone, "status", "--porcelain") == ""
     assert g.status()["status"]["lastAppliedRevision"] == applied
     assert len(ready_pods(g)) == 2
+
+
+def test_change_cause_names_the_commit_that_changed_the_template_not_the_resume(
+        empty_repo: Path, gitship_factory) -> None:
+    commit_file(empty_repo, "web.yaml", DEPLOY, "add web")
+    g = gitship_factory(empty_repo)
+    wait_for(lambda: rolled_out(g, "v1"), 60, what="v1")
+    g.cli("rollout", "pause", "deployment", "web")
+    g.wait_applied(git(empty_repo, "rev-parse", "HEAD"))
+    g.cli("set", "image", "deployment", "web", "nodejs=qinchaowhut/allen:v2")
+    image_commit = git(empty_repo, "rev-parse", "HEAD")
+    g.wait_applied(image_commit)
+    assert len(rs_revisions(g)) == 1  # paused: no new revision yet
+    g.cli("rollout", "resume", "deployment", "web")
+    resume_commit = git(empty_repo, "rev-parse", "HEAD")
+    wait_for(lambda: rolled_out(g, "v2"), 60, what="v2 after resume")
+    hist = g.cli("rollout", "history", "deployment", "web").stdout
+    line2 = next(line for line in hist.splitlines() if line.startswith("2 "))
+    assert image_commit[:7] in line2 and resume_commit[:7] not in line2
+    # and undo reverts exactly that commit
+    g.cli("rollout", "undo", "deployment", "web")
+    assert f"This reverts commit {image_commit}" in git(empty_repo, "log", "-1", "--format=%B")
+    wait_for(lambda: rolled_out(g, "v1"), 60, what="v1 back")
