@@ -21,10 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from . import annotation_keys as keys
 from .controllers import deployment as deployctl
 
-ANNOTATION = "gitship.io/auto-rollback"
-COMMIT_ANNOTATION = "gitship.io/commit"
 DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 
 
@@ -39,7 +38,8 @@ class Rollback:
 
 
 def enabled(dep: dict[str, Any]) -> bool:
-    return str((dep["metadata"].get("annotations") or {}).get(ANNOTATION, "")).lower() in ("true", "yes", "1")
+    return str((dep["metadata"].get("annotations") or {}).get(keys.AUTO_ROLLBACK, "")).lower() in (
+        "true", "yes", "1")
 
 
 def decide(deployments: list[dict[str, Any]], rss: list[dict[str, Any]], reverted: set[str],
@@ -59,7 +59,7 @@ def decide(deployments: list[dict[str, Any]], rss: list[dict[str, Any]], reverte
         new_rs = deployctl.find_new_rs(dep, [r for r in rss if r["metadata"]["namespace"] == ns])
         if new_rs is None or new_rs["metadata"]["name"] != current["metadata"]["name"]:
             continue  # superseded: the template moved on since
-        commit = (current["metadata"].get("annotations") or {}).get(COMMIT_ANNOTATION)
+        commit = (current["metadata"].get("annotations") or {}).get(keys.COMMIT)
         if not commit or commit in reverted or commit in own_rollbacks:
             continue
         out.append(Rollback(ns, dep["metadata"]["name"], commit, current_n, revs[-2][0], cond.get("message", "")))

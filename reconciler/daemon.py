@@ -294,7 +294,8 @@ class Daemon:
 
     async def _autorollback_once(self, attempted: set[str]) -> None:
         from . import autorollback
-        from .undo import _strip_hash, undo_commit
+        from .controllers import deployment as deployctl
+        from .undo import undo_commit
 
         cluster = self.reconciler.cluster
         deps = [d for d in cluster.of_kind("Deployment") if autorollback.enabled(d)]
@@ -306,18 +307,15 @@ class Daemon:
         for rb in autorollback.decide(deps, rss, reverted | attempted, set(own.values())):
             attempted.add(rb.commit)
             dep = cluster.get(("Deployment", rb.namespace, rb.name))
-            from .controllers import deployment as deployctl
-
             revs = dict(deployctl.revisions(dep, rss))
-            target = revs[rb.target_revision]
             rid = uuid.uuid4().hex[:12]
             reason = (f"Automatic rollback by gitship: revision {rb.current_revision} of deployment/{rb.name} "
                       f"failed (Progressing=False, {autorollback.DEADLINE_EXCEEDED}: {rb.message}); "
                       f"reconcile {rid}.")
             try:
-                sha, how = await asyncio.to_thread(undo_commit, self.writer(), self.store, dep, rb.current_revision,
-                                                   rb.commit, rb.target_revision, target,
-                                                   _strip_hash(target["spec"]["template"]), reason)
+                sha, how = await asyncio.to_thread(
+                    undo_commit, self.writer(), dep, (rb.current_revision, revs[rb.current_revision]),
+                    (rb.target_revision, revs[rb.target_revision]), reason)
             except GitshipError as e:
                 self.log.error("auto_rollback_failed", reconcile_id=rid, deployment=rb.name, commit=rb.commit[:7],
                                error=str(e))

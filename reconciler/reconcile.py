@@ -29,18 +29,19 @@ import random
 import time
 from typing import Any
 
+from runtime.net.dns import build_zone
+
+from . import annotation_keys as keys
 from .cluster import Cluster, Key, Obj, controller_uid, key_of, new_uid
 from .controllers import deployment as deployctl
 from .controllers import replicaset as rsctl
 from .controllers import service as svcctl
-from .controllers.podutil import ALPHABET, to_rfc3339
+from .controllers.podutil import ALPHABET, owner_ref, to_rfc3339
 from .errors import ManifestError
 from .manifests.model import Manifest
 
 WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "Pod", "Service")
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-COMMIT_ANNOTATION = "gitship.io/commit"
-CAUSE_ANNOTATION = "gitship.io/change-cause"
 WARNING_REASONS = {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "CrashLoopBackOff",
                    "CreateContainerConfigError", "ImageNotResolved"}
 ENDPOINT_DRAIN_SECONDS = 0.5
@@ -96,7 +97,7 @@ class Reconciler:
             self.d.log.warning("dns_bind_failed", address=self.d.opts.dns_addr, error=str(e), fallback_port=10053)
             self.dns = await DNSServer.start(host, 10053, lambda: self._zone)
         self._dns_addr = "%s:%d" % self.dns.address[:2]
-        self._zone = svcctl_zone([], [], [])
+        self._zone = build_zone([], [], [])
         self.store.set_meta(dns={"address": self._dns_addr})
         self._launched = set(adopted)
         for pod in self.cluster.of_kind("Pod"):
@@ -309,7 +310,7 @@ class Reconciler:
         old = self.cluster.get(key_of(rs))
         old_rev = ((old or {}).get("metadata", {}).get("annotations") or {}).get(REVISION_ANNOTATION)
         if ann.get(REVISION_ANNOTATION) == old_rev and old is not None:
-            for k in (COMMIT_ANNOTATION, CAUSE_ANNOTATION):
+            for k in (keys.COMMIT, keys.CHANGE_CAUSE):
                 if k in (old["metadata"].get("annotations") or {}):
                     ann[k] = old["metadata"]["annotations"][k]
             rs["metadata"]["annotations"] = ann
@@ -318,8 +319,8 @@ class Reconciler:
                       if r.get("kind") == "Deployment"), None)
         info = self.template_commits.get(f"{rs['metadata']['namespace']}/{owner}") or self.revision_info or {}
         if info.get("sha"):
-            ann[COMMIT_ANNOTATION] = info["sha"]
-            ann[CAUSE_ANNOTATION] = f"{info['sha'][:7]} {info.get('author', '')}: {info.get('subject', '')}"
+            ann[keys.COMMIT] = info["sha"]
+            ann[keys.CHANGE_CAUSE] = f"{info['sha'][:7]} {info.get('author', '')}: {info.get('subject', '')}"
         rs["metadata"]["annotations"] = ann
         return rs
 
@@ -341,7 +342,7 @@ class Reconciler:
                 self.cluster.put(pod)
             for uid in res.adopt:
                 p = copy.deepcopy(by_uid[uid])
-                p["metadata"]["ownerReferences"] = [deployctl_owner(rs)]
+                p["metadata"]["ownerReferences"] = [owner_ref(rs)]
                 self.cluster.put(p)
             for uid in res.release:
                 p = copy.deepcopy(by_uid[uid])
@@ -522,7 +523,7 @@ class Reconciler:
                 self.cluster.delete(k)
         endpoints = self.cluster.of_kind("Endpoints")
         await self._program_proxy(views, {key_of(e): e for e in endpoints})
-        self._zone = svcctl_zone(views, endpoints, self.cluster.of_kind("Pod"))
+        self._zone = build_zone(views, endpoints, self.cluster.of_kind("Pod"))
 
     async def _program_proxy(self, views: list[Obj], endpoints: dict[Key, Obj]) -> None:
         wanted: set[str] = set()
@@ -591,15 +592,3 @@ def backends_for(ep: Obj | None, port: dict[str, Any]) -> list[tuple[str, int]]:
         for a in subset.get("addresses") or []:
             out.append((a["ip"], int(match["port"])))
     return out
-
-
-def deployctl_owner(owner: Obj) -> dict[str, Any]:
-    from .controllers.podutil import owner_ref
-
-    return owner_ref(owner)
-
-
-def svcctl_zone(views: list[Obj], endpoints: list[Obj], pods: list[Obj]) -> Any:
-    from runtime.net.dns import build_zone
-
-    return build_zone(views, endpoints, pods)

@@ -18,11 +18,9 @@ from typing import Any
 
 import yaml
 
+from . import annotation_keys as keys
 from .controllers import deployment as deployctl
 
-COMMIT_ANNOTATION = "gitship.io/commit"
-CAUSE_ANNOTATION = "kubernetes.io/change-cause"
-HASH_LABEL = "pod-template-hash"
 
 
 def _cli() -> Any:
@@ -127,7 +125,7 @@ def history(args: argparse.Namespace) -> int:
 
 def change_cause(rs: dict[str, Any]) -> str:
     ann = rs["metadata"].get("annotations") or {}
-    return ann.get(CAUSE_ANNOTATION) or ann.get("gitship.io/change-cause") or "<none>"
+    return ann.get(keys.KUBERNETES_CHANGE_CAUSE) or ann.get(keys.CHANGE_CAUSE) or "<none>"
 
 
 def pause(args: argparse.Namespace) -> int:
@@ -154,14 +152,6 @@ def resume(args: argparse.Namespace) -> int:
     return 0
 
 
-def _strip_hash(template: dict[str, Any]) -> dict[str, Any]:
-    t = copy.deepcopy(template)
-    labels = t.get("metadata", {}).get("labels")
-    if labels:
-        labels.pop(HASH_LABEL, None)
-    return t
-
-
 def undo(args: argparse.Namespace) -> int:
     cli = _cli()
     dep, rss, store = _deploy_and_rss(args)
@@ -181,16 +171,12 @@ def undo(args: argparse.Namespace) -> int:
     if dep["spec"].get("paused"):
         cli.die(f'you cannot rollback a paused deployment; resume it first with '
                 f'\'gitship rollout resume deployment/{args.name}\' and try again')
-    want = _strip_hash(target["spec"]["template"])
-    if want == _strip_hash(dep["spec"]["template"]):
+    if deployctl.equal_ignore_hash(target["spec"]["template"], dep["spec"]["template"]):
         print(f"deployment.apps/{args.name} skipped rollback (current template already matches revision {target_n})")
         return 0
-    current_n, current = revs[-1]
-    w = cli.writer(args)
-    commit = (current["metadata"].get("annotations") or {}).get(COMMIT_ANNOTATION)
     from .undo import undo_commit
 
-    sha, how = undo_commit(w, store, dep, current_n, commit, target_n, target, want)
+    sha, how = undo_commit(cli.writer(args), dep, revs[-1], (target_n, target))
     cli.nudge(args)
     print(f"deployment.apps/{args.name} rolled back ({how} {sha[:7]})")
     return 0

@@ -125,15 +125,6 @@ class Store:
         return self.db.execute("SELECT 1 FROM revisions WHERE sha=?", (sha,)).fetchone() is not None
 
     # -- desired ------------------------------------------------------------
-    def replace_desired(self, objects: Iterable[tuple[dict[str, Any], str, int]]) -> None:
-        """Replace the applied desired state with (object, file, line) triples."""
-        with self._tx():
-            self.db.execute("DELETE FROM desired")
-            self.db.executemany(
-                "INSERT INTO desired(kind, namespace, name, body, file, line) VALUES(?,?,?,?,?,?)",
-                ((o["kind"], o["metadata"]["namespace"], o["metadata"]["name"], json.dumps(o), f, ln)
-                 for o, f, ln in objects))
-
     def update_desired(self, upserts: Iterable[tuple[dict[str, Any], str, int]], deletes: Iterable[Key]) -> None:
         """Change only what a plan changed: a one-object commit writes one row."""
         with self._tx():

@@ -16,17 +16,11 @@ from typing import Any
 
 import yaml
 
-from .errors import GitOpsError
+from . import annotation_keys as keys
+from .controllers.deployment import equal_ignore_hash, normalize_template
 from .manifests.validate import default_and_validate
 
-COMMIT_ANNOTATION = "gitship.io/commit"
-HASH_LABEL = "pod-template-hash"
-
-
-def _strip_hash(template: dict[str, Any]) -> dict[str, Any]:
-    t = copy.deepcopy(template)
-    (t.get("metadata") or {}).get("labels", {}).pop(HASH_LABEL, None)
-    return t
+Revision = tuple[int, dict[str, Any]]  # (revision number, its ReplicaSet)
 
 
 def _objects(data: bytes | None, path: str) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -86,32 +80,36 @@ def _raw_template(w: Any, commit: str | None, key: tuple[str, str, str]) -> dict
     return None
 
 
-def undo_commit(w: Any, store: Any, dep: dict[str, Any], current_n: int, commit: str | None,
-                target_n: int, target: dict[str, Any], want: dict[str, Any],
+def _commit_of(rs: dict[str, Any]) -> str | None:
+    return (rs["metadata"].get("annotations") or {}).get(keys.COMMIT)
+
+
+def undo_commit(w: Any, dep: dict[str, Any], current: Revision, target: Revision,
                 reason: str = "") -> tuple[str, str]:
-    """Make the commit that brings ``target``'s template back. Returns (sha, how)."""
+    """Make the commit that brings ``target``'s template back in place of ``current``'s. Returns (sha, how)."""
     ns, name = dep["metadata"]["namespace"], dep["metadata"]["name"]
     key = ("Deployment", ns, name)
+    (current_n, current_rs), (target_n, target_rs) = current, target
+    want = target_rs["spec"]["template"]
+    commit = _commit_of(current_rs)
     if commit:
         before = only_template_changed(w, commit, key)
-        if before is not None and _strip_hash(before) == want:
+        if before is not None and equal_ignore_hash(before, want):
             extra = f"rollout undo deployment/{name}: revision {current_n} -> {target_n}"
             if reason:
                 extra += f"\n\n{reason}"
             return w.revert(commit, extra), "git revert of " + commit[:7] + ", commit"
-    target_commit = (target["metadata"].get("annotations") or {}).get(COMMIT_ANNOTATION)
+    target_commit = _commit_of(target_rs)
     raw = _raw_template(w, target_commit, key)
-    template = raw if raw is not None and _strip_hash(default_template(raw, dep)) == want else want
+    template = (raw if raw is not None and equal_ignore_hash(default_template(raw, dep), want)
+                else normalize_template(want))
     msg = (f"rollout undo deployment/{name}: revision {current_n} -> {target_n}\n\n"
            f"Restores the pod template of revision {target_n}"
            + (f" (introduced by {target_commit[:7]})" if target_commit else "")
            + f", replacing revision {current_n}" + (f" (introduced by {commit[:7]})" if commit else "") + ".")
     if reason:
         msg += f"\n{reason}"
-    try:
-        return w.set_template("Deployment", ns, name, template, msg), "commit"
-    except GitOpsError:
-        raise
+    return w.set_template("Deployment", ns, name, template, msg), "commit"
 
 
 def default_template(template: dict[str, Any], dep: dict[str, Any]) -> dict[str, Any]:

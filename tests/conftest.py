@@ -180,19 +180,25 @@ def repo(tmp_path: Path) -> Path:
     return dest
 
 
-@pytest.fixture
-def empty_repo(tmp_path: Path) -> Path:
-    """A repository with only gitship.yaml and the app: tests add their own manifests."""
-    dest = tmp_path / "repo"
+def make_app_repo(dest: Path, author: str = "Test Author", email: str = "author@example.com",
+                  commit: bool = True) -> Path:
+    """A new repository holding the template's app and gitship.yaml, and no manifests."""
     dest.mkdir()
     shutil.copytree(TEMPLATE / "app", dest / "app")
     shutil.copy(TEMPLATE / "gitship.yaml", dest / "gitship.yaml")
     git(dest, "init", "-q", "-b", "main")
-    git(dest, "config", "user.name", "Test Author")
-    git(dest, "config", "user.email", "author@example.com")
+    git(dest, "config", "user.name", author)
+    git(dest, "config", "user.email", email)
     git(dest, "add", "-A")
-    git(dest, "commit", "-q", "-m", "start")
+    if commit:
+        git(dest, "commit", "-q", "-m", "start")
     return dest
+
+
+@pytest.fixture
+def empty_repo(tmp_path: Path) -> Path:
+    """A repository with only gitship.yaml and the app: tests add their own manifests."""
+    return make_app_repo(tmp_path / "repo")
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, Gitship, commit_file, git, wait_for, pod_ready as ready
+from tests.conftest import make_app_repo, ROOT, Gitship, commit_file, git, wait_for, pod_ready as ready
 
 
 def http_get(ip: str, port: int = 8080, timeout: float = 2.0) -> str:
@@ -248,14 +247,7 @@ def test_force_pushed_unrelated_history(empty_repo: Path, gitship_factory, tmp_p
     web = wait_for(lambda: (p := g.json("get", "pod", "web")) and ready(p) and p, 30, what="web ready")
     good = g.status()["status"]["lastAppliedRevision"]
 
-    other = tmp_path / "other"
-    other.mkdir()
-    shutil.copytree(empty_repo / "app", other / "app")
-    shutil.copy(empty_repo / "gitship.yaml", other / "gitship.yaml")
-    git(other, "init", "-q", "-b", "main")
-    git(other, "config", "user.name", "Other")
-    git(other, "config", "user.email", "other@example.com")
-    git(other, "add", "-A")
+    other = make_app_repo(tmp_path / "other", "Other", "other@example.com", commit=False)
     bad = commit_file(other, "broken.yaml", "kind: Pod\nmetadata: {name: x\n", "unrelated, broken")
     git(other, "push", "-q", "--force", str(bare), "main")
     g.wait_applied(bad)
