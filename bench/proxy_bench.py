@@ -57,6 +57,7 @@ DEFAULT_CPUS = (0, 1, 2)  # driver, backend, proxy -- each its own core when the
 def _use_uvloop() -> None:
     try:
         import uvloop
+
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:  # pragma: no cover
         pass
@@ -73,7 +74,7 @@ class _HTTP(asyncio.Protocol):
             i = buf.find(b"\r\n\r\n")
             if i < 0:
                 break
-            req, buf = buf[:i], buf[i + 4:]
+            req, buf = buf[:i], buf[i + 4 :]
             self.t.write(RESPONSE)
             if b"\r\nconnection: close" in req.lower():
                 self.t.close()
@@ -93,6 +94,7 @@ async def _serve_backend(host: str) -> None:
 
 async def _serve_proxy(host: str, backend_host: str, backend_port: int) -> None:
     from runtime.net.proxy import ServiceProxy
+
     proxy = ServiceProxy()
     await proxy.set_service("bench/svc", [(host, 0)], [(backend_host, backend_port)])
     print(json.dumps({"port": proxy.listening("bench/svc")[0][1]}), flush=True)
@@ -105,9 +107,13 @@ def _pin(cpu: int | None) -> None:
 
 
 def _spawn(*args: str, cpu: int | None = None) -> tuple[subprocess.Popen, int]:
-    p = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *args],
-                         stdout=subprocess.PIPE, text=True, cwd=str(ROOT),
-                         preexec_fn=(lambda: _pin(cpu)) if cpu is not None else None)
+    p = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=str(ROOT),
+        preexec_fn=(lambda: _pin(cpu)) if cpu is not None else None,
+    )
     line = p.stdout.readline()
     if not line:
         p.kill()
@@ -208,15 +214,34 @@ def run(seconds: float = 3.0, cpus: tuple[int, int, int] | None = DEFAULT_CPUS) 
             d = _summary(fn(direct, seconds), seconds)
             p = _summary(fn(via, seconds), seconds)
             for label, res in (("direct", d), ("proxy", p)):
-                rows.append({"figure": f"{name} {label} requests/s", "value": round(res["rps"]),
-                             "goal": None, "met": None})
-                rows.append({"figure": f"{name} {label} p50 latency us", "value": round(res["p50_us"], 1),
-                             "goal": None, "met": None})
-                rows.append({"figure": f"{name} {label} p99 latency us", "value": round(res["p99_us"], 1),
-                             "goal": None, "met": None})
+                rows.append(
+                    {"figure": f"{name} {label} requests/s", "value": round(res["rps"]), "goal": None, "met": None}
+                )
+                rows.append(
+                    {
+                        "figure": f"{name} {label} p50 latency us",
+                        "value": round(res["p50_us"], 1),
+                        "goal": None,
+                        "met": None,
+                    }
+                )
+                rows.append(
+                    {
+                        "figure": f"{name} {label} p99 latency us",
+                        "value": round(res["p99_us"], 1),
+                        "goal": None,
+                        "met": None,
+                    }
+                )
             ratio = p["rps"] / d["rps"] if d["rps"] else 0.0
-            rows.append({"figure": f"{name} proxy/direct throughput ratio", "value": round(ratio, 3),
-                         "goal": f">= {GOALS[name]}", "met": ratio >= GOALS[name]})
+            rows.append(
+                {
+                    "figure": f"{name} proxy/direct throughput ratio",
+                    "value": round(ratio, 3),
+                    "goal": f">= {GOALS[name]}",
+                    "met": ratio >= GOALS[name],
+                }
+            )
         return rows
     finally:
         for p in (proxy, backend):
@@ -231,8 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="seconds per measurement")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
-    ap.add_argument("--cpus", default="0,1,2",
-                    help="driver,backend,proxy CPUs to pin to (modulo the CPU count), or 'none'")
+    ap.add_argument(
+        "--cpus", default="0,1,2", help="driver,backend,proxy CPUs to pin to (modulo the CPU count), or 'none'"
+    )
     ap.add_argument("--serve-backend", metavar="HOST", help=argparse.SUPPRESS)
     ap.add_argument("--serve-proxy", nargs=3, metavar=("HOST", "BHOST", "BPORT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -250,8 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"proxy bench: {os.cpu_count()} CPUs, {args.seconds:g} s per measurement, Python "
-          f"{sys.version.split()[0]}")
+    print(f"proxy bench: {os.cpu_count()} CPUs, {args.seconds:g} s per measurement, Python {sys.version.split()[0]}")
     width = max(len(r["figure"]) for r in rows)
     for r in rows:
         extra = "" if r["goal"] is None else f"   goal {r['goal']}: {'met' if r['met'] else 'NOT met'}"

@@ -53,6 +53,7 @@ Row = dict[str, Any]
 
 # --------------------------------------------------------------------------- helpers
 
+
 def pct(values: list[float], p: float) -> float:
     """The p-th percentile (nearest rank) of ``values``."""
     v = sorted(values)
@@ -71,8 +72,13 @@ def ms(x: float) -> str:
 
 
 def git(repo: Path | str, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-           "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Bench",
+        "GIT_AUTHOR_EMAIL": "bench@example.com",
+        "GIT_COMMITTER_NAME": "Bench",
+        "GIT_COMMITTER_EMAIL": "bench@example.com",
+    }
     p = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, env=env)
     if p.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)}: {p.stderr}")
@@ -140,20 +146,35 @@ class Daemon:
     def __init__(self, repo: Path | str, state_dir: Path, extra: list[str] | None = None):
         self.repo, self.state_dir = str(repo), str(state_dir)
         x = 100 + zlib.crc32(self.state_dir.encode()) % 140
-        self.args = ["--pod-cidr", f"127.{x}.0.0/17", "--service-cidr", f"127.{x}.128.0/17",
-                     "--dns-addr", "127.0.0.1:0", *(extra or [])]
+        self.args = [
+            "--pod-cidr",
+            f"127.{x}.0.0/17",
+            "--service-cidr",
+            f"127.{x}.128.0/17",
+            "--dns-addr",
+            "127.0.0.1:0",
+            *(extra or []),
+        ]
         self.proc: subprocess.Popen[bytes] | None = None
         self._db: sqlite3.Connection | None = None
 
     def start(self) -> "Daemon":
         os.makedirs(os.path.dirname(self.state_dir), exist_ok=True)
         self.logf = open(self.state_dir + ".out", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "up", self.repo, "--state-dir",
-                                      self.state_dir, *self.args], stdout=self.logf, stderr=subprocess.STDOUT,
-                                     cwd=str(ROOT), start_new_session=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        wait(lambda: os.path.exists(os.path.join(self.state_dir, "gitship.sock")) or self.proc.poll() is not None,
-             60, "gitship up to start", 0.05)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler.cli", "up", self.repo, "--state-dir", self.state_dir, *self.args],
+            stdout=self.logf,
+            stderr=subprocess.STDOUT,
+            cwd=str(ROOT),
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        wait(
+            lambda: os.path.exists(os.path.join(self.state_dir, "gitship.sock")) or self.proc.poll() is not None,
+            60,
+            "gitship up to start",
+            0.05,
+        )
         if self.proc.poll() is not None:
             raise RuntimeError(f"gitship up exited {self.proc.returncode}; see {self.state_dir}.out")
         wait(lambda: self.meta("lastAttemptedRevision"), 60, "the first revision", 0.05)
@@ -166,8 +187,12 @@ class Daemon:
 
     def db(self) -> sqlite3.Connection:
         if self._db is None:
-            self._db = sqlite3.connect(f"file:{os.path.join(self.state_dir, 'gitship.db')}?mode=ro", uri=True,
-                                       timeout=10, check_same_thread=False)
+            self._db = sqlite3.connect(
+                f"file:{os.path.join(self.state_dir, 'gitship.db')}?mode=ro",
+                uri=True,
+                timeout=10,
+                check_same_thread=False,
+            )
         return self._db
 
     def meta(self, key: str) -> Any:
@@ -253,7 +278,8 @@ def pods_all(d: Daemon, app: str, image: str, replicas: int) -> bool:
     pods = [p for p in d.objects("Pod") if (p["metadata"].get("labels") or {}).get("app") == app]
     return len(pods) == replicas and all(
         not p["metadata"].get("deletionTimestamp") and p["spec"]["containers"][0]["image"] == image and ready(p)
-        for p in pods)
+        for p in pods
+    )
 
 
 def deployment_complete(d: Daemon, name: str, replicas: int) -> bool:
@@ -261,12 +287,17 @@ def deployment_complete(d: Daemon, name: str, replicas: int) -> bool:
         if dep["metadata"]["name"] != name:
             continue
         st, gen = dep.get("status") or {}, dep["metadata"].get("generation")
-        return (st.get("observedGeneration") == gen and st.get("updatedReplicas") == replicas
-                and st.get("replicas") == replicas and st.get("availableReplicas") == replicas)
+        return (
+            st.get("observedGeneration") == gen
+            and st.get("updatedReplicas") == replicas
+            and st.get("replicas") == replicas
+            and st.get("availableReplicas") == replicas
+        )
     return False
 
 
 # --------------------------------------------------------------------------- 0. commit detection
+
 
 def fig0_commit_detection(work: Path, quick: bool) -> list[Row]:
     n = 20 if quick else 50
@@ -308,12 +339,18 @@ def fig0_commit_detection(work: Path, quick: bool) -> list[Row]:
     p99 = pct(lat, 99)
     return [
         row(f"0 commit detection p50 ({n} commits)", ms(pct(lat, 50)), f"git rev-parse {ms(statistics.median(base))}"),
-        row(f"0 commit detection p99 ({n} commits)", ms(p99), f"git rev-parse p99 {ms(pct(base, 99))}",
-            "< 100 ms", p99 < 0.100),
+        row(
+            f"0 commit detection p99 ({n} commits)",
+            ms(p99),
+            f"git rev-parse p99 {ms(pct(base, 99))}",
+            "< 100 ms",
+            p99 < 0.100,
+        ),
     ]
 
 
 # --------------------------------------------------------------------------- 1. commit to serving
+
 
 def _names_until(host: str, want: int, version: str, deadline: float) -> None:
     """Request through the ClusterIP until ``want`` distinct pods answered ``version``."""
@@ -362,8 +399,12 @@ def fig1_commit_to_serving(work: Path, quick: bool) -> list[Row]:
             wait(lambda: deployment_complete(d, name, 3), 60, "v1 complete")
             sha, t0 = commit(repo, {"web.yaml": files["web.yaml"].replace("allen:v1", "allen:v2")}, f"v2 run {i}")
             deadline = time.monotonic() + 120
-            wait(lambda: d.meta("lastAppliedRevision") == sha and pods_all(d, name, "qinchaowhut/allen:v2", 3),
-                 120, "rollout complete", 0.005)
+            wait(
+                lambda: d.meta("lastAppliedRevision") == sha and pods_all(d, name, "qinchaowhut/allen:v2", 3),
+                120,
+                "rollout complete",
+                0.005,
+            )
             _all_answers(ip, "v2", 20, deadline)
             _names_until(ip, 3, "v2", deadline)
             rollout.append(time.time() - t0)
@@ -377,9 +418,13 @@ def fig1_commit_to_serving(work: Path, quick: bool) -> list[Row]:
         ip = "127.0.0.1"
         port = _free_port()
         t0 = time.time()
-        p = subprocess.Popen([sys.executable, str(repo / "app" / "kubia.py")], cwd=str(repo),
-                             env={**os.environ, "POD_IP": ip, "PORT": str(port)}, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+        p = subprocess.Popen(
+            [sys.executable, str(repo / "app" / "kubia.py")],
+            cwd=str(repo),
+            env={**os.environ, "POD_IP": ip, "PORT": str(port)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait(lambda: http_get(ip, port, 1), 10, "kubia direct", 0.002)
             base.append(time.time() - t0)
@@ -403,6 +448,7 @@ def _free_port() -> int:
 
 
 # --------------------------------------------------------------------------- 2. planning at scale
+
 
 def _manifest(i: int, image: str = "kubia:v1") -> str:
     return f"""apiVersion: v1
@@ -443,8 +489,15 @@ def fig2_planning(work: Path, quick: bool) -> list[Row]:
             plan({}, {m.key: m.obj for m in ms_})
             gs.append(time.perf_counter() - t0)
         g, y = min(gs), min(ys)
-        rows.append(row(f"2 cold load+validate+plan, {n:,} manifests", ms(g), f"CSafeLoader parse {ms(y)}",
-                        "<= 1.5x baseline", g <= 1.5 * y))
+        rows.append(
+            row(
+                f"2 cold load+validate+plan, {n:,} manifests",
+                ms(g),
+                f"CSafeLoader parse {ms(y)}",
+                "<= 1.5x baseline",
+                g <= 1.5 * y,
+            )
+        )
         rows[-1]["value"] += f" ({g / y:.2f}x)"
 
     # one changed object of 10,000 with a warm blob cache: pure load + plan (gitship's own time)
@@ -471,8 +524,15 @@ def fig2_planning(work: Path, quick: bool) -> list[Row]:
     for _ in range(100):
         yaml.load(one_file, Loader=yaml.CSafeLoader)
     one = (time.perf_counter() - t0) / 100
-    rows.append(row("2 one object of 10,000 changed: load (warm cache) + plan, median", ms(t),
-                    f"CSafeLoader parse of 1 file {ms(one)}", "< 50 ms", t < 0.050))
+    rows.append(
+        row(
+            "2 one object of 10,000 changed: load (warm cache) + plan, median",
+            ms(t),
+            f"CSafeLoader parse of 1 file {ms(one)}",
+            "< 50 ms",
+            t < 0.050,
+        )
+    )
 
     # the same through the daemon's RevisionLoader on a real repository (includes git ls-tree + cat-file),
     # in a child process with a deadline: a hang there must not hang the bench
@@ -485,22 +545,31 @@ def fig2_planning(work: Path, quick: bool) -> list[Row]:
     git(repo, "commit", "-q", "-m", "10k")
     (repo / "pods/p00042.yaml").write_bytes(_manifest(42, "kubia:v9").encode())
     commit(repo, {}, "one change")
-    code = ("import json, sys, time; sys.path.insert(0, sys.argv[2]);"
-            "from bench.run import revision_loader_times; print(json.dumps(revision_loader_times(sys.argv[1])))")
+    code = (
+        "import json, sys, time; sys.path.insert(0, sys.argv[2]);"
+        "from bench.run import revision_loader_times; print(json.dumps(revision_loader_times(sys.argv[1])))"
+    )
     try:
-        p = subprocess.run([sys.executable, "-c", code, str(repo), str(ROOT)], capture_output=True, text=True,
-                           timeout=120)
+        p = subprocess.run(
+            [sys.executable, "-c", code, str(repo), str(ROOT)], capture_output=True, text=True, timeout=120
+        )
         got = json.loads(p.stdout) if p.returncode == 0 else None
         err = p.stderr.strip().splitlines()[-1] if p.returncode else ""
     except subprocess.TimeoutExpired:
         got, err = None, "hung for 120 s (killed)"
     if got is None:
-        rows.append(row("2 RevisionLoader.load, 10,000 files, cold (incl. git)", f"FAILED: {err}", "", "completes",
-                        False))
+        rows.append(
+            row("2 RevisionLoader.load, 10,000 files, cold (incl. git)", f"FAILED: {err}", "", "completes", False)
+        )
     else:
         rows.append(row("2 RevisionLoader.load, 10,000 files, cold (incl. git)", ms(got["cold"])))
-        rows.append(row("2 RevisionLoader.load, one file changed (incl. git ls-tree)", ms(got["warm"]),
-                        f"git ls-tree -r alone {ms(got['lstree'])}"))
+        rows.append(
+            row(
+                "2 RevisionLoader.load, one file changed (incl. git ls-tree)",
+                ms(got["warm"]),
+                f"git ls-tree -r alone {ms(got['lstree'])}",
+            )
+        )
     return rows
 
 
@@ -530,6 +599,7 @@ def revision_loader_times(repo: str) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- 3. service proxy
 
+
 def fig3_proxy(work: Path, quick: bool) -> list[Row]:
     from bench import proxy_bench
 
@@ -540,13 +610,19 @@ def fig3_proxy(work: Path, quick: bool) -> list[Row]:
         d, p = by[f"{scen} direct requests/s"], by[f"{scen} proxy requests/s"]
         ratio = by[f"{scen} proxy/direct throughput ratio"]
         out.append(row(f"3 proxy {scen} requests/s", p["value"], f"direct {d['value']}"))
-        out.append(row(f"3 proxy {scen} p99 latency", f"{by[f'{scen} proxy p99 latency us']['value']} us",
-                       f"direct {by[f'{scen} direct p99 latency us']['value']} us"))
+        out.append(
+            row(
+                f"3 proxy {scen} p99 latency",
+                f"{by[f'{scen} proxy p99 latency us']['value']} us",
+                f"direct {by[f'{scen} direct p99 latency us']['value']} us",
+            )
+        )
         out.append(row(f"3 proxy/direct throughput, {scen}", ratio["value"], "1.0", ratio["goal"], ratio["met"]))
     return out
 
 
 # --------------------------------------------------------------------------- 4. rollout under load
+
 
 def fig4_rollout_under_load(work: Path, quick: bool) -> list[Row]:
     repo = new_repo(work / "f4")
@@ -580,8 +656,12 @@ def fig4_rollout_under_load(work: Path, quick: bool) -> list[Row]:
         time.sleep(1.0)
         before = dict(stats)
         sha, t0 = commit(repo, {"web.yaml": dep.replace("allen:v1", "allen:v2")}, "web v2")
-        wait(lambda: d.meta("lastAppliedRevision") == sha and pods_all(d, "web", "qinchaowhut/allen:v2", 10), 180,
-             "rollout complete, old pods gone", 0.05)
+        wait(
+            lambda: d.meta("lastAppliedRevision") == sha and pods_all(d, "web", "qinchaowhut/allen:v2", 10),
+            180,
+            "rollout complete, old pods gone",
+            0.05,
+        )
         took = time.time() - t0
         time.sleep(1.0)
         stop.set()
@@ -592,22 +672,38 @@ def fig4_rollout_under_load(work: Path, quick: bool) -> list[Row]:
     total = stats["ok"] + stats["failed"]
     failed = stats["failed"]
     note = f"{total:,} requests, 4 clients, rollout {took:.1f} s" + (f"; e.g. {errors[0]}" if errors else "")
-    return [row("4 failed requests during a rolling update of 10 replicas", failed,
-                f"{before['failed']} failed in the 1 s before the update", "0", failed == 0),
-            row("4 requests served during the rollout (info)", note)]
+    return [
+        row(
+            "4 failed requests during a rolling update of 10 replicas",
+            failed,
+            f"{before['failed']} failed in the 1 s before the update",
+            "0",
+            failed == 0,
+        ),
+        row("4 requests served during the rollout (info)", note),
+    ]
 
 
 # --------------------------------------------------------------------------- 5. pod start to Ready
 
+
 def _pod(name: str, probe: bool) -> dict[str, Any]:
     c: dict[str, Any] = {"name": "app", "image": "qinchaowhut/allen:v1", "ports": [{"containerPort": 8080}]}
     if probe:
-        c["readinessProbe"] = {"httpGet": {"path": "/", "port": 8080}, "initialDelaySeconds": 0,
-                               "periodSeconds": 1, "timeoutSeconds": 1, "successThreshold": 1,
-                               "failureThreshold": 3}
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "default", "uid": str(uuid.uuid4()), "labels": {"app": "b"}},
-            "spec": {"containers": [c], "restartPolicy": "Always", "terminationGracePeriodSeconds": 5}}
+        c["readinessProbe"] = {
+            "httpGet": {"path": "/", "port": 8080},
+            "initialDelaySeconds": 0,
+            "periodSeconds": 1,
+            "timeoutSeconds": 1,
+            "successThreshold": 1,
+            "failureThreshold": 3,
+        }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": str(uuid.uuid4()), "labels": {"app": "b"}},
+        "spec": {"containers": [c], "restartPolicy": "Always", "terminationGracePeriodSeconds": 5},
+    }
 
 
 async def _starts(rt: Any, n: int, probe: bool, image: str = "qinchaowhut/allen:v1") -> list[float]:
@@ -658,8 +754,13 @@ def fig5_pod_start(work: Path, quick: bool) -> list[Row]:
         lat = asyncio.run(_starts(rt, n, probe))
         what = "httpGet readiness probe" if probe else "no readiness probe"
         p99 = pct(lat, 99)
-        rows.append(row(f"5 in-process pod start -> Ready, {what}, p50 ({n} starts)", ms(pct(lat, 50)),
-                        f"python3 -c pass p50 {ms(statistics.median(base))}"))
+        rows.append(
+            row(
+                f"5 in-process pod start -> Ready, {what}, p50 ({n} starts)",
+                ms(pct(lat, 50)),
+                f"python3 -c pass p50 {ms(statistics.median(base))}",
+            )
+        )
         rows.append(row(f"5 in-process pod start -> Ready, {what}, p99", ms(p99), bl, "< 300 ms", p99 < 0.3))
     rows.extend(_docker_starts(work, 10 if quick else 50))
     return rows
@@ -672,8 +773,11 @@ def _docker_starts(work: Path, n: int) -> list[Row]:
         client = docker.from_env(timeout=30)
         client.ping()
     except Exception as e:  # noqa: BLE001
-        return [row("5 Docker pod start -> Ready", "skipped", "", "< 1 s", None) | {"value": f"skipped: no engine ({e})"}]
+        return [
+            row("5 Docker pod start -> Ready", "skipped", "", "< 1 s", None) | {"value": f"skipped: no engine ({e})"}
+        ]
     from runtime.docker import BUSYBOX, DockerRuntime, LABEL_INSTANCE
+
     if not os.path.exists(BUSYBOX):
         return [row("5 Docker pod start -> Ready", f"skipped: {BUSYBOX} missing", "", "< 1 s", None)]
     from tests.dockerimages import ensure_test_images
@@ -692,10 +796,22 @@ def _docker_starts(work: Path, n: int) -> list[Row]:
             lat = asyncio.run(_starts(rt, n, probe, "gitship-test/kubia:v1"))
             what = "httpGet readiness probe" if probe else "no readiness probe"
             p99 = pct(lat, 99)
-            rows.append(row(f"5 Docker pod start -> Ready, {what}, p50 ({n} starts)", ms(pct(lat, 50)),
-                            f"docker run --rm p50 {ms(statistics.median(base))}"))
-            rows.append(row(f"5 Docker pod start -> Ready, {what}, p99", ms(p99),
-                            f"docker run --rm p99 {ms(pct(base, 99))}", "< 1 s", p99 < 1.0))
+            rows.append(
+                row(
+                    f"5 Docker pod start -> Ready, {what}, p50 ({n} starts)",
+                    ms(pct(lat, 50)),
+                    f"docker run --rm p50 {ms(statistics.median(base))}",
+                )
+            )
+            rows.append(
+                row(
+                    f"5 Docker pod start -> Ready, {what}, p99",
+                    ms(p99),
+                    f"docker run --rm p99 {ms(pct(base, 99))}",
+                    "< 1 s",
+                    p99 < 1.0,
+                )
+            )
     finally:
         for c in client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"}):
             try:
@@ -707,6 +823,7 @@ def _docker_starts(work: Path, n: int) -> list[Row]:
 
 
 # --------------------------------------------------------------------------- 6. footprint
+
 
 def _idle(pid: int, seconds: float) -> tuple[float, float]:
     c0, t0 = proc_cpu_seconds(pid), time.monotonic()
@@ -743,16 +860,28 @@ spec:
         d.stop()
     return [
         row(f"6 gitship RSS, idle, 100 pods", f"{rss:.1f} MB", f"0 pods {rss0:.1f} MB", "< 100 MB", rss < 100),
-        row(f"6 gitship CPU, idle, 100 pods ({seconds:g} s)", f"{cpu:.2f} % of a core", f"0 pods {cpu0:.2f} %",
-            "< 2 %", cpu < 2.0),
+        row(
+            f"6 gitship CPU, idle, 100 pods ({seconds:g} s)",
+            f"{cpu:.2f} % of a core",
+            f"0 pods {cpu0:.2f} %",
+            "< 2 %",
+            cpu < 2.0,
+        ),
         row("6 gitship peak RSS (VmHWM) incl. starting 100 pods", f"{hwm:.1f} MB"),
     ]
 
 
 # --------------------------------------------------------------------------- main
 
-FIGURES = [fig0_commit_detection, fig1_commit_to_serving, fig2_planning, fig3_proxy, fig4_rollout_under_load,
-           fig5_pod_start, fig6_footprint]
+FIGURES = [
+    fig0_commit_detection,
+    fig1_commit_to_serving,
+    fig2_planning,
+    fig3_proxy,
+    fig4_rollout_under_load,
+    fig5_pod_start,
+    fig6_footprint,
+]
 
 
 def machine() -> dict[str, str]:
@@ -764,8 +893,13 @@ def machine() -> dict[str, str]:
                 break
     except OSError:
         pass
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "python": sys.version.split()[0],
-            "kernel": platform.release(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "python": sys.version.split()[0],
+        "kernel": platform.release(),
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
 
 
 def table(rows: list[Row]) -> str:
@@ -800,9 +934,12 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as e:  # noqa: BLE001 - one broken figure must not hide the others
                 got = [row(f"{i} {fn.__name__}", f"ERROR: {type(e).__name__}: {e}".replace("|", "/"), "", "", False)]
             for r in got:
-                print(f"   {r['figure']}: {r['value']}  [{r['baseline']}]"
-                      + (f"  goal {r['goal']}: {'met' if r['met'] else 'NOT met'}" if r["met"] is not None else ""),
-                      file=sys.stderr, flush=True)
+                print(
+                    f"   {r['figure']}: {r['value']}  [{r['baseline']}]"
+                    + (f"  goal {r['goal']}: {'met' if r['met'] else 'NOT met'}" if r["met"] is not None else ""),
+                    file=sys.stderr,
+                    flush=True,
+                )
             rows.extend(got)
             print(f"   ({time.monotonic() - t0:.0f} s)", file=sys.stderr, flush=True)
     m = machine()
@@ -811,12 +948,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         mode = "--quick" if args.quick else "full"
         only = f" --only {args.only}" if args.only else ""
-        out = (f"# gitship benchmark results\n\n`python3 bench/run.py{' --quick' if args.quick else ''}{only}` "
-               f"({mode} run, {time.monotonic() - t_all:.0f} s)\n\n"
-               f"- date: {m['date']}\n- machine: {m['nproc']} CPUs, {m['cpu']}, Linux {m['kernel']}\n"
-               f"- Python {m['python']}\n\n{text}\n\n"
-               "Every baseline is measured in the same run on the same machine. "
-               "See bench/README.md for what each figure measures.\n")
+        out = (
+            f"# gitship benchmark results\n\n`python3 bench/run.py{' --quick' if args.quick else ''}{only}` "
+            f"({mode} run, {time.monotonic() - t_all:.0f} s)\n\n"
+            f"- date: {m['date']}\n- machine: {m['nproc']} CPUs, {m['cpu']}, Linux {m['kernel']}\n"
+            f"- Python {m['python']}\n\n{text}\n\n"
+            "Every baseline is measured in the same run on the same machine. "
+            "See bench/README.md for what each figure measures.\n"
+        )
         (ROOT / "bench" / "RESULTS.md").write_text(out)
     return 0 if all(r["met"] is not False for r in rows) else 1
 

@@ -1,9 +1,9 @@
 """The annotations gitship itself reads and writes (Kubernetes' own keys live with their controllers).
 
-    gitship.io/commit         on a ReplicaSet: the commit whose pod template it runs (undo reverts it)
-    gitship.io/change-cause   on a ReplicaSet: "<short sha> <author>: <subject>" of that commit,
-                              the CHANGE-CAUSE of `rollout history` unless kubernetes.io/change-cause is set
-    gitship.io/auto-rollback  on a Deployment: "true" lets gitship revert a rollout that misses its deadline
+gitship.io/commit         on a ReplicaSet: the commit whose pod template it runs (undo reverts it)
+gitship.io/change-cause   on a ReplicaSet: "<short sha> <author>: <subject>" of that commit,
+                          the CHANGE-CAUSE of `rollout history` unless kubernetes.io/change-cause is set
+gitship.io/auto-rollback  on a Deployment: "true" lets gitship revert a rollout that misses its deadline
 """
 
 COMMIT = "gitship.io/commit"

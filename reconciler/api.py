@@ -29,8 +29,14 @@ MAX_BODY = 1 << 20
 
 
 def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason,
-            "message": message, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "reason": reason,
+        "message": message,
+        "code": code,
+    }
 
 
 class ApiServer:
@@ -72,21 +78,28 @@ class ApiServer:
         except Exception as e:  # a bad request never hurts the daemon
             code, payload = 500, status_body(500, "InternalError", str(e))
         data = json.dumps(payload).encode()
-        writer.write(b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                     b"Connection: close\r\n\r\n" % (code, len(data)) + data)
+        writer.write(
+            b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n" % (code, len(data)) + data
+        )
         try:
             await writer.drain()
         finally:
             writer.close()
 
-    async def _route(self, method: str, parts: list[str], query: dict[str, str],
-                     body: dict[str, Any]) -> tuple[int, Any]:
+    async def _route(
+        self, method: str, parts: list[str], query: dict[str, str], body: dict[str, Any]
+    ) -> tuple[int, Any]:
         rec = self.d.reconciler
         if parts == ["healthz"]:
             return 200, {"ok": True}
         if parts == ["v1", "status"]:
-            return 200, {"pid": os.getpid(), "runtime": self.d.runtime.info(), "dns": rec.dns_address(),
-                         "passes": rec.passes}
+            return 200, {
+                "pid": os.getpid(),
+                "runtime": self.d.runtime.info(),
+                "dns": rec.dns_address(),
+                "passes": rec.passes,
+            }
         if parts == ["v1", "sync"] and method == "POST":
             self.d.wake_source()
             return 200, {"ok": True}
@@ -99,16 +112,17 @@ class ApiServer:
             containers = [c["name"] for c in pod["spec"].get("containers", [])]
             container = body.get("container") or query.get("container") or (containers[0] if containers else "")
             if container not in containers:
-                return 400, status_body(400, "BadRequest",
-                                        f"container {container} is not valid for pod {name}")
+                return 400, status_body(400, "BadRequest", f"container {container} is not valid for pod {name}")
             if verb == "delete" and method == "POST":
                 await rec.delete_pod(ns, name, body.get("gracePeriodSeconds"))
                 return 200, {"kind": "Status", "status": "Success", "details": {"name": name, "kind": "pods"}}
             if verb == "exec" and method == "POST":
-                res = await self.d.runtime.exec(uid, container, list(body["command"]),
-                                                float(body.get("timeout", 300)))
-                return 200, {"exitCode": res.exit_code, "stdout": base64.b64encode(res.stdout).decode(),
-                             "stderr": base64.b64encode(res.stderr).decode()}
+                res = await self.d.runtime.exec(uid, container, list(body["command"]), float(body.get("timeout", 300)))
+                return 200, {
+                    "exitCode": res.exit_code,
+                    "stdout": base64.b64encode(res.stdout).decode(),
+                    "stderr": base64.b64encode(res.stderr).decode(),
+                }
             if verb == "log":
                 path = self.d.runtime.log_path(uid, container)
                 out: dict[str, Any] = {"path": path, "container": container}
@@ -122,8 +136,9 @@ class ApiServer:
         return 404, status_body(404, "NotFound", f"no route {method} /{'/'.join(parts)}")
 
 
-def request(socket_path: str, method: str, path: str, body: dict[str, Any] | None = None,
-            timeout: float = 330.0) -> tuple[int, Any]:
+def request(
+    socket_path: str, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 330.0
+) -> tuple[int, Any]:
     """The CLI's side: one request over the Unix socket."""
     import socket
 

@@ -31,19 +31,19 @@ DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 class Rollback:
     namespace: str
     name: str
-    commit: str          # the commit that introduced the failing template
+    commit: str  # the commit that introduced the failing template
     current_revision: int
     target_revision: int
-    message: str         # the condition's message
+    message: str  # the condition's message
 
 
 def enabled(dep: dict[str, Any]) -> bool:
-    return str((dep["metadata"].get("annotations") or {}).get(keys.AUTO_ROLLBACK, "")).lower() in (
-        "true", "yes", "1")
+    return str((dep["metadata"].get("annotations") or {}).get(keys.AUTO_ROLLBACK, "")).lower() in ("true", "yes", "1")
 
 
-def decide(deployments: list[dict[str, Any]], rss: list[dict[str, Any]], reverted: set[str],
-           own_rollbacks: set[str]) -> list[Rollback]:
+def decide(
+    deployments: list[dict[str, Any]], rss: list[dict[str, Any]], reverted: set[str], own_rollbacks: set[str]
+) -> list[Rollback]:
     out = []
     for dep in deployments:
         if not enabled(dep) or dep["spec"].get("paused"):

@@ -21,14 +21,28 @@ from . import printers
 from .errors import GitshipError, NotFound, SelectorError
 
 KINDS = {
-    "po": "Pod", "pod": "Pod", "pods": "Pod",
-    "rs": "ReplicaSet", "replicaset": "ReplicaSet", "replicasets": "ReplicaSet",
-    "deploy": "Deployment", "deployment": "Deployment", "deployments": "Deployment",
-    "svc": "Service", "service": "Service", "services": "Service",
-    "ep": "Endpoints", "endpoints": "Endpoints",
+    "po": "Pod",
+    "pod": "Pod",
+    "pods": "Pod",
+    "rs": "ReplicaSet",
+    "replicaset": "ReplicaSet",
+    "replicasets": "ReplicaSet",
+    "deploy": "Deployment",
+    "deployment": "Deployment",
+    "deployments": "Deployment",
+    "svc": "Service",
+    "service": "Service",
+    "services": "Service",
+    "ep": "Endpoints",
+    "endpoints": "Endpoints",
 }
-PLURAL = {"Pod": "pods", "ReplicaSet": "replicasets", "Deployment": "deployments", "Service": "services",
-          "Endpoints": "endpoints"}
+PLURAL = {
+    "Pod": "pods",
+    "ReplicaSet": "replicasets",
+    "Deployment": "deployments",
+    "Service": "services",
+    "Endpoints": "endpoints",
+}
 
 
 def template_dir() -> str:
@@ -107,16 +121,21 @@ def cmd_init(args: argparse.Namespace) -> int:
     dest = os.path.abspath(args.dir)
     if os.path.exists(dest) and os.listdir(dest):
         die(f"{dest} exists and is not empty")
-    shutil.copytree(template_dir(), dest, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "__init__.py"))
+    shutil.copytree(
+        template_dir(), dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "__init__.py")
+    )
     run = lambda *a: subprocess.run(["git", "-C", dest, *a], check=True, capture_output=True)  # noqa: E731
     run("init", "-q", "-b", "main")
     run("add", "-A")
     env = dict(os.environ)
     ident = subprocess.run(["git", "-C", dest, "config", "user.email"], capture_output=True).stdout.strip()
     extra = [] if ident else ["-c", "user.name=gitship", "-c", "user.email=gitship@localhost"]
-    subprocess.run(["git", "-C", dest, *extra, "commit", "-q", "-m", "Initial commit from the gitship template"],
-                   check=True, capture_output=True, env=env)
+    subprocess.run(
+        ["git", "-C", dest, *extra, "commit", "-q", "-m", "Initial commit from the gitship template"],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     print(f"Initialized a gitship repository in {dest}")
     print(f"Next: gitship up {args.dir}")
     return 0
@@ -125,9 +144,18 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from .daemon import Options, run
 
-    opts = Options(source=args.repo, state_dir=state_dir(args), runtime=args.runtime, branch=args.branch,
-                   path=args.path or "", interval=args.interval, service_cidr=args.service_cidr,
-                   pod_cidr=args.pod_cidr, dns_addr=args.dns_addr, node_address=args.node_address)
+    opts = Options(
+        source=args.repo,
+        state_dir=state_dir(args),
+        runtime=args.runtime,
+        branch=args.branch,
+        path=args.path or "",
+        interval=args.interval,
+        service_cidr=args.service_cidr,
+        pod_cidr=args.pod_cidr,
+        dns_addr=args.dns_addr,
+        node_address=args.node_address,
+    )
     return run(opts)
 
 
@@ -145,14 +173,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     runtime = (live or {}).get("runtime") or store.get_meta("runtime") or {}
     dns = (live or {}).get("dns") or (store.get_meta("dns") or {}).get("address")
     out = {
-        "apiVersion": "gitship.io/v1", "kind": "GitRepository",
+        "apiVersion": "gitship.io/v1",
+        "kind": "GitRepository",
         "metadata": {"name": os.path.basename(src.get("url", "").rstrip("/")) or "repository"},
-        "spec": {"url": src.get("url"), "branch": src.get("branch"), "path": src.get("path") or "./",
-                 "runtime": runtime.get("name")},
-        "status": {"lastAppliedRevision": store.get_meta("lastAppliedRevision"),
-                   "lastAttemptedRevision": store.get_meta("lastAttemptedRevision"),
-                   "conditions": [ready], "runtime": runtime, "dnsAddress": dns,
-                   "sourceError": store.get_meta("sourceError"), "daemon": "running" if live else "stopped"},
+        "spec": {
+            "url": src.get("url"),
+            "branch": src.get("branch"),
+            "path": src.get("path") or "./",
+            "runtime": runtime.get("name"),
+        },
+        "status": {
+            "lastAppliedRevision": store.get_meta("lastAppliedRevision"),
+            "lastAttemptedRevision": store.get_meta("lastAttemptedRevision"),
+            "conditions": [ready],
+            "runtime": runtime,
+            "dnsAddress": dns,
+            "sourceError": store.get_meta("sourceError"),
+            "daemon": "running" if live else "stopped",
+        },
     }
     if args.output == "json":
         print(json.dumps(out, indent=4))
@@ -218,15 +256,40 @@ def cmd_describe(args: argparse.Namespace) -> int:
     events = store.events(kind, args.namespace, args.name, limit=50)
     extra: list[tuple[str, Any]] = []
     if kind == "Deployment":
-        rss = [r for r in store.cluster("ReplicaSet", args.namespace)
-               if any(ref.get("uid") == obj["metadata"]["uid"] for ref in r["metadata"].get("ownerReferences") or [])]
-        new = [r for r in rss if r["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision")
-               == obj["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision")]
-        extra.append(("OldReplicaSets", ", ".join(f"{r['metadata']['name']} ({(r.get('status') or {}).get('replicas', 0)}"
-                                                  f"/{r['spec'].get('replicas')} replicas created)"
-                                                  for r in rss if r not in new) or "<none>"))
-        extra.append(("NewReplicaSet", ", ".join(f"{r['metadata']['name']} ({(r.get('status') or {}).get('replicas', 0)}"
-                                                 f"/{r['spec'].get('replicas')} replicas created)" for r in new) or "<none>"))
+        rss = [
+            r
+            for r in store.cluster("ReplicaSet", args.namespace)
+            if any(ref.get("uid") == obj["metadata"]["uid"] for ref in r["metadata"].get("ownerReferences") or [])
+        ]
+        new = [
+            r
+            for r in rss
+            if r["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision")
+            == obj["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision")
+        ]
+        extra.append(
+            (
+                "OldReplicaSets",
+                ", ".join(
+                    f"{r['metadata']['name']} ({(r.get('status') or {}).get('replicas', 0)}"
+                    f"/{r['spec'].get('replicas')} replicas created)"
+                    for r in rss
+                    if r not in new
+                )
+                or "<none>",
+            )
+        )
+        extra.append(
+            (
+                "NewReplicaSet",
+                ", ".join(
+                    f"{r['metadata']['name']} ({(r.get('status') or {}).get('replicas', 0)}"
+                    f"/{r['spec'].get('replicas')} replicas created)"
+                    for r in new
+                )
+                or "<none>",
+            )
+        )
     if kind == "Service":
         ep = store.get("Endpoints", args.namespace, args.name)
         extra.append(("Endpoints", printers.endpoints_text(ep) if ep else "<none>"))
@@ -251,7 +314,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         shown = b""
         while True:
             data = base64.b64decode(info["content"])
-            new = data[len(shown):] if data.startswith(shown) else data
+            new = data[len(shown) :] if data.startswith(shown) else data
             sys.stdout.buffer.write(new)
             sys.stdout.flush()
             shown = data
@@ -290,8 +353,12 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if not args.command:
         die("you must specify at least one command for the container (gitship exec POD -- CMD ...)")
     _pod(args, args.pod)
-    res = api(args, "POST", f"/v1/namespaces/{args.namespace}/pods/{args.pod}/exec",
-              {"container": args.container, "command": args.command})
+    res = api(
+        args,
+        "POST",
+        f"/v1/namespaces/{args.namespace}/pods/{args.pod}/exec",
+        {"container": args.container, "command": args.command},
+    )
     sys.stdout.buffer.write(base64.b64decode(res["stdout"]))
     sys.stderr.buffer.write(base64.b64decode(res["stderr"]))
     return int(res["exitCode"])
@@ -332,9 +399,13 @@ def cmd_create_apply(args: argparse.Namespace) -> int:
     manifests = load_file(os.path.basename(path), data, {}, Limits())
     w = writer(args)
     verb = "created" if args.cmd == "create" else "configured"
-    sha = w.add_file(os.path.basename(path), data, overwrite=args.cmd == "apply",
-                     message=f"{args.cmd} -f {os.path.basename(path)}: "
-                             + ", ".join(f"{m.key[0].lower()}/{m.key[2]}" for m in manifests))
+    sha = w.add_file(
+        os.path.basename(path),
+        data,
+        overwrite=args.cmd == "apply",
+        message=f"{args.cmd} -f {os.path.basename(path)}: "
+        + ", ".join(f"{m.key[0].lower()}/{m.key[2]}" for m in manifests),
+    )
     nudge(args)
     for m in manifests:
         print(f"{m.key[0].lower()}/{m.key[2]} {verb}")
@@ -414,8 +485,16 @@ def cmd_history(args: argparse.Namespace) -> int:
     for r in revs:
         result = r["result"] + (f" (reverted by {r['revertedBy'][:7]})" if r.get("revertedBy") else "")
         changed = ", ".join(f"{c['op']} {c['kind'].lower()}/{c['name']}" for c in (r.get("changes") or [])) or "-"
-        rows.append([r["sha"][:7], r["author"], time.strftime("%Y-%m-%d %H:%M", time.localtime(r["time"] or 0)),
-                     (r["subject"] or "")[:50], result, changed if len(changed) < 60 else changed[:57] + "..."])
+        rows.append(
+            [
+                r["sha"][:7],
+                r["author"],
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(r["time"] or 0)),
+                (r["subject"] or "")[:50],
+                result,
+                changed if len(changed) < 60 else changed[:57] + "...",
+            ]
+        )
     print(printers.table(["REVISION", "AUTHOR", "TIME", "SUBJECT", "RESULT", "CHANGES"], rows))
     return 0
 
@@ -469,12 +548,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--branch")
     s.add_argument("--path", help="the folder of the repository that holds the manifests")
     s.add_argument("--interval", type=float, default=30.0, help="seconds between fetches of a URL (default 30)")
-    s.add_argument("--service-cidr", default=None,
-                   help="ClusterIP range (default 127.96.0.0/16; with --runtime docker 10.97.0.0/16)")
+    s.add_argument(
+        "--service-cidr",
+        default=None,
+        help="ClusterIP range (default 127.96.0.0/16; with --runtime docker 10.97.0.0/16)",
+    )
     s.add_argument("--pod-cidr", default="127.244.0.0/16")
-    s.add_argument("--dns-addr", default=None,
-                   help="where the cluster DNS listens (HOST:PORT; default 127.96.0.10:53; with --runtime docker "
-                        "the service CIDR's .10 on port 53, e.g. 10.97.0.10:53)")
+    s.add_argument(
+        "--dns-addr",
+        default=None,
+        help="where the cluster DNS listens (HOST:PORT; default 127.96.0.10:53; with --runtime docker "
+        "the service CIDR's .10 on port 53, e.g. 10.97.0.10:53)",
+    )
     s.add_argument("--node-address", default="0.0.0.0", help="host address for NodePort and LoadBalancer")
     s.set_defaults(func=cmd_up)
 

@@ -153,8 +153,9 @@ class Daemon:
                 raise SourceError(f"{src} is not a directory nor a git URL")
             self.reader = GitReader(self.repo_dir)
             if not self.reader.is_repository():
-                raise SourceError(f"{src} is not a git repository (`gitship init DIR` makes a new one "
-                                  "from the template)")
+                raise SourceError(
+                    f"{src} is not a git repository (`gitship init DIR` makes a new one from the template)"
+                )
             self.branch = self.opts.branch or self.reader.current_branch()
         self.reader = GitReader(self.repo_dir)
 
@@ -163,8 +164,9 @@ class Daemon:
         if self.opts.runtime == "inprocess":
             from runtime.inprocess import InProcessRuntime
 
-            return InProcessRuntime(rt_dir, [], repo_dir=self.repo_dir, pod_cidr=self.opts.pod_cidr,
-                                    backoff_base=self.opts.backoff_base)
+            return InProcessRuntime(
+                rt_dir, [], repo_dir=self.repo_dir, pod_cidr=self.opts.pod_cidr, backoff_base=self.opts.backoff_base
+            )
         if self.opts.runtime == "docker":
             from runtime.docker import DockerRuntime
 
@@ -173,11 +175,18 @@ class Daemon:
             if port == 53 and _reachable_from_containers(host):
                 dns_servers = [host] + _host_resolvers()
             else:
-                self.log.warning("docker_dns_unreachable_from_pods", dns_addr=self.opts.dns_addr,
-                                 hint="pods resolve services only if the DNS listens on port 53 of a "
-                                      "non-loopback address (the default: the service CIDR's .10)")
-            return DockerRuntime(rt_dir, backoff_base=self.opts.backoff_base, dns_servers=dns_servers,
-                                 dns_search=list(DOCKER_DNS_SEARCH) if dns_servers else None)
+                self.log.warning(
+                    "docker_dns_unreachable_from_pods",
+                    dns_addr=self.opts.dns_addr,
+                    hint="pods resolve services only if the DNS listens on port 53 of a "
+                    "non-loopback address (the default: the service CIDR's .10)",
+                )
+            return DockerRuntime(
+                rt_dir,
+                backoff_base=self.opts.backoff_base,
+                dns_servers=dns_servers,
+                dns_search=list(DOCKER_DNS_SEARCH) if dns_servers else None,
+            )
         raise GitshipError(f"unknown runtime {self.opts.runtime!r} (inprocess or docker)")
 
     async def run(self) -> int:
@@ -197,19 +206,37 @@ class Daemon:
         adopted = await self.runtime.start(self.reconciler.on_pod_change)
         await self._expose_dns_address()
         await self.reconciler.start(adopted)
-        self.store.set_meta(source={"url": self.opts.source, "branch": self.branch, "path": self.opts.path,
-                                    "repoDir": self.repo_dir, "remote": self.remote},
-                            runtime=self.runtime.info(), daemon={"pid": os.getpid(), "startedAt": time.time()})
+        self.store.set_meta(
+            source={
+                "url": self.opts.source,
+                "branch": self.branch,
+                "path": self.opts.path,
+                "repoDir": self.repo_dir,
+                "remote": self.remote,
+            },
+            runtime=self.runtime.info(),
+            daemon={"pid": os.getpid(), "startedAt": time.time()},
+        )
         self.api = ApiServer(self)
         await self.api.start(os.path.join(self.state_dir, "gitship.sock"))
         watcher = None
         if not self.remote:
             watcher = LocalWatcher(self.repo_dir, loop, self._source_wake.set)
             watcher.start()
-        self.log.info("gitship_started", source=self.opts.source, branch=self.branch, runtime=self.opts.runtime,
-                      state_dir=self.state_dir, adopted=len(adopted), dns=self.reconciler.dns_address())
-        tasks = [asyncio.create_task(self._source_loop()), asyncio.create_task(self.reconciler.loop()),
-                 asyncio.create_task(self._autorollback_loop())]
+        self.log.info(
+            "gitship_started",
+            source=self.opts.source,
+            branch=self.branch,
+            runtime=self.opts.runtime,
+            state_dir=self.state_dir,
+            adopted=len(adopted),
+            dns=self.reconciler.dns_address(),
+        )
+        tasks = [
+            asyncio.create_task(self._source_loop()),
+            asyncio.create_task(self.reconciler.loop()),
+            asyncio.create_task(self._autorollback_loop()),
+        ]
         await self.stopping.wait()
         self.log.info("gitship_stopping")
         for t in tasks:
@@ -236,8 +263,7 @@ class Daemon:
             await hook(host)
         except Exception as e:  # no CAP_NET_ADMIN: DNS on the host's loopback, pods without cluster DNS
             fallback = f"127.0.0.1:{port}"
-            self.log.warning("dns_address_expose_failed", address=self.opts.dns_addr, error=str(e),
-                             fallback=fallback)
+            self.log.warning("dns_address_expose_failed", address=self.opts.dns_addr, error=str(e), fallback=fallback)
             self.opts.dns_addr = fallback
 
     async def _restore_repo_config(self) -> None:
@@ -273,8 +299,12 @@ class Daemon:
             except Exception as e:  # never let the source loop die
                 self.log.exception("source_loop_failed", error=str(e))
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._source_wake.wait(), timeout=min(self.opts.interval, 5.0)
-                                       if not self.remote else max(1.0, self.opts.interval - (time.monotonic() - last_fetch)))
+                await asyncio.wait_for(
+                    self._source_wake.wait(),
+                    timeout=min(self.opts.interval, 5.0)
+                    if not self.remote
+                    else max(1.0, self.opts.interval - (time.monotonic() - last_fetch)),
+                )
 
     # -- automatic rollback --------------------------------------------------------------
     def writer(self) -> Any:
@@ -309,29 +339,68 @@ class Daemon:
             dep = cluster.get(("Deployment", rb.namespace, rb.name))
             revs = dict(deployctl.revisions(dep, rss))
             rid = uuid.uuid4().hex[:12]
-            reason = (f"Automatic rollback by gitship: revision {rb.current_revision} of deployment/{rb.name} "
-                      f"failed (Progressing=False, {autorollback.DEADLINE_EXCEEDED}: {rb.message}); "
-                      f"reconcile {rid}.")
+            reason = (
+                f"Automatic rollback by gitship: revision {rb.current_revision} of deployment/{rb.name} "
+                f"failed (Progressing=False, {autorollback.DEADLINE_EXCEEDED}: {rb.message}); "
+                f"reconcile {rid}."
+            )
             try:
                 sha, how = await asyncio.to_thread(
-                    undo_commit, self.writer(), dep, (rb.current_revision, revs[rb.current_revision]),
-                    (rb.target_revision, revs[rb.target_revision]), reason)
+                    undo_commit,
+                    self.writer(),
+                    dep,
+                    (rb.current_revision, revs[rb.current_revision]),
+                    (rb.target_revision, revs[rb.target_revision]),
+                    reason,
+                )
             except GitshipError as e:
-                self.log.error("auto_rollback_failed", reconcile_id=rid, deployment=rb.name, commit=rb.commit[:7],
-                               error=str(e))
-                self.store.add_events([{"type": "Warning", "reason": "AutoRollbackFailed", "kind": "Deployment",
-                                        "namespace": rb.namespace, "name": rb.name, "message": str(e),
-                                        "reconcile_id": rid, "revision": rb.commit}])
+                self.log.error(
+                    "auto_rollback_failed", reconcile_id=rid, deployment=rb.name, commit=rb.commit[:7], error=str(e)
+                )
+                self.store.add_events(
+                    [
+                        {
+                            "type": "Warning",
+                            "reason": "AutoRollbackFailed",
+                            "kind": "Deployment",
+                            "namespace": rb.namespace,
+                            "name": rb.name,
+                            "message": str(e),
+                            "reconcile_id": rid,
+                            "revision": rb.commit,
+                        }
+                    ]
+                )
                 continue
             own[rb.commit] = sha
             self.store.set_meta(autoRollbacks=own)
-            msg = (f"rolled back revision {rb.current_revision} (commit {rb.commit[:7]}) to revision "
-                   f"{rb.target_revision}: {how} {sha[:7]}")
-            self.log.warning("auto_rollback_committed", reconcile_id=rid, deployment=rb.name, failed_commit=rb.commit,
-                             commit=sha[:7], condition=autorollback.DEADLINE_EXCEEDED, message=msg)
-            self.store.add_events([{"type": "Warning", "reason": "AutoRollback", "kind": "Deployment",
-                                    "namespace": rb.namespace, "name": rb.name, "message": msg,
-                                    "reconcile_id": rid, "revision": sha}])
+            msg = (
+                f"rolled back revision {rb.current_revision} (commit {rb.commit[:7]}) to revision "
+                f"{rb.target_revision}: {how} {sha[:7]}"
+            )
+            self.log.warning(
+                "auto_rollback_committed",
+                reconcile_id=rid,
+                deployment=rb.name,
+                failed_commit=rb.commit,
+                commit=sha[:7],
+                condition=autorollback.DEADLINE_EXCEEDED,
+                message=msg,
+            )
+            self.store.add_events(
+                [
+                    {
+                        "type": "Warning",
+                        "reason": "AutoRollback",
+                        "kind": "Deployment",
+                        "namespace": rb.namespace,
+                        "name": rb.name,
+                        "message": msg,
+                        "reconcile_id": rid,
+                        "revision": sha,
+                    }
+                ]
+            )
             self.wake_source()
 
     def _set_source_error(self, error: str | None) -> None:
@@ -346,8 +415,15 @@ class Daemon:
                     self._set_ready("True", "ReconciliationSucceeded", last.get("message", ""))
 
     def _set_ready(self, status: str, reason: str, message: str) -> None:
-        self.store.set_meta(ready={"type": "Ready", "status": status, "reason": reason, "message": message,
-                                   "lastTransitionTime": time.time()})
+        self.store.set_meta(
+            ready={
+                "type": "Ready",
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": time.time(),
+            }
+        )
 
     async def _check_source(self) -> None:
         reader = self.reader
@@ -380,13 +456,25 @@ class Daemon:
         except RevisionRejected as e:
             errs = [x.to_dict() for x in e.errors]
             self.store.add_revision(rev.to_dict(), "rejected", error=errs)
-            self.store.set_meta(lastAttemptedRevision=rev.sha,
-                                lastAttemptedResult={"result": "rejected", "message": str(e)})
+            self.store.set_meta(
+                lastAttemptedRevision=rev.sha, lastAttemptedResult={"result": "rejected", "message": str(e)}
+            )
             self._set_ready("False", "ValidationFailed", f"revision {rev.short} rejected: {e}")
             log.error("revision_rejected", errors=errs, duration_ms=round((time.perf_counter() - t0) * 1000, 2))
-            self.store.add_events([{"type": "Warning", "reason": "RevisionRejected", "kind": "Revision",
-                                    "namespace": "", "name": rev.short, "message": str(e), "reconcile_id": rid,
-                                    "revision": rev.sha}])
+            self.store.add_events(
+                [
+                    {
+                        "type": "Warning",
+                        "reason": "RevisionRejected",
+                        "kind": "Revision",
+                        "namespace": "",
+                        "name": rev.short,
+                        "message": str(e),
+                        "reconcile_id": rid,
+                        "revision": rev.sha,
+                    }
+                ]
+            )
             return False
         desired = {m.key: m.obj for m in manifests}
         # the applied state in memory holds the loader's cached objects: unchanged ones compare by identity
@@ -394,20 +482,30 @@ class Daemon:
         for reverted in await asyncio.to_thread(self._reverts_in, rev.sha):
             self.store.mark_reverted(reverted, rev.sha)
         changed = {a.key for a in actions if a.op != "delete"}
-        self.store.update_desired(((m.obj, m.source.file, m.source.line) for m in manifests if m.key in changed),
-                                  [a.key for a in actions if a.op == "delete"])
+        self.store.update_desired(
+            ((m.obj, m.source.file, m.source.line) for m in manifests if m.key in changed),
+            [a.key for a in actions if a.op == "delete"],
+        )
         self.store.add_revision(rev.to_dict(), "applied", objects=list(desired), changes=[a.summary() for a in actions])
         msg = f"Applied revision: {self.branch}@sha1:{rev.sha}"
-        self.store.set_meta(lastAttemptedRevision=rev.sha, lastAppliedRevision=rev.sha,
-                            lastAttemptedResult={"result": "applied", "message": msg})
+        self.store.set_meta(
+            lastAttemptedRevision=rev.sha,
+            lastAppliedRevision=rev.sha,
+            lastAttemptedResult={"result": "applied", "message": msg},
+        )
         self._set_ready("True", "ReconciliationSucceeded", msg)
         for a in actions:
             log.info("object_planned", action=a.op, kind=a.key[0], namespace=a.key[1], name=a.key[2])
         if hasattr(self.runtime, "set_image_rules"):
             self.runtime.set_image_rules(config.images, self.repo_dir)
         self.reconciler.set_desired(desired, rev, rid)
-        log.info("revision_applied", sha=rev.sha, objects=len(desired), actions=len(actions),
-                 duration_ms=round((time.perf_counter() - t0) * 1000, 2))
+        log.info(
+            "revision_applied",
+            sha=rev.sha,
+            objects=len(desired),
+            actions=len(actions),
+            duration_ms=round((time.perf_counter() - t0) * 1000, 2),
+        )
         return True
 
 

@@ -52,8 +52,13 @@ class ManifestError(GitshipError):
         return f"{where}: {self.message}"
 
     def to_dict(self) -> dict[str, object]:
-        return {"file": self.file, "line": self.line, "document": self.document,
-                "field": self.field, "message": self.message}
+        return {
+            "file": self.file,
+            "line": self.line,
+            "document": self.document,
+            "field": self.field,
+            "message": self.message,
+        }
 
 
 class RevisionRejected(GitshipError):

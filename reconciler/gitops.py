@@ -84,12 +84,13 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 
 # =========================================================================== documents
 
+
 def _lines(text: str) -> list[str]:
     """Split keeping line ends, with PyYAML's notion of a line break."""
     out: list[str] = []
     pos = 0
     for m in _BREAK.finditer(text):
-        out.append(text[pos:m.end()])
+        out.append(text[pos : m.end()])
         pos = m.end()
     if pos < len(text):
         out.append(text[pos:])
@@ -148,6 +149,7 @@ def _newline_of(text: str) -> str:
 
 # =========================================================================== equality
 
+
 def _same(a: Any, b: Any) -> bool:
     """Type-aware deep equality (True != 1, 1 != 1.0 as YAML values)."""
     if isinstance(a, dict) and isinstance(b, dict):
@@ -157,8 +159,11 @@ def _same(a: Any, b: Any) -> bool:
     if type(a) is not type(b):
         # str subclasses / int subclasses from ruamel compare by plain value
         for t in (bool, int, float, str):
-            if isinstance(a, t) and isinstance(b, t) and not (
-                    t is int and (isinstance(a, bool) or isinstance(b, bool))):
+            if (
+                isinstance(a, t)
+                and isinstance(b, t)
+                and not (t is int and (isinstance(a, bool) or isinstance(b, bool)))
+            ):
                 return a == b
         return False
     return a == b
@@ -169,6 +174,7 @@ def _is_scalar(v: Any) -> bool:
 
 
 # =========================================================================== scalar text
+
 
 def _plain_ok(s: str, flow: bool = False) -> bool:
     if not s or s != s.strip() or any(c in s for c in "\n\r\t") or ": " in s or " #" in s:
@@ -210,15 +216,15 @@ def _fmt_scalar(v: Any, style: str | None = None, flow: bool = False) -> str:
 def _flow_text(v: Any, style: str | None) -> str:
     """A flow collection of scalars, strings quoted like ``style`` (None: plain when possible)."""
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{_fmt_scalar(k, style, True)}: {_fmt_scalar(x, style, True)}"
-                               for k, x in v.items()) + "}"
+        return (
+            "{" + ", ".join(f"{_fmt_scalar(k, style, True)}: {_fmt_scalar(x, style, True)}" for k, x in v.items()) + "}"
+        )
     return "[" + ", ".join(_fmt_scalar(x, style, True) for x in v) + "]"
 
 
 def _flow_style_of(node: yaml.Node) -> str | None:
     """The quoting of the first string scalar inside a flow collection."""
-    items = [x for kv in node.value for x in kv] if isinstance(node, yaml.MappingNode) \
-        else list(node.value)
+    items = [x for kv in node.value for x in kv] if isinstance(node, yaml.MappingNode) else list(node.value)
     for x in items:
         if isinstance(x, yaml.ScalarNode) and x.tag == "tag:yaml.org,2002:str":
             return x.style if x.style in ("'", '"') else None
@@ -227,10 +233,11 @@ def _flow_style_of(node: yaml.Node) -> str | None:
 
 # =========================================================================== rendering
 
+
 @dataclass
 class _Indent:
     mapping: int = 2
-    offset: int = 2     # dash column relative to the parent key
+    offset: int = 2  # dash column relative to the parent key
 
     def ruamel(self) -> Any:
         from ruamel.yaml import YAML
@@ -294,7 +301,7 @@ def _render(value: Any, ind: _Indent, flow: bool = False, style: str | None = No
     buf = io.StringIO()
     ind.ruamel().dump(_plain(value), buf)
     lines = buf.getvalue().rstrip("\n").split("\n")
-    if isinstance(value, list):   # ruamel indents a root sequence by its offset
+    if isinstance(value, list):  # ruamel indents a root sequence by its offset
         strip = min((len(x) - len(x.lstrip(" ")) for x in lines if x.strip()), default=0)
         lines = [x[strip:] if x.strip() else x for x in lines]
     return lines
@@ -317,6 +324,7 @@ def _all_scalars(v: Any) -> bool:
 
 
 # =========================================================================== surgical patching
+
 
 class _Unpatchable(Exception):
     pass
@@ -410,11 +418,16 @@ class _Doc:
 _Ctx = tuple
 
 
-def _first_change(doc: _Doc, node: yaml.Node, old: Any, new: Any, ctx: _Ctx,
-                  ind: _Indent) -> str:
+def _first_change(doc: _Doc, node: yaml.Node, old: Any, new: Any, ctx: _Ctx, ind: _Indent) -> str:
     """Apply the first structural change that turns ``old`` into ``new``; return the new text."""
-    if isinstance(node, yaml.MappingNode) and not node.flow_style and node.value \
-            and isinstance(old, dict) and isinstance(new, dict) and new:
+    if (
+        isinstance(node, yaml.MappingNode)
+        and not node.flow_style
+        and node.value
+        and isinstance(old, dict)
+        and isinstance(new, dict)
+        and new
+    ):
         entries = [(doc.key(k), k, v) for k, v in node.value]
         for key, kn, vn in entries:
             if key not in new:
@@ -424,12 +437,18 @@ def _first_change(doc: _Doc, node: yaml.Node, old: Any, new: Any, ctx: _Ctx,
                 return _first_change(doc, vn, old[key], new[key], ("map", node, kn, vn), ind)
         for key in new:
             if key not in old:
-                col = node.value[0][0].start_mark.column   # siblings' column (also after `- `)
+                col = node.value[0][0].start_mark.column  # siblings' column (also after `- `)
                 lines = _render({key: new[key]}, ind)
                 return doc.insert_lines(doc.last_line(node), lines, col)
         raise _Unpatchable("mapping equal")
-    if isinstance(node, yaml.SequenceNode) and not node.flow_style and node.value \
-            and isinstance(old, list) and isinstance(new, list) and new:
+    if (
+        isinstance(node, yaml.SequenceNode)
+        and not node.flow_style
+        and node.value
+        and isinstance(old, list)
+        and isinstance(new, list)
+        and new
+    ):
         if len(old) == len(new):
             for i, (a, b) in enumerate(zip(old, new)):
                 if not _same(a, b):
@@ -451,28 +470,41 @@ def _first_change(doc: _Doc, node: yaml.Node, old: Any, new: Any, ctx: _Ctx,
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.flow_style:
         # inside a flow collection only scalars are replaced in place; else the whole of it
         pairs: list[tuple[yaml.Node, Any, Any, _Ctx]] = []
-        if isinstance(node, yaml.SequenceNode) and isinstance(old, list) and \
-                isinstance(new, list) and len(old) == len(new) == len(node.value):
-            pairs = [(node.value[i], a, b, ("seq", node, i))
-                     for i, (a, b) in enumerate(zip(old, new))]
-        elif isinstance(node, yaml.MappingNode) and isinstance(old, dict) and \
-                isinstance(new, dict) and old.keys() == new.keys():
-            pairs = [(vn, old[doc.key(kn)], new[doc.key(kn)], ("map", node, kn, vn))
-                     for kn, vn in node.value]
+        if (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(old, list)
+            and isinstance(new, list)
+            and len(old) == len(new) == len(node.value)
+        ):
+            pairs = [(node.value[i], a, b, ("seq", node, i)) for i, (a, b) in enumerate(zip(old, new))]
+        elif (
+            isinstance(node, yaml.MappingNode)
+            and isinstance(old, dict)
+            and isinstance(new, dict)
+            and old.keys() == new.keys()
+        ):
+            pairs = [(vn, old[doc.key(kn)], new[doc.key(kn)], ("map", node, kn, vn)) for kn, vn in node.value]
         for vn, a, b, c in pairs:
             if not _same(a, b):
-                if isinstance(vn, yaml.ScalarNode) and _is_scalar(b) and \
-                        vn.style in (None, "'", '"') and vn.start_mark.index < vn.end_mark.index:
-                    return doc.splice(vn.start_mark.index, vn.end_mark.index,
-                                      _fmt_scalar(b, vn.style, flow=True))
+                if (
+                    isinstance(vn, yaml.ScalarNode)
+                    and _is_scalar(b)
+                    and vn.style in (None, "'", '"')
+                    and vn.start_mark.index < vn.end_mark.index
+                ):
+                    return doc.splice(vn.start_mark.index, vn.end_mark.index, _fmt_scalar(b, vn.style, flow=True))
                 break
         return _replace(doc, ctx, new, ind, node)
-    if isinstance(node, yaml.ScalarNode) and _is_scalar(new) and node.style in (None, "'", '"') \
-            and node.start_mark.line == node.end_mark.line and ctx[0] != "root":
+    if (
+        isinstance(node, yaml.ScalarNode)
+        and _is_scalar(new)
+        and node.style in (None, "'", '"')
+        and node.start_mark.line == node.end_mark.line
+        and ctx[0] != "root"
+    ):
         text = _fmt_scalar(new, node.style)
-        if node.start_mark.index == node.end_mark.index:   # `key:` (null) -> `key: value`
-            text = " " + text if doc.text[node.start_mark.index - 1:node.start_mark.index] == ":" \
-                else text
+        if node.start_mark.index == node.end_mark.index:  # `key:` (null) -> `key: value`
+            text = " " + text if doc.text[node.start_mark.index - 1 : node.start_mark.index] == ":" else text
         return doc.splice(node.start_mark.index, node.end_mark.index, text)
     return _replace(doc, ctx, new, ind, node)
 
@@ -518,13 +550,12 @@ def _delete_item(doc: _Doc, seq: yaml.SequenceNode, i: int) -> str:
     return doc.delete_lines(_line_of(doc, d), doc.last_line(seq.value[i]))
 
 
-def _delete_key(doc: _Doc, mapping: yaml.MappingNode, kn: yaml.Node, vn: yaml.Node,
-                ctx: _Ctx, ind: _Indent) -> str:
+def _delete_key(doc: _Doc, mapping: yaml.MappingNode, kn: yaml.Node, vn: yaml.Node, ctx: _Ctx, ind: _Indent) -> str:
     pairs = mapping.value
     idx = next(i for i, (k, _) in enumerate(pairs) if k is kn)
     if doc.starts_line(kn.start_mark.index):
         return doc.delete_lines(kn.start_mark.line, doc.last_line(vn))
-    if idx + 1 < len(pairs):   # `- key: v` then siblings: pull the next key up behind the dash
+    if idx + 1 < len(pairs):  # `- key: v` then siblings: pull the next key up behind the dash
         return doc.splice(kn.start_mark.index, pairs[idx + 1][0].start_mark.index, "")
     raise _Unpatchable("cannot delete key")
 
@@ -540,8 +571,11 @@ def _replace(doc: _Doc, ctx: _Ctx, new: Any, ind: _Indent, node: yaml.Node) -> s
         col = kn.start_mark.column
         end_line = doc.last_line(vn)
         end = doc.line_end(end_line)
-        if vn.start_mark.line == kn.start_mark.line and isinstance(vn, yaml.ScalarNode) \
-                and end_line == kn.start_mark.line:
+        if (
+            vn.start_mark.line == kn.start_mark.line
+            and isinstance(vn, yaml.ScalarNode)
+            and end_line == kn.start_mark.line
+        ):
             # keep a trailing comment after a one-line scalar value
             end = vn.end_mark.index
         pad = " " * col
@@ -649,7 +683,7 @@ def patch_document(chunk: str, new: Any) -> str:
             out = attempt(chunk, new)
         except (_Unpatchable, yaml.YAMLError, StopIteration, IndexError, ValueError):
             continue
-        except Exception:   # ruamel's own errors
+        except Exception:  # ruamel's own errors
             if attempt is _surgical:
                 continue
             break
@@ -662,6 +696,7 @@ def patch_document(chunk: str, new: Any) -> str:
 
 
 # =========================================================================== objects
+
 
 def _meta(obj: Any) -> dict[str, Any]:
     m = obj.get("metadata") if isinstance(obj, dict) else None
@@ -704,19 +739,27 @@ def _validate_label(key: str, value: str | None) -> None:
     if "/" in key and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
         raise GitOpsError(f"invalid label key {key!r}: the prefix must be a DNS subdomain")
     if not name or len(name) > 63 or not _LABEL_NAME.match(name):
-        raise GitOpsError(f"invalid label key {key!r}: a name of at most 63 characters "
-                          "([A-Za-z0-9], '-', '_', '.'; alphanumeric at both ends)")
+        raise GitOpsError(
+            f"invalid label key {key!r}: a name of at most 63 characters "
+            "([A-Za-z0-9], '-', '_', '.'; alphanumeric at both ends)"
+        )
     if value is not None and (len(value) > 63 or not _LABEL_VALUE.match(value)):
-        raise GitOpsError(f"invalid label value {value!r} for {key!r}: at most 63 characters "
-                          "([A-Za-z0-9], '-', '_', '.'; alphanumeric at both ends)")
+        raise GitOpsError(
+            f"invalid label value {value!r} for {key!r}: at most 63 characters "
+            "([A-Za-z0-9], '-', '_', '.'; alphanumeric at both ends)"
+        )
 
 
 # =========================================================================== git
 
+
 def _git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX",
-                        "GIT_OBJECT_DIRECTORY", "GIT_NAMESPACE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX", "GIT_OBJECT_DIRECTORY", "GIT_NAMESPACE")
+    }
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["LC_ALL"] = "C"
     env.setdefault("GIT_EDITOR", "true")
@@ -725,9 +768,9 @@ def _git_env() -> dict[str, str]:
 
 @dataclass
 class _Located:
-    file: str            # relative to the repository root, '/'-separated
-    chunk: int           # index into split_documents(text)
-    document: int        # index as safe_load_all counts documents
+    file: str  # relative to the repository root, '/'-separated
+    chunk: int  # index into split_documents(text)
+    document: int  # index as safe_load_all counts documents
 
 
 class RepoWriter:
@@ -743,8 +786,7 @@ class RepoWriter:
     repository root.
     """
 
-    def __init__(self, workdir: str, manifests_path: str = "", branch: str | None = None,
-                 remote: str | None = None):
+    def __init__(self, workdir: str, manifests_path: str = "", branch: str | None = None, remote: str | None = None):
         self.workdir = os.path.realpath(workdir)
         if not os.path.isdir(self.workdir):
             raise GitOpsError(f"{workdir} is not a directory")
@@ -764,24 +806,31 @@ class RepoWriter:
         self.remote = remote
 
     # ------------------------------------------------------------------ git plumbing
-    def _git(self, *args: str, check: bool = True, cwd: str | None = None,
-             input: bytes | None = None, text: bool = True,
-             config: tuple[str, ...] = ()) -> subprocess.CompletedProcess[Any]:
+    def _git(
+        self,
+        *args: str,
+        check: bool = True,
+        cwd: str | None = None,
+        input: bytes | None = None,
+        text: bool = True,
+        config: tuple[str, ...] = (),
+    ) -> subprocess.CompletedProcess[Any]:
         cmd = ["git"]
         for c in config:
             cmd += ["-c", c]
         cmd += list(args)
         try:
-            p = subprocess.run(cmd, cwd=cwd or self.root, env=_git_env(), input=input,
-                               capture_output=True, timeout=GIT_TIMEOUT)
+            p = subprocess.run(
+                cmd, cwd=cwd or self.root, env=_git_env(), input=input, capture_output=True, timeout=GIT_TIMEOUT
+            )
         except subprocess.TimeoutExpired as e:
             raise GitOpsError(f"`git {' '.join(args)}` timed out") from e
         except FileNotFoundError as e:
             raise GitOpsError("git is not installed") from e
         if text:
-            p = subprocess.CompletedProcess(p.args, p.returncode,
-                                            p.stdout.decode("utf-8", "replace"),
-                                            p.stderr.decode("utf-8", "replace"))
+            p = subprocess.CompletedProcess(
+                p.args, p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+            )
         if check and p.returncode != 0:
             err = p.stderr if text else p.stderr.decode("utf-8", "replace")
             raise GitOpsError(f"`git {' '.join(args)}` failed: {err.strip()}")
@@ -802,11 +851,10 @@ class RepoWriter:
 
     def _upstream(self, branch: str) -> str:
         """The remote branch name the local branch tracks (default: same name)."""
-        p = self._git("rev-parse", "--abbrev-ref", "--symbolic-full-name", f"{branch}@{{upstream}}",
-                      check=False)
+        p = self._git("rev-parse", "--abbrev-ref", "--symbolic-full-name", f"{branch}@{{upstream}}", check=False)
         up = p.stdout.strip()
         if p.returncode == 0 and self.remote and up.startswith(self.remote + "/"):
-            return up[len(self.remote) + 1:]
+            return up[len(self.remote) + 1 :]
         return branch
 
     @contextlib.contextmanager
@@ -842,13 +890,12 @@ class RepoWriter:
     def _sync(self, branch: str) -> None:
         rb = self._upstream(branch)
         tracking = f"refs/remotes/{self.remote}/{rb}"
-        p = self._git("fetch", "-q", "--no-tags", self.remote, f"+refs/heads/{rb}:{tracking}",
-                      check=False)
+        p = self._git("fetch", "-q", "--no-tags", self.remote, f"+refs/heads/{rb}:{tracking}", check=False)
         if p.returncode != 0:
             if "couldn't find remote ref" in p.stderr:
-                return   # the remote branch does not exist yet: the push creates it
+                return  # the remote branch does not exist yet: the push creates it
             raise GitOpsError(f"could not fetch {self.remote}/{rb}: {p.stderr.strip()}")
-        if self.head() is None:   # an unborn branch: check the remote's out
+        if self.head() is None:  # an unborn branch: check the remote's out
             p = self._git("read-tree", "-m", "-u", tracking, check=False)
             if p.returncode != 0:
                 raise GitOpsError(f"cannot check out {self.remote}/{rb}: {p.stderr.strip()}")
@@ -856,8 +903,10 @@ class RepoWriter:
             return
         p = self._git("merge", "--ff-only", "-q", tracking, check=False)
         if p.returncode != 0:
-            raise GitOpsError(f"cannot fast-forward {branch} to {self.remote}/{rb} "
-                              f"(diverged, or local changes in the way): {p.stderr.strip()}")
+            raise GitOpsError(
+                f"cannot fast-forward {branch} to {self.remote}/{rb} "
+                f"(diverged, or local changes in the way): {p.stderr.strip()}"
+            )
 
     def _author_config(self) -> tuple[str, ...]:
         cfg: list[str] = []
@@ -876,8 +925,7 @@ class RepoWriter:
             st = self._dirty(path)
             if st:
                 what = "is not committed" if st.startswith("??") else "has uncommitted changes"
-                raise GitOpsError(f"{path} {what}; commit or discard them first "
-                                  "(gitship commits only its own edits)")
+                raise GitOpsError(f"{path} {what}; commit or discard them first (gitship commits only its own edits)")
 
     def _abs(self, rel: str) -> str:
         return os.path.join(self.root, *rel.split("/"))
@@ -921,8 +969,18 @@ class RepoWriter:
             for p in paths:
                 self._write(p, changes[p])
             self._git("add", "-A", "--", *paths)
-            self._git("commit", "-q", "--no-verify", "--allow-empty-message", "-m", message,
-                      "--only", "--", *paths, config=self._author_config())
+            self._git(
+                "commit",
+                "-q",
+                "--no-verify",
+                "--allow-empty-message",
+                "-m",
+                message,
+                "--only",
+                "--",
+                *paths,
+                config=self._author_config(),
+            )
         except BaseException as e:
             for p in paths:
                 self._write(p, backup[p])
@@ -937,8 +995,7 @@ class RepoWriter:
         assert new_head
         if self.remote:
             rb = self._upstream(branch)
-            p = self._git("push", "-q", "--porcelain", self.remote,
-                          f"refs/heads/{branch}:refs/heads/{rb}", check=False)
+            p = self._git("push", "-q", "--porcelain", self.remote, f"refs/heads/{branch}:refs/heads/{rb}", check=False)
             if p.returncode != 0:
                 if old_head:
                     self._git("reset", "-q", "--keep", old_head, check=False)
@@ -946,13 +1003,13 @@ class RepoWriter:
                     self._git("update-ref", "-d", f"refs/heads/{branch}", check=False)
                     for path in paths:
                         self._write(path, backup[path])
-                    self._git("rm", "-q", "--cached", "--ignore-unmatch", "--", *paths,
-                              check=False)
+                    self._git("rm", "-q", "--cached", "--ignore-unmatch", "--", *paths, check=False)
                 detail = (p.stderr.strip() or p.stdout.strip()).splitlines()
                 raise GitOpsError(
                     f"push to {self.remote}/{rb} was rejected (the remote branch moved since "
                     f"gitship fetched it?); the commit was undone, nothing changed"
-                    + (f": {detail[-1]}" if detail else ""))
+                    + (f": {detail[-1]}" if detail else "")
+                )
         return new_head
 
     # ------------------------------------------------------------------ locating objects
@@ -1021,8 +1078,7 @@ class RepoWriter:
             except yaml.YAMLError:
                 pass
         # heuristic: a document with `kind: <kind>` and `name: <name>` lines
-        kind_re = re.compile(rf"^\s*kind:\s*[\"']?{re.escape(key[0])}[\"']?\s*(#.*)?$",
-                             re.M | re.I)
+        kind_re = re.compile(rf"^\s*kind:\s*[\"']?{re.escape(key[0])}[\"']?\s*(#.*)?$", re.M | re.I)
         name_re = re.compile(rf"^\s*name:\s*[\"']?{re.escape(key[2])}[\"']?\s*(#.*)?$", re.M)
         return any(kind_re.search(c) and name_re.search(c) for c in split_documents(text))
 
@@ -1057,13 +1113,16 @@ class RepoWriter:
             for ci, di, obj in self._scan(rel):
                 k = _obj_key(obj)
                 if k:
-                    index.setdefault((k[0].lower(), k[1], k[2]), []).append(
-                        _Located(rel, ci, di or 0))
+                    index.setdefault((k[0].lower(), k[1], k[2]), []).append(_Located(rel, ci, di or 0))
         return index, templates
 
-    def _locate(self, kind: str, namespace: str | None, name: str,
-                index: tuple[dict[tuple[str, str, str], list[_Located]], list[str]] | None = None
-                ) -> _Located:
+    def _locate(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        index: tuple[dict[tuple[str, str, str], list[_Located]], list[str]] | None = None,
+    ) -> _Located:
         ns = namespace or "default"
         objects, templates = index or self._index()
         hits = objects.get((kind.lower(), ns, name), [])
@@ -1074,11 +1133,12 @@ class RepoWriter:
             return hits[0]
         for rel in templates:
             if self._template_declares(rel, (kind, ns, name)):
-                raise GitOpsError(f"{_ref(kind, ns, name)} is rendered from the template {rel}; "
-                                  "edit the template and commit it yourself")
+                raise GitOpsError(
+                    f"{_ref(kind, ns, name)} is rendered from the template {rel}; "
+                    "edit the template and commit it yourself"
+                )
         where = self.manifests_rel or "the repository"
-        raise NotFound(f'{kind.lower()} "{name}" not found in namespace {ns} '
-                       f"(no manifest under {where} declares it)")
+        raise NotFound(f'{kind.lower()} "{name}" not found in namespace {ns} (no manifest under {where} declares it)')
 
     def find(self, kind: str, namespace: str | None, name: str) -> tuple[str, int]:
         """(file relative to the repository root, 0-based document index) declaring the object.
@@ -1090,8 +1150,7 @@ class RepoWriter:
         return loc.file, loc.document
 
     # ------------------------------------------------------------------ edits
-    def _edit(self, kind: str, ns: str | None, name: str,
-              mutate: Callable[[dict[str, Any]], str | None]) -> str | None:
+    def _edit(self, kind: str, ns: str | None, name: str, mutate: Callable[[dict[str, Any]], str | None]) -> str | None:
         """Locate, mutate a copy of the object, patch its document, commit.
 
         ``mutate`` changes the object in place and returns the commit message
@@ -1115,8 +1174,15 @@ class RepoWriter:
             chunks[loc.chunk] = patch_document(chunks[loc.chunk], new)
             return self._commit({loc.file: "".join(chunks).encode("utf-8")}, message, branch)
 
-    def set_labels(self, kind: str, ns: str | None, name: str, set: dict[str, str],
-                   remove: list[str] | None = None, overwrite: bool = False) -> str | None:
+    def set_labels(
+        self,
+        kind: str,
+        ns: str | None,
+        name: str,
+        set: dict[str, str],
+        remove: list[str] | None = None,
+        overwrite: bool = False,
+    ) -> str | None:
         """kubectl label: add/change ``set``, delete ``remove`` (missing ones are ignored).
 
         Changing an existing label's value needs ``overwrite``. An emptied
@@ -1142,8 +1208,7 @@ class RepoWriter:
                     if labels[k] == v:
                         continue
                     if not overwrite:
-                        raise GitOpsError(f"'{k}' already has a value ({labels[k]}), "
-                                          "and --overwrite is false")
+                        raise GitOpsError(f"'{k}' already has a value ({labels[k]}), and --overwrite is false")
                 labels[k] = v
                 changed.append(f"{k}={v}")
             for k in remove:
@@ -1169,14 +1234,14 @@ class RepoWriter:
             spec = _pod_spec(obj)
             if spec is None:
                 raise GitOpsError(f"{_ref(kind, ns or 'default', name)} has no pod template")
-            containers = [c for key in ("initContainers", "containers")
-                          for c in (spec.get(key) or []) if isinstance(c, dict)]
+            containers = [
+                c for key in ("initContainers", "containers") for c in (spec.get(key) or []) if isinstance(c, dict)
+            ]
             changed: list[str] = []
             for cname, image in images.items():
                 if not image:
                     raise GitOpsError(f"an image is required for container {cname}")
-                targets = containers if cname == "*" else \
-                    [c for c in containers if c.get("name") == cname]
+                targets = containers if cname == "*" else [c for c in containers if c.get("name") == cname]
                 if not targets:
                     raise GitOpsError(f"unable to find container named {cname}")
                 if any(c.get("image") != image for c in targets):
@@ -1210,6 +1275,7 @@ class RepoWriter:
 
     def set_paused(self, kind: str, ns: str | None, name: str, paused: bool) -> str | None:
         """rollout pause (``spec.paused: true``) / resume (deletes ``spec.paused``)."""
+
         def mutate(obj: dict[str, Any]) -> str | None:
             ref = _ref(kind, ns or "default", name)
             if str(obj.get("kind", "")).lower() != "deployment":
@@ -1228,8 +1294,7 @@ class RepoWriter:
 
         return self._edit(kind, ns, name, mutate)
 
-    def set_template(self, kind: str, ns: str | None, name: str, template: dict[str, Any],
-                     message: str) -> str | None:
+    def set_template(self, kind: str, ns: str | None, name: str, template: dict[str, Any], message: str) -> str | None:
         """Replace ``spec.template`` (rollout undo when a plain revert is not possible).
 
         Parts of the template that do not change keep their text and comments.
@@ -1292,8 +1357,7 @@ class RepoWriter:
                 continue
             k = _obj_key(obj)
             if k is None:
-                raise GitOpsError(f"{filename} (document {di + 1}): every document needs kind "
-                                  "and metadata.name")
+                raise GitOpsError(f"{filename} (document {di + 1}): every document needs kind and metadata.name")
             kl = (k[0].lower(), k[1], k[2])
             if kl in seen:
                 raise GitOpsError(f"{filename}: {_ref(*k)} is declared twice")
@@ -1314,14 +1378,14 @@ class RepoWriter:
                 except GitOpsError as e:
                     if overwrite or "rendered from the template" not in str(e):
                         raise
-                    raise GitOpsError(f"AlreadyExists: {k[0].lower()} \"{k[2]}\" already exists "
-                                      f"({e})") from None
+                    raise GitOpsError(f'AlreadyExists: {k[0].lower()} "{k[2]}" already exists ({e})') from None
             if not overwrite:
                 if located:
                     ci = next(iter(located))
                     k = next(d[2] for d in docs if d[0] == ci)
-                    raise GitOpsError(f'AlreadyExists: {k[0].lower()} "{k[2]}" already exists '
-                                      f"(declared in {located[ci].file})")
+                    raise GitOpsError(
+                        f'AlreadyExists: {k[0].lower()} "{k[2]}" already exists (declared in {located[ci].file})'
+                    )
                 if os.path.lexists(self._abs(target)):
                     raise GitOpsError(f"AlreadyExists: {target} already exists in the repository")
                 return self._commit({target: data}, message, branch)
@@ -1339,8 +1403,7 @@ class RepoWriter:
                 old_obj = yaml.load(fchunks[loc.chunk], Loader=_FastLoader)
                 if _same(old_obj, obj):
                     continue
-                fchunks[loc.chunk] = _replace_chunk(fchunks[loc.chunk], chunks[ci],
-                                                    last=loc.chunk == len(fchunks) - 1)
+                fchunks[loc.chunk] = _replace_chunk(fchunks[loc.chunk], chunks[ci], last=loc.chunk == len(fchunks) - 1)
             rest = [ci for ci, _, _ in docs if ci not in located]
             changes: dict[str, bytes | None] = {}
             for f, fchunks in new_texts.items():
@@ -1397,8 +1460,8 @@ class RepoWriter:
             changes: dict[str, bytes | None] = {}
             conflicts: list[str] = []
             for p in paths:
-                base = self.file_at(sha, p)             # what the commit made
-                theirs = self.file_at(parent, p) if parent else None   # what was before
+                base = self.file_at(sha, p)  # what the commit made
+                theirs = self.file_at(parent, p) if parent else None  # what was before
                 ours = self.file_at("HEAD", p)
                 if ours == base:
                     result = theirs
@@ -1417,11 +1480,12 @@ class RepoWriter:
                     changes[p] = result
             subject = self._git("log", "-1", "--format=%s", sha).stdout.strip()
             if conflicts:
-                raise GitOpsError(f"cannot revert {sha[:12]} ({subject}): it conflicts with later "
-                                  f"changes to {', '.join(conflicts)}; nothing was changed")
+                raise GitOpsError(
+                    f"cannot revert {sha[:12]} ({subject}): it conflicts with later "
+                    f"changes to {', '.join(conflicts)}; nothing was changed"
+                )
             if not changes:
-                raise GitOpsError(f"reverting {sha[:12]} ({subject}) changes nothing "
-                                  "(already reverted?)")
+                raise GitOpsError(f"reverting {sha[:12]} ({subject}) changes nothing (already reverted?)")
             msg = f'Revert "{subject}"\n\nThis reverts commit {sha}.'
             if message_extra:
                 msg += "\n\n" + message_extra.strip()
@@ -1452,24 +1516,32 @@ class RepoWriter:
             if len(fields) < 7:
                 continue
             files = [f.strip("\n") for f in fields[6].split("\0") if f.strip("\n")]
-            res.append({"sha": fields[0], "short": fields[1], "author": fields[2],
-                        "email": fields[3], "time": int(fields[4] or 0), "subject": fields[5],
-                        "files": files})
+            res.append(
+                {
+                    "sha": fields[0],
+                    "short": fields[1],
+                    "author": fields[2],
+                    "email": fields[3],
+                    "time": int(fields[4] or 0),
+                    "subject": fields[5],
+                    "files": files,
+                }
+            )
         return res
 
     def log(self, path: str | None = None, n: int = 50) -> list[dict[str, Any]]:
         """Newest first: dict(sha, short, author, email, time (epoch), subject, files)."""
         if self.head() is None:
             return []
-        args = ["log", f"-n{int(n)}", "-z", "--name-only", "--no-renames",
-                f"--format={self._LOG_FMT}", "HEAD", "--"]
+        args = ["log", f"-n{int(n)}", "-z", "--name-only", "--no-renames", f"--format={self._LOG_FMT}", "HEAD", "--"]
         if path:
             args.append(path)
         return self._parse_log(self._git(*args).stdout)
 
     def commit_info(self, sha: str) -> dict[str, Any]:
-        p = self._git("log", "-1", "-z", "--name-only", "--no-renames",
-                      f"--format={self._LOG_FMT}", sha, "--", check=False)
+        p = self._git(
+            "log", "-1", "-z", "--name-only", "--no-renames", f"--format={self._LOG_FMT}", sha, "--", check=False
+        )
         got = self._parse_log(p.stdout) if p.returncode == 0 else []
         if not got:
             raise GitOpsError(f"no such commit: {sha}")
@@ -1520,4 +1592,3 @@ def _replace_chunk(old: str, new: str, last: bool) -> str:
     if not last or old.endswith(("\n", "\r")):
         body = _ensure_nl(body, nl)
     return header + body
-

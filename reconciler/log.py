@@ -31,7 +31,9 @@ class _Tee:
         self._lock = threading.Lock()
         self._file = open(path, "a", buffering=1, encoding="utf-8") if path else None
         self._console = console
-        self._pretty = structlog.dev.ConsoleRenderer(colors=console is not None and console.isatty()) if pretty else None
+        self._pretty = (
+            structlog.dev.ConsoleRenderer(colors=console is not None and console.isatty()) if pretty else None
+        )
 
     def __call__(self, logger: Any, name: str, event: dict[str, Any]) -> str:
         line = json.dumps(event, default=str, separators=(",", ":"))

@@ -67,8 +67,11 @@ def render_diff(actions: list[Action]) -> str:
     out: list[str] = []
     for a in actions:
         label = a.ref
-        lines = difflib.unified_diff(_yaml(a.before), _yaml(a.after),
-                                     fromfile=f"applied/{label}" if a.before is not None else "/dev/null",
-                                     tofile=f"desired/{label}" if a.after is not None else "/dev/null")
+        lines = difflib.unified_diff(
+            _yaml(a.before),
+            _yaml(a.after),
+            fromfile=f"applied/{label}" if a.before is not None else "/dev/null",
+            tofile=f"desired/{label}" if a.after is not None else "/dev/null",
+        )
         out.extend(lines)
     return "".join(out)

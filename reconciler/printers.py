@@ -134,8 +134,9 @@ def endpoints_text(ep: Obj) -> str:
     return ",".join(addrs[:3]) + (f" + {more} more..." if more > 0 else "")
 
 
-def rows_for(kind: str, objs: list[Obj], now: float, wide: bool, show_labels: bool = False,
-             all_namespaces: bool = False) -> str:
+def rows_for(
+    kind: str, objs: list[Obj], now: float, wide: bool, show_labels: bool = False, all_namespaces: bool = False
+) -> str:
     headers: list[str]
     rows: list[list[Any]] = []
     if kind == "Pod":
@@ -143,8 +144,13 @@ def rows_for(kind: str, objs: list[Obj], now: float, wide: bool, show_labels: bo
         if wide:
             headers += ["IP", "NODE"]
         for p in objs:
-            r = [p["metadata"]["name"], pod_ready(p), pod_status(p), pod_restarts(p),
-                 age(p["metadata"].get("creationTimestamp"), now)]
+            r = [
+                p["metadata"]["name"],
+                pod_ready(p),
+                pod_status(p),
+                pod_restarts(p),
+                age(p["metadata"].get("creationTimestamp"), now),
+            ]
             if wide:
                 r += [(p.get("status") or {}).get("podIP") or "<none>", "localhost"]
             rows.append(r)
@@ -154,8 +160,13 @@ def rows_for(kind: str, objs: list[Obj], now: float, wide: bool, show_labels: bo
             headers += ["CONTAINERS", "IMAGES", "SELECTOR"]
         for o in objs:
             st = o.get("status") or {}
-            r = [o["metadata"]["name"], o["spec"].get("replicas", 1), st.get("replicas", 0),
-                 st.get("readyReplicas", 0), age(o["metadata"].get("creationTimestamp"), now)]
+            r = [
+                o["metadata"]["name"],
+                o["spec"].get("replicas", 1),
+                st.get("replicas", 0),
+                st.get("readyReplicas", 0),
+                age(o["metadata"].get("creationTimestamp"), now),
+            ]
             if wide:
                 r += [*_containers(o["spec"]["template"]["spec"]), selector_text(o["spec"].get("selector"))]
             rows.append(r)
@@ -165,9 +176,13 @@ def rows_for(kind: str, objs: list[Obj], now: float, wide: bool, show_labels: bo
             headers += ["CONTAINERS", "IMAGES", "SELECTOR"]
         for o in objs:
             st = o.get("status") or {}
-            r = [o["metadata"]["name"], f"{st.get('readyReplicas', 0)}/{o['spec'].get('replicas', 1)}",
-                 st.get("updatedReplicas", 0), st.get("availableReplicas", 0),
-                 age(o["metadata"].get("creationTimestamp"), now)]
+            r = [
+                o["metadata"]["name"],
+                f"{st.get('readyReplicas', 0)}/{o['spec'].get('replicas', 1)}",
+                st.get("updatedReplicas", 0),
+                st.get("availableReplicas", 0),
+                age(o["metadata"].get("creationTimestamp"), now),
+            ]
             if wide:
                 r += [*_containers(o["spec"]["template"]["spec"]), selector_text(o["spec"].get("selector"))]
             rows.append(r)
@@ -177,8 +192,14 @@ def rows_for(kind: str, objs: list[Obj], now: float, wide: bool, show_labels: bo
             headers += ["SELECTOR"]
         for o in objs:
             spec = o["spec"]
-            r = [o["metadata"]["name"], spec.get("type", "ClusterIP"), spec.get("clusterIP") or "<none>",
-                 external_ip(o), ports_text(o), age(o["metadata"].get("creationTimestamp"), now)]
+            r = [
+                o["metadata"]["name"],
+                spec.get("type", "ClusterIP"),
+                spec.get("clusterIP") or "<none>",
+                external_ip(o),
+                ports_text(o),
+                age(o["metadata"].get("creationTimestamp"), now),
+            ]
             if wide:
                 r += [labels_text(spec.get("selector"))]
             rows.append(r)
@@ -220,18 +241,25 @@ def describe(obj: Obj, events: list[Obj], now: float, extra: list[tuple[str, Any
         lines.append(f"Controlled By:  {ref['kind']}/{ref['name']}")
     kind = obj["kind"]
     if kind == "Pod":
-        lines += [f"Status:         {pod_status(obj)}", f"IP:             {st.get('podIP', '')}",
-                  f"Start Time:     {st.get('startTime', '<none>')}", "Containers:"]
+        lines += [
+            f"Status:         {pod_status(obj)}",
+            f"IP:             {st.get('podIP', '')}",
+            f"Start Time:     {st.get('startTime', '<none>')}",
+            "Containers:",
+        ]
         statuses = {c["name"]: c for c in st.get("containerStatuses") or []}
         for c in spec.get("containers", []):
             cs = statuses.get(c["name"], {})
             state = next(iter((cs.get("state") or {"waiting": {}}).items()))
-            lines += [f"  {c['name']}:", f"    Image:          {c.get('image', '')}",
-                      f"    Command:        {' '.join(c.get('command') or []) or '<image default>'}",
-                      f"    State:          {state[0].capitalize()}"
-                      + (f" ({state[1].get('reason')})" if state[1].get("reason") else ""),
-                      f"    Ready:          {cs.get('ready', False)}",
-                      f"    Restart Count:  {cs.get('restartCount', 0)}"]
+            lines += [
+                f"  {c['name']}:",
+                f"    Image:          {c.get('image', '')}",
+                f"    Command:        {' '.join(c.get('command') or []) or '<image default>'}",
+                f"    State:          {state[0].capitalize()}"
+                + (f" ({state[1].get('reason')})" if state[1].get("reason") else ""),
+                f"    Ready:          {cs.get('ready', False)}",
+                f"    Restart Count:  {cs.get('restartCount', 0)}",
+            ]
             for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
                 if c.get(probe):
                     lines.append(f"    {probe[:-5].capitalize()}:     {_probe_text(c[probe])}")
@@ -242,22 +270,27 @@ def describe(obj: Obj, events: list[Obj], now: float, extra: list[tuple[str, Any
     elif kind in ("ReplicaSet", "Deployment"):
         lines.append(f"Selector:       {selector_text(spec.get('selector'))}")
         if kind == "Deployment":
-            lines.append(f"Replicas:       {spec.get('replicas')} desired | {st.get('updatedReplicas', 0)} updated | "
-                         f"{st.get('replicas', 0)} total | {st.get('availableReplicas', 0)} available | "
-                         f"{st.get('unavailableReplicas', 0)} unavailable")
+            lines.append(
+                f"Replicas:       {spec.get('replicas')} desired | {st.get('updatedReplicas', 0)} updated | "
+                f"{st.get('replicas', 0)} total | {st.get('availableReplicas', 0)} available | "
+                f"{st.get('unavailableReplicas', 0)} unavailable"
+            )
             strat = spec.get("strategy") or {}
             lines.append(f"StrategyType:   {strat.get('type')}")
             lines.append(f"MinReadySeconds: {spec.get('minReadySeconds', 0)}")
             ru = strat.get("rollingUpdate")
             if ru:
-                lines.append(f"RollingUpdateStrategy:  {ru.get('maxUnavailable')} max unavailable, "
-                             f"{ru.get('maxSurge')} max surge")
+                lines.append(
+                    f"RollingUpdateStrategy:  {ru.get('maxUnavailable')} max unavailable, "
+                    f"{ru.get('maxSurge')} max surge"
+                )
             if spec.get("paused"):
                 lines.append("Paused:         true")
         else:
             lines.append(f"Replicas:       {st.get('replicas', 0)} current / {spec.get('replicas')} desired")
-            lines.append(f"Pods Status:    {st.get('readyReplicas', 0)} Ready / "
-                         f"{st.get('availableReplicas', 0)} Available")
+            lines.append(
+                f"Pods Status:    {st.get('readyReplicas', 0)} Ready / {st.get('availableReplicas', 0)} Available"
+            )
         tmpl = spec.get("template") or {}
         lines.append("Pod Template:")
         lines.append(f"  Labels:  {_kv_block(tmpl.get('metadata', {}).get('labels'))}")
@@ -269,8 +302,11 @@ def describe(obj: Obj, events: list[Obj], now: float, extra: list[tuple[str, Any
             for cond in st["conditions"]:
                 lines.append(f"  {cond['type']:<14} {cond['status']:<7} {cond.get('reason', '')}")
     elif kind == "Service":
-        lines += [f"Selector:       {labels_text(spec.get('selector'))}", f"Type:           {spec.get('type')}",
-                  f"IP:             {spec.get('clusterIP', '')}"]
+        lines += [
+            f"Selector:       {labels_text(spec.get('selector'))}",
+            f"Type:           {spec.get('type')}",
+            f"IP:             {spec.get('clusterIP', '')}",
+        ]
         if spec.get("type") == "LoadBalancer":
             lines.append(f"LoadBalancer Ingress: {external_ip(obj)}")
         for p in spec.get("ports") or []:
@@ -310,6 +346,8 @@ def _probe_text(p: Obj) -> str:
         what = f"tcp-socket :{p['tcpSocket'].get('port')}"
     else:
         what = "exec [" + " ".join((p.get("exec") or {}).get("command", [])) + "]"
-    return (f"{what} delay={p.get('initialDelaySeconds', 0)}s timeout={p.get('timeoutSeconds', 1)}s "
-            f"period={p.get('periodSeconds', 10)}s #success={p.get('successThreshold', 1)} "
-            f"#failure={p.get('failureThreshold', 3)}")
+    return (
+        f"{what} delay={p.get('initialDelaySeconds', 0)}s timeout={p.get('timeoutSeconds', 1)}s "
+        f"period={p.get('periodSeconds', 10)}s #success={p.get('successThreshold', 1)} "
+        f"#failure={p.get('failureThreshold', 3)}"
+    )

@@ -42,8 +42,14 @@ from .manifests.model import Manifest
 
 WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "Pod", "Service")
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-WARNING_REASONS = {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "CrashLoopBackOff",
-                   "CreateContainerConfigError", "ImageNotResolved"}
+WARNING_REASONS = {
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "ErrImageNeverPull",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "ImageNotResolved",
+}
 ENDPOINT_DRAIN_SECONDS = 0.5
 MANAGED_PREFIX = "deployment.kubernetes.io/"  # annotations the controllers own, not git
 MIN_PASS_INTERVAL = 1.0
@@ -64,7 +70,8 @@ class Reconciler:
         self.revision = self.store.get_meta("lastAppliedRevision")
         self.template_commits: dict[str, dict[str, Any]] = self.store.get_meta("templateCommits", {})
         self.revision_info: dict[str, Any] | None = next(
-            (r for r in self.store.revisions(50) if r["sha"] == self.revision), None)
+            (r for r in self.store.revisions(50) if r["sha"] == self.revision), None
+        )
         self.reconcile_id = ""
         self._wake = asyncio.Event()
         self._launched: set[str] = set()
@@ -73,8 +80,11 @@ class Reconciler:
         self._rng = random.Random()
         prev = self.store.get_meta("allocations", {})
         self.allocations: dict[tuple[str, str], Any] = {
-            tuple(k.split("/", 1)): svcctl.Allocation(v.get("clusterIP"), {str(p): n for p, n in v.get("nodePorts", {}).items()})
-            for k, v in prev.items()}
+            tuple(k.split("/", 1)): svcctl.Allocation(
+                v.get("clusterIP"), {str(p): n for p, n in v.get("nodePorts", {}).items()}
+            )
+            for k, v in prev.items()
+        }
         self.proxy: Any = None
         self.dns: Any = None
         self._proxied: set[str] = set()
@@ -165,15 +175,23 @@ class Reconciler:
     def check_revision(self, manifests: list[Manifest]) -> list[ManifestError]:
         """Errors a revision would cause against the state that runs (service allocations)."""
         services = [m for m in manifests if m.obj["kind"] == "Service"]
-        _, errors = svcctl.allocate([m.obj for m in services], self.allocations, self.d.opts.service_cidr,
-                                    reserved_ips=self._reserved_ips())
+        _, errors = svcctl.allocate(
+            [m.obj for m in services], self.allocations, self.d.opts.service_cidr, reserved_ips=self._reserved_ips()
+        )
         by_key = {(m.obj["metadata"]["namespace"], m.obj["metadata"]["name"]): m for m in services}
         out = []
         for key, fld, msg in errors:
             m = by_key.get(tuple(key))  # type: ignore[arg-type]
             src = m.source if m else None
-            out.append(ManifestError(src.file if src else "?", msg, line=src.line if src else 0,
-                                     document=src.document if src else 0, field=fld))
+            out.append(
+                ManifestError(
+                    src.file if src else "?",
+                    msg,
+                    line=src.line if src else 0,
+                    document=src.document if src else 0,
+                    field=fld,
+                )
+            )
         return out
 
     # -- the pass ----------------------------------------------------------------------------
@@ -191,11 +209,30 @@ class Reconciler:
         self._persist()
 
     def _event(self, type_: str, reason: str, kind: str, namespace: str, name: str, message: str) -> None:
-        self._events.append({"time": time.time(), "type": type_, "reason": reason, "kind": kind,
-                             "namespace": namespace, "name": name, "message": message,
-                             "reconcile_id": self.reconcile_id, "revision": self.revision})
-        self.d.log.info("event", type=type_, reason=reason, kind=kind, namespace=namespace, name=name,
-                        message=message, reconcile_id=self.reconcile_id, commit=(self.revision or "")[:7])
+        self._events.append(
+            {
+                "time": time.time(),
+                "type": type_,
+                "reason": reason,
+                "kind": kind,
+                "namespace": namespace,
+                "name": name,
+                "message": message,
+                "reconcile_id": self.reconcile_id,
+                "revision": self.revision,
+            }
+        )
+        self.d.log.info(
+            "event",
+            type=type_,
+            reason=reason,
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            message=message,
+            reconcile_id=self.reconcile_id,
+            commit=(self.revision or "")[:7],
+        )
 
     def _requeue(self, after: float | None) -> None:
         if after is None:
@@ -213,15 +250,23 @@ class Reconciler:
 
     def _container_events(self, pod: Obj, status: Obj) -> None:
         """A Warning event each time a container starts waiting for a bad reason (once per change)."""
-        before = {c["name"]: ((c.get("state") or {}).get("waiting") or {}).get("reason")
-                  for c in (pod.get("status") or {}).get("containerStatuses") or []}
+        before = {
+            c["name"]: ((c.get("state") or {}).get("waiting") or {}).get("reason")
+            for c in (pod.get("status") or {}).get("containerStatuses") or []
+        }
         m = pod["metadata"]
         for c in status.get("containerStatuses") or []:
             waiting = (c.get("state") or {}).get("waiting") or {}
             reason = waiting.get("reason")
             if reason in WARNING_REASONS and before.get(c["name"]) != reason:
-                self._event("Warning", reason, "Pod", m["namespace"], m["name"],
-                            f"container {c['name']}: {waiting.get('message') or reason}")
+                self._event(
+                    "Warning",
+                    reason,
+                    "Pod",
+                    m["namespace"],
+                    m["name"],
+                    f"container {c['name']}: {waiting.get('message') or reason}",
+                )
 
     def _new_object(self, d: Obj, now: float) -> Obj:
         obj = copy.deepcopy(d)
@@ -283,8 +328,9 @@ class Reconciler:
         for dep in self.cluster.of_kind("Deployment"):
             ns = dep["metadata"]["namespace"]
             try:
-                res = deployctl.sync_deployment(dep, self.cluster.of_kind("ReplicaSet", ns),
-                                                self.cluster.of_kind("Pod", ns), now, new_uid)
+                res = deployctl.sync_deployment(
+                    dep, self.cluster.of_kind("ReplicaSet", ns), self.cluster.of_kind("Pod", ns), now, new_uid
+                )
             except Exception as e:
                 self.d.log.exception("deployment_sync_failed", name=dep["metadata"]["name"], error=str(e))
                 continue
@@ -315,8 +361,9 @@ class Reconciler:
                     ann[k] = old["metadata"]["annotations"][k]
             rs["metadata"]["annotations"] = ann
             return rs
-        owner = next((r["name"] for r in rs["metadata"].get("ownerReferences") or []
-                      if r.get("kind") == "Deployment"), None)
+        owner = next(
+            (r["name"] for r in rs["metadata"].get("ownerReferences") or [] if r.get("kind") == "Deployment"), None
+        )
         info = self.template_commits.get(f"{rs['metadata']['namespace']}/{owner}") or self.revision_info or {}
         if info.get("sha"):
             ann[keys.COMMIT] = info["sha"]
@@ -346,8 +393,9 @@ class Reconciler:
                 self.cluster.put(p)
             for uid in res.release:
                 p = copy.deepcopy(by_uid[uid])
-                p["metadata"]["ownerReferences"] = [r for r in p["metadata"].get("ownerReferences", [])
-                                                    if r.get("uid") != rs["metadata"]["uid"]]
+                p["metadata"]["ownerReferences"] = [
+                    r for r in p["metadata"].get("ownerReferences", []) if r.get("uid") != rs["metadata"]["uid"]
+                ]
                 self.cluster.put(p)
             for uid in res.delete:
                 if uid in by_uid:
@@ -438,8 +486,9 @@ class Reconciler:
 
     def _pod_for_runtime(self, pod: Obj) -> Obj:
         p = copy.deepcopy(pod)
-        env = svcctl.service_env(self.cluster.of_kind("Service", p["metadata"]["namespace"]), self.allocations,
-                                 p["metadata"]["namespace"])
+        env = svcctl.service_env(
+            self.cluster.of_kind("Service", p["metadata"]["namespace"]), self.allocations, p["metadata"]["namespace"]
+        )
         if env:
             for c in p["spec"].get("containers", []):
                 own = {e["name"] for e in c.get("env") or []}
@@ -466,8 +515,14 @@ class Reconciler:
                     await self.runtime.create_pod(self._pod_for_runtime(pod))
                 except Exception as e:
                     self.d.log.exception("pod_start_failed", name=pod["metadata"]["name"], error=str(e))
-                    self._event("Warning", "FailedCreatePodSandBox", "Pod", pod["metadata"]["namespace"],
-                                pod["metadata"]["name"], str(e))
+                    self._event(
+                        "Warning",
+                        "FailedCreatePodSandBox",
+                        "Pod",
+                        pod["metadata"]["namespace"],
+                        pod["metadata"]["name"],
+                        str(e),
+                    )
                     continue
                 st = self.runtime.status(uid)
                 if st is not None:
@@ -480,14 +535,18 @@ class Reconciler:
     # -- services ------------------------------------------------------------------------------
     async def _sync_services(self) -> None:
         services = self.cluster.of_kind("Service")
-        allocs, errors = svcctl.allocate(services, self.allocations, self.d.opts.service_cidr,
-                                         reserved_ips=self._reserved_ips())
+        allocs, errors = svcctl.allocate(
+            services, self.allocations, self.d.opts.service_cidr, reserved_ips=self._reserved_ips()
+        )
         for key, fld, msg in errors:
             self.d.log.warning("service_allocation_failed", service="/".join(key), field=fld, error=msg)
         if allocs != self.allocations:
             self.allocations = allocs
-            self.store.set_meta(allocations={f"{ns}/{n}": {"clusterIP": a.cluster_ip, "nodePorts": a.node_ports}
-                                             for (ns, n), a in allocs.items()})
+            self.store.set_meta(
+                allocations={
+                    f"{ns}/{n}": {"clusterIP": a.cluster_ip, "nodePorts": a.node_ports} for (ns, n), a in allocs.items()
+                }
+            )
         lb_ip = "127.0.0.1" if self.d.opts.node_address in ("0.0.0.0", "") else self.d.opts.node_address
         views, endpoints = [], []
         wanted_ep: set[Key] = set()
@@ -513,8 +572,14 @@ class Reconciler:
                     ep["metadata"]["creationTimestamp"] = to_rfc3339(time.time())
                     self.cluster.put(ep)
                 else:
-                    merged = {**ep, "metadata": {**ep["metadata"], "uid": live["metadata"].get("uid"),
-                                                 "creationTimestamp": live["metadata"].get("creationTimestamp")}}
+                    merged = {
+                        **ep,
+                        "metadata": {
+                            **ep["metadata"],
+                            "uid": live["metadata"].get("uid"),
+                            "creationTimestamp": live["metadata"].get("creationTimestamp"),
+                        },
+                    }
                     if merged != live:
                         self.cluster.put(merged)
         for ep in self.cluster.of_kind("Endpoints"):
@@ -546,9 +611,17 @@ class Reconciler:
                 backends = backends_for(ep, port)
                 wanted.add(pkey)
                 try:
-                    await self.proxy.set_service(pkey, listen, backends, spec.get("sessionAffinity", "None"),
-                                                 int(((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {})
-                                                     .get("timeoutSeconds", 10800)))
+                    await self.proxy.set_service(
+                        pkey,
+                        listen,
+                        backends,
+                        spec.get("sessionAffinity", "None"),
+                        int(
+                            ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get(
+                                "timeoutSeconds", 10800
+                            )
+                        ),
+                    )
                 except OSError as e:
                     self.d.log.warning("service_listen_failed", service=pkey, error=str(e))
         for pkey in list(self._proxied - wanted):

@@ -22,7 +22,6 @@ from . import annotation_keys as keys
 from .controllers import deployment as deployctl
 
 
-
 def _cli() -> Any:
     from . import cli
 
@@ -165,12 +164,16 @@ def undo(args: argparse.Namespace) -> int:
     else:
         match = [r for r in revs if r[0] == args.to_revision]
         if not match:
-            cli.die(f"unable to find specified revision {args.to_revision} in history"
-                    + (f" (kept: {', '.join(str(n) for n, _ in revs)})" if revs else ""))
+            cli.die(
+                f"unable to find specified revision {args.to_revision} in history"
+                + (f" (kept: {', '.join(str(n) for n, _ in revs)})" if revs else "")
+            )
         target_n, target = match[0]
     if dep["spec"].get("paused"):
-        cli.die(f'you cannot rollback a paused deployment; resume it first with '
-                f'\'gitship rollout resume deployment/{args.name}\' and try again')
+        cli.die(
+            f"you cannot rollback a paused deployment; resume it first with "
+            f"'gitship rollout resume deployment/{args.name}' and try again"
+        )
     if deployctl.equal_ignore_hash(target["spec"]["template"], dep["spec"]["template"]):
         print(f"deployment.apps/{args.name} skipped rollback (current template already matches revision {target_n})")
         return 0

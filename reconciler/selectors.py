@@ -37,7 +37,8 @@ GREATER_THAN = ">"
 LESS_THAN = "<"
 
 OPERATORS: frozenset[str] = frozenset(
-    {EQUALS, DOUBLE_EQUALS, NOT_EQUALS, IN, NOT_IN, EXISTS, DOES_NOT_EXIST, GREATER_THAN, LESS_THAN})
+    {EQUALS, DOUBLE_EQUALS, NOT_EQUALS, IN, NOT_IN, EXISTS, DOES_NOT_EXIST, GREATER_THAN, LESS_THAN}
+)
 
 # API (metav1.LabelSelectorRequirement) operator -> string-form operator.
 API_OPERATORS: dict[str, str] = {"In": IN, "NotIn": NOT_IN, "Exists": EXISTS, "DoesNotExist": DOES_NOT_EXIST}
@@ -46,17 +47,23 @@ _NAME_RE = re.compile(r"(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]\Z")
 _DNS1123_SUBDOMAIN_RE = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*\Z")
 _INT_RE = re.compile(r"[-+]?[0-9]+\Z")
 
-_NAME_FMT = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
-             "with an alphanumeric character (e.g. 'MyName', or 'my.name', or '123-abc', regex used "
-             "for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
-_VALUE_FMT = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
-              "or '.', and must start and end with an alphanumeric character (e.g. 'MyValue', or "
-              "'my_value', or '12345', regex used for validation is "
-              "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
-_SUBDOMAIN_FMT = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-                  "'-' or '.', and must start and end with an alphanumeric character (e.g. "
-                  "'example.com', regex used for validation is "
-                  "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+_NAME_FMT = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
+    "with an alphanumeric character (e.g. 'MyName', or 'my.name', or '123-abc', regex used "
+    "for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+_VALUE_FMT = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
+    "or '.', and must start and end with an alphanumeric character (e.g. 'MyValue', or "
+    "'my_value', or '12345', regex used for validation is "
+    "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
+_SUBDOMAIN_FMT = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+    "'-' or '.', and must start and end with an alphanumeric character (e.g. "
+    "'example.com', regex used for validation is "
+    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
 
 
 # --------------------------------------------------------------------------- validators
@@ -95,8 +102,11 @@ def _label_key_error(key: object) -> str | None:
         if not _DNS1123_SUBDOMAIN_RE.match(prefix):
             return "prefix part " + _SUBDOMAIN_FMT
     else:
-        return ("a qualified name " + _NAME_FMT
-                + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')")
+        return (
+            "a qualified name "
+            + _NAME_FMT
+            + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+        )
     if not name:
         return "name part must be non-empty"
     if len(name) > 63:
@@ -138,6 +148,7 @@ def is_dns1123_subdomain(value: str) -> bool:
 
 
 # --------------------------------------------------------------------------- model
+
 
 @dataclass(frozen=True)
 class Requirement:
@@ -260,7 +271,7 @@ def _tokenize(text: str) -> list[tuple[str, str, int]]:
             i += 1
             continue
         if c in _SPECIAL:
-            two = text[i:i + 2]
+            two = text[i : i + 2]
             if two in ("==", "!="):
                 tokens.append((_OP, two, i))
                 i += 2
@@ -304,8 +315,9 @@ class _Parser:
         return tok
 
     def fail(self, message: str, pos: int) -> SelectorError:
-        return SelectorError(f"unable to parse selector {self.text!r}: {message} at position {pos}\n"
-                             f"  {self.text}\n  {' ' * pos}^")
+        return SelectorError(
+            f"unable to parse selector {self.text!r}: {message} at position {pos}\n  {self.text}\n  {' ' * pos}^"
+        )
 
     def found(self, tok: tuple[str, str, int], expected: str) -> SelectorError:
         what = repr(tok[1]) if tok[0] != _EOS else "end of string"
@@ -373,8 +385,7 @@ class _Parser:
                     vals.append("")
                 return vals
             else:
-                raise self.found(tok, "identifier (a label value), ',' or ')'" if expect_value
-                                 else "',' or ')'")
+                raise self.found(tok, "identifier (a label value), ',' or ')'" if expect_value else "',' or ')'")
 
     def build(self, key: str, op: str, values: list[str], pos: int) -> Requirement:
         try:
@@ -391,6 +402,7 @@ def parse(text: str) -> Selector:
 
 
 # --------------------------------------------------------------------------- API form
+
 
 def validate_label_selector(sel: object, path: str) -> list[tuple[str, str]]:
     """Problems of a ``metav1.LabelSelector`` dict as (field path, message) pairs."""
@@ -434,8 +446,12 @@ def validate_label_selector(sel: object, path: str) -> list[tuple[str, str]]:
                     errs.append((f"{p}.values", "must be a list of strings"))
                     values = None
                 if op not in API_OPERATORS:
-                    errs.append((f"{p}.operator", f"Unsupported value: {op!r}: supported values: "
-                                 '"In", "NotIn", "Exists", "DoesNotExist"'))
+                    errs.append(
+                        (
+                            f"{p}.operator",
+                            f'Unsupported value: {op!r}: supported values: "In", "NotIn", "Exists", "DoesNotExist"',
+                        )
+                    )
                 elif op in ("In", "NotIn") and not values:
                     errs.append((f"{p}.values", "Required value: must be specified when `operator` is 'In' or 'NotIn'"))
                 elif op in ("Exists", "DoesNotExist") and values:

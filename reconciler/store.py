@@ -95,15 +95,26 @@ class Store:
                 self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (k, json.dumps(v)))
 
     # -- revisions ----------------------------------------------------------
-    def add_revision(self, rev: dict[str, Any], result: str, error: Any = None,
-                     objects: Iterable[Key] = (), changes: Any = None) -> None:
+    def add_revision(
+        self, rev: dict[str, Any], result: str, error: Any = None, objects: Iterable[Key] = (), changes: Any = None
+    ) -> None:
         with self._tx():
             self.db.execute(
                 "INSERT INTO revisions(sha, author, email, time, subject, synced_at, result, error, objects, changes)"
                 " VALUES(?,?,?,?,?,?,?,?,?,?)",
-                (rev["sha"], rev.get("author"), rev.get("email"), rev.get("time"), rev.get("subject"),
-                 time.time(), result, json.dumps(error) if error is not None else None,
-                 json.dumps([list(k) for k in objects]), json.dumps(changes) if changes is not None else None))
+                (
+                    rev["sha"],
+                    rev.get("author"),
+                    rev.get("email"),
+                    rev.get("time"),
+                    rev.get("subject"),
+                    time.time(),
+                    result,
+                    json.dumps(error) if error is not None else None,
+                    json.dumps([list(k) for k in objects]),
+                    json.dumps(changes) if changes is not None else None,
+                ),
+            )
 
     def mark_reverted(self, sha: str, by: str) -> None:
         with self._tx():
@@ -112,13 +123,26 @@ class Store:
     def revisions(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT sha, author, email, time, subject, synced_at, result, error, objects, changes, reverted_by"
-            " FROM revisions ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+            " FROM revisions ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
         out = []
         for r in rows:
-            out.append({"sha": r[0], "author": r[1], "email": r[2], "time": r[3], "subject": r[4],
-                        "syncedAt": r[5], "result": r[6], "error": json.loads(r[7]) if r[7] else None,
-                        "objects": json.loads(r[8] or "[]"), "changes": json.loads(r[9]) if r[9] else None,
-                        "revertedBy": r[10]})
+            out.append(
+                {
+                    "sha": r[0],
+                    "author": r[1],
+                    "email": r[2],
+                    "time": r[3],
+                    "subject": r[4],
+                    "syncedAt": r[5],
+                    "result": r[6],
+                    "error": json.loads(r[7]) if r[7] else None,
+                    "objects": json.loads(r[8] or "[]"),
+                    "changes": json.loads(r[9]) if r[9] else None,
+                    "revertedBy": r[10],
+                }
+            )
         return out
 
     def revision_seen(self, sha: str) -> bool:
@@ -130,24 +154,32 @@ class Store:
         with self._tx():
             self.db.executemany(
                 "INSERT OR REPLACE INTO desired(kind, namespace, name, body, file, line) VALUES(?,?,?,?,?,?)",
-                ((o["kind"], o["metadata"]["namespace"], o["metadata"]["name"], json.dumps(o), f, ln)
-                 for o, f, ln in upserts))
+                (
+                    (o["kind"], o["metadata"]["namespace"], o["metadata"]["name"], json.dumps(o), f, ln)
+                    for o, f, ln in upserts
+                ),
+            )
             self.db.executemany("DELETE FROM desired WHERE kind=? AND namespace=? AND name=?", list(deletes))
 
     def desired(self) -> dict[Key, dict[str, Any]]:
-        return {(r[0], r[1], r[2]): json.loads(r[3])
-                for r in self.db.execute("SELECT kind, namespace, name, body FROM desired")}
+        return {
+            (r[0], r[1], r[2]): json.loads(r[3])
+            for r in self.db.execute("SELECT kind, namespace, name, body FROM desired")
+        }
 
     def desired_sources(self) -> dict[Key, tuple[str, int]]:
-        return {(r[0], r[1], r[2]): (r[3], r[4])
-                for r in self.db.execute("SELECT kind, namespace, name, file, line FROM desired")}
+        return {
+            (r[0], r[1], r[2]): (r[3], r[4])
+            for r in self.db.execute("SELECT kind, namespace, name, file, line FROM desired")
+        }
 
     # -- cluster (live objects) ------------------------------------------------
     def write_cluster(self, upserts: Iterable[dict[str, Any]], deletes: Iterable[Key]) -> None:
         with self._tx():
             self.db.executemany(
                 "INSERT OR REPLACE INTO cluster(kind, namespace, name, body) VALUES(?,?,?,?)",
-                ((o["kind"], o["metadata"]["namespace"], o["metadata"]["name"], json.dumps(o)) for o in upserts))
+                ((o["kind"], o["metadata"]["namespace"], o["metadata"]["name"], json.dumps(o)) for o in upserts),
+            )
             self.db.executemany("DELETE FROM cluster WHERE kind=? AND namespace=? AND name=?", list(deletes))
 
     def cluster(self, kind: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
@@ -162,25 +194,44 @@ class Store:
         return [json.loads(r[0]) for r in self.db.execute(q, args)]
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT body FROM cluster WHERE kind=? AND namespace=? AND name=?",
-                              (kind, namespace, name)).fetchone()
+        row = self.db.execute(
+            "SELECT body FROM cluster WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)
+        ).fetchone()
         return json.loads(row[0]) if row else None
 
     # -- events -----------------------------------------------------------------
     def add_events(self, events: Iterable[dict[str, Any]]) -> None:
-        rows = [(e.get("time", time.time()), e["type"], e["reason"], e["kind"], e["namespace"], e["name"],
-                 e["message"], e.get("reconcile_id"), e.get("revision")) for e in events]
+        rows = [
+            (
+                e.get("time", time.time()),
+                e["type"],
+                e["reason"],
+                e["kind"],
+                e["namespace"],
+                e["name"],
+                e["message"],
+                e.get("reconcile_id"),
+                e.get("revision"),
+            )
+            for e in events
+        ]
         if not rows:
             return
         with self._tx():
             self.db.executemany(
                 "INSERT INTO events(time, type, reason, kind, namespace, name, message, reconcile_id, revision)"
-                " VALUES(?,?,?,?,?,?,?,?,?)", rows)
+                " VALUES(?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
             self.db.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", (MAX_EVENTS,))
 
-    def events(self, kind: str | None = None, namespace: str | None = None, name: str | None = None,
-               limit: int = 200) -> list[dict[str, Any]]:
-        q, args = "SELECT time, type, reason, kind, namespace, name, message, reconcile_id, revision FROM events WHERE 1=1", []
+    def events(
+        self, kind: str | None = None, namespace: str | None = None, name: str | None = None, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        q, args = (
+            "SELECT time, type, reason, kind, namespace, name, message, reconcile_id, revision FROM events WHERE 1=1",
+            [],
+        )
         for col, val in (("kind", kind), ("namespace", namespace), ("name", name)):
             if val is not None:
                 q += f" AND {col}=?"
@@ -188,8 +239,20 @@ class Store:
         q += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
         rows = self.db.execute(q, args).fetchall()
-        return [{"time": r[0], "type": r[1], "reason": r[2], "kind": r[3], "namespace": r[4], "name": r[5],
-                 "message": r[6], "reconcile_id": r[7], "revision": r[8]} for r in reversed(rows)]
+        return [
+            {
+                "time": r[0],
+                "type": r[1],
+                "reason": r[2],
+                "kind": r[3],
+                "namespace": r[4],
+                "name": r[5],
+                "message": r[6],
+                "reconcile_id": r[7],
+                "revision": r[8],
+            }
+            for r in reversed(rows)
+        ]
 
     # -- transactions -------------------------------------------------------------
     def _tx(self) -> "_Tx":

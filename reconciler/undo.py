@@ -73,9 +73,12 @@ def _raw_template(w: Any, commit: str | None, key: tuple[str, str, str]) -> dict
         except yaml.YAMLError:
             continue
         for d in docs:
-            if (isinstance(d, dict) and d.get("kind") == key[0]
-                    and (d.get("metadata") or {}).get("name") == key[2]
-                    and (d.get("metadata") or {}).get("namespace", "default") == key[1]):
+            if (
+                isinstance(d, dict)
+                and d.get("kind") == key[0]
+                and (d.get("metadata") or {}).get("name") == key[2]
+                and (d.get("metadata") or {}).get("namespace", "default") == key[1]
+            ):
                 return (d.get("spec") or {}).get("template")
     return None
 
@@ -84,8 +87,7 @@ def _commit_of(rs: dict[str, Any]) -> str | None:
     return (rs["metadata"].get("annotations") or {}).get(keys.COMMIT)
 
 
-def undo_commit(w: Any, dep: dict[str, Any], current: Revision, target: Revision,
-                reason: str = "") -> tuple[str, str]:
+def undo_commit(w: Any, dep: dict[str, Any], current: Revision, target: Revision, reason: str = "") -> tuple[str, str]:
     """Make the commit that brings ``target``'s template back in place of ``current``'s. Returns (sha, how)."""
     ns, name = dep["metadata"]["namespace"], dep["metadata"]["name"]
     key = ("Deployment", ns, name)
@@ -101,12 +103,17 @@ def undo_commit(w: Any, dep: dict[str, Any], current: Revision, target: Revision
             return w.revert(commit, extra), "git revert of " + commit[:7] + ", commit"
     target_commit = _commit_of(target_rs)
     raw = _raw_template(w, target_commit, key)
-    template = (raw if raw is not None and equal_ignore_hash(default_template(raw, dep), want)
-                else normalize_template(want))
-    msg = (f"rollout undo deployment/{name}: revision {current_n} -> {target_n}\n\n"
-           f"Restores the pod template of revision {target_n}"
-           + (f" (introduced by {target_commit[:7]})" if target_commit else "")
-           + f", replacing revision {current_n}" + (f" (introduced by {commit[:7]})" if commit else "") + ".")
+    template = (
+        raw if raw is not None and equal_ignore_hash(default_template(raw, dep), want) else normalize_template(want)
+    )
+    msg = (
+        f"rollout undo deployment/{name}: revision {current_n} -> {target_n}\n\n"
+        f"Restores the pod template of revision {target_n}"
+        + (f" (introduced by {target_commit[:7]})" if target_commit else "")
+        + f", replacing revision {current_n}"
+        + (f" (introduced by {commit[:7]})" if commit else "")
+        + "."
+    )
     if reason:
         msg += f"\n{reason}"
     return w.set_template("Deployment", ns, name, template, msg), "commit"

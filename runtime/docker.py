@@ -92,6 +92,7 @@ EXPOSE_LABEL = "lo:gitship"
 
 # ----------------------------------------------------------------------------- helpers
 
+
 def _now_rfc3339(t: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if t is None else t))
 
@@ -105,8 +106,23 @@ def _docker_time(s: str | None) -> str | None:
 
 _QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)([a-zA-Z]*)$")
 _SUFFIXES = {
-    "": 1, "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-    "P": 1e15, "E": 1e18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+    "": 1,
+    "n": 1e-9,
+    "u": 1e-6,
+    "m": 1e-3,
+    "k": 1e3,
+    "K": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
 }
 
 
@@ -133,8 +149,8 @@ def expand_vars(s: str, env: dict[str, str]) -> str:
             if j < 0:
                 out.append(s[i:])
                 break
-            name = s[i + 2:j]
-            out.append(env[name] if name in env else s[i:j + 1])
+            name = s[i + 2 : j]
+            out.append(env[name] if name in env else s[i : j + 1])
             i = j + 1
         else:
             out.append(s[i])
@@ -170,6 +186,7 @@ def busybox_rootfs_tar(files: dict[str, tuple[bytes, int]] | None = None, busybo
     applets = subprocess.run([busybox, "--list"], capture_output=True, check=True, text=True).stdout.split()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
+
         def add_dir(path: str, mode: int = 0o755) -> None:
             ti = tarfile.TarInfo(path)
             ti.type, ti.mode = tarfile.DIRTYPE, mode
@@ -215,6 +232,7 @@ def _fmt_delay(d: float) -> str:
 
 
 # ----------------------------------------------------------------------------- state
+
 
 @dataclass
 class _Backoff:
@@ -299,6 +317,7 @@ class _Pod:
 
 
 # ----------------------------------------------------------------------------- runtime
+
 
 class DockerRuntime(Runtime):
     """Runs pods as Docker containers. See the module docstring for the layout."""
@@ -471,15 +490,23 @@ class DockerRuntime(Runtime):
         except docker.errors.APIError as exc:
             raise RuntimeError_(f"exec in {container} of pod {uid}: {exc.explanation or exc}") from exc
 
-    async def logs(self, uid: str, container: str, tail: int | None = None, previous: bool = False,
-                   timestamps: bool = False) -> bytes:
+    async def logs(
+        self, uid: str, container: str, tail: int | None = None, previous: bool = False, timestamps: bool = False
+    ) -> bytes:
         """stdout and stderr of a container (``previous``: the instance before the last restart)."""
         cid = self._cid(uid, container, previous=previous, must_run=False)
-        return await self._call(self._api.logs, cid, stdout=True, stderr=True, timestamps=timestamps,
-                                tail="all" if tail is None else int(tail))
+        return await self._call(
+            self._api.logs,
+            cid,
+            stdout=True,
+            stderr=True,
+            timestamps=timestamps,
+            tail="all" if tail is None else int(tail),
+        )
 
-    async def read_logs(self, uid: str, container: str, follow: bool = False,
-                        tail: int | None = None) -> AsyncIterator[bytes]:
+    async def read_logs(
+        self, uid: str, container: str, follow: bool = False, tail: int | None = None
+    ) -> AsyncIterator[bytes]:
         """Chunks of a container's output; with ``follow`` until the container stops."""
         cid = self._cid(uid, container, must_run=False)
         if not follow:
@@ -492,8 +519,9 @@ class DockerRuntime(Runtime):
 
         def pump() -> None:
             try:
-                stream = self._api.logs(cid, stdout=True, stderr=True, stream=True, follow=True,
-                                        tail="all" if tail is None else int(tail))
+                stream = self._api.logs(
+                    cid, stdout=True, stderr=True, stream=True, follow=True, tail="all" if tail is None else int(tail)
+                )
                 stream_box.append(stream)
                 for chunk in stream:
                     asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
@@ -528,8 +556,16 @@ class DockerRuntime(Runtime):
             return  # already local; containers can't reach it anyway
         if ip in self._exposed:
             return
-        await self._ip("addr", "add", f"{ip}/32", "dev", EXPOSE_DEV, "label", EXPOSE_LABEL,
-                       ok_if=("File exists", "already assigned"))  # e.g. left by a gitship killed -9
+        await self._ip(
+            "addr",
+            "add",
+            f"{ip}/32",
+            "dev",
+            EXPOSE_DEV,
+            "label",
+            EXPOSE_LABEL,
+            ok_if=("File exists", "already assigned"),
+        )  # e.g. left by a gitship killed -9
         self._exposed.add(ip)
 
     async def unexpose_service_ip(self, ip: str) -> None:
@@ -543,8 +579,9 @@ class DockerRuntime(Runtime):
         """Run ``ip ARGS``; an error whose message contains one of ``ok_if`` is success (the
         wording differs between iproute2 versions)."""
         try:
-            proc = await asyncio.create_subprocess_exec("ip", *args, stdout=asyncio.subprocess.DEVNULL,
-                                                        stderr=asyncio.subprocess.PIPE)
+            proc = await asyncio.create_subprocess_exec(
+                "ip", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            )
         except OSError as exc:
             raise RuntimeError_(f"ip {' '.join(args)}: {exc}") from exc
         _, err = await proc.communicate()
@@ -582,10 +619,15 @@ class DockerRuntime(Runtime):
         base = {"name": self.name, "instance": self.instance, "network": self.network, "pods": len(self._pods)}
         if self._engine_error is not None:
             return {**base, "engine": "unreachable", "error": self._engine_error}
-        return {**base, "engine": "up", "version": self._version.get("Version"),
-                "engineVersion": self._version.get("Version"),
-                "apiVersion": self._version.get("ApiVersion"), "os": self._version.get("Os"),
-                "arch": self._version.get("Arch")}
+        return {
+            **base,
+            "engine": "up",
+            "version": self._version.get("Version"),
+            "engineVersion": self._version.get("Version"),
+            "apiVersion": self._version.get("ApiVersion"),
+            "os": self._version.get("Os"),
+            "arch": self._version.get("Arch"),
+        }
 
     # ------------------------------------------------------------------ pod model
 
@@ -595,12 +637,21 @@ class DockerRuntime(Runtime):
         containers = {}
         for spec in pod.get("spec", {}).get("containers", []):
             containers[spec["name"]] = _Container(spec=spec, name=spec["name"], image=spec.get("image", ""))
-        p = _Pod(pod=pod, uid=str(meta["uid"]), name=meta.get("name", ""),
-                 namespace=meta.get("namespace", "default"), containers=containers, start_time=_now_rfc3339())
+        p = _Pod(
+            pod=pod,
+            uid=str(meta["uid"]),
+            name=meta.get("name", ""),
+            namespace=meta.get("namespace", "default"),
+            containers=containers,
+            start_time=_now_rfc3339(),
+        )
         t = p.start_time
-        p.conditions = {"PodScheduled": ("True", t, None), "Initialized": ("True", t, None),
-                        "ContainersReady": ("False", t, "ContainersNotReady"),
-                        "Ready": ("False", t, "ContainersNotReady")}
+        p.conditions = {
+            "PodScheduled": ("True", t, None),
+            "Initialized": ("True", t, None),
+            "ContainersReady": ("False", t, "ContainersNotReady"),
+            "Ready": ("False", t, "ContainersNotReady"),
+        }
         return p
 
     def _labels(self, p: _Pod, container: str, attempt: int) -> dict[str, str]:
@@ -609,9 +660,16 @@ class DockerRuntime(Runtime):
             if ref.get("controller"):
                 owner = f"{ref.get('kind')}/{ref.get('name')}"
                 break
-        return {LABEL_INSTANCE: self.instance, LABEL_UID: p.uid, LABEL_NAME: p.name,
-                LABEL_NAMESPACE: p.namespace, LABEL_CONTAINER: container, LABEL_OWNER: owner,
-                LABEL_ATTEMPT: str(attempt), LABEL_SPEC: json.dumps(p.pod, sort_keys=True, separators=(",", ":"))}
+        return {
+            LABEL_INSTANCE: self.instance,
+            LABEL_UID: p.uid,
+            LABEL_NAME: p.name,
+            LABEL_NAMESPACE: p.namespace,
+            LABEL_CONTAINER: container,
+            LABEL_OWNER: owner,
+            LABEL_ATTEMPT: str(attempt),
+            LABEL_SPEC: json.dumps(p.pod, sort_keys=True, separators=(",", ":")),
+        }
 
     def _cname(self, p: _Pod, container: str, attempt: int) -> str:
         base = f"gs_{p.namespace}_{p.name}_{container}_{p.uid[:8]}_{attempt}"
@@ -668,8 +726,15 @@ class DockerRuntime(Runtime):
         phase = self._phase(p)
         statuses = []
         for c in p.containers.values():
-            st: dict[str, Any] = {"name": c.name, "image": c.image, "ready": c.ready, "started": c.started,
-                                  "restartCount": c.attempt, "state": c.state, "lastState": c.last_state}
+            st: dict[str, Any] = {
+                "name": c.name,
+                "image": c.image,
+                "ready": c.ready,
+                "started": c.started,
+                "restartCount": c.attempt,
+                "state": c.state,
+                "lastState": c.last_state,
+            }
             if c.cid:
                 st["containerID"] = f"docker://{c.cid}"
             if c.image_id:
@@ -682,8 +747,13 @@ class DockerRuntime(Runtime):
             if reason:
                 d["reason"] = reason
             conds.append(d)
-        out: PodStatus = {"phase": phase, "hostIP": self._gateway or "127.0.0.1", "startTime": p.start_time,
-                          "conditions": conds, "containerStatuses": statuses}
+        out: PodStatus = {
+            "phase": phase,
+            "hostIP": self._gateway or "127.0.0.1",
+            "startTime": p.start_time,
+            "conditions": conds,
+            "containerStatuses": statuses,
+        }
         if p.pod_ip:
             out["podIP"] = p.pod_ip
             out["podIPs"] = [{"ip": p.pod_ip}]
@@ -746,8 +816,13 @@ class DockerRuntime(Runtime):
         nets = [n for n in nets if n.get("Name") == self.network]
         if not nets:
             try:
-                await self._call(api.create_network, self.network, driver="bridge", check_duplicate=True,
-                                 labels={"gitship.managed": "true"})
+                await self._call(
+                    api.create_network,
+                    self.network,
+                    driver="bridge",
+                    check_duplicate=True,
+                    labels={"gitship.managed": "true"},
+                )
             except docker.errors.APIError as exc:
                 if exc.status_code != 409:
                     raise
@@ -773,8 +848,13 @@ class DockerRuntime(Runtime):
                     if os.path.exists(BUSYBOX):
                         data = await self._call(busybox_rootfs_tar)
                         repo, tag = PAUSE_IMAGE.split(":")
-                        await self._call(self._api.import_image_from_data, data, repository=repo, tag=tag,
-                                         changes=['CMD ["/bin/sh", "-c", %s]' % json.dumps(SANDBOX_SCRIPT)])
+                        await self._call(
+                            self._api.import_image_from_data,
+                            data,
+                            repository=repo,
+                            tag=tag,
+                            changes=['CMD ["/bin/sh", "-c", %s]' % json.dumps(SANDBOX_SCRIPT)],
+                        )
                         self._pause_ready = PAUSE_IMAGE
                     else:
                         self._pause_ready = ""
@@ -802,16 +882,24 @@ class DockerRuntime(Runtime):
             dns_kw["dns_search"] = (dns_kw.get("dns_search") or []) + list(dns_cfg["searches"])
         if dns_cfg.get("options"):
             opts = [o["name"] + (f":{o['value']}" if o.get("value") is not None else "") for o in dns_cfg["options"]]
-            dns_kw["dns_opt"] = [o for o in dns_kw.get("dns_opt", []) if o.split(":")[0] not in
-                                 {x.split(":")[0] for x in opts}] + opts
+            dns_kw["dns_opt"] = [
+                o for o in dns_kw.get("dns_opt", []) if o.split(":")[0] not in {x.split(":")[0] for x in opts}
+            ] + opts
         hostname = (spec.get("hostname") or p.name)[:63].rstrip("-.") or "pod"
-        host_config = api.create_host_config(network_mode=self.network, ipc_mode="shareable", init=False,
-                                             **dns_kw)
+        host_config = api.create_host_config(network_mode=self.network, ipc_mode="shareable", init=False, **dns_kw)
         attempt = p.sandbox_attempt
         cid = await self._create_named(
             self._cname(p, SANDBOX, attempt),
-            dict(image=image, command=cmd, hostname=hostname, labels=self._labels(p, SANDBOX, attempt),
-                 host_config=host_config, detach=True, stop_signal="SIGTERM"))
+            dict(
+                image=image,
+                command=cmd,
+                hostname=hostname,
+                labels=self._labels(p, SANDBOX, attempt),
+                host_config=host_config,
+                detach=True,
+                stop_signal="SIGTERM",
+            ),
+        )
         p.sandbox_id = cid
         await self._call(api.start, cid)
         info = await self._call(api.inspect_container, cid)
@@ -870,8 +958,9 @@ class DockerRuntime(Runtime):
             present = None
         if policy == "Never" or (policy == "IfNotPresent" and present is not None):
             if present is None:
-                self._set_waiting(p, c, "ErrImageNeverPull",
-                                  f'Container image "{image}" is not present with pull policy of Never')
+                self._set_waiting(
+                    p, c, "ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never'
+                )
                 self._retry_later(p, c, self.resync_seconds)
                 return False
             c.image_id = present.get("Id")
@@ -907,8 +996,12 @@ class DockerRuntime(Runtime):
         meta = p.pod.get("metadata", {})
         labels = meta.get("labels") or {}
         annotations = meta.get("annotations") or {}
-        env: dict[str, str] = {"POD_NAME": p.name, "POD_NAMESPACE": p.namespace, "POD_IP": p.pod_ip or "",
-                               "CONTAINER_IMAGE": c.image}
+        env: dict[str, str] = {
+            "POD_NAME": p.name,
+            "POD_NAMESPACE": p.namespace,
+            "POD_IP": p.pod_ip or "",
+            "CONTAINER_IMAGE": c.image,
+        }
         for e in c.spec.get("env") or []:
             name = e["name"]
             if "value" in e or "valueFrom" not in e:
@@ -921,8 +1014,9 @@ class DockerRuntime(Runtime):
                 if m:
                     env[name] = str((labels if m.group(1) == "labels" else annotations).get(m.group(2), ""))
                 elif path in ("metadata.name", "metadata.namespace", "metadata.uid"):
-                    env[name] = {"metadata.name": p.name, "metadata.namespace": p.namespace,
-                                 "metadata.uid": p.uid}[path]
+                    env[name] = {"metadata.name": p.name, "metadata.namespace": p.namespace, "metadata.uid": p.uid}[
+                        path
+                    ]
                 elif path in ("status.podIP", "status.podIPs"):
                     env[name] = p.pod_ip or ""
                 elif path == "status.hostIP":
@@ -954,8 +1048,7 @@ class DockerRuntime(Runtime):
         args = [expand_vars(str(a), env) for a in c.spec.get("args") or []] or None
         res = c.spec.get("resources") or {}
         limits, requests_ = res.get("limits") or {}, res.get("requests") or {}
-        hc: dict[str, Any] = {"network_mode": f"container:{p.sandbox_id}",
-                              "ipc_mode": f"container:{p.sandbox_id}"}
+        hc: dict[str, Any] = {"network_mode": f"container:{p.sandbox_id}", "ipc_mode": f"container:{p.sandbox_id}"}
         if limits.get("memory") is not None:
             hc["mem_limit"] = int(parse_quantity(limits["memory"]))
         if limits.get("cpu") is not None:
@@ -971,10 +1064,19 @@ class DockerRuntime(Runtime):
             hc["privileged"] = True
         if sc.get("readOnlyRootFilesystem"):
             hc["read_only"] = True
-        return dict(image=c.image, command=args, entrypoint=command, environment=env,
-                    working_dir=c.spec.get("workingDir") or None, user=user,
-                    tty=bool(c.spec.get("tty")), stdin_open=bool(c.spec.get("stdin")), detach=True,
-                    labels=self._labels(p, c.name, c.attempt), host_config=api.create_host_config(**hc))
+        return dict(
+            image=c.image,
+            command=args,
+            entrypoint=command,
+            environment=env,
+            working_dir=c.spec.get("workingDir") or None,
+            user=user,
+            tty=bool(c.spec.get("tty")),
+            stdin_open=bool(c.spec.get("stdin")),
+            detach=True,
+            labels=self._labels(p, c.name, c.attempt),
+            host_config=api.create_host_config(**hc),
+        )
 
     async def _start_container(self, p: _Pod, c: _Container) -> None:
         """Create and start (a new instance of) a container. Called under p.lock."""
@@ -1028,8 +1130,14 @@ class DockerRuntime(Runtime):
         started_at = _docker_time(state.get("StartedAt")) or _now_rfc3339()
         if not state.get("Running") and c.exited_cid != cid:
             c.exited_cid = cid
-            self._on_exit(p, c, int(state.get("ExitCode", 0)), started_at, _docker_time(state.get("FinishedAt")),
-                          oom=bool(state.get("OOMKilled")))
+            self._on_exit(
+                p,
+                c,
+                int(state.get("ExitCode", 0)),
+                started_at,
+                _docker_time(state.get("FinishedAt")),
+                oom=bool(state.get("OOMKilled")),
+            )
             return
         self._mark_running(p, c, started_at)
 
@@ -1054,15 +1162,28 @@ class DockerRuntime(Runtime):
             if probe is not None:
                 c.probes.append(self._spawn(self._probe_loop(p, c, cid, kind, probe)))
 
-    def _on_exit(self, p: _Pod, c: _Container, code: int, started_at: str | None, finished_at: str | None,
-                 oom: bool = False, reason: str | None = None, message: str | None = None) -> None:
+    def _on_exit(
+        self,
+        p: _Pod,
+        c: _Container,
+        code: int,
+        started_at: str | None,
+        finished_at: str | None,
+        oom: bool = False,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> None:
         """A container instance ended: record it, decide on a restart (kubelet rules)."""
         c.cancel()
         c.running = c.ready = c.started = False
         if reason is None:
             reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
-        term: dict[str, Any] = {"exitCode": code, "reason": reason, "startedAt": started_at,
-                                "finishedAt": finished_at or _now_rfc3339()}
+        term: dict[str, Any] = {
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": started_at,
+            "finishedAt": finished_at or _now_rfc3339(),
+        }
         if message:
             term["message"] = message
         if c.cid:
@@ -1083,9 +1204,13 @@ class DockerRuntime(Runtime):
             self._notify(p)
             self._kick(p)
             return
-        c.state = {"waiting": {"reason": "CrashLoopBackOff", "message":
-                               f"back-off {_fmt_delay(wait)} restarting failed container={c.name} "
-                               f"pod={p.name}_{p.namespace}({p.uid})"}}
+        c.state = {
+            "waiting": {
+                "reason": "CrashLoopBackOff",
+                "message": f"back-off {_fmt_delay(wait)} restarting failed container={c.name} "
+                f"pod={p.name}_{p.namespace}({p.uid})",
+            }
+        }
         self._notify(p)
         self._retry_later(p, c, wait)
 
@@ -1156,8 +1281,14 @@ class DockerRuntime(Runtime):
                 hg = probe["httpGet"]
                 host = hg.get("host") or p.pod_ip
                 port = self._probe_port(p, c, hg.get("port"))
-                ok, _ = await probes.http_get(host, port, hg.get("path") or "/", timeout,
-                                              (hg.get("scheme") or "HTTP").upper(), hg.get("httpHeaders") or [])
+                ok, _ = await probes.http_get(
+                    host,
+                    port,
+                    hg.get("path") or "/",
+                    timeout,
+                    (hg.get("scheme") or "HTTP").upper(),
+                    hg.get("httpHeaders") or [],
+                )
                 return ok
             if "tcpSocket" in probe:
                 ts = probe["tcpSocket"]
@@ -1223,14 +1354,19 @@ class DockerRuntime(Runtime):
                 self._on_change(p.uid)
 
     async def _remove_leftovers(self, uid: str) -> None:
-        lst = await self._call(self._api.containers, all=True,
-                               filters={"label": [f"{LABEL_INSTANCE}={self.instance}", f"{LABEL_UID}={uid}"]})
+        lst = await self._call(
+            self._api.containers,
+            all=True,
+            filters={"label": [f"{LABEL_INSTANCE}={self.instance}", f"{LABEL_UID}={uid}"]},
+        )
         # app containers first, the sandbox last
         lst.sort(key=lambda x: (x.get("Labels") or {}).get(LABEL_CONTAINER) == SANDBOX)
-        await asyncio.gather(*(self._remove_quietly(x["Id"]) for x in lst
-                               if (x.get("Labels") or {}).get(LABEL_CONTAINER) != SANDBOX))
-        await asyncio.gather(*(self._remove_quietly(x["Id"]) for x in lst
-                               if (x.get("Labels") or {}).get(LABEL_CONTAINER) == SANDBOX))
+        await asyncio.gather(
+            *(self._remove_quietly(x["Id"]) for x in lst if (x.get("Labels") or {}).get(LABEL_CONTAINER) != SANDBOX)
+        )
+        await asyncio.gather(
+            *(self._remove_quietly(x["Id"]) for x in lst if (x.get("Labels") or {}).get(LABEL_CONTAINER) == SANDBOX)
+        )
         self._pending_deletes.discard(uid)
 
     # ------------------------------------------------------------------ events
@@ -1238,8 +1374,11 @@ class DockerRuntime(Runtime):
     def _start_events_thread(self) -> None:
         loop = self._loop
         assert loop is not None
-        filters = {"label": [f"{LABEL_INSTANCE}={self.instance}"], "type": ["container"],
-                   "event": ["die", "destroy", "oom"]}
+        filters = {
+            "label": [f"{LABEL_INSTANCE}={self.instance}"],
+            "type": ["container"],
+            "event": ["die", "destroy", "oom"],
+        }
 
         def main() -> None:
             backoff = 0.5
@@ -1272,8 +1411,7 @@ class DockerRuntime(Runtime):
                 self._events_stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
 
-        self._events_thread = threading.Thread(target=main, name=f"gitship-docker-events-{self.instance}",
-                                               daemon=True)
+        self._events_thread = threading.Thread(target=main, name=f"gitship-docker-events-{self.instance}", daemon=True)
         self._events_thread.start()
 
     def _events_connected(self) -> None:
@@ -1315,13 +1453,20 @@ class DockerRuntime(Runtime):
                 if state.get("Running"):
                     return
                 c.exited_cid = cid
-                self._on_exit(p, c, int(state.get("ExitCode", code or 0)), _docker_time(state.get("StartedAt")),
-                              _docker_time(state.get("FinishedAt")), oom=bool(state.get("OOMKilled")))
+                self._on_exit(
+                    p,
+                    c,
+                    int(state.get("ExitCode", code or 0)),
+                    _docker_time(state.get("StartedAt")),
+                    _docker_time(state.get("FinishedAt")),
+                    oom=bool(state.get("OOMKilled")),
+                )
             except docker.errors.NotFound:
                 c.exited_cid = cid
                 started = c.state.get("running", {}).get("startedAt")
-                self._on_exit(p, c, 137 if code is None else code, started, _now_rfc3339(),
-                              message="container was removed")
+                self._on_exit(
+                    p, c, 137 if code is None else code, started, _now_rfc3339(), message="container was removed"
+                )
         self._kick(p)
 
     async def _sandbox_lost(self, p: _Pod) -> None:
@@ -1336,8 +1481,14 @@ class DockerRuntime(Runtime):
                 cid = c.cid
                 with contextlib.suppress(Exception):
                     await self._call(self._api.remove_container, cid, force=True)
-                self._on_exit(p, c, 137, c.state.get("running", {}).get("startedAt"), _now_rfc3339(),
-                              message="pod sandbox changed")
+                self._on_exit(
+                    p,
+                    c,
+                    137,
+                    c.state.get("running", {}).get("startedAt"),
+                    _now_rfc3339(),
+                    message="pod sandbox changed",
+                )
         if old:
             with contextlib.suppress(Exception):
                 await self._remove_quietly(old)
@@ -1374,8 +1525,7 @@ class DockerRuntime(Runtime):
 
     async def _converge(self) -> None:
         """One list call; adopt unknown pods, repair known ones, remove pending deletes."""
-        lst = await self._call(self._api.containers, all=True,
-                               filters={"label": [f"{LABEL_INSTANCE}={self.instance}"]})
+        lst = await self._call(self._api.containers, all=True, filters={"label": [f"{LABEL_INSTANCE}={self.instance}"]})
         by_uid: dict[str, list[dict[str, Any]]] = {}
         for x in lst:
             uid = (x.get("Labels") or {}).get(LABEL_UID)
@@ -1408,8 +1558,12 @@ class DockerRuntime(Runtime):
                 await self._sandbox_lost(p)
             else:
                 for c in p.containers.values():
-                    if c.cid and c.running and c.exited_cid != c.cid and \
-                            (by_id.get(c.cid) or {}).get("State") != "running":
+                    if (
+                        c.cid
+                        and c.running
+                        and c.exited_cid != c.cid
+                        and (by_id.get(c.cid) or {}).get("State") != "running"
+                    ):
                         self._spawn(self._handle_exit(p, c.cid, None))
         if p.sandbox_id is None or any(c.want_start and not c.timers for c in p.containers.values()):
             self._kick(p)
@@ -1434,8 +1588,11 @@ class DockerRuntime(Runtime):
             await self._remove_leftovers(uid)
             return
         p = self._new_pod(pod)
-        sandboxes = sorted((x for x in conts if (x.get("Labels") or {}).get(LABEL_CONTAINER) == SANDBOX),
-                           key=lambda x: (x.get("State") == "running", attempt(x)), reverse=True)
+        sandboxes = sorted(
+            (x for x in conts if (x.get("Labels") or {}).get(LABEL_CONTAINER) == SANDBOX),
+            key=lambda x: (x.get("State") == "running", attempt(x)),
+            reverse=True,
+        )
         sandbox = sandboxes[0] if sandboxes and sandboxes[0].get("State") == "running" else None
         for x in sandboxes:
             if x is not sandbox:
@@ -1446,16 +1603,18 @@ class DockerRuntime(Runtime):
             info = await self._call(api.inspect_container, sandbox["Id"])
             nets = (info.get("NetworkSettings") or {}).get("Networks") or {}
             p.sandbox_id = sandbox["Id"]
-            p.pod_ip = (nets.get(self.network) or {}).get("IPAddress") or \
-                next((n.get("IPAddress") for n in nets.values() if n.get("IPAddress")), None)
+            p.pod_ip = (nets.get(self.network) or {}).get("IPAddress") or next(
+                (n.get("IPAddress") for n in nets.values() if n.get("IPAddress")), None
+            )
             p.start_time = _docker_time((info.get("State") or {}).get("StartedAt")) or p.start_time
             for typ in p.conditions:
                 st, _, reason = p.conditions[typ]
                 p.conditions[typ] = (st, p.start_time, reason)
         self._pods[uid] = p
         for c in p.containers.values():
-            mine = sorted((x for x in conts if (x.get("Labels") or {}).get(LABEL_CONTAINER) == c.name),
-                          key=attempt, reverse=True)
+            mine = sorted(
+                (x for x in conts if (x.get("Labels") or {}).get(LABEL_CONTAINER) == c.name), key=attempt, reverse=True
+            )
             for x in mine[2:]:
                 await self._remove_quietly(x["Id"])
             if sandbox is None:
@@ -1477,10 +1636,15 @@ class DockerRuntime(Runtime):
                 with contextlib.suppress(Exception):
                     prev = (await self._call(api.inspect_container, mine[1]["Id"])).get("State") or {}
                     code = int(prev.get("ExitCode", 0))
-                    c.last_state = {"terminated": {
-                        "exitCode": code, "reason": "OOMKilled" if prev.get("OOMKilled") else
-                        ("Completed" if code == 0 else "Error"), "startedAt": _docker_time(prev.get("StartedAt")),
-                        "finishedAt": _docker_time(prev.get("FinishedAt")), "containerID": f"docker://{mine[1]['Id']}"}}
+                    c.last_state = {
+                        "terminated": {
+                            "exitCode": code,
+                            "reason": "OOMKilled" if prev.get("OOMKilled") else ("Completed" if code == 0 else "Error"),
+                            "startedAt": _docker_time(prev.get("StartedAt")),
+                            "finishedAt": _docker_time(prev.get("FinishedAt")),
+                            "containerID": f"docker://{mine[1]['Id']}",
+                        }
+                    }
             info = await self._call(api.inspect_container, cur["Id"])
             state = info.get("State") or {}
             c.image_id = info.get("Image")
@@ -1489,7 +1653,13 @@ class DockerRuntime(Runtime):
                 self._mark_running(p, c, _docker_time(state.get("StartedAt")) or _now_rfc3339())
             else:
                 c.exited_cid = cur["Id"]
-                self._on_exit(p, c, int(state.get("ExitCode", 0)), _docker_time(state.get("StartedAt")),
-                              _docker_time(state.get("FinishedAt")), oom=bool(state.get("OOMKilled")))
+                self._on_exit(
+                    p,
+                    c,
+                    int(state.get("ExitCode", 0)),
+                    _docker_time(state.get("StartedAt")),
+                    _docker_time(state.get("FinishedAt")),
+                    oom=bool(state.get("OOMKilled")),
+                )
         log.info("adopted pod %s/%s (%s)", p.namespace, p.name, uid)
         self._notify(p)

@@ -42,7 +42,6 @@ def with_defaults(probe: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-
 async def http_get(
     host: str,
     port: int,

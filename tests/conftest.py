@@ -36,11 +36,14 @@ def wait_for(cond: Callable[[], Any], timeout: float = 30.0, interval: float = 0
         except Exception as e:  # the condition may raise while things start
             last_exc = e
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}" + (f" (last error: {last_exc!r})" if last_exc else ""))
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what or cond}" + (f" (last error: {last_exc!r})" if last_exc else "")
+    )
 
 
-async def async_wait_for(cond: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
-                         what: str = "condition") -> Any:
+async def async_wait_for(
+    cond: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "condition"
+) -> Any:
     """``wait_for`` for tests that run an event loop (the runtimes' own tests)."""
     import asyncio
 
@@ -56,13 +59,17 @@ async def async_wait_for(cond: Callable[[], Any], timeout: float = 30.0, interva
 
 def pod_ready(pod: dict[str, Any]) -> bool:
     """The pod's Ready condition is True."""
-    return any(c["type"] == "Ready" and c["status"] == "True"
-               for c in (pod.get("status") or {}).get("conditions", []))
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions", []))
 
 
 def git(repo: Path | str, *args: str, check: bool = True) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.com",
-           "GIT_COMMITTER_NAME": "Test Author", "GIT_COMMITTER_EMAIL": "author@example.com"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Test Author",
+        "GIT_AUTHOR_EMAIL": "author@example.com",
+        "GIT_COMMITTER_NAME": "Test Author",
+        "GIT_COMMITTER_EMAIL": "author@example.com",
+    }
     p = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, env=env)
     if check and p.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {p.stderr}")
@@ -109,11 +116,28 @@ class Gitship:
     def start(self, wait_applied: bool = True) -> "Gitship":
         self.log = open(os.path.join(os.path.dirname(self.state_dir), "gitship-up.log"), "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reconciler.cli", "up", self.repo, "--state-dir", self.state_dir,
-             *self.net_args(), *self.extra],
-            stdout=self.log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT), start_new_session=True)
-        wait_for(lambda: os.path.exists(os.path.join(self.state_dir, "gitship.sock")) or self._died(),
-                 60, what="gitship up to start")
+            [
+                sys.executable,
+                "-m",
+                "reconciler.cli",
+                "up",
+                self.repo,
+                "--state-dir",
+                self.state_dir,
+                *self.net_args(),
+                *self.extra,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=str(ROOT),
+            start_new_session=True,
+        )
+        wait_for(
+            lambda: os.path.exists(os.path.join(self.state_dir, "gitship.sock")) or self._died(),
+            60,
+            what="gitship up to start",
+        )
         if self.proc.poll() is not None:
             raise AssertionError(f"gitship up exited {self.proc.returncode}: {self.output()}")
         if wait_applied:
@@ -142,10 +166,19 @@ class Gitship:
         self.proc.kill()
         self.proc.wait()
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         # the state dir reaches the CLI through GITSHIP_STATE_DIR, as a user would set it
-        p = subprocess.run([sys.executable, "-m", "reconciler.cli", *args],
-                           capture_output=True, text=True, env=self.env, cwd=str(ROOT), timeout=timeout, input=input)
+        p = subprocess.run(
+            [sys.executable, "-m", "reconciler.cli", *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=str(ROOT),
+            timeout=timeout,
+            input=input,
+        )
         if check and p.returncode != 0:
             raise AssertionError(f"gitship {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
         return p
@@ -161,8 +194,14 @@ class Gitship:
         return self.json(*args)["items"]
 
     def running_pods(self, selector: str | None = None) -> list[dict[str, Any]]:
-        return [p for p in self.pods(selector) if not p["metadata"].get("deletionTimestamp")
-                and any(c["type"] == "Ready" and c["status"] == "True" for c in (p.get("status") or {}).get("conditions", []))]
+        return [
+            p
+            for p in self.pods(selector)
+            if not p["metadata"].get("deletionTimestamp")
+            and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in (p.get("status") or {}).get("conditions", [])
+            )
+        ]
 
     def wait_applied(self, sha: str, timeout: float = 30) -> None:
         wait_for(lambda: self.status()["status"]["lastAttemptedRevision"] == sha, timeout, what=f"revision {sha[:7]}")
@@ -172,16 +211,18 @@ class Gitship:
 def repo(tmp_path: Path) -> Path:
     """A fresh repository made by `gitship init` from repo-template/."""
     dest = tmp_path / "repo"
-    p = subprocess.run([sys.executable, "-m", "reconciler.cli", "init", str(dest)], capture_output=True, text=True,
-                       cwd=str(ROOT))
+    p = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "init", str(dest)], capture_output=True, text=True, cwd=str(ROOT)
+    )
     assert p.returncode == 0, p.stderr
     git(dest, "config", "user.name", "Test Author")
     git(dest, "config", "user.email", "author@example.com")
     return dest
 
 
-def make_app_repo(dest: Path, author: str = "Test Author", email: str = "author@example.com",
-                  commit: bool = True) -> Path:
+def make_app_repo(
+    dest: Path, author: str = "Test Author", email: str = "author@example.com", commit: bool = True
+) -> Path:
     """A new repository holding the template's app and gitship.yaml, and no manifests."""
     dest.mkdir()
     shutil.copytree(TEMPLATE / "app", dest / "app")
@@ -205,7 +246,9 @@ def empty_repo(tmp_path: Path) -> Path:
 def gitship_factory(tmp_path: Path) -> Iterator[Callable[..., Gitship]]:
     made: list[Gitship] = []
 
-    def make(repo: Path | str, extra: list[str] | None = None, start: bool = True, state_dir: Path | None = None) -> Gitship:
+    def make(
+        repo: Path | str, extra: list[str] | None = None, start: bool = True, state_dir: Path | None = None
+    ) -> Gitship:
         g = Gitship(repo, state_dir or tmp_path / "state", extra)
         made.append(g)
         return g.start() if start else g
@@ -223,7 +266,11 @@ def _kill_leftovers(tmp_path: Path) -> None:
             data = json.loads(state.read_text())
         except (OSError, ValueError):
             continue
-        for c in (data.get("containers") or {}).values() if isinstance(data.get("containers"), dict) else data.get("containers") or []:
+        for c in (
+            (data.get("containers") or {}).values()
+            if isinstance(data.get("containers"), dict)
+            else data.get("containers") or []
+        ):
             pid = c.get("pid") if isinstance(c, dict) else None
             if pid:
                 try:

@@ -73,7 +73,10 @@ def ensure_test_images(client) -> dict[str, str]:
         data = busybox_rootfs_tar({"/bin/kubia": (script.encode(), 0o755)})
         repo, t = tag.rsplit(":", 1)
         client.api.import_image_from_data(
-            data, repository=repo, tag=t,
-            changes=['CMD ["/bin/kubia"]', f"LABEL {LABEL}={digest}", "ENV PATH=/bin", "EXPOSE 8080"])
+            data,
+            repository=repo,
+            tag=t,
+            changes=['CMD ["/bin/kubia"]', f"LABEL {LABEL}={digest}", "ENV PATH=/bin", "EXPOSE 8080"],
+        )
         out[tag] = client.api.inspect_image(tag)["Id"]
     return out

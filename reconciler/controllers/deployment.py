@@ -882,9 +882,7 @@ def _owned(deploy: Obj, rss: list[Obj]) -> list[Obj]:
     uid = _meta(deploy).get("uid")
     ns = _meta(deploy).get("namespace", "default")
     return [
-        rs
-        for rs in rss
-        if _meta(rs).get("namespace", "default") == ns and (controller_ref(rs) or {}).get("uid") == uid
+        rs for rs in rss if _meta(rs).get("namespace", "default") == ns and (controller_ref(rs) or {}).get("uid") == uid
     ]
 
 

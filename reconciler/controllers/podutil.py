@@ -251,6 +251,7 @@ def _compare_for_deletion(a: Obj, b: Obj, now: float) -> int:
 
 def deletion_order(pods: list[Obj], now: float) -> list[Obj]:
     """Pods ranked for scale-down, first = deleted first (``ActivePodsWithRanks``, spec 3.3)."""
+
     def cmp(a: Obj, b: Obj) -> int:
         return _compare_for_deletion(a, b, now)
 

@@ -180,8 +180,7 @@ def endpoints_for(service: Obj, pods: list[Obj]) -> Obj | None:
             continue
         address: Obj = {
             "ip": pod["status"]["podIP"],
-            "targetRef": {"kind": "Pod", "name": pm.get("name"), "namespace": ns,
-                          "uid": pm.get("uid")},
+            "targetRef": {"kind": "Pod", "name": pm.get("name"), "namespace": ns, "uid": pm.get("uid")},
         }
         pspec = _spec(pod)
         if pspec.get("nodeName"):
@@ -224,8 +223,7 @@ def endpoints_for(service: Obj, pods: list[Obj]) -> Obj | None:
             ]
         subsets.append(subset)
 
-    metadata: Obj = {"name": name, "namespace": ns,
-                     "labels": dict(_meta(service).get("labels") or {})}
+    metadata: Obj = {"name": name, "namespace": ns, "labels": dict(_meta(service).get("labels") or {})}
     if truncated:
         metadata["annotations"] = {OVER_CAPACITY_ANNOTATION: "truncated"}
     return {"apiVersion": "v1", "kind": "Endpoints", "metadata": metadata, "subsets": subsets}
@@ -338,8 +336,11 @@ def allocate(
             want[key] = ("none",)
         elif given == "None":
             if prev is not None and prev.cluster_ip:
-                err(key, "spec.clusterIP", f"Invalid value: \"None\": may not change once set "
-                    f"(allocated {prev.cluster_ip})")
+                err(
+                    key,
+                    "spec.clusterIP",
+                    f'Invalid value: "None": may not change once set (allocated {prev.cluster_ip})',
+                )
                 want[key] = ("keep", prev.cluster_ip)
             else:
                 want[key] = ("none",)
@@ -347,8 +348,11 @@ def allocate(
             want[key] = ("keep", prev.cluster_ip) if prev is not None and prev.cluster_ip else ("auto",)
         else:
             if prev is not None and prev.cluster_ip and prev.cluster_ip != given:
-                err(key, "spec.clusterIP", f"Invalid value: \"{given}\": may not change once set "
-                    f"(allocated {prev.cluster_ip})")
+                err(
+                    key,
+                    "spec.clusterIP",
+                    f'Invalid value: "{given}": may not change once set (allocated {prev.cluster_ip})',
+                )
                 want[key] = ("keep", prev.cluster_ip)
             elif prev is not None and prev.cluster_ip == given:
                 want[key] = ("keep", given)
@@ -387,17 +391,22 @@ def allocate(
             try:
                 addr = ipaddress.ip_address(w[1])
             except ValueError:
-                err(key, "spec.clusterIP", f"Invalid value: \"{w[1]}\": must be a valid IP address")
+                err(key, "spec.clusterIP", f'Invalid value: "{w[1]}": must be a valid IP address')
                 continue
             v = int(addr)
             if addr not in net or not ip_pool.contains(v):
-                err(key, "spec.clusterIP",
-                    f"Invalid value: \"{w[1]}\": failed to allocate IP {w[1]}: the provided IP "
-                    f"({w[1]}) is not in the valid range. The range of valid IPs is {service_cidr}")
+                err(
+                    key,
+                    "spec.clusterIP",
+                    f'Invalid value: "{w[1]}": failed to allocate IP {w[1]}: the provided IP '
+                    f"({w[1]}) is not in the valid range. The range of valid IPs is {service_cidr}",
+                )
             elif not ip_pool.free_for(v, key):
-                err(key, "spec.clusterIP",
-                    f"Invalid value: \"{w[1]}\": failed to allocate IP {w[1]}: provided IP is "
-                    "already allocated")
+                err(
+                    key,
+                    "spec.clusterIP",
+                    f'Invalid value: "{w[1]}": failed to allocate IP {w[1]}: provided IP is already allocated',
+                )
             else:
                 ip_pool.claim(v, key)
                 ips[key] = w[1]
@@ -410,8 +419,12 @@ def allocate(
                 continue
             fld = f"spec.ports[{i}].nodePort"
             if not isinstance(given_np, int) or not port_pool.contains(given_np):
-                err(key, fld, f"Invalid value: {given_np}: provided port is not in the valid "
-                    f"range. The range of valid ports is {lo_p}-{hi_p}")
+                err(
+                    key,
+                    fld,
+                    f"Invalid value: {given_np}: provided port is not in the valid "
+                    f"range. The range of valid ports is {lo_p}-{hi_p}",
+                )
             elif not port_pool.free_for(given_np, key):
                 err(key, fld, f"Invalid value: {given_np}: provided port is already allocated")
             else:
@@ -437,8 +450,7 @@ def allocate(
                 continue
             picked_port = port_pool.pick(f"{ns}/{name}/{pk}", key)
             if picked_port is None:
-                err(key, "spec.ports.nodePort", f"failed to allocate a nodePort: range is full "
-                    f"({lo_p}-{hi_p})")
+                err(key, "spec.ports.nodePort", f"failed to allocate a nodePort: range is full ({lo_p}-{hi_p})")
                 break
             nports[key][pk] = picked_port
 
@@ -448,8 +460,7 @@ def allocate(
             prev = previous.get(key)
             if prev is not None:
                 # keep what it had; its addresses are not handed to anybody else this round
-                kept_ports = {pk: p for pk, p in prev.node_ports.items()
-                              if port_pool.free_for(p, key)}
+                kept_ports = {pk: p for pk, p in prev.node_ports.items() if port_pool.free_for(p, key)}
                 for p in kept_ports.values():
                     port_pool.claim(p, key)
                 result[key] = Allocation(prev.cluster_ip, kept_ports)
@@ -491,10 +502,8 @@ def service_env(services: list[Obj], allocations: Mapping[Key, Allocation], name
         env.append({"name": f"{prefix}_SERVICE_PORT", "value": str(first["port"])})
         for p in ports:
             if p.get("name"):
-                env.append({"name": f"{prefix}_SERVICE_PORT_{_env_name(p['name'])}",
-                            "value": str(p["port"])})
-        env.append({"name": f"{prefix}_PORT",
-                    "value": f"{_protocol(first).lower()}://{host}:{first['port']}"})
+                env.append({"name": f"{prefix}_SERVICE_PORT_{_env_name(p['name'])}", "value": str(p["port"])})
+        env.append({"name": f"{prefix}_PORT", "value": f"{_protocol(first).lower()}://{host}:{first['port']}"})
         for p in ports:
             proto = _protocol(p)
             base = f"{prefix}_PORT_{p['port']}_{proto.upper()}"

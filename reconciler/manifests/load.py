@@ -92,8 +92,13 @@ _Loader.yaml_implicit_resolvers = {
 
 
 def _reject_tag(loader: Any, node: Node) -> Any:
-    raise ConstructorError(None, None, f"the YAML tag {node.tag} is not allowed in manifests "
-                           "(only JSON types: maps, lists, strings, numbers, booleans, null)", node.start_mark)
+    raise ConstructorError(
+        None,
+        None,
+        f"the YAML tag {node.tag} is not allowed in manifests "
+        "(only JSON types: maps, lists, strings, numbers, booleans, null)",
+        node.start_mark,
+    )
 
 
 for _tag in ("binary", "set", "omap", "pairs", "timestamp"):
@@ -147,11 +152,16 @@ def _construct(loader: Any, root: Node) -> Any:
             for knode, vnode in pairs:
                 key = build(knode)
                 if type(key) in (dict, list):
-                    raise ConstructorError("while constructing a mapping", node.start_mark,
-                                           "found unhashable key", knode.start_mark)
+                    raise ConstructorError(
+                        "while constructing a mapping", node.start_mark, "found unhashable key", knode.start_mark
+                    )
                 if key in d:
-                    raise ConstructorError("while constructing a mapping", node.start_mark,
-                                           f"found duplicate key {key!r}", knode.start_mark)
+                    raise ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found duplicate key {key!r}",
+                        knode.start_mark,
+                    )
                 d[key] = build(vnode)
             return d
         if t is SequenceNode and node.tag == _SEQ:
@@ -187,6 +197,7 @@ def is_manifest_path(path: str) -> bool:
 
 
 # --------------------------------------------------------------------------- hostile-input guards
+
 
 @lru_cache(maxsize=256)
 def _deep_line_re(run: int) -> re.Pattern[str]:
@@ -230,8 +241,12 @@ def _event_scan(file: str, text: str, limits: Limits) -> ManifestError | None:
                 root = [0, None]
                 stack = [root]
                 if doc >= limits.max_documents_per_file:
-                    return ManifestError(file, f"more than {limits.max_documents_per_file} YAML documents in "
-                                         "one file", line=ev.start_mark.line + 1, document=doc)
+                    return ManifestError(
+                        file,
+                        f"more than {limits.max_documents_per_file} YAML documents in one file",
+                        line=ev.start_mark.line + 1,
+                        document=doc,
+                    )
             elif t is yaml.ScalarEvent:
                 stack[-1][0] += 1
                 if ev.anchor:
@@ -239,14 +254,19 @@ def _event_scan(file: str, text: str, limits: Limits) -> ManifestError | None:
             elif t is yaml.AliasEvent:
                 aliases += 1
                 if aliases > limits.max_aliases:
-                    return ManifestError(file, f"more than {limits.max_aliases} YAML aliases in one document",
-                                         line=ev.start_mark.line + 1, document=doc)
+                    return ManifestError(
+                        file,
+                        f"more than {limits.max_aliases} YAML aliases in one document",
+                        line=ev.start_mark.line + 1,
+                        document=doc,
+                    )
                 stack[-1][0] += sizes.get(ev.anchor, 1)
             elif t is yaml.SequenceStartEvent or t is yaml.MappingStartEvent:
                 depth += 1
                 if depth > limits.max_depth:
-                    return ManifestError(file, f"nested deeper than {limits.max_depth} levels",
-                                         line=ev.start_mark.line + 1, document=doc)
+                    return ManifestError(
+                        file, f"nested deeper than {limits.max_depth} levels", line=ev.start_mark.line + 1, document=doc
+                    )
                 stack.append([0, ev.anchor])
             elif t is yaml.SequenceEndEvent or t is yaml.MappingEndEvent:
                 depth -= 1
@@ -258,8 +278,12 @@ def _event_scan(file: str, text: str, limits: Limits) -> ManifestError | None:
             else:
                 continue
             if root[0] > limits.max_expanded_nodes or (stack and stack[-1][0] > limits.max_expanded_nodes):
-                return ManifestError(file, f"document expands to more than {limits.max_expanded_nodes} nodes "
-                                     "through YAML aliases", line=ev.start_mark.line + 1, document=doc)
+                return ManifestError(
+                    file,
+                    f"document expands to more than {limits.max_expanded_nodes} nodes through YAML aliases",
+                    line=ev.start_mark.line + 1,
+                    document=doc,
+                )
     except yaml.MarkedYAMLError as e:
         return _yaml_error(file, e, max(doc, 0))
     except yaml.YAMLError as e:
@@ -283,20 +307,25 @@ def _decode(file: str, data: bytes, limits: Limits) -> str | ManifestError:
         return ManifestError(file, f"file is {len(data)} bytes, over the limit of {limits.max_file_bytes} bytes")
     nul = data.find(b"\x00")
     if nul >= 0:
-        return ManifestError(file, "file contains NUL bytes (a binary file?); manifests must be UTF-8 text",
-                             line=data.count(b"\n", 0, nul) + 1)
+        return ManifestError(
+            file,
+            "file contains NUL bytes (a binary file?); manifests must be UTF-8 text",
+            line=data.count(b"\n", 0, nul) + 1,
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        return ManifestError(file, f"file is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})",
-                             line=data.count(b"\n", 0, e.start) + 1)
+        return ManifestError(
+            file,
+            f"file is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})",
+            line=data.count(b"\n", 0, e.start) + 1,
+        )
     if text.startswith("\ufeff"):
         text = text[1:]
     return text
 
 
-def _documents(file: str, text: str, limits: Limits,
-               errors: list[ManifestError]) -> Iterator[tuple[int, int, Any]]:
+def _documents(file: str, text: str, limits: Limits, errors: list[ManifestError]) -> Iterator[tuple[int, int, Any]]:
     """Yield (document index, first line, constructed object); problems go to ``errors``."""
     if _needs_event_scan(text, limits):
         err = _event_scan(file, text, limits)
@@ -308,8 +337,11 @@ def _documents(file: str, text: str, limits: Limits,
     try:
         while loader.check_node():
             if index >= limits.max_documents_per_file:
-                errors.append(ManifestError(file, f"more than {limits.max_documents_per_file} YAML documents "
-                                            "in one file", document=index))
+                errors.append(
+                    ManifestError(
+                        file, f"more than {limits.max_documents_per_file} YAML documents in one file", document=index
+                    )
+                )
                 return
             node = loader.get_node()
             line = node.start_mark.line + 1
@@ -363,7 +395,7 @@ def _field_line(node: Node, field: str) -> int:
             if best is None:
                 break
             ks, knode, vnode = best
-            rest = rest[len(ks):]
+            rest = rest[len(ks) :]
             if rest.startswith("."):
                 rest = rest[1:]
             line = (knode if not rest else vnode).start_mark.line + 1
@@ -374,7 +406,7 @@ def _field_line(node: Node, field: str) -> int:
                 break
             node = node.value[int(m.group(1))]
             line = node.start_mark.line + 1
-            rest = rest[m.end():]
+            rest = rest[m.end() :]
             if rest.startswith("."):
                 rest = rest[1:]
         else:
@@ -397,27 +429,41 @@ def _compose(text: str) -> list[Node]:
 
 # --------------------------------------------------------------------------- one file
 
+
 def _check_kind(file: str, index: int, line: int, obj: dict[str, Any]) -> ManifestError | None:
     kind = obj.get("kind")
     api = obj.get("apiVersion")
     supported = ", ".join(f"{k} ({v})" for k, v in KINDS.items())
     if kind is None or kind == "":
-        return ManifestError(file, f"Required value: every document needs a `kind`; supported: {supported}",
-                             line, index, "kind")
+        return ManifestError(
+            file, f"Required value: every document needs a `kind`; supported: {supported}", line, index, "kind"
+        )
     if not isinstance(kind, str) or kind not in KINDS:
-        return ManifestError(file, f"Unsupported value: kind {kind!r} with apiVersion {api!r}; "
-                             f"supported: {supported}", line, index, "kind")
+        return ManifestError(
+            file,
+            f"Unsupported value: kind {kind!r} with apiVersion {api!r}; supported: {supported}",
+            line,
+            index,
+            "kind",
+        )
     if api != KINDS[kind]:
         if api is None or api == "":
-            return ManifestError(file, f"Required value: kind {kind!r} needs apiVersion {KINDS[kind]!r}",
-                                 line, index, "apiVersion")
-        return ManifestError(file, f"Invalid value: apiVersion {api!r} with kind {kind!r}: "
-                             f"{kind} is served as apiVersion {KINDS[kind]!r}", line, index, "apiVersion")
+            return ManifestError(
+                file, f"Required value: kind {kind!r} needs apiVersion {KINDS[kind]!r}", line, index, "apiVersion"
+            )
+        return ManifestError(
+            file,
+            f"Invalid value: apiVersion {api!r} with kind {kind!r}: {kind} is served as apiVersion {KINDS[kind]!r}",
+            line,
+            index,
+            "apiVersion",
+        )
     return None
 
 
-def _load_file(file: str, data: bytes, values: dict[str, Any], limits: Limits,
-               errors: list[ManifestError]) -> list[Manifest]:
+def _load_file(
+    file: str, data: bytes, values: dict[str, Any], limits: Limits, errors: list[ManifestError]
+) -> list[Manifest]:
     decoded = _decode(file, data, limits)
     if isinstance(decoded, ManifestError):
         errors.append(decoded)
@@ -435,8 +481,11 @@ def _load_file(file: str, data: bytes, values: dict[str, Any], limits: Limits,
         if obj is None:
             continue
         if type(obj) is not dict:
-            errors.append(ManifestError(file, "a document must be a mapping (a Kubernetes object), "
-                                        f"not {type(obj).__name__}", line, index))
+            errors.append(
+                ManifestError(
+                    file, f"a document must be a mapping (a Kubernetes object), not {type(obj).__name__}", line, index
+                )
+            )
             continue
         err = _check_kind(file, index, line, obj)
         if err is not None:
@@ -526,15 +575,25 @@ def validate_unique(manifests: list[Manifest]) -> list[ManifestError]:
         if first is None:
             seen[key] = m
             continue
-        errors.append(ManifestError(
-            m.source.file, f"duplicate object {format_key(key)}: also defined at {first.source}",
-            m.source.line, m.source.document, "metadata.name"))
+        errors.append(
+            ManifestError(
+                m.source.file,
+                f"duplicate object {format_key(key)}: also defined at {first.source}",
+                m.source.line,
+                m.source.document,
+                "metadata.name",
+            )
+        )
     return errors
 
 
-def load_revision(files: Mapping[str, bytes], values: dict[str, Any], limits: Limits | None = None,
-                  cache: BlobCache | None = None,
-                  blob_ids: Mapping[str, str] | None = None) -> list[Manifest]:
+def load_revision(
+    files: Mapping[str, bytes],
+    values: dict[str, Any],
+    limits: Limits | None = None,
+    cache: BlobCache | None = None,
+    blob_ids: Mapping[str, str] | None = None,
+) -> list[Manifest]:
     """Load every manifest file of a revision (``is_manifest_path``), in path order.
 
     Raises RevisionRejected with all errors of all files, duplicate objects and the

@@ -85,13 +85,13 @@ _IMAGE_KEYS = ("image", "command", "workingDir", "env")
 class RepoConfig:
     """The repository's ``gitship.yaml``::
 
-        images:                          # how the in-process runtime runs an image
-        - image: "qinchaowhut/allen:*"   # fnmatch pattern over the image reference
-          command: [python3, app/kubia.py]
-          workingDir: app                # optional, relative to the checkout
-          env: {PORT: "8080"}            # optional
-        values:                          # variables for *.yaml.j2 templates
-          replicas: 3
+    images:                          # how the in-process runtime runs an image
+    - image: "qinchaowhut/allen:*"   # fnmatch pattern over the image reference
+      command: [python3, app/kubia.py]
+      workingDir: app                # optional, relative to the checkout
+      env: {PORT: "8080"}            # optional
+    values:                          # variables for *.yaml.j2 templates
+      replicas: 3
     """
 
     images: list[ImageRule] = field(default_factory=list)

@@ -43,8 +43,7 @@ class _Env(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**"})
 
     def __init__(self) -> None:
-        super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
-                         loader=None)
+        super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, loader=None)
         self.globals["range"] = self._range
         self.budget = MAX_ITERATIONS
 
@@ -106,8 +105,7 @@ def render(file: str, text: str, values: dict[str, Any], max_output: int = MAX_O
         if "no loader" in msg:
             msg = "include, import and extends are not available (templates cannot read other files)"
         return _raise(file, f"template error: {msg}", _template_line(sys.exc_info()[2]))
-    except (ArithmeticError, ValueError, LookupError, AttributeError, RecursionError,
-            MemoryError) as e:
+    except (ArithmeticError, ValueError, LookupError, AttributeError, RecursionError, MemoryError) as e:
         return _raise(file, f"template error: {type(e).__name__}: {e}", _template_line(sys.exc_info()[2]))
     return "".join(out)
 

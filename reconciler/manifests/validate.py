@@ -30,18 +30,26 @@ _HAS_LETTER = re.compile(r"[a-z]")
 _ENV_VAR_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*\Z")
 _PERCENT = re.compile(r"[0-9]+%\Z")
 
-_DNS1123_LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
-                      "'-', and must start and end with an alphanumeric character (e.g. 'my-name', or "
-                      "'123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
-_DNS1123_SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
-                          "characters, '-' or '.', and must start and end with an alphanumeric character "
-                          "(e.g. 'example.com', regex used for validation is "
-                          "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
-_DNS1035_LABEL_MSG = ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
-                      "with an alphabetic character, and end with an alphanumeric character (e.g. "
-                      "'my-name', or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')")
-_ENV_VAR_MSG = ("a valid environment variable name must consist of alphabetic characters, digits, '_', "
-                "'-', or '.', and must not start with a digit")
+_DNS1123_LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
+    "'-', and must start and end with an alphanumeric character (e.g. 'my-name', or "
+    "'123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+_DNS1123_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+    "characters, '-' or '.', and must start and end with an alphanumeric character "
+    "(e.g. 'example.com', regex used for validation is "
+    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+_DNS1035_LABEL_MSG = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
+    "with an alphabetic character, and end with an alphanumeric character (e.g. "
+    "'my-name', or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+)
+_ENV_VAR_MSG = (
+    "a valid environment variable name must consist of alphabetic characters, digits, '_', "
+    "'-', or '.', and must not start with a digit"
+)
 
 
 def dns1123_label_error(value: str) -> str | None:
@@ -112,8 +120,9 @@ def _is_list(v: Any) -> TypeGuard[list[Any]]:
 def _type_name(v: Any) -> str:
     if v is None:
         return "null"
-    return {dict: "object", list: "list", str: "string", bool: "boolean", int: "integer",
-            float: "number"}.get(type(v), type(v).__name__)
+    return {dict: "object", list: "list", str: "string", bool: "boolean", int: "integer", float: "number"}.get(
+        type(v), type(v).__name__
+    )
 
 
 def default_pull_policy(image: str) -> str:
@@ -151,8 +160,9 @@ class _Ctx:
         self.errors.append(ManifestError(self.file, message, 0, self.document, field))
 
     # typed getters: report a type error and return None when the value has the wrong type
-    def int_field(self, obj: dict[str, Any], key: str, path: str, minimum: int | None = None,
-                  maximum: int | None = None) -> int | None:
+    def int_field(
+        self, obj: dict[str, Any], key: str, path: str, minimum: int | None = None, maximum: int | None = None
+    ) -> int | None:
         v = obj.get(key)
         if v is None:
             return None
@@ -209,6 +219,7 @@ class _Ctx:
 
 
 # --------------------------------------------------------------------------- defaults
+
 
 def _default_probe(probe: Any) -> None:
     if not _is_dict(probe):
@@ -391,6 +402,7 @@ def apply_defaults(obj: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- validation
+
 
 def _validate_labels(ctx: _Ctx, labels: Any, path: str) -> None:
     if labels is None:
@@ -709,9 +721,12 @@ def _int_or_percent(ctx: _Ctx, value: Any, path: str) -> int | None:
         return value
     if isinstance(value, str):
         if not _PERCENT.match(value):
-            ctx.err(path, f"Invalid value: {value!r}: a valid percent string must be a numeric string "
-                          "followed by an ending '%' (e.g. '1%', or '93%', regex used for validation "
-                          "is '[0-9]+%')")
+            ctx.err(
+                path,
+                f"Invalid value: {value!r}: a valid percent string must be a numeric string "
+                "followed by an ending '%' (e.g. '1%', or '93%', regex used for validation "
+                "is '[0-9]+%')",
+            )
             return None
         return int(value[:-1])
     ctx.err(path, f"must be an integer or a percentage string, not {_type_name(value)} {value!r}")
@@ -740,8 +755,12 @@ def _validate_workload(ctx: _Ctx, obj: dict[str, Any], deployment: bool) -> None
             ctx.err(f, m)
         if not errs:
             if not sel.get("matchLabels") and not sel.get("matchExpressions"):
-                ctx.err("spec.selector", "Invalid value: {}: empty selector is invalid for deployment"
-                        if deployment else "Invalid value: {}: empty selector is invalid for replicaset")
+                ctx.err(
+                    "spec.selector",
+                    "Invalid value: {}: empty selector is invalid for deployment"
+                    if deployment
+                    else "Invalid value: {}: empty selector is invalid for replicaset",
+                )
             else:
                 selector_ok = True
     tmpl = spec.get("template")
@@ -761,8 +780,10 @@ def _validate_workload(ctx: _Ctx, obj: dict[str, Any], deployment: bool) -> None
         if selector_ok:
             lab = labels if _is_dict(labels) else {}
             if not selectors.labels_match_selector(sel, lab):
-                ctx.err("spec.template.metadata.labels",
-                        f"Invalid value: {lab!r}: `selector` does not match template `labels`")
+                ctx.err(
+                    "spec.template.metadata.labels",
+                    f"Invalid value: {lab!r}: `selector` does not match template `labels`",
+                )
         _validate_pod_spec(ctx, tmpl.get("spec"), "spec.template.spec", template=True)
     if not deployment:
         return
@@ -842,8 +863,10 @@ def _validate_service(ctx: _Ctx, obj: dict[str, Any]) -> None:
         if _is_dict(cfg) and _is_dict(cfg.get("clientIP")):
             t = cfg["clientIP"].get("timeoutSeconds")
         if not _is_int(t) or not 1 <= t <= 86400:
-            ctx.err("spec.sessionAffinityConfig.clientIP.timeoutSeconds",
-                    f"Invalid value: {t!r}: must be greater than 0 and less than 86400")
+            ctx.err(
+                "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+                f"Invalid value: {t!r}: must be greater than 0 and less than 86400",
+            )
     elif spec.get("sessionAffinityConfig") is not None:
         ctx.err("spec.sessionAffinityConfig", "Forbidden: must not be set when `sessionAffinity` is None")
     for key in ("externalTrafficPolicy", "internalTrafficPolicy"):
@@ -899,8 +922,10 @@ def _validate_service(ctx: _Ctx, obj: dict[str, Any]) -> None:
                 ctx.err(pp, f"Duplicate value: {{port: {port}, protocol: {proto}}}")
             seen_ports.add((port, proto))
             if stype == "LoadBalancer" and port == 10250:
-                ctx.err(f"{pp}.port",
-                        "Invalid value: 10250: may not expose port 10250 externally since it is used by kubelet")
+                ctx.err(
+                    f"{pp}.port",
+                    "Invalid value: 10250: may not expose port 10250 externally since it is used by kubelet",
+                )
         if stype != "ExternalName":
             _validate_port_ref(ctx, p.get("targetPort"), f"{pp}.targetPort")
         np = p.get("nodePort")
@@ -910,8 +935,11 @@ def _validate_service(ctx: _Ctx, obj: dict[str, Any]) -> None:
             elif not _is_int(np):
                 ctx.err(f"{pp}.nodePort", f"must be an integer, not {_type_name(np)} {np!r}")
             elif not NODE_PORT_RANGE[0] <= np <= NODE_PORT_RANGE[1]:
-                ctx.err(f"{pp}.nodePort", f"Invalid value: {np}: provided port is not in the valid range. "
-                        f"The range of valid ports is {NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}")
+                ctx.err(
+                    f"{pp}.nodePort",
+                    f"Invalid value: {np}: provided port is not in the valid range. "
+                    f"The range of valid ports is {NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}",
+                )
             else:
                 if (np, proto) in seen_node_ports:
                     ctx.err(f"{pp}.nodePort", f"Duplicate value: {np}")

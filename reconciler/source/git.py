@@ -105,8 +105,14 @@ class GitReader:
             mode, typ, blob, size = meta.split()
             if typ != b"blob":
                 continue
-            entries.append(TreeEntry(name.decode("utf-8", "surrogateescape"), mode.decode(), blob.decode(),
-                                     int(size) if size != b"-" else 0))
+            entries.append(
+                TreeEntry(
+                    name.decode("utf-8", "surrogateescape"),
+                    mode.decode(),
+                    blob.decode(),
+                    int(size) if size != b"-" else 0,
+                )
+            )
         return entries
 
     def read_blobs(self, blobs: list[str]) -> dict[str, bytes]:
@@ -122,7 +128,7 @@ class GitReader:
                     # in chunks that fit the pipe: writing every request before reading any
                     # answer deadlocks once both pipes are full
                     for i in range(0, len(blobs), BATCH):
-                        chunk = blobs[i:i + BATCH]
+                        chunk = blobs[i : i + BATCH]
                         proc.stdin.write(b"".join(b.encode() + b"\n" for b in chunk))
                         proc.stdin.flush()
                         for b in chunk:
@@ -143,9 +149,12 @@ class GitReader:
 
     def _ensure_batch(self) -> subprocess.Popen[bytes]:
         if self._batch is None or self._batch.poll() is not None:
-            self._batch = subprocess.Popen(["git", "-C", self.repo_dir, "cat-file", "--batch"],
-                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                           stderr=subprocess.DEVNULL)
+            self._batch = subprocess.Popen(
+                ["git", "-C", self.repo_dir, "cat-file", "--batch"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
         return self._batch
 
     def file_at(self, sha: str, path: str) -> bytes | None:
@@ -154,7 +163,12 @@ class GitReader:
 
 
 def is_url(source: str) -> bool:
-    return "://" in source or (source.count(":") == 1 and "@" in source.split(":")[0]) or source.endswith(".git") and not os.path.isdir(source)
+    return (
+        "://" in source
+        or (source.count(":") == 1 and "@" in source.split(":")[0])
+        or source.endswith(".git")
+        and not os.path.isdir(source)
+    )
 
 
 def clone_or_update(url: str, dest: str, branch: str | None) -> str:

@@ -53,12 +53,21 @@ class RevisionLoader:
             if not is_manifest_path(rel) or any(fnmatch.fnmatch(rel, pat) for pat in config.ignore):
                 continue
             if e.mode == MODE_SYMLINK:
-                errors.append(ManifestError(e.path, "is a symbolic link; gitship does not follow links"
-                                            " (a manifest must be a regular file inside the repository)"))
+                errors.append(
+                    ManifestError(
+                        e.path,
+                        "is a symbolic link; gitship does not follow links"
+                        " (a manifest must be a regular file inside the repository)",
+                    )
+                )
                 continue
             if e.size > self.limits.max_file_bytes:
-                errors.append(ManifestError(e.path, f"is {e.size} bytes, over the limit of "
-                                            f"{self.limits.max_file_bytes} bytes per manifest file"))
+                errors.append(
+                    ManifestError(
+                        e.path,
+                        f"is {e.size} bytes, over the limit of {self.limits.max_file_bytes} bytes per manifest file",
+                    )
+                )
                 continue
             ck = (e.blob, values_key if e.path.endswith(".j2") else "")
             wanted.append((e, ck))
@@ -82,8 +91,11 @@ class RevisionLoader:
         self._cache = cache
         errors.extend(duplicates(manifests))
         if len(manifests) > self.limits.max_objects:
-            errors.append(ManifestError(self.path or ".", f"{len(manifests)} objects, over the limit of "
-                                        f"{self.limits.max_objects}"))
+            errors.append(
+                ManifestError(
+                    self.path or ".", f"{len(manifests)} objects, over the limit of {self.limits.max_objects}"
+                )
+            )
         if errors:
             raise RevisionRejected(errors)
         return manifests, config
@@ -98,7 +110,14 @@ def duplicates(manifests: list[Manifest]) -> list[ManifestError]:
             seen[m.key] = m
             continue
         kind, ns, name = m.key
-        out.append(ManifestError(m.source.file, f"duplicate object {kind} {ns}/{name}: already declared in "
-                                 f"{first.source.file}:{first.source.line} (document {first.source.document + 1})",
-                                 line=m.source.line, document=m.source.document, field="metadata.name"))
+        out.append(
+            ManifestError(
+                m.source.file,
+                f"duplicate object {kind} {ns}/{name}: already declared in "
+                f"{first.source.file}:{first.source.line} (document {first.source.document + 1})",
+                line=m.source.line,
+                document=m.source.document,
+                field="metadata.name",
+            )
+        )
     return out

@@ -31,6 +31,7 @@ from typing import Any
 from ..base import ExecResult
 from ..probes import MAX_BODY, PROBE_DEFAULTS, USER_AGENT, http_get, next_probe_delay, tcp_check, with_defaults  # noqa: F401
 
+
 def resolve_port(port: Any, container: Mapping[str, Any]) -> int:
     """A probe port: a number, a numeric string, or the name of one of the container's ports."""
     if isinstance(port, bool):
@@ -120,7 +121,12 @@ def make_check(
             except ValueError as e:
                 return False, str(e)
             return await http_get(
-                h.get("host") or pod_ip, port, h.get("path") or "/", timeout, h.get("scheme") or "HTTP", h.get("httpHeaders")
+                h.get("host") or pod_ip,
+                port,
+                h.get("path") or "/",
+                timeout,
+                h.get("scheme") or "HTTP",
+                h.get("httpHeaders"),
             )
 
         return check

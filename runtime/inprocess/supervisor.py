@@ -515,7 +515,9 @@ class InProcessRuntime(Runtime):
                 f'image "{c.image}" of container {c.name} cannot run in-process: no entry of gitship.yaml '
                 f"`images:` matches it (add one with a pattern and a command) and the container has no `command`",
             )
-        env: dict[str, str] = {k: v for k, v in os.environ.items() if k in INHERITED_ENV or k.startswith(INHERITED_ENV_PREFIXES)}
+        env: dict[str, str] = {
+            k: v for k, v in os.environ.items() if k in INHERITED_ENV or k.startswith(INHERITED_ENV_PREFIXES)
+        }
         env.setdefault("PATH", os.defpath)
         explicit: dict[str, str] = {}
         if rule is not None:
@@ -578,7 +580,9 @@ class InProcessRuntime(Runtime):
             exe = self._exe(argv[0], env, repo or cwd)
             if repo:
                 argv[1:] = [
-                    os.path.join(repo, a) if a and not a.startswith("-") and not os.path.isabs(a) and os.path.exists(os.path.join(repo, a)) else a
+                    os.path.join(repo, a)
+                    if a and not a.startswith("-") and not os.path.isabs(a) and os.path.exists(os.path.join(repo, a))
+                    else a
                     for a in argv[1:]
                 ]
         if exe is None:
@@ -646,7 +650,13 @@ class InProcessRuntime(Runtime):
         self._notify(p)
 
     def _start_error(self, message: str, now: float) -> dict[str, Any]:
-        return {"exitCode": 128, "reason": "StartError", "message": message, "startedAt": rfc3339(now), "finishedAt": rfc3339(now)}
+        return {
+            "exitCode": 128,
+            "reason": "StartError",
+            "message": message,
+            "startedAt": rfc3339(now),
+            "finishedAt": rfc3339(now),
+        }
 
     def _attach(self, p: _Pod, c: _Container, ident: procid.ProcessIdentity, pidfd: int, started_at: float) -> None:
         c.ident, c.pidfd, c.started_at = ident, pidfd, started_at
@@ -701,10 +711,23 @@ class InProcessRuntime(Runtime):
                 "finishedAt": rfc3339(now),
             }
         else:
-            term = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "startedAt": started, "finishedAt": rfc3339(now)}
+            term = {
+                "exitCode": code,
+                "reason": "Completed" if code == 0 else "Error",
+                "startedAt": started,
+                "finishedAt": rfc3339(now),
+            }
         if c.kill_message:
             term["message"] = c.kill_message
-        log.info("container_exited", uid=p.uid, pod=p.name, container=c.name, pid=pid, exit_code=term["exitCode"], reason=c.kill_message)
+        log.info(
+            "container_exited",
+            uid=p.uid,
+            pod=p.name,
+            container=c.name,
+            pid=pid,
+            exit_code=term["exitCode"],
+            reason=c.kill_message,
+        )
         c.exit_event.set()
         self._on_terminated(p, c, term)
 
@@ -975,7 +998,12 @@ class InProcessRuntime(Runtime):
             cur = p.conditions.get(typ)
             if cur is None or cur.get("status") != status:
                 flipped = True
-                cur = {"status": status, "lastTransitionTime": now if cur is not None or typ not in ("PodScheduled", "Initialized") else rfc3339(p.start_time)}
+                cur = {
+                    "status": status,
+                    "lastTransitionTime": now
+                    if cur is not None or typ not in ("PodScheduled", "Initialized")
+                    else rfc3339(p.start_time),
+                }
             else:
                 cur = {"status": status, "lastTransitionTime": cur["lastTransitionTime"]}
             if reason:

@@ -82,17 +82,19 @@ def _addr_rdata(ip: str) -> tuple[int, Any] | None:
 class Zone:
     """The records of one cluster domain; immutable once built (build a new one on change)."""
 
-    def __init__(self, domain: str = "cluster.local", ttl: int = DEFAULT_TTL,
-                 search_namespace: str = "default"):
+    def __init__(self, domain: str = "cluster.local", ttl: int = DEFAULT_TTL, search_namespace: str = "default"):
         self.domain = _norm(domain)
         self.ttl = ttl
         self.search_namespace = search_namespace
         # name -> list of (qtype int, rdata)
         self.records: dict[str, list[tuple[int, Any]]] = {}
         self.names: set[str] = {self.domain}  # existing names, incl. empty non-terminals
-        self.soa_rr = RR(self.domain + ".", QTYPE.SOA, ttl=ttl, rdata=SOA(
-            f"ns.dns.{self.domain}.", f"hostmaster.{self.domain}.",
-            (1, 7200, 1800, 86400, ttl)))
+        self.soa_rr = RR(
+            self.domain + ".",
+            QTYPE.SOA,
+            ttl=ttl,
+            rdata=SOA(f"ns.dns.{self.domain}.", f"hostmaster.{self.domain}.", (1, 7200, 1800, 86400, ttl)),
+        )
 
     # ---- building
     def add(self, name: str, qtype: int, rdata: Any) -> None:
@@ -159,9 +161,14 @@ def _reverse_name(ip: str) -> str:
     return ipaddress.ip_address(ip).reverse_pointer
 
 
-def build_zone(services: Iterable[Obj], endpoints: Iterable[Obj], pods: Iterable[Obj],
-               domain: str = "cluster.local", ttl: int = DEFAULT_TTL,
-               search_namespace: str = "default") -> Zone:
+def build_zone(
+    services: Iterable[Obj],
+    endpoints: Iterable[Obj],
+    pods: Iterable[Obj],
+    domain: str = "cluster.local",
+    ttl: int = DEFAULT_TTL,
+    search_namespace: str = "default",
+) -> Zone:
     """Build the zone from service *views* (``spec.clusterIP`` filled; ``"None"`` =
     headless), Endpoints objects and pods (``status.podIP``)."""
     zone = Zone(domain, ttl, search_namespace)
@@ -197,8 +204,7 @@ def build_zone(services: Iterable[Obj], endpoints: Iterable[Obj], pods: Iterable
                     zone.add(_reverse_name(ip), QTYPE.PTR, PTR(fqdn + "."))
             for p in named_ports:
                 proto = (p.get("protocol") or "TCP").lower()
-                zone.add(f"_{p['name']}._{proto}.{fqdn}", QTYPE.SRV,
-                         SRV(0, 100, int(p["port"]), fqdn + "."))
+                zone.add(f"_{p['name']}._{proto}.{fqdn}", QTYPE.SRV, SRV(0, 100, int(p["port"]), fqdn + "."))
             continue
         # headless: ready endpoint addresses (Endpoints.subsets[].addresses)
         ep = eps_by_key.get((ns, name))
@@ -316,7 +322,7 @@ class _TCP(asyncio.Protocol):
                 if len(self.buf) > 70000:
                     self.transport.close()  # type: ignore[union-attr]
                 return
-            msg, self.buf = self.buf[2:2 + n], self.buf[2 + n:]
+            msg, self.buf = self.buf[2 : 2 + n], self.buf[2 + n :]
             out = respond(self.server._zone(), msg, None)
             if out is None:
                 self.transport.close()  # type: ignore[union-attr]
@@ -339,8 +345,7 @@ class DNSServer:
         self._address: tuple[str, int] = ("", 0)
 
     @classmethod
-    async def start(cls, host: str, port: int,
-                    zone_getter: Callable[[], Zone] | None = None) -> "DNSServer":
+    async def start(cls, host: str, port: int, zone_getter: Callable[[], Zone] | None = None) -> "DNSServer":
         self = cls(zone_getter)
         loop = asyncio.get_running_loop()
         last_error: OSError | None = None

@@ -323,9 +323,14 @@ class ServiceProxy:
         self._owner: dict[tuple[str, int], str] = {}
         self._conns: set[_Client] = set()
 
-    async def set_service(self, key: str, listen: list[tuple[str, int]],
-                          backends: list[tuple[str, int]], affinity: str = "None",
-                          affinity_timeout: int = 10800) -> None:
+    async def set_service(
+        self,
+        key: str,
+        listen: list[tuple[str, int]],
+        backends: list[tuple[str, int]],
+        affinity: str = "None",
+        affinity_timeout: int = 10800,
+    ) -> None:
         """Create missing listeners, close unwanted ones, swap backends atomically.
 
         Raises ``ValueError`` if a listen address belongs to another key and ``OSError``
@@ -357,8 +362,8 @@ class ServiceProxy:
             if addr in svc.listeners:
                 continue
             server = await self._loop.create_server(
-                lambda: _Client(self, svc), addr[0], addr[1],
-                reuse_address=True, reuse_port=True, backlog=self._backlog)
+                lambda: _Client(self, svc), addr[0], addr[1], reuse_address=True, reuse_port=True, backlog=self._backlog
+            )
             svc.listeners[addr] = server
             self._owner[addr] = key
 

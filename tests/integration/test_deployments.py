@@ -46,7 +46,7 @@ def pid_of(pod: dict) -> int | None:
     for cs in (pod.get("status") or {}).get("containerStatuses") or []:
         cid = cs.get("containerID") or ""
         if cid.startswith("pid://"):
-            return int(cid[len("pid://"):])
+            return int(cid[len("pid://") :])
     return None
 
 
@@ -58,8 +58,15 @@ def alive(pid: int) -> bool:
         return False
 
 
-def deployment_yaml(image: str = "qinchaowhut/allen:v1", replicas: int = 3, *, strategy: str = "",
-                    probe_port: int = 8080, initial_delay: int = 0, extra_spec: str = "") -> str:
+def deployment_yaml(
+    image: str = "qinchaowhut/allen:v1",
+    replicas: int = 3,
+    *,
+    strategy: str = "",
+    probe_port: int = 8080,
+    initial_delay: int = 0,
+    extra_spec: str = "",
+) -> str:
     """The seed's testqc Deployment (section 6.1) with a readinessProbe that makes readiness real."""
     return f"""apiVersion: apps/v1
 kind: Deployment
@@ -167,24 +174,35 @@ def rs_by_image(rss: list[dict]) -> dict[str, dict]:
 def test_replicaset_self_heals_scales_and_prints(repo: Path, gitship_factory) -> None:
     g = gitship_factory(repo)
     assert "replicaset/dnsutil-rs created" in g.cli("create", "-f", str(repo / "examples" / "replicaset.yaml")).stdout
-    pods = wait_for(lambda: (ps := [p for p in g.pods("app=dnsutil") if ready(p)]) and len(ps) == 2 and ps, 30,
-                    what="2 replicas")
+    pods = wait_for(
+        lambda: (ps := [p for p in g.pods("app=dnsutil") if ready(p)]) and len(ps) == 2 and ps, 30, what="2 replicas"
+    )
     names = {p["metadata"]["name"] for p in pods}
     assert all(re.fullmatch(r"dnsutil-rs-[bcdfghjklmnpqrstvwxz2456789]{5}", n) for n in names), names
 
     # a deleted pod is replaced by one with a new name
     victim = min(names)
     g.cli("delete", "pod", victim)
-    pods = wait_for(lambda: (ps := [p for p in g.pods("app=dnsutil") if ready(p) and not terminating(p)])
-                    and len(ps) == 2 and victim not in {p["metadata"]["name"] for p in ps} and ps, 30,
-                    what="a replacement pod")
+    pods = wait_for(
+        lambda: (
+            (ps := [p for p in g.pods("app=dnsutil") if ready(p) and not terminating(p)])
+            and len(ps) == 2
+            and victim not in {p["metadata"]["name"] for p in ps}
+            and ps
+        ),
+        30,
+        what="a replacement pod",
+    )
     names = {p["metadata"]["name"] for p in pods}
 
     # Kubernetes' order (spec 3.3): all Running and Ready, so the pod Ready for the least time
     # goes first, compared in log2 buckets of age. Let the two pods be Ready for a few seconds
     # (a condition on their age, so the newest lands in a younger bucket), then scale 2 -> 3 -> 2.
-    wait_for(lambda: all(time.time() - ready_since(p) >= 5.5 for p in g.pods("app=dnsutil")), 30,
-             what="the two pods Ready for a while")
+    wait_for(
+        lambda: all(time.time() - ready_since(p) >= 5.5 for p in g.pods("app=dnsutil")),
+        30,
+        what="the two pods Ready for a while",
+    )
     before = git(repo, "rev-parse", "HEAD")
     out = g.cli("scale", "rs", "dnsutil-rs", "--replicas", "3").stdout
     assert "scaled" in out
@@ -192,12 +210,16 @@ def test_replicaset_self_heals_scales_and_prints(repo: Path, gitship_factory) ->
     assert head != before and git(repo, "diff", "--name-only", before, head) == "replicaset.yaml"
     assert "replicas: 3" in (repo / "replicaset.yaml").read_text()
     assert "dnsutil-rs" in git(repo, "log", "-1", "--format=%s")
-    pods = wait_for(lambda: (ps := [p for p in g.pods("app=dnsutil") if ready(p)]) and len(ps) == 3 and ps, 30,
-                    what="3 replicas")
+    pods = wait_for(
+        lambda: (ps := [p for p in g.pods("app=dnsutil") if ready(p)]) and len(ps) == 3 and ps, 30, what="3 replicas"
+    )
     third = ({p["metadata"]["name"] for p in pods} - names).pop()
     g.cli("scale", "rs", "dnsutil-rs", "--replicas", "2")
-    remaining = wait_for(lambda: (ps := [p for p in g.pods("app=dnsutil") if not terminating(p)]) and len(ps) == 2
-                         and ps, 30, what="scale down to 2")
+    remaining = wait_for(
+        lambda: (ps := [p for p in g.pods("app=dnsutil") if not terminating(p)]) and len(ps) == 2 and ps,
+        30,
+        what="scale down to 2",
+    )
     assert {p["metadata"]["name"] for p in remaining} == names, (third, names)
     wait_for(lambda: len(g.pods("app=dnsutil")) == 2, 30, what="the deleted pod gone")
 
@@ -223,8 +245,11 @@ def test_deployment_set_image_rollout_status_and_history(empty_repo: Path, gitsh
     first = commit_file(repo, "deployment.yaml", deployment_yaml(), "deploy testqc v1")
     g = gitship_factory(repo)
     pods = wait_for(lambda: all_on(g, "qinchaowhut/allen:v1"), 40, what="3 v1 pods ready")
-    wait_for(lambda: g.json("get", "deploy", "testqc")["status"].get("availableReplicas") == 3, 20,
-             what="deployment available")
+    wait_for(
+        lambda: g.json("get", "deploy", "testqc")["status"].get("availableReplicas") == 3,
+        20,
+        what="deployment available",
+    )
     table = g.cli("get", "deploy").stdout.splitlines()
     assert table[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     assert table[1].split()[:4] == ["testqc", "3/3", "3", "3"]
@@ -251,9 +276,12 @@ def test_deployment_set_image_rollout_status_and_history(empty_repo: Path, gitsh
     lines = st.stdout.splitlines()
     assert lines[-1] == 'deployment "testqc" successfully rolled out'
     for line in lines[:-1]:
-        assert re.fullmatch(r'Waiting for deployment "testqc" rollout to finish: (\d+ out of 3 new replicas have been '
-                            r'updated|\d+ old replicas are pending termination|\d+ of 3 updated replicas are '
-                            r'available)\.\.\.|Waiting for deployment spec update to be observed\.\.\.', line), line
+        assert re.fullmatch(
+            r'Waiting for deployment "testqc" rollout to finish: (\d+ out of 3 new replicas have been '
+            r"updated|\d+ old replicas are pending termination|\d+ of 3 updated replicas are "
+            r"available)\.\.\.|Waiting for deployment spec update to be observed\.\.\.",
+            line,
+        ), line
     new_pods = wait_for(lambda: all_on(g, "qinchaowhut/allen:v2"), 30, what="only v2 pods")
     for p in new_pods:
         assert http_get(p["status"]["podIP"]) == f"This is v2 running in pod {p['metadata']['name']}\n"
@@ -282,8 +310,10 @@ def test_deployment_set_image_rollout_status_and_history(empty_repo: Path, gitsh
     before = git(repo, "rev-parse", "HEAD")
     assert "rolled back" in g.cli("rollout", "undo", "deployment", "testqc").stdout
     assert git(repo, "rev-parse", "HEAD") != before
-    assert g.cli("rollout", "status", "deployment", "testqc", timeout=60).stdout.splitlines()[-1] == \
-        'deployment "testqc" successfully rolled out'
+    assert (
+        g.cli("rollout", "status", "deployment", "testqc", timeout=60).stdout.splitlines()[-1]
+        == 'deployment "testqc" successfully rolled out'
+    )
     back = wait_for(lambda: all_on(g, "qinchaowhut/allen:v1"), 30, what="v1 again")
     assert all(p["metadata"]["labels"][HASH_LABEL] == h for p in back)
     assert http_get(back[0]["status"]["podIP"]).startswith("This is v1")
@@ -310,12 +340,19 @@ def _check_bounds(samples, replicas: int, surge: int, unavailable: int) -> None:
 
 
 def _bounded_rollout(repo: Path, gitship_factory, surge: int, unavailable: int) -> None:
-    commit_file(repo, "deployment.yaml", deployment_yaml(strategy=rolling(surge, unavailable), initial_delay=2),
-                "deploy testqc v1")
+    commit_file(
+        repo,
+        "deployment.yaml",
+        deployment_yaml(strategy=rolling(surge, unavailable), initial_delay=2),
+        "deploy testqc v1",
+    )
     g = gitship_factory(repo)
     wait_for(lambda: all_on(g, "qinchaowhut/allen:v1"), 40, what="3 v1 pods ready")
-    wait_for(lambda: g.json("get", "deploy", "testqc")["status"].get("availableReplicas") == 3, 20,
-             what="deployment available")
+    wait_for(
+        lambda: g.json("get", "deploy", "testqc")["status"].get("availableReplicas") == 3,
+        20,
+        what="deployment available",
+    )
     with Sampler(g) as s:
         set_image(g, repo, "qinchaowhut/allen:v2")
         wait_for(lambda: all_on(g, "qinchaowhut/allen:v2"), 40, what="all pods on v2")
@@ -324,9 +361,15 @@ def _bounded_rollout(repo: Path, gitship_factory, surge: int, unavailable: int) 
     for _, _, rss in s.samples:
         assert sum(r["spec"]["replicas"] for r in rss) <= 3 + surge
     final = g.json("get", "deploy", "testqc")
-    wait_for(lambda: (d := g.json("get", "deploy", "testqc"))["status"].get("updatedReplicas") == 3
-             and d["status"].get("availableReplicas") == 3 and d["status"].get("replicas") == 3, 20,
-             what="deployment status complete")
+    wait_for(
+        lambda: (
+            (d := g.json("get", "deploy", "testqc"))["status"].get("updatedReplicas") == 3
+            and d["status"].get("availableReplicas") == 3
+            and d["status"].get("replicas") == 3
+        ),
+        20,
+        what="deployment status complete",
+    )
     assert final["spec"]["template"]["spec"]["containers"][0]["image"] == "qinchaowhut/allen:v2"
 
 
@@ -346,16 +389,29 @@ def test_pause_makes_a_canary_resume_completes_and_paused_still_scales(empty_rep
     commit_file(repo, "deployment.yaml", deployment_yaml(strategy=rolling(1, 0)), "deploy testqc v1")
     g = gitship_factory(repo)
     wait_for(lambda: all_on(g, "qinchaowhut/allen:v1"), 40, what="3 v1 pods ready")
-    wait_for(lambda: g.json("get", "deploy", "testqc")["status"].get("availableReplicas") == 3, 20,
-             what="deployment available")
+    wait_for(
+        lambda: g.json("get", "deploy", "testqc")["status"].get("availableReplicas") == 3,
+        20,
+        what="deployment available",
+    )
     # the image change and `paused: true` in one commit: the controller sees the new template
     # and the pause together, so nothing rolls yet; resume, let one step happen, pause again.
     text = deployment_yaml(image="qinchaowhut/allen:v2", strategy=rolling(1, 0), initial_delay=2)
-    commit_file(repo, "deployment.yaml", text.replace("spec:\n  replicas: 3\n", "spec:\n  replicas: 3\n  paused: true\n", 1),
-                "v2, paused")
+    commit_file(
+        repo,
+        "deployment.yaml",
+        text.replace("spec:\n  replicas: 3\n", "spec:\n  replicas: 3\n  paused: true\n", 1),
+        "v2, paused",
+    )
     g.wait_applied(git(repo, "rev-parse", "HEAD"))
-    wait_for(lambda: g.json("get", "deploy", "testqc")["status"].get("observedGeneration")
-             == g.json("get", "deploy", "testqc")["metadata"]["generation"], 20, what="paused generation observed")
+    wait_for(
+        lambda: (
+            g.json("get", "deploy", "testqc")["status"].get("observedGeneration")
+            == g.json("get", "deploy", "testqc")["metadata"]["generation"]
+        ),
+        20,
+        what="paused generation observed",
+    )
     assert {image_of(p) for p in deploy_pods(g)} == {"qinchaowhut/allen:v1"}
     assert len(g.json("get", "rs")["items"]) == 1, "a paused deployment makes no new ReplicaSet"
     # resume, then pause as soon as a v2 pod exists: a canary
@@ -364,10 +420,19 @@ def test_pause_makes_a_canary_resume_completes_and_paused_still_scales(empty_rep
     assert "paused" in g.cli("rollout", "pause", "deployment", "testqc").stdout
     g.wait_applied(git(repo, "rev-parse", "HEAD"))
     # stays mixed: wait until the pause is observed and the v2 pod is ready, then check a while
-    wait_for(lambda: (d := g.json("get", "deploy", "testqc"))["spec"].get("paused")
-             and d["status"].get("observedGeneration") == d["metadata"]["generation"], 20, what="pause observed")
-    wait_for(lambda: any(image_of(p) == "qinchaowhut/allen:v2" and ready(p) for p in deploy_pods(g)), 30,
-             what="the canary ready")
+    wait_for(
+        lambda: (
+            (d := g.json("get", "deploy", "testqc"))["spec"].get("paused")
+            and d["status"].get("observedGeneration") == d["metadata"]["generation"]
+        ),
+        20,
+        what="pause observed",
+    )
+    wait_for(
+        lambda: any(image_of(p) == "qinchaowhut/allen:v2" and ready(p) for p in deploy_pods(g)),
+        30,
+        what="the canary ready",
+    )
     deadline = time.monotonic() + 4  # a few probe periods: the rollout must not move
     mixed = None
     while time.monotonic() < deadline:
@@ -392,8 +457,10 @@ def test_pause_makes_a_canary_resume_completes_and_paused_still_scales(empty_rep
     assert {image_of(p) for p in deploy_pods(g)} == {"qinchaowhut/allen:v1", "qinchaowhut/allen:v2"}
 
     assert "resumed" in g.cli("rollout", "resume", "deployment", "testqc").stdout
-    assert g.cli("rollout", "status", "deployment", "testqc", timeout=60).stdout.splitlines()[-1] == \
-        'deployment "testqc" successfully rolled out'
+    assert (
+        g.cli("rollout", "status", "deployment", "testqc", timeout=60).stdout.splitlines()[-1]
+        == 'deployment "testqc" successfully rolled out'
+    )
     wait_for(lambda: all_on(g, "qinchaowhut/allen:v2", 5), 40, what="5 v2 pods")
 
 
@@ -402,36 +469,53 @@ def test_pause_makes_a_canary_resume_completes_and_paused_still_scales(empty_rep
 
 def test_min_ready_seconds_holds_each_step(empty_repo: Path, gitship_factory) -> None:
     repo = empty_repo
-    commit_file(repo, "deployment.yaml", deployment_yaml(replicas=2, strategy=rolling(1, 0),
-                                                         extra_spec="  minReadySeconds: 3\n"), "deploy v1")
+    commit_file(
+        repo,
+        "deployment.yaml",
+        deployment_yaml(replicas=2, strategy=rolling(1, 0), extra_spec="  minReadySeconds: 3\n"),
+        "deploy v1",
+    )
     g = gitship_factory(repo)
     wait_for(lambda: all_on(g, "qinchaowhut/allen:v1", 2), 40, what="2 v1 pods")
-    wait_for(lambda: g.json("get", "deploy", "testqc")["status"].get("availableReplicas") == 2, 30,
-             what="available after minReadySeconds")
+    wait_for(
+        lambda: g.json("get", "deploy", "testqc")["status"].get("availableReplicas") == 2,
+        30,
+        what="available after minReadySeconds",
+    )
     with Sampler(g) as s:
         set_image(g, repo, "qinchaowhut/allen:v2")
         wait_for(lambda: all_on(g, "qinchaowhut/allen:v2", 2), 60, what="all pods on v2")
+
     # A pod counts as available only when its Ready lastTransitionTime + 3 s < now (spec 3.2). The
     # daemon wrote each sampled RS status before the sample was taken, so at sample time t the new
     # RS may report at most the v2 pods Ready since before t - 3 s as available ...
     def mature(pods: list[dict], t: float) -> list[dict]:
-        return [p for p in pods if image_of(p) == "qinchaowhut/allen:v2" and ready(p) and not terminating(p)
-                and ready_since(p) + 3 < t]
+        return [
+            p
+            for p in pods
+            if image_of(p) == "qinchaowhut/allen:v2" and ready(p) and not terminating(p) and ready_since(p) + 3 < t
+        ]
 
     waited = 0
     for t, pods, rss in s.samples:
         new_rs = rs_by_image(rss).get("qinchaowhut/allen:v2")
         if new_rs is not None:
-            assert (new_rs.get("status") or {}).get("availableReplicas", 0) <= len(mature(pods, t)), \
-                [(p["metadata"]["name"], ready_since(p), t) for p in pods]
+            assert (new_rs.get("status") or {}).get("availableReplicas", 0) <= len(mature(pods, t)), [
+                (p["metadata"]["name"], ready_since(p), t) for p in pods
+            ]
         # ... and with maxUnavailable 0 an old pod goes only once a new one is available: the
         # rollout waits minReadySeconds at each step
         v1 = [p for p in pods if image_of(p) == "qinchaowhut/allen:v1" and not terminating(p)]
         assert len(v1) + len(mature(pods, t)) >= 2, [(p["metadata"]["name"], image_of(p), ready(p)) for p in pods]
-        fresh = [p for p in pods if image_of(p) == "qinchaowhut/allen:v2" and ready(p) and not terminating(p)
-                 and p not in mature(pods, t)]
-        waited += bool(fresh) and len(v1) + len([p for p in pods if image_of(p) == "qinchaowhut/allen:v2"
-                                                 and not terminating(p)]) == 3
+        fresh = [
+            p
+            for p in pods
+            if image_of(p) == "qinchaowhut/allen:v2" and ready(p) and not terminating(p) and p not in mature(pods, t)
+        ]
+        waited += (
+            bool(fresh)
+            and len(v1) + len([p for p in pods if image_of(p) == "qinchaowhut/allen:v2" and not terminating(p)]) == 3
+        )
     assert waited >= 1, "no sample caught a Ready new pod waiting out minReadySeconds next to the old pods"
 
 
@@ -440,15 +524,29 @@ def test_min_ready_seconds_holds_each_step(empty_repo: Path, gitship_factory) ->
 
 def test_progress_deadline_exceeded_keeps_old_pods_serving(empty_repo: Path, gitship_factory) -> None:
     repo = empty_repo
-    commit_file(repo, "deployment.yaml", deployment_yaml(strategy=rolling(1, 0),
-                                                         extra_spec="  progressDeadlineSeconds: 5\n"), "deploy v1")
+    commit_file(
+        repo,
+        "deployment.yaml",
+        deployment_yaml(strategy=rolling(1, 0), extra_spec="  progressDeadlineSeconds: 5\n"),
+        "deploy v1",
+    )
     g = gitship_factory(repo)
     old = wait_for(lambda: all_on(g, "qinchaowhut/allen:v1"), 40, what="3 v1 pods")
-    wait_for(lambda: g.cli("rollout", "status", "deployment", "testqc", "--watch=false").stdout.strip()
-             == 'deployment "testqc" successfully rolled out', 20, what="v1 rolled out")
+    wait_for(
+        lambda: (
+            g.cli("rollout", "status", "deployment", "testqc", "--watch=false").stdout.strip()
+            == 'deployment "testqc" successfully rolled out'
+        ),
+        20,
+        what="v1 rolled out",
+    )
     # v2 whose readiness probe asks a port nothing listens on: never Ready
-    text = deployment_yaml(image="qinchaowhut/allen:v2", strategy=rolling(1, 0), probe_port=8081,
-                           extra_spec="  progressDeadlineSeconds: 5\n")
+    text = deployment_yaml(
+        image="qinchaowhut/allen:v2",
+        strategy=rolling(1, 0),
+        probe_port=8081,
+        extra_spec="  progressDeadlineSeconds: 5\n",
+    )
     commit_file(repo, "deployment.yaml", text, "v2, broken")
     st = g.cli("rollout", "status", "deployment", "testqc", check=False, timeout=60)
     assert st.returncode != 0
@@ -480,8 +578,9 @@ def test_recreate_removes_all_old_pods_before_new_ones(empty_repo: Path, gitship
     assert len(s.samples) >= 2
     for _, pods, _ in s.samples:
         images = {image_of(p) for p in pods}  # terminating pods included: Recreate waits for them
-        assert images != {"qinchaowhut/allen:v1", "qinchaowhut/allen:v2"}, [(p["metadata"]["name"], image_of(p),
-                                                                              terminating(p)) for p in pods]
+        assert images != {"qinchaowhut/allen:v1", "qinchaowhut/allen:v2"}, [
+            (p["metadata"]["name"], image_of(p), terminating(p)) for p in pods
+        ]
     rss = rs_by_image(g.json("get", "rs")["items"])
     assert rss["qinchaowhut/allen:v1"]["spec"]["replicas"] == 0 and rss["qinchaowhut/allen:v2"]["spec"]["replicas"] == 3
 
@@ -529,11 +628,16 @@ def test_kill9_mid_rollout_converges_without_doubles(empty_repo: Path, gitship_f
     g2 = gitship_factory(repo, state_dir=tmp_path / "state")
     with Sampler(g2) as s:
         try:
-            res = wait_for(lambda: _unresolved_image(g2.pods()) or all_on(g2, "qinchaowhut/allen:v2"), 40,
-                           what="rollout completes after restart")
+            res = wait_for(
+                lambda: _unresolved_image(g2.pods()) or all_on(g2, "qinchaowhut/allen:v2"),
+                40,
+                what="rollout completes after restart",
+            )
             assert not isinstance(res, str), res
         except AssertionError:
-            print(g2.cli("get", "pods").stdout, g2.cli("get", "rs").stdout, g2.cli("describe", "deploy", "testqc").stdout)
+            print(
+                g2.cli("get", "pods").stdout, g2.cli("get", "rs").stdout, g2.cli("describe", "deploy", "testqc").stdout
+            )
             print(json.dumps([(p["metadata"]["name"], p["status"]) for p in g2.pods()], indent=1)[:6000])
             print(g2.output())
             raise

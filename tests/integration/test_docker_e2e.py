@@ -99,6 +99,7 @@ spec:
 
 # ----------------------------------------------------------------------------- helpers
 
+
 @pytest.fixture
 def docker_env(tmp_path: Path):
     """The engine (or a skip), the test images, and afterwards: no container of this test's
@@ -111,9 +112,12 @@ def docker_env(tmp_path: Path):
     for c in leftovers:
         client.api.remove_container(c["Id"], force=True)
     prefix = docker_args(tmp_path)[3].rsplit(".", 2)[0] + "."  # 10.97.X.
-    addrs = [line.split()[3].split("/")[0] for line in
-             subprocess.run(["ip", "-o", "-4", "addr", "show", "dev", "lo"], capture_output=True, text=True)
-             .stdout.splitlines()]
+    addrs = [
+        line.split()[3].split("/")[0]
+        for line in subprocess.run(
+            ["ip", "-o", "-4", "addr", "show", "dev", "lo"], capture_output=True, text=True
+        ).stdout.splitlines()
+    ]
     stale = [a for a in addrs if a.startswith(prefix)]
     for a in stale:
         subprocess.run(["ip", "addr", "del", f"{a}/32", "dev", "lo"], capture_output=True)
@@ -128,9 +132,15 @@ def docker_args(tmp_path: Path) -> list[str]:
 
 
 def ready_pods(g, selector: str = "app=kubia", n: int = 3, timeout: float = 60) -> list[dict[str, Any]]:
-    return wait_for(lambda: (ps := [p for p in g.pods(selector) if ready(p)
-                                    and not p["metadata"].get("deletionTimestamp")]) and len(ps) == n and ps,
-                    timeout, what=f"{n} ready pods {selector}")
+    return wait_for(
+        lambda: (
+            (ps := [p for p in g.pods(selector) if ready(p) and not p["metadata"].get("deletionTimestamp")])
+            and len(ps) == n
+            and ps
+        ),
+        timeout,
+        what=f"{n} ready pods {selector}",
+    )
 
 
 def get(host: str, port: int, timeout: float = 3.0) -> str:
@@ -210,11 +220,15 @@ def http_in(g, pod: str, ip: str, port: int) -> str:
 
 
 def app_containers(client, instance: str) -> list[dict[str, Any]]:
-    return [c for c in client.api.containers(all=True, filters={"label": [f"gitship.instance={instance}"]})
-            if c["Labels"].get("gitship.container") != "POD"]
+    return [
+        c
+        for c in client.api.containers(all=True, filters={"label": [f"gitship.instance={instance}"]})
+        if c["Labels"].get("gitship.container") != "POD"
+    ]
 
 
 # ----------------------------------------------------------------------------- tests
+
 
 def test_docker_defaults_pick_a_service_range_containers_reach() -> None:
     from reconciler.daemon import Options
@@ -223,13 +237,16 @@ def test_docker_defaults_pick_a_service_range_containers_reach() -> None:
     assert (d.service_cidr, d.dns_addr) == ("10.97.0.0/16", "10.97.0.10:53")
     i = Options(source=".", state_dir="/tmp/x")
     assert (i.service_cidr, i.dns_addr) == ("127.96.0.0/16", "127.96.0.10:53")
-    assert Options(source=".", state_dir="/tmp/x", runtime="docker", service_cidr="10.98.4.0/24").dns_addr == \
-        "10.98.4.10:53"
+    assert (
+        Options(source=".", state_dir="/tmp/x", runtime="docker", service_cidr="10.98.4.0/24").dns_addr
+        == "10.98.4.10:53"
+    )
     assert Options(source=".", state_dir="/tmp/x", runtime="docker", dns_addr="10.1.2.3:53").dns_addr == "10.1.2.3:53"
 
 
 def test_deployment_behind_nodeport_answers_from_every_replica_and_dns_works_in_pods(
-        docker_env, empty_repo: Path, gitship_factory, tmp_path: Path) -> None:
+    docker_env, empty_repo: Path, gitship_factory, tmp_path: Path
+) -> None:
     client = docker_env
     commit_file(empty_repo, "kubia.yaml", deployment() + "---\n" + nodeport_service("kubia", 31080), "kubia")
     commit_file(empty_repo, "headless.yaml", HEADLESS, "headless")
@@ -289,8 +306,12 @@ def test_deployment_behind_nodeport_answers_from_every_replica_and_dns_works_in_
     # logs come from the engine
     wait_for(lambda: "client up in pod client" in g.cli("logs", "client").stdout, 20, what="client's log")
     # and -f follows them (it is stopped by the test once the line has come)
-    follow = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "logs", "-f", "client"], env=g.env,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", "logs", "-f", "client"],
+        env=g.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert b"client up in pod client" in follow.stdout.readline()
         assert follow.poll() is None  # still following
@@ -300,7 +321,8 @@ def test_deployment_behind_nodeport_answers_from_every_replica_and_dns_works_in_
 
 
 def test_rollout_to_v2_under_load_fails_no_request_and_undo_comes_back(
-        docker_env, empty_repo: Path, gitship_factory, tmp_path: Path) -> None:
+    docker_env, empty_repo: Path, gitship_factory, tmp_path: Path
+) -> None:
     commit_file(empty_repo, "kubia.yaml", deployment() + "---\n" + nodeport_service("kubia", 31081), "kubia")
     g = gitship_factory(empty_repo, extra=docker_args(tmp_path))
     answers_from("127.0.0.1", 31081, {p["metadata"]["name"] for p in ready_pods(g)})
@@ -313,9 +335,15 @@ def test_rollout_to_v2_under_load_fails_no_request_and_undo_comes_back(
         assert git(empty_repo, "rev-parse", "HEAD") != before
         out = g.cli("rollout", "status", "deployment", "kubia", "--timeout", "120").stdout
         assert 'deployment "kubia" successfully rolled out' in out
-        wait_for(lambda: (ps := [p for p in g.pods("app=kubia") if not p["metadata"].get("deletionTimestamp")])
-                 and len(ps) == 3 and all(ready(p) and p["spec"]["containers"][0]["image"] == V2 for p in ps),
-                 120, what="3 ready v2 pods")
+        wait_for(
+            lambda: (
+                (ps := [p for p in g.pods("app=kubia") if not p["metadata"].get("deletionTimestamp")])
+                and len(ps) == 3
+                and all(ready(p) and p["spec"]["containers"][0]["image"] == V2 for p in ps)
+            ),
+            120,
+            what="3 ready v2 pods",
+        )
         rolled = time.monotonic() - t0
         wait_for(lambda: len(g.pods("app=kubia")) == 3, 60, what="old pods gone")
         time.sleep(1)
@@ -330,9 +358,15 @@ def test_rollout_to_v2_under_load_fails_no_request_and_undo_comes_back(
         before = git(empty_repo, "rev-parse", "HEAD")
         g.cli("rollout", "undo", "deployment", "kubia")
         assert git(empty_repo, "rev-parse", "HEAD") != before  # the undo is a commit
-        wait_for(lambda: (ps := [p for p in g.pods("app=kubia") if not p["metadata"].get("deletionTimestamp")])
-                 and len(ps) == 3 and all(ready(p) and p["spec"]["containers"][0]["image"] == V1 for p in ps),
-                 120, what="3 ready v1 pods after undo")
+        wait_for(
+            lambda: (
+                (ps := [p for p in g.pods("app=kubia") if not p["metadata"].get("deletionTimestamp")])
+                and len(ps) == 3
+                and all(ready(p) and p["spec"]["containers"][0]["image"] == V1 for p in ps)
+            ),
+            120,
+            what="3 ready v1 pods after undo",
+        )
         undone = time.monotonic() - t0
         wait_for(lambda: len(g.pods("app=kubia")) == 3, 60, what="v2 pods gone")
         time.sleep(1)
@@ -342,15 +376,18 @@ def test_rollout_to_v2_under_load_fails_no_request_and_undo_comes_back(
 
 
 def test_kill9_restart_adopts_containers_and_rm_f_is_repaired(
-        docker_env, empty_repo: Path, gitship_factory, tmp_path: Path) -> None:
+    docker_env, empty_repo: Path, gitship_factory, tmp_path: Path
+) -> None:
     client = docker_env
     commit_file(empty_repo, "kubia.yaml", deployment() + "---\n" + nodeport_service("kubia", 31082), "kubia")
     g = gitship_factory(empty_repo, extra=docker_args(tmp_path))
     pods = ready_pods(g)
     instance = g.status()["status"]["runtime"]["instance"]
     cids = {p["metadata"]["uid"]: p["status"]["containerStatuses"][0]["containerID"] for p in pods}
-    started = {c["Id"]: client.api.inspect_container(c["Id"])["State"]["StartedAt"]
-               for c in client.api.containers(filters={"label": [f"gitship.instance={instance}"]})}
+    started = {
+        c["Id"]: client.api.inspect_container(c["Id"])["State"]["StartedAt"]
+        for c in client.api.containers(filters={"label": [f"gitship.instance={instance}"]})
+    }
     assert len(started) == 6  # 3 sandboxes + 3 app containers
 
     g.kill9()
@@ -362,8 +399,10 @@ def test_kill9_restart_adopts_containers_and_rm_f_is_repaired(
     print(f"\nadopted 3 running pods {time.monotonic() - t0:.2f}s after the restart")
     assert {p["metadata"]["uid"]: p["status"]["containerStatuses"][0]["containerID"] for p in again} == cids
     assert all(p["status"]["containerStatuses"][0]["restartCount"] == 0 for p in again)
-    now = {c["Id"]: client.api.inspect_container(c["Id"])["State"]["StartedAt"]
-           for c in client.api.containers(all=True, filters={"label": [f"gitship.instance={instance}"]})}
+    now = {
+        c["Id"]: client.api.inspect_container(c["Id"])["State"]["StartedAt"]
+        for c in client.api.containers(all=True, filters={"label": [f"gitship.instance={instance}"]})
+    }
     assert now == started, "no container was restarted, none doubled"
     answers_from("127.0.0.1", 31082, {p["metadata"]["name"] for p in again})
     # the service addresses (left on lo by the killed gitship) are taken over: DNS included
@@ -376,9 +415,16 @@ def test_kill9_restart_adopts_containers_and_rm_f_is_repaired(
     victim = again[0]
     vcid = victim["status"]["containerStatuses"][0]["containerID"].split("//")[1]
     client.api.remove_container(vcid, force=True)
-    fixed = wait_for(lambda: (p := g2.json("get", "pod", victim["metadata"]["name"])) and ready(p)
-                     and p["status"]["containerStatuses"][0]["containerID"].split("//")[1] != vcid and p, 60,
-                     what="the removed container replaced")
+    fixed = wait_for(
+        lambda: (
+            (p := g2.json("get", "pod", victim["metadata"]["name"]))
+            and ready(p)
+            and p["status"]["containerStatuses"][0]["containerID"].split("//")[1] != vcid
+            and p
+        ),
+        60,
+        what="the removed container replaced",
+    )
     assert fixed["metadata"]["uid"] == victim["metadata"]["uid"]
     assert fixed["status"]["containerStatuses"][0]["restartCount"] == 1
     assert get(fixed["status"]["podIP"], 8080).startswith("This is v1")
@@ -391,7 +437,8 @@ def test_kill9_restart_adopts_containers_and_rm_f_is_repaired(
 
 
 def test_missing_image_is_err_image_pull_while_the_rest_runs(
-        docker_env, empty_repo: Path, gitship_factory, tmp_path: Path) -> None:
+    docker_env, empty_repo: Path, gitship_factory, tmp_path: Path
+) -> None:
     broken = """apiVersion: v1
 kind: Pod
 metadata:
@@ -401,8 +448,12 @@ spec:
   - name: app
     image: gitship-test/no-such-image:v1
 """
-    commit_file(empty_repo, "all.yaml", deployment(replicas=2) + "---\n" + nodeport_service("kubia", 31083)
-                + "---\n" + broken, "kubia and a broken pod")
+    commit_file(
+        empty_repo,
+        "all.yaml",
+        deployment(replicas=2) + "---\n" + nodeport_service("kubia", 31083) + "---\n" + broken,
+        "kubia and a broken pod",
+    )
     g = gitship_factory(empty_repo, extra=docker_args(tmp_path))
     pods = ready_pods(g, n=2)
     answers_from("127.0.0.1", 31083, {p["metadata"]["name"] for p in pods})
@@ -411,33 +462,50 @@ spec:
         cs = (g.json("get", "pod", "broken").get("status") or {}).get("containerStatuses") or []
         return cs and (cs[0]["state"].get("waiting") or {}).get("reason")
 
-    reason = wait_for(lambda: waiting_reason() in ("ErrImagePull", "ImagePullBackOff") and waiting_reason(), 60,
-                      what="ErrImagePull on the broken pod")
+    reason = wait_for(
+        lambda: waiting_reason() in ("ErrImagePull", "ImagePullBackOff") and waiting_reason(),
+        60,
+        what="ErrImagePull on the broken pod",
+    )
     assert reason in ("ErrImagePull", "ImagePullBackOff")
     row = next(line for line in g.cli("get", "pods").stdout.splitlines() if line.startswith("broken"))
     assert "ErrImagePull" in row or "ImagePullBackOff" in row
-    msg = (g.json("get", "pod", "broken")["status"]["containerStatuses"][0]["state"].get("waiting") or {})
+    msg = g.json("get", "pod", "broken")["status"]["containerStatuses"][0]["state"].get("waiting") or {}
     assert "no-such-image" in msg.get("message", ""), msg
     assert g.status()["status"]["conditions"][0]["status"] == "True"  # the commit applied
 
 
 def test_image_pull_failure_is_an_event(docker_env, empty_repo: Path, gitship_factory, tmp_path: Path) -> None:
-    commit_file(empty_repo, "broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: broken}\nspec:\n"
-                "  containers:\n  - {name: app, image: 'gitship-test/no-such-image:v1'}\n", "broken")
+    commit_file(
+        empty_repo,
+        "broken.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: broken}\nspec:\n"
+        "  containers:\n  - {name: app, image: 'gitship-test/no-such-image:v1'}\n",
+        "broken",
+    )
     g = gitship_factory(empty_repo, extra=docker_args(tmp_path))
-    wait_for(lambda: "ErrImagePull" in g.cli("events", "--object", "pod/broken").stdout
-             or "ImagePullBackOff" in g.cli("events", "--object", "pod/broken").stdout, 30,
-             what="an ErrImagePull event")
+    wait_for(
+        lambda: (
+            "ErrImagePull" in g.cli("events", "--object", "pod/broken").stdout
+            or "ImagePullBackOff" in g.cli("events", "--object", "pod/broken").stdout
+        ),
+        30,
+        what="an ErrImagePull event",
+    )
 
 
 def test_engine_down_is_a_status_and_a_retry_not_a_crash(
-        docker_env, empty_repo: Path, gitship_factory, tmp_path: Path) -> None:
+    docker_env, empty_repo: Path, gitship_factory, tmp_path: Path
+) -> None:
     commit_file(empty_repo, "kubia.yaml", deployment(replicas=1), "kubia")
     g = gitship_factory(empty_repo, extra=docker_args(tmp_path), start=False)
     g.env["DOCKER_HOST"] = f"unix://{tmp_path}/no-engine.sock"
     g.start()
-    st = wait_for(lambda: (s := g.status()["status"]) and s["runtime"].get("engine") == "unreachable" and s, 30,
-                  what="engine unreachable in status")
+    st = wait_for(
+        lambda: (s := g.status()["status"]) and s["runtime"].get("engine") == "unreachable" and s,
+        30,
+        what="engine unreachable in status",
+    )
     assert st["daemon"] == "running" and st["runtime"]["error"]
     assert "engine unreachable, retrying" in g.cli("status").stdout
     wait_for(lambda: len(g.pods("app=kubia")) == 1, 30, what="the pod object")
@@ -447,7 +515,8 @@ def test_engine_down_is_a_status_and_a_retry_not_a_crash(
 
 
 def test_seed_repository_on_docker_with_the_template_image(
-        docker_env, repo: Path, gitship_factory, tmp_path: Path) -> None:
+    docker_env, repo: Path, gitship_factory, tmp_path: Path
+) -> None:
     """`gitship init`'s repository as the README tells it: build image/ as the seed's image, run
     it on Docker, create the Deployment of 3 and the NodePort Service of the tutorial."""
     client = docker_env
@@ -458,8 +527,9 @@ def test_seed_repository_on_docker_with_the_template_image(
     except Exception:
         made = True
     # offline: the base is an image the engine has (the README's default is busybox from a registry)
-    out = client.api.build(path=str(repo / "image"), tag=tag, buildargs={"VERSION": "v1", "BASE": V1},
-                           rm=True, decode=True)
+    out = client.api.build(
+        path=str(repo / "image"), tag=tag, buildargs={"VERSION": "v1", "BASE": V1}, rm=True, decode=True
+    )
     log = [x for x in out]
     assert not [x for x in log if "error" in x], log
     g = None
@@ -473,8 +543,10 @@ def test_seed_repository_on_docker_with_the_template_image(
         pods = ready_pods(g, "app=testing")
         answers_from("127.0.0.1", 30123, {p["metadata"]["name"] for p in pods})
         dnsutil = g.json("get", "pod", "dnsutil-pod")["status"]["containerStatuses"][0]["state"]
-        assert (dnsutil.get("waiting") or {}).get("reason") in ("ErrImagePull", "ImagePullBackOff") or \
-            "running" in dnsutil, dnsutil
+        assert (dnsutil.get("waiting") or {}).get("reason") in (
+            "ErrImagePull",
+            "ImagePullBackOff",
+        ) or "running" in dnsutil, dnsutil
     finally:
         if made:  # leave the engine as it was
             if g is not None:

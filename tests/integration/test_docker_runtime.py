@@ -27,19 +27,35 @@ KUBIA = "gitship-test/kubia:v1"
 # ----------------------------------------------------------------------------- helpers
 
 
-
-def make_pod(name: str, containers: list[dict[str, Any]], restart: str = "Always", grace: int = 5,
-             labels: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "default", "uid": str(uuid.uuid4()),
-                         "labels": labels or {"app": name},
-                         "ownerReferences": [{"kind": "ReplicaSet", "name": "rs-" + name, "controller": True}]},
-            "spec": {"restartPolicy": restart, "terminationGracePeriodSeconds": grace, "containers": containers}}
+def make_pod(
+    name: str,
+    containers: list[dict[str, Any]],
+    restart: str = "Always",
+    grace: int = 5,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "uid": str(uuid.uuid4()),
+            "labels": labels or {"app": name},
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "rs-" + name, "controller": True}],
+        },
+        "spec": {"restartPolicy": restart, "terminationGracePeriodSeconds": grace, "containers": containers},
+    }
 
 
 def kubia(name: str = "web", **extra: Any) -> dict[str, Any]:
-    return {"name": name, "image": KUBIA, "imagePullPolicy": "IfNotPresent",
-            "ports": [{"name": "http", "containerPort": 8080}], **extra}
+    return {
+        "name": name,
+        "image": KUBIA,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": 8080}],
+        **extra,
+    }
 
 
 def shell(name: str, script: str, **extra: Any) -> dict[str, Any]:
@@ -113,16 +129,24 @@ def http_get(ip: str, port: int = 8080, path: str = "/") -> str:
 
 # ----------------------------------------------------------------------------- tests
 
+
 def test_two_containers_share_one_ip(docker_env):
     client, make, _ = docker_env
 
     async def main():
         rt, rec = make()
         await rt.start(rec)
-        pod = make_pod("shared-ip", [
-            kubia("web"),
-            shell("client", "until wget -q -O /tmp/page http://localhost:8080/; do sleep 0.1; done; "
-                            "trap 'exit 0' TERM; while :; do sleep 1 & wait; done")])
+        pod = make_pod(
+            "shared-ip",
+            [
+                kubia("web"),
+                shell(
+                    "client",
+                    "until wget -q -O /tmp/page http://localhost:8080/; do sleep 0.1; done; "
+                    "trap 'exit 0' TERM; while :; do sleep 1 & wait; done",
+                ),
+            ],
+        )
         uid = pod["metadata"]["uid"]
         try:
             await rt.create_pod(pod)
@@ -130,16 +154,18 @@ def test_two_containers_share_one_ip(docker_env):
             ip = st["podIP"]
             assert st["phase"] == "Running"
             # the second container reached the first on localhost
-            res = await rt.exec(uid, "client", ["sh", "-c", "until [ -s /tmp/page ]; do sleep 0.1; done; cat /tmp/page"],
-                                timeout=30)
+            res = await rt.exec(
+                uid, "client", ["sh", "-c", "until [ -s /tmp/page ]; do sleep 0.1; done; cat /tmp/page"], timeout=30
+            )
             assert res.exit_code == 0, res
             assert res.stdout.decode().strip() == "This is v1 running in pod shared-ip"
             # both containers see the same address, which is the sandbox's IP; the host reaches it
             for name in ("web", "client"):
                 r = await rt.exec(uid, name, ["hostname", "-i"])
                 assert r.stdout.decode().split()[0] == ip, (name, r)
-            sandbox = client.containers.list(filters={"label": [f"{LABEL_INSTANCE}={rt.instance}",
-                                                                "gitship.container=POD"]})
+            sandbox = client.containers.list(
+                filters={"label": [f"{LABEL_INSTANCE}={rt.instance}", "gitship.container=POD"]}
+            )
             assert len(sandbox) == 1
             assert sandbox[0].attrs["NetworkSettings"]["Networks"][NETWORK]["IPAddress"] == ip
             page = await asyncio.to_thread(http_get, ip)
@@ -164,15 +190,26 @@ def test_env_vars_and_pod_ip(docker_env):
     async def main():
         rt, rec = make()
         await rt.start(rec)
-        pod = make_pod("envpod", [shell("app", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done", env=[
-            {"name": "GREETING", "value": "hello"},
-            {"name": "MSG", "value": "$(GREETING) world $$(GREETING)"},
-            {"name": "MY_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "MY_NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-            {"name": "MY_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
-            {"name": "MY_APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
-            {"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        ], workingDir="/tmp", resources={"limits": {"memory": "64Mi", "cpu": "500m"}})])
+        pod = make_pod(
+            "envpod",
+            [
+                shell(
+                    "app",
+                    "trap 'exit 0' TERM; while :; do sleep 1 & wait; done",
+                    env=[
+                        {"name": "GREETING", "value": "hello"},
+                        {"name": "MSG", "value": "$(GREETING) world $$(GREETING)"},
+                        {"name": "MY_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                        {"name": "MY_NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                        {"name": "MY_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
+                        {"name": "MY_APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                        {"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                    ],
+                    workingDir="/tmp",
+                    resources={"limits": {"memory": "64Mi", "cpu": "500m"}},
+                )
+            ],
+        )
         uid = pod["metadata"]["uid"]
         try:
             await rt.create_pod(pod)
@@ -237,8 +274,9 @@ def test_liveness_failure_restarts(docker_env):
         uid = pod["metadata"]["uid"]
         try:
             await rt.create_pod(pod)
-            await wait_for(lambda: cstatus(rt.status(uid), "web")["restartCount"] >= 1, timeout=30,
-                           what="a liveness restart")
+            await wait_for(
+                lambda: cstatus(rt.status(uid), "web")["restartCount"] >= 1, timeout=30, what="a liveness restart"
+            )
             last = cstatus(rt.status(uid), "web")["lastState"]["terminated"]
             assert last["exitCode"] == 0  # kubia exits 0 on SIGTERM: a graceful liveness kill
         finally:
@@ -258,8 +296,7 @@ def test_crashing_container_backs_off(docker_env):
         try:
             t0 = time.monotonic()
             await rt.create_pod(pod)
-            await wait_for(lambda: cstatus(rt.status(uid), "app")["restartCount"] >= 5, timeout=60,
-                           what="5 restarts")
+            await wait_for(lambda: cstatus(rt.status(uid), "app")["restartCount"] >= 5, timeout=60, what="5 restarts")
             elapsed = time.monotonic() - t0
             # restart 1 immediate, then 0.2 + 0.4 + 0.8 + 1.6 s of back-off at least
             assert elapsed >= 0.2 + 0.4 + 0.8 + 1.6 - 0.1, elapsed
@@ -310,10 +347,12 @@ def test_missing_image_pull_backoff_while_other_pod_runs(docker_env):
     async def main():
         rt, rec = make(backoff_base=0.5, backoff_max=2)
         await rt.start(rec)
-        missing = make_pod("nopull", [{"name": "app", "image": "gitship-test/does-not-exist:v9",
-                                       "imagePullPolicy": "IfNotPresent"}])
-        never = make_pod("neverpull", [{"name": "app", "image": "gitship-test/does-not-exist:v9",
-                                        "imagePullPolicy": "Never"}])
+        missing = make_pod(
+            "nopull", [{"name": "app", "image": "gitship-test/does-not-exist:v9", "imagePullPolicy": "IfNotPresent"}]
+        )
+        never = make_pod(
+            "neverpull", [{"name": "app", "image": "gitship-test/does-not-exist:v9", "imagePullPolicy": "Never"}]
+        )
         good = make_pod("goodpod", [kubia("web")])
         mu, nu, gu = (p["metadata"]["uid"] for p in (missing, never, good))
         try:
@@ -321,8 +360,7 @@ def test_missing_image_pull_backoff_while_other_pod_runs(docker_env):
                 await rt.create_pod(p)
             await wait_for(lambda: ready(rt.status(gu)), what="the good pod ready")
             await wait_for(lambda: waiting_reason(rt.status(mu), "app") == "ImagePullBackOff", what="ImagePullBackOff")
-            await wait_for(lambda: rec.reasons(mu, "app").count("ErrImagePull") >= 2, timeout=20,
-                           what="a retried pull")
+            await wait_for(lambda: rec.reasons(mu, "app").count("ErrImagePull") >= 2, timeout=20, what="a retried pull")
             reasons = rec.reasons(mu, "app")
             assert reasons.index("ErrImagePull") < reasons.index("ImagePullBackOff")
             assert rt.status(mu)["phase"] == "Pending"
@@ -347,8 +385,10 @@ def test_graceful_stop(docker_env):
         try:
             for p in (polite, stubborn):
                 await rt.create_pod(p)
-            await wait_for(lambda: ready(rt.status(polite["metadata"]["uid"])) and
-                           ready(rt.status(stubborn["metadata"]["uid"])), what="both ready")
+            await wait_for(
+                lambda: ready(rt.status(polite["metadata"]["uid"])) and ready(rt.status(stubborn["metadata"]["uid"])),
+                what="both ready",
+            )
             cid = cstatus(rt.status(polite["metadata"]["uid"]), "web")["containerID"].removeprefix("docker://")
             t0 = time.monotonic()
             await rt.delete_pod(polite["metadata"]["uid"])
@@ -402,20 +442,32 @@ def test_adoption_without_restart(docker_env):
 
             # docker rm -f of the app container: repaired with a new container
             client.api.remove_container(cid.removeprefix("docker://"), force=True)
-            st = await wait_for(lambda: (s := b.status(uid)) and cstatus(s, "web")["containerID"] != cid
-                                and ready(s) and s, what="app container recreated")
+            st = await wait_for(
+                lambda: (s := b.status(uid)) and cstatus(s, "web")["containerID"] != cid and ready(s) and s,
+                what="app container recreated",
+            )
             assert cstatus(st, "web")["restartCount"] == 1
             # the sandbox removed: the whole pod comes back
             sandbox = client.containers.list(filters={"label": [f"{LABEL_INSTANCE}={inst}", "gitship.container=POD"]})
             assert len(sandbox) == 1
             sandbox[0].remove(force=True)
-            await wait_for(lambda: len(client.containers.list(
-                filters={"label": [f"{LABEL_INSTANCE}={inst}", "gitship.container=POD"]})) == 1
-                and client.containers.list(filters={"label": [f"{LABEL_INSTANCE}={inst}",
-                                                               "gitship.container=POD"]})[0].id != sandbox[0].id,
-                what="new sandbox")
-            st = await wait_for(lambda: (s := b.status(uid)) and ready(s) and
-                                cstatus(s, "web")["restartCount"] == 2 and s, what="pod repaired")
+            await wait_for(
+                lambda: (
+                    len(
+                        client.containers.list(filters={"label": [f"{LABEL_INSTANCE}={inst}", "gitship.container=POD"]})
+                    )
+                    == 1
+                    and client.containers.list(
+                        filters={"label": [f"{LABEL_INSTANCE}={inst}", "gitship.container=POD"]}
+                    )[0].id
+                    != sandbox[0].id
+                ),
+                what="new sandbox",
+            )
+            st = await wait_for(
+                lambda: (s := b.status(uid)) and ready(s) and cstatus(s, "web")["restartCount"] == 2 and s,
+                what="pod repaired",
+            )
             assert "adoptme" in await asyncio.to_thread(http_get, st["podIP"])
         finally:
             await b.close(stop_pods=True)
@@ -462,8 +514,10 @@ def test_instances_do_not_see_each_other(docker_env):
         try:
             await x.create_pod(px)
             await y.create_pod(py)
-            await wait_for(lambda: ready(x.status(px["metadata"]["uid"])) and ready(y.status(py["metadata"]["uid"])),
-                           what="both ready")
+            await wait_for(
+                lambda: ready(x.status(px["metadata"]["uid"])) and ready(y.status(py["metadata"]["uid"])),
+                what="both ready",
+            )
             assert set(x.pods()) == {px["metadata"]["uid"]}
             assert set(y.pods()) == {py["metadata"]["uid"]}
             x2, rec_x2 = make(instance=x.instance)
@@ -524,7 +578,9 @@ def test_pod_start_to_ready_latency(docker_env, capsys):
         try:
             for i in range(20):
                 for kind, samples in (("plain", plain), ("probe", probed)):
-                    extra = {"readinessProbe": {"httpGet": {"port": 8080}, "periodSeconds": 1}} if kind == "probe" else {}
+                    extra = (
+                        {"readinessProbe": {"httpGet": {"port": 8080}, "periodSeconds": 1}} if kind == "probe" else {}
+                    )
                     pod = make_pod(f"lat-{kind}-{i}", [kubia("web", **extra)])
                     uid = pod["metadata"]["uid"]
                     t0 = time.monotonic()
@@ -544,9 +600,11 @@ def test_pod_start_to_ready_latency(docker_env, capsys):
 
     with capsys.disabled():
         for kind, xs in (("no probe", plain), ("httpGet readiness probe", probed)):
-            print(f"\npod create -> Ready ({kind}, n={len(xs)}): p50={pct(xs, .5) * 1000:.0f} ms "
-                  f"p99={pct(xs, .99) * 1000:.0f} ms max={max(xs) * 1000:.0f} ms")
-    assert pct(plain, .5) < 10
+            print(
+                f"\npod create -> Ready ({kind}, n={len(xs)}): p50={pct(xs, 0.5) * 1000:.0f} ms "
+                f"p99={pct(xs, 0.99) * 1000:.0f} ms max={max(xs) * 1000:.0f} ms"
+            )
+    assert pct(plain, 0.5) < 10
 
 
 class SocketProxy:
@@ -633,9 +691,13 @@ def test_engine_outage_and_recovery(docker_env):
             assert rt.status(uid) is not None  # still known, no crash
             proxy.start()
             await wait_for(lambda: rt.info()["engine"] == "up", timeout=60, what="engine up again")
-            st = await wait_for(lambda: (s := rt.status(uid)) and ready(s) and
-                                cstatus(s, "web")["containerID"] != "docker://" + cid and s,
-                                timeout=60, what="converged after the outage")
+            st = await wait_for(
+                lambda: (
+                    (s := rt.status(uid)) and ready(s) and cstatus(s, "web")["containerID"] != "docker://" + cid and s
+                ),
+                timeout=60,
+                what="converged after the outage",
+            )
             assert cstatus(st, "web")["restartCount"] == 1
         finally:
             await rt.close(stop_pods=True)

@@ -104,12 +104,19 @@ def test_kill9_mid_rollout_then_restart_completes_it(empty_repo: Path, gitship_f
     while True:
         live = _live(g2)
         max_live = max(max_live, len(live))
-        if len(live) == 4 and all(_image(p) == "kubia:v2" and ready(p) for p in live) \
-                and len(g2.pods("app=web")) == 4:
+        if len(live) == 4 and all(_image(p) == "kubia:v2" and ready(p) for p in live) and len(g2.pods("app=web")) == 4:
             break
         assert time.monotonic() < deadline, "rollout did not complete after restart: " + repr(
-            [(p["metadata"]["name"], _image(p), ready(p), [c.get("state") for c in p["status"].get("containerStatuses", [])])
-             for p in live])
+            [
+                (
+                    p["metadata"]["name"],
+                    _image(p),
+                    ready(p),
+                    [c.get("state") for c in p["status"].get("containerStatuses", [])],
+                )
+                for p in live
+            ]
+        )
         time.sleep(0.1)
     assert max_live <= 4 + 1, f"{max_live} pods at once: over replicas + maxSurge"
     # no doubled, no leaked pods: exactly one process per pod, and no process of a pod that is gone
@@ -118,22 +125,33 @@ def test_kill9_mid_rollout_then_restart_completes_it(empty_repo: Path, gitship_f
     mine = {u: pids for u, pids in procs.items() if u in uids}
     assert all(len(pids) == 1 for pids in mine.values()), mine
     state_uids = {f.stem for f in (tmp_path / "state" / "runtime" / "pods").glob("*.json")}
-    wait_for(lambda: {f.stem for f in (tmp_path / "state" / "runtime" / "pods").glob("*.json")} == uids, 30,
-             what=f"runtime state to hold only the live pods (has {state_uids})")
-    leaked = wait_for(lambda: not (set(pod_processes()) & (state_uids - uids)) or None, 30, what="old pods stopped") \
-        if state_uids - uids else True
+    wait_for(
+        lambda: {f.stem for f in (tmp_path / "state" / "runtime" / "pods").glob("*.json")} == uids,
+        30,
+        what=f"runtime state to hold only the live pods (has {state_uids})",
+    )
+    leaked = (
+        wait_for(lambda: not (set(pod_processes()) & (state_uids - uids)) or None, 30, what="old pods stopped")
+        if state_uids - uids
+        else True
+    )
     assert leaked
     for p in g2.pods("app=web"):
         assert http_get(p["status"]["podIP"]).startswith("This is v2")
     rs = g2.json("get", "rs")["items"]
-    assert sorted(r["spec"]["replicas"] for r in rs) == [0, 4], [(r["metadata"]["name"], r["spec"]["replicas"]) for r in rs]
+    assert sorted(r["spec"]["replicas"] for r in rs) == [0, 4], [
+        (r["metadata"]["name"], r["spec"]["replicas"]) for r in rs
+    ]
     assert integrity(tmp_path / "state") == "ok"
     g2.stop()
     assert integrity(tmp_path / "state") == "ok"
 
 
 def test_crash_looping_pod_backs_off_and_the_rest_keeps_serving(empty_repo: Path, gitship_factory) -> None:
-    commit_file(empty_repo, "web.yaml", """apiVersion: v1
+    commit_file(
+        empty_repo,
+        "web.yaml",
+        """apiVersion: v1
 kind: Pod
 metadata: {name: web, labels: {app: web}}
 spec:
@@ -144,7 +162,9 @@ kind: Pod
 metadata: {name: crasher}
 spec:
   containers: [{name: c, image: busybox, command: [sh, -c, "exit 1"]}]
-""", "web and a crasher")
+""",
+        "web and a crasher",
+    )
     g = gitship_factory(empty_repo)
     web = wait_for(lambda: (p := g.json("get", "pod", "web")) and ready(p) and p, 30, what="web ready")
 
@@ -264,16 +284,22 @@ def test_force_pushed_unrelated_history(empty_repo: Path, gitship_factory, tmp_p
     g.wait_applied(valid)
     st = g.status()["status"]
     assert st["lastAppliedRevision"] == valid and st["conditions"][0]["status"] == "True", st
-    wait_for(lambda: [p["metadata"]["name"] for p in g.pods() if ready(p)] == ["solo"], 30,
-             what="solo running, web pruned")
+    wait_for(
+        lambda: [p["metadata"]["name"] for p in g.pods() if ready(p)] == ["solo"], 30, what="solo running, web pruned"
+    )
     assert g.json("history")["items"][0]["sha"] == valid
 
 
 def _up(state_dir: Path, repo: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     g = Gitship(repo, state_dir)
-    return subprocess.run([sys.executable, "-m", "reconciler.cli", "up", str(repo), "--state-dir", str(state_dir),
-                           *g.net_args()], capture_output=True, text=True, timeout=timeout, cwd=str(ROOT),
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "up", str(repo), "--state-dir", str(state_dir), *g.net_args()],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(ROOT),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def test_state_dir_is_a_file(empty_repo: Path, tmp_path: Path) -> None:
@@ -351,6 +377,7 @@ def test_full_disk(empty_repo: Path, tmp_path: Path) -> None:
         assert integrity(state) == "ok"
     finally:
         from tests.conftest import _kill_leftovers
+
         _kill_leftovers(disk)
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 

@@ -127,6 +127,7 @@ DEPLOY_FILE = DEPLOYMENT + LB_SERVICE
 
 # --------------------------------------------------------------------------- helpers
 
+
 def git(cwd: Path | str, *args: str, check: bool = True) -> str:
     p = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     if check and p.returncode:
@@ -163,8 +164,7 @@ def make_repo(path: Path, identity: bool = True) -> Path:
     (path / "gitship.yaml").write_text("values:\n  replicas: 2\n")
     (path / "README.md").write_text("seed\n")
     git(path, "add", "-A")
-    git(path, "-c", "user.name=Seed", "-c", "user.email=seed@example.com",
-        "commit", "-q", "-m", "seed")
+    git(path, "-c", "user.name=Seed", "-c", "user.email=seed@example.com", "commit", "-q", "-m", "seed")
     return path
 
 
@@ -183,6 +183,7 @@ def read(repo: Path, rel: str) -> str:
 
 
 # --------------------------------------------------------------------------- find
+
 
 def test_find_locates_documents(writer: RepoWriter) -> None:
     assert writer.find("Pod", "default", "dnsutil-pod") == ("manifests/app.yaml", 0)
@@ -205,8 +206,11 @@ def test_not_found(writer: RepoWriter, repo: Path) -> None:
 
 def test_template_object_refused(writer: RepoWriter, repo: Path) -> None:
     before = head(repo)
-    with pytest.raises(GitOpsError, match=r"rendered from the template manifests/web\.yaml\.j2; "
-                                          r"edit the template and commit it yourself"):
+    with pytest.raises(
+        GitOpsError,
+        match=r"rendered from the template manifests/web\.yaml\.j2; "
+        r"edit the template and commit it yourself",
+    ):
         writer.find("Deployment", "default", "web")
     with pytest.raises(GitOpsError, match="rendered from the template"):
         writer.set_image("Deployment", "default", "web", {"web": "nginx:1.26"})
@@ -217,13 +221,15 @@ def test_template_object_refused(writer: RepoWriter, repo: Path) -> None:
 
 # --------------------------------------------------------------------------- labels
 
+
 def test_label_add_keeps_comments_and_other_documents(writer: RepoWriter, repo: Path) -> None:
     sha = writer.set_labels("Pod", "default", "dnsutil-pod", {"app": "dnsutil"}, [], False)
     assert sha == head(repo)
     assert git(repo, "log", "-1", "--format=%s").strip() == "label pod/dnsutil-pod: app=dnsutil"
     text = read(repo, "manifests/app.yaml")
-    expected_pod = POD.replace(" name: dnsutil-pod  # for nslookup\n",
-                               " name: dnsutil-pod  # for nslookup\n labels:\n  app: dnsutil\n")
+    expected_pod = POD.replace(
+        " name: dnsutil-pod  # for nslookup\n", " name: dnsutil-pod  # for nslookup\n labels:\n  app: dnsutil\n"
+    )
     assert text == expected_pod + REPLICASET + SERVICE
     # the other documents are byte-identical
     chunks = split_documents(text)
@@ -236,8 +242,11 @@ def test_label_add_keeps_comments_and_other_documents(writer: RepoWriter, repo: 
 def test_label_overwrite_refused_then_overwrite_and_remove(writer: RepoWriter, repo: Path) -> None:
     writer.set_labels("Deployment", "default", "testqc", {"app": "testing"}, [], False)
     before = head(repo)
-    with pytest.raises(GitOpsError, match=r"'app' already has a value \(testing\), and --overwrite "
-                                          r"is false"):
+    with pytest.raises(
+        GitOpsError,
+        match=r"'app' already has a value \(testing\), and --overwrite "
+        r"is false",
+    ):
         writer.set_labels("Deployment", "default", "testqc", {"app": "other"}, [], False)
     assert head(repo) == before and status(repo) == ""
     # the same value again: nothing to do
@@ -245,8 +254,7 @@ def test_label_overwrite_refused_then_overwrite_and_remove(writer: RepoWriter, r
     assert head(repo) == before
 
     writer.set_labels("Deployment", "default", "testqc", {"app": "other", "tier": "web"}, [], True)
-    assert git(repo, "log", "-1", "--format=%s").strip() == \
-        "label deployment/testqc: app=other, tier=web"
+    assert git(repo, "log", "-1", "--format=%s").strip() == "label deployment/testqc: app=other, tier=web"
     doc = yaml.safe_load(split_documents(read(repo, "manifests/deployment.yaml"))[0])
     assert doc["metadata"]["labels"] == {"app": "other", "tier": "web"}
 
@@ -271,17 +279,16 @@ def test_label_values_quoted_when_needed(writer: RepoWriter, repo: Path) -> None
 
 # --------------------------------------------------------------------------- set image
 
+
 def test_set_image_on_seed_deployment_is_a_one_line_diff(writer: RepoWriter, repo: Path) -> None:
     sha = writer.set_image("Deployment", "default", "testqc", {"nodejs": "qinchaowhut/allen:v2"})
     assert sha == head(repo)
-    assert git(repo, "log", "-1", "--format=%s").strip() == \
-        "set image deployment/testqc: nodejs=qinchaowhut/allen:v2"
-    assert changed_lines(repo) == (["      - image: qinchaowhut/allen:v1"],
-                                   ["      - image: qinchaowhut/allen:v2"])
-    assert git(repo, "diff", "--numstat", "HEAD~1", "HEAD").split() == \
-        ["1", "1", "manifests/deployment.yaml"]
-    assert read(repo, "manifests/deployment.yaml") == \
-        DEPLOY_FILE.replace("allen:v1", "allen:v2")   # the trailing space of `name: testqc ` kept
+    assert git(repo, "log", "-1", "--format=%s").strip() == "set image deployment/testqc: nodejs=qinchaowhut/allen:v2"
+    assert changed_lines(repo) == (["      - image: qinchaowhut/allen:v1"], ["      - image: qinchaowhut/allen:v2"])
+    assert git(repo, "diff", "--numstat", "HEAD~1", "HEAD").split() == ["1", "1", "manifests/deployment.yaml"]
+    assert read(repo, "manifests/deployment.yaml") == DEPLOY_FILE.replace(
+        "allen:v1", "allen:v2"
+    )  # the trailing space of `name: testqc ` kept
 
 
 def test_set_image_one_space_indentation_and_pod(writer: RepoWriter, repo: Path) -> None:
@@ -302,12 +309,14 @@ def test_set_image_unknown_container(writer: RepoWriter, repo: Path) -> None:
 
 # --------------------------------------------------------------------------- scale, pause, template
 
+
 def test_scale(writer: RepoWriter, repo: Path) -> None:
     writer.scale("Deployment", "default", "testqc", 5)
     assert git(repo, "log", "-1", "--format=%s").strip() == "scale deployment/testqc: replicas 3 -> 5"
     assert changed_lines(repo) == (
         ["  replicas: 3  # three replicas: maxSurge 1, maxUnavailable 0"],
-        ["  replicas: 5  # three replicas: maxSurge 1, maxUnavailable 0"])
+        ["  replicas: 5  # three replicas: maxSurge 1, maxUnavailable 0"],
+    )
     writer.scale("ReplicaSet", "default", "dnsutil-rs", 0)
     assert changed_lines(repo) == ([" replicas: 2"], [" replicas: 0"])
     assert writer.scale("ReplicaSet", "default", "dnsutil-rs", 0) is None
@@ -331,13 +340,14 @@ def test_pause_and_resume(writer: RepoWriter, repo: Path) -> None:
 
 
 def test_set_template_keeps_the_rest(writer: RepoWriter, repo: Path) -> None:
-    tmpl = {"metadata": {"name": "allen", "labels": {"app": "testing", "track": "stable"}},
-            "spec": {"containers": [{"image": "qinchaowhut/allen:v0", "name": "nodejs",
-                                     "imagePullPolicy": "IfNotPresent"}]}}
-    writer.set_template("Deployment", "default", "testqc", tmpl,
-                        "rollout undo deployment/testqc to revision 1")
-    assert git(repo, "log", "-1", "--format=%s").strip() == \
-        "rollout undo deployment/testqc to revision 1"
+    tmpl = {
+        "metadata": {"name": "allen", "labels": {"app": "testing", "track": "stable"}},
+        "spec": {
+            "containers": [{"image": "qinchaowhut/allen:v0", "name": "nodejs", "imagePullPolicy": "IfNotPresent"}]
+        },
+    }
+    writer.set_template("Deployment", "default", "testqc", tmpl, "rollout undo deployment/testqc to revision 1")
+    assert git(repo, "log", "-1", "--format=%s").strip() == "rollout undo deployment/testqc to revision 1"
     removed, added = changed_lines(repo)
     assert removed == ["      - image: qinchaowhut/allen:v1"]
     assert added == ["        track: stable", "      - image: qinchaowhut/allen:v0"]
@@ -348,6 +358,7 @@ def test_set_template_keeps_the_rest(writer: RepoWriter, repo: Path) -> None:
 
 # --------------------------------------------------------------------------- safety
 
+
 def test_dirty_file_refused_and_other_staged_work_untouched(writer: RepoWriter, repo: Path) -> None:
     before = head(repo)
     edited = DEPLOY_FILE.replace("replicas: 3", "replicas: 4")
@@ -355,15 +366,14 @@ def test_dirty_file_refused_and_other_staged_work_untouched(writer: RepoWriter, 
     with pytest.raises(GitOpsError, match="manifests/deployment.yaml has uncommitted changes"):
         writer.set_image("Deployment", "default", "testqc", {"nodejs": "x:2"})
     assert head(repo) == before
-    assert read(repo, "manifests/deployment.yaml") == edited   # the user's edit is intact
+    assert read(repo, "manifests/deployment.yaml") == edited  # the user's edit is intact
     git(repo, "checkout", "--", "manifests/deployment.yaml")
 
     # a user's staged change to another file is neither committed nor unstaged
     (repo / "README.md").write_text("user's work\n")
     git(repo, "add", "README.md")
     writer.scale("Deployment", "default", "testqc", 4)
-    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == \
-        ["manifests/deployment.yaml"]
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == ["manifests/deployment.yaml"]
     assert status(repo) == "M  README.md\n"
 
 
@@ -377,9 +387,12 @@ def test_concurrent_writers_serialize(repo: Path) -> None:
             errors.append(e)
 
     w1, w2 = RepoWriter(str(repo), "manifests"), RepoWriter(str(repo), "manifests")
-    threads = [threading.Thread(target=run, args=(lambda: w1.scale("Deployment", "default", "testqc", 7),)),
-               threading.Thread(target=run, args=(lambda: w2.set_labels(
-                   "ReplicaSet", "default", "dnsutil-rs", {"team": "dns"}, [], False),))]
+    threads = [
+        threading.Thread(target=run, args=(lambda: w1.scale("Deployment", "default", "testqc", 7),)),
+        threading.Thread(
+            target=run, args=(lambda: w2.set_labels("ReplicaSet", "default", "dnsutil-rs", {"team": "dns"}, [], False),)
+        ),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -394,8 +407,7 @@ def test_default_author_when_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    for v in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
-              "EMAIL"):
+    for v in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL"):
         monkeypatch.delenv(v, raising=False)
     repo = make_repo(tmp_path / "r", identity=False)
     w = RepoWriter(str(repo), "manifests")
@@ -436,8 +448,12 @@ def test_add_file_create_and_already_exists(writer: RepoWriter, repo: Path) -> N
     sha = writer.add_file("redis.yaml", NEW_FILE.encode(), False, "create -f redis.yaml")
     assert sha == head(repo)
     assert read(repo, "manifests/redis.yaml") == NEW_FILE
-    assert git(repo, "show", "--name-only", "--format=%s", "HEAD").split() == \
-        ["create", "-f", "redis.yaml", "manifests/redis.yaml"]
+    assert git(repo, "show", "--name-only", "--format=%s", "HEAD").split() == [
+        "create",
+        "-f",
+        "redis.yaml",
+        "manifests/redis.yaml",
+    ]
     assert writer.find("Deployment", "default", "redis") == ("manifests/redis.yaml", 0)
 
     before = head(repo)
@@ -457,8 +473,10 @@ def test_add_file_apply_replaces_in_place(writer: RepoWriter, repo: Path) -> Non
     assert text == DEPLOY_FILE.replace("replicas: 3", "replicas: 4")
     assert split_documents(text)[1] == LB_SERVICE
     assert read(repo, "manifests/mixed.yaml") == NEW_FILE
-    assert sorted(git(repo, "show", "--name-only", "--format=", "HEAD").split()) == \
-        ["manifests/deployment.yaml", "manifests/mixed.yaml"]
+    assert sorted(git(repo, "show", "--name-only", "--format=", "HEAD").split()) == [
+        "manifests/deployment.yaml",
+        "manifests/mixed.yaml",
+    ]
     # applying the same again changes nothing
     assert writer.add_file("mixed.yaml", applied.encode(), True, "apply -f mixed.yaml") is None
     # an object of a template is not replaced
@@ -468,6 +486,7 @@ def test_add_file_apply_replaces_in_place(writer: RepoWriter, repo: Path) -> Non
 
 # --------------------------------------------------------------------------- revert
 
+
 def test_revert_is_the_exact_inverse(writer: RepoWriter, repo: Path) -> None:
     sha = writer.set_image("Deployment", "default", "testqc", {"nodejs": "qinchaowhut/allen:v2"})
     forward = git(repo, "diff", "HEAD~1", "HEAD")
@@ -475,7 +494,7 @@ def test_revert_is_the_exact_inverse(writer: RepoWriter, repo: Path) -> None:
     assert rsha == head(repo)
     backward = git(repo, "diff", "HEAD~1", "HEAD")
     # `git diff HEAD~1 HEAD` of the revert == the original commit's diff, reversed
-    hunks = lambda d: d[d.index("@@"):]  # noqa: E731
+    hunks = lambda d: d[d.index("@@") :]  # noqa: E731
     assert hunks(backward) == hunks(git(repo, "diff", "-R", "HEAD~2", "HEAD~1"))
     assert "-      - image: qinchaowhut/allen:v1\n+      - image: qinchaowhut/allen:v2" in forward
     assert "-      - image: qinchaowhut/allen:v2\n+      - image: qinchaowhut/allen:v1" in backward
@@ -483,8 +502,9 @@ def test_revert_is_the_exact_inverse(writer: RepoWriter, repo: Path) -> None:
     assert forward != backward
     assert read(repo, "manifests/deployment.yaml") == DEPLOY_FILE
     msg = git(repo, "log", "-1", "--format=%B")
-    assert msg.startswith('Revert "set image deployment/testqc: nodejs=qinchaowhut/allen:v2"\n\n'
-                          f"This reverts commit {sha}.")
+    assert msg.startswith(
+        f'Revert "set image deployment/testqc: nodejs=qinchaowhut/allen:v2"\n\nThis reverts commit {sha}.'
+    )
     assert "rolled back by gitship: pods crash-looping" in msg
     assert status(repo) == ""
 
@@ -493,8 +513,7 @@ def test_revert_of_an_added_file(writer: RepoWriter, repo: Path) -> None:
     sha = writer.add_file("redis.yaml", NEW_FILE.encode(), False, "create -f redis.yaml")
     writer.revert(sha)
     assert not (repo / "manifests" / "redis.yaml").exists()
-    assert git(repo, "show", "--name-status", "--format=", "HEAD").split() == \
-        ["D", "manifests/redis.yaml"]
+    assert git(repo, "show", "--name-status", "--format=", "HEAD").split() == ["D", "manifests/redis.yaml"]
     assert status(repo) == ""
 
 
@@ -512,6 +531,7 @@ def test_revert_conflict_leaves_repo_unchanged(writer: RepoWriter, repo: Path) -
 
 
 # --------------------------------------------------------------------------- remote
+
 
 def make_remote(tmp_path: Path) -> tuple[Path, str]:
     src = make_repo(tmp_path / "src")
@@ -539,8 +559,10 @@ def test_push_to_bare_remote(tmp_path: Path) -> None:
     w = RepoWriter(str(c1), "manifests", branch="main", remote="origin")
     sha = w.set_image("Deployment", "default", "testqc", {"nodejs": "qinchaowhut/allen:v2"})
     assert git(bare, "rev-parse", "main").strip() == sha == head(c1)
-    assert git(bare, "log", "-1", "--format=%s", "main").strip() == \
-        "set image deployment/testqc: nodejs=qinchaowhut/allen:v2"
+    assert (
+        git(bare, "log", "-1", "--format=%s", "main").strip()
+        == "set image deployment/testqc: nodejs=qinchaowhut/allen:v2"
+    )
     assert git(bare, "rev-parse", "main~1").strip() == head(c2)
     assert status(c1) == ""
 
@@ -576,12 +598,12 @@ def test_push_rejected_when_remote_moved(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- history
 
+
 def test_introducing_commit_and_history(writer: RepoWriter, repo: Path) -> None:
     shas = {}
     for v in ("v2", "v3", "v4"):
-        shas[v] = writer.set_image("Deployment", "default", "testqc",
-                                   {"nodejs": f"qinchaowhut/allen:{v}"})
-    writer.scale("Deployment", "default", "testqc", 4)        # touches the file, not the image
+        shas[v] = writer.set_image("Deployment", "default", "testqc", {"nodejs": f"qinchaowhut/allen:{v}"})
+    writer.scale("Deployment", "default", "testqc", 4)  # touches the file, not the image
     f = "manifests/deployment.yaml"
 
     def has(v: str):  # noqa: ANN202
@@ -590,8 +612,7 @@ def test_introducing_commit_and_history(writer: RepoWriter, repo: Path) -> None:
     assert writer.introducing_commit(f, has("v4")) == shas["v4"]
     assert writer.introducing_commit(f, has("v3")) == shas["v3"]
     assert writer.introducing_commit(f, has("v2")) == shas["v2"]
-    assert writer.introducing_commit(f, has("v1")) == git(repo, "rev-list", "--max-parents=0",
-                                                          "HEAD").strip()
+    assert writer.introducing_commit(f, has("v1")) == git(repo, "rev-list", "--max-parents=0", "HEAD").strip()
     assert writer.introducing_commit(f, has("v9")) is None
 
     assert writer.file_at(shas["v3"], f) == DEPLOY_FILE.replace("allen:v1", "allen:v3").encode()
@@ -601,7 +622,8 @@ def test_introducing_commit_and_history(writer: RepoWriter, repo: Path) -> None:
     assert [e["subject"] for e in log] == [
         "scale deployment/testqc: replicas 3 -> 4",
         "set image deployment/testqc: nodejs=qinchaowhut/allen:v4",
-        "set image deployment/testqc: nodejs=qinchaowhut/allen:v3"]
+        "set image deployment/testqc: nodejs=qinchaowhut/allen:v3",
+    ]
     e = log[1]
     assert e["sha"] == shas["v4"] and shas["v4"].startswith(e["short"])
     assert e["author"] == "Test User" and e["email"] == "test@example.com"
@@ -616,9 +638,9 @@ def test_introducing_commit_and_history(writer: RepoWriter, repo: Path) -> None:
 
 # --------------------------------------------------------------------------- the text engine
 
+
 def test_patch_document_falls_back_to_round_trip() -> None:
-    text = ("base: &b\n  image: nginx  # web\n"
-            "spec:\n  <<: *b\n  replicas: 1\n")
+    text = "base: &b\n  image: nginx  # web\nspec:\n  <<: *b\n  replicas: 1\n"
     new = yaml.safe_load(text)
     new["spec"]["replicas"] = 2
     out = patch_document(text, new)
@@ -627,12 +649,13 @@ def test_patch_document_falls_back_to_round_trip() -> None:
 
 
 def test_patch_document_crlf_and_flow() -> None:
-    text = "metadata:\r\n  name: a\r\n  labels: {app: a}\r\nspec:\r\n  args: [\"x\", \"y\"]\r\n"
+    text = 'metadata:\r\n  name: a\r\n  labels: {app: a}\r\nspec:\r\n  args: ["x", "y"]\r\n'
     new = yaml.safe_load(text)
     new["metadata"]["labels"]["tier"] = "web"
     new["spec"]["args"][1] = "z"
     new["spec"]["paused"] = True
     out = patch_document(text, new)
     assert yaml.safe_load(out) == new
-    assert out == ("metadata:\r\n  name: a\r\n  labels: {app: a, tier: web}\r\n"
-                   "spec:\r\n  args: [\"x\", \"z\"]\r\n  paused: true\r\n")
+    assert out == (
+        'metadata:\r\n  name: a\r\n  labels: {app: a, tier: web}\r\nspec:\r\n  args: ["x", "z"]\r\n  paused: true\r\n'
+    )

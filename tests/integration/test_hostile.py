@@ -92,8 +92,14 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 # --------------------------------------------------------------------------- the cases
 # Each writes files into the repository and returns (paths it wrote, text the error must contain).
 
+
 def _alias_bomb(repo: Path) -> tuple[list[str], str]:
-    lines = ["apiVersion: v1", "kind: ConfigMap", "metadata: {name: lol}", 'a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines = [
+        "apiVersion: v1",
+        "kind: ConfigMap",
+        "metadata: {name: lol}",
+        'a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+    ]
     for i in range(1, 10):
         lines.append(f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]")
     (repo / "bomb.yaml").write_text("\n".join(lines) + "\n")
@@ -135,9 +141,11 @@ def _symlink(repo: Path) -> tuple[list[str], str]:
 
 
 def _jinja_internals(repo: Path) -> tuple[list[str], str]:
-    (repo / "evil.yaml.j2").write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: evil\n"
-                                       "  annotations: {x: \"{{ ''.__class__.__mro__[1].__subclasses__() }}\"}\n"
-                                       "spec: {containers: [{name: c, image: x, command: [sleep, '60']}]}\n")
+    (repo / "evil.yaml.j2").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: evil\n"
+        "  annotations: {x: \"{{ ''.__class__.__mro__[1].__subclasses__() }}\"}\n"
+        "spec: {containers: [{name: c, image: x, command: [sleep, '60']}]}\n"
+    )
     return ["evil.yaml.j2"], "evil.yaml.j2"
 
 

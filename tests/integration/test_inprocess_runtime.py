@@ -44,7 +44,9 @@ def RT(state: str, **kw: Any) -> InProcessRuntime:
     return InProcessRuntime(state, **kw)
 
 
-def make_pod(name: str, containers: list[dict[str, Any]], restart: str = "Always", grace: float = 5, **meta: Any) -> dict[str, Any]:
+def make_pod(
+    name: str, containers: list[dict[str, Any]], restart: str = "Always", grace: float = 5, **meta: Any
+) -> dict[str, Any]:
     uid = str(uuid.uuid4())
     _UIDS.add(uid)
     return {
@@ -57,8 +59,6 @@ def make_pod(name: str, containers: list[dict[str, Any]], restart: str = "Always
 
 def py(name: str, code: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "image": "python:3", "command": [PY, "-c", textwrap.dedent(code)], **extra}
-
-
 
 
 def cstatus(rt: InProcessRuntime, uid: str, i: int = 0) -> dict[str, Any]:
@@ -147,7 +147,11 @@ def test_sleep_pod_runs_with_env_and_is_deleted(state, tmp_path):
         uid = pod["metadata"]["uid"]
         await rt.create_pod(pod)
         await rt.create_pod(pod)  # idempotent by uid
-        st = await wait_for(lambda: (s := rt.status(uid)) and s["phase"] == "Running" and condition(s, "Ready")["status"] == "True" and s)
+        st = await wait_for(
+            lambda: (
+                (s := rt.status(uid)) and s["phase"] == "Running" and condition(s, "Ready")["status"] == "True" and s
+            )
+        )
         ip = st["podIP"]
         assert ipaddress.ip_address(ip) in ipaddress.ip_network(rt.pod_cidr)
         assert st["podIPs"] == [{"ip": ip}] and st["hostIP"] == "127.0.0.1"
@@ -211,11 +215,17 @@ def test_two_pods_listen_on_the_same_port(state, tmp_path):
             pod = make_pod(name, [dict(server, workingDir=str(d))])
             uids.append(pod["metadata"]["uid"])
             await rt.create_pod(pod)
-        sts = await wait_for(lambda: all(condition(rt.status(u), "Ready")["status"] == "True" for u in uids) and [rt.status(u) for u in uids])
+        sts = await wait_for(
+            lambda: (
+                all(condition(rt.status(u), "Ready")["status"] == "True" for u in uids) and [rt.status(u) for u in uids]
+            )
+        )
         ips = [s["podIP"] for s in sts]
         assert ips[0] != ips[1]
         for name, ip in zip(("a", "b"), ips):
-            body = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://{ip}:8080/name.txt", timeout=5).read())
+            body = await asyncio.to_thread(
+                lambda: urllib.request.urlopen(f"http://{ip}:8080/name.txt", timeout=5).read()
+            )
             assert body.decode() == name
         # readiness flipped through on_change
         assert all(u in changes.calls for u in uids)
@@ -238,12 +248,19 @@ def test_image_rules_and_unresolved_images(state, tmp_path):
         )
     )
     out = tmp_path / "out.json"
-    rule = ImageRule("example/app:*", ("python3", "app.py", "--flag"), working_dir="sub", env={"RULE_VAR": "r", "POD_NAME": "overridden"})
+    rule = ImageRule(
+        "example/app:*",
+        ("python3", "app.py", "--flag"),
+        working_dir="sub",
+        env={"RULE_VAR": "r", "POD_NAME": "overridden"},
+    )
 
     async def main():
         rt = RT(state, image_rules=[rule], repo_dir=str(repo))
         await rt.start(Changes())
-        pod = make_pod("job", [{"name": "c", "image": "example/app:v2", "args": ["$(POD_NAME)", str(out)]}], restart="OnFailure")
+        pod = make_pod(
+            "job", [{"name": "c", "image": "example/app:v2", "args": ["$(POD_NAME)", str(out)]}], restart="OnFailure"
+        )
         uid = pod["metadata"]["uid"]
         await rt.create_pod(pod)
         st = await wait_for(lambda: (s := rt.status(uid)) and s["phase"] == "Succeeded" and s)
@@ -307,9 +324,13 @@ def test_crash_loop_backoff(state):
             return cs["restartCount"] >= 4
 
         await wait_for(cond, interval=0.02)
-        backoffs = [cs["state"]["waiting"] for cs in seen if cs["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff"]
+        backoffs = [
+            cs["state"]["waiting"] for cs in seen if cs["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff"
+        ]
         assert backoffs, "never saw CrashLoopBackOff"
-        assert any(w["message"].startswith("back-off 200ms restarting failed container=c pod=crash_default(") for w in backoffs)
+        assert any(
+            w["message"].startswith("back-off 200ms restarting failed container=c pod=crash_default(") for w in backoffs
+        )
         assert any(w["message"].startswith("back-off 400ms") for w in backoffs)
         st = rt.status(uid)
         assert st["phase"] == "Running"  # a crash-looping pod is Running
@@ -561,7 +582,11 @@ def test_stale_state_file_is_not_adopted(state):
         for uid, ticks in ((u1, procid.start_ticks(stranger.pid)), (u2, 12345)):
             path = procid.state_path(state, uid)
             data = json.load(open(path))
-            data["containers"]["main"]["process"] = {"pid": stranger.pid, "startTicks": ticks, "bootId": procid.boot_id()}
+            data["containers"]["main"]["process"] = {
+                "pid": stranger.pid,
+                "startTicks": ticks,
+                "bootId": procid.boot_id(),
+            }
             procid.atomic_write_json(path, data)
 
         async def run_b():

@@ -27,17 +27,20 @@ def run(coro):
 
 async def name_server(host: str, name: str) -> tuple[asyncio.AbstractServer, tuple[str, int]]:
     """A backend that answers its own name and closes."""
+
     async def handle(reader, writer):
         writer.write(name.encode())
         await writer.drain()
         writer.close()
+
     server = await asyncio.start_server(handle, host, 0)
     return server, (host, server.sockets[0].getsockname()[1])
 
 
 async def fetch(addr, local_host: str | None = None) -> bytes:
     reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(addr[0], addr[1], local_addr=(local_host, 0) if local_host else None), 5)
+        asyncio.open_connection(addr[0], addr[1], local_addr=(local_host, 0) if local_host else None), 5
+    )
     try:
         return await asyncio.wait_for(reader.read(), 5)
     finally:
@@ -81,6 +84,7 @@ def test_round_robin_across_three_backends():
         await proxy.close()
         for s in servers:
             s.close()
+
     run(main())
 
 
@@ -95,13 +99,15 @@ def test_client_ip_affinity():
         assert len(second) == 1
         # the pinned backend goes away: the client moves, then sticks to the new one
         pinned = int(first.pop()[1:]) - 1
-        await proxy.set_service("default/web", [(LISTEN, 0)],
-                                [a for i, a in enumerate(addrs) if i != pinned], affinity="ClientIP")
+        await proxy.set_service(
+            "default/web", [(LISTEN, 0)], [a for i, a in enumerate(addrs) if i != pinned], affinity="ClientIP"
+        )
         moved = {await fetch(addr, "127.0.0.2") for _ in range(5)}
         assert len(moved) == 1 and moved != {f"b{pinned + 1}".encode()}
         await proxy.close()
         for s in servers:
             s.close()
+
     run(main())
 
 
@@ -136,6 +142,7 @@ def test_backend_swap_drains_established_connection():
         await proxy.close()
         old.close()
         new.close()
+
     run(main())
 
 
@@ -152,6 +159,7 @@ def test_failover_when_backend_refuses():
         assert proxy.stats()["services"]["default/f"]["connect_failures"] >= 4
         await proxy.close()
         good.close()
+
     run(main())
 
 
@@ -178,6 +186,7 @@ def test_no_backends_closes_immediately():
             pass
         await until(lambda: proxy.stats()["services"]["default/none"]["rejected"] == 2)
         await proxy.close()
+
     run(main())
 
 
@@ -221,4 +230,5 @@ def test_bulk_echo_half_close_and_listener_changes():
         assert "default/echo" not in proxy.stats()["services"]
         await proxy.close()
         srv.close()
+
     run(main())

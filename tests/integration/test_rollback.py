@@ -40,8 +40,12 @@ spec:
 
 
 def ready_pods(g) -> list[dict]:
-    return [p for p in g.pods("app=web") if not p["metadata"].get("deletionTimestamp")
-            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
+    return [
+        p
+        for p in g.pods("app=web")
+        if not p["metadata"].get("deletionTimestamp")
+        and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+    ]
 
 
 def versions(g) -> set[str]:
@@ -55,14 +59,20 @@ def versions(g) -> set[str]:
 def rolled_out(g, version: str, replicas: int = 2) -> bool:
     dep = g.json("get", "deploy", "web")
     st = dep.get("status") or {}
-    done = (st.get("updatedReplicas") == replicas and st.get("availableReplicas") == replicas
-            and st.get("replicas") == replicas and st.get("observedGeneration", 0) >= dep["metadata"]["generation"])
+    done = (
+        st.get("updatedReplicas") == replicas
+        and st.get("availableReplicas") == replicas
+        and st.get("replicas") == replicas
+        and st.get("observedGeneration", 0) >= dep["metadata"]["generation"]
+    )
     return done and versions(g) == {version}
 
 
 def rs_revisions(g) -> dict[str, str]:
-    return {r["metadata"]["name"]: r["metadata"]["annotations"].get("deployment.kubernetes.io/revision")
-            for r in g.json("get", "rs")["items"]}
+    return {
+        r["metadata"]["name"]: r["metadata"]["annotations"].get("deployment.kubernetes.io/revision")
+        for r in g.json("get", "rs")["items"]
+    }
 
 
 def test_set_image_then_undo_is_an_exact_revert(empty_repo: Path, gitship_factory) -> None:
@@ -136,13 +146,16 @@ def test_users_own_git_revert_has_the_same_outcome(empty_repo: Path, gitship_fac
 
 
 def test_automatic_rollback_of_an_image_that_never_gets_ready(empty_repo: Path, gitship_factory) -> None:
-    auto = DEPLOY.replace("    team: blue\n", "    team: blue\n    gitship.io/auto-rollback: \"true\"\n").replace(
-        "  replicas: 2\n", "  replicas: 2\n  progressDeadlineSeconds: 3\n")
+    auto = DEPLOY.replace("    team: blue\n", '    team: blue\n    gitship.io/auto-rollback: "true"\n').replace(
+        "  replicas: 2\n", "  replicas: 2\n  progressDeadlineSeconds: 3\n"
+    )
     commit_file(empty_repo, "web.yaml", auto, "add web")
     g = gitship_factory(empty_repo)
     wait_for(lambda: rolled_out(g, "v1"), 60, what="v1")
     # v2 listens on 8080 but the probe asks 9999: its pods never become ready
-    broken = auto.replace("allen:v1", "allen:v2").replace("port: 8080\n          periodSeconds", "port: 9999\n          periodSeconds")
+    broken = auto.replace("allen:v1", "allen:v2").replace(
+        "port: 8080\n          periodSeconds", "port: 9999\n          periodSeconds"
+    )
     bad = commit_file(empty_repo, "web.yaml", broken, "v2 with a broken probe")
     revert = wait_for(lambda: (h := git(empty_repo, "rev-parse", "HEAD")) != bad and h, 60, what="the automatic revert")
     msg = git(empty_repo, "log", "-1", "--format=%B")
@@ -207,7 +220,8 @@ def test_url_repository_undo_pushes_and_a_rejected_push_changes_nothing(tmp_path
 
 
 def test_change_cause_names_the_commit_that_changed_the_template_not_the_resume(
-        empty_repo: Path, gitship_factory) -> None:
+    empty_repo: Path, gitship_factory
+) -> None:
     commit_file(empty_repo, "web.yaml", DEPLOY, "add web")
     g = gitship_factory(empty_repo)
     wait_for(lambda: rolled_out(g, "v1"), 60, what="v1")

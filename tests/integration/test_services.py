@@ -89,16 +89,20 @@ def test_seed_service_objects(repo: Path, gitship_factory) -> None:
     for ex in ("replicaset-fqdn", "svc", "svc-headless", "svc-nodeport", "svc-loadbalancer"):
         g.cli("create", "-f", str(repo / "examples" / f"{ex}.yaml"))
     g.wait_applied(git(repo, "rev-parse", "HEAD"))
-    pods = wait_for(lambda: (ps := g.running_pods("app=testing")) and len(ps) == 3 and ps, 40,
-                    what="3 test-fqdn pods ready")
+    pods = wait_for(
+        lambda: (ps := g.running_pods("app=testing")) and len(ps) == 3 and ps, 40, what="3 test-fqdn pods ready"
+    )
     names = {p["metadata"]["name"] for p in pods}
     ips = sorted(p["status"]["podIP"] for p in pods)
 
     ts = svc(g, "test-svc")
     cip = ts["spec"]["clusterIP"]
     assert ts["spec"]["type"] == "ClusterIP" and cip.startswith("127.")
-    wait_for(lambda: len((g.json("get", "ep", "test-svc").get("subsets") or [{}])[0].get("addresses") or []) == 3,
-             20, what="3 ready endpoints")
+    wait_for(
+        lambda: len((g.json("get", "ep", "test-svc").get("subsets") or [{}])[0].get("addresses") or []) == 3,
+        20,
+        what="3 ready endpoints",
+    )
     reach_all(cip, 80, names)
 
     # kubectl's columns
@@ -271,8 +275,11 @@ def test_service_types_and_allocation(empty_repo: Path, gitship_factory, tmp_pat
     sha = commit_file(empty_repo, "manual-ep.yaml", manual_endpoints(target), "manual endpoints")
     g.wait_applied(sha)
     manual_ip = auto_ips["manual"]
-    wait_for(lambda: http_get(manual_ip, 82) == f"This is v1 running in pod {target_name}\n", 20,
-             what="the selectorless service through git's Endpoints")
+    wait_for(
+        lambda: http_get(manual_ip, 82) == f"This is v1 running in pod {target_name}\n",
+        20,
+        what="the selectorless service through git's Endpoints",
+    )
     assert {http_get(manual_ip, 82) for _ in range(5)} == {f"This is v1 running in pod {target_name}\n"}
 
     # service env vars for services that existed when the pod started
@@ -287,7 +294,9 @@ def test_service_types_and_allocation(empty_repo: Path, gitship_factory, tmp_pat
     assert g.status()["status"].get("lastAppliedRevision") == before
     assert "may not change" in g.cli("status").stdout
     assert svc(g, "web")["spec"]["clusterIP"] == fixed_ip
-    new_bad = services_yaml(fixed_ip, node_port, lb_port) + """---
+    new_bad = (
+        services_yaml(fixed_ip, node_port, lb_port)
+        + """---
 apiVersion: v1
 kind: Service
 metadata: {name: outside}
@@ -295,13 +304,16 @@ spec:
   clusterIP: 10.0.0.1
   ports: [{port: 80}]
 """
+    )
     sha = commit_file(empty_repo, "svc.yaml", new_bad, "clusterIP outside the range")
     wait_for(lambda: g.status()["status"]["lastAttemptedRevision"] == sha, 20, what="outside commit attempted")
     assert g.status()["status"].get("lastAppliedRevision") == before
     status_text = g.cli("status").stdout
     assert "spec.clusterIP" in status_text and "not in the valid range" in status_text, status_text
     assert f"DNS:           {':'.join(map(str, dns_addr(g)))}" in status_text
-    dup = services_yaml(fixed_ip, node_port, lb_port) + f"""---
+    dup = (
+        services_yaml(fixed_ip, node_port, lb_port)
+        + f"""---
 apiVersion: v1
 kind: Service
 metadata:
@@ -312,6 +324,7 @@ spec:
   ports:
   - {{port: 80, nodePort: {node_port}}}
 """
+    )
     sha = commit_file(empty_repo, "svc.yaml", dup, "duplicate nodePort")
     wait_for(lambda: g.status()["status"]["lastAttemptedRevision"] == sha, 20, what="dup commit attempted")
     assert g.status()["status"].get("lastAppliedRevision") == before
@@ -335,20 +348,28 @@ spec:
 
 def test_endpoints_follow_readiness(empty_repo: Path, gitship_factory) -> None:
     """A pod failing its readiness probe leaves the endpoints (listed as not ready) at once."""
-    app = APP.replace("        ports:\n", """        readinessProbe:
+    app = APP.replace(
+        "        ports:\n",
+        """        readinessProbe:
           exec: {command: [sh, -c, "test ! -e /tmp/unready-$HOSTNAME"]}
           periodSeconds: 1
           failureThreshold: 1
         ports:
-""")
+""",
+    )
     commit_file(empty_repo, "web.yaml", app, "web")
-    commit_file(empty_repo, "svc.yaml", """apiVersion: v1
+    commit_file(
+        empty_repo,
+        "svc.yaml",
+        """apiVersion: v1
 kind: Service
 metadata: {name: web}
 spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080}]
-""", "svc")
+""",
+        "svc",
+    )
     g = gitship_factory(empty_repo)
     pods = wait_for(lambda: (ps := g.running_pods("app=web")) and len(ps) == 2 and ps, 30, what="web ready")
     ip = svc(g, "web")["spec"]["clusterIP"]
@@ -358,11 +379,14 @@ spec:
     marker = Path(f"/tmp/unready-{victim}")
     marker.touch()
     try:
+
         def not_ready_listed() -> bool:
             ep = g.json("get", "ep", "web")
             subset = (ep.get("subsets") or [{}])[0]
-            return ([a["ip"] for a in subset.get("notReadyAddresses") or []] == [victim_ip]
-                    and victim_ip not in [a["ip"] for a in subset.get("addresses") or []])
+            return [a["ip"] for a in subset.get("notReadyAddresses") or []] == [victim_ip] and victim_ip not in [
+                a["ip"] for a in subset.get("addresses") or []
+            ]
+
         t0 = time.monotonic()
         wait_for(not_ready_listed, 10, what="victim in notReadyAddresses")
         assert time.monotonic() - t0 < 5
@@ -370,8 +394,11 @@ spec:
         assert "web" in g.cli("get", "endpoints", "web").stdout
     finally:
         marker.unlink(missing_ok=True)
-    wait_for(lambda: len((g.json("get", "ep", "web").get("subsets") or [{}])[0].get("addresses") or []) == 2, 10,
-             what="victim back in the endpoints")
+    wait_for(
+        lambda: len((g.json("get", "ep", "web").get("subsets") or [{}])[0].get("addresses") or []) == 2,
+        10,
+        what="victim back in the endpoints",
+    )
 
 
 # --------------------------------------------------------------------------- zero failures during a rollout
@@ -487,8 +514,11 @@ def test_rollout_through_service_drops_no_request(empty_repo: Path, gitship_fact
     g = gitship_factory(empty_repo)
     wait_for(lambda: len(g.running_pods("app=roll")) == 4, 30, what="4 v1 pods ready")
     ip = svc(g, "roll")["spec"]["clusterIP"]
-    wait_for(lambda: len((g.json("get", "ep", "roll").get("subsets") or [{}])[0].get("addresses") or []) == 4, 10,
-             what="4 endpoints")
+    wait_for(
+        lambda: len((g.json("get", "ep", "roll").get("subsets") or [{}])[0].get("addresses") or []) == 4,
+        10,
+        what="4 endpoints",
+    )
     with Load(ip, 80) as load:
         wait_for(lambda: load.versions.get("v1", 0) >= 50, 10, what="load running")
         t0 = time.monotonic()
@@ -499,10 +529,14 @@ def test_rollout_through_service_drops_no_request(empty_repo: Path, gitship_fact
             d = g.json("get", "deploy", "roll")
             st = d.get("status") or {}
             pods = g.pods("app=roll")
-            return (st.get("observedGeneration", 0) >= d["metadata"]["generation"]
-                    and st.get("updatedReplicas") == 4 and st.get("availableReplicas") == 4
-                    and len(pods) == 4
-                    and all(p["spec"]["containers"][0]["image"].endswith(":v2") and ready(p) for p in pods))
+            return (
+                st.get("observedGeneration", 0) >= d["metadata"]["generation"]
+                and st.get("updatedReplicas") == 4
+                and st.get("availableReplicas") == 4
+                and len(pods) == 4
+                and all(p["spec"]["containers"][0]["image"].endswith(":v2") and ready(p) for p in pods)
+            )
+
         wait_for(rolled, 40, interval=0.2, what="the rollout to complete")
         took = time.monotonic() - t0
         n = load.versions.get("v2", 0)
@@ -510,13 +544,20 @@ def test_rollout_through_service_drops_no_request(empty_repo: Path, gitship_fact
         # `gitship delete pod` under load: the pod leaves the endpoints before SIGTERM too
         victim = g.running_pods("app=roll")[0]["metadata"]["name"]
         g.cli("delete", "pod", victim)
-        wait_for(lambda: len(g.running_pods("app=roll")) == 4
-                 and victim not in {p["metadata"]["name"] for p in g.pods("app=roll")}, 30,
-                 what="the deleted pod replaced")
+        wait_for(
+            lambda: (
+                len(g.running_pods("app=roll")) == 4
+                and victim not in {p["metadata"]["name"] for p in g.pods("app=roll")}
+            ),
+            30,
+            what="the deleted pod replaced",
+        )
         n = load.versions.get("v2", 0)
         wait_for(lambda: load.versions.get("v2", 0) >= n + 50, 10, what="load after the delete")
-    print(f"rollout load: sent={load.sent} failed={len(load.failures)} keep-alive retries={load.retries} "
-          f"versions={load.versions} rollout took {took:.1f}s")
+    print(
+        f"rollout load: sent={load.sent} failed={len(load.failures)} keep-alive retries={load.retries} "
+        f"versions={load.versions} rollout took {took:.1f}s"
+    )
     assert not load.failures, (len(load.failures), load.sent, load.failures[:10])
     assert load.versions.get("v1") and load.versions.get("v2")
     assert set(load.versions) == {"v1", "v2"}
@@ -543,13 +584,18 @@ def test_replaced_bare_pod_drops_no_request(empty_repo: Path, gitship_factory) -
     """A bare pod whose spec changes in git is replaced: the old one leaves the endpoints first."""
     commit_file(empty_repo, "a.yaml", bare_pod("bare-a", "kubia:v1"), "a")
     commit_file(empty_repo, "b.yaml", bare_pod("bare-b", "kubia:v1"), "b")
-    commit_file(empty_repo, "svc.yaml", """apiVersion: v1
+    commit_file(
+        empty_repo,
+        "svc.yaml",
+        """apiVersion: v1
 kind: Service
 metadata: {name: bare}
 spec:
   selector: {app: bare}
   ports: [{port: 80, targetPort: 8080}]
-""", "svc")
+""",
+        "svc",
+    )
     g = gitship_factory(empty_repo)
     wait_for(lambda: len(g.running_pods("app=bare")) == 2, 30, what="2 bare pods ready")
     ip = svc(g, "bare")["spec"]["clusterIP"]

@@ -20,8 +20,11 @@ def http_get(ip: str, port: int = 8080, timeout: float = 2.0) -> str:
 
 def test_template_pods_run_and_label_is_a_commit(repo: Path, gitship_factory) -> None:
     g = gitship_factory(repo)
-    pods = wait_for(lambda: (ps := g.pods()) and len(ps) == 2 and all(ready(p) for p in ps) and ps, 60,
-                    what="dnsutil-pod and kubia ready")
+    pods = wait_for(
+        lambda: (ps := g.pods()) and len(ps) == 2 and all(ready(p) for p in ps) and ps,
+        60,
+        what="dnsutil-pod and kubia ready",
+    )
     by_name = {p["metadata"]["name"]: p for p in pods}
     assert set(by_name) == {"dnsutil-pod", "kubia"}
     assert http_get(by_name["kubia"]["status"]["podIP"]) == "This is v1 running in pod kubia\n"
@@ -72,8 +75,9 @@ spec:
     # one bad document among good ones: a second good pod plus an invalid port
     (empty_repo / "other.yaml").write_text(pod.replace("name: web", "name: other"))
     git(empty_repo, "add", "other.yaml")
-    sha = commit_file(empty_repo, "web.yaml", pod.replace("containerPort: 8080", "containerPort: 99999"),
-                      "add other, break web")
+    sha = commit_file(
+        empty_repo, "web.yaml", pod.replace("containerPort: 8080", "containerPort: 99999"), "add other, break web"
+    )
     g.wait_applied(sha)
     st = g.status()["status"]
     assert st["lastAttemptedRevision"] == sha
@@ -95,15 +99,22 @@ spec:
     g.wait_applied(good)
     st = g.status()["status"]
     assert st["lastAppliedRevision"] == good and st["conditions"][0]["status"] == "True"
-    wait_for(lambda: {p["metadata"]["name"] for p in g.pods() if ready(p)} == {"web", "other"}, 30,
-             what="both pods after the fix")
+    wait_for(
+        lambda: {p["metadata"]["name"] for p in g.pods() if ready(p)} == {"web", "other"},
+        30,
+        what="both pods after the fix",
+    )
 
 
 def test_unknown_kind_and_yaml_errors_name_the_document(empty_repo: Path, gitship_factory) -> None:
     g = gitship_factory(empty_repo)
-    sha = commit_file(empty_repo, "multi.yaml",
-                      "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, image: x, command: [sleep, '9']}]}\n"
-                      "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n", "add multi")
+    sha = commit_file(
+        empty_repo,
+        "multi.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, image: x, command: [sleep, '9']}]}\n"
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n",
+        "add multi",
+    )
     g.wait_applied(sha)
     msg = g.status()["status"]["conditions"][0]["message"]
     assert "multi.yaml" in msg and "document 2" in msg and "ConfigMap" in msg
@@ -116,8 +127,13 @@ def test_delete_pod_is_replaced_and_logs_exec_events(repo: Path, gitship_factory
     old = g.json("get", "pod", "kubia")
     out = g.cli("delete", "pod", "kubia").stdout
     assert 'pod "kubia" deleted' in out
-    new = wait_for(lambda: (p := g.json("get", "pod", "kubia")) and p["metadata"]["uid"] != old["metadata"]["uid"]
-                   and ready(p) and p, 30, what="kubia back with a new uid")
+    new = wait_for(
+        lambda: (
+            (p := g.json("get", "pod", "kubia")) and p["metadata"]["uid"] != old["metadata"]["uid"] and ready(p) and p
+        ),
+        30,
+        what="kubia back with a new uid",
+    )
     assert http_get(new["status"]["podIP"]).startswith("This is v1 running in pod kubia")
     wait_for(lambda: "Kubia server starting" in g.cli("logs", "kubia").stdout, 20, what="kubia's log")
     res = g.cli("exec", "kubia", "--", "sh", "-c", "echo $POD_NAME $HOSTNAME $CONTAINER_IMAGE")
@@ -135,13 +151,22 @@ def test_replicaset_replaces_a_deleted_pod(repo: Path, gitship_factory) -> None:
     out = g.cli("create", "-f", str(repo / "examples" / "replicaset.yaml")).stdout
     assert "replicaset/dnsutil-rs created" in out
     assert (repo / "replicaset.yaml").exists()
-    rs_pods = wait_for(lambda: (ps := [p for p in g.pods("app=dnsutil") if ready(p)]) and len(ps) == 2 and ps, 30,
-                       what="2 replicas")
+    rs_pods = wait_for(
+        lambda: (ps := [p for p in g.pods("app=dnsutil") if ready(p)]) and len(ps) == 2 and ps, 30, what="2 replicas"
+    )
     victim = rs_pods[0]["metadata"]["name"]
     assert victim.startswith("dnsutil-rs-")
     g.cli("delete", "pod", victim)
-    after = wait_for(lambda: (ps := [p for p in g.pods("app=dnsutil") if ready(p)]) and len(ps) == 2
-                     and victim not in {p["metadata"]["name"] for p in ps} and ps, 30, what="a replacement pod")
+    after = wait_for(
+        lambda: (
+            (ps := [p for p in g.pods("app=dnsutil") if ready(p)])
+            and len(ps) == 2
+            and victim not in {p["metadata"]["name"] for p in ps}
+            and ps
+        ),
+        30,
+        what="a replacement pod",
+    )
     assert all(p["metadata"]["name"].startswith("dnsutil-rs-") for p in after)
     rs = g.json("get", "rs", "dnsutil-rs")
     assert rs["status"]["replicas"] == 2
@@ -204,19 +229,29 @@ def test_second_gitship_on_same_state_dir_is_refused(repo: Path, gitship_factory
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, "-m", "reconciler.cli", "up", str(repo), "--state-dir", str(tmp_path / "state")],
-                       capture_output=True, text=True, timeout=60, env=g2.env)
+    p = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "up", str(repo), "--state-dir", str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=g2.env,
+    )
     assert p.returncode != 0 and "another `gitship up`" in p.stderr
     assert g.status()["status"]["daemon"] == "running"
 
 
 def test_jinja_template_rendered_with_values(empty_repo: Path, gitship_factory) -> None:
-    (empty_repo / "gitship.yaml").write_text((empty_repo / "gitship.yaml").read_text()
-                                             .replace("replicas: 3", "replicas: 3\n  who: templated"))
+    (empty_repo / "gitship.yaml").write_text(
+        (empty_repo / "gitship.yaml").read_text().replace("replicas: 3", "replicas: 3\n  who: templated")
+    )
     git(empty_repo, "add", "gitship.yaml")
-    commit_file(empty_repo, "pod.yaml.j2",
-                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ who }}\n  labels: {n: \"{{ replicas }}\"}\n"
-                "spec:\n  containers:\n  - {name: c, image: x, command: [sleep, infinity]}\n", "a template")
+    commit_file(
+        empty_repo,
+        "pod.yaml.j2",
+        'apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ who }}\n  labels: {n: "{{ replicas }}"}\n'
+        "spec:\n  containers:\n  - {name: c, image: x, command: [sleep, infinity]}\n",
+        "a template",
+    )
     g = gitship_factory(empty_repo)
     pod = wait_for(lambda: [p for p in g.pods() if ready(p)], 30, what="templated pod")[0]
     assert pod["metadata"]["name"] == "templated" and pod["metadata"]["labels"] == {"n": "3"}

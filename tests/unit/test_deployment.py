@@ -119,7 +119,9 @@ class World:
         self.step_no += 1
         # pods deleted gracefully in the previous step are gone now
         terminating = [uid for uid, p in self.pods.items() if p["metadata"].get("deletionTimestamp")]
-        res = sync_deployment(copy.deepcopy(self.deploy), list(self.rss.values()), list(self.pods.values()), self.now, self.new_uid)
+        res = sync_deployment(
+            copy.deepcopy(self.deploy), list(self.rss.values()), list(self.pods.values()), self.now, self.new_uid
+        )
         self.last = res
         self.events.extend(res.events)
         for rs in res.create_rs:
@@ -156,7 +158,13 @@ class World:
                     del self.pods[uid]
             for uid in res.adopt:
                 self.pods[uid]["metadata"].setdefault("ownerReferences", []).append(
-                    {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name, "uid": rs["metadata"]["uid"], "controller": True}
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "ReplicaSet",
+                        "name": name,
+                        "uid": rs["metadata"]["uid"],
+                        "controller": True,
+                    }
                 )
 
     def mark_ready(self) -> None:
@@ -258,7 +266,9 @@ def test_example_a_events_follow_the_docs():
         f"Scaled up replica set {new} to 3 from 2",
         f"Scaled down replica set {first} to 0 from 1",
     ]
-    assert {(e.type, e.reason, e.kind, e.name) for e in world.events} == {("Normal", "ScalingReplicaSet", "Deployment", "web")}
+    assert {(e.type, e.reason, e.kind, e.name) for e in world.events} == {
+        ("Normal", "ScalingReplicaSet", "Deployment", "web")
+    }
 
 
 def test_example_b_surge1_unavailable1():
@@ -422,7 +432,14 @@ def test_new_rs_shape_labels_annotations():
     assert rs["spec"]["template"]["metadata"]["labels"] == {"app": "web", HASH_LABEL: h}
     assert rs["spec"]["replicas"] == 3
     assert rs["metadata"]["ownerReferences"] == [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "deploy-uid", "controller": True, "blockOwnerDeletion": True}
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": "web",
+            "uid": "deploy-uid",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
     ]
     assert rs["metadata"]["annotations"] == {
         "kubernetes.io/change-cause": "v2",
@@ -433,7 +450,10 @@ def test_new_rs_shape_labels_annotations():
     }
     assert res.deployment_annotations[REVISION_ANNOTATION] == "1"
     progressing = get_condition(res.status, "Progressing")
-    assert (progressing["reason"], progressing["message"]) == ("NewReplicaSetCreated", f'Created new replica set "web-{h}"')
+    assert (progressing["reason"], progressing["message"]) == (
+        "NewReplicaSetCreated",
+        f'Created new replica set "web-{h}"',
+    )
     assert [e.message for e in res.events] == [f"Scaled up replica set web-{h} to 3"]
 
 
@@ -471,8 +491,13 @@ def test_hash_collision_bumps_collision_count():
     squatter = {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
-        "metadata": {"name": f"web-{h}", "namespace": "default", "uid": "other", "labels": {"app": "other"},
-                     "creationTimestamp": to_rfc3339(T0)},
+        "metadata": {
+            "name": f"web-{h}",
+            "namespace": "default",
+            "uid": "other",
+            "labels": {"app": "other"},
+            "creationTimestamp": to_rfc3339(T0),
+        },
         "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "other"}}, "template": template("x")},
     }
     res = sync_deployment(deploy, [squatter], [], T0, lambda: "rs-uid")
@@ -500,7 +525,10 @@ def test_paused_scales_but_does_not_roll_out_then_resumes():
     world.step()
     progressing = get_condition(world.deploy["status"], "Progressing")
     assert (progressing["status"], progressing["reason"], progressing["message"]) == (
-        "Unknown", "DeploymentPaused", "Deployment is paused")
+        "Unknown",
+        "DeploymentPaused",
+        "Deployment is paused",
+    )
     world.set_template(template("web:2"))
     run_rows(world, 3)
     assert len(world.rss) == 1 and world.new_rs() is None
@@ -545,7 +573,10 @@ def test_rollout_status_messages():
     assert rollout_status(d) == ("Waiting for deployment spec update to be observed...", False, False)
     d["status"] = {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 2}
     assert rollout_status(d) == (
-        'Waiting for deployment "web" rollout to finish: 2 of 3 updated replicas are available...', False, False)
+        'Waiting for deployment "web" rollout to finish: 2 of 3 updated replicas are available...',
+        False,
+        False,
+    )
     d["status"]["availableReplicas"] = 3
     assert rollout_status(d) == ('deployment "web" successfully rolled out', True, False)
 
@@ -603,7 +634,9 @@ def test_rolling_update_properties(replicas, surge, unavailable, seed):
         else:
             raise AssertionError("rollout did not converge")
         new = world.new_rs()
-        assert all(p["metadata"]["labels"][HASH_LABEL] == new["metadata"]["labels"][HASH_LABEL] for p in world.pods.values())
+        assert all(
+            p["metadata"]["labels"][HASH_LABEL] == new["metadata"]["labels"][HASH_LABEL] for p in world.pods.values()
+        )
         assert all(_image(p) == image for p in world.pods.values())
         revs.append(int(new["metadata"]["annotations"][REVISION_ANNOTATION]))
         if expect_reuse:
@@ -623,7 +656,10 @@ def test_resume_of_a_stalled_rollout_restarts_the_deadline():
     res = world.step(advance=1000)
     progressing = get_condition(world.deploy["status"], "Progressing")
     assert (progressing["status"], progressing["reason"], progressing["message"]) == (
-        "Unknown", "DeploymentResumed", "Deployment is resumed")
+        "Unknown",
+        "DeploymentResumed",
+        "Deployment is resumed",
+    )
     assert res.requeue_after is not None and 600 <= res.requeue_after <= 601
     world.step(advance=601)
     assert get_condition(world.deploy["status"], "Progressing")["reason"] == "ProgressDeadlineExceeded"
@@ -652,8 +688,11 @@ def test_rollover_mid_rollout_keeps_bounds(replicas, surge, unavailable, rollove
         _old, _new, pods, available = world.row()
         assert pods <= replicas + max_surge
         assert available >= replicas - max_unavailable
-        if i > rollover_after and rollout_status(world.deploy)[1] and len(world.pods) == replicas and all(
-            _image(p) == "web:3" for p in world.pods.values()
+        if (
+            i > rollover_after
+            and rollout_status(world.deploy)[1]
+            and len(world.pods) == replicas
+            and all(_image(p) == "web:3" for p in world.pods.values())
         ):
             break
     else:

@@ -150,13 +150,17 @@ def errors_of(fn: Any, *args: Any, **kwargs: Any) -> list[ManifestError]:
 
 # --------------------------------------------------------------------------- seed manifests
 
+
 def test_seed_manifests_load_and_validate() -> None:
     ms = load_revision(seed_files(), {}, L)
     keys = {m.key for m in ms}
     assert keys == {
-        ("Pod", "default", "dnsutil-pod"), ("ReplicaSet", "default", "dnsutil-rs"),
-        ("Service", "default", "test-svc"), ("ReplicaSet", "default", "test-fqdn"),
-        ("Deployment", "default", "testqc"), ("Service", "default", "allen-loadbalancer"),
+        ("Pod", "default", "dnsutil-pod"),
+        ("ReplicaSet", "default", "dnsutil-rs"),
+        ("Service", "default", "test-svc"),
+        ("ReplicaSet", "default", "test-fqdn"),
+        ("Deployment", "default", "testqc"),
+        ("Service", "default", "allen-loadbalancer"),
         ("Service", "default", "test-svc-headless"),
     }
     by = {m.key[2]: m for m in ms}
@@ -170,12 +174,20 @@ def test_seed_manifests_load_and_validate() -> None:
 
 def test_seed_file_mentions_the_same_objects() -> None:
     import glob
+
     paths = glob.glob("/work/shared/seed/000_*.txt")
     if not paths:
         pytest.skip("seed file not present")
     text = open(paths[0], encoding="utf-8").read()
-    for name in ("dnsutil-pod", "dnsutil-rs", "test-svc", "test-fqdn", "testqc", "allen-loadbalancer",
-                 "test-svc-headless"):
+    for name in (
+        "dnsutil-pod",
+        "dnsutil-rs",
+        "test-svc",
+        "test-fqdn",
+        "testqc",
+        "allen-loadbalancer",
+        "test-svc-headless",
+    ):
         assert f"name: {name}" in text
 
 
@@ -219,8 +231,10 @@ def test_document_lines_and_indices() -> None:
 def test_errors_name_file_line_document_field() -> None:
     errs = errors_of(load_file, "dir/a.yaml", MULTI, {}, L)
     got = {(e.file, e.line, e.document, e.field) for e in errs}
-    assert got == {("dir/a.yaml", 17, 1, "spec.replicas"),
-                   ("dir/a.yaml", 26, 1, "spec.template.spec.containers[0].image")}
+    assert got == {
+        ("dir/a.yaml", 17, 1, "spec.replicas"),
+        ("dir/a.yaml", 26, 1, "spec.template.spec.containers[0].image"),
+    }
     rep = next(e for e in errs if e.field == "spec.replicas")
     assert str(rep) == "dir/a.yaml:17 (document 2): spec.replicas: must be an integer, not string 'three'"
 
@@ -233,8 +247,10 @@ def test_missing_field_points_at_parent() -> None:
 
 
 def test_label_key_with_dots_is_located() -> None:
-    data = (b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    app.kubernetes.io/name: x\n"
-            b"    a.b: 5\nspec:\n  containers: [{name: c, image: x}]\n")
+    data = (
+        b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    app.kubernetes.io/name: x\n"
+        b"    a.b: 5\nspec:\n  containers: [{name: c, image: x}]\n"
+    )
     errs = errors_of(load_file, "p.yaml", data, {}, L)
     assert [(e.field, e.line) for e in errs] == [("metadata.labels.a.b", 7)]
 
@@ -246,12 +262,15 @@ def test_yaml_syntax_error_line_and_document() -> None:
     assert syntax and syntax[0].document == 1 and syntax[0].line in (3, 4)
 
 
-@pytest.mark.parametrize("doc,field,fragment", [
-    (b"kind: Pod\nmetadata: {name: p}\n", "apiVersion", "needs apiVersion 'v1'"),
-    (b"apiVersion: v1\nkind: Deployment\nmetadata: {name: p}\n", "apiVersion", "'v1' with kind 'Deployment'"),
-    (b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: p}\n", "kind", "'ConfigMap' with apiVersion 'v1'"),
-    (b"apiVersion: v1\nmetadata: {name: p}\n", "kind", "Required value"),
-])
+@pytest.mark.parametrize(
+    "doc,field,fragment",
+    [
+        (b"kind: Pod\nmetadata: {name: p}\n", "apiVersion", "needs apiVersion 'v1'"),
+        (b"apiVersion: v1\nkind: Deployment\nmetadata: {name: p}\n", "apiVersion", "'v1' with kind 'Deployment'"),
+        (b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: p}\n", "kind", "'ConfigMap' with apiVersion 'v1'"),
+        (b"apiVersion: v1\nmetadata: {name: p}\n", "kind", "Required value"),
+    ],
+)
 def test_kind_and_api_version(doc: bytes, field: str, fragment: str) -> None:
     errs = errors_of(load_file, "k.yaml", doc, {}, L)
     assert [(e.field, e.line) for e in errs] == [(field, 1)]
@@ -271,8 +290,10 @@ def test_duplicate_keys_rejected() -> None:
 
 
 def test_dates_stay_strings_and_json_only_tags() -> None:
-    data = (b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {built: 2024-01-02, e: =}\n"
-            b"spec:\n  containers: [{name: c, image: x}]\n")
+    data = (
+        b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {built: 2024-01-02, e: =}\n"
+        b"spec:\n  containers: [{name: c, image: x}]\n"
+    )
     (m,) = load_file("p.yaml", data, {}, L)
     assert m.obj["metadata"]["annotations"] == {"built": "2024-01-02", "e": "="}
     for tag in (b"!!binary aGk=", b"!!set {a: null}", b"!!python/object:os.system x", b"!custom x"):
@@ -281,13 +302,16 @@ def test_dates_stay_strings_and_json_only_tags() -> None:
 
 
 def test_merge_keys_and_small_aliases_work() -> None:
-    data = (b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: &l {app: web}\n"
-            b"  annotations:\n    <<: *l\n    x: y\nspec:\n  containers: [{name: c, image: x}]\n")
+    data = (
+        b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: &l {app: web}\n"
+        b"  annotations:\n    <<: *l\n    x: y\nspec:\n  containers: [{name: c, image: x}]\n"
+    )
     (m,) = load_file("p.yaml", data, {}, L)
     assert m.obj["metadata"]["annotations"] == {"app": "web", "x": "y"}
 
 
 # --------------------------------------------------------------------------- hostile input
+
 
 def _assert_rejected_quickly(data: bytes, fragment: str, limits: Limits = L) -> ManifestError:
     # bounded time is enforced by pytest-timeout; speed is measured in bench/, never asserted here
@@ -313,22 +337,28 @@ def test_alias_bomb_within_alias_limit() -> None:
     _assert_rejected_quickly(b"\n".join(lines) + b"\n", "expands to more than")
 
 
-@pytest.mark.parametrize("data", [
-    b"[" * 10_000 + b"]" * 10_000,
-    b"{a: " * 10_000 + b"x" + b"}" * 10_000,
-    b"[" * 1_000_000,
-    b"- " * 100_000 + b"x\n",
-    b"".join(b" " * i + b"k:\n" for i in range(1000)) + b" " * 1000 + b"v\n",
-    b'a: "' + b"]" * 100 + b'"\nb: ' + b"[" * 70 + b"]" * 70 + b"\n",
-], ids=["flow-seq", "flow-map", "unclosed-1M", "compact-seq", "block-map", "quoted-brackets"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"[" * 10_000 + b"]" * 10_000,
+        b"{a: " * 10_000 + b"x" + b"}" * 10_000,
+        b"[" * 1_000_000,
+        b"- " * 100_000 + b"x\n",
+        b"".join(b" " * i + b"k:\n" for i in range(1000)) + b" " * 1000 + b"v\n",
+        b'a: "' + b"]" * 100 + b'"\nb: ' + b"[" * 70 + b"]" * 70 + b"\n",
+    ],
+    ids=["flow-seq", "flow-map", "unclosed-1M", "compact-seq", "block-map", "quoted-brackets"],
+)
 def test_deep_nesting(data: bytes) -> None:
     _assert_rejected_quickly(data, "nested deeper than 64")
 
 
 def test_depth_at_limit_is_fine() -> None:
     limits = Limits(max_depth=10)
-    ok = b"apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {a: '" + b"[" * 50 + b"'}}\n" \
-         b"spec: {containers: [{name: c, image: x}]}\n"
+    ok = (
+        b"apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {a: '" + b"[" * 50 + b"'}}\n"
+        b"spec: {containers: [{name: c, image: x}]}\n"
+    )
     assert len(load_file("ok.yaml", ok, {}, limits)) == 1
     _assert_rejected_quickly(b"a: " + b"[" * 11 + b"]" * 11, "nested deeper than 10", limits)
 
@@ -411,15 +441,18 @@ def test_j2_undefined_variable_line() -> None:
     assert len(errs) == 1 and errs[0].line == 6 and "replicas" in errs[0].message
 
 
-@pytest.mark.parametrize("text,line,fragment", [
-    ("a: 1\nb: {{ ''.__class__.__mro__ }}\n", 2, "unsafe"),
-    ("a: 1\n{% if %}\n", 2, "syntax"),
-    ("{% include 'secrets.yaml' %}", 1, "include"),
-    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", 1, "budget"),
-    ("{{ 'a' * 10000000000 }}", 1, "too large"),
-    ("{{ 9 ** 99999999 }}", 1, "too large"),
-    ("x\n{{ {}.update({'a': 1}) }}", 2, "unsafe"),
-])
+@pytest.mark.parametrize(
+    "text,line,fragment",
+    [
+        ("a: 1\nb: {{ ''.__class__.__mro__ }}\n", 2, "unsafe"),
+        ("a: 1\n{% if %}\n", 2, "syntax"),
+        ("{% include 'secrets.yaml' %}", 1, "include"),
+        ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", 1, "budget"),
+        ("{{ 'a' * 10000000000 }}", 1, "too large"),
+        ("{{ 9 ** 99999999 }}", 1, "too large"),
+        ("x\n{{ {}.update({'a': 1}) }}", 2, "unsafe"),
+    ],
+)
 def test_render_rejects(text: str, line: int, fragment: str) -> None:
     with pytest.raises(ManifestError) as exc:
         render("t.yaml.j2", text, {})
@@ -445,12 +478,26 @@ def test_plain_yaml_is_not_rendered() -> None:
 
 # --------------------------------------------------------------------------- revisions
 
-@pytest.mark.parametrize("path,ok", [
-    ("a.yaml", True), ("dir/b.yml", True), ("c.yaml.j2", True), ("d.yml.j2", True),
-    ("gitship.yaml", False), ("gitship.yml", False), ("sub/gitship.yaml", False),
-    (".github/workflows/ci.yaml", False), ("dir/.hidden.yaml", False), ("x.json", False),
-    ("README.md", False), ("a.yaml.bak", False), ("./ok.yaml", True), ("a.j2", False),
-])
+
+@pytest.mark.parametrize(
+    "path,ok",
+    [
+        ("a.yaml", True),
+        ("dir/b.yml", True),
+        ("c.yaml.j2", True),
+        ("d.yml.j2", True),
+        ("gitship.yaml", False),
+        ("gitship.yml", False),
+        ("sub/gitship.yaml", False),
+        (".github/workflows/ci.yaml", False),
+        ("dir/.hidden.yaml", False),
+        ("x.json", False),
+        ("README.md", False),
+        ("a.yaml.bak", False),
+        ("./ok.yaml", True),
+        ("a.j2", False),
+    ],
+)
 def test_is_manifest_path(path: str, ok: bool) -> None:
     assert is_manifest_path(path) is ok
 
@@ -536,9 +583,9 @@ def test_values_hash_is_stable() -> None:
 
 # --------------------------------------------------------------------------- model
 
+
 def test_model_basics() -> None:
-    assert KINDS == {"Pod": "v1", "Service": "v1", "Endpoints": "v1", "ReplicaSet": "apps/v1",
-                     "Deployment": "apps/v1"}
+    assert KINDS == {"Pod": "v1", "Service": "v1", "Endpoints": "v1", "ReplicaSet": "apps/v1", "Deployment": "apps/v1"}
     assert obj_key({"kind": "Pod", "metadata": {"name": "x"}}) == ("Pod", "default", "x")
     m = Manifest({"kind": "Pod", "metadata": {"name": "x", "namespace": "n"}}, Source("f", 1, 0))
     assert m.key == ("Pod", "n", "x")
@@ -547,7 +594,8 @@ def test_model_basics() -> None:
 
 
 def test_repo_config() -> None:
-    cfg = parse_repo_config(b"""\
+    cfg = parse_repo_config(
+        b"""\
 images:
 - image: "qinchaowhut/allen:*"
   command: [python3, app/kubia.py]
@@ -557,7 +605,9 @@ images:
   command: [sleep, infinity]
 values:
   replicas: 3
-""", "gitship.yaml")
+""",
+        "gitship.yaml",
+    )
     assert cfg.values == {"replicas": 3}
     assert cfg.images[0].pattern == "qinchaowhut/allen:*"
     assert cfg.images[0].command == ("python3", "app/kubia.py")
@@ -567,15 +617,18 @@ values:
     assert parse_repo_config(b"", "gitship.yaml").images == []
 
 
-@pytest.mark.parametrize("data,field", [
-    (b"images: {a: b}\n", "images"),
-    (b"images:\n- command: [x]\n", "images[0].image"),
-    (b"images:\n- image: x\n  command: run me\n", "images[0].command"),
-    (b"images:\n- image: x\n  command: [a]\n  env: [A]\n", "images[0].env"),
-    (b"values: [1]\n", "values"),
-    (b"imagez: []\n", "imagez"),
-    (b"- a\n", ""),
-])
+@pytest.mark.parametrize(
+    "data,field",
+    [
+        (b"images: {a: b}\n", "images"),
+        (b"images:\n- command: [x]\n", "images[0].image"),
+        (b"images:\n- image: x\n  command: run me\n", "images[0].command"),
+        (b"images:\n- image: x\n  command: [a]\n  env: [A]\n", "images[0].env"),
+        (b"values: [1]\n", "values"),
+        (b"imagez: []\n", "imagez"),
+        (b"- a\n", ""),
+    ],
+)
 def test_repo_config_errors(data: bytes, field: str) -> None:
     with pytest.raises(ManifestError) as exc:
         parse_repo_config(data, "gitship.yaml")
@@ -610,5 +663,3 @@ spec:
         image: qinchaowhut/allen:v1
         ports: [{{containerPort: 8080}}]
 """
-
-

@@ -25,8 +25,13 @@ def make_rs(replicas: int = 3, min_ready: int = 0) -> dict:
     return {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
-        "metadata": {"name": "web-abc", "namespace": "default", "uid": "rs-uid", "generation": 4,
-                     "labels": {"app": "web"}},
+        "metadata": {
+            "name": "web-abc",
+            "namespace": "default",
+            "uid": "rs-uid",
+            "generation": 4,
+            "labels": {"app": "web"},
+        },
         "spec": {
             "replicas": replicas,
             "minReadySeconds": min_ready,
@@ -39,16 +44,30 @@ def make_rs(replicas: int = 3, min_ready: int = 0) -> dict:
     }
 
 
-def make_pod(uid: str, *, owned=True, labels=None, ready_since: float | None = T0 - 100, phase="Running",
-             created: float = T0 - 200, restarts=0, cost=None, deleting=False, owner_uid="rs-uid") -> dict:
+def make_pod(
+    uid: str,
+    *,
+    owned=True,
+    labels=None,
+    ready_since: float | None = T0 - 100,
+    phase="Running",
+    created: float = T0 - 200,
+    restarts=0,
+    cost=None,
+    deleting=False,
+    owner_uid="rs-uid",
+) -> dict:
     meta = {
         "name": f"web-abc-{uid}",
         "namespace": "default",
         "uid": uid,
         "labels": {"app": "web", "tier": "front"} if labels is None else labels,
         "annotations": {} if cost is None else {"controller.kubernetes.io/pod-deletion-cost": str(cost)},
-        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "x", "uid": owner_uid,
-                             "controller": True}] if owned else [],
+        "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "x", "uid": owner_uid, "controller": True}
+        ]
+        if owned
+        else [],
         "creationTimestamp": to_rfc3339(created),
     }
     if deleting:
@@ -59,7 +78,11 @@ def make_pod(uid: str, *, owned=True, labels=None, ready_since: float | None = T
     return {
         "metadata": meta,
         "spec": {"nodeName": "local"},
-        "status": {"phase": phase, "conditions": [cond], "containerStatuses": [{"name": "web", "restartCount": restarts}]},
+        "status": {
+            "phase": phase,
+            "conditions": [cond],
+            "containerStatuses": [{"name": "web", "restartCount": restarts}],
+        },
     }
 
 
@@ -112,8 +135,12 @@ def test_terminating_and_failed_pods_are_replaced_not_deleted():
 
 def test_adopts_orphan_and_ignores_foreign_pods():
     rs = make_rs(2)
-    pods = [make_pod("a"), make_pod("orphan", owned=False), make_pod("foreign", owner_uid="other"),
-            make_pod("unrelated", owned=False, labels={"app": "db"})]
+    pods = [
+        make_pod("a"),
+        make_pod("orphan", owned=False),
+        make_pod("foreign", owner_uid="other"),
+        make_pod("unrelated", owned=False, labels={"app": "db"}),
+    ]
     res = sync_replicaset(rs, pods, T0, counter())
     assert res.adopt == ["orphan"]
     assert res.create == [] and res.delete == []
@@ -130,8 +157,12 @@ def test_releases_relabeled_pod_and_replaces_it():
 
 def test_surplus_deleted_in_deletion_order_with_events():
     rs = make_rs(2)
-    pods = [make_pod("ready-old", ready_since=T0 - 10000), make_pod("unready", ready_since=None),
-            make_pod("ready-new", ready_since=T0 - 1), make_pod("pending", phase="Pending", ready_since=None)]
+    pods = [
+        make_pod("ready-old", ready_since=T0 - 10000),
+        make_pod("unready", ready_since=None),
+        make_pod("ready-new", ready_since=T0 - 1),
+        make_pod("pending", phase="Pending", ready_since=None),
+    ]
     res = sync_replicaset(rs, pods, T0, counter())
     assert res.delete == ["pending", "unready"]
     assert [e.message for e in res.events] == ["Deleted pod: web-abc-pending", "Deleted pod: web-abc-unready"]

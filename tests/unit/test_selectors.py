@@ -143,16 +143,19 @@ def test_selector_is_immutable() -> None:
 
 # --------------------------------------------------------------------------- API form
 
+
 def test_from_label_selector_match_labels_and_expressions() -> None:
-    sel = selectors.from_label_selector({
-        "matchLabels": {"app": "web"},
-        "matchExpressions": [
-            {"key": "tier", "operator": "In", "values": ["fe", "be"]},
-            {"key": "canary", "operator": "DoesNotExist"},
-            {"key": "env", "operator": "NotIn", "values": ["prod"]},
-            {"key": "zone", "operator": "Exists"},
-        ],
-    })
+    sel = selectors.from_label_selector(
+        {
+            "matchLabels": {"app": "web"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["fe", "be"]},
+                {"key": "canary", "operator": "DoesNotExist"},
+                {"key": "env", "operator": "NotIn", "values": ["prod"]},
+                {"key": "zone", "operator": "Exists"},
+            ],
+        }
+    )
     assert str(sel) == "app=web,!canary,env notin (prod),tier in (be,fe),zone"
     assert sel.matches({"app": "web", "tier": "fe", "zone": "a"})
     assert not sel.matches({"app": "web", "tier": "fe", "zone": "a", "canary": "1"})
@@ -160,18 +163,21 @@ def test_from_label_selector_match_labels_and_expressions() -> None:
     assert not sel.matches({"app": "web", "tier": "fe"})
 
 
-@pytest.mark.parametrize("sel,fragment", [
-    ({"matchExpressions": [{"key": "a", "operator": "Equals", "values": ["x"]}]}, "Unsupported value"),
-    ({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}, "must be specified"),
-    ({"matchExpressions": [{"key": "a", "operator": "In"}]}, "must be specified"),
-    ({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}, "may not be specified"),
-    ({"matchExpressions": [{"operator": "Exists"}]}, "key: Required"),
-    ({"matchLabels": {"a b": "x"}}, "name part"),
-    ({"matchLabels": {"a": "x y"}}, "valid label"),
-    ({"matchLabels": ["a"]}, "map"),
-    ({"matchExpressions": {"key": "a"}}, "must be a list"),
-    ("app=web", "must be an object"),
-])
+@pytest.mark.parametrize(
+    "sel,fragment",
+    [
+        ({"matchExpressions": [{"key": "a", "operator": "Equals", "values": ["x"]}]}, "Unsupported value"),
+        ({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}, "must be specified"),
+        ({"matchExpressions": [{"key": "a", "operator": "In"}]}, "must be specified"),
+        ({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}, "may not be specified"),
+        ({"matchExpressions": [{"operator": "Exists"}]}, "key: Required"),
+        ({"matchLabels": {"a b": "x"}}, "name part"),
+        ({"matchLabels": {"a": "x y"}}, "valid label"),
+        ({"matchLabels": ["a"]}, "map"),
+        ({"matchExpressions": {"key": "a"}}, "must be a list"),
+        ("app=web", "must be an object"),
+    ],
+)
 def test_from_label_selector_errors(sel: object, fragment: str) -> None:
     with pytest.raises(SelectorError) as exc:
         selectors.from_label_selector(sel)  # type: ignore[arg-type]
@@ -180,12 +186,21 @@ def test_from_label_selector_errors(sel: object, fragment: str) -> None:
 
 def test_validate_label_selector_field_paths() -> None:
     errs = selectors.validate_label_selector(
-        {"matchLabels": {"ok": "-bad"},
-         "matchExpressions": [{"key": "a", "operator": "Foo"}, {"key": "b", "operator": "In", "values": ["x", "y z"]}]},
-        "spec.selector")
+        {
+            "matchLabels": {"ok": "-bad"},
+            "matchExpressions": [
+                {"key": "a", "operator": "Foo"},
+                {"key": "b", "operator": "In", "values": ["x", "y z"]},
+            ],
+        },
+        "spec.selector",
+    )
     fields = [f for f, _ in errs]
-    assert fields == ["spec.selector.matchLabels", "spec.selector.matchExpressions[0].operator",
-                      "spec.selector.matchExpressions[1].values[1]"]
+    assert fields == [
+        "spec.selector.matchLabels",
+        "spec.selector.matchExpressions[0].operator",
+        "spec.selector.matchExpressions[1].values[1]",
+    ]
     assert selectors.validate_label_selector({"matchLabels": {"app": "x"}}, "s") == []
 
 
@@ -196,7 +211,8 @@ def test_labels_match_selector() -> None:
     assert selectors.labels_match_selector({}, {"app": "x"})
     assert not selectors.labels_match_selector({"matchLabels": {"app": "x y"}}, {"app": "x y"})
     assert selectors.labels_match_selector(
-        {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["x"]}]}, {})
+        {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["x"]}]}, {}
+    )
 
 
 def test_from_match_labels() -> None:
@@ -206,20 +222,47 @@ def test_from_match_labels() -> None:
 
 # --------------------------------------------------------------------------- key / value validators
 
-@pytest.mark.parametrize("key,ok", [
-    ("app", True), ("App_1.x-y", True), ("example.com/app", True), ("k8s.io/x", True),
-    ("a" * 63, True), ("a" * 64, False), ("", False), ("-a", False), ("a-", False),
-    ("Example.com/app", False), ("/app", False), ("a/", False), ("a/b/c", False),
-    ("a b", False), (("a" * 63 + ".") * 4 + "a/x", False), (5, False),
-])
+
+@pytest.mark.parametrize(
+    "key,ok",
+    [
+        ("app", True),
+        ("App_1.x-y", True),
+        ("example.com/app", True),
+        ("k8s.io/x", True),
+        ("a" * 63, True),
+        ("a" * 64, False),
+        ("", False),
+        ("-a", False),
+        ("a-", False),
+        ("Example.com/app", False),
+        ("/app", False),
+        ("a/", False),
+        ("a/b/c", False),
+        ("a b", False),
+        (("a" * 63 + ".") * 4 + "a/x", False),
+        (5, False),
+    ],
+)
 def test_validate_label_key(key: object, ok: bool) -> None:
     assert (selectors.validate_label_key(key) is None) is ok
 
 
-@pytest.mark.parametrize("value,ok", [
-    ("", True), ("v1", True), ("a.b_c-d", True), ("a" * 63, True), ("a" * 64, False),
-    ("-a", False), ("a b", False), ("a/b", False), (1, False), (None, False),
-])
+@pytest.mark.parametrize(
+    "value,ok",
+    [
+        ("", True),
+        ("v1", True),
+        ("a.b_c-d", True),
+        ("a" * 63, True),
+        ("a" * 64, False),
+        ("-a", False),
+        ("a b", False),
+        ("a/b", False),
+        (1, False),
+        (None, False),
+    ],
+)
 def test_validate_label_value(value: object, ok: bool) -> None:
     assert (selectors.validate_label_value(value) is None) is ok
 
@@ -227,8 +270,9 @@ def test_validate_label_value(value: object, ok: bool) -> None:
 # --------------------------------------------------------------------------- properties
 
 _alnum = st.sampled_from("abcxyz019")
-_name = st.one_of(_alnum, st.builds(lambda a, mid, b: a + mid + b, _alnum,
-                                    st.text(alphabet="ab9._-", max_size=6), _alnum))
+_name = st.one_of(
+    _alnum, st.builds(lambda a, mid, b: a + mid + b, _alnum, st.text(alphabet="ab9._-", max_size=6), _alnum)
+)
 _key = st.one_of(_name, st.builds(lambda p, n: f"{p}.io/{n}", st.text(alphabet="abc", min_size=1, max_size=4), _name))
 _value = st.one_of(st.just(""), _name)
 _int_value = st.integers(min_value=0, max_value=99).map(str)
@@ -249,8 +293,7 @@ def _requirements(draw: st.DrawFn) -> Requirement:
     return Requirement(key, op, values)
 
 
-_selectors = st.lists(_requirements(), max_size=5).map(
-    lambda reqs: Selector(tuple(sorted(reqs, key=lambda r: r.key))))
+_selectors = st.lists(_requirements(), max_size=5).map(lambda reqs: Selector(tuple(sorted(reqs, key=lambda r: r.key))))
 
 
 @settings(max_examples=300)
@@ -280,8 +323,7 @@ def _reference(req: Requirement, labels: dict[str, str]) -> bool:
     return int(v) > int(req.values[0]) if req.op == ">" else int(v) < int(req.values[0])
 
 
-_label_sets = st.dictionaries(st.sampled_from(["a", "b", "x.io/c", "d"]),
-                              st.one_of(_value, _int_value), max_size=4)
+_label_sets = st.dictionaries(st.sampled_from(["a", "b", "x.io/c", "d"]), st.one_of(_value, _int_value), max_size=4)
 
 
 @settings(max_examples=300)

@@ -7,26 +7,36 @@ import ipaddress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.controllers.service import (
-    Allocation, allocate, endpoints_for, service_env, service_view)
+from reconciler.controllers.service import Allocation, allocate, endpoints_for, service_env, service_view
 
 
 def svc(name="web", ns="default", selector=None, ports=None, **spec):
-    s = {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
-         "spec": {"ports": ports if ports is not None else [{"name": "http", "port": 80, "targetPort": 8080}],
-                  **spec}}
+    s = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+        "spec": {"ports": ports if ports is not None else [{"name": "http", "port": 80, "targetPort": 8080}], **spec},
+    }
     if selector is not None:
         s["spec"]["selector"] = selector
     return s
 
 
 def pod(name, ip, ready=True, labels=None, ns="default", ports=None, phase="Running", deleting=False):
-    p = {"metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}",
-                      "labels": labels if labels is not None else {"app": "web"}},
-         "spec": {"containers": [{"name": "c", "ports": ports or []}]},
-         "status": {"phase": phase, "podIP": ip,
-                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+    p = {
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "uid": f"uid-{name}",
+            "labels": labels if labels is not None else {"app": "web"},
+        },
+        "spec": {"containers": [{"name": "c", "ports": ports or []}]},
+        "status": {
+            "phase": phase,
+            "podIP": ip,
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
+    }
     if deleting:
         p["metadata"]["deletionTimestamp"] = "2026-11-25T20:00:00Z"
     return p
@@ -34,19 +44,23 @@ def pod(name, ip, ready=True, labels=None, ns="default", ports=None, phase="Runn
 
 def test_endpoints_ready_and_not_ready():
     s = svc(selector={"app": "web"})
-    pods = [pod("b", "127.244.0.3"), pod("a", "127.244.0.2"), pod("c", "127.244.0.4", ready=False),
-            pod("other", "127.244.0.5", labels={"app": "db"}),
-            pod("otherns", "127.244.0.6", ns="prod"),
-            pod("done", "127.244.0.7", phase="Succeeded"),
-            pod("noip", None), pod("term", "127.244.0.8", deleting=True)]
+    pods = [
+        pod("b", "127.244.0.3"),
+        pod("a", "127.244.0.2"),
+        pod("c", "127.244.0.4", ready=False),
+        pod("other", "127.244.0.5", labels={"app": "db"}),
+        pod("otherns", "127.244.0.6", ns="prod"),
+        pod("done", "127.244.0.7", phase="Succeeded"),
+        pod("noip", None),
+        pod("term", "127.244.0.8", deleting=True),
+    ]
     ep = endpoints_for(s, pods)
     assert ep["kind"] == "Endpoints" and ep["apiVersion"] == "v1"
     assert ep["metadata"] == {"name": "web", "namespace": "default", "labels": {"app": "web"}}
     [subset] = ep["subsets"]
     assert [a["ip"] for a in subset["addresses"]] == ["127.244.0.2", "127.244.0.3"]
     assert [a["ip"] for a in subset["notReadyAddresses"]] == ["127.244.0.4"]
-    assert subset["addresses"][0]["targetRef"] == {"kind": "Pod", "name": "a", "namespace": "default",
-                                                   "uid": "uid-a"}
+    assert subset["addresses"][0]["targetRef"] == {"kind": "Pod", "name": "a", "namespace": "default", "uid": "uid-a"}
     assert subset["ports"] == [{"name": "http", "port": 8080, "protocol": "TCP"}]
 
 
@@ -60,10 +74,12 @@ def test_endpoints_publish_not_ready():
 
 def test_endpoints_named_target_port_per_pod():
     s = svc(selector={"app": "web"}, ports=[{"name": "http", "port": 80, "targetPort": "web"}])
-    pods = [pod("a", "127.244.0.2", ports=[{"name": "web", "containerPort": 8080}]),
-            pod("b", "127.244.0.3", ports=[{"name": "web", "containerPort": 9090}]),
-            pod("c", "127.244.0.4", ports=[{"name": "other", "containerPort": 1}]),
-            pod("d", "127.244.0.5", ports=[{"name": "web", "containerPort": 8080}])]
+    pods = [
+        pod("a", "127.244.0.2", ports=[{"name": "web", "containerPort": 8080}]),
+        pod("b", "127.244.0.3", ports=[{"name": "web", "containerPort": 9090}]),
+        pod("c", "127.244.0.4", ports=[{"name": "other", "containerPort": 1}]),
+        pod("d", "127.244.0.5", ports=[{"name": "web", "containerPort": 8080}]),
+    ]
     ep = endpoints_for(s, pods)
     got = {sub["ports"][0]["port"]: [a["ip"] for a in sub["addresses"]] for sub in ep["subsets"]}
     assert got == {8080: ["127.244.0.2", "127.244.0.5"], 9090: ["127.244.0.3"]}
@@ -72,8 +88,12 @@ def test_endpoints_named_target_port_per_pod():
 def test_endpoints_selectorless_and_external_name():
     assert endpoints_for(svc(), [pod("a", "127.244.0.2")]) is None
     assert endpoints_for(svc(selector={}), [pod("a", "127.244.0.2")]) is None
-    assert endpoints_for(svc(selector={"app": "web"}, type="ExternalName", externalName="x.example"),
-                         [pod("a", "127.244.0.2")]) is None
+    assert (
+        endpoints_for(
+            svc(selector={"app": "web"}, type="ExternalName", externalName="x.example"), [pod("a", "127.244.0.2")]
+        )
+        is None
+    )
 
 
 def test_endpoints_no_pods_is_empty_subsets():
@@ -81,9 +101,13 @@ def test_endpoints_no_pods_is_empty_subsets():
 
 
 def test_allocate_basic_and_stable():
-    services = [svc("a"), svc("b", type="NodePort"), svc("h", clusterIP="None"),
-                svc("e", type="ExternalName", externalName="x.example", ports=[]),
-                svc("lb", type="LoadBalancer", ports=[{"name": "http", "port": 80}, {"name": "https", "port": 443}])]
+    services = [
+        svc("a"),
+        svc("b", type="NodePort"),
+        svc("h", clusterIP="None"),
+        svc("e", type="ExternalName", externalName="x.example", ports=[]),
+        svc("lb", type="LoadBalancer", ports=[{"name": "http", "port": 80}, {"name": "https", "port": 443}]),
+    ]
     alloc, errors = allocate(services, {})
     assert errors == []
     assert alloc[("default", "h")].cluster_ip is None
@@ -120,8 +144,9 @@ def test_allocate_node_port_conflicts():
     alloc, errors = allocate([s1, s2], {})
     assert alloc[("default", "a")].node_ports == {"http": 30080}
     assert ("default", "b") not in alloc
-    assert errors == [(("default", "b"), "spec.ports[0].nodePort",
-                       "Invalid value: 30080: provided port is already allocated")]
+    assert errors == [
+        (("default", "b"), "spec.ports[0].nodePort", "Invalid value: 30080: provided port is already allocated")
+    ]
     _, errors = allocate([svc("c", type="NodePort", ports=[{"port": 80, "nodePort": 80}])], {})
     assert "not in the valid range" in errors[0][2]
     # unnamed port keyed by number; previous nodePort kept when omitted
@@ -142,8 +167,13 @@ names = st.lists(st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True), min_size=
 @settings(max_examples=60, deadline=None)
 @given(names, st.data())
 def test_allocation_properties(svc_names, data):
-    kinds = data.draw(st.lists(st.sampled_from(["ClusterIP", "NodePort", "LoadBalancer", "headless"]),
-                               min_size=len(svc_names), max_size=len(svc_names)))
+    kinds = data.draw(
+        st.lists(
+            st.sampled_from(["ClusterIP", "NodePort", "LoadBalancer", "headless"]),
+            min_size=len(svc_names),
+            max_size=len(svc_names),
+        )
+    )
     services = []
     for n, k in zip(svc_names, kinds):
         if k == "headless":
@@ -159,19 +189,26 @@ def test_allocation_properties(svc_names, data):
     assert len(ports) == len(set(ports))
     # re-allocating with previous keeps everything, also with a subset and in another order
     subset = data.draw(st.lists(st.sampled_from(services), unique_by=lambda s: s["metadata"]["name"]))
-    again, errors = allocate(subset + [svc("zz-new")], alloc, service_cidr="127.96.0.0/26",
-                             node_port_range=(30000, 30099))
+    again, errors = allocate(
+        subset + [svc("zz-new")], alloc, service_cidr="127.96.0.0/26", node_port_range=(30000, 30099)
+    )
     assert errors == []
     for s in subset:
         key = ("default", s["metadata"]["name"])
         assert again[key] == alloc[key]
     assert again[("default", "zz-new")].cluster_ip not in {
-        a.cluster_ip for k, a in again.items() if k != ("default", "zz-new")}
+        a.cluster_ip for k, a in again.items() if k != ("default", "zz-new")
+    }
 
 
 def test_service_env():
-    services = [svc("test-svc", ports=[{"name": "http-alt", "port": 8080}, {"name": "metrics", "port": 9090, "protocol": "UDP"}]),
-                svc("headless", clusterIP="None"), svc("other", ns="prod")]
+    services = [
+        svc(
+            "test-svc", ports=[{"name": "http-alt", "port": 8080}, {"name": "metrics", "port": 9090, "protocol": "UDP"}]
+        ),
+        svc("headless", clusterIP="None"),
+        svc("other", ns="prod"),
+    ]
     alloc, _ = allocate(services, {})
     env = {e["name"]: e["value"] for e in service_env(services, alloc, "default")}
     ip = alloc[("default", "test-svc")].cluster_ip
