@@ -10,3 +10,9 @@ COMMIT = "gitship.io/commit"
 CHANGE_CAUSE = "gitship.io/change-cause"
 AUTO_ROLLBACK = "gitship.io/auto-rollback"
 KUBERNETES_CHANGE_CAUSE = "kubernetes.io/change-cause"
+
+# Kubernetes' own keys that more than one module reads (kubernetes/kubernetes
+# pkg/controller/deployment/util/deployment_util.go).
+REVISION = "deployment.kubernetes.io/revision"
+REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
+POD_TEMPLATE_HASH = "pod-template-hash"
