@@ -25,13 +25,33 @@ Public API: ``RepoWriter`` (``find``, ``set_labels``, ``set_image``, ``scale``,
 ``commit_info``, ``file_at``, ``introducing_commit``, ``changed_files``,
 ``manifest_files``, ``head``), ``patch_document`` and ``split_documents`` (the
 text engine, usable on its own), ``DEFAULT_AUTHOR``.
+
+``RepoWriter`` and ``DEFAULT_AUTHOR`` are imported on first use, so importing
+the pure text engine (``reconciler.gitops.yamlpatch``) loads no git or file
+machinery.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .documents import split_documents
-from .transaction import DEFAULT_AUTHOR
-from .writer import RepoWriter
 from .yamlpatch import patch_document
 
+if TYPE_CHECKING:
+    from .transaction import DEFAULT_AUTHOR
+    from .writer import RepoWriter
+
 __all__ = ["RepoWriter", "patch_document", "split_documents", "DEFAULT_AUTHOR"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RepoWriter":
+        from .writer import RepoWriter
+
+        return RepoWriter
+    if name == "DEFAULT_AUTHOR":
+        from .transaction import DEFAULT_AUTHOR
+
+        return DEFAULT_AUTHOR
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
