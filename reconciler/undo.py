@@ -12,19 +12,35 @@ file's comments and layout.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Protocol
 
 import yaml
 
 from . import annotation_keys as keys
 from .controllers.deployment import equal_ignore_hash, normalize_template
+from .errors import GitOpsError
 from .manifests.validate import default_and_validate
+from .types import Key, Obj
 
-Revision = tuple[int, dict[str, Any]]  # (revision number, its ReplicaSet)
+Revision = tuple[int, Obj]  # (revision number, its ReplicaSet)
 
 
-def _objects(data: bytes | None, path: str) -> dict[tuple[str, str, str], dict[str, Any]]:
-    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+class Writer(Protocol):
+    """What undo needs of reconciler.gitops.RepoWriter."""
+
+    def changed_files(self, sha: str) -> list[str]: ...
+
+    def file_at(self, sha: str, path: str) -> bytes | None: ...
+
+    def manifest_files(self, sha: str) -> list[str]: ...
+
+    def revert(self, sha: str, message_extra: str = "") -> str: ...
+
+    def set_template(self, kind: str, ns: str | None, name: str, template: Obj, message: str) -> str | None: ...
+
+
+def _objects(data: bytes | None, path: str) -> dict[Key, Obj]:
+    out: dict[Key, Obj] = {}
     if data is None:
         return out
     try:
@@ -40,7 +56,7 @@ def _objects(data: bytes | None, path: str) -> dict[tuple[str, str, str], dict[s
     return out
 
 
-def only_template_changed(w: Any, commit: str, key: tuple[str, str, str]) -> dict[str, Any] | None:
+def only_template_changed(w: Writer, commit: str, key: Key) -> Obj | None:
     """If ``commit`` changed nothing but the pod template of ``key``, the template before it; else None."""
     files = w.changed_files(commit)
     before_tmpl = None
@@ -62,7 +78,7 @@ def only_template_changed(w: Any, commit: str, key: tuple[str, str, str]) -> dic
     return before_tmpl
 
 
-def _raw_template(w: Any, commit: str | None, key: tuple[str, str, str]) -> dict[str, Any] | None:
+def _raw_template(w: Writer, commit: str | None, key: Key) -> Obj | None:
     """The template as written in git at ``commit`` (not defaulted), to keep the manifest tidy."""
     if not commit:
         return None
@@ -83,11 +99,11 @@ def _raw_template(w: Any, commit: str | None, key: tuple[str, str, str]) -> dict
     return None
 
 
-def _commit_of(rs: dict[str, Any]) -> str | None:
+def _commit_of(rs: Obj) -> str | None:
     return (rs["metadata"].get("annotations") or {}).get(keys.COMMIT)
 
 
-def undo_commit(w: Any, dep: dict[str, Any], current: Revision, target: Revision, reason: str = "") -> tuple[str, str]:
+def undo_commit(w: Writer, dep: Obj, current: Revision, target: Revision, reason: str = "") -> tuple[str, str]:
     """Make the commit that brings ``target``'s template back in place of ``current``'s. Returns (sha, how)."""
     ns, name = dep["metadata"]["namespace"], dep["metadata"]["name"]
     key = ("Deployment", ns, name)
@@ -116,14 +132,20 @@ def undo_commit(w: Any, dep: dict[str, Any], current: Revision, target: Revision
     )
     if reason:
         msg += f"\n{reason}"
-    return w.set_template("Deployment", ns, name, template, msg), "commit"
+    sha = w.set_template("Deployment", ns, name, template, msg)
+    if sha is None:  # git already holds the target's template: the cluster has not caught up yet
+        raise GitOpsError(
+            f"deployment/{name}: the manifest already has the pod template of revision {target_n}; nothing to commit"
+        )
+    return sha, "commit"
 
 
-def default_template(template: dict[str, Any], dep: dict[str, Any]) -> dict[str, Any]:
+def default_template(template: Obj, dep: Obj) -> Obj:
     """The template as validation defaults it inside this Deployment."""
     d = copy.deepcopy(dep)
     d["spec"]["template"] = copy.deepcopy(template)
     for k in ("status",):
         d.pop(k, None)
     obj, _ = default_and_validate(d, "<undo>", 0)
-    return obj["spec"]["template"]
+    template_out: Obj = obj["spec"]["template"]
+    return template_out

@@ -575,11 +575,11 @@ def test_push_rejected_when_remote_moved(tmp_path: Path) -> None:
     class Racing(RepoWriter):
         """The other clone pushes between our fetch and our push."""
 
-        def _commit(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def commit(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             (c2 / "README.md").write_text("raced\n")
             git(c2, "commit", "-qam", "racing change")
             git(c2, "push", "-q", "origin", "main")
-            return super()._commit(*args, **kwargs)
+            return super().commit(*args, **kwargs)
 
     before_local = head(c1)
     w = Racing(str(c1), "manifests", remote="origin")

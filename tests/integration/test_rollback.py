@@ -115,7 +115,7 @@ def test_undo_to_revision_one_after_three(empty_repo: Path, gitship_factory) -> 
     wait_for(lambda: rolled_out(g, "v1"), 60, what="v1")
     for v in ("v2", "v3"):
         g.cli("set", "image", "deployment", "web", f"nodejs=qinchaowhut/allen:{v}")
-        wait_for(lambda: rolled_out(g, v), 60, what=f"{v} rolled out")
+        wait_for(lambda v=v: rolled_out(g, v), 60, what=f"{v} rolled out")
     missing = g.cli("rollout", "undo", "deployment", "web", "--to-revision", "7", check=False)
     assert missing.returncode != 0 and "unable to find specified revision 7" in missing.stderr
     before = git(empty_repo, "rev-parse", "HEAD")
