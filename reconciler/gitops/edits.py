@@ -10,7 +10,7 @@ that file.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from reconciler.errors import GitOpsError
 from reconciler.selectors import validate_label_key, validate_label_value
@@ -194,8 +194,15 @@ def pause_mutation(ref_: str, paused: bool) -> Mutation:
     return mutate
 
 
-def template_mutation(ref_: str, template: Obj, message: str) -> Mutation:
-    """Replace ``spec.template`` (rollout undo when a plain revert is not possible)."""
+def template_mutation(
+    ref_: str, template: Obj, message: str, annotations: Mapping[str, str | None] | None = None
+) -> Mutation:
+    """Replace ``spec.template`` (rollout undo when a plain revert is not possible).
+
+    ``annotations`` sets (a None value: removes) ``metadata.annotations`` keys in the same
+    edit, as undo restores the target revision's ``kubernetes.io/change-cause``; an emptied
+    ``annotations`` mapping is removed.
+    """
     if not isinstance(template, dict):
         raise GitOpsError("the pod template must be a mapping")
 
@@ -204,9 +211,30 @@ def template_mutation(ref_: str, template: Obj, message: str) -> Mutation:
         if not isinstance(spec, dict):
             raise GitOpsError(f"{ref_}: spec is not a mapping")
         spec["template"] = copy.deepcopy(template)
+        if annotations:
+            _set_annotations(ref_, obj, annotations)
         return message
 
     return mutate
+
+
+def _set_annotations(ref_: str, obj: Obj, changes: Mapping[str, str | None]) -> None:
+    meta = obj.setdefault("metadata", {})
+    if not isinstance(meta, dict):
+        raise GitOpsError(f"{ref_}: metadata is not a mapping")
+    old = meta.get("annotations")
+    new = dict(old) if isinstance(old, dict) else {}
+    for k, v in changes.items():
+        if v is None:
+            new.pop(k, None)
+        else:
+            new[k] = v
+    if new == (old if isinstance(old, dict) else {}):
+        return
+    if new:
+        meta["annotations"] = new
+    else:
+        meta.pop("annotations", None)
 
 
 def object_ref(kind: str, ns: str | None, name: str) -> str:

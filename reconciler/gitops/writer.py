@@ -7,7 +7,7 @@ the module of its job.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from reconciler.types import Obj
@@ -70,12 +70,21 @@ class RepoWriter(Repo):
         """rollout pause (``spec.paused: true``) / resume (deletes ``spec.paused``)."""
         return edits.edit(self, kind, ns, name, edits.pause_mutation(edits.object_ref(kind, ns, name), paused))
 
-    def set_template(self, kind: str, ns: str | None, name: str, template: Obj, message: str) -> str | None:
+    def set_template(
+        self,
+        kind: str,
+        ns: str | None,
+        name: str,
+        template: Obj,
+        message: str,
+        annotations: Mapping[str, str | None] | None = None,
+    ) -> str | None:
         """Replace ``spec.template`` (rollout undo when a plain revert is not possible).
 
-        Parts of the template that do not change keep their text and comments.
+        ``annotations`` sets (None: removes) metadata annotations in the same commit.
+        Parts of the object that do not change keep their text and comments.
         """
-        mutate = edits.template_mutation(edits.object_ref(kind, ns, name), template, message)
+        mutate = edits.template_mutation(edits.object_ref(kind, ns, name), template, message, annotations)
         return edits.edit(self, kind, ns, name, mutate)
 
     def add_file(self, filename: str, data: bytes, overwrite: bool, message: str) -> str | None:

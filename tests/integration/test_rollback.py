@@ -241,3 +241,76 @@ def test_change_cause_names_the_commit_that_changed_the_template_not_the_resume(
     g.cli("rollout", "undo", "deployment", "web")
     assert f"This reverts commit {image_commit}" in git(empty_repo, "log", "-1", "--format=%B")
     wait_for(lambda: rolled_out(g, "v1"), 60, what="v1 back")
+
+
+def _with_cause(manifest: str, cause: str) -> str:
+    return manifest.replace("    team: blue\n", f"    team: blue\n    kubernetes.io/change-cause: {cause}\n")
+
+
+def _revision_causes(g) -> dict[str, str]:
+    """`rollout history`'s rows: revision -> CHANGE-CAUSE."""
+    hist = g.cli("rollout", "history", "deployment", "web").stdout
+    return {line.split(None, 1)[0]: line.split(None, 1)[1].strip() for line in hist.splitlines()[2:] if line.strip()}
+
+
+def test_undo_restores_the_change_cause_of_the_target_revision(empty_repo: Path, gitship_factory) -> None:
+    # Kubernetes copies the target ReplicaSet's annotations back onto the Deployment on rollback
+    # (pkg/controller/deployment/rollback.go, util.SetDeploymentAnnotationsTo): revision 3 is "deploy v1".
+    commit_file(empty_repo, "web.yaml", _with_cause(DEPLOY, "deploy v1"), "v1")
+    g = gitship_factory(empty_repo)
+    wait_for(lambda: rolled_out(g, "v1"), 60, what="v1")
+    v2 = commit_file(empty_repo, "web.yaml", _with_cause(DEPLOY.replace("allen:v1", "allen:v2"), "deploy v2"), "v2")
+    wait_for(lambda: rolled_out(g, "v2"), 60, what="v2")
+    assert _revision_causes(g) == {"1": "deploy v1", "2": "deploy v2"}
+
+    g.cli("rollout", "undo", "deployment", "web")
+    wait_for(lambda: rolled_out(g, "v1") and "3" in _revision_causes(g), 60, what="v1 back as revision 3")
+    assert _revision_causes(g) == {"2": "deploy v2", "3": "deploy v1"}
+    ann = g.json("get", "deploy", "web")["metadata"]["annotations"]
+    assert ann["kubernetes.io/change-cause"] == "deploy v1" and ann["team"] == "blue"
+    manifest = (empty_repo / "web.yaml").read_text()
+    assert "kubernetes.io/change-cause: deploy v1" in manifest and "deploy v2" not in manifest
+    assert "# the app of the template repository" in manifest
+    # the commit that made revision 2 changed only the template and the change-cause: a plain revert
+    assert f"This reverts commit {v2}" in git(empty_repo, "log", "-1", "--format=%B")
+
+
+def test_undo_to_a_revision_without_change_cause_removes_it(empty_repo: Path, gitship_factory) -> None:
+    commit_file(empty_repo, "web.yaml", DEPLOY, "v1")
+    g = gitship_factory(empty_repo)
+    wait_for(lambda: rolled_out(g, "v1"), 60, what="v1")
+    for v in ("v2", "v3"):
+        text = _with_cause(DEPLOY.replace("allen:v1", f"allen:{v}"), f"deploy {v}")
+        commit_file(empty_repo, "web.yaml", text, v)
+        wait_for(lambda v=v: rolled_out(g, v), 60, what=f"{v} rolled out")
+    before = git(empty_repo, "rev-parse", "HEAD")
+    g.cli("rollout", "undo", "deployment", "web", "--to-revision", "1")
+    assert git(empty_repo, "rev-parse", "HEAD~1") == before
+    assert "revision 3 -> 1" in git(empty_repo, "log", "-1", "--format=%B")
+    manifest = (empty_repo / "web.yaml").read_text()
+    assert "allen:v1" in manifest and "change-cause" not in manifest and "team: blue" in manifest
+    wait_for(lambda: rolled_out(g, "v1"), 60, what="v1 back")
+    ann = g.json("get", "deploy", "web")["metadata"]["annotations"]
+    assert "kubernetes.io/change-cause" not in ann
+
+
+def test_automatic_rollback_restores_the_change_cause(empty_repo: Path, gitship_factory) -> None:
+    auto = (
+        _with_cause(DEPLOY, "deploy v1")
+        .replace("    team: blue\n", '    team: blue\n    gitship.io/auto-rollback: "true"\n')
+        .replace("  replicas: 2\n", "  replicas: 2\n  progressDeadlineSeconds: 3\n")
+    )
+    commit_file(empty_repo, "web.yaml", auto, "v1")
+    g = gitship_factory(empty_repo)
+    wait_for(lambda: rolled_out(g, "v1"), 60, what="v1")
+    broken = (
+        auto.replace("allen:v1", "allen:v2")
+        .replace("port: 8080\n          periodSeconds", "port: 9999\n          periodSeconds")
+        .replace("deploy v1", "deploy v2")
+    )
+    bad = commit_file(empty_repo, "web.yaml", broken, "v2 with a broken probe")
+    wait_for(lambda: git(empty_repo, "rev-parse", "HEAD") != bad, 60, what="the automatic rollback")
+    assert f"This reverts commit {bad}" in git(empty_repo, "log", "-1", "--format=%B")
+    assert "kubernetes.io/change-cause: deploy v1" in (empty_repo / "web.yaml").read_text()
+    wait_for(lambda: rolled_out(g, "v1"), 60, what="v1 back")
+    wait_for(lambda: _revision_causes(g).get("3") == "deploy v1", 30, what="revision 3 is deploy v1")
