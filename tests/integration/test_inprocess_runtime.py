@@ -224,7 +224,7 @@ def test_two_pods_listen_on_the_same_port(state, tmp_path):
         assert ips[0] != ips[1]
         for name, ip in zip(("a", "b"), ips):
             body = await asyncio.to_thread(
-                lambda: urllib.request.urlopen(f"http://{ip}:8080/name.txt", timeout=5).read()
+                lambda ip=ip: urllib.request.urlopen(f"http://{ip}:8080/name.txt", timeout=5).read()
             )
             assert body.decode() == name
         # readiness flipped through on_change
@@ -290,8 +290,18 @@ def test_image_rules_and_unresolved_images(state, tmp_path):
         await wait_for(lambda: out.exists() and out.stat().st_size > 0)
 
         # Secrets / ConfigMaps: CreateContainerConfigError with a clear message
-        pod3 = make_pod("cfg", [{"name": "c", "image": "x", "command": ["sleep", "infinity"],
-                                 "env": [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]}])  # fmt: skip
+        secret = {"secretKeyRef": {"name": "db", "key": "password"}}
+        pod3 = make_pod(
+            "cfg",
+            [
+                {
+                    "name": "c",
+                    "image": "x",
+                    "command": ["sleep", "infinity"],
+                    "env": [{"name": "PW", "valueFrom": secret}],
+                }
+            ],
+        )
         await rt2.create_pod(pod3)
         w = cstatus(rt2, pod3["metadata"]["uid"])["state"]["waiting"]
         assert w["reason"] == "CreateContainerConfigError" and '"db"' in w["message"] and "PW" in w["message"]
