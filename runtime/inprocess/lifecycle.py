@@ -49,7 +49,7 @@ from ..probes import ProbeWorker, make_check
 from . import procid
 from .probes import exec_check
 from .resolve import StartError, Waiting, resolve
-from .state import Container, PodState, exit_code, group_gone
+from .state import Container, PodState, group_gone, reap
 
 log = structlog.get_logger("runtime.inprocess")
 
@@ -181,23 +181,6 @@ class ContainerSupervisor:
 
     # -- exits and restarts --------------------------------------------------------------
 
-    @staticmethod
-    def _reap(c: Container, pid: int | None) -> int | None:
-        """The exit code of the container's process, None when it cannot be read (adopted)."""
-        if c.proc is not None:
-            rc = c.proc.poll()
-            if rc is None:
-                with contextlib.suppress(Exception):
-                    rc = c.proc.wait(timeout=1)
-            return exit_code(rc) if rc is not None else None
-        if pid is not None:
-            # adopted: normally not our child; if it is (same interpreter), we can still read the status
-            with contextlib.suppress(ChildProcessError, OSError):
-                wpid, status = os.waitpid(pid, os.WNOHANG)
-                if wpid == pid:
-                    return exit_code(os.waitstatus_to_exitcode(status))
-        return None
-
     def _on_exit(self, p: PodState, c: Container, incarnation: int) -> None:
         if incarnation != c.incarnation:
             return
@@ -208,7 +191,7 @@ class ContainerSupervisor:
             # (before reaping: the unreaped leader keeps the pid, so the group id cannot be reused yet)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-        code = self._reap(c, pid)
+        code = reap(c, pid)
         started = rfc3339(c.started_at or now)
         if code is None:
             msg = "exit status unknown: the process was adopted after a gitship restart"

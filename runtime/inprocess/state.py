@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 from collections.abc import Mapping
@@ -133,3 +134,20 @@ def group_gone(pgid: int) -> bool:
     except PermissionError:
         pass
     return not procid.group_members(pgid)
+
+
+def reap(c: Container, pid: int | None) -> int | None:
+    """The exit code of the container's process, None when it cannot be read (adopted)."""
+    if c.proc is not None:
+        rc = c.proc.poll()
+        if rc is None:
+            with contextlib.suppress(Exception):
+                rc = c.proc.wait(timeout=1)
+        return exit_code(rc) if rc is not None else None
+    if pid is not None:
+        # adopted: normally not our child; if it is (same interpreter), we can still read the status
+        with contextlib.suppress(ChildProcessError, OSError):
+            wpid, status = os.waitpid(pid, os.WNOHANG)
+            if wpid == pid:
+                return exit_code(os.waitstatus_to_exitcode(status))
+    return None

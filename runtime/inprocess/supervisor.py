@@ -166,19 +166,7 @@ class InProcessRuntime(ContainerSupervisor, Runtime):
         if p is None:
             return None
         self._update_conditions(p)
-        statuses = [
-            container_status(
-                c.name,
-                c.image,
-                ready=c.ready(),
-                started=bool(c.running and c.started),
-                restart_count=c.restart_count,
-                state=copy.deepcopy(c.state),
-                last_state=copy.deepcopy(c.last_state),
-                container_id=f"pid://{c.pid}" if c.running and c.pid else None,
-            )
-            for c in p.containers
-        ]
+        statuses = [_container_status(c) for c in p.containers]
         return pod_status(
             phase=self._phase(p),
             pod_ip=p.ip,
@@ -371,3 +359,16 @@ class InProcessRuntime(ContainerSupervisor, Runtime):
 def _read_file(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
+
+
+def _container_status(c: Container) -> dict[str, Any]:
+    return container_status(
+        c.name,
+        c.image,
+        ready=c.ready(),
+        started=bool(c.running and c.started),
+        restart_count=c.restart_count,
+        state=copy.deepcopy(c.state),
+        last_state=copy.deepcopy(c.last_state),
+        container_id=f"pid://{c.pid}" if c.running and c.pid else None,
+    )
