@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 CONFIG_ERROR = "CreateContainerConfigError"
@@ -174,6 +174,17 @@ def implicit_env(pod: Mapping[str, Any], container: Mapping[str, Any], pod_ip: s
         "CONTAINER_IMAGE": str(container.get("image", "")),
         "CONTAINER_NAME": str(container.get("name", "")),
     }
+
+
+def with_service_env(env: Sequence[Mapping[str, Any]], service_env: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """A container's ``env`` list with the Service variables ({SVC}_SERVICE_HOST ...) before it.
+
+    As the kubelet does (makeEnvironmentVariables): service variables come first, so the
+    container's own ``value`` may refer to them with ``$(VAR)``, and a variable of the
+    container's own with the same name wins.
+    """
+    own = {e.get("name") for e in env}
+    return [dict(e) for e in service_env if e.get("name") not in own] + [dict(e) for e in env]
 
 
 def container_argv(container: Mapping[str, Any], env: Mapping[str, str]) -> tuple[list[str], list[str]]:

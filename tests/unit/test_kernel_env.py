@@ -9,7 +9,7 @@ in-process runtime used to say "localhost"); a pod's own ``spec.nodeName`` wins 
 import pytest
 
 from runtime.kernel import ConfigError, container_argv, container_env, expand, field_ref, parse_quantity
-from runtime.kernel import resource_field_ref
+from runtime.kernel import resource_field_ref, with_service_env
 
 POD = {
     "metadata": {
@@ -122,3 +122,15 @@ def test_objects_gitship_does_not_have_are_config_errors(container):
     with pytest.raises(ConfigError) as e:
         container_env(POD, container, **FACTS)
     assert e.value.reason == "CreateContainerConfigError"
+
+
+def test_service_variables_come_first_and_lose_to_the_containers_own():
+    svc = [{"name": "DB_SERVICE_HOST", "value": "10.96.0.5"}, {"name": "DB_SERVICE_PORT", "value": "5432"}]
+    own = [
+        {"name": "DB_SERVICE_PORT", "value": "6543"},
+        {"name": "URL", "value": "$(DB_SERVICE_HOST):$(DB_SERVICE_PORT)"},
+    ]
+    merged = with_service_env(own, svc)
+    assert [e["name"] for e in merged] == ["DB_SERVICE_HOST", "DB_SERVICE_PORT", "URL"]
+    env = container_env(POD, {"name": "c", "env": merged}, **FACTS)
+    assert env["URL"] == "10.96.0.5:6543"
