@@ -35,12 +35,17 @@ Conventions shared by all runtimes:
   state dir adopts the pods that still run (``start`` returns their uids with
   the pod dict they were created from) instead of starting doubles; it checks
   identity (not only a pid).
+* What Kubernetes defines (phase, conditions, env, argv, back-off, probe
+  thresholds, pull policy) is decided by the pod kernel (runtime/kernel), the
+  same for every runtime; a runtime does the mechanics.
+
+This class is the whole contract: the daemon and the API call nothing else.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +60,9 @@ class RuntimeError_(Exception):
 
 @dataclass(frozen=True)
 class ImageRule:
-    """One entry of the repository's image map (``gitship.yaml`` ``images:``).
+    """The in-process runtime's form of one entry of the image map (``gitship.yaml`` ``images:``).
+
+    Callers pass plain dicts to ``Runtime.set_image_rules``; this is the runtime's own type.
 
     ``pattern`` is an fnmatch-style image reference (``qinchaowhut/allen:*``);
     ``command`` is the argv the in-process runtime runs for a container of that
@@ -108,7 +115,37 @@ class Runtime(abc.ABC):
 
     @abc.abstractmethod
     def log_path(self, uid: str, container: str) -> str | None:
-        """Path of a container's log file (stdout and stderr interleaved), if any."""
+        """Path of a container's log file (stdout and stderr interleaved), if any (Docker: None)."""
+
+    @abc.abstractmethod
+    async def logs(
+        self, uid: str, container: str, *, tail: int | None = None, previous: bool = False, timestamps: bool = False
+    ) -> bytes:
+        """A container's output (stdout and stderr interleaved).
+
+        ``tail``: only the last N lines. ``previous``: the instance before the last restart
+        (where the runtime keeps it apart). ``timestamps``: each line prefixed with its
+        RFC 3339 time (where the runtime records it). Raises RuntimeError_ for an unknown
+        pod or container.
+        """
+
+    @abc.abstractmethod
+    async def expose_service_ip(self, ip: str) -> None:
+        """Make a Service address (a ClusterIP, the DNS address) reachable from pods.
+
+        Idempotent. In-process: nothing to do (127/8 is local). Docker: the address goes on
+        the host's loopback device. Raises RuntimeError_ when it cannot be done; the caller
+        logs it and goes on.
+        """
+
+    @abc.abstractmethod
+    def set_image_rules(self, rules: Sequence[Mapping[str, Any]], repo_dir: str | None) -> None:
+        """A new image map, exactly as gitship.yaml's ``images:`` list.
+
+        Each rule is {"image": fnmatch pattern, "command": [argv...], "workingDir": str | None,
+        "env": {str: str}}; ``repo_dir`` is the checkout relative paths refer to. Applies to
+        containers started from now on. Docker: nothing to do (images are real there).
+        """
 
     @abc.abstractmethod
     async def exec(self, uid: str, container: str, argv: list[str], timeout: float = 30.0) -> ExecResult:

@@ -1,10 +1,12 @@
-"""Probe handlers and defaults shared by every runtime (spec section 7.4).
+"""Performing probes, for every runtime: the httpGet and tcpSocket handlers and the probe worker.
 
-Where it sits: the in-process and Docker runtimes both probe a pod from the
-host: ``httpGet`` (status 200-399 is success) and ``tcpSocket`` (a connect
-succeeds) are the same code for both; ``exec`` differs (a local process, or
-``docker exec``) and stays with each runtime. No third-party libraries: the
-HTTP GET is a few lines over asyncio streams.
+Where it sits: the in-process and Docker runtimes both probe a pod from the host:
+``httpGet`` (status 200-399 is success) and ``tcpSocket`` (a connect succeeds) are the same
+code for both; ``exec`` differs (a local process, or ``docker exec``) and each runtime
+passes its own. What a result means (thresholds, schedule) is decided by the pure
+``runtime.kernel.probe.ProbeMachine``; ``ProbeWorker`` only drives it on the event loop.
+See docs/kubernetes.md §7.4. No third-party libraries: the HTTP GET is a few lines over
+asyncio streams.
 """
 
 from __future__ import annotations
@@ -12,34 +14,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-PROBE_DEFAULTS = {
-    "initialDelaySeconds": 0,
-    "periodSeconds": 10,
-    "timeoutSeconds": 1,
-    "successThreshold": 1,
-    "failureThreshold": 3,
-}
+from runtime.kernel.probe import PROBE_DEFAULTS, ProbeMachine, next_probe_delay, resolve_port, with_defaults
+
+__all__ = [
+    "PROBE_DEFAULTS",
+    "Check",
+    "ExecCheck",
+    "ProbeWorker",
+    "http_get",
+    "make_check",
+    "next_probe_delay",
+    "tcp_check",
+    "with_defaults",
+]
+
 USER_AGENT = "kube-probe/1.28"
 MAX_BODY = 10 * 1024
 
-
-def with_defaults(probe: Mapping[str, Any]) -> dict[str, Any]:
-    """The probe with every numeric default filled in (0 period means the default, as in Kubernetes)."""
-    out = dict(probe)
-    for k, v in PROBE_DEFAULTS.items():
-        if out.get(k) is None:
-            out[k] = v
-    if not out["periodSeconds"] or out["periodSeconds"] < 0:
-        out["periodSeconds"] = PROBE_DEFAULTS["periodSeconds"]
-    if not out["timeoutSeconds"] or out["timeoutSeconds"] < 0:
-        out["timeoutSeconds"] = PROBE_DEFAULTS["timeoutSeconds"]
-    out["successThreshold"] = max(1, int(out["successThreshold"]))
-    out["failureThreshold"] = max(1, int(out["failureThreshold"]))
-    out["initialDelaySeconds"] = max(0, out["initialDelaySeconds"])
-    return out
+Check = Callable[[], Awaitable[tuple[bool, str]]]
+ExecCheck = Callable[[list[str], float], Awaitable[tuple[bool, str]]]
 
 
 async def http_get(
@@ -105,25 +102,113 @@ async def tcp_check(host: str, port: int, timeout: float = 1.0) -> tuple[bool, s
     return True, "tcp connect succeeded"
 
 
-FIRST_READY_RETRY = 0.05  # seconds: the first retry of a readiness probe that has never succeeded
+def make_check(probe: Mapping[str, Any], container: Mapping[str, Any], pod_ip: str, exec_check: ExecCheck) -> Check:
+    """A zero-argument coroutine function running one attempt of the probe's handler.
 
-
-def next_probe_delay(kind: str, period: float, ever_ready: bool, failures_before_ready: int) -> float:
-    """Seconds until the next probe.
-
-    Every period, as the kubelet does, with one exception that only makes a pod
-    serve sooner: a readiness probe that has never succeeded retries after 50 ms,
-    100 ms, 200 ms ... up to its period, so an app that binds its port 30 ms
-    after the first probe is Ready in about 50 ms instead of a whole period
-    later. Failures before the first success only keep a pod unready, so no
-    threshold is reached sooner; startup and liveness probes keep their
-    period, since their failures count toward a restart.
-
-    >>> [round(next_probe_delay("readiness", 1.0, False, n), 2) for n in range(1, 7)]
-    [0.05, 0.1, 0.2, 0.4, 0.8, 1.0]
-    >>> next_probe_delay("liveness", 1.0, False, 1)
-    1.0
+    ``httpGet`` and ``tcpSocket`` go to ``host`` (default: the pod IP); ``port`` may name
+    one of the container's ports. ``exec`` runs through the runtime's ``exec_check(argv,
+    timeout)``. A handler gitship does not perform (``grpc``) counts as success, so a pod
+    that declares one is not killed for it.
     """
-    if kind != "readiness" or ever_ready or failures_before_ready < 1:
-        return period
-    return min(period, FIRST_READY_RETRY * 2 ** (failures_before_ready - 1))
+    p = with_defaults(probe)
+    timeout = float(p["timeoutSeconds"])
+    h = p.get("httpGet")
+    if h is not None:
+
+        async def http() -> tuple[bool, str]:
+            try:
+                port = resolve_port(h.get("port"), container)
+            except ValueError as e:
+                return False, str(e)
+            host = h.get("host") or pod_ip
+            return await http_get(
+                host, port, h.get("path") or "/", timeout, h.get("scheme") or "HTTP", h.get("httpHeaders")
+            )
+
+        return http
+    t = p.get("tcpSocket")
+    if t is not None:
+
+        async def tcp() -> tuple[bool, str]:
+            try:
+                port = resolve_port(t.get("port"), container)
+            except ValueError as e:
+                return False, str(e)
+            return await tcp_check(t.get("host") or pod_ip, port, timeout)
+
+        return tcp
+    ex = p.get("exec")
+    if ex is not None:
+        argv = [str(a) for a in (ex.get("command") or [])]
+
+        async def run() -> tuple[bool, str]:
+            return await exec_check(argv, timeout)
+
+        return run
+
+    async def unsupported() -> tuple[bool, str]:
+        return True, "probe handler not performed by gitship (only exec, httpGet, tcpSocket): counted as success"
+
+    return unsupported
+
+
+class ProbeWorker:
+    """Runs one probe of one container incarnation until stopped (the kubelet's prober worker).
+
+    ``on_result(result, message)`` is called when the effective result changes (see
+    ``runtime.kernel.probe.ProbeMachine``). ``clock`` gives seconds since the epoch (the
+    clock of ``container_started_at``).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        probe: Mapping[str, Any],
+        check: Check,
+        on_result: Callable[[bool, str], None],
+        container_started_at: float,
+        initial: bool | None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.kind = kind
+        self.machine = ProbeMachine(kind, probe, initial)
+        self.check = check
+        self.on_result = on_result
+        self.started_at = container_started_at
+        self.clock = clock
+        self.last_message = ""
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def result(self) -> bool | None:
+        return self.machine.result
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._loop(), name=f"probe-{self.kind}")
+
+    def stop(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    async def _attempt(self) -> tuple[bool, str]:
+        try:
+            return await self.check()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a bug in a handler is a failed probe, not a dead worker
+            return False, f"probe error: {e!r}"
+
+    async def _loop(self) -> None:
+        m = self.machine
+        delay = m.first_delay(self.started_at, self.clock())
+        if delay > 0:
+            await asyncio.sleep(delay)
+        while True:
+            t0 = time.monotonic()
+            ok, msg = await self._attempt()
+            self.last_message = msg
+            if m.record(ok):
+                self.on_result(ok, msg)
+            if m.done:
+                return
+            await asyncio.sleep(max(0.0, m.next_delay() - (time.monotonic() - t0)))

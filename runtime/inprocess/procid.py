@@ -116,7 +116,7 @@ def is_ours(ident: ProcessIdentity, uid: str) -> bool:
 
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes whose process group is ``pgid``."""
-    out = []
+    out: list[int] = []
     try:
         names = os.listdir("/proc")
     except OSError:

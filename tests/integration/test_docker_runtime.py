@@ -8,10 +8,12 @@ import socket
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from typing import Any
 
+import docker.errors as docker_errors
 import pytest
 
 from runtime.docker import LABEL_INSTANCE, DockerRuntime
@@ -60,6 +62,17 @@ def kubia(name: str = "web", **extra: Any) -> dict[str, Any]:
 
 def shell(name: str, script: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "image": KUBIA, "command": ["sh", "-c", script], **extra}
+
+
+def http_status(ip: str, path: str) -> int | None:
+    """The status of GET http://ip:8080/path from the host (None when nothing answers)."""
+    try:
+        with urllib.request.urlopen(f"http://{ip}:8080{path}", timeout=2) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+    except OSError:
+        return None
 
 
 def ready(st: dict | None) -> bool:
@@ -247,7 +260,10 @@ def test_readiness_probe_flips_ready(docker_env):
         try:
             await rt.create_pod(pod)
             await wait_for(lambda: "running" in cstatus(rt.status(uid), "web")["state"], what="running")
-            await asyncio.sleep(1.5)  # a few probe periods: /ready.txt is missing (404)
+            # the server answers, and the probe's path is missing (404): the probe cannot pass
+            ip = rt.status(uid)["podIP"]
+            await wait_for(lambda: http_status(ip, "/") == 200, timeout=10, what="httpd up")
+            assert http_status(ip, "/ready.txt") == 404
             st = rt.status(uid)
             assert st["phase"] == "Running" and not ready(st) and not cstatus(st, "web")["ready"]
             await rt.exec(uid, "web", ["sh", "-c", "echo ok > /www/ready.txt"])
@@ -403,7 +419,7 @@ def test_graceful_stop(docker_env):
             await rt.delete_pod(polite["metadata"]["uid"])  # idempotent
             await rt.delete_pod("no-such-uid")
             assert not client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={rt.instance}"})
-            with pytest.raises(Exception):
+            with pytest.raises(docker_errors.NotFound):
                 client.containers.get(cid)
         finally:
             await rt.close(stop_pods=True)
@@ -585,7 +601,7 @@ def test_pod_start_to_ready_latency(docker_env, capsys):
                     uid = pod["metadata"]["uid"]
                     t0 = time.monotonic()
                     await rt.create_pod(pod)
-                    await wait_for(lambda: ready(rt.status(uid)), interval=0.005, what="ready")
+                    await wait_for(lambda uid=uid: ready(rt.status(uid)), interval=0.005, what="ready")
                     samples.append(time.monotonic() - t0)
                     await rt.delete_pod(uid, grace_seconds=1)
         finally:
@@ -687,7 +703,6 @@ def test_engine_outage_and_recovery(docker_env):
             assert "error" in rt.info()
             # while gitship cannot see the engine, the app container disappears
             client.api.remove_container(cid, force=True)
-            await asyncio.sleep(1)
             assert rt.status(uid) is not None  # still known, no crash
             proxy.start()
             await wait_for(lambda: rt.info()["engine"] == "up", timeout=60, what="engine up again")

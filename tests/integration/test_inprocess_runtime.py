@@ -15,6 +15,7 @@ import ipaddress
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -25,7 +26,6 @@ from typing import Any
 
 import pytest
 
-from runtime.base import ImageRule
 from runtime.inprocess import InProcessRuntime
 from runtime.inprocess import procid
 from tests.conftest import async_wait_for as wait_for
@@ -165,7 +165,7 @@ def test_sleep_pod_runs_with_env_and_is_deleted(state, tmp_path):
         assert env["CONTAINER_NAME"] == "main" and env["CONTAINER_IMAGE"] == "busybox:1"
         assert env["GITSHIP_POD_UID"] == uid
         assert env["GREETING"] == "hi web-1 from $(MISSING) $(POD_IP)"
-        assert env["APP"] == "web-1" and env["MY_IP"] == ip and env["NODE"] == "localhost"
+        assert env["APP"] == "web-1" and env["MY_IP"] == ip and env["NODE"] == socket.gethostname()
         assert env["PATH"] == os.environ["PATH"]
         assert os.readlink(f"/proc/{pid}/cwd") == str(tmp_path)
         assert os.getpgid(pid) == pid  # its own process group / session
@@ -224,7 +224,7 @@ def test_two_pods_listen_on_the_same_port(state, tmp_path):
         assert ips[0] != ips[1]
         for name, ip in zip(("a", "b"), ips):
             body = await asyncio.to_thread(
-                lambda: urllib.request.urlopen(f"http://{ip}:8080/name.txt", timeout=5).read()
+                lambda ip=ip: urllib.request.urlopen(f"http://{ip}:8080/name.txt", timeout=5).read()
             )
             assert body.decode() == name
         # readiness flipped through on_change
@@ -248,12 +248,12 @@ def test_image_rules_and_unresolved_images(state, tmp_path):
         )
     )
     out = tmp_path / "out.json"
-    rule = ImageRule(
-        "example/app:*",
-        ("python3", "app.py", "--flag"),
-        working_dir="sub",
-        env={"RULE_VAR": "r", "POD_NAME": "overridden"},
-    )
+    rule = {
+        "image": "example/app:*",
+        "command": ["python3", "app.py", "--flag"],
+        "workingDir": "sub",
+        "env": {"RULE_VAR": "r", "POD_NAME": "overridden"},
+    }
 
     async def main():
         rt = RT(state, image_rules=[rule], repo_dir=str(repo))
@@ -286,12 +286,22 @@ def test_image_rules_and_unresolved_images(state, tmp_path):
         assert "nobody/unknown:1" in w["message"] and "images:" in w["message"]
         # the image map changes with a commit: the waiting container starts
         out.unlink()
-        rt2.set_image_rules([ImageRule("nobody/*", ("python3", "app.py"))], str(repo))
+        rt2.set_image_rules([{"image": "nobody/*", "command": ["python3", "app.py"]}], str(repo))
         await wait_for(lambda: out.exists() and out.stat().st_size > 0)
 
         # Secrets / ConfigMaps: CreateContainerConfigError with a clear message
-        pod3 = make_pod("cfg", [{"name": "c", "image": "x", "command": ["sleep", "infinity"],
-                                 "env": [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]}])  # fmt: skip
+        secret = {"secretKeyRef": {"name": "db", "key": "password"}}
+        pod3 = make_pod(
+            "cfg",
+            [
+                {
+                    "name": "c",
+                    "image": "x",
+                    "command": ["sleep", "infinity"],
+                    "env": [{"name": "PW", "valueFrom": secret}],
+                }
+            ],
+        )
         await rt2.create_pod(pod3)
         w = cstatus(rt2, pod3["metadata"]["uid"])["state"]["waiting"]
         assert w["reason"] == "CreateContainerConfigError" and '"db"' in w["message"] and "PW" in w["message"]
@@ -430,9 +440,11 @@ def test_graceful_stop_term_kill_and_children(state, tmp_path):
 def test_readiness_and_startup_probes(state, tmp_path):
     started = tmp_path / "started"
     ready = tmp_path / "ready"
+    attempts = tmp_path / "startup-attempts"
+    startup_cmd = f"echo . >> {attempts}; test -f {started}"
     c = {
         "name": "app", "image": "x", "command": ["sleep", "infinity"],
-        "startupProbe": {"exec": {"command": ["test", "-f", str(started)]}, "periodSeconds": 1, "failureThreshold": 1000},
+        "startupProbe": {"exec": {"command": ["sh", "-c", startup_cmd]}, "periodSeconds": 1, "failureThreshold": 1000},
         "readinessProbe": {"exec": {"command": ["test", "-f", str(ready)]}, "periodSeconds": 1, "failureThreshold": 1},
     }  # fmt: skip
 
@@ -445,10 +457,10 @@ def test_readiness_and_startup_probes(state, tmp_path):
         await rt.create_pod(pod)
         ready.touch()  # readiness would pass, but it must not run before the startup probe succeeds
         await wait_for(lambda: "running" in cstatus(rt, uid)["state"])
-        for _ in range(3):  # a few observations over ~1.5 probe periods
-            await asyncio.sleep(0.5)
-            cs = cstatus(rt, uid)
-            assert not cs["started"] and not cs["ready"]
+        # while the startup probe fails (seen it fail twice), neither started nor ready
+        await wait_for(lambda: attempts.exists() and len(attempts.read_text().split()) >= 2, what="two startup probes")
+        cs = cstatus(rt, uid)
+        assert not cs["started"] and not cs["ready"]
         t_false = condition(rt.status(uid), "Ready")["lastTransitionTime"]
         n = len(changes.calls)
         started.touch()
@@ -473,12 +485,16 @@ def test_readiness_and_startup_probes(state, tmp_path):
 
 def test_liveness_failure_restarts(state, tmp_path):
     sick = tmp_path / "sick"
+    hits = tmp_path / "hits"
     server = py(
         "web",
         f"""
         import http.server, os
         class H(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
+                if self.path == "/healthz":
+                    with open({str(hits)!r}, "a") as f:
+                        f.write(".")
                 self.send_response(500 if os.path.exists({str(sick)!r}) else 200)
                 self.end_headers()
             def log_message(self, *a):
@@ -498,7 +514,9 @@ def test_liveness_failure_restarts(state, tmp_path):
         await rt.create_pod(pod)
         await wait_for(lambda: cstatus(rt, uid)["started"])
         pid = pid_of(rt, uid)
-        await asyncio.sleep(1.5)  # (liveness keeps passing meanwhile)
+        # liveness keeps passing meanwhile: two more probes, no restart
+        n = len(hits.read_text()) if hits.exists() else 0
+        await wait_for(lambda: hits.exists() and len(hits.read_text()) >= n + 2, what="two liveness probes")
         assert cstatus(rt, uid)["restartCount"] == 0 and pid_of(rt, uid) == pid
         sick.touch()
         await wait_for(lambda: cstatus(rt, uid)["restartCount"] >= 1)

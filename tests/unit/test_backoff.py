@@ -1,10 +1,10 @@
-"""Pure helpers of the in-process runtime: crash back-off, Go durations, pod phase, $(VAR) expansion."""
+"""Pure helpers of the pod kernel (runtime/kernel): crash back-off, Go durations, pod phase, $(VAR) expansion."""
 
-from runtime.inprocess.supervisor import crash_backoff, expand, go_duration, pod_phase
+from runtime.kernel import crash_backoff, expand, go_duration, pod_phase
 
 
 def test_backoff_follows_the_kubelet():
-    # spec 7.3: first restart immediate, then 10s doubling to the 300s cap
+    # docs/kubernetes.md §7.3: first restart immediate, then 10s doubling to the 300s cap
     assert [crash_backoff(n, 10, 300) for n in range(1, 10)] == [0, 10, 20, 40, 80, 160, 300, 300, 300]
     assert crash_backoff(0, 10, 300) == 0
     assert [crash_backoff(n, 0.2, 1.0) for n in range(1, 6)] == [0, 0.2, 0.4, 0.8, 1.0]

@@ -1,0 +1,153 @@
+"""What the in-process supervisor knows about each pod and container (in memory and in its state file)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+from collections.abc import Mapping
+from typing import Any
+
+from ..base import Pod
+from ..kernel import Backoff
+from ..probes import ProbeWorker
+from . import procid
+
+DEFAULT_GRACE = 30.0
+
+
+class Container:
+    def __init__(self, spec: Mapping[str, Any], backoff_base: float, backoff_max: float):
+        self.spec = spec
+        self.name: str = spec["name"]
+        self.image: str = spec.get("image", "")
+        self.state: dict[str, Any] = {"waiting": {"reason": "ContainerCreating"}}
+        self.last_state: dict[str, Any] = {}
+        self.restart_count = 0
+        self.backoff = Backoff(backoff_base, backoff_max)
+        self.finished_at: float | None = None  # when the last instance exited (the back-off's event time)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ident: procid.ProcessIdentity | None = None
+        self.pidfd: int | None = None
+        self.started_at: float | None = None
+        self.exit_event = asyncio.Event()
+        self.incarnation = 0
+        self.started = False  # startup probe passed (or none)
+        self.readiness = False  # last effective readiness result
+        self.probes: list[ProbeWorker] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.kill_message: str | None = None
+        self.env: dict[str, str] | None = None
+        self.cwd: str | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.ident.pid if self.ident else None
+
+    @property
+    def running(self) -> bool:
+        return "running" in self.state
+
+    def ready(self) -> bool:
+        if not self.running or not self.started:
+            return False
+        return self.readiness if self.spec.get("readinessProbe") else True
+
+    def stop_probes(self) -> None:
+        for w in self.probes:
+            w.stop()
+        self.probes = []
+
+    def cancel_timer(self) -> None:
+        if self.timer:
+            self.timer.cancel()
+            self.timer = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "process": self.ident.to_json() if self.ident else None,
+            "startedAt": self.started_at,
+            "state": self.state,
+            "lastState": self.last_state,
+            "restartCount": self.restart_count,
+            "backoff": self.backoff.to_json(),
+            "finishedAt": self.finished_at,
+            "started": self.started,
+            "readiness": self.readiness,
+        }
+
+    def load(self, rec: Mapping[str, Any]) -> None:
+        """Counters and states from ``to_json`` output (adoption after a restart of gitship)."""
+        self.restart_count = int(rec.get("restartCount") or 0)
+        self.backoff.load(rec.get("backoff"))
+        fin = rec.get("finishedAt")
+        self.finished_at = float(fin) if isinstance(fin, (int, float)) else None
+        self.last_state = rec.get("lastState") or {}
+
+
+class PodState:
+    def __init__(self, pod: Pod, ip: str, start_time: float, backoff_base: float, backoff_max: float):
+        self.pod = pod
+        md = pod.get("metadata") or {}
+        self.uid: str = md["uid"]
+        self.name: str = md.get("name", "")
+        self.namespace: str = md.get("namespace") or "default"
+        spec = pod.get("spec") or {}
+        self.spec = spec
+        self.restart_policy: str = spec.get("restartPolicy") or "Always"
+        self.ip = ip
+        self.start_time = start_time
+        self.containers = [Container(c, backoff_base, backoff_max) for c in spec.get("containers") or []]
+        self.conditions: dict[str, dict[str, Any]] = {}
+        self.deleting = False
+        self.delete_task: asyncio.Task[None] | None = None
+
+    def grace(self) -> float:
+        g = self.spec.get("terminationGracePeriodSeconds")
+        return DEFAULT_GRACE if g is None else max(0.0, float(g))
+
+    def container(self, name: str) -> Container | None:
+        return next((c for c in self.containers if c.name == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pod": self.pod,
+            "ip": self.ip,
+            "startTime": self.start_time,
+            "conditions": self.conditions,
+            "containers": {c.name: c.to_json() for c in self.containers},
+        }
+
+
+def exit_code(returncode: int) -> int:
+    """Popen's returncode as a container runtime reports it: death by signal N is 128+N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def group_gone(pgid: int) -> bool:
+    """No live process left in the group (cheap killpg probe first; /proc scan only to ignore zombies)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return not procid.group_members(pgid)
+
+
+def reap(c: Container, pid: int | None) -> int | None:
+    """The exit code of the container's process, None when it cannot be read (adopted)."""
+    if c.proc is not None:
+        rc = c.proc.poll()
+        if rc is None:
+            with contextlib.suppress(Exception):
+                rc = c.proc.wait(timeout=1)
+        return exit_code(rc) if rc is not None else None
+    if pid is not None:
+        # adopted: normally not our child; if it is (same interpreter), we can still read the status
+        with contextlib.suppress(ChildProcessError, OSError):
+            wpid, status = os.waitpid(pid, os.WNOHANG)
+            if wpid == pid:
+                return exit_code(os.waitstatus_to_exitcode(status))
+    return None

@@ -1,0 +1,32 @@
+"""Time as Kubernetes prints it: RFC 3339 timestamps in objects, Go durations in messages."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def rfc3339(t: float) -> str:
+    """Seconds since the epoch as an RFC 3339 UTC timestamp with second precision.
+
+    >>> rfc3339(0)
+    '1970-01-01T00:00:00Z'
+    """
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def go_duration(seconds: float) -> str:
+    """Format like Go's time.Duration.String(): 200ms, 10s, 1.5s, 5m0s, 1h0m0s."""
+    if seconds <= 0:
+        return "0s"
+    if seconds < 1:
+        ms = round(seconds * 1000, 3)
+        return f"{ms:g}ms"
+    total = round(seconds, 9)
+    h, rem = divmod(total, 3600)
+    m, s = divmod(rem, 60)
+    s_txt = f"{s:.9f}".rstrip("0").rstrip(".") + "s"
+    if h:
+        return f"{int(h)}h{int(m)}m{s_txt}"
+    if m:
+        return f"{int(m)}m{s_txt}"
+    return s_txt
