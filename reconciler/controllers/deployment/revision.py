@@ -154,7 +154,7 @@ def _sync_existing(s: SyncState, existing: Obj, new_revision: int) -> None:
 
 
 def _free_name(s: SyncState, template: Obj) -> tuple[str, str]:
-    """(name, hash) of the new RS; a hash collision bumps ``status.collisionCount`` (§1.3)."""
+    """(name, hash) of the new RS; a hash collision bumps ``status.collisionCount`` (docs/kubernetes.md §1.3)."""
     collisions = s.status.get("collisionCount")
     while True:
         rs_hash = pod_template_hash(template, collisions)
@@ -222,7 +222,7 @@ def create_new_rs(s: SyncState, old: list[Obj], new_revision: int) -> Obj:
 
 
 def cleanup(s: SyncState, old: list[Obj]) -> None:
-    """``cleanupDeployment``: delete the oldest scaled-down RSs past revisionHistoryLimit (§1.8)."""
+    """``cleanupDeployment``: delete the oldest scaled-down RSs past revisionHistoryLimit (docs/kubernetes.md §1.8)."""
     limit = s.d["spec"].get("revisionHistoryLimit")
     if limit is None or limit == MAX_INT32:
         return
