@@ -1,6 +1,6 @@
 """Pure helpers over Pod dicts shared by the ReplicaSet and Deployment controllers.
 
-Where it sits: ``controllers/replicaset.py`` and ``controllers/deployment.py`` use these
+Where it sits: ``controllers/replicaset.py`` and ``controllers/deployment/`` use these
 to read readiness and availability (docs/kubernetes.md §3.2), to rank pods for deletion (§3.3), to
 build and read ownerReferences (§3.1) and to describe events. Nothing here does
 I/O or reads a clock: the current time is always a parameter ``now`` (epoch seconds),
