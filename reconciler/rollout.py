@@ -1,9 +1,9 @@
-"""Pure rollout arithmetic of the Deployment controller (spec 1.2, 1.5, 1.7).
+"""Pure rollout arithmetic of the Deployment controller (docs/kubernetes.md §1.2, 1.5, 1.7).
 
-Where it sits: ``controllers/deployment.py`` calls these with plain numbers taken from
+Where it sits: ``controllers/deployment/`` calls these with plain numbers taken from
 the Deployment and its ReplicaSets; nothing here knows about dicts, clocks or I/O.
-Names follow ``k8s:pkg/controller/deployment/util/deployment_util.go`` and
-``rolling.go`` so the two can be read side by side.
+Names follow kubernetes/kubernetes ``pkg/controller/deployment/util/deployment_util.go`` and
+``pkg/controller/deployment/rolling.go`` so the two can be read side by side.
 
 Vocabulary: "spec" = ``.spec.replicas`` of a ReplicaSet (desired), "available" =
 ``.status.availableReplicas``; ``maxTotal = replicas + maxSurge``;
@@ -41,7 +41,7 @@ def scaled_value(value: IntOrPercent, total: int, round_up: bool) -> int:
 
 
 def resolve_fenceposts(max_surge: IntOrPercent, max_unavailable: IntOrPercent, replicas: int) -> tuple[int, int]:
-    """Resolve (maxSurge, maxUnavailable) for ``replicas`` (spec 1.2).
+    """Resolve (maxSurge, maxUnavailable) for ``replicas`` (docs/kubernetes.md §1.2).
 
     Surge rounds up, unavailable rounds down; both 0 -> unavailable forced to 1;
     unavailable is capped at ``replicas`` (so 0 when replicas is 0)::
@@ -68,7 +68,7 @@ def new_rs_new_replicas(
     all_rs_specs_total: int,
     new_spec: int,
 ) -> int:
-    """The new ReplicaSet's next size during a RollingUpdate (spec 1.5 step 2).
+    """The new ReplicaSet's next size during a RollingUpdate (docs/kubernetes.md §1.5 step 2).
 
     ``all_rs_specs_total`` includes ``new_spec``. The new RS grows into the room
     left under ``maxTotal`` but never past ``replicas``; a new RS bigger than
@@ -90,7 +90,7 @@ def new_rs_new_replicas(
 
 
 def scale_down_budget(all_rs_specs_total: int, min_available: int, new_spec: int, new_available: int) -> int:
-    """How many old pods may go this sync (``maxScaledDown``, spec 1.5 step 3).
+    """How many old pods may go this sync (``maxScaledDown``, docs/kubernetes.md §1.5 step 3).
 
     Unavailable pods of the new RS eat the budget, so a broken new image cannot
     make the controller remove more old pods::
@@ -176,7 +176,7 @@ def proportional_sizes(
     max_surge: int,
     fallback_max: int,
 ) -> list[int]:
-    """Proportional scaling of active RSs (spec 1.7 step 3); returns the new specs.
+    """Proportional scaling of active RSs (docs/kubernetes.md §1.7 step 3); returns the new specs.
 
     ``entries`` = [(spec, max-replicas annotation)] of the active RSs, already sorted
     largest first (ties: newer first when adding, older first when removing; see

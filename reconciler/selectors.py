@@ -1,6 +1,6 @@
 """Label selectors: the ``-l`` string grammar, the API form, and matching.
 
-Where it sits: a pure module (spec section 4). ``manifests/validate.py`` uses the
+Where it sits: a pure module (docs/kubernetes.md §4). ``manifests/validate.py`` uses the
 label key/value and ``LabelSelector`` validators; the controllers use
 ``from_label_selector`` / ``labels_match_selector`` to decide which pods a
 ReplicaSet, Deployment or Service selects; the CLI uses ``parse`` for ``-l``.
@@ -404,64 +404,81 @@ def parse(text: str) -> Selector:
 # --------------------------------------------------------------------------- API form
 
 
+Problems = list[tuple[str, str]]
+"""(field path, message) pairs."""
+
+
+def _validate_match_labels(ml: object, path: str) -> Problems:
+    if not isinstance(ml, dict):
+        return [(f"{path}.matchLabels", "must be a map of label keys to values")]
+    errs: Problems = []
+    for k, v in ml.items():
+        e = validate_label_key(k)
+        if e:
+            errs.append((f"{path}.matchLabels", f"Invalid value: {k!r}: {e}"))
+        e = validate_label_value(v)
+        if e:
+            errs.append((f"{path}.matchLabels", f"Invalid value: {v!r}: {e}"))
+    return errs
+
+
+def _validate_operator(op: object, values: list[Any] | None, p: str) -> Problems:
+    """The operator must be an API one; In/NotIn need values, Exists/DoesNotExist forbid them."""
+    if op not in API_OPERATORS:
+        return [
+            (
+                f"{p}.operator",
+                f'Unsupported value: {op!r}: supported values: "In", "NotIn", "Exists", "DoesNotExist"',
+            )
+        ]
+    if op in ("In", "NotIn") and not values:
+        return [(f"{p}.values", "Required value: must be specified when `operator` is 'In' or 'NotIn'")]
+    if op in ("Exists", "DoesNotExist") and values:
+        return [(f"{p}.values", "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'")]
+    return []
+
+
+def _validate_expression(expr: object, p: str) -> Problems:
+    """One ``matchExpressions`` entry at path ``p``: key, values' shape, operator, each value."""
+    if not isinstance(expr, dict):
+        return [(p, "must be an object with key, operator and values")]
+    errs: Problems = []
+    key = expr.get("key")
+    if key is None:
+        errs.append((f"{p}.key", "Required value"))
+    else:
+        e = validate_label_key(key)
+        if e:
+            errs.append((f"{p}.key", f"Invalid value: {key!r}: {e}"))
+    values = expr.get("values")
+    if values is not None and not isinstance(values, list):
+        errs.append((f"{p}.values", "must be a list of strings"))
+        values = None
+    errs.extend(_validate_operator(expr.get("operator"), values, p))
+    for j, v in enumerate(values or []):
+        e = validate_label_value(v)
+        if e:
+            errs.append((f"{p}.values[{j}]", f"Invalid value: {v!r}: {e}"))
+    return errs
+
+
 def validate_label_selector(sel: object, path: str) -> list[tuple[str, str]]:
     """Problems of a ``metav1.LabelSelector`` dict as (field path, message) pairs."""
-    errs: list[tuple[str, str]] = []
+    errs: Problems = []
     if sel is None:
         return errs
     if not isinstance(sel, dict):
         return [(path, "must be an object with matchLabels and/or matchExpressions")]
     ml = sel.get("matchLabels")
     if ml is not None:
-        if not isinstance(ml, dict):
-            errs.append((f"{path}.matchLabels", "must be a map of label keys to values"))
-        else:
-            for k, v in ml.items():
-                e = validate_label_key(k)
-                if e:
-                    errs.append((f"{path}.matchLabels", f"Invalid value: {k!r}: {e}"))
-                e = validate_label_value(v)
-                if e:
-                    errs.append((f"{path}.matchLabels", f"Invalid value: {v!r}: {e}"))
+        errs.extend(_validate_match_labels(ml, path))
     me = sel.get("matchExpressions")
     if me is not None:
         if not isinstance(me, list):
             errs.append((f"{path}.matchExpressions", "must be a list"))
         else:
             for i, expr in enumerate(me):
-                p = f"{path}.matchExpressions[{i}]"
-                if not isinstance(expr, dict):
-                    errs.append((p, "must be an object with key, operator and values"))
-                    continue
-                key = expr.get("key")
-                if key is None:
-                    errs.append((f"{p}.key", "Required value"))
-                else:
-                    e = validate_label_key(key)
-                    if e:
-                        errs.append((f"{p}.key", f"Invalid value: {key!r}: {e}"))
-                op = expr.get("operator")
-                values = expr.get("values")
-                if values is not None and not isinstance(values, list):
-                    errs.append((f"{p}.values", "must be a list of strings"))
-                    values = None
-                if op not in API_OPERATORS:
-                    errs.append(
-                        (
-                            f"{p}.operator",
-                            f'Unsupported value: {op!r}: supported values: "In", "NotIn", "Exists", "DoesNotExist"',
-                        )
-                    )
-                elif op in ("In", "NotIn") and not values:
-                    errs.append((f"{p}.values", "Required value: must be specified when `operator` is 'In' or 'NotIn'"))
-                elif op in ("Exists", "DoesNotExist") and values:
-                    errs.append(
-                        (f"{p}.values", "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'")
-                    )
-                for j, v in enumerate(values or []):
-                    e = validate_label_value(v)
-                    if e:
-                        errs.append((f"{p}.values[{j}]", f"Invalid value: {v!r}: {e}"))
+                errs.extend(_validate_expression(expr, f"{path}.matchExpressions[{i}]"))
     return errs
 
 

@@ -1,8 +1,8 @@
 """Pure helpers over Pod dicts shared by the ReplicaSet and Deployment controllers.
 
-Where it sits: ``controllers/replicaset.py`` and ``controllers/deployment.py`` use these
-to read readiness and availability (spec 3.2), to rank pods for deletion (spec 3.3), to
-build and read ownerReferences (spec 3.1) and to describe events. Nothing here does
+Where it sits: ``controllers/replicaset.py`` and ``controllers/deployment/`` use these
+to read readiness and availability (docs/kubernetes.md §3.2), to rank pods for deletion (§3.3), to
+build and read ownerReferences (§3.1) and to describe events. Nothing here does
 I/O or reads a clock: the current time is always a parameter ``now`` (epoch seconds),
 and timestamps inside objects are RFC 3339 UTC strings (``2026-11-25T20:00:00Z``).
 """
@@ -13,9 +13,9 @@ import functools
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
-Obj = dict[str, Any]
+from reconciler.types import Obj
 
 ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 """Kubernetes' "safe" alphabet (no vowels): pod-name suffixes and pod-template-hash."""
@@ -94,7 +94,7 @@ def pod_ready_since(pod: Obj) -> float | None:
 
 
 def is_pod_available(pod: Obj, min_ready_seconds: int, now: float) -> bool:
-    """Ready, and Ready for strictly more than ``min_ready_seconds`` (spec 3.2)."""
+    """Ready, and Ready for strictly more than ``min_ready_seconds`` (docs/kubernetes.md §3.2)."""
     if not is_pod_ready(pod):
         return False
     if not min_ready_seconds:
@@ -173,7 +173,7 @@ def generated_name(generate_name: str, suffix: str) -> str:
     return generate_name[:MAX_GENERATED_PREFIX] + suffix
 
 
-# --- deletion ranking (spec 3.3) --------------------------------------------------------
+# --- deletion ranking (docs/kubernetes.md §3.3) -----------------------------------------------
 
 
 def _deletion_cost(pod: Obj) -> int:
@@ -250,7 +250,7 @@ def _compare_for_deletion(a: Obj, b: Obj, now: float) -> int:
 
 
 def deletion_order(pods: list[Obj], now: float) -> list[Obj]:
-    """Pods ranked for scale-down, first = deleted first (``ActivePodsWithRanks``, spec 3.3)."""
+    """Pods ranked for scale-down, first = deleted first (``ActivePodsWithRanks``, docs/kubernetes.md §3.3)."""
 
     def cmp(a: Obj, b: Obj) -> int:
         return _compare_for_deletion(a, b, now)

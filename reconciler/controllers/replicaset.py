@@ -1,4 +1,5 @@
-"""The ReplicaSet controller as a pure function (spec 3.1-3.3).
+"""The ReplicaSet controller as a pure function (docs/kubernetes.md §3.1-3.3;
+kubernetes/kubernetes pkg/controller/replicaset/replica_set.go).
 
 Where it sits: the daemon calls ``sync_replicaset`` with one ReplicaSet, every pod of
 its namespace and the clock, then carries out the returned ``RSResult`` (create the
@@ -17,7 +18,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from reconciler.controllers.podutil import (
     EVENT_NORMAL,
@@ -35,8 +35,7 @@ from reconciler.controllers.podutil import (
 )
 from reconciler.selectors import Selector, from_label_selector, from_match_labels
 from reconciler.errors import SelectorError
-
-Obj = dict[str, Any]
+from reconciler.types import Obj
 
 BURST_REPLICAS = 500
 """At most this many pods are created or deleted by one sync."""
@@ -108,7 +107,7 @@ def _desired(rs: Obj) -> int:
 
 
 def calculate_status(rs: Obj, owned: list[Obj], now: float) -> Obj:
-    """RS status from its active owned pods (spec 3.2)."""
+    """RS status from its active owned pods (docs/kubernetes.md §3.2; replica_set_utils.go calculateStatus)."""
     template_labels = ((rs.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
     template_selector = from_match_labels(template_labels)
     mrs = _min_ready_seconds(rs)

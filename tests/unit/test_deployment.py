@@ -1,4 +1,4 @@
-"""Deployment controller: spec section 2 examples through a small pure simulator, plus units."""
+"""Deployment controller: the worked examples of docs/kubernetes.md §2 through a small pure simulator, plus units."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ReplicaSet controller and pod helpers (spec 3.1-3.3)."""
+"""ReplicaSet controller and pod helpers (docs/kubernetes.md §3.1-3.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pure rollout arithmetic (spec 1.2, 1.5, 1.7)."""
+"""Pure rollout arithmetic (docs/kubernetes.md §1.2, 1.5, 1.7)."""
 
 from __future__ import annotations
 

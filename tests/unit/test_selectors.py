@@ -304,7 +304,7 @@ def test_parse_str_round_trips(sel: Selector) -> None:
 
 
 def _reference(req: Requirement, labels: dict[str, str]) -> bool:
-    """An independent, table-driven restatement of spec 4.2."""
+    """An independent, table-driven restatement of docs/kubernetes.md §4.2."""
     present = req.key in labels
     v = labels.get(req.key)
     table = {
