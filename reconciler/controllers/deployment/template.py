@@ -14,12 +14,15 @@ import json
 
 from reconciler.controllers.deployment.util import HASH_LABEL
 from reconciler.controllers.podutil import ALPHABET
+from reconciler.manifests.semantic import semantic
 from reconciler.types import Obj
 
 
 def normalize_template(template: Obj) -> Obj:
-    """A copy of a pod template without the hash label and without empty label/annotation maps."""
-    tpl = copy.deepcopy(template or {})
+    """A copy of a pod template as Kubernetes compares it: without the hash label, and with empty
+    values (``resources: {}``, ``env: []``, ``creationTimestamp: null``) the same as absent ones
+    (reconciler/manifests/semantic.py)."""
+    tpl = semantic(copy.deepcopy(template or {}))
     meta = tpl.get("metadata")
     if isinstance(meta, dict):
         labels = dict(meta.get("labels") or {})
