@@ -22,7 +22,7 @@ def normalize_template(template: Obj) -> Obj:
     """A copy of a pod template as Kubernetes compares it: without the hash label, and with empty
     values (``resources: {}``, ``env: []``, ``creationTimestamp: null``) the same as absent ones
     (reconciler/manifests/semantic.py)."""
-    tpl = semantic(copy.deepcopy(template or {}))
+    tpl: Obj = semantic(copy.deepcopy(template or {}))
     meta = tpl.get("metadata")
     if isinstance(meta, dict):
         labels = dict(meta.get("labels") or {})
