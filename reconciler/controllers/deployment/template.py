@@ -9,7 +9,6 @@ the same.
 
 from __future__ import annotations
 
-import copy
 import json
 
 from reconciler.controllers.deployment.util import HASH_LABEL
@@ -22,7 +21,7 @@ def normalize_template(template: Obj) -> Obj:
     """A copy of a pod template as Kubernetes compares it: without the hash label, and with empty
     values (``resources: {}``, ``env: []``, ``creationTimestamp: null``) the same as absent ones
     (reconciler/manifests/semantic.py)."""
-    tpl: Obj = semantic(copy.deepcopy(template or {}))
+    tpl: Obj = semantic(template or {})  # a new tree: the caller's template is not touched
     meta = tpl.get("metadata")
     if isinstance(meta, dict):
         labels = dict(meta.get("labels") or {})
