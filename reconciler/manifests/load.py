@@ -285,15 +285,40 @@ def _event_scan(file: str, text: str, limits: Limits) -> ManifestError | None:
                     document=doc,
                 )
     except yaml.MarkedYAMLError as e:
-        return _yaml_error(file, e, max(doc, 0))
+        return _yaml_error(file, e, max(doc, 0), text, limits)
     except yaml.YAMLError as e:
         return ManifestError(file, f"YAML error: {e}", document=max(doc, 0))
     return None
 
 
-def _yaml_error(file: str, e: yaml.YAMLError, document: int) -> ManifestError:
+# Quoted scalars and comments, whose brackets are not flow collections.
+_NOT_FLOW = re.compile(r"""(?<![^\s\[{,:])"(?:[^"\\]|\\.)*"|(?<![^\s\[{,:])'(?:[^']|'')*'|(?<!\S)#[^\n]*""")
+
+
+def _flow_depth_at(text: str, index: int) -> int:
+    """How many flow collections (``[``, ``{``) are open at ``index`` of the document holding it.
+
+    Counted by gitship itself, on the error path only: libyaml has a nesting limit of its own
+    (1,000 flow levels in PyYAML 6.0.4's wheels) that its scanner reaches while looking ahead,
+    before the parser hands gitship a single event of the collection.
+    """
+    start = max(text.rfind("\n---", 0, index), text.rfind("\n...", 0, index), 0)
+    window = _NOT_FLOW.sub("", text[start:index])
+    return window.count("[") + window.count("{") - window.count("]") - window.count("}")
+
+
+def _yaml_error(
+    file: str, e: yaml.YAMLError, document: int, text: str = "", limits: Limits | None = None
+) -> ManifestError:
+    """gitship's error for a YAML problem: the file, the line, and gitship's own depth message
+    when the document is nested deeper than ``limits.max_depth`` where the parser stopped
+    (whatever limit or wording the YAML library has)."""
     mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
     line = mark.line + 1 if mark is not None else 0
+    if limits is not None and mark is not None and text:
+        index = min(max(mark.index, 0), len(text))
+        if _flow_depth_at(text, index) > limits.max_depth:
+            return ManifestError(file, f"nested deeper than {limits.max_depth} levels", line=line, document=document)
     parts = [getattr(e, "context", None), getattr(e, "problem", None)]
     msg = "; ".join(p for p in parts if p) or str(e)
     if mark is not None:
@@ -349,7 +374,7 @@ def _documents(file: str, text: str, limits: Limits, errors: list[ManifestError]
             yield index, line, obj
             index += 1
     except yaml.MarkedYAMLError as e:
-        errors.append(_yaml_error(file, e, index))
+        errors.append(_yaml_error(file, e, index, text, limits))
     except yaml.YAMLError as e:
         errors.append(ManifestError(file, f"YAML error: {e}", document=index))
     except RecursionError:
