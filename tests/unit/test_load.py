@@ -9,15 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import ManifestError, RevisionRejected
-from reconciler.manifests.load import (
-    BlobCache,
-    Limits,
-    is_manifest_path,
-    load_file,
-    load_revision,
-    values_hash,
-)
-from reconciler.manifests.model import KINDS, Manifest, Source, obj_key, parse_repo_config
+from reconciler.manifests.load import Limits, is_manifest_path, load_file, parse_repo_config
+from reconciler.manifests.model import KINDS, Manifest, Source, obj_key
+from reconciler.manifests.revision import BlobCache, load_revision, values_hash
 from reconciler.manifests.render import render
 
 # The manifests of the seed tutorial (/work/shared/seed/000_*.txt), as a user would commit them.
@@ -572,16 +566,16 @@ def test_too_many_objects() -> None:
 
 
 def test_blob_cache_skips_unchanged_files(monkeypatch: pytest.MonkeyPatch) -> None:
-    import reconciler.manifests.load as load_mod
+    import reconciler.manifests.revision as revision_mod
 
     calls: list[str] = []
-    real = load_mod._load_file
+    real = revision_mod.load_file
 
     def counting(file: str, *a: Any, **k: Any) -> list[Manifest]:
         calls.append(file)
         return real(file, *a, **k)
 
-    monkeypatch.setattr(load_mod, "_load_file", counting)
+    monkeypatch.setattr(revision_mod, "load_file", counting)
     files = seed_files()
     files["t.yaml.j2"] = b"apiVersion: v1\nkind: Service\nmetadata: {name: '{{ n }}'}\nspec: {ports: [{port: 80}]}\n"
     blob_ids = {p: f"blob-{p}" for p in files}
@@ -647,11 +641,15 @@ values:
         "gitship.yaml",
     )
     assert cfg.values == {"replicas": 3}
-    assert cfg.images[0].pattern == "qinchaowhut/allen:*"
-    assert cfg.images[0].command == ("python3", "app/kubia.py")
-    assert cfg.images[0].working_dir == "app"
-    assert dict(cfg.images[0].env) == {"PORT": "8080", "MODE": "fast"}
-    assert cfg.images[1].working_dir is None
+    assert cfg.images == [
+        {
+            "image": "qinchaowhut/allen:*",
+            "command": ["python3", "app/kubia.py"],
+            "workingDir": "app",
+            "env": {"PORT": "8080", "MODE": "fast"},
+        },
+        {"image": "tutum/dnsutils", "command": ["sleep", "infinity"], "workingDir": None, "env": {}},
+    ]
     assert parse_repo_config(b"", "gitship.yaml").images == []
 
 
