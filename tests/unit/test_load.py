@@ -83,7 +83,7 @@ spec:
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: testqc 
+  name: testqc\x20
 spec:
   replicas: 3
   template:
