@@ -178,7 +178,10 @@ def clone_or_update(url: str, dest: str, branch: str | None) -> str:
     try:
         if not os.path.isdir(os.path.join(dest, ".git")):
             os.makedirs(os.path.dirname(dest), exist_ok=True)
-            repo = gitpython.Repo.clone_from(url, dest, **({"branch": branch} if branch else {}))
+            if branch:
+                repo = gitpython.Repo.clone_from(url, dest, branch=branch)
+            else:
+                repo = gitpython.Repo.clone_from(url, dest)
         else:
             repo = gitpython.Repo(dest)
             if repo.remotes.origin.url != url:
