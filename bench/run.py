@@ -393,14 +393,16 @@ def fig1_commit_to_serving(work: Path, quick: bool) -> list[Row]:
             files = {"web.yaml": deployment(name, 3, "qinchaowhut/allen:v1", name), "svc.yaml": service(name, name)}
             sha, t0 = commit(repo, files, f"web v1 run {i}")
             deadline = time.monotonic() + 60
-            ip = wait(lambda: cluster_ip(d, name), 60, "the ClusterIP", 0.002)
+            ip = wait(lambda name=name: cluster_ip(d, name), 60, "the ClusterIP", 0.002)
             _names_until(ip, 3, "v1", deadline)
             serve.append(time.time() - t0)
-            wait(lambda: deployment_complete(d, name, 3), 60, "v1 complete")
+            wait(lambda name=name: deployment_complete(d, name, 3), 60, "v1 complete")
             sha, t0 = commit(repo, {"web.yaml": files["web.yaml"].replace("allen:v1", "allen:v2")}, f"v2 run {i}")
             deadline = time.monotonic() + 120
             wait(
-                lambda: d.meta("lastAppliedRevision") == sha and pods_all(d, name, "qinchaowhut/allen:v2", 3),
+                lambda sha=sha, name=name: (
+                    d.meta("lastAppliedRevision") == sha and pods_all(d, name, "qinchaowhut/allen:v2", 3)
+                ),
                 120,
                 "rollout complete",
                 0.005,
@@ -426,7 +428,7 @@ def fig1_commit_to_serving(work: Path, quick: bool) -> list[Row]:
             stderr=subprocess.DEVNULL,
         )
         try:
-            wait(lambda: http_get(ip, port, 1), 10, "kubia direct", 0.002)
+            wait(lambda ip=ip, port=port: http_get(ip, port, 1), 10, "kubia direct", 0.002)
             base.append(time.time() - t0)
         finally:
             p.terminate()
@@ -466,18 +468,16 @@ spec:
 
 
 def fig2_planning(work: Path, quick: bool) -> list[Row]:
-    import hashlib
-
     import yaml
 
-    from reconciler.manifests.load import BlobCache, load_revision
+    from reconciler.manifests.revision import BlobCache, git_blob_id, load_revision
     from reconciler.plan import plan
 
     rows: list[Row] = []
     reps = 3 if quick else 5
     for n in (1_000, 10_000):
         files = {f"pods/p{i:05d}.yaml": _manifest(i).encode() for i in range(n)}
-        blob_ids = {p: hashlib.sha1(b).hexdigest() for p, b in files.items()}
+        blob_ids = {p: git_blob_id(b) for p, b in files.items()}  # git lists them: free for the daemon
         gs, ys = [], []
         for _ in range(reps):
             t0 = time.perf_counter()
@@ -503,21 +503,24 @@ def fig2_planning(work: Path, quick: bool) -> list[Row]:
     # one changed object of 10,000 with a warm blob cache: pure load + plan (gitship's own time)
     n = 10_000
     files = {f"pods/p{i:05d}.yaml": _manifest(i).encode() for i in range(n)}
-    blob_ids = {p: hashlib.sha1(b).hexdigest() for p, b in files.items()}
+    blob_ids = {p: git_blob_id(b) for p, b in files.items()}
     cache = BlobCache()
     applied = {m.key: m.obj for m in load_revision(files, {}, cache=cache, blob_ids=blob_ids)}
     times = []
+    current, current_ids = files, blob_ids
     for k in range(reps * 4):
+        # each commit builds on the last (the cache keeps the last revision's files, as in the daemon)
         path = f"pods/p{(k * 37) % n:05d}.yaml"
-        changed = dict(files)
+        changed = dict(current)
         changed[path] = _manifest((k * 37) % n, image=f"kubia:v{k + 2}").encode()
-        ids = dict(blob_ids)
-        ids[path] = hashlib.sha1(changed[path]).hexdigest()
+        ids = dict(current_ids)
+        ids[path] = git_blob_id(changed[path])
         t0 = time.perf_counter()
         desired = {m.key: m.obj for m in load_revision(changed, {}, cache=cache, blob_ids=ids)}
         actions = plan(applied, desired)
         times.append(time.perf_counter() - t0)
         assert len(actions) == 1, actions
+        current, current_ids, applied = changed, ids, desired
     t = statistics.median(times)
     one_file = files["pods/p00000.yaml"]
     t0 = time.perf_counter()
@@ -737,7 +740,6 @@ async def _starts(rt: Any, n: int, probe: bool, image: str = "qinchaowhut/allen:
 
 
 def fig5_pod_start(work: Path, quick: bool) -> list[Row]:
-    from runtime.base import ImageRule
     from runtime.inprocess import InProcessRuntime
 
     n = 20 if quick else 100
@@ -748,7 +750,10 @@ def fig5_pod_start(work: Path, quick: bool) -> list[Row]:
         subprocess.run([sys.executable, "-c", "pass"])
         base.append(time.perf_counter() - t0)
     bl = f"python3 -c pass p99 {ms(pct(base, 99))}"
-    rules = [ImageRule("qinchaowhut/allen:*", (sys.executable, "app/kubia.py"))]
+    # a gitship.yaml `images:` entry, as RepoConfig.images holds it
+    rules = [
+        {"image": "qinchaowhut/allen:*", "command": [sys.executable, "app/kubia.py"], "workingDir": None, "env": {}}
+    ]
     for probe in (False, True):
         rt = InProcessRuntime(str(work / f"f5-{probe}"), rules, repo_dir=str(TEMPLATE), pod_cidr="127.201.0.0/24")
         lat = asyncio.run(_starts(rt, n, probe))
@@ -859,7 +864,7 @@ spec:
     finally:
         d.stop()
     return [
-        row(f"6 gitship RSS, idle, 100 pods", f"{rss:.1f} MB", f"0 pods {rss0:.1f} MB", "< 100 MB", rss < 100),
+        row("6 gitship RSS, idle, 100 pods", f"{rss:.1f} MB", f"0 pods {rss0:.1f} MB", "< 100 MB", rss < 100),
         row(
             f"6 gitship CPU, idle, 100 pods ({seconds:g} s)",
             f"{cpu:.2f} % of a core",

@@ -14,8 +14,8 @@ What it decides, for every revision:
   refused from its listed size, before its bytes are read;
 * parsed files are cached by blob id (and, for Jinja templates, by the hash of the values
   they were rendered with), so a commit that changes one file of ten thousand reads and
-  parses one file. The cache keeps the files of the last revision loaded (and at most
-  ``BlobCache.max_entries``), so it stays bounded however long the daemon runs;
+  parses one file. The cache keeps the files of the last revision loaded, so it stays
+  bounded however long the daemon runs;
 * every problem of the revision is reported at once (``RevisionRejected``): the files'
   own errors, the same object defined twice (naming both places), and more than
   ``Limits.max_objects`` objects. Nothing of a rejected revision is returned.
@@ -26,10 +26,10 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from reconciler.errors import ManifestError, RevisionRejected
 from reconciler.manifests.load import Limits, is_manifest_path, load_file, parse_repo_config, too_big
@@ -40,8 +40,7 @@ CacheKey = tuple[str, str]
 ReadBlobs = Callable[[list[str]], Mapping[str, bytes]]
 
 
-@dataclass(frozen=True)
-class RevisionFile:
+class RevisionFile(NamedTuple):
     """One file of a revision, as the source lists it."""
 
     path: str  # as the revision names it (relative to the repository root): in errors and sources
@@ -51,15 +50,17 @@ class RevisionFile:
 
 
 class BlobCache:
-    """LRU cache ``(blob_id, values_hash) -> list[Manifest]`` ("" as values_hash for non-``.j2``).
+    """The parsed files of the last revision loaded: ``(blob_id, values_hash) -> list[Manifest]``
+    ("" as values_hash for non-``.j2`` files).
 
-    Only files that loaded without errors are cached. The cached ``Manifest`` objects are
-    shared between revisions: treat them as read-only.
+    Only files that loaded without errors are cached. Each load replaces the contents with
+    the files of that revision, so the cache is bounded by one revision however long the
+    daemon runs. The cached ``Manifest`` objects are shared between revisions: treat them
+    as read-only.
     """
 
-    def __init__(self, max_entries: int = 200_000) -> None:
-        self.max_entries = max_entries
-        self._data: OrderedDict[CacheKey, list[Manifest]] = OrderedDict()
+    def __init__(self) -> None:
+        self._data: dict[CacheKey, list[Manifest]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -67,19 +68,22 @@ class BlobCache:
         found = self._data.get(key)
         if found is None:
             self.misses += 1
-            return None
-        self.hits += 1
-        self._data.move_to_end(key)
+        else:
+            self.hits += 1
         return found
 
-    def __getitem__(self, key: CacheKey) -> list[Manifest]:
-        return self._data[key]
+    def lookup(self, keys: Sequence[CacheKey]) -> list[list[Manifest] | None]:
+        """``get`` of every key, in order."""
+        get = self._data.get
+        found = [get(key) for key in keys]
+        misses = found.count(None)
+        self.misses += misses
+        self.hits += len(found) - misses
+        return found
 
-    def __setitem__(self, key: CacheKey, value: list[Manifest]) -> None:
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
+    def replace(self, entries: dict[CacheKey, list[Manifest]]) -> None:
+        """The files of the revision just loaded become the contents."""
+        self._data = entries
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
@@ -87,14 +91,8 @@ class BlobCache:
     def __len__(self) -> int:
         return len(self._data)
 
-    def retain(self, keys: Iterable[CacheKey]) -> None:
-        """Drop every entry but ``keys`` (the files of the revision just loaded)."""
-        keep = set(keys)
-        for key in [k for k in self._data if k not in keep]:
-            del self._data[key]
-
     def clear(self) -> None:
-        self._data.clear()
+        self._data = {}
 
 
 def values_hash(values: Mapping[str, Any]) -> str:
@@ -152,7 +150,7 @@ def _load_config(
     """The ``gitship.yaml`` (or ``.yml``) at the manifests root; ``RepoConfig()`` when there is none."""
     config = RepoConfig()
     for f in listing:
-        if _relative(f.path, root) not in REPO_CONFIG_FILES:
+        if not f.path.endswith(REPO_CONFIG_FILES) or _relative(f.path, root) not in REPO_CONFIG_FILES:
             continue
         problem = _symlink_error(f.path, manifest=False) if f.symlink else too_big(f.path, f.size, limits)
         if problem is not None:
@@ -170,13 +168,23 @@ def _manifest_files(
 ) -> list[RevisionFile]:
     """The manifests of the listing, in path order; refused files go to ``errors``."""
     out: list[RevisionFile] = []
-    for f in sorted(listing, key=lambda f: f.path):
-        rel = _relative(f.path, root)
-        if rel is None or not is_manifest_path(rel) or any(fnmatch.fnmatch(rel, pat) for pat in config.ignore):
+    ignore = config.ignore
+    max_bytes = limits.max_file_bytes
+    prefix = root + "/" if root else ""
+    skip = len(prefix)
+    for f in sorted(listing, key=itemgetter(0)):
+        path = f.path
+        if prefix and not path.startswith(prefix):
             continue
-        problem = _symlink_error(f.path, manifest=True) if f.symlink else too_big(f.path, f.size, limits)
-        if problem is not None:
-            errors.append(problem)
+        rel = path[skip:]
+        if not is_manifest_path(rel) or (ignore and any(fnmatch.fnmatch(rel, pat) for pat in ignore)):
+            continue
+        if f.symlink:
+            errors.append(_symlink_error(path, manifest=True))
+            continue
+        big = too_big(path, f.size, limits) if f.size > max_bytes else None
+        if big is not None:
+            errors.append(big)
             continue
         out.append(f)
     return out
@@ -192,29 +200,31 @@ def _parse_files(
 ) -> list[Manifest]:
     vhash = values_hash(values) if any(f.path.endswith(".j2") for f in files) else ""
     keys = [(f.blob, vhash if f.path.endswith(".j2") else "") for f in files]
-    cached = {key: got for key in set(keys) if (got := cache.get(key)) is not None}
-    missing = sorted({f.blob for f, key in zip(files, keys) if key not in cached})
+    found = cache.lookup(keys)
+    missing = sorted({f.blob for f, got in zip(files, found) if got is None})
     blobs = read(missing) if missing else {}
+    current: dict[CacheKey, list[Manifest]] = {}
     manifests: list[Manifest] = []
     try:
-        for f, key in zip(files, keys):
-            got = cached.get(key)
+        for f, key, got in zip(files, keys, found):
+            if got is None:
+                got = current.get(key)  # the same bytes earlier in this revision
             if got is None:
                 try:
                     got = load_file(f.path, blobs[f.blob], values, limits)
                 except RevisionRejected as rejected:
                     errors.extend(rejected.errors)
                     continue
-                cache[key] = cached[key] = got
             elif got and got[0].source.file != f.path:
                 # the same bytes under another name (a rename or a copy): its own path in errors and sources
                 got = [Manifest(m.obj, replace(m.source, file=f.path)) for m in got]
+            current[key] = got
             manifests.extend(got)
             if len(manifests) > limits.max_objects:
                 errors.append(ManifestError(f.path, f"the revision has more than {limits.max_objects} objects"))
                 raise RevisionRejected(errors)
     finally:
-        cache.retain(keys)
+        cache.replace(current)
     return manifests
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from ..manifests.load import Limits
 from ..manifests.model import Manifest, RepoConfig
-from ..manifests.revision import BlobCache, RevisionFile, load_listing
-from .git import MODE_SYMLINK, GitReader
+from ..manifests.revision import BlobCache, load_listing
+from .git import GitReader
 
 
 class RevisionLoader:
@@ -27,7 +27,5 @@ class RevisionLoader:
 
     def load(self, sha: str) -> tuple[list[Manifest], RepoConfig]:
         """The manifests and config of commit ``sha``; raises RevisionRejected with every error."""
-        listing = [
-            RevisionFile(e.path, e.blob, e.size, e.mode == MODE_SYMLINK) for e in self.reader.tree(sha, self.path)
-        ]
+        listing = self.reader.tree(sha, self.path)
         return load_listing(listing, self.reader.read_blobs, self.limits, self.cache, self.path)

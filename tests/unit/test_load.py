@@ -601,11 +601,74 @@ def test_blob_cache_skips_unchanged_files(monkeypatch: pytest.MonkeyPatch) -> No
     assert "moved/svc.yaml" in {m.source.file for m in fourth}
 
 
-def test_blob_cache_is_bounded() -> None:
-    cache = BlobCache(max_entries=2)
-    for i in range(5):
-        cache[(str(i), "")] = []
-    assert len(cache) == 2 and ("4", "") in cache and ("0", "") not in cache
+def test_blob_cache_keeps_only_the_last_revision() -> None:
+    cache = BlobCache()
+    files = seed_files()
+    load_revision(files, {}, L, cache)
+    assert len(cache) == len(files)
+    for i in range(5):  # five revisions, each with one more file: the cache never grows past one revision
+        files[f"extra{i}.yaml"] = SEED["svc.yaml"].replace("test-svc", f"svc-{i}").encode()
+        del files[next(p for p in files if p.startswith("seed/") or p.startswith("extra"))]
+        load_revision(files, {}, L, cache)
+        assert len(cache) == len(files)
+    # a revision of one file (the bytes of an earlier one): a hit, and the cache holds that file only
+    load_revision({"a.yaml": files["extra4.yaml"]}, {}, L, cache)
+    assert len(cache) == 1 and cache.hits > 0
+
+
+def test_listing_root_config_ignore_symlinks_and_sizes() -> None:
+    """What the daemon's loader decides from the git listing alone, before reading a byte."""
+    from reconciler.manifests.revision import RevisionFile, load_listing
+
+    blobs = {
+        "cfg": b"values: {n: web}\nignore: ['drafts/*']\n",
+        "svc": SEED["svc.yaml"].encode(),
+        "tpl": b"apiVersion: v1\nkind: Service\nmetadata: {name: '{{ n }}'}\nspec: {ports: [{port: 80}]}\n",
+        "bad": b"kind: [\n",
+    }
+    listing = [
+        RevisionFile("k8s/gitship.yaml", "cfg", len(blobs["cfg"])),
+        RevisionFile("k8s/svc.yaml", "svc", len(blobs["svc"])),
+        RevisionFile("k8s/t.yaml.j2", "tpl", len(blobs["tpl"])),
+        RevisionFile("k8s/drafts/bad.yaml", "bad", len(blobs["bad"])),  # ignored by gitship.yaml
+        RevisionFile("other/bad.yaml", "bad", len(blobs["bad"])),  # outside the manifests root
+        RevisionFile("k8s/link.yaml", "x", 10, symlink=True),
+        RevisionFile("k8s/huge.yaml", "y", 50 * 1024 * 1024),
+    ]
+    reads: list[str] = []
+
+    def read(ids: list[str]) -> dict[str, bytes]:
+        reads.extend(ids)
+        return {b: blobs[b] for b in ids}
+
+    errs = errors_of(load_listing, listing, read, L, None, "k8s")
+    assert [e.file for e in errs] == ["k8s/huge.yaml", "k8s/link.yaml"]
+    assert "symbolic link" in errs[1].message and "over the limit" in errs[0].message
+    assert "x" not in reads and "y" not in reads and "bad" not in reads
+    good = [f for f in listing if f.path in ("k8s/gitship.yaml", "k8s/svc.yaml", "k8s/t.yaml.j2")]
+    manifests, config = load_listing(good, read, L, None, "k8s")
+    assert config.values == {"n": "web"} and config.ignore == ["drafts/*"]
+    assert {(m.key, m.source.file) for m in manifests} == {
+        (("Service", "default", "test-svc"), "k8s/svc.yaml"),
+        (("Service", "default", "web"), "k8s/t.yaml.j2"),
+    }
+
+
+def test_copies_in_one_revision_are_read_once() -> None:
+    reads: list[list[str]] = []
+    from reconciler.manifests.revision import RevisionFile, load_listing
+
+    data = SEED["svc.yaml"].encode()
+    listing = [RevisionFile("a.yaml", "blob-1", len(data)), RevisionFile("b/a.yaml", "blob-1", len(data))]
+
+    def read(blobs: list[str]) -> dict[str, bytes]:
+        reads.append(blobs)
+        return {b: data for b in blobs}
+
+    errs = errors_of(load_listing, listing, read, L)
+    assert reads == [["blob-1"]]
+    assert [(e.file, e.field) for e in errs] == [("b/a.yaml", "metadata.name")]
+    assert "already declared in a.yaml:1 (document 1)" in errs[0].message
 
 
 def test_values_hash_is_stable() -> None:
