@@ -1,17 +1,18 @@
-"""Files of a revision -> validated ``Manifest`` objects, with limits and a blob cache.
+"""One manifest file's bytes -> validated ``Manifest`` objects, under limits.
 
-Where it sits: pure. ``source`` hands over the revision's files as
-``{path: bytes}`` (paths relative to the manifests root) plus their git blob
-ids; this module renders ``*.j2`` (``render.py``), parses YAML, checks kinds,
-applies defaults and validation (``validate.py``) and returns ``Manifest``
-objects, or raises ``RevisionRejected`` listing *every* problem of the
-revision (file, line, document, field). The store and plan consume the result.
+Where it sits: pure. ``manifests/revision.py`` hands each file of a revision
+(bytes, and the path the revision names it by) to ``load_file``; this module
+renders ``*.j2`` (``render.py``), parses YAML, checks kinds, applies defaults
+and validation (``validate``) and returns ``Manifest`` objects, or raises
+``RevisionRejected`` listing *every* problem of the file (file, line,
+document, field). ``parse_repo_config`` parses ``gitship.yaml`` under the same
+limits.
 
 Speed: the happy path is libyaml (``CSafeLoader``; ``SafeLoader`` if the C
 extension is missing) plus cheap dict checks. Node positions are only
 computed on the error path, by composing the file again and walking the node
-tree along the error's field path. ``BlobCache`` keeps the manifests of
-unchanged blobs, so a commit that changes one file of 10,000 parses one file.
+tree along the error's field path. (``revision.BlobCache`` keeps the manifests
+of unchanged blobs, so a commit that changes one file of 10,000 parses one file.)
 
 Hostile input is rejected in bounded time and memory, before libyaml's
 recursive composer (which can overflow the C stack) ever sees it:
@@ -26,8 +27,11 @@ recursive composer (which can overflow the C stack) ever sees it:
 ``max_aliases``              64          ``*alias`` references in one document
 ``max_expanded_nodes``       1,000,000   nodes of one document with aliases expanded
                                          (stops "billion laughs" within the alias limit)
-``max_objects``              50,000      objects in one revision
+``max_objects``              50,000      objects in one revision (``revision.py``)
 ===========================  ==========  ==============================================
+
+A file's size is checked from the git listing before its bytes are read
+(``revision.py``), so a 50 MB blob is never read into memory.
 
 Files must be UTF-8 (a BOM is allowed) without NUL bytes. YAML tags that do not
 exist in JSON (``!!binary``, ``!!set``, ``!!omap``, ``!!pairs``, ``!!timestamp``)
@@ -36,19 +40,18 @@ are rejected; dates stay strings, as in Kubernetes.
 Depth and aliases are pre-checked cheaply: a file is scanned event by event
 (libyaml's parser is iterative) only when it contains an alias (``&`` and ``*``)
 or when a conservative bound from bracket count and the longest run of
-indentation/``-``/``?`` at a line start could exceed ``max_depth``.
+indentation/``-``/``?`` at a line start could exceed ``max_depth``. libyaml
+has a nesting limit of its own (1,000 flow levels in PyYAML 6.0.4) that its
+scanner can reach before the parser yields an event; a parser error is
+therefore reported as gitship's depth error whenever gitship's own count of
+open flow collections where the parser stopped exceeds ``max_depth``.
 """
 
 from __future__ import annotations
 
-import functools
-
-import hashlib
-import json
 import re
-from collections import OrderedDict
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -57,7 +60,7 @@ from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.errors import ManifestError, RevisionRejected
-from reconciler.manifests.model import KINDS, REPO_CONFIG_FILES, Manifest, Source, format_key
+from reconciler.manifests.model import KINDS, REPO_CONFIG_FILES, Manifest, RepoConfig, Source, repo_config_from
 from reconciler.manifests.render import render
 from reconciler.manifests.validate import default_and_validate_in_place
 
@@ -182,7 +185,7 @@ def _construct(loader: Any, root: Node) -> Any:
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".yaml.j2", ".yml.j2")
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 16)
 def is_manifest_path(path: str) -> bool:
     """``*.yaml``, ``*.yml``, ``*.yaml.j2``, ``*.yml.j2``; not ``gitship.yaml``/``.yml`` (the repo
     config, at any depth) and not under any component starting with ``.`` (``.github/``, ``.x.yaml``)."""
@@ -285,15 +288,40 @@ def _event_scan(file: str, text: str, limits: Limits) -> ManifestError | None:
                     document=doc,
                 )
     except yaml.MarkedYAMLError as e:
-        return _yaml_error(file, e, max(doc, 0))
+        return _yaml_error(file, e, max(doc, 0), text, limits)
     except yaml.YAMLError as e:
         return ManifestError(file, f"YAML error: {e}", document=max(doc, 0))
     return None
 
 
-def _yaml_error(file: str, e: yaml.YAMLError, document: int) -> ManifestError:
+# Quoted scalars and comments, whose brackets are not flow collections.
+_NOT_FLOW = re.compile(r"""(?<![^\s\[{,:])"(?:[^"\\]|\\.)*"|(?<![^\s\[{,:])'(?:[^']|'')*'|(?<!\S)#[^\n]*""")
+
+
+def _flow_depth_at(text: str, index: int) -> int:
+    """How many flow collections (``[``, ``{``) are open at ``index`` of the document holding it.
+
+    Counted by gitship itself, on the error path only: libyaml has a nesting limit of its own
+    (1,000 flow levels in PyYAML 6.0.4's wheels) that its scanner reaches while looking ahead,
+    before the parser hands gitship a single event of the collection.
+    """
+    start = max(text.rfind("\n---", 0, index), text.rfind("\n...", 0, index), 0)
+    window = _NOT_FLOW.sub("", text[start:index])
+    return window.count("[") + window.count("{") - window.count("]") - window.count("}")
+
+
+def _yaml_error(
+    file: str, e: yaml.YAMLError, document: int, text: str = "", limits: Limits | None = None
+) -> ManifestError:
+    """gitship's error for a YAML problem: the file, the line, and gitship's own depth message
+    when the document is nested deeper than ``limits.max_depth`` where the parser stopped
+    (whatever limit or wording the YAML library has)."""
     mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
     line = mark.line + 1 if mark is not None else 0
+    if limits is not None and mark is not None and text:
+        index = min(max(mark.index, 0), len(text))
+        if _flow_depth_at(text, index) > limits.max_depth:
+            return ManifestError(file, f"nested deeper than {limits.max_depth} levels", line=line, document=document)
     parts = [getattr(e, "context", None), getattr(e, "problem", None)]
     msg = "; ".join(p for p in parts if p) or str(e)
     if mark is not None:
@@ -302,9 +330,17 @@ def _yaml_error(file: str, e: yaml.YAMLError, document: int) -> ManifestError:
     return ManifestError(file, f"{kind}: {msg}", line=line, document=document)
 
 
+def too_big(file: str, size: int, limits: Limits) -> ManifestError | None:
+    """The error for a file over ``limits.max_file_bytes`` (checked before reading or parsing it)."""
+    if size <= limits.max_file_bytes:
+        return None
+    return ManifestError(file, f"file is {size} bytes, over the limit of {limits.max_file_bytes} bytes")
+
+
 def _decode(file: str, data: bytes, limits: Limits) -> str | ManifestError:
-    if len(data) > limits.max_file_bytes:
-        return ManifestError(file, f"file is {len(data)} bytes, over the limit of {limits.max_file_bytes} bytes")
+    big = too_big(file, len(data), limits)
+    if big is not None:
+        return big
     nul = data.find(b"\x00")
     if nul >= 0:
         return ManifestError(
@@ -349,7 +385,7 @@ def _documents(file: str, text: str, limits: Limits, errors: list[ManifestError]
             yield index, line, obj
             index += 1
     except yaml.MarkedYAMLError as e:
-        errors.append(_yaml_error(file, e, index))
+        errors.append(_yaml_error(file, e, index, text, limits))
     except yaml.YAMLError as e:
         errors.append(ManifestError(file, f"YAML error: {e}", document=index))
     except RecursionError:
@@ -513,125 +549,13 @@ def load_file(file: str, data: bytes, values: dict[str, Any], limits: Limits | N
     return manifests
 
 
-# --------------------------------------------------------------------------- a revision
+def parse_repo_config(data: bytes, file: str = "gitship.yaml", limits: Limits | None = None) -> RepoConfig:
+    """Parse the repository's ``gitship.yaml`` under the same limits as a manifest.
 
-CacheKey = tuple[str, str]
-
-
-class BlobCache:
-    """LRU cache ``(blob_id, values_hash) -> list[Manifest]`` ("" as values_hash for non-``.j2``).
-
-    Only files that loaded without errors are cached. The cached ``Manifest`` objects are
-    shared between revisions: treat them as read-only.
+    Raises ManifestError naming the file, the line and the field path.
     """
-
-    def __init__(self, max_entries: int = 200_000) -> None:
-        self.max_entries = max_entries
-        self._data: OrderedDict[CacheKey, list[Manifest]] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: CacheKey) -> list[Manifest] | None:
-        found = self._data.get(key)
-        if found is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self._data.move_to_end(key)
-        return found
-
-    def __getitem__(self, key: CacheKey) -> list[Manifest]:
-        return self._data[key]
-
-    def __setitem__(self, key: CacheKey, value: list[Manifest]) -> None:
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def clear(self) -> None:
-        self._data.clear()
-
-
-def values_hash(values: Mapping[str, Any]) -> str:
-    """A stable hash of template values (part of the cache key of ``.j2`` files)."""
-    blob = json.dumps(values, sort_keys=True, default=repr, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def validate_unique(manifests: list[Manifest]) -> list[ManifestError]:
-    """One error per object defined more than once (same kind/namespace/name), naming both places."""
-    seen: dict[tuple[str, str, str], Manifest] = {}
-    errors: list[ManifestError] = []
-    for m in manifests:
-        key = m.key
-        first = seen.get(key)
-        if first is None:
-            seen[key] = m
-            continue
-        errors.append(
-            ManifestError(
-                m.source.file,
-                f"duplicate object {format_key(key)}: also defined at {first.source}",
-                m.source.line,
-                m.source.document,
-                "metadata.name",
-            )
-        )
-    return errors
-
-
-def load_revision(
-    files: Mapping[str, bytes],
-    values: dict[str, Any],
-    limits: Limits | None = None,
-    cache: BlobCache | None = None,
-    blob_ids: Mapping[str, str] | None = None,
-) -> list[Manifest]:
-    """Load every manifest file of a revision (``is_manifest_path``), in path order.
-
-    Raises RevisionRejected with all errors of all files, duplicate objects and the
-    object limit; nothing of a rejected revision is returned.
-    """
-    limits = limits or Limits()
-    errors: list[ManifestError] = []
-    manifests: list[Manifest] = []
-    vhash: str | None = None
-    for path in sorted(files):
-        if not is_manifest_path(path):
-            continue
-        key: CacheKey | None = None
-        if cache is not None and blob_ids is not None and path in blob_ids:
-            if path.endswith(".j2"):
-                if vhash is None:
-                    vhash = values_hash(values)
-                key = (blob_ids[path], vhash)
-            else:
-                key = (blob_ids[path], "")
-            hit = cache.get(key)
-            if hit is not None:
-                if hit and hit[0].source.file != path:  # same blob under another path
-                    hit = [Manifest(m.obj, replace(m.source, file=path)) for m in hit]
-                manifests.extend(hit)
-                continue
-        file_errors: list[ManifestError] = []
-        loaded = _load_file(path, files[path], values, limits, file_errors)
-        if file_errors:
-            errors.extend(file_errors)
-        else:
-            if key is not None and cache is not None:
-                cache[key] = loaded
-            manifests.extend(loaded)
-        if len(manifests) > limits.max_objects:
-            errors.append(ManifestError(path, f"the revision has more than {limits.max_objects} objects"))
-            raise RevisionRejected(errors)
-    errors.extend(validate_unique(manifests))
-    if errors:
-        raise RevisionRejected(errors)
-    return manifests
+    try:
+        docs = safe_load_documents(file, data, limits or Limits())
+    except RevisionRejected as e:
+        raise e.errors[0] from None
+    return repo_config_from(docs, file)

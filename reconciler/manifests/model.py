@@ -1,22 +1,23 @@
 """The loaded form of a manifest, object keys, and the repository config (``gitship.yaml``).
 
-Where it sits: a pure module at the bottom of the manifests package.
-``load.py`` produces ``Manifest`` objects (a defaulted Kubernetes-shaped dict plus
-the ``Source`` it came from); the store, plan and controllers key objects by
-``obj_key`` = ``(kind, namespace, name)``. ``parse_repo_config`` reads the
-repository's ``gitship.yaml`` (image rules for the in-process runtime and the
-values for Jinja templates); it is configuration, not a manifest.
+Where it sits: a pure module at the bottom of the manifests package (it imports
+nothing of the package). ``load.py`` produces ``Manifest`` objects (a defaulted
+Kubernetes-shaped dict plus the ``Source`` it came from); the store, plan and
+controllers key objects by ``obj_key`` = ``(kind, namespace, name)``.
+``repo_config_from`` checks the parsed ``gitship.yaml`` (image rules for the
+in-process runtime, values for Jinja templates, ignore globs); it is
+configuration, not a manifest. ``load.parse_repo_config`` parses its bytes.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-
-from reconciler.errors import ManifestError, RevisionRejected
-from runtime.base import ImageRule
+from reconciler.errors import ManifestError
+from reconciler.types import Key, Obj
 
 # Supported kinds and the one apiVersion each is accepted with.
 KINDS: dict[str, str] = {
@@ -27,12 +28,11 @@ KINDS: dict[str, str] = {
     "Deployment": "apps/v1",
 }
 
-ObjKey = tuple[str, str, str]
-
 
 @dataclass(frozen=True)
 class Source:
-    """Where a document came from: file relative to the manifests root, 1-based line, 0-based document."""
+    """Where a document came from: the file as the revision names it (relative to the repository
+    root), the 1-based line and the 0-based document index."""
 
     file: str
     line: int
@@ -49,27 +49,27 @@ class Manifest:
     ``obj`` may be shared with the load cache: treat it as read-only (copy before mutating).
     """
 
-    obj: dict[str, Any]
+    obj: Obj
     source: Source
 
     @functools.cached_property
-    def key(self) -> ObjKey:
+    def key(self) -> Key:
         """Computed once: a one-object change of 10,000 asks every cached manifest its key."""
         return obj_key(self.obj)
 
 
-def obj_key(obj: dict[str, Any]) -> ObjKey:
+def obj_key(obj: Obj) -> Key:
     """``(kind, namespace, name)`` of an object dict; namespace defaults to ``default``."""
     meta = obj.get("metadata") or {}
     return (str(obj.get("kind", "")), str(meta.get("namespace") or "default"), str(meta.get("name", "")))
 
 
-def labels_of(obj: dict[str, Any]) -> dict[str, str]:
+def labels_of(obj: Obj) -> dict[str, str]:
     """The object's labels (``{}`` when absent)."""
     return (obj.get("metadata") or {}).get("labels") or {}
 
 
-def format_key(key: ObjKey) -> str:
+def format_key(key: Key) -> str:
     """``Kind namespace/name`` as printed in messages."""
     return f"{key[0]} {key[1]}/{key[2]}"
 
@@ -92,82 +92,96 @@ class RepoConfig:
       env: {PORT: "8080"}            # optional
     values:                          # variables for *.yaml.j2 templates
       replicas: 3
+    ignore: ["drafts/*"]             # glob patterns of paths that are not manifests
+
+    ``images`` holds one plain dict per entry, as written, with every key present:
+    ``{"image": pattern, "command": [argv...], "workingDir": str | None, "env": {str: str}}``
+    (env values written as numbers become strings). The runtime's ``set_image_rules`` takes them.
     """
 
-    images: list[ImageRule] = field(default_factory=list)
+    images: list[dict[str, Any]] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
-    ignore: list[str] = field(default_factory=list)  # glob patterns of paths that are not manifests
+    ignore: list[str] = field(default_factory=list)
 
 
-def parse_repo_config(data: bytes, file: str = "gitship.yaml") -> RepoConfig:
-    """Parse ``gitship.yaml``; raises ManifestError for bad content (with the field path)."""
-    # Imported here: load.py imports this module.
-    from reconciler.manifests.load import Limits, safe_load_documents
+def repo_config_from(docs: list[tuple[int, Any]], file: str = "gitship.yaml") -> RepoConfig:
+    """Check the parsed documents ``[(first line, value)]`` of ``gitship.yaml``.
 
-    try:
-        docs = safe_load_documents(file, data, Limits())
-    except RevisionRejected as e:
-        raise e.errors[0] from None
+    Raises ManifestError naming the file, the line and the field path.
+    """
     docs = [d for d in docs if d[1] is not None]
     if not docs:
         return RepoConfig()
     if len(docs) > 1:
         raise ManifestError(file, "must hold a single YAML document", line=docs[1][0], document=1)
-    line, data_obj = docs[0]
+    line, data = docs[0]
 
     def bad(field_path: str, message: str) -> ManifestError:
         return ManifestError(file, message, line=line, field=field_path)
 
-    if not isinstance(data_obj, dict):
+    if not isinstance(data, dict):
         raise bad("", "must be a mapping with `images` and/or `values`")
-    unknown = sorted(str(k) for k in data_obj if k not in _CONFIG_KEYS)
+    unknown = sorted(str(k) for k in data if k not in _CONFIG_KEYS)
     if unknown:
         raise bad(unknown[0], f"unknown field; supported fields: {', '.join(_CONFIG_KEYS)}")
-    values = data_obj.get("values")
+    values = _config_values(data.get("values"), bad)
+    images_raw = data.get("images")
+    if images_raw is None:
+        images_raw = []
+    if not isinstance(images_raw, list):
+        raise bad("images", "must be a list of {image, command, workingDir, env}")
+    images = [_image_rule(entry, f"images[{i}]", bad) for i, entry in enumerate(images_raw)]
+    ignore = data.get("ignore") or []
+    if not isinstance(ignore, list) or not all(isinstance(x, str) for x in ignore):
+        raise bad("ignore", "must be a list of glob patterns (strings)")
+    return RepoConfig(images=images, values=values, ignore=list(ignore))
+
+
+_Bad = Callable[[str, str], ManifestError]
+
+
+def _config_values(values: Any, bad: _Bad) -> dict[str, Any]:
     if values is None:
-        values = {}
+        return {}
     if not isinstance(values, dict):
         raise bad("values", "must be a mapping of template variables")
     for k in values:
         if not isinstance(k, str) or not k.isidentifier():
             raise bad(f"values.{k}", "template variable names must be identifiers (letters, digits, '_')")
-    images_raw = data_obj.get("images")
-    if images_raw is None:
-        images_raw = []
-    if not isinstance(images_raw, list):
-        raise bad("images", "must be a list of {image, command, workingDir, env}")
-    images: list[ImageRule] = []
-    for i, entry in enumerate(images_raw):
-        p = f"images[{i}]"
-        if not isinstance(entry, dict):
-            raise bad(p, "must be a mapping with image and command")
-        for k in entry:
-            if k not in _IMAGE_KEYS:
-                raise bad(f"{p}.{k}", f"unknown field; supported fields: {', '.join(_IMAGE_KEYS)}")
-        pattern = entry.get("image")
-        if not isinstance(pattern, str) or not pattern:
-            raise bad(f"{p}.image", "Required value: an image pattern such as 'repo/name:*'")
-        command = entry.get("command")
-        if isinstance(command, str):
-            raise bad(f"{p}.command", "must be a list of strings (argv), not a single string")
-        if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
-            raise bad(f"{p}.command", "Required value: a non-empty list of strings (argv)")
-        wd = entry.get("workingDir")
-        if wd is not None and (not isinstance(wd, str) or not wd):
-            raise bad(f"{p}.workingDir", "must be a non-empty string")
-        env_raw = entry.get("env")
-        env: dict[str, str] = {}
-        if env_raw is not None:
-            if not isinstance(env_raw, dict):
-                raise bad(f"{p}.env", "must be a mapping of variable names to strings")
-            for k, v in env_raw.items():
-                if not isinstance(k, str) or not k:
-                    raise bad(f"{p}.env", f"invalid variable name {k!r}")
-                if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-                    raise bad(f"{p}.env.{k}", "must be a string")
-                env[k] = str(v)
-        images.append(ImageRule(pattern=pattern, command=tuple(command), working_dir=wd, env=env))
-    ignore = data_obj.get("ignore") or []
-    if not isinstance(ignore, list) or not all(isinstance(x, str) for x in ignore):
-        raise bad("ignore", "must be a list of glob patterns (strings)")
-    return RepoConfig(images=images, values=values, ignore=list(ignore))
+    return values
+
+
+def _image_rule(entry: Any, p: str, bad: _Bad) -> dict[str, Any]:
+    """One ``images:`` entry as a plain dict with every key present."""
+    if not isinstance(entry, dict):
+        raise bad(p, "must be a mapping with image and command")
+    for k in entry:
+        if k not in _IMAGE_KEYS:
+            raise bad(f"{p}.{k}", f"unknown field; supported fields: {', '.join(_IMAGE_KEYS)}")
+    pattern = entry.get("image")
+    if not isinstance(pattern, str) or not pattern:
+        raise bad(f"{p}.image", "Required value: an image pattern such as 'repo/name:*'")
+    command = entry.get("command")
+    if isinstance(command, str):
+        raise bad(f"{p}.command", "must be a list of strings (argv), not a single string")
+    if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
+        raise bad(f"{p}.command", "Required value: a non-empty list of strings (argv)")
+    wd = entry.get("workingDir")
+    if wd is not None and (not isinstance(wd, str) or not wd):
+        raise bad(f"{p}.workingDir", "must be a non-empty string")
+    return {"image": pattern, "command": list(command), "workingDir": wd, "env": _image_env(entry.get("env"), p, bad)}
+
+
+def _image_env(env_raw: Any, p: str, bad: _Bad) -> dict[str, str]:
+    env: dict[str, str] = {}
+    if env_raw is None:
+        return env
+    if not isinstance(env_raw, dict):
+        raise bad(f"{p}.env", "must be a mapping of variable names to strings")
+    for k, v in env_raw.items():
+        if not isinstance(k, str) or not k:
+            raise bad(f"{p}.env", f"invalid variable name {k!r}")
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise bad(f"{p}.env.{k}", "must be a string")
+        env[k] = str(v)
+    return env

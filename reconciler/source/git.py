@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import SourceError
+from ..manifests.revision import RevisionFile
 
-MODE_SYMLINK = "120000"
+MODE_SYMLINK = b"120000"
 BATCH = 500  # blob requests per write to `git cat-file --batch` (41 bytes each: well under a pipe buffer)
-MODE_GITLINK = "160000"
+MODE_GITLINK = b"160000"
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,9 @@ class Revision:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class TreeEntry:
-    path: str  # relative to the repository root
-    mode: str
-    blob: str
-    size: int
+# One file of a revision as ``git ls-tree`` lists it (path from the repository root, blob id,
+# size, symlink or not): the loader's own listing type.
+TreeEntry = RevisionFile
 
 
 def git(repo: str, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
@@ -92,7 +90,7 @@ class GitReader:
         return Revision(h, an, ae, float(at), s)
 
     def tree(self, sha: str, path: str = "") -> list[TreeEntry]:
-        """Every blob under ``path`` at ``sha``. Symlinks are returned (mode 120000) for the loader to refuse."""
+        """Every blob under ``path`` at ``sha``. Symlinks are listed (``symlink``) for the loader to refuse."""
         args = ["ls-tree", "-r", "-l", "-z", sha]
         if path.strip("/"):
             args += ["--", path.strip("/") + "/"]
@@ -108,9 +106,9 @@ class GitReader:
             entries.append(
                 TreeEntry(
                     name.decode("utf-8", "surrogateescape"),
-                    mode.decode(),
                     blob.decode(),
                     int(size) if size != b"-" else 0,
+                    mode == MODE_SYMLINK,
                 )
             )
         return entries
@@ -178,7 +176,10 @@ def clone_or_update(url: str, dest: str, branch: str | None) -> str:
     try:
         if not os.path.isdir(os.path.join(dest, ".git")):
             os.makedirs(os.path.dirname(dest), exist_ok=True)
-            repo = gitpython.Repo.clone_from(url, dest, **({"branch": branch} if branch else {}))
+            if branch:
+                repo = gitpython.Repo.clone_from(url, dest, branch=branch)
+            else:
+                repo = gitpython.Repo.clone_from(url, dest)
         else:
             repo = gitpython.Repo(dest)
             if repo.remotes.origin.url != url:

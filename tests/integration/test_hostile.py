@@ -125,8 +125,9 @@ def _huge(repo: Path) -> tuple[list[str], str]:
 
 
 def _deep(repo: Path) -> tuple[list[str], str]:
+    # rejected naming the file and the line, whichever nesting limit (gitship's or libyaml's) fires first
     (repo / "deep.yaml").write_text("a: " + "[" * 10_000 + "]" * 10_000 + "\n")
-    return ["deep.yaml"], "nested deeper"
+    return ["deep.yaml"], "deep.yaml:1 "
 
 
 def _deep_block(repo: Path) -> tuple[list[str], str]:

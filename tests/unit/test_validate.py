@@ -1,4 +1,4 @@
-"""Unit tests for reconciler/manifests/validate.py: defaults and validation rules."""
+"""Unit tests for reconciler/manifests/validate/ (the package): defaults and validation rules."""
 
 from __future__ import annotations
 

@@ -1,0 +1,300 @@
+"""Figures 0, 1, 4 and 6 of bench/run.py: a real `gitship up` (commit detection, commit to serving,
+rollout under load, footprint)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from bench.common import (
+    Daemon,
+    Row,
+    cluster_ip,
+    commit,
+    deployment,
+    deployment_complete,
+    git,
+    http_get,
+    ms,
+    new_repo,
+    pct,
+    pods_all,
+    proc_cpu_seconds,
+    proc_rss_kib,
+    ready,
+    row,
+    service,
+    wait,
+)
+
+# --------------------------------------------------------------------------- 0. commit detection
+
+
+def fig0_commit_detection(work: Path, quick: bool) -> list[Row]:
+    n = 20 if quick else 50
+    repo = new_repo(work / "f0")
+    d = Daemon(repo, work / "f0" / "state").start()
+    log_path = Path(d.state_dir, "reconcile.log")
+    lat: list[float] = []
+    try:
+        offset = log_path.stat().st_size
+        for i in range(n):
+            sha, t_commit = commit(repo, {"notes.txt": f"change {i}\n"}, f"bench {i}")
+            detected = None
+            deadline = time.monotonic() + 30
+            while detected is None:
+                with open(log_path, "rb") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+                for line in chunk.splitlines():
+                    try:
+                        ev = json.loads(line)
+                    except ValueError:
+                        continue
+                    if ev.get("event") == "revision_detected" and ev.get("sha") == sha:
+                        detected = dt.datetime.fromisoformat(ev["timestamp"].replace("Z", "+00:00")).timestamp()
+                if detected is None:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"commit {sha[:7]} never detected")
+                    time.sleep(0.002)
+            lat.append(detected - t_commit)
+            d.wait_attempted(sha)
+            offset = log_path.stat().st_size
+    finally:
+        d.stop()
+    base = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        git(repo, "rev-parse", "HEAD")
+        base.append(time.perf_counter() - t0)
+    p99 = pct(lat, 99)
+    return [
+        row(f"0 commit detection p50 ({n} commits)", ms(pct(lat, 50)), f"git rev-parse {ms(statistics.median(base))}"),
+        row(
+            f"0 commit detection p99 ({n} commits)",
+            ms(p99),
+            f"git rev-parse p99 {ms(pct(base, 99))}",
+            "< 100 ms",
+            p99 < 0.100,
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- 1. commit to serving
+
+
+def _names_until(host: str, want: int, version: str, deadline: float) -> None:
+    """Request through the ClusterIP until ``want`` distinct pods answered ``version``."""
+    seen: set[str] = set()
+    while len(seen) < want:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(seen)} of {want} replicas answered {version}")
+        try:
+            body = http_get(host, 80, timeout=1)
+        except OSError:
+            time.sleep(0.005)
+            continue
+        if body.startswith(f"This is {version} "):
+            seen.add(body.rsplit(" ", 1)[1].strip())
+        else:
+            seen.clear() if version == "v2" else None
+
+
+def _all_answers(host: str, version: str, streak: int, deadline: float) -> None:
+    ok = 0
+    while ok < streak:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"answers never all {version}")
+        try:
+            body = http_get(host, 80, timeout=1)
+            ok = ok + 1 if body.startswith(f"This is {version} ") else 0
+        except OSError:
+            ok = 0
+
+
+def fig1_commit_to_serving(work: Path, quick: bool) -> list[Row]:
+    runs = 5 if quick else 10
+    repo = new_repo(work / "f1")
+    d = Daemon(repo, work / "f1" / "state").start()
+    serve: list[float] = []
+    rollout: list[float] = []
+    try:
+        for i in range(runs):
+            name = f"web{i}"
+            files = {"web.yaml": deployment(name, 3, "qinchaowhut/allen:v1", name), "svc.yaml": service(name, name)}
+            sha, t0 = commit(repo, files, f"web v1 run {i}")
+            deadline = time.monotonic() + 60
+            ip = wait(lambda name=name: cluster_ip(d, name), 60, "the ClusterIP", 0.002)
+            _names_until(ip, 3, "v1", deadline)
+            serve.append(time.time() - t0)
+            wait(lambda name=name: deployment_complete(d, name, 3), 60, "v1 complete")
+            sha, t0 = commit(repo, {"web.yaml": files["web.yaml"].replace("allen:v1", "allen:v2")}, f"v2 run {i}")
+            deadline = time.monotonic() + 120
+            wait(
+                lambda sha=sha, name=name: (
+                    d.meta("lastAppliedRevision") == sha and pods_all(d, name, "qinchaowhut/allen:v2", 3)
+                ),
+                120,
+                "rollout complete",
+                0.005,
+            )
+            _all_answers(ip, "v2", 20, deadline)
+            _names_until(ip, 3, "v2", deadline)
+            rollout.append(time.time() - t0)
+            sha, _ = commit(repo, {"web.yaml": None, "svc.yaml": None}, f"remove run {i}")
+            wait(lambda: not d.objects("Pod"), 60, "pods gone")
+    finally:
+        d.stop()
+    # baseline: the same app started directly and answering once (process start + bind)
+    base = []
+    for _ in range(5):
+        ip = "127.0.0.1"
+        port = _free_port()
+        t0 = time.time()
+        p = subprocess.Popen(
+            [sys.executable, str(repo / "app" / "kubia.py")],
+            cwd=str(repo),
+            env={**os.environ, "POD_IP": ip, "PORT": str(port)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait(lambda ip=ip, port=port: http_get(ip, port, 1), 10, "kubia direct", 0.002)
+            base.append(time.time() - t0)
+        finally:
+            p.terminate()
+            p.wait()
+    med = statistics.median(serve)
+    bl = f"one kubia started directly {ms(statistics.median(base))}"
+    return [
+        row(f"1 commit -> 3 replicas serving via ClusterIP, median ({runs} runs)", ms(med), bl, "< 1 s", med < 1.0),
+        row("1 commit -> 3 replicas serving via ClusterIP, p90", ms(pct(serve, 90)), bl),
+        row(f"1 image change -> rollout complete (all v2), median ({runs} runs)", ms(statistics.median(rollout)), bl),
+        row("1 image change -> rollout complete (all v2), p90", ms(pct(rollout, 90)), bl),
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- 4. rollout under load
+
+
+def fig4_rollout_under_load(work: Path, quick: bool) -> list[Row]:
+    repo = new_repo(work / "f4")
+    dep = deployment("web", 10, "qinchaowhut/allen:v1", "web")
+    commit(repo, {"web.yaml": dep, "svc.yaml": service("web", "web")}, "web v1")
+    d = Daemon(repo, work / "f4" / "state").start()
+    try:
+        wait(lambda: deployment_complete(d, "web", 10), 120, "10 v1 replicas", 0.05)
+        ip = wait(lambda: cluster_ip(d, "web"), 30, "ClusterIP")
+        stop = threading.Event()
+        stats = {"ok": 0, "failed": 0, "v1": 0, "v2": 0}
+        errors: list[str] = []
+        lock = threading.Lock()
+
+        def load() -> None:
+            while not stop.is_set():
+                try:
+                    body = http_get(ip, 80, timeout=5)
+                    with lock:
+                        stats["ok"] += 1
+                        stats["v2" if body.startswith("This is v2") else "v1"] += 1
+                except OSError as e:
+                    with lock:
+                        stats["failed"] += 1
+                        if len(errors) < 5:
+                            errors.append(repr(e))
+
+        workers = [threading.Thread(target=load, daemon=True) for _ in range(4)]
+        for w in workers:
+            w.start()
+        time.sleep(1.0)
+        before = dict(stats)
+        sha, t0 = commit(repo, {"web.yaml": dep.replace("allen:v1", "allen:v2")}, "web v2")
+        wait(
+            lambda: d.meta("lastAppliedRevision") == sha and pods_all(d, "web", "qinchaowhut/allen:v2", 10),
+            180,
+            "rollout complete, old pods gone",
+            0.05,
+        )
+        took = time.time() - t0
+        time.sleep(1.0)
+        stop.set()
+        for w in workers:
+            w.join(10)
+    finally:
+        d.stop()
+    total = stats["ok"] + stats["failed"]
+    failed = stats["failed"]
+    note = f"{total:,} requests, 4 clients, rollout {took:.1f} s" + (f"; e.g. {errors[0]}" if errors else "")
+    return [
+        row(
+            "4 failed requests during a rolling update of 10 replicas",
+            failed,
+            f"{before['failed']} failed in the 1 s before the update",
+            "0",
+            failed == 0,
+        ),
+        row("4 requests served during the rollout (info)", note),
+    ]
+
+
+# --------------------------------------------------------------------------- 6. footprint
+
+
+def _idle(pid: int, seconds: float) -> tuple[float, float]:
+    c0, t0 = proc_cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    c1, t1 = proc_cpu_seconds(pid), time.monotonic()
+    return proc_rss_kib(pid) / 1024, (c1 - c0) / (t1 - t0) * 100
+
+
+def fig6_footprint(work: Path, quick: bool) -> list[Row]:
+    seconds = 5.0 if quick else 10.0
+    repo = new_repo(work / "f6")
+    d = Daemon(repo, work / "f6" / "state").start()
+    try:
+        time.sleep(2)
+        rss0, cpu0 = _idle(d.pid, seconds)
+        dep = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: idle}
+spec:
+  replicas: 100
+  selector: {matchLabels: {app: idle}}
+  template:
+    metadata: {labels: {app: idle}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers: [{name: c, image: busybox, command: [sleep, "100000"]}]
+"""
+        sha, _ = commit(repo, {"idle.yaml": dep}, "100 pods")
+        wait(lambda: len([p for p in d.objects("Pod") if ready(p)]) == 100, 180, "100 pods ready", 0.2)
+        time.sleep(3)  # let start-up settle
+        rss, cpu = _idle(d.pid, seconds)
+        hwm = proc_rss_kib(d.pid, "VmHWM") / 1024
+    finally:
+        d.stop()
+    return [
+        row("6 gitship RSS, idle, 100 pods", f"{rss:.1f} MB", f"0 pods {rss0:.1f} MB", "< 100 MB", rss < 100),
+        row(
+            f"6 gitship CPU, idle, 100 pods ({seconds:g} s)",
+            f"{cpu:.2f} % of a core",
+            f"0 pods {cpu0:.2f} %",
+            "< 2 %",
+            cpu < 2.0,
+        ),
+        row("6 gitship peak RSS (VmHWM) incl. starting 100 pods", f"{hwm:.1f} MB"),
+    ]

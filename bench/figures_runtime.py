@@ -1,0 +1,178 @@
+"""Figures 3 and 5 of bench/run.py: the service proxy and pod start to Ready on each runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.common import Row, TEMPLATE, ms, pct, ready, row
+
+# --------------------------------------------------------------------------- 3. service proxy
+
+
+def fig3_proxy(work: Path, quick: bool) -> list[Row]:
+    from bench import proxy_bench
+
+    rows = proxy_bench.run(1.0 if quick else 3.0)
+    out = []
+    by = {r["figure"]: r for r in rows}
+    for scen in ("keep-alive", "new-connection"):
+        d, p = by[f"{scen} direct requests/s"], by[f"{scen} proxy requests/s"]
+        ratio = by[f"{scen} proxy/direct throughput ratio"]
+        out.append(row(f"3 proxy {scen} requests/s", p["value"], f"direct {d['value']}"))
+        out.append(
+            row(
+                f"3 proxy {scen} p99 latency",
+                f"{by[f'{scen} proxy p99 latency us']['value']} us",
+                f"direct {by[f'{scen} direct p99 latency us']['value']} us",
+            )
+        )
+        out.append(row(f"3 proxy/direct throughput, {scen}", ratio["value"], "1.0", ratio["goal"], ratio["met"]))
+    return out
+
+
+# --------------------------------------------------------------------------- 5. pod start to Ready
+
+
+def _pod(name: str, probe: bool) -> dict[str, Any]:
+    c: dict[str, Any] = {"name": "app", "image": "qinchaowhut/allen:v1", "ports": [{"containerPort": 8080}]}
+    if probe:
+        c["readinessProbe"] = {
+            "httpGet": {"path": "/", "port": 8080},
+            "initialDelaySeconds": 0,
+            "periodSeconds": 1,
+            "timeoutSeconds": 1,
+            "successThreshold": 1,
+            "failureThreshold": 3,
+        }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": str(uuid.uuid4()), "labels": {"app": "b"}},
+        "spec": {"containers": [c], "restartPolicy": "Always", "terminationGracePeriodSeconds": 5},
+    }
+
+
+async def _starts(rt: Any, n: int, probe: bool, image: str = "qinchaowhut/allen:v1") -> list[float]:
+    ready_at: dict[str, float] = {}
+    waiters: dict[str, asyncio.Event] = {}
+
+    def on_change(uid: str) -> None:
+        st = rt.status(uid)
+        if st and uid not in ready_at and ready(st and {"status": st}):
+            ready_at[uid] = time.perf_counter()
+            if uid in waiters:
+                waiters[uid].set()
+
+    await rt.start(on_change)
+    out = []
+    try:
+        for i in range(n):
+            pod = _pod(f"b{i}", probe)
+            pod["spec"]["containers"][0]["image"] = image
+            uid = pod["metadata"]["uid"]
+            waiters[uid] = asyncio.Event()
+            t0 = time.perf_counter()
+            await rt.create_pod(pod)
+            on_change(uid)
+            await asyncio.wait_for(waiters[uid].wait(), 60)
+            out.append(ready_at[uid] - t0)
+            await rt.delete_pod(uid)
+    finally:
+        await rt.close(stop_pods=True)
+    return out
+
+
+def fig5_pod_start(work: Path, quick: bool) -> list[Row]:
+    from runtime.inprocess import InProcessRuntime
+
+    n = 20 if quick else 100
+    rows: list[Row] = []
+    base = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"])
+        base.append(time.perf_counter() - t0)
+    bl = f"python3 -c pass p99 {ms(pct(base, 99))}"
+    # a gitship.yaml `images:` entry, as RepoConfig.images holds it
+    rules = [
+        {"image": "qinchaowhut/allen:*", "command": [sys.executable, "app/kubia.py"], "workingDir": None, "env": {}}
+    ]
+    for probe in (False, True):
+        rt = InProcessRuntime(str(work / f"f5-{probe}"), rules, repo_dir=str(TEMPLATE), pod_cidr="127.201.0.0/24")
+        lat = asyncio.run(_starts(rt, n, probe))
+        what = "httpGet readiness probe" if probe else "no readiness probe"
+        p99 = pct(lat, 99)
+        rows.append(
+            row(
+                f"5 in-process pod start -> Ready, {what}, p50 ({n} starts)",
+                ms(pct(lat, 50)),
+                f"python3 -c pass p50 {ms(statistics.median(base))}",
+            )
+        )
+        rows.append(row(f"5 in-process pod start -> Ready, {what}, p99", ms(p99), bl, "< 300 ms", p99 < 0.3))
+    rows.extend(_docker_starts(work, 10 if quick else 50))
+    return rows
+
+
+def _docker_starts(work: Path, n: int) -> list[Row]:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception as e:  # noqa: BLE001
+        return [
+            row("5 Docker pod start -> Ready", "skipped", "", "< 1 s", None) | {"value": f"skipped: no engine ({e})"}
+        ]
+    from runtime.docker import BUSYBOX, DockerRuntime, LABEL_INSTANCE
+
+    if not os.path.exists(BUSYBOX):
+        return [row("5 Docker pod start -> Ready", f"skipped: {BUSYBOX} missing", "", "< 1 s", None)]
+    from tests.dockerimages import ensure_test_images
+
+    ensure_test_images(client)
+    base = []
+    for _ in range(min(n, 20)):
+        t0 = time.perf_counter()
+        subprocess.run(["docker", "run", "--rm", "gitship-test/kubia:v1", "true"], capture_output=True, check=True)
+        base.append(time.perf_counter() - t0)
+    instance = "bench-" + uuid.uuid4().hex[:8]
+    rows = []
+    try:
+        for probe in (False, True):
+            rt = DockerRuntime(str(work / f"f5-docker-{probe}"), instance=instance, network="gitship-bench")
+            lat = asyncio.run(_starts(rt, n, probe, "gitship-test/kubia:v1"))
+            what = "httpGet readiness probe" if probe else "no readiness probe"
+            p99 = pct(lat, 99)
+            rows.append(
+                row(
+                    f"5 Docker pod start -> Ready, {what}, p50 ({n} starts)",
+                    ms(pct(lat, 50)),
+                    f"docker run --rm p50 {ms(statistics.median(base))}",
+                )
+            )
+            rows.append(
+                row(
+                    f"5 Docker pod start -> Ready, {what}, p99",
+                    ms(p99),
+                    f"docker run --rm p99 {ms(pct(base, 99))}",
+                    "< 1 s",
+                    p99 < 1.0,
+                )
+            )
+    finally:
+        for c in client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"}):
+            try:
+                c.remove(force=True)
+            except Exception:  # noqa: BLE001
+                pass
+        client.close()
+    return rows
