@@ -11,18 +11,10 @@ from typing import Any
 from reconciler.manifests.validate.common import is_dict, is_list
 from reconciler.types import Obj
 
+# The kubelet and the API server share one rule for it: the pod kernel holds it (pure).
+from runtime.kernel.image import default_pull_policy
+
 _PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
-
-
-def default_pull_policy(image: str) -> str:
-    """``Always`` for ``:latest`` or an untagged image without digest, else ``IfNotPresent``."""
-    ref, _, digest = image.partition("@")
-    last = ref.rsplit("/", 1)[-1]
-    if ":" in last:
-        tag = last.rsplit(":", 1)[1]
-    else:
-        tag = "" if digest else "latest"
-    return "Always" if tag == "latest" else "IfNotPresent"
 
 
 def _default_http_get(http: Obj) -> None:
