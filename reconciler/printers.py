@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from .annotation_keys import REVISION
 from .controllers.podutil import from_rfc3339, to_rfc3339
 from .types import Obj
 
@@ -371,6 +372,26 @@ def describe(obj: Obj, events: list[Obj], now: float, extra: list[tuple[str, Any
         rows = [[e["type"], e["reason"], age_from_epoch(e["time"], now), "gitship", e["message"]] for e in events]
         lines += ["  " + line for line in table(["Type", "Reason", "Age", "From", "Message"], rows).splitlines()]
     return "\n".join(lines)
+
+
+def deployment_replicasets(deploy: Obj, rss: list[Obj]) -> list[tuple[str, Any]]:
+    """describe deployment's OldReplicaSets and NewReplicaSet lines: the RSs it owns, split by revision."""
+    uid = deploy["metadata"]["uid"]
+    owned = [r for r in rss if any(ref.get("uid") == uid for ref in r["metadata"].get("ownerReferences") or [])]
+    revision = deploy["metadata"].get("annotations", {}).get(REVISION)
+    new = [r for r in owned if r["metadata"].get("annotations", {}).get(REVISION) == revision]
+
+    def summary(group: list[Obj]) -> str:
+        return (
+            ", ".join(
+                f"{r['metadata']['name']} ({(r.get('status') or {}).get('replicas', 0)}"
+                f"/{r['spec'].get('replicas')} replicas created)"
+                for r in group
+            )
+            or "<none>"
+        )
+
+    return [("OldReplicaSets", summary([r for r in owned if r not in new])), ("NewReplicaSet", summary(new))]
 
 
 def age_from_epoch(t: float, now: float) -> str:
