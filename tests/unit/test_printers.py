@@ -467,3 +467,25 @@ def test_describe_service() -> None:
         "Session Affinity: None",
         "Events:         <none>",
     ]
+
+
+def _owned_rs(name: str, revision: str, uid: str = "d1") -> dict:
+    return {
+        "metadata": {
+            "name": name,
+            "annotations": {"deployment.kubernetes.io/revision": revision},
+            "ownerReferences": [{"kind": "Deployment", "name": "web", "uid": uid}],
+        },
+        "spec": {"replicas": 2},
+        "status": {"replicas": 1},
+    }
+
+
+def test_deployment_replicasets_splits_owned_sets_by_the_deployments_revision() -> None:
+    dep = {"metadata": {"name": "web", "uid": "d1", "annotations": {"deployment.kubernetes.io/revision": "3"}}}
+    rss = [_owned_rs("web-a", "1"), _owned_rs("web-b", "2"), _owned_rs("web-c", "3"), _owned_rs("other", "3", "x")]
+    assert printers.deployment_replicasets(dep, rss) == [
+        ("OldReplicaSets", "web-a (1/2 replicas created), web-b (1/2 replicas created)"),
+        ("NewReplicaSet", "web-c (1/2 replicas created)"),
+    ]
+    assert printers.deployment_replicasets(dep, []) == [("OldReplicaSets", "<none>"), ("NewReplicaSet", "<none>")]
