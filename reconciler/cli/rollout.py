@@ -14,13 +14,13 @@ import copy
 import time
 from collections.abc import Callable
 
-import yaml
-
 from reconciler import annotation_keys as keys
 from reconciler import printers
 from reconciler.cli.common import Subparsers, die, kind_of, nudge, open_store, source_meta, writer
-from reconciler.controllers import deployment as deployctl
 from reconciler.types import Obj
+
+# reconciler.controllers.deployment (rollout_status, revisions, equal_ignore_hash) is imported where
+# it is used: every `gitship` command imports this module, and `get` is called in tight loops.
 
 
 def _deploy_and_rss(args: argparse.Namespace) -> tuple[Obj, list[Obj]]:
@@ -83,6 +83,8 @@ def _check_revision(args: argparse.Namespace, dep: Obj) -> None:
 
 
 def status(args: argparse.Namespace) -> int:
+    from reconciler.controllers.deployment import rollout_status
+
     deadline = time.monotonic() + args.timeout if args.timeout else None
     out = _Printer()
     watch = str(args.watch).lower() not in ("false", "0", "no")
@@ -101,7 +103,7 @@ def status(args: argparse.Namespace) -> int:
                 die(f'deployments.apps "{args.name}" not found')
             if args.revision:
                 _check_revision(args, dep)
-            msg, done, failed = deployctl.rollout_status(dep)
+            msg, done, failed = rollout_status(dep)
             if failed:
                 die(msg)
             out.show(msg)
@@ -113,8 +115,12 @@ def status(args: argparse.Namespace) -> int:
 
 
 def history(args: argparse.Namespace) -> int:
+    import yaml
+
+    from reconciler.controllers.deployment import revisions
+
     dep, rss = _deploy_and_rss(args)
-    revs = deployctl.revisions(dep, rss)
+    revs = revisions(dep, rss)
     if args.revision:
         for n, rs in revs:
             if n == args.revision:
@@ -176,15 +182,17 @@ def _undo_target(args: argparse.Namespace, revs: list[tuple[int, Obj]]) -> tuple
 
 
 def undo(args: argparse.Namespace) -> int:
+    from reconciler.controllers.deployment import equal_ignore_hash, revisions
+
     dep, rss = _deploy_and_rss(args)
-    revs = deployctl.revisions(dep, rss)
+    revs = revisions(dep, rss)
     target_n, target = _undo_target(args, revs)
     if dep["spec"].get("paused"):
         die(
             f"you cannot rollback a paused deployment; resume it first with "
             f"'gitship rollout resume deployment/{args.name}' and try again"
         )
-    if deployctl.equal_ignore_hash(target["spec"]["template"], dep["spec"]["template"]):
+    if equal_ignore_hash(target["spec"]["template"], dep["spec"]["template"]):
         print(f"deployment.apps/{args.name} skipped rollback (current template already matches revision {target_n})")
         return 0
     from reconciler.undo import undo_commit
