@@ -7,14 +7,15 @@ network; ``now`` is a parameter.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from .controllers.podutil import from_rfc3339
-
-Obj = dict[str, Any]
+from .annotation_keys import REVISION
+from .controllers.podutil import from_rfc3339, to_rfc3339
+from .types import Obj
 
 
 def age(ts: str | None, now: float) -> str:
@@ -134,81 +135,101 @@ def endpoints_text(ep: Obj) -> str:
     return ",".join(addrs[:3]) + (f" + {more} more..." if more > 0 else "")
 
 
+def _age_of(o: Obj, now: float) -> str:
+    return age(o["metadata"].get("creationTimestamp"), now)
+
+
+def _pod_row(p: Obj, now: float) -> list[Any]:
+    return [p["metadata"]["name"], pod_ready(p), pod_status(p), pod_restarts(p), _age_of(p, now)]
+
+
+def _pod_wide(p: Obj) -> list[Any]:
+    return [(p.get("status") or {}).get("podIP") or "<none>", "localhost"]
+
+
+def _rs_row(o: Obj, now: float) -> list[Any]:
+    st = o.get("status") or {}
+    return [
+        o["metadata"]["name"],
+        o["spec"].get("replicas", 1),
+        st.get("replicas", 0),
+        st.get("readyReplicas", 0),
+        _age_of(o, now),
+    ]
+
+
+def _deploy_row(o: Obj, now: float) -> list[Any]:
+    st = o.get("status") or {}
+    return [
+        o["metadata"]["name"],
+        f"{st.get('readyReplicas', 0)}/{o['spec'].get('replicas', 1)}",
+        st.get("updatedReplicas", 0),
+        st.get("availableReplicas", 0),
+        _age_of(o, now),
+    ]
+
+
+def _workload_wide(o: Obj) -> list[Any]:
+    return [*_containers(o["spec"]["template"]["spec"]), selector_text(o["spec"].get("selector"))]
+
+
+def _svc_row(o: Obj, now: float) -> list[Any]:
+    spec = o["spec"]
+    return [
+        o["metadata"]["name"],
+        spec.get("type", "ClusterIP"),
+        spec.get("clusterIP") or "<none>",
+        external_ip(o),
+        ports_text(o),
+        _age_of(o, now),
+    ]
+
+
+def _svc_wide(o: Obj) -> list[Any]:
+    return [labels_text(o["spec"].get("selector"))]
+
+
+def _ep_row(o: Obj, now: float) -> list[Any]:
+    return [o["metadata"]["name"], endpoints_text(o), _age_of(o, now)]
+
+
+def _no_wide(o: Obj) -> list[Any]:
+    return []
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """One kind's `get` table: its columns and, for -o wide, the ones added after them."""
+
+    headers: list[str]
+    row: Callable[[Obj, float], list[Any]]
+    wide_headers: list[str]
+    wide: Callable[[Obj], list[Any]]
+
+
+_WORKLOAD_WIDE = ["CONTAINERS", "IMAGES", "SELECTOR"]
+_TABLES: dict[str, _Columns] = {
+    "Pod": _Columns(["NAME", "READY", "STATUS", "RESTARTS", "AGE"], _pod_row, ["IP", "NODE"], _pod_wide),
+    "ReplicaSet": _Columns(["NAME", "DESIRED", "CURRENT", "READY", "AGE"], _rs_row, _WORKLOAD_WIDE, _workload_wide),
+    "Deployment": _Columns(
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], _deploy_row, _WORKLOAD_WIDE, _workload_wide
+    ),
+    "Service": _Columns(
+        ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], _svc_row, ["SELECTOR"], _svc_wide
+    ),
+    "Endpoints": _Columns(["NAME", "ENDPOINTS", "AGE"], _ep_row, [], _no_wide),
+}
+
+
 def rows_for(
     kind: str, objs: list[Obj], now: float, wide: bool, show_labels: bool = False, all_namespaces: bool = False
 ) -> str:
-    headers: list[str]
-    rows: list[list[Any]] = []
-    if kind == "Pod":
-        headers = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
-        if wide:
-            headers += ["IP", "NODE"]
-        for p in objs:
-            r = [
-                p["metadata"]["name"],
-                pod_ready(p),
-                pod_status(p),
-                pod_restarts(p),
-                age(p["metadata"].get("creationTimestamp"), now),
-            ]
-            if wide:
-                r += [(p.get("status") or {}).get("podIP") or "<none>", "localhost"]
-            rows.append(r)
-    elif kind == "ReplicaSet":
-        headers = ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
-        if wide:
-            headers += ["CONTAINERS", "IMAGES", "SELECTOR"]
-        for o in objs:
-            st = o.get("status") or {}
-            r = [
-                o["metadata"]["name"],
-                o["spec"].get("replicas", 1),
-                st.get("replicas", 0),
-                st.get("readyReplicas", 0),
-                age(o["metadata"].get("creationTimestamp"), now),
-            ]
-            if wide:
-                r += [*_containers(o["spec"]["template"]["spec"]), selector_text(o["spec"].get("selector"))]
-            rows.append(r)
-    elif kind == "Deployment":
-        headers = ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
-        if wide:
-            headers += ["CONTAINERS", "IMAGES", "SELECTOR"]
-        for o in objs:
-            st = o.get("status") or {}
-            r = [
-                o["metadata"]["name"],
-                f"{st.get('readyReplicas', 0)}/{o['spec'].get('replicas', 1)}",
-                st.get("updatedReplicas", 0),
-                st.get("availableReplicas", 0),
-                age(o["metadata"].get("creationTimestamp"), now),
-            ]
-            if wide:
-                r += [*_containers(o["spec"]["template"]["spec"]), selector_text(o["spec"].get("selector"))]
-            rows.append(r)
-    elif kind == "Service":
-        headers = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
-        if wide:
-            headers += ["SELECTOR"]
-        for o in objs:
-            spec = o["spec"]
-            r = [
-                o["metadata"]["name"],
-                spec.get("type", "ClusterIP"),
-                spec.get("clusterIP") or "<none>",
-                external_ip(o),
-                ports_text(o),
-                age(o["metadata"].get("creationTimestamp"), now),
-            ]
-            if wide:
-                r += [labels_text(spec.get("selector"))]
-            rows.append(r)
-    elif kind == "Endpoints":
-        headers = ["NAME", "ENDPOINTS", "AGE"]
-        for o in objs:
-            rows.append([o["metadata"]["name"], endpoints_text(o), age(o["metadata"].get("creationTimestamp"), now)])
-    else:
+    """The `get` table of objects of one kind (kubectl's columns; -o wide, --show-labels, -A)."""
+    cols = _TABLES.get(kind)
+    if cols is None:
         raise ValueError(kind)
+    headers = [*cols.headers, *(cols.wide_headers if wide else [])]
+    rows = [cols.row(o, now) + (cols.wide(o) if wide else []) for o in objs]
     if show_labels:
         headers = [*headers, "LABELS"]
         rows = [r + [labels_text(o["metadata"].get("labels"))] for r, o in zip(rows, objs)]
@@ -229,9 +250,111 @@ def dump(obj: Any, fmt: str) -> str:
     return text.rstrip("\n")
 
 
+def _describe_pod(obj: Obj) -> list[str]:
+    spec, st = obj.get("spec") or {}, obj.get("status") or {}
+    lines = [
+        f"Status:         {pod_status(obj)}",
+        f"IP:             {st.get('podIP', '')}",
+        f"Start Time:     {st.get('startTime', '<none>')}",
+        "Containers:",
+    ]
+    statuses = {c["name"]: c for c in st.get("containerStatuses") or []}
+    for c in spec.get("containers", []):
+        lines += _describe_container(c, statuses.get(c["name"], {}))
+    lines.append("Conditions:")
+    lines.append("  Type              Status")
+    for cond in st.get("conditions") or []:
+        lines.append(f"  {cond['type']:<17} {cond['status']}")
+    return lines
+
+
+def _describe_container(c: Obj, cs: Obj) -> list[str]:
+    state, detail = next(iter((cs.get("state") or {"waiting": {}}).items()))
+    lines = [
+        f"  {c['name']}:",
+        f"    Image:          {c.get('image', '')}",
+        f"    Command:        {' '.join(c.get('command') or []) or '<image default>'}",
+        f"    State:          {state.capitalize()}" + (f" ({detail.get('reason')})" if detail.get("reason") else ""),
+        f"    Ready:          {cs.get('ready', False)}",
+        f"    Restart Count:  {cs.get('restartCount', 0)}",
+    ]
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        if c.get(probe):
+            lines.append(f"    {probe[:-5].capitalize()}:     {_probe_text(c[probe])}")
+    return lines
+
+
+def _describe_deployment_spec(spec: Obj, st: Obj) -> list[str]:
+    lines = [
+        f"Replicas:       {spec.get('replicas')} desired | {st.get('updatedReplicas', 0)} updated | "
+        f"{st.get('replicas', 0)} total | {st.get('availableReplicas', 0)} available | "
+        f"{st.get('unavailableReplicas', 0)} unavailable"
+    ]
+    strat = spec.get("strategy") or {}
+    lines.append(f"StrategyType:   {strat.get('type')}")
+    lines.append(f"MinReadySeconds: {spec.get('minReadySeconds', 0)}")
+    ru = strat.get("rollingUpdate")
+    if ru:
+        lines.append(
+            f"RollingUpdateStrategy:  {ru.get('maxUnavailable')} max unavailable, {ru.get('maxSurge')} max surge"
+        )
+    if spec.get("paused"):
+        lines.append("Paused:         true")
+    return lines
+
+
+def _describe_workload(obj: Obj) -> list[str]:
+    """ReplicaSet and Deployment: selector, replicas, the pod template, conditions."""
+    spec, st = obj.get("spec") or {}, obj.get("status") or {}
+    lines = [f"Selector:       {selector_text(spec.get('selector'))}"]
+    if obj["kind"] == "Deployment":
+        lines += _describe_deployment_spec(spec, st)
+    else:
+        lines.append(f"Replicas:       {st.get('replicas', 0)} current / {spec.get('replicas')} desired")
+        lines.append(f"Pods Status:    {st.get('readyReplicas', 0)} Ready / {st.get('availableReplicas', 0)} Available")
+    tmpl = spec.get("template") or {}
+    lines.append("Pod Template:")
+    lines.append(f"  Labels:  {_kv_block(tmpl.get('metadata', {}).get('labels'))}")
+    for c in tmpl.get("spec", {}).get("containers", []):
+        lines.append(f"  {c['name']}:  Image: {c.get('image')}")
+    if st.get("conditions"):
+        lines.append("Conditions:")
+        lines.append("  Type           Status  Reason")
+        for cond in st["conditions"]:
+            lines.append(f"  {cond['type']:<14} {cond['status']:<7} {cond.get('reason', '')}")
+    return lines
+
+
+def _describe_service(obj: Obj) -> list[str]:
+    spec = obj.get("spec") or {}
+    lines = [
+        f"Selector:       {labels_text(spec.get('selector'))}",
+        f"Type:           {spec.get('type')}",
+        f"IP:             {spec.get('clusterIP', '')}",
+    ]
+    if spec.get("type") == "LoadBalancer":
+        lines.append(f"LoadBalancer Ingress: {external_ip(obj)}")
+    for p in spec.get("ports") or []:
+        proto = p.get("protocol", "TCP")
+        lines.append(f"Port:           {p.get('name') or '<unset>'}  {p['port']}/{proto}")
+        lines.append(f"TargetPort:     {p.get('targetPort')}/{proto}")
+        if p.get("nodePort"):
+            lines.append(f"NodePort:       {p.get('name') or '<unset>'}  {p['nodePort']}/{proto}")
+    lines.append(f"Session Affinity: {spec.get('sessionAffinity', 'None')}")
+    return lines
+
+
+_DESCRIBE: dict[str, Callable[[Obj], list[str]]] = {
+    "Pod": _describe_pod,
+    "ReplicaSet": _describe_workload,
+    "Deployment": _describe_workload,
+    "Service": _describe_service,
+}
+
+
 def describe(obj: Obj, events: list[Obj], now: float, extra: list[tuple[str, Any]] | None = None) -> str:
     """A describe page: the object's fields in kubectl's order, then its events."""
-    m, spec, st = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
+    m = obj["metadata"]
     lines = [f"Name:           {m['name']}", f"Namespace:      {m.get('namespace', 'default')}"]
     if m.get("creationTimestamp"):
         lines.append(f"CreationTimestamp: {m['creationTimestamp']}")
@@ -239,84 +362,9 @@ def describe(obj: Obj, events: list[Obj], now: float, extra: list[tuple[str, Any
     lines.append(f"Annotations:    {_kv_block(m.get('annotations'))}")
     for ref in m.get("ownerReferences") or []:
         lines.append(f"Controlled By:  {ref['kind']}/{ref['name']}")
-    kind = obj["kind"]
-    if kind == "Pod":
-        lines += [
-            f"Status:         {pod_status(obj)}",
-            f"IP:             {st.get('podIP', '')}",
-            f"Start Time:     {st.get('startTime', '<none>')}",
-            "Containers:",
-        ]
-        statuses = {c["name"]: c for c in st.get("containerStatuses") or []}
-        for c in spec.get("containers", []):
-            cs = statuses.get(c["name"], {})
-            state = next(iter((cs.get("state") or {"waiting": {}}).items()))
-            lines += [
-                f"  {c['name']}:",
-                f"    Image:          {c.get('image', '')}",
-                f"    Command:        {' '.join(c.get('command') or []) or '<image default>'}",
-                f"    State:          {state[0].capitalize()}"
-                + (f" ({state[1].get('reason')})" if state[1].get("reason") else ""),
-                f"    Ready:          {cs.get('ready', False)}",
-                f"    Restart Count:  {cs.get('restartCount', 0)}",
-            ]
-            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-                if c.get(probe):
-                    lines.append(f"    {probe[:-5].capitalize()}:     {_probe_text(c[probe])}")
-        lines.append("Conditions:")
-        lines.append("  Type              Status")
-        for cond in st.get("conditions") or []:
-            lines.append(f"  {cond['type']:<17} {cond['status']}")
-    elif kind in ("ReplicaSet", "Deployment"):
-        lines.append(f"Selector:       {selector_text(spec.get('selector'))}")
-        if kind == "Deployment":
-            lines.append(
-                f"Replicas:       {spec.get('replicas')} desired | {st.get('updatedReplicas', 0)} updated | "
-                f"{st.get('replicas', 0)} total | {st.get('availableReplicas', 0)} available | "
-                f"{st.get('unavailableReplicas', 0)} unavailable"
-            )
-            strat = spec.get("strategy") or {}
-            lines.append(f"StrategyType:   {strat.get('type')}")
-            lines.append(f"MinReadySeconds: {spec.get('minReadySeconds', 0)}")
-            ru = strat.get("rollingUpdate")
-            if ru:
-                lines.append(
-                    f"RollingUpdateStrategy:  {ru.get('maxUnavailable')} max unavailable, "
-                    f"{ru.get('maxSurge')} max surge"
-                )
-            if spec.get("paused"):
-                lines.append("Paused:         true")
-        else:
-            lines.append(f"Replicas:       {st.get('replicas', 0)} current / {spec.get('replicas')} desired")
-            lines.append(
-                f"Pods Status:    {st.get('readyReplicas', 0)} Ready / {st.get('availableReplicas', 0)} Available"
-            )
-        tmpl = spec.get("template") or {}
-        lines.append("Pod Template:")
-        lines.append(f"  Labels:  {_kv_block(tmpl.get('metadata', {}).get('labels'))}")
-        for c in tmpl.get("spec", {}).get("containers", []):
-            lines.append(f"  {c['name']}:  Image: {c.get('image')}")
-        if st.get("conditions"):
-            lines.append("Conditions:")
-            lines.append("  Type           Status  Reason")
-            for cond in st["conditions"]:
-                lines.append(f"  {cond['type']:<14} {cond['status']:<7} {cond.get('reason', '')}")
-    elif kind == "Service":
-        lines += [
-            f"Selector:       {labels_text(spec.get('selector'))}",
-            f"Type:           {spec.get('type')}",
-            f"IP:             {spec.get('clusterIP', '')}",
-        ]
-        if spec.get("type") == "LoadBalancer":
-            lines.append(f"LoadBalancer Ingress: {external_ip(obj)}")
-        for p in spec.get("ports") or []:
-            lines.append(f"Port:           {p.get('name') or '<unset>'}  {p['port']}/{p.get('protocol', 'TCP')}")
-            lines.append(f"TargetPort:     {p.get('targetPort')}/{p.get('protocol', 'TCP')}")
-            if p.get("nodePort"):
-                lines.append(
-                    f"NodePort:       {p.get('name') or '<unset>'}  {p['nodePort']}/{p.get('protocol', 'TCP')}"
-                )
-        lines.append(f"Session Affinity: {spec.get('sessionAffinity', 'None')}")
+    section = _DESCRIBE.get(obj["kind"])
+    if section is not None:
+        lines += section(obj)
     for k, v in extra or []:
         lines.append(f"{k}:{' ' * max(1, 15 - len(k))}{v}")
     lines.append("Events:" + ("         <none>" if not events else ""))
@@ -326,9 +374,27 @@ def describe(obj: Obj, events: list[Obj], now: float, extra: list[tuple[str, Any
     return "\n".join(lines)
 
 
-def age_from_epoch(t: float, now: float) -> str:
-    from .controllers.podutil import to_rfc3339
+def deployment_replicasets(deploy: Obj, rss: list[Obj]) -> list[tuple[str, Any]]:
+    """describe deployment's OldReplicaSets and NewReplicaSet lines: the RSs it owns, split by revision."""
+    uid = deploy["metadata"]["uid"]
+    owned = [r for r in rss if any(ref.get("uid") == uid for ref in r["metadata"].get("ownerReferences") or [])]
+    revision = deploy["metadata"].get("annotations", {}).get(REVISION)
+    new = [r for r in owned if r["metadata"].get("annotations", {}).get(REVISION) == revision]
 
+    def summary(group: list[Obj]) -> str:
+        return (
+            ", ".join(
+                f"{r['metadata']['name']} ({(r.get('status') or {}).get('replicas', 0)}"
+                f"/{r['spec'].get('replicas')} replicas created)"
+                for r in group
+            )
+            or "<none>"
+        )
+
+    return [("OldReplicaSets", summary([r for r in owned if r not in new])), ("NewReplicaSet", summary(new))]
+
+
+def age_from_epoch(t: float, now: float) -> str:
     return age(to_rfc3339(t), now)
 
 

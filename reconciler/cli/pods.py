@@ -1,0 +1,105 @@
+"""`gitship logs`, `gitship exec` and `gitship delete pod`: actions on running pods, through the daemon's API socket."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+import time
+from typing import Any
+
+from reconciler.cli.common import Subparsers, api, die, get_pod, kind_of
+
+
+def _follow_content(args: argparse.Namespace, path: str, info: dict[str, Any]) -> int:
+    """The runtime keeps the logs itself (Docker): follow by asking again for what is new."""
+    shown = b""
+    while True:
+        data = base64.b64decode(info["content"])
+        new = data[len(shown) :] if data.startswith(shown) else data
+        sys.stdout.buffer.write(new)
+        sys.stdout.flush()
+        shown = data
+        if not args.follow:
+            return 0
+        time.sleep(0.5)
+        info = api(args, "GET", path)
+
+
+def _follow_file(args: argparse.Namespace, path: str) -> int:
+    """The runtime writes the log to a file on this machine (in-process): read it, then wait for more."""
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(65536)
+            if chunk:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+                continue
+            if not args.follow:
+                return 0
+            time.sleep(0.2)
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    get_pod(args, args.pod)
+    q = f"?container={args.container}" if args.container else ""
+    url = f"/v1/namespaces/{args.namespace}/pods/{args.pod}/log{q}"
+    info = api(args, "GET", url)
+    if info.get("content") is not None:
+        return _follow_content(args, url, info)
+    path = info.get("path")
+    if not path or not os.path.exists(path):
+        return 0
+    return _follow_file(args, path)
+
+
+def add_logs(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    s = sub.add_parser("logs", parents=[common])
+    s.add_argument("pod")
+    s.add_argument("-c", "--container")
+    s.add_argument("-f", "--follow", action="store_true")
+    s.set_defaults(func=cmd_logs)
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    kind = kind_of(args.kind)
+    if kind != "Pod":
+        die(f"delete {args.kind}: desired state lives in git; remove the object from the repository and commit")
+    for name in args.names:
+        get_pod(args, name)
+        body = {} if args.grace_period is None else {"gracePeriodSeconds": args.grace_period}
+        api(args, "POST", f"/v1/namespaces/{args.namespace}/pods/{name}/delete", body)
+        print(f'pod "{name}" deleted')
+    return 0
+
+
+def add_delete(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    s = sub.add_parser("delete", parents=[common])
+    s.add_argument("kind")
+    s.add_argument("names", nargs="+")
+    s.add_argument("--grace-period", type=float)
+    s.set_defaults(func=cmd_delete)
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    if not args.command:
+        die("you must specify at least one command for the container (gitship exec POD -- CMD ...)")
+    get_pod(args, args.pod)
+    res = api(
+        args,
+        "POST",
+        f"/v1/namespaces/{args.namespace}/pods/{args.pod}/exec",
+        {"container": args.container, "command": args.command},
+    )
+    sys.stdout.buffer.write(base64.b64decode(res["stdout"]))
+    sys.stderr.buffer.write(base64.b64decode(res["stderr"]))
+    return int(res["exitCode"])
+
+
+def add_exec(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    s = sub.add_parser("exec", parents=[common])
+    s.add_argument("pod")
+    s.add_argument("-c", "--container")
+    s.add_argument("command", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_exec)

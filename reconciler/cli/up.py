@@ -1,0 +1,177 @@
+"""`gitship init DIR`, `gitship up REPO` and `gitship status`: a repository, the daemon, and its state."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+from typing import Any
+
+from reconciler.cli.common import Subparsers, die, open_store, socket_path, state_dir
+from reconciler.types import Obj
+
+
+def template_dir() -> str:
+    """repo-template/ of a source checkout, or the copy installed as the gitship_template package."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    here = os.path.join(root, "repo-template")
+    if os.path.isdir(here):
+        return here
+    import importlib.util
+
+    spec = importlib.util.find_spec("gitship_template")
+    if spec and spec.submodule_search_locations:
+        return list(spec.submodule_search_locations)[0]
+    die("the repository template is not installed")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    dest = os.path.abspath(args.dir)
+    if os.path.exists(dest) and os.listdir(dest):
+        die(f"{dest} exists and is not empty")
+    shutil.copytree(
+        template_dir(), dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "__init__.py")
+    )
+
+    def git(*a: str) -> None:
+        subprocess.run(["git", "-C", dest, *a], check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    ident = subprocess.run(["git", "-C", dest, "config", "user.email"], capture_output=True).stdout.strip()
+    extra = [] if ident else ["-c", "user.name=gitship", "-c", "user.email=gitship@localhost"]
+    git(*extra, "commit", "-q", "-m", "Initial commit from the gitship template")
+    print(f"Initialized a gitship repository in {dest}")
+    print(f"Next: gitship up {args.dir}")
+    return 0
+
+
+def add_init(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    s = sub.add_parser("init", parents=[common], help="create a repository from the template")
+    s.add_argument("dir")
+    s.set_defaults(func=cmd_init)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from reconciler.daemon import Options, run
+
+    opts = Options(
+        source=args.repo,
+        state_dir=state_dir(args),
+        runtime=args.runtime,
+        branch=args.branch,
+        path=args.path or "",
+        interval=args.interval,
+        service_cidr=args.service_cidr,
+        pod_cidr=args.pod_cidr,
+        dns_addr=args.dns_addr,
+        node_address=args.node_address,
+    )
+    return run(opts)
+
+
+def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    s = sub.add_parser("up", parents=[common], help="run the reconciler in the foreground")
+    s.add_argument("repo", help="a local repository path or a git URL")
+    s.add_argument("--runtime", default="inprocess", choices=["inprocess", "docker"])
+    s.add_argument("--branch")
+    s.add_argument("--path", help="the folder of the repository that holds the manifests")
+    s.add_argument("--interval", type=float, default=30.0, help="seconds between fetches of a URL (default 30)")
+    s.add_argument(
+        "--service-cidr",
+        default=None,
+        help="ClusterIP range (default 127.96.0.0/16; with --runtime docker 10.97.0.0/16)",
+    )
+    s.add_argument("--pod-cidr", default="127.244.0.0/16")
+    s.add_argument(
+        "--dns-addr",
+        default=None,
+        help="where the cluster DNS listens (HOST:PORT; default 127.96.0.10:53; with --runtime docker "
+        "the service CIDR's .10 on port 53, e.g. 10.97.0.10:53)",
+    )
+    s.add_argument("--node-address", default="0.0.0.0", help="host address for NodePort and LoadBalancer")
+    s.set_defaults(func=cmd_up)
+
+
+def _live_status(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The running daemon's own status, or None when it does not answer."""
+    from reconciler.api import request
+
+    try:
+        _, live = request(socket_path(args), "GET", "/v1/status", timeout=5)
+    except OSError:
+        return None
+    return live if isinstance(live, dict) else None
+
+
+def status_object(meta: dict[str, Any], live: dict[str, Any] | None) -> Obj:
+    """`gitship status -o json`: the tracked repository as a GitRepository object (Flux's shape)."""
+    src = meta.get("source") or {}
+    ready = meta.get("ready") or {"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": ""}
+    runtime = (live or {}).get("runtime") or meta.get("runtime") or {}
+    dns = (live or {}).get("dns") or (meta.get("dns") or {}).get("address")
+    return {
+        "apiVersion": "gitship.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": os.path.basename(src.get("url", "").rstrip("/")) or "repository"},
+        "spec": {
+            "url": src.get("url"),
+            "branch": src.get("branch"),
+            "path": src.get("path") or "./",
+            "runtime": runtime.get("name"),
+        },
+        "status": {
+            "lastAppliedRevision": meta.get("lastAppliedRevision"),
+            "lastAttemptedRevision": meta.get("lastAttemptedRevision"),
+            "conditions": [ready],
+            "runtime": runtime,
+            "dnsAddress": dns,
+            "sourceError": meta.get("sourceError"),
+            "daemon": "running" if live else "stopped",
+        },
+    }
+
+
+def status_lines(out: Obj) -> list[str]:
+    """`gitship status` as text, from status_object's value."""
+    spec, st = out["spec"], out["status"]
+    runtime, ready = st["runtime"], st["conditions"][0]
+    rt_line = f"Runtime:       {runtime.get('name')}"
+    if runtime.get("engine") == "unreachable":
+        rt_line += f" (engine unreachable, retrying: {runtime.get('error')})"
+    elif runtime.get("engineVersion"):
+        rt_line += f" (Docker Engine {runtime['engineVersion']}, API {runtime.get('apiVersion')})"
+    lines = [
+        f"Source:        {spec['url']} (branch {spec['branch']}, path {spec['path']})",
+        f"Daemon:        {st['daemon']}",
+        rt_line,
+        f"DNS:           {st['dnsAddress']}",
+        f"Applied:       {st['lastAppliedRevision'] or '<none>'}",
+        f"Attempted:     {st['lastAttemptedRevision'] or '<none>'}",
+        f"Ready:         {ready['status']} ({ready['reason']}) {ready.get('message', '')}",
+    ]
+    if st["sourceError"]:
+        lines.append(f"Source error:  {st['sourceError']}")
+    return lines
+
+
+_STATUS_META = ("source", "ready", "runtime", "dns", "lastAppliedRevision", "lastAttemptedRevision", "sourceError")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    meta = {key: store.get_meta(key) for key in _STATUS_META}
+    out = status_object(meta, _live_status(args))
+    if args.output == "json":
+        print(json.dumps(out, indent=4))
+        return 0
+    print("\n".join(status_lines(out)))
+    return 0
+
+
+def add_status(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    s = sub.add_parser("status", parents=[common])
+    s.add_argument("-o", "--output", choices=["json"])
+    s.set_defaults(func=cmd_status)
