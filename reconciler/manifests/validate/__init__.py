@@ -28,7 +28,7 @@ from typing import Any
 
 from reconciler.errors import ManifestError
 from reconciler.manifests.validate.common import Ctx
-from reconciler.manifests.validate.defaults import apply_defaults, default_pull_policy
+from reconciler.manifests.validate.defaults import apply_defaults
 from reconciler.manifests.validate.names import (
     dns1035_label_error,
     dns1123_label_error,
@@ -40,6 +40,7 @@ from reconciler.manifests.validate.pods import validate_pod
 from reconciler.manifests.validate.services import NODE_PORT_RANGE, validate_endpoints, validate_service
 from reconciler.manifests.validate.workloads import validate_deployment, validate_replicaset
 from reconciler.types import Obj
+from runtime.kernel.image import default_pull_policy
 
 __all__ = [
     "NODE_PORT_RANGE",
