@@ -12,10 +12,10 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Protocol, cast
 
 from reconciler.types import Obj
+from runtime.kernel.timefmt import parse_rfc3339, rfc3339
 
 ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 """Kubernetes' "safe" alphabet (no vowels): pod-name suffixes and pod-template-hash."""
@@ -47,22 +47,11 @@ class Event:
 
 
 # --- time -------------------------------------------------------------------------------
+# One home for RFC 3339 in objects: the pod kernel (runtime/kernel/timefmt.py); these names stay
+# for the controllers and printers that read and write timestamps.
 
-
-def to_rfc3339(t: float) -> str:
-    """Epoch seconds -> ``2026-11-25T20:00:00Z`` (whole seconds, like metav1.Time)."""
-    return datetime.fromtimestamp(math.floor(t), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def from_rfc3339(s: str) -> float:
-    """``2026-11-25T20:00:00Z`` (fractions and offsets accepted) -> epoch seconds."""
-    text = s.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
+to_rfc3339 = rfc3339
+from_rfc3339 = parse_rfc3339
 
 
 def _timestamp(value: str | None) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 
 
@@ -11,7 +12,22 @@ def rfc3339(t: float) -> str:
     >>> rfc3339(0)
     '1970-01-01T00:00:00Z'
     """
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(math.floor(t), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> float:
+    """``2026-11-25T20:00:00Z`` (fractions and offsets accepted) -> seconds since the epoch.
+
+    >>> parse_rfc3339("1970-01-01T00:01:00.5+00:00")
+    60.5
+    """
+    text = text.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
 
 
 def go_duration(seconds: float) -> str:
