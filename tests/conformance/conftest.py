@@ -107,13 +107,15 @@ def sh(name: str, script: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "image": IMAGE, "command": ["busybox", "sh", "-c", script], **extra}
 
 
-def web(name: str = "web", **extra: Any) -> dict[str, Any]:
-    """An HTTP server on $POD_IP:8080 serving ./$POD_NAME/ (created fresh at each start:
-    ``index.html`` says the pod's name, ``healthz`` says ok)."""
+def web(name: str = "web", flag: bool = False, **extra: Any) -> dict[str, Any]:
+    """An HTTP server on $POD_IP:8080 serving ./$POD_NAME/ in its working directory, written
+    at each start: ``index.html`` says the pod's name; with ``flag``, a file ``flag`` too.
+    SIGTERM stops it with exit code 0 at once (as PID 1 in a container, too)."""
     script = (
         'd="$POD_NAME"; busybox mkdir -p "$d"; echo "hello from $POD_NAME" > "$d/index.html"; '
-        'echo ok > "$d/healthz"; echo serving; '
-        f'exec busybox httpd -f -p "$POD_IP:{HTTP_PORT}" -h "$d"'
+        + ('echo ok > "$d/flag"; ' if flag else 'busybox rm -f "$d/flag"; ')
+        + f'busybox httpd -f -p "$POD_IP:{HTTP_PORT}" -h "$d" & pid=$!; '
+        + "trap 'kill $pid; exit 0' TERM; echo serving; wait $pid"
     )
     return sh(name, script, ports=[{"name": "http", "containerPort": HTTP_PORT}], **extra)
 
