@@ -109,13 +109,16 @@ def sh(name: str, script: str, **extra: Any) -> dict[str, Any]:
 
 def web(name: str = "web", flag: bool = False, **extra: Any) -> dict[str, Any]:
     """An HTTP server on $POD_IP:8080 serving ./$POD_NAME/ in its working directory, written
-    at each start: ``index.html`` says the pod's name; with ``flag``, a file ``flag`` too.
+    at each start: with ``flag`` a file ``flag`` (else it removes it), then ``index.html``
+    saying the pod's name.
     SIGTERM stops it with exit code 0 at once (as PID 1 in a container, too)."""
     script = (
-        'd="$POD_NAME"; busybox mkdir -p "$d"; echo "hello from $POD_NAME" > "$d/index.html"; '
+        "trap 'kill $pid 2>/dev/null; exit 0' TERM; "
+        'd="$POD_NAME"; busybox mkdir -p "$d"; '
         + ('echo ok > "$d/flag"; ' if flag else 'busybox rm -f "$d/flag"; ')
+        + 'echo "hello from $POD_NAME" > "$d/index.html"; '
         + f'busybox httpd -f -p "$POD_IP:{HTTP_PORT}" -h "$d" & pid=$!; '
-        + "trap 'kill $pid; exit 0' TERM; echo serving; wait $pid"
+        + "echo serving; wait $pid"
     )
     return sh(name, script, ports=[{"name": "http", "containerPort": HTTP_PORT}], **extra)
 

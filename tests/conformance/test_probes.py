@@ -3,9 +3,13 @@ calls on_change, and never restarts; a failing liveness probe restarts the conta
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
+
+from runtime.base import Runtime
 
 from tests.conformance.conftest import HTTP_PORT, Harness, cstatus, ready, run, wait_for, web
 
@@ -23,6 +27,15 @@ def _set_flag(on: bool) -> list[str]:
     return ["busybox", "sh", "-c", 'echo ok > "$POD_NAME/flag"' if on else 'rm -f "$POD_NAME/flag"']
 
 
+async def _until_set_up(rt: Runtime, uid: str) -> None:
+    """Until the web container's shell has written ./$POD_NAME/index.html (so it has written or
+    removed the flag before the test touches it)."""
+    deadline = time.monotonic() + 30
+    while (await rt.exec(uid, "web", ["busybox", "sh", "-c", 'test -f "$POD_NAME/index.html"'])).exit_code != 0:
+        assert time.monotonic() < deadline, "the container never wrote its files"
+        await asyncio.sleep(0.05)
+
+
 @pytest.mark.parametrize("kind", list(PROBES))
 def test_readiness_probe_flips_ready(runtime: Harness, kind: str) -> None:
     async def main() -> None:
@@ -34,6 +47,7 @@ def test_readiness_probe_flips_ready(runtime: Harness, kind: str) -> None:
             await wait_for(lambda: "running" in cstatus(rt.status(uid), "web")["state"], what="running")
             st = rt.status(uid)
             assert st["phase"] == "Running" and not ready(st) and not cstatus(st, "web")["ready"]
+            await _until_set_up(rt, uid)
             calls = rec.count(uid)
             assert (await rt.exec(uid, "web", _set_flag(True))).exit_code == 0
             await wait_for(lambda: ready(rt.status(uid)), what="Ready after the probe passes")
@@ -73,12 +87,14 @@ def test_liveness_failure_restarts(runtime: Harness, kind: str) -> None:
         rt, rec = await runtime.open()
         try:
             # the container writes ./$POD_NAME/flag at each start; removing it fails the probe
-            pod = runtime.pod(f"live-{kind.lower()}", [web(flag=True, livenessProbe={**PROBES[kind], **FAST})], grace=2)
+            probe = {**PROBES[kind], "periodSeconds": 1, "failureThreshold": 2}
+            pod = runtime.pod(f"live-{kind.lower()}", [web(flag=True, livenessProbe=probe)], grace=2)
             uid = pod["metadata"]["uid"]
             await rt.create_pod(pod)
             st = await wait_for(lambda: (s := rt.status(uid)) and cstatus(s, "web")["started"] and s, what="started")
             first = cstatus(st, "web").get("containerID")
             assert cstatus(st, "web")["restartCount"] == 0
+            await _until_set_up(rt, uid)
             assert (await rt.exec(uid, "web", _set_flag(False))).exit_code == 0
             await wait_for(lambda: cstatus(rt.status(uid), "web")["restartCount"] >= 1, timeout=60,
                            what="a restart after the liveness probe failed")  # fmt: skip
