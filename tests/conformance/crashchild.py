@@ -2,7 +2,7 @@
 
 ``python -m tests.conformance.crashchild SPEC_JSON`` builds the runtime SPEC names (with the
 harness's constructor arguments), starts it, creates SPEC's pod, and once the pod is Running
-and Ready prints its status as one JSON line. Then it waits to be killed; it never closes the
+and Ready prints its status as one JSON line after ``MARK``. Then it waits to be killed; it never closes the
 runtime. If the pod does not get ready within the deadline it prints ``{"error": ...}`` and
 exits; it exits on its own after five minutes in any case (no orphan outlives a broken test).
 """
@@ -18,6 +18,7 @@ from typing import Any
 
 from tests.conformance.conftest import RUNTIMES, ready
 
+MARK = "conformance-status: "  # the runtime may log to stdout too
 READY_DEADLINE = 90.0
 LIFETIME = 300.0
 
@@ -31,10 +32,10 @@ async def main(spec: dict[str, Any]) -> None:
     deadline = time.monotonic() + READY_DEADLINE
     while not ready(st := rt.status(uid)):
         if time.monotonic() > deadline:
-            print(json.dumps({"error": "pod not ready in time", "status": st}), flush=True)
+            print(MARK + json.dumps({"error": "pod not ready in time", "status": st}), flush=True)
             os._exit(1)
         await asyncio.sleep(0.05)
-    print(json.dumps(st), flush=True)
+    print(MARK + json.dumps(st), flush=True)
     await asyncio.sleep(LIFETIME)
     os._exit(0)  # like kill -9: no close, no cleanup
 
