@@ -237,7 +237,9 @@ class InProcessHarness(Harness):
                     continue
                 with open(f"/proc/{entry}/environ", "rb") as f:
                     env = f.read().split(b"\0")
-                if any(kv.startswith(f"{procid.UID_ENV}=".encode()) and kv.split(b"=", 1)[1].decode() in uids for kv in env):
+                if any(
+                    kv.startswith(f"{procid.UID_ENV}=".encode()) and kv.split(b"=", 1)[1].decode() in uids for kv in env
+                ):
                     out.append(int(entry))
         return out
 
