@@ -19,8 +19,9 @@ def test_pod_runs_with_a_pod_ip(runtime: Harness) -> None:
             uid = pod["metadata"]["uid"]
             await rt.create_pod(pod)
             await rt.create_pod(pod)  # idempotent by uid
-            st = await wait_for(lambda: (s := rt.status(uid)) and s["phase"] == "Running" and ready(s) and s,
-                                what="Running and Ready")  # fmt: skip
+            st = await wait_for(
+                lambda: (s := rt.status(uid)) and s["phase"] == "Running" and ready(s) and s, what="Running and Ready"
+            )
             ip = ipaddress.ip_address(st["podIP"])
             assert st["podIPs"][0]["ip"] == st["podIP"]
             assert st.get("startTime")
@@ -66,8 +67,7 @@ def test_always_restarts_with_crash_loop_back_off(runtime: Harness) -> None:
             uid = pod["metadata"]["uid"]
             t0 = time.monotonic()
             await rt.create_pod(pod)
-            await wait_for(lambda: cstatus(rt.status(uid), "app")["restartCount"] >= 4, timeout=60,
-                           what="4 restarts")  # fmt: skip
+            await wait_for(lambda: cstatus(rt.status(uid), "app")["restartCount"] >= 4, timeout=60, what="4 restarts")
             # restarts after a crash wait a back-off that doubles: at least 0.2 + 0.4 s before the 4th
             assert time.monotonic() - t0 >= 0.2 + 0.4 - 0.05
             await wait_for(lambda: waiting_reason(rt.status(uid), "app") == "CrashLoopBackOff", what="CrashLoopBackOff")
@@ -119,8 +119,7 @@ def test_restart_policy(runtime: Harness, restart: str, code: int, phase: str, r
             uid = pod["metadata"]["uid"]
             await rt.create_pod(pod)
             if restarts:
-                await wait_for(lambda: cstatus(rt.status(uid), "app")["restartCount"] >= 2, timeout=60,
-                               what="restarts")  # fmt: skip
+                await wait_for(lambda: cstatus(rt.status(uid), "app")["restartCount"] >= 2, timeout=60, what="restarts")
                 assert cstatus(rt.status(uid), "app")["lastState"]["terminated"]["exitCode"] == code
                 assert rt.status(uid)["phase"] == phase
                 return

@@ -96,8 +96,11 @@ def test_liveness_failure_restarts(runtime: Harness, kind: str) -> None:
             assert cstatus(st, "web")["restartCount"] == 0
             await _until_set_up(rt, uid)
             assert (await rt.exec(uid, "web", _set_flag(False))).exit_code == 0
-            await wait_for(lambda: cstatus(rt.status(uid), "web")["restartCount"] >= 1, timeout=60,
-                           what="a restart after the liveness probe failed")  # fmt: skip
+            await wait_for(
+                lambda: cstatus(rt.status(uid), "web")["restartCount"] >= 1,
+                timeout=60,
+                what="a restart after the liveness probe failed",
+            )
             cs = cstatus(rt.status(uid), "web")
             # killed gracefully: SIGTERM first, which the container answers with exit code 0
             assert cs["lastState"]["terminated"]["exitCode"] == 0
