@@ -6,8 +6,6 @@ from __future__ import annotations
 import ipaddress
 import time
 
-import pytest
-
 from tests.conformance.conftest import POLITE, Harness, cstatus, ready, run, sh, wait_for, waiting_reason
 
 
@@ -102,34 +100,41 @@ def test_always_restarts_a_clean_exit(runtime: Harness) -> None:
     run(main())
 
 
-@pytest.mark.parametrize(
-    "restart, code, phase, restarts",
-    [
-        ("OnFailure", 0, "Succeeded", False),
-        ("OnFailure", 1, "Running", True),
-        ("Never", 0, "Succeeded", False),
-        ("Never", 7, "Failed", False),
-    ],
-)
-def test_restart_policy(runtime: Harness, restart: str, code: int, phase: str, restarts: bool) -> None:
+# restartPolicy, exit code -> the pod's phase, and whether the container is restarted
+POLICIES = [
+    ("OnFailure", 0, "Succeeded", False),
+    ("OnFailure", 1, "Running", True),
+    ("Never", 0, "Succeeded", False),
+    ("Never", 7, "Failed", False),
+]
+
+
+def test_restart_policies(runtime: Harness) -> None:
     async def main() -> None:
         rt, _ = await runtime.open()
         try:
-            pod = runtime.pod("policy", [sh("app", f"echo bye; exit {code}")], restart=restart)
-            uid = pod["metadata"]["uid"]
-            await rt.create_pod(pod)
-            if restarts:
-                await wait_for(lambda: cstatus(rt.status(uid), "app")["restartCount"] >= 2, timeout=60, what="restarts")
-                assert cstatus(rt.status(uid), "app")["lastState"]["terminated"]["exitCode"] == code
-                assert rt.status(uid)["phase"] == phase
-                return
-            await wait_for(lambda: rt.status(uid)["phase"] == phase, timeout=60, what=phase)
-            st = rt.status(uid)
-            cs = cstatus(st, "app")
-            term = cs["state"]["terminated"]
-            assert term["exitCode"] == code
-            assert term["reason"] == ("Completed" if code == 0 else "Error")
-            assert cs["restartCount"] == 0 and not cs["ready"] and not ready(st)
+            pods = [
+                runtime.pod(f"{restart.lower()}-{code}", [sh("app", f"echo bye; exit {code}")], restart=restart)
+                for restart, code, _, _ in POLICIES
+            ]
+            for pod in pods:  # side by side: the suite stays quick
+                await rt.create_pod(pod)
+            for pod, (restart, code, phase, restarts) in zip(pods, POLICIES):
+                uid, case = pod["metadata"]["uid"], f"restartPolicy {restart}, exit {code}"
+                if restarts:
+                    await wait_for(
+                        lambda u=uid: cstatus(rt.status(u), "app")["restartCount"] >= 2, timeout=60, what=case
+                    )
+                    assert cstatus(rt.status(uid), "app")["lastState"]["terminated"]["exitCode"] == code, case
+                    assert rt.status(uid)["phase"] == phase, case
+                    continue
+                await wait_for(lambda u=uid, ph=phase: rt.status(u)["phase"] == ph, timeout=60, what=f"{case}: {phase}")
+                st = rt.status(uid)
+                cs = cstatus(st, "app")
+                term = cs["state"]["terminated"]
+                assert term["exitCode"] == code, case
+                assert term["reason"] == ("Completed" if code == 0 else "Error"), case
+                assert cs["restartCount"] == 0 and not cs["ready"] and not ready(st), case
         finally:
             await rt.close(stop_pods=True)
 
