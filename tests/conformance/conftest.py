@@ -129,6 +129,15 @@ POLITE = "trap 'echo got TERM; exit 0' TERM; echo started; while :; do busybox s
 STUBBORN = "trap '' TERM; echo started; while :; do busybox sleep 1; done"
 
 
+def trapping(name: str, script: str) -> dict[str, Any]:
+    """A container running ``script`` (one of the loops above) that is Ready only once its shell
+    has set its TERM trap (it writes ./$POD_NAME.trapped after the trap): a test that stops it
+    then knows the signal meets the trap, not a shell still starting."""
+    script = script.replace("echo started;", 'echo started; echo > "$POD_NAME.trapped";', 1)
+    probe = {"exec": {"command": ["busybox", "sh", "-c", 'test -f "$POD_NAME.trapped"']}, "periodSeconds": 1}
+    return sh(name, script, readinessProbe=probe)
+
+
 # ----------------------------------------------------------------------------- harnesses
 
 

@@ -9,14 +9,26 @@ import signal
 import time
 
 from tests.conformance.crashchild import MARK
-from tests.conformance.conftest import POLITE, STUBBORN, Harness, cstatus, http_get, ready, run, sh, wait_for, web
+from tests.conformance.conftest import (
+    POLITE,
+    STUBBORN,
+    Harness,
+    cstatus,
+    http_get,
+    ready,
+    run,
+    sh,
+    trapping,
+    wait_for,
+    web,
+)
 
 
 def test_delete_pod_sigterm_then_gone(runtime: Harness) -> None:
     async def main() -> None:
         rt, _ = await runtime.open()
         try:
-            pod = runtime.pod("polite", [sh("main", POLITE)], grace=30)
+            pod = runtime.pod("polite", [trapping("main", POLITE)], grace=30)
             uid = pod["metadata"]["uid"]
             await rt.create_pod(pod)
             await wait_for(lambda: ready(rt.status(uid)), what="Ready")
@@ -37,7 +49,7 @@ def test_delete_pod_sigkill_after_grace(runtime: Harness) -> None:
     async def main() -> None:
         rt, _ = await runtime.open()
         try:
-            pod = runtime.pod("stubborn", [sh("main", STUBBORN)], grace=30)
+            pod = runtime.pod("stubborn", [trapping("main", STUBBORN)], grace=30)
             uid = pod["metadata"]["uid"]
             await rt.create_pod(pod)
             await wait_for(lambda: ready(rt.status(uid)), what="Ready")
@@ -57,7 +69,7 @@ def test_concurrent_deletes(runtime: Harness) -> None:
     async def main() -> None:
         rt, _ = await runtime.open()
         try:
-            pod = runtime.pod("twice", [sh("main", POLITE)])
+            pod = runtime.pod("twice", [trapping("main", POLITE)])
             uid = pod["metadata"]["uid"]
             await rt.create_pod(pod)
             await wait_for(lambda: ready(rt.status(uid)), what="Ready")
