@@ -18,8 +18,13 @@ import re
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from runtime.base import Runtime
+from runtime.net.dns import DNSServer, Zone, build_zone
+from runtime.net.proxy import ServiceProxy
 
 from . import log as logmod
 from .api import ApiServer
@@ -28,6 +33,7 @@ from .errors import GitshipError, RevisionRejected, SourceError, StoreError
 from .manifests.load import Limits
 from .plan import plan
 from .reconcile import Reconciler
+from .sync import Settings
 from .source.git import GitReader, Revision, clone_or_update, fetch, is_url
 from .source.revision import RevisionLoader
 from .source.watch import LocalWatcher
@@ -118,6 +124,7 @@ class Daemon:
         self.repo_dir = ""
         self.branch = ""
         self.remote = False
+        self._kick_reconciler: Callable[[], None] = lambda: None
 
     # -- start-up ---------------------------------------------------------------
     def _acquire_lock(self) -> None:
@@ -159,7 +166,7 @@ class Daemon:
             self.branch = self.opts.branch or self.reader.current_branch()
         self.reader = GitReader(self.repo_dir)
 
-    def _make_runtime(self) -> Any:
+    def _make_runtime(self) -> Runtime:
         rt_dir = os.path.join(self.state_dir, "runtime")
         if self.opts.runtime == "inprocess":
             from runtime.inprocess import InProcessRuntime
@@ -200,11 +207,21 @@ class Daemon:
             loop.add_signal_handler(sig, self.stopping.set)
         self.runtime = self._make_runtime()
         self.loader = RevisionLoader(self.reader, self.opts.path, self.opts.limits)  # type: ignore[arg-type]
-        cluster = Cluster(self.store.cluster())
-        self.reconciler = Reconciler(self, cluster)
         await self._restore_repo_config()
-        adopted = await self.runtime.start(self.reconciler.on_pod_change)
+        adopted = await self.runtime.start(self._on_pod_change)
         await self._expose_dns_address()
+        await self._start_network()
+        self.reconciler = Reconciler(
+            self.store,
+            self.runtime,
+            Cluster(self.store.cluster()),
+            self._reconcile_settings(),
+            self.log,
+            self.stopping,
+            self.proxy,
+            self._set_zone,
+        )
+        self._kick_reconciler = self.reconciler.kick
         await self.reconciler.start(adopted)
         self.store.set_meta(
             source={
@@ -230,7 +247,7 @@ class Daemon:
             runtime=self.opts.runtime,
             state_dir=self.state_dir,
             adopted=len(adopted),
-            dns=self.reconciler.dns_address(),
+            dns=self.dns_address(),
         )
         tasks = [
             asyncio.create_task(self._source_loop()),
@@ -247,6 +264,7 @@ class Daemon:
             watcher.stop()
         await self.api.close()
         await self.reconciler.close()
+        await self._close_network()
         await self.runtime.close(stop_pods=True)
         self.reader.close()  # type: ignore[union-attr]
         self.store.close()
@@ -255,21 +273,56 @@ class Daemon:
 
     async def _expose_dns_address(self) -> None:
         """Docker: the DNS listens on an address the host must own (the service CIDR's .10)."""
-        hook = getattr(self.runtime, "expose_service_ip", None)
         host, port = _dns_host_port(self.opts.dns_addr or "")
-        if hook is None or not _reachable_from_containers(host):
+        if not _reachable_from_containers(host):
             return
         try:
-            await hook(host)
+            await self.runtime.expose_service_ip(host)
         except Exception as e:  # no CAP_NET_ADMIN: DNS on the host's loopback, pods without cluster DNS
             fallback = f"127.0.0.1:{port}"
             self.log.warning("dns_address_expose_failed", address=self.opts.dns_addr, error=str(e), fallback=fallback)
             self.opts.dns_addr = fallback
 
+    # -- the service network: the proxy and the DNS server ---------------------------------
+    async def _start_network(self) -> None:
+        """The service proxy and the cluster DNS server (the reconciler programs both)."""
+        self.proxy = ServiceProxy()
+        host, port = _dns_host_port(self.opts.dns_addr or "")
+        try:
+            self.dns = await DNSServer.start(host, port)
+        except OSError as e:
+            self.log.warning("dns_bind_failed", address=self.opts.dns_addr, error=str(e), fallback_port=10053)
+            self.dns = await DNSServer.start(host, 10053)
+        self.dns.set_zone(build_zone([], [], []))
+        self.store.set_meta(dns={"address": self.dns_address()})
+
+    async def _close_network(self) -> None:
+        await self.proxy.close()
+        self.dns.close()
+
+    def _set_zone(self, zone: Zone) -> None:
+        self.dns.set_zone(zone)
+
+    def dns_address(self) -> str:
+        return "%s:%d" % self.dns.address[:2]
+
+    def _reconcile_settings(self) -> Settings:
+        # the DNS server's address is never handed out as a ClusterIP
+        host = _dns_host_port(self.opts.dns_addr)[0] if self.opts.dns_addr else ""
+        return Settings(
+            service_cidr=self.opts.service_cidr or INPROCESS_SERVICE_CIDR,
+            reserved_ips=(host,) if host else (),
+            node_address=self.opts.node_address,
+        )
+
+    def _on_pod_change(self, uid: str) -> None:
+        """The runtime's callback: a pod's status changed (the first pass comes after start-up anyway)."""
+        self._kick_reconciler()
+
     async def _restore_repo_config(self) -> None:
         """The applied revision's gitship.yaml (image map) before any pod starts again after a restart."""
         sha = self.store.get_meta("lastAppliedRevision")
-        if not sha or not hasattr(self.runtime, "set_image_rules"):
+        if not sha:
             return
         try:
             _, config = await asyncio.to_thread(self.loader.load, sha)
@@ -337,6 +390,8 @@ class Daemon:
         for rb in autorollback.decide(deps, rss, reverted | attempted, set(own.values())):
             attempted.add(rb.commit)
             dep = cluster.get(("Deployment", rb.namespace, rb.name))
+            if dep is None:
+                continue
             revs = dict(deployctl.revisions(dep, rss))
             rid = uuid.uuid4().hex[:12]
             reason = (
@@ -496,8 +551,7 @@ class Daemon:
         self._set_ready("True", "ReconciliationSucceeded", msg)
         for a in actions:
             log.info("object_planned", action=a.op, kind=a.key[0], namespace=a.key[1], name=a.key[2])
-        if hasattr(self.runtime, "set_image_rules"):
-            self.runtime.set_image_rules(config.images, self.repo_dir)
+        self.runtime.set_image_rules(config.images, self.repo_dir)
         self.reconciler.set_desired(desired, rev, rid)
         log.info(
             "revision_applied",
