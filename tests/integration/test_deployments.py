@@ -203,7 +203,7 @@ def test_replicaset_self_heals_scales_and_prints(repo: Path, gitship_factory) ->
     )
     names = {p["metadata"]["name"] for p in pods}
 
-    # Kubernetes' order (spec 3.3): all Running and Ready, so the pod Ready for the least time
+    # Kubernetes' order (docs/kubernetes.md §3.3): all Running and Ready, so the pod Ready for the least time
     # goes first, compared in log2 buckets of age. Let the two pods be Ready for a few seconds
     # (a condition on their age, so the newest lands in a younger bucket), then scale 2 -> 3 -> 2.
     wait_for(
@@ -332,7 +332,7 @@ def test_deployment_set_image_rollout_status_and_history(empty_repo: Path, gitsh
     assert reused["deployment.kubernetes.io/revision-history"] == "1"
 
 
-# --- 3. rollout bounds (spec section 2, examples A and B) ----------------------------------------
+# --- 3. rollout bounds (docs/kubernetes.md §2, examples A and B) ----------------------------------------
 
 
 def _check_bounds(samples, replicas: int, surge: int, unavailable: int) -> None:
@@ -498,7 +498,7 @@ def test_min_ready_seconds_holds_each_step(empty_repo: Path, gitship_factory) ->
         set_image(g, repo, "qinchaowhut/allen:v2")
         wait_for(lambda: all_on(g, "qinchaowhut/allen:v2", 2), 60, what="all pods on v2")
 
-    # A pod counts as available only when its Ready lastTransitionTime + 3 s < now (spec 3.2). The
+    # A pod counts as available only when its Ready lastTransitionTime + 3 s < now (docs/kubernetes.md §3.2). The
     # daemon wrote each sampled RS status before the sample was taken, so at sample time t the new
     # RS may report at most the v2 pods Ready since before t - 3 s as available ...
     def mature(pods: list[dict], t: float) -> list[dict]:
