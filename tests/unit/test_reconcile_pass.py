@@ -166,9 +166,9 @@ class World:
         )
 
     def step(self, **kw: Any) -> Changes:
-        before = copy.deepcopy(self.live)
+        before, desired = copy.deepcopy(self.live), copy.deepcopy(self.desired)
         ch = decide(self.input(**kw))
-        assert self.live == before, "the pass must not change its input"
+        assert self.live == before and self.desired == desired, "the pass must not change its input"
         for k in ch.delete:
             self.live.pop(k, None)  # may be one the pass itself created and dropped
         for obj in ch.put:
