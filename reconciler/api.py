@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import inspect
 import json
 import os
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from runtime.base import Runtime
+
+    from .reconcile import Reconciler
 
 MAX_BODY = 1 << 20
 
@@ -39,8 +43,19 @@ def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
     }
 
 
+class Daemon(Protocol):
+    """What the API needs of the running daemon."""
+
+    runtime: Runtime
+    reconciler: Reconciler
+
+    def wake_source(self) -> None: ...
+
+    def dns_address(self) -> str: ...
+
+
 class ApiServer:
-    def __init__(self, daemon: Any):
+    def __init__(self, daemon: Daemon):
         self.d = daemon
         self.server: asyncio.AbstractServer | None = None
         self.path = ""
@@ -97,7 +112,7 @@ class ApiServer:
             return 200, {
                 "pid": os.getpid(),
                 "runtime": self.d.runtime.info(),
-                "dns": rec.dns_address(),
+                "dns": self.d.dns_address(),
                 "passes": rec.passes,
             }
         if parts == ["v1", "sync"] and method == "POST":
@@ -126,11 +141,8 @@ class ApiServer:
             if verb == "log":
                 path = self.d.runtime.log_path(uid, container)
                 out: dict[str, Any] = {"path": path, "container": container}
-                if path is None and hasattr(self.d.runtime, "logs"):
-                    if inspect.iscoroutinefunction(self.d.runtime.logs):
-                        data = await self.d.runtime.logs(uid, container)
-                    else:
-                        data = await asyncio.to_thread(self.d.runtime.logs, uid, container)
+                if path is None:
+                    data = await self.d.runtime.logs(uid, container)
                     out["content"] = base64.b64encode(data).decode()
                 return 200, out
         return 404, status_body(404, "NotFound", f"no route {method} /{'/'.join(parts)}")

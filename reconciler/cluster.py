@@ -3,27 +3,21 @@
 Where it sits: the daemon's working set between the store (what survives a
 restart) and the controllers (pure functions over these dicts). Every change
 goes through ``put``/``delete`` so the pass knows what to write back, and
-status is written only when it changed.
+status is written only when it changed. The pure pass (reconciler/sync) works on a
+scratch ``Cluster`` too: what it changed is its answer. Pure (no I/O).
 """
 
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any
 
-Key = tuple[str, str, str]
-Obj = dict[str, Any]
+from .types import Key, Obj
 
 
 def key_of(obj: Obj) -> Key:
     m = obj["metadata"]
     return (obj["kind"], m.get("namespace", "default"), m["name"])
-
-
-def new_uid() -> str:
-    return str(uuid.uuid4())
 
 
 def controller_uid(obj: Obj) -> str | None:
@@ -66,6 +60,10 @@ class Cluster:
 
     def by_uid(self) -> dict[str, Obj]:
         return {o["metadata"].get("uid"): o for o in self.objects.values() if o["metadata"].get("uid")}
+
+    def changed(self) -> tuple[list[Obj], list[Key]]:
+        """What changed since the last ``take_changes``: (objects put, keys deleted), not copied."""
+        return [self.objects[k] for k in self._dirty if k in self.objects], list(self._deleted)
 
     def take_changes(self) -> tuple[list[Obj], list[Key]]:
         ups = [copy.deepcopy(self.objects[k]) for k in self._dirty if k in self.objects]

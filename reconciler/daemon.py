@@ -14,20 +14,25 @@ import contextlib
 import errno
 import fcntl
 import os
-import re
 import signal
 import time
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from runtime.base import Runtime
+from runtime.net.dns import DNSServer, Zone, build_zone
+from runtime.net.proxy import ServiceProxy
 
 from . import log as logmod
 from .api import ApiServer
 from .cluster import Cluster
-from .errors import GitshipError, RevisionRejected, SourceError, StoreError
+from .errors import GitshipError, SourceError, StoreError
 from .manifests.load import Limits
-from .plan import plan
+from .applier import RevisionApplier
 from .reconcile import Reconciler
+from .rollbacks import AutoRollbacks
+from .sync import Settings
 from .source.git import GitReader, Revision, clone_or_update, fetch, is_url
 from .source.revision import RevisionLoader
 from .source.watch import LocalWatcher
@@ -118,6 +123,7 @@ class Daemon:
         self.repo_dir = ""
         self.branch = ""
         self.remote = False
+        self._kick_reconciler: Callable[[], None] = lambda: None
 
     # -- start-up ---------------------------------------------------------------
     def _acquire_lock(self) -> None:
@@ -159,7 +165,7 @@ class Daemon:
             self.branch = self.opts.branch or self.reader.current_branch()
         self.reader = GitReader(self.repo_dir)
 
-    def _make_runtime(self) -> Any:
+    def _make_runtime(self) -> Runtime:
         rt_dir = os.path.join(self.state_dir, "runtime")
         if self.opts.runtime == "inprocess":
             from runtime.inprocess import InProcessRuntime
@@ -200,11 +206,27 @@ class Daemon:
             loop.add_signal_handler(sig, self.stopping.set)
         self.runtime = self._make_runtime()
         self.loader = RevisionLoader(self.reader, self.opts.path, self.opts.limits)  # type: ignore[arg-type]
-        cluster = Cluster(self.store.cluster())
-        self.reconciler = Reconciler(self, cluster)
         await self._restore_repo_config()
-        adopted = await self.runtime.start(self.reconciler.on_pod_change)
+        adopted = await self.runtime.start(self._on_pod_change)
         await self._expose_dns_address()
+        await self._start_network()
+        self.reconciler = Reconciler(
+            self.store,
+            self.runtime,
+            Cluster(self.store.cluster()),
+            self._reconcile_settings(),
+            self.log,
+            self.stopping,
+            self.proxy,
+            self._set_zone,
+        )
+        self._kick_reconciler = self.reconciler.kick
+        self.applier = RevisionApplier(
+            self.store, self.loader, self.reconciler, self.runtime, self.repo_dir, self.branch, self.log
+        )
+        rollbacks = AutoRollbacks(
+            self.store, self.reconciler.cluster, self.writer, self.log, self.stopping, self.wake_source
+        )
         await self.reconciler.start(adopted)
         self.store.set_meta(
             source={
@@ -230,12 +252,12 @@ class Daemon:
             runtime=self.opts.runtime,
             state_dir=self.state_dir,
             adopted=len(adopted),
-            dns=self.reconciler.dns_address(),
+            dns=self.dns_address(),
         )
         tasks = [
             asyncio.create_task(self._source_loop()),
             asyncio.create_task(self.reconciler.loop()),
-            asyncio.create_task(self._autorollback_loop()),
+            asyncio.create_task(rollbacks.loop()),
         ]
         await self.stopping.wait()
         self.log.info("gitship_stopping")
@@ -247,6 +269,7 @@ class Daemon:
             watcher.stop()
         await self.api.close()
         await self.reconciler.close()
+        await self._close_network()
         await self.runtime.close(stop_pods=True)
         self.reader.close()  # type: ignore[union-attr]
         self.store.close()
@@ -255,21 +278,56 @@ class Daemon:
 
     async def _expose_dns_address(self) -> None:
         """Docker: the DNS listens on an address the host must own (the service CIDR's .10)."""
-        hook = getattr(self.runtime, "expose_service_ip", None)
         host, port = _dns_host_port(self.opts.dns_addr or "")
-        if hook is None or not _reachable_from_containers(host):
+        if not _reachable_from_containers(host):
             return
         try:
-            await hook(host)
+            await self.runtime.expose_service_ip(host)
         except Exception as e:  # no CAP_NET_ADMIN: DNS on the host's loopback, pods without cluster DNS
             fallback = f"127.0.0.1:{port}"
             self.log.warning("dns_address_expose_failed", address=self.opts.dns_addr, error=str(e), fallback=fallback)
             self.opts.dns_addr = fallback
 
+    # -- the service network: the proxy and the DNS server ---------------------------------
+    async def _start_network(self) -> None:
+        """The service proxy and the cluster DNS server (the reconciler programs both)."""
+        self.proxy = ServiceProxy()
+        host, port = _dns_host_port(self.opts.dns_addr or "")
+        try:
+            self.dns = await DNSServer.start(host, port)
+        except OSError as e:
+            self.log.warning("dns_bind_failed", address=self.opts.dns_addr, error=str(e), fallback_port=10053)
+            self.dns = await DNSServer.start(host, 10053)
+        self.dns.set_zone(build_zone([], [], []))
+        self.store.set_meta(dns={"address": self.dns_address()})
+
+    async def _close_network(self) -> None:
+        await self.proxy.close()
+        self.dns.close()
+
+    def _set_zone(self, zone: Zone) -> None:
+        self.dns.set_zone(zone)
+
+    def dns_address(self) -> str:
+        return "%s:%d" % self.dns.address[:2]
+
+    def _reconcile_settings(self) -> Settings:
+        # the DNS server's address is never handed out as a ClusterIP
+        host = _dns_host_port(self.opts.dns_addr)[0] if self.opts.dns_addr else ""
+        return Settings(
+            service_cidr=self.opts.service_cidr or INPROCESS_SERVICE_CIDR,
+            reserved_ips=(host,) if host else (),
+            node_address=self.opts.node_address,
+        )
+
+    def _on_pod_change(self, uid: str) -> None:
+        """The runtime's callback: a pod's status changed (the first pass comes after start-up anyway)."""
+        self._kick_reconciler()
+
     async def _restore_repo_config(self) -> None:
         """The applied revision's gitship.yaml (image map) before any pod starts again after a restart."""
         sha = self.store.get_meta("lastAppliedRevision")
-        if not sha or not hasattr(self.runtime, "set_image_rules"):
+        if not sha:
             return
         try:
             _, config = await asyncio.to_thread(self.loader.load, sha)
@@ -312,118 +370,12 @@ class Daemon:
 
         return RepoWriter(self.repo_dir, self.opts.path, self.branch, "origin" if self.remote else None)
 
-    async def _autorollback_loop(self) -> None:
-        attempted: set[str] = set()
-        while not self.stopping.is_set():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), timeout=1.0)
-            try:
-                await self._autorollback_once(attempted)
-            except Exception as e:  # never let it take the daemon down
-                self.log.exception("auto_rollback_failed", error=str(e))
-
-    async def _autorollback_once(self, attempted: set[str]) -> None:
-        from . import autorollback
-        from .controllers import deployment as deployctl
-        from .undo import undo_commit
-
-        cluster = self.reconciler.cluster
-        deps = [d for d in cluster.of_kind("Deployment") if autorollback.enabled(d)]
-        if not deps:
-            return
-        own = self.store.get_meta("autoRollbacks", {})
-        reverted = {r["sha"] for r in self.store.revisions(500) if r.get("revertedBy")}
-        rss = cluster.of_kind("ReplicaSet")
-        for rb in autorollback.decide(deps, rss, reverted | attempted, set(own.values())):
-            attempted.add(rb.commit)
-            dep = cluster.get(("Deployment", rb.namespace, rb.name))
-            revs = dict(deployctl.revisions(dep, rss))
-            rid = uuid.uuid4().hex[:12]
-            reason = (
-                f"Automatic rollback by gitship: revision {rb.current_revision} of deployment/{rb.name} "
-                f"failed (Progressing=False, {autorollback.DEADLINE_EXCEEDED}: {rb.message}); "
-                f"reconcile {rid}."
-            )
-            try:
-                sha, how = await asyncio.to_thread(
-                    undo_commit,
-                    self.writer(),
-                    dep,
-                    (rb.current_revision, revs[rb.current_revision]),
-                    (rb.target_revision, revs[rb.target_revision]),
-                    reason,
-                )
-            except GitshipError as e:
-                self.log.error(
-                    "auto_rollback_failed", reconcile_id=rid, deployment=rb.name, commit=rb.commit[:7], error=str(e)
-                )
-                self.store.add_events(
-                    [
-                        {
-                            "type": "Warning",
-                            "reason": "AutoRollbackFailed",
-                            "kind": "Deployment",
-                            "namespace": rb.namespace,
-                            "name": rb.name,
-                            "message": str(e),
-                            "reconcile_id": rid,
-                            "revision": rb.commit,
-                        }
-                    ]
-                )
-                continue
-            own[rb.commit] = sha
-            self.store.set_meta(autoRollbacks=own)
-            msg = (
-                f"rolled back revision {rb.current_revision} (commit {rb.commit[:7]}) to revision "
-                f"{rb.target_revision}: {how} {sha[:7]}"
-            )
-            self.log.warning(
-                "auto_rollback_committed",
-                reconcile_id=rid,
-                deployment=rb.name,
-                failed_commit=rb.commit,
-                commit=sha[:7],
-                condition=autorollback.DEADLINE_EXCEEDED,
-                message=msg,
-            )
-            self.store.add_events(
-                [
-                    {
-                        "type": "Warning",
-                        "reason": "AutoRollback",
-                        "kind": "Deployment",
-                        "namespace": rb.namespace,
-                        "name": rb.name,
-                        "message": msg,
-                        "reconcile_id": rid,
-                        "revision": sha,
-                    }
-                ]
-            )
-            self.wake_source()
-
     def _set_source_error(self, error: str | None) -> None:
-        prev = self.store.get_meta("sourceError")
-        if prev != error:
-            self.store.set_meta(sourceError=error)
-            if error:
-                self._set_ready("False", "SourceUnavailable", error)
-            else:
-                last = self.store.get_meta("lastAttemptedResult", {})
-                if last.get("result") == "applied":
-                    self._set_ready("True", "ReconciliationSucceeded", last.get("message", ""))
+        self.applier.set_source_error(error)
 
-    def _set_ready(self, status: str, reason: str, message: str) -> None:
-        self.store.set_meta(
-            ready={
-                "type": "Ready",
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": time.time(),
-            }
-        )
+    async def apply_revision(self, rev: Revision) -> bool:
+        """Load, validate, record and hand over one revision (reconciler/applier.py)."""
+        return await self.applier.apply_revision(rev)
 
     async def _check_source(self) -> None:
         reader = self.reader
@@ -435,81 +387,6 @@ class Daemon:
         if sha == self.store.get_meta("lastAttemptedRevision") or self.stopping.is_set():
             return
         await self.apply_revision(await asyncio.to_thread(reader.revision, sha))
-
-    def _reverts_in(self, sha: str) -> list[str]:
-        """The commits a revert commit names ("This reverts commit <sha>.")."""
-        from .source.git import git as rungit
-
-        body = rungit(self.repo_dir, "show", "-s", "--format=%B", sha).decode(errors="replace")
-        return _REVERTS.findall(body)
-
-    async def apply_revision(self, rev: Revision) -> bool:
-        rid = uuid.uuid4().hex[:12]
-        log = self.log.bind(reconcile_id=rid, commit=rev.short)
-        t0 = time.perf_counter()
-        log.info("revision_detected", sha=rev.sha, author=rev.author, subject=rev.subject)
-        try:
-            manifests, config = await asyncio.to_thread(self.loader.load, rev.sha)
-            errors = self.reconciler.check_revision(manifests)
-            if errors:
-                raise RevisionRejected(errors)
-        except RevisionRejected as e:
-            errs = [x.to_dict() for x in e.errors]
-            self.store.add_revision(rev.to_dict(), "rejected", error=errs)
-            self.store.set_meta(
-                lastAttemptedRevision=rev.sha, lastAttemptedResult={"result": "rejected", "message": str(e)}
-            )
-            self._set_ready("False", "ValidationFailed", f"revision {rev.short} rejected: {e}")
-            log.error("revision_rejected", errors=errs, duration_ms=round((time.perf_counter() - t0) * 1000, 2))
-            self.store.add_events(
-                [
-                    {
-                        "type": "Warning",
-                        "reason": "RevisionRejected",
-                        "kind": "Revision",
-                        "namespace": "",
-                        "name": rev.short,
-                        "message": str(e),
-                        "reconcile_id": rid,
-                        "revision": rev.sha,
-                    }
-                ]
-            )
-            return False
-        desired = {m.key: m.obj for m in manifests}
-        # the applied state in memory holds the loader's cached objects: unchanged ones compare by identity
-        actions = plan(self.reconciler.desired, desired)
-        for reverted in await asyncio.to_thread(self._reverts_in, rev.sha):
-            self.store.mark_reverted(reverted, rev.sha)
-        changed = {a.key for a in actions if a.op != "delete"}
-        self.store.update_desired(
-            ((m.obj, m.source.file, m.source.line) for m in manifests if m.key in changed),
-            [a.key for a in actions if a.op == "delete"],
-        )
-        self.store.add_revision(rev.to_dict(), "applied", objects=list(desired), changes=[a.summary() for a in actions])
-        msg = f"Applied revision: {self.branch}@sha1:{rev.sha}"
-        self.store.set_meta(
-            lastAttemptedRevision=rev.sha,
-            lastAppliedRevision=rev.sha,
-            lastAttemptedResult={"result": "applied", "message": msg},
-        )
-        self._set_ready("True", "ReconciliationSucceeded", msg)
-        for a in actions:
-            log.info("object_planned", action=a.op, kind=a.key[0], namespace=a.key[1], name=a.key[2])
-        if hasattr(self.runtime, "set_image_rules"):
-            self.runtime.set_image_rules(config.images, self.repo_dir)
-        self.reconciler.set_desired(desired, rev, rid)
-        log.info(
-            "revision_applied",
-            sha=rev.sha,
-            objects=len(desired),
-            actions=len(actions),
-            duration_ms=round((time.perf_counter() - t0) * 1000, 2),
-        )
-        return True
-
-
-_REVERTS = re.compile(r"This reverts commit ([0-9a-f]{40})")
 
 
 def run(opts: Options) -> int:

@@ -16,7 +16,8 @@ import logging
 import os
 import sys
 import threading
-from typing import Any, TextIO
+from collections.abc import MutableMapping
+from typing import Any, Protocol, TextIO
 
 import structlog
 
@@ -35,7 +36,7 @@ class _Tee:
             structlog.dev.ConsoleRenderer(colors=console is not None and console.isatty()) if pretty else None
         )
 
-    def __call__(self, logger: Any, name: str, event: dict[str, Any]) -> str:
+    def __call__(self, logger: Any, name: str, event: MutableMapping[str, Any]) -> str:
         line = json.dumps(event, default=str, separators=(",", ":"))
         with self._lock:
             if self._file:
@@ -65,6 +66,17 @@ def configure(state_dir: str | None, console: TextIO | None = sys.stderr, level:
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS.get(level, logging.INFO)),
         cache_logger_on_first_use=False,
     )
+
+
+class Logger(Protocol):
+    """What gitship's code calls on a logger (a structlog bound logger)."""
+
+    def debug(self, event: str, **fields: Any) -> Any: ...
+    def info(self, event: str, **fields: Any) -> Any: ...
+    def warning(self, event: str, **fields: Any) -> Any: ...
+    def error(self, event: str, **fields: Any) -> Any: ...
+    def exception(self, event: str, **fields: Any) -> Any: ...
+    def bind(self, **fields: Any) -> Logger: ...
 
 
 def get_logger(**bind: Any) -> Any:

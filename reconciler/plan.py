@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-Key = tuple[str, str, str]
+from .types import Key
+
 ORDER = {"Service": 0, "Endpoints": 1, "Deployment": 2, "ReplicaSet": 3, "Pod": 4}
 
 

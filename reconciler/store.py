@@ -28,8 +28,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import StoreError
+from .types import Key
 
-Key = tuple[str, str, str]
 DB_FILE = "gitship.db"
 MAX_EVENTS = 5000
 
@@ -228,10 +228,8 @@ class Store:
     def events(
         self, kind: str | None = None, namespace: str | None = None, name: str | None = None, limit: int = 200
     ) -> list[dict[str, Any]]:
-        q, args = (
-            "SELECT time, type, reason, kind, namespace, name, message, reconcile_id, revision FROM events WHERE 1=1",
-            [],
-        )
+        q = "SELECT time, type, reason, kind, namespace, name, message, reconcile_id, revision FROM events WHERE 1=1"
+        args: list[object] = []
         for col, val in (("kind", kind), ("namespace", namespace), ("name", name)):
             if val is not None:
                 q += f" AND {col}=?"

@@ -1,4 +1,4 @@
-"""The cluster DNS server: Kubernetes DNS records (spec §6) over UDP and TCP.
+"""The cluster DNS server: Kubernetes DNS records (docs/kubernetes.md §6) over UDP and TCP.
 
 Two parts:
 
@@ -37,7 +37,7 @@ owner name being the name asked (so ``nslookup test-svc <dns-ip>`` and
 (and outside ``in-addr.arpa`` / ``ip6.arpa``) gets **REFUSED**: there is no upstream
 forwarding; pods resolve external names through the host's resolvers, listed after us.
 
-TTL: 5 s for every record (CoreDNS's ``kubernetes`` plugin default, spec §6.2), including
+TTL: 5 s for every record (CoreDNS's ``kubernetes`` plugin default, docs/kubernetes.md §6.2), including
 the SOA minimum used for negative caching; ``build_zone(ttl=...)`` changes it.
 """
 
@@ -49,8 +49,8 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from dnslib import AAAA, CNAME, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSRecord
-from dnslib.dns import DNSError
+from dnslib import AAAA, CNAME, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSRecord  # type: ignore[import-untyped]
+from dnslib.dns import DNSError  # type: ignore[import-untyped]
 
 Obj = dict[str, Any]
 DNS_SCHEMA_VERSION = "1.1.0"
@@ -172,77 +172,94 @@ def build_zone(
     """Build the zone from service *views* (``spec.clusterIP`` filled; ``"None"`` =
     headless), Endpoints objects and pods (``status.podIP``)."""
     zone = Zone(domain, ttl, search_namespace)
-    z = zone.domain
-    zone.add(f"dns-version.{z}", QTYPE.TXT, TXT(DNS_SCHEMA_VERSION))
+    zone.add(f"dns-version.{zone.domain}", QTYPE.TXT, TXT(DNS_SCHEMA_VERSION))
     eps_by_key: dict[tuple[str, str], Obj] = {}
     for ep in endpoints:
         m = ep.get("metadata") or {}
-        eps_by_key[(m.get("namespace") or "default", m.get("name"))] = ep
-
+        eps_by_key[(m.get("namespace") or "default", str(m.get("name")))] = ep
     for svc in services:
-        m = svc.get("metadata") or {}
-        spec = svc.get("spec") or {}
-        ns, name = m.get("namespace") or "default", m.get("name")
-        if not name:
-            continue
-        fqdn = f"{name}.{ns}.svc.{z}".lower()
-        zone._exists(f"{ns}.svc.{z}")
-        stype = spec.get("type") or "ClusterIP"
-        if stype == "ExternalName":
-            target = spec.get("externalName")
-            if target:
-                zone.add(fqdn, QTYPE.CNAME, CNAME(target.rstrip(".") + "."))
-            continue
-        cluster_ip = spec.get("clusterIP")
-        named_ports = [p for p in spec.get("ports") or [] if p.get("name")]
-        if cluster_ip and cluster_ip != "None":
-            zone._exists(fqdn)
-            for ip in spec.get("clusterIPs") or [cluster_ip]:
-                rd = _addr_rdata(ip)
-                if rd:
-                    zone.add(fqdn, *rd)
-                    zone.add(_reverse_name(ip), QTYPE.PTR, PTR(fqdn + "."))
-            for p in named_ports:
-                proto = (p.get("protocol") or "TCP").lower()
-                zone.add(f"_{p['name']}._{proto}.{fqdn}", QTYPE.SRV, SRV(0, 100, int(p["port"]), fqdn + "."))
-            continue
-        # headless: ready endpoint addresses (Endpoints.subsets[].addresses)
-        ep = eps_by_key.get((ns, name))
-        srv_targets: dict[tuple[str, str], list[tuple[int, str]]] = {}
-        for subset in (ep or {}).get("subsets") or []:
-            for addr in subset.get("addresses") or []:
-                ip = addr.get("ip")
-                rd = _addr_rdata(ip) if ip else None
-                if not rd:
-                    continue
-                host = (addr.get("hostname") or dashed(ip)).lower()
-                hfqdn = f"{host}.{fqdn}"
-                zone.add(fqdn, *rd)
-                zone.add(hfqdn, *rd)
-                zone.add(_reverse_name(ip), QTYPE.PTR, PTR(hfqdn + "."))
-                for port in subset.get("ports") or []:
-                    if port.get("name"):
-                        key = (port["name"], (port.get("protocol") or "TCP").lower())
-                        srv_targets.setdefault(key, []).append((int(port["port"]), hfqdn))
-        for (pname, proto), targets in srv_targets.items():
-            weight = max(1, 100 // len(targets))
-            for port, target in targets:
-                zone.add(f"_{pname}._{proto}.{fqdn}", QTYPE.SRV, SRV(0, weight, port, target + "."))
-        # a headless service with no ready endpoint does not exist as a name (NXDOMAIN)
-
+        _add_service(zone, svc, eps_by_key)
     for pod in pods:
-        m = pod.get("metadata") or {}
-        ns = m.get("namespace") or "default"
-        status = pod.get("status") or {}
-        ips = [i.get("ip") for i in status.get("podIPs") or []] or [status.get("podIP")]
-        for ip in ips:
-            rd = _addr_rdata(ip) if ip else None
-            if rd:
-                zone.add(f"{dashed(ip)}.{ns}.pod.{z}", *rd)
+        _add_pod(zone, pod)
     return zone
 
 
+def _add_service(zone: Zone, svc: Obj, eps_by_key: dict[tuple[str, str], Obj]) -> None:
+    m = svc.get("metadata") or {}
+    spec = svc.get("spec") or {}
+    ns, name = m.get("namespace") or "default", m.get("name")
+    if not name:
+        return
+    z = zone.domain
+    fqdn = f"{name}.{ns}.svc.{z}".lower()
+    zone._exists(f"{ns}.svc.{z}")
+    if (spec.get("type") or "ClusterIP") == "ExternalName":
+        target = spec.get("externalName")
+        if target:
+            zone.add(fqdn, QTYPE.CNAME, CNAME(target.rstrip(".") + "."))
+        return
+    cluster_ip = spec.get("clusterIP")
+    if cluster_ip and cluster_ip != "None":
+        _add_cluster_ip(zone, fqdn, spec, cluster_ip)
+    else:
+        # headless: ready endpoint addresses (Endpoints.subsets[].addresses)
+        _add_headless(zone, fqdn, eps_by_key.get((ns, name)))
+
+
+def _add_cluster_ip(zone: Zone, fqdn: str, spec: Obj, cluster_ip: str) -> None:
+    zone._exists(fqdn)
+    for ip in spec.get("clusterIPs") or [cluster_ip]:
+        rd = _addr_rdata(ip)
+        if rd:
+            zone.add(fqdn, *rd)
+            zone.add(_reverse_name(ip), QTYPE.PTR, PTR(fqdn + "."))
+    for p in spec.get("ports") or []:
+        if p.get("name"):
+            proto = (p.get("protocol") or "TCP").lower()
+            zone.add(f"_{p['name']}._{proto}.{fqdn}", QTYPE.SRV, SRV(0, 100, int(p["port"]), fqdn + "."))
+
+
+def _add_headless(zone: Zone, fqdn: str, ep: Obj | None) -> None:
+    """One A record per ready address, under the service name and the address's host name;
+    SRV per named port. A headless service with no ready endpoint does not exist (NXDOMAIN)."""
+    srv_targets: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for subset in (ep or {}).get("subsets") or []:
+        for addr in subset.get("addresses") or []:
+            ip = addr.get("ip")
+            rd = _addr_rdata(ip) if ip else None
+            if not rd:
+                continue
+            hfqdn = f"{(addr.get('hostname') or dashed(ip)).lower()}.{fqdn}"
+            zone.add(fqdn, *rd)
+            zone.add(hfqdn, *rd)
+            zone.add(_reverse_name(ip), QTYPE.PTR, PTR(hfqdn + "."))
+            for port in subset.get("ports") or []:
+                if port.get("name"):
+                    key = (port["name"], (port.get("protocol") or "TCP").lower())
+                    srv_targets.setdefault(key, []).append((int(port["port"]), hfqdn))
+    for (pname, proto), targets in srv_targets.items():
+        weight = max(1, 100 // len(targets))
+        for port_number, target in targets:
+            zone.add(f"_{pname}._{proto}.{fqdn}", QTYPE.SRV, SRV(0, weight, port_number, target + "."))
+
+
+def _add_pod(zone: Zone, pod: Obj) -> None:
+    m = pod.get("metadata") or {}
+    ns = m.get("namespace") or "default"
+    status = pod.get("status") or {}
+    ips = [i.get("ip") for i in status.get("podIPs") or []] or [status.get("podIP")]
+    for ip in ips:
+        rd = _addr_rdata(ip) if ip else None
+        if rd:
+            zone.add(f"{dashed(ip)}.{ns}.pod.{zone.domain}", *rd)
+
+
 # --------------------------------------------------------------------------- server
+
+
+def _pack(record: Any) -> bytes:
+    data: bytes = record.pack()
+    return data
 
 
 def respond(zone: Zone | None, data: bytes, max_size: int | None = 512) -> bytes | None:
@@ -260,11 +277,11 @@ def respond(zone: Zone | None, data: bytes, max_size: int | None = 512) -> bytes
     reply = request.reply(ra=0, aa=1)
     if request.header.opcode != 0 or not request.questions:
         reply.header.rcode = RCODE.NOTIMP if request.header.opcode != 0 else FORMERR
-        return reply.pack()
+        return _pack(reply)
     if zone is None:
         reply.header.aa = 0
         reply.header.rcode = SERVFAIL
-        return reply.pack()
+        return _pack(reply)
     q = request.questions[0]
     try:
         rcode, rrs = zone.answer(str(q.qname), q.qtype)
@@ -281,11 +298,11 @@ def respond(zone: Zone | None, data: bytes, max_size: int | None = 512) -> bytes
         for rr in request.ar:
             if rr.rtype == QTYPE.OPT:
                 max_size = max(512, min(int(rr.rclass), 4096))
-        packed = reply.pack()
+        packed = _pack(reply)
         if len(packed) > max_size:
-            return reply.truncate().pack()
+            return _pack(reply.truncate())
         return packed
-    return reply.pack()
+    return _pack(reply)
 
 
 class _UDP(asyncio.DatagramProtocol):

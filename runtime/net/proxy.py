@@ -35,7 +35,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 CONNECT_TIMEOUT = 1.0
 PENDING_LIMIT = 256 * 1024  # client bytes buffered while the backend connection is made
@@ -50,7 +50,7 @@ def _reset(transport: asyncio.BaseTransport) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
         except OSError:
             pass
-    transport.abort()
+    cast(asyncio.Transport, transport).abort()  # every caller hands over a TCP transport
 
 
 @dataclass
@@ -61,7 +61,7 @@ class _Service:
     affinity_timeout: float = 10800.0
     rr: int = 0
     sticky: dict[str, tuple[tuple[str, int], float]] = field(default_factory=dict)
-    listeners: dict[tuple[str, int], asyncio.AbstractServer] = field(default_factory=dict)
+    listeners: dict[tuple[str, int], asyncio.Server] = field(default_factory=dict)
     # counters
     accepted: int = 0
     active: int = 0
@@ -150,7 +150,7 @@ class _Client(asyncio.Protocol):
         self.paused = False
         self.timed_out = False
         self.pending_size = 0
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
 
     # ---- client side
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

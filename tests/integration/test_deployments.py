@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Self
 
+from reconciler.api import request
 from tests.conftest import commit_file, git, wait_for, pod_ready as ready
 
 HASH_LABEL = "pod-template-hash"
@@ -153,8 +154,10 @@ class Sampler:
 
     def __enter__(self) -> Self:
         for t in self._threads:
+            # stagger the threads: each starts once the ones before have taken a new sample
+            n = len(self.samples)
             t.start()
-            time.sleep(0.05)  # stagger the threads (not a wait for the system under test)
+            wait_for(lambda n=n: len(self.samples) > n or self.errors, 30, what="a first sample")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -162,6 +165,11 @@ class Sampler:
         for t in self._threads:
             t.join(30)
         self.samples.sort(key=lambda x: x[0])
+
+
+def daemon_passes(g) -> int:
+    """How many reconcile passes the running daemon has made."""
+    return request(str(Path(g.state_dir, "gitship.sock")), "GET", "/v1/status", timeout=5)[1]["passes"]
 
 
 def rs_by_image(rss: list[dict]) -> dict[str, dict]:
@@ -195,7 +203,7 @@ def test_replicaset_self_heals_scales_and_prints(repo: Path, gitship_factory) ->
     )
     names = {p["metadata"]["name"] for p in pods}
 
-    # Kubernetes' order (spec 3.3): all Running and Ready, so the pod Ready for the least time
+    # Kubernetes' order (docs/kubernetes.md §3.3): all Running and Ready, so the pod Ready for the least time
     # goes first, compared in log2 buckets of age. Let the two pods be Ready for a few seconds
     # (a condition on their age, so the newest lands in a younger bucket), then scale 2 -> 3 -> 2.
     wait_for(
@@ -324,13 +332,13 @@ def test_deployment_set_image_rollout_status_and_history(empty_repo: Path, gitsh
     assert reused["deployment.kubernetes.io/revision-history"] == "1"
 
 
-# --- 3. rollout bounds (spec section 2, examples A and B) ----------------------------------------
+# --- 3. rollout bounds (docs/kubernetes.md §2, examples A and B) ----------------------------------------
 
 
 def _check_bounds(samples, replicas: int, surge: int, unavailable: int) -> None:
     assert len(samples) >= 4, f"only {len(samples)} samples"
     saw_mixed = False
-    for t, pods, _ in samples:
+    for _t, pods, _ in samples:
         live = [p for p in pods if not terminating(p)]
         assert len(live) <= replicas + surge, [(p["metadata"]["name"], image_of(p)) for p in live]
         n_ready = sum(1 for p in live if ready(p))
@@ -433,16 +441,20 @@ def test_pause_makes_a_canary_resume_completes_and_paused_still_scales(empty_rep
         30,
         what="the canary ready",
     )
-    deadline = time.monotonic() + 4  # a few probe periods: the rollout must not move
-    mixed = None
-    while time.monotonic() < deadline:
+    # the rollout must not move while passes go by (the same over time on a fake clock:
+    # tests/unit/test_reconcile_pass.py test_paused_rollout_does_not_move)
+    mixed: list[str] = []
+
+    def unchanged() -> None:
         live = [p for p in deploy_pods(g) if not terminating(p)]
         images = sorted(image_of(p) for p in live)
         assert "qinchaowhut/allen:v1" in images and "qinchaowhut/allen:v2" in images, images
-        if mixed is None:
-            mixed = images
+        mixed[:] = mixed or images
         assert images == mixed, (images, mixed)
-        time.sleep(0.2)
+
+    start = daemon_passes(g)
+    wait_for(lambda: unchanged() or daemon_passes(g) >= start + 3, 30, what="three reconcile passes")
+    unchanged()
     st = g.cli("rollout", "status", "deployment", "testqc", "--watch=false").stdout
     assert st.startswith('Waiting for deployment "testqc" rollout to finish')
     desc = g.cli("describe", "deploy", "testqc").stdout
@@ -486,7 +498,7 @@ def test_min_ready_seconds_holds_each_step(empty_repo: Path, gitship_factory) ->
         set_image(g, repo, "qinchaowhut/allen:v2")
         wait_for(lambda: all_on(g, "qinchaowhut/allen:v2", 2), 60, what="all pods on v2")
 
-    # A pod counts as available only when its Ready lastTransitionTime + 3 s < now (spec 3.2). The
+    # A pod counts as available only when its Ready lastTransitionTime + 3 s < now (docs/kubernetes.md §3.2). The
     # daemon wrote each sampled RS status before the sample was taken, so at sample time t the new
     # RS may report at most the v2 pods Ready since before t - 3 s as available ...
     def mature(pods: list[dict], t: float) -> list[dict]:

@@ -11,7 +11,6 @@ import re
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -100,24 +99,16 @@ def test_kill9_mid_rollout_then_restart_completes_it(empty_repo: Path, gitship_f
 
     g2 = gitship_factory(empty_repo, state_dir=tmp_path / "state")
     max_live = 0
-    deadline = time.monotonic() + 60
-    while True:
+
+    def rolled_out() -> bool:
+        nonlocal max_live
         live = _live(g2)
         max_live = max(max_live, len(live))
-        if len(live) == 4 and all(_image(p) == "kubia:v2" and ready(p) for p in live) and len(g2.pods("app=web")) == 4:
-            break
-        assert time.monotonic() < deadline, "rollout did not complete after restart: " + repr(
-            [
-                (
-                    p["metadata"]["name"],
-                    _image(p),
-                    ready(p),
-                    [c.get("state") for c in p["status"].get("containerStatuses", [])],
-                )
-                for p in live
-            ]
+        return (
+            len(live) == 4 and all(_image(p) == "kubia:v2" and ready(p) for p in live) and len(g2.pods("app=web")) == 4
         )
-        time.sleep(0.1)
+
+    wait_for(rolled_out, 60, what="the rollout to complete after restart")
     assert max_live <= 4 + 1, f"{max_live} pods at once: over replicas + maxSurge"
     # no doubled, no leaked pods: exactly one process per pod, and no process of a pod that is gone
     uids = {p["metadata"]["uid"] for p in g2.pods()}
@@ -215,6 +206,11 @@ spec:
 """
 
 
+def _source_errors(g: Gitship) -> int:
+    """How many failed source checks the reconcile log holds."""
+    return Path(g.state_dir, "reconcile.log").read_text(errors="replace").count('"event":"source_error"')
+
+
 def _bare_from(src: Path, bare: Path) -> None:
     subprocess.run(["git", "clone", "-q", "--bare", str(src), str(bare)], check=True)
 
@@ -234,8 +230,9 @@ def test_remote_unreachable_then_back(empty_repo: Path, gitship_factory, tmp_pat
     assert cond["status"] == "False" and cond["reason"] == "SourceUnavailable", cond
     assert "bare.git" in st["sourceError"] or "fetch" in st["sourceError"], st["sourceError"]
     assert st["lastAppliedRevision"] == good
-    # the last good state keeps running, untouched
-    time.sleep(2)  # a couple of failed fetch intervals
+    # the last good state keeps running, untouched, through a couple of failed fetch intervals
+    failed = _source_errors(g)
+    wait_for(lambda: _source_errors(g) >= failed + 2, 30, what="two more failed fetches")
     now = g.json("get", "pod", "web")
     assert now["metadata"]["uid"] == web["metadata"]["uid"] and ready(now)
     assert http_get(now["status"]["podIP"]).startswith("This is v1")

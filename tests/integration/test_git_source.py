@@ -12,7 +12,10 @@ from reconciler.source.git import GitReader
 from reconciler.source.revision import RevisionLoader
 from tests.conftest import git
 
-POD = "apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\nspec: {{containers: [{{name: c, image: x, command: [sleep, '1']}}]}}\n"
+POD = (
+    "apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\n"
+    "spec: {{containers: [{{name: c, image: x, command: [sleep, '1']}}]}}\n"
+)
 
 
 def _repo(tmp_path: Path, n: int) -> Path:

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from runtime.net.proxy import ServiceProxy
+from tests.conftest import async_wait_for
 
 try:
     import uvloop
@@ -45,14 +46,6 @@ async def fetch(addr, local_host: str | None = None) -> bytes:
         return await asyncio.wait_for(reader.read(), 5)
     finally:
         writer.close()
-
-
-async def until(cond, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def free_refusing_port(host: str) -> int:
@@ -119,7 +112,7 @@ def test_backend_swap_drains_established_connection():
             while not stop.is_set():
                 writer.write(b"old " * 256)
                 await writer.drain()
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0)  # yield: the proxy shares this loop (no wait)
             writer.close()
 
         old = await asyncio.start_server(stream, "127.244.0.21", 0)
@@ -184,7 +177,9 @@ def test_no_backends_closes_immediately():
             assert await fetch(addr) == b""
         except (ConnectionResetError, ConnectionAbortedError):
             pass
-        await until(lambda: proxy.stats()["services"]["default/none"]["rejected"] == 2)
+        await async_wait_for(
+            lambda: proxy.stats()["services"]["default/none"]["rejected"] == 2, 5, what="two rejected connections"
+        )
         await proxy.close()
 
     run(main())

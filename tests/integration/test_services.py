@@ -338,7 +338,7 @@ spec:
     assert {n: svc(g2, n)["spec"]["clusterIP"] for n in auto_ips} == auto_ips
     assert svc(g2, "web-np")["spec"]["ports"][0]["nodePort"] == node_port
     # NOTE: a restarted daemon loads gitship.yaml's image rules only when it applies a revision
-    # (reconciler/daemon.py apply_revision), not for the revision already applied: a new commit
+    # (reconciler/applier.py apply_revision), not for the revision already applied: a new commit
     # makes the restarted pods runnable.
     sha = commit_file(empty_repo, "note.txt", "restart\n", "after restart")
     g2.wait_applied(sha)

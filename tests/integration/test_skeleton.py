@@ -111,7 +111,8 @@ def test_unknown_kind_and_yaml_errors_name_the_document(empty_repo: Path, gitshi
     sha = commit_file(
         empty_repo,
         "multi.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, image: x, command: [sleep, '9']}]}\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n"
+        "spec: {containers: [{name: c, image: x, command: [sleep, '9']}]}\n"
         "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n",
         "add multi",
     )
@@ -208,7 +209,7 @@ def test_kill9_then_restart_adopts_running_pods(repo: Path, gitship_factory, tmp
     g2.stop()
     # a clean stop stops the pods
     for cid in pids.values():
-        wait_for(lambda: not _alive(int(cid.split("//")[1])), 30, what="pods stopped with gitship")
+        wait_for(lambda cid=cid: not _alive(int(cid.split("//")[1])), 30, what="pods stopped with gitship")
 
 
 def _alive(pid: int) -> bool:

@@ -1,4 +1,4 @@
-"""runtime.net.dns.build_zone / Zone.answer: the Kubernetes DNS records table (spec §6)."""
+"""runtime.net.dns.build_zone / Zone.answer: the Kubernetes DNS records table (docs/kubernetes.md §6)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,138 @@
+"""Applying a revision: load and validate it, record it, hand it to the reconciler.
+
+Where it sits: between the source loop (reconciler/daemon.py, which finds a new commit) and
+the reconcile pass. A rejected revision changes nothing that runs; an applied one is planned
+against the applied state (reconciler/plan.py), written to the store, and becomes the
+reconciler's desired state. The Ready condition `gitship status` shows is kept here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+
+from runtime.base import Runtime
+
+from .errors import RevisionRejected
+from .log import Logger
+from .plan import plan
+from .reconcile import Reconciler
+from .source.git import Revision
+from .source.git import git as rungit
+from .source.revision import RevisionLoader
+from .store import Store
+
+_REVERTS = re.compile(r"This reverts commit ([0-9a-f]{40})")
+
+
+class RevisionApplier:
+    def __init__(
+        self,
+        store: Store,
+        loader: RevisionLoader,
+        reconciler: Reconciler,
+        runtime: Runtime,
+        repo_dir: str,
+        branch: str,
+        log: Logger,
+    ):
+        self.store = store
+        self.loader = loader
+        self.reconciler = reconciler
+        self.runtime = runtime
+        self.repo_dir = repo_dir
+        self.branch = branch
+        self.log = log
+
+    def set_source_error(self, error: str | None) -> None:
+        prev = self.store.get_meta("sourceError")
+        if prev != error:
+            self.store.set_meta(sourceError=error)
+            if error:
+                self.set_ready("False", "SourceUnavailable", error)
+            else:
+                last = self.store.get_meta("lastAttemptedResult", {})
+                if last.get("result") == "applied":
+                    self.set_ready("True", "ReconciliationSucceeded", last.get("message", ""))
+
+    def set_ready(self, status: str, reason: str, message: str) -> None:
+        self.store.set_meta(
+            ready={
+                "type": "Ready",
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": time.time(),
+            }
+        )
+
+    def _reverts_in(self, sha: str) -> list[str]:
+        """The commits a revert commit names ("This reverts commit <sha>.")."""
+        body = rungit(self.repo_dir, "show", "-s", "--format=%B", sha).decode(errors="replace")
+        return _REVERTS.findall(body)
+
+    async def apply_revision(self, rev: Revision) -> bool:
+        rid = uuid.uuid4().hex[:12]
+        log = self.log.bind(reconcile_id=rid, commit=rev.short)
+        t0 = time.perf_counter()
+        log.info("revision_detected", sha=rev.sha, author=rev.author, subject=rev.subject)
+        try:
+            manifests, config = await asyncio.to_thread(self.loader.load, rev.sha)
+            errors = self.reconciler.check_revision(manifests)
+            if errors:
+                raise RevisionRejected(errors)
+        except RevisionRejected as e:
+            errs = [x.to_dict() for x in e.errors]
+            self.store.add_revision(rev.to_dict(), "rejected", error=errs)
+            self.store.set_meta(
+                lastAttemptedRevision=rev.sha, lastAttemptedResult={"result": "rejected", "message": str(e)}
+            )
+            self.set_ready("False", "ValidationFailed", f"revision {rev.short} rejected: {e}")
+            log.error("revision_rejected", errors=errs, duration_ms=round((time.perf_counter() - t0) * 1000, 2))
+            self.store.add_events(
+                [
+                    {
+                        "type": "Warning",
+                        "reason": "RevisionRejected",
+                        "kind": "Revision",
+                        "namespace": "",
+                        "name": rev.short,
+                        "message": str(e),
+                        "reconcile_id": rid,
+                        "revision": rev.sha,
+                    }
+                ]
+            )
+            return False
+        desired = {m.key: m.obj for m in manifests}
+        # the applied state in memory holds the loader's cached objects: unchanged ones compare by identity
+        actions = plan(self.reconciler.desired, desired)
+        for reverted in await asyncio.to_thread(self._reverts_in, rev.sha):
+            self.store.mark_reverted(reverted, rev.sha)
+        changed = {a.key for a in actions if a.op != "delete"}
+        self.store.update_desired(
+            ((m.obj, m.source.file, m.source.line) for m in manifests if m.key in changed),
+            [a.key for a in actions if a.op == "delete"],
+        )
+        self.store.add_revision(rev.to_dict(), "applied", objects=list(desired), changes=[a.summary() for a in actions])
+        msg = f"Applied revision: {self.branch}@sha1:{rev.sha}"
+        self.store.set_meta(
+            lastAttemptedRevision=rev.sha,
+            lastAppliedRevision=rev.sha,
+            lastAttemptedResult={"result": "applied", "message": msg},
+        )
+        self.set_ready("True", "ReconciliationSucceeded", msg)
+        for a in actions:
+            log.info("object_planned", action=a.op, kind=a.key[0], namespace=a.key[1], name=a.key[2])
+        self.runtime.set_image_rules(config.images, self.repo_dir)
+        self.reconciler.set_desired(desired, rev, rid)
+        log.info(
+            "revision_applied",
+            sha=rev.sha,
+            objects=len(desired),
+            actions=len(actions),
+            duration_ms=round((time.perf_counter() - t0) * 1000, 2),
+        )
+        return True

@@ -1,0 +1,148 @@
+"""The reconcile pass's input and its one value of changes: plain data, no behaviour.
+
+``PassInput`` is everything one pass decides from: the desired objects (the applied revision),
+the live objects, what the runtime observes, what the executor remembers between passes, the
+clock and the id sources. ``Changes`` is everything the pass decided; the executor
+(reconciler/reconcile.py) carries it out in a fixed order (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Set
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..controllers.service import Allocation
+from ..types import Key, NsName, Obj
+
+Allocations = Mapping[NsName, Allocation]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The reconciler's options: where Services get their addresses and listen."""
+
+    service_cidr: str
+    reserved_ips: tuple[str, ...] = ()  # never handed out as a ClusterIP (the DNS server's address)
+    node_address: str = "0.0.0.0"
+
+    @property
+    def load_balancer_ip(self) -> str:
+        """The ingress IP a LoadBalancer Service shows (loopback when the node listens everywhere)."""
+        return "127.0.0.1" if self.node_address in ("0.0.0.0", "") else self.node_address
+
+    @property
+    def node_listen(self) -> str:
+        """The address nodePorts and LoadBalancer ports listen on."""
+        return self.node_address or "0.0.0.0"
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the runtime reports, read just before the pass."""
+
+    statuses: Mapping[str, Obj] = field(default_factory=dict)  # pod uid -> PodStatus (absent: unknown)
+    running: Set[str] = frozenset()  # uids of every pod the runtime runs
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What the executor remembers between passes."""
+
+    launched: Set[str] = frozenset()  # pods it asked the runtime to start (and has not stopped)
+    terminating: Set[str] = frozenset()  # pods whose stop is in flight
+    was_endpoint: Set[str] = frozenset()  # pods that were a ready backend of some Service
+    allocations: Allocations = field(default_factory=dict)
+    template_commits: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # "ns/deployment" -> commit
+    revision_info: Mapping[str, Any] | None = None  # the applied commit (sha, author, subject)
+
+
+@dataclass(frozen=True)
+class Ids:
+    """Where new identities come from (random in the daemon, counters in tests)."""
+
+    new_uid: Callable[[], str]
+    new_pod_name: Callable[[], tuple[str, str]]  # (name suffix, uid)
+
+
+@dataclass(frozen=True)
+class PassInput:
+    desired: Mapping[Key, Obj]
+    live: Mapping[Key, Obj]
+    observed: Observed
+    memory: Memory
+    settings: Settings
+    ids: Ids
+    now: float
+    reconcile_id: str = ""
+    revision: str | None = None
+    # `gitship delete pod`: pod uid -> grace seconds (None: the pod's terminationGracePeriodSeconds)
+    delete_requests: Mapping[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PodStart:
+    """Start a pod in the runtime (after the live objects are in the store)."""
+
+    uid: str
+    key: Key
+    pod: Obj  # as the runtime gets it: the live pod plus the Services' environment variables
+
+
+@dataclass(frozen=True)
+class PodStop:
+    """Stop a pod in the runtime (after the proxy has dropped it), then forget its live object."""
+
+    uid: str
+    key: Key | None  # the live object to delete once stopped (None: nothing left to delete)
+    grace: float | None = None  # None: the pod's terminationGracePeriodSeconds
+    drain: bool = False  # it was a ready backend: give connections just accepted time before SIGTERM
+
+
+@dataclass(frozen=True)
+class ProxyRule:
+    """One Service port in the proxy: where it listens and where it forwards."""
+
+    key: str  # "<namespace>/<name>:<port name or number>"
+    cluster_ip: str
+    listen: tuple[tuple[str, int], ...]
+    backends: tuple[tuple[str, int], ...]
+    affinity: str = "None"
+    affinity_timeout: int = 10800
+
+
+@dataclass(frozen=True)
+class ZoneInput:
+    """What the cluster DNS zone is built from (runtime/net/dns.py build_zone)."""
+
+    services: tuple[Obj, ...] = ()  # service views (clusterIP filled)
+    endpoints: tuple[Obj, ...] = ()
+    pods: tuple[Obj, ...] = ()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something the executor should log (a controller failed, an allocation was refused)."""
+
+    level: str  # "warning" | "error"
+    event: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+
+
+@dataclass
+class Changes:
+    """Everything one pass decided, in the order the executor carries it out."""
+
+    put: list[Obj] = field(default_factory=list)  # live objects created or changed (whole objects)
+    delete: list[Key] = field(default_factory=list)  # live objects removed
+    events: list[Obj] = field(default_factory=list)  # event records, as the store keeps them
+    allocations: dict[NsName, Allocation] | None = None  # the new allocation table, when it changed
+    service_ips: list[str] = field(default_factory=list)  # ClusterIPs the runtime makes reachable
+    proxy: list[ProxyRule] = field(default_factory=list)  # the whole proxy table (others are removed)
+    zone: ZoneInput = field(default_factory=ZoneInput)
+    endpoint_pods: frozenset[str] = frozenset()  # pods that are a ready backend now
+    stop: list[PodStop] = field(default_factory=list)
+    start: list[PodStart] = field(default_factory=list)
+    requeue_after: float | None = None  # seconds until a controller wants another pass
+    problems: list[Problem] = field(default_factory=list)

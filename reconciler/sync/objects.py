@@ -1,0 +1,301 @@
+"""The object steps of a pass: observed pod statuses, git into live objects, the workload
+controllers and garbage collection. Pure: every function works on a ``Work``.
+
+Order (each step reads what the previous ones wrote):
+
+  observe_pods       statuses from the runtime; a Warning event when a container starts
+                     waiting for a bad reason
+  request_deletions  `gitship delete pod`: the pod is marked terminating
+  sync_desired       desired objects into live ones: create, update (generation bumped on a
+                     spec or annotation change), a changed bare pod replaced, objects removed
+                     from git pruned (the planner's diff, reconciler/plan.py)
+  sync_deployments   ReplicaSet statuses, then Deployments -> ReplicaSets (controllers/deployment.py)
+  sync_replicasets   ReplicaSets -> Pods (controllers/replicaset.py)
+  collect_garbage    objects whose controller is gone
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from .. import annotation_keys as keys
+from ..cluster import controller_uid, key_of
+from ..controllers import deployment as deployctl
+from ..controllers import replicaset as rsctl
+from ..controllers.podutil import owner_ref, to_rfc3339
+from ..plan import plan
+from ..types import Key, Obj
+from .work import Work
+
+WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "Pod", "Service")
+MANAGED_PREFIX = "deployment.kubernetes.io/"  # annotations the controllers own, not git
+WARNING_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "ErrImageNeverPull",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+        "ImageNotResolved",
+    }
+)
+
+
+# -- pods as the runtime sees them ------------------------------------------------------------
+
+
+def observe_pods(w: Work) -> None:
+    statuses = w.inp.observed.statuses
+    for pod in w.cluster.of_kind("Pod"):
+        st = statuses.get(pod["metadata"]["uid"])
+        if st is not None and st != pod.get("status"):
+            container_events(w, pod, st)
+            w.cluster.put({**pod, "status": st})
+
+
+def container_events(w: Work, pod: Obj, status: Obj) -> None:
+    """A Warning event each time a container starts waiting for a bad reason (once per change)."""
+    before = {
+        c["name"]: ((c.get("state") or {}).get("waiting") or {}).get("reason")
+        for c in (pod.get("status") or {}).get("containerStatuses") or []
+    }
+    m = pod["metadata"]
+    for c in status.get("containerStatuses") or []:
+        waiting = (c.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if reason in WARNING_REASONS and before.get(c["name"]) != reason:
+            message = f"container {c['name']}: {waiting.get('message') or reason}"
+            w.event("Warning", reason, "Pod", m["namespace"], m["name"], message)
+
+
+def request_deletions(w: Work) -> None:
+    """`gitship delete pod`: the pod terminates; its owner (or git) decides what comes next."""
+    if not w.inp.delete_requests:
+        return
+    for pod in w.cluster.of_kind("Pod"):
+        m = pod["metadata"]
+        if m["uid"] in w.inp.delete_requests and not m.get("deletionTimestamp"):
+            w.terminate(pod)
+            w.event("Normal", "Killing", "Pod", m["namespace"], m["name"], "deleted by user")
+
+
+def lost_pods(live: Mapping[Key, Obj], adopted: Mapping[str, Any]) -> list[Key]:
+    """At start-up: live pods the runtime no longer runs (stopped while gitship was down, or
+    never started). They are dropped; their owners replace them."""
+    return [k for k, o in live.items() if k[0] == "Pod" and o["metadata"].get("uid") not in adopted]
+
+
+# -- git into live objects ----------------------------------------------------------------
+
+
+def user_annotations(meta: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(MANAGED_PREFIX)}
+
+
+def git_view(obj: Obj) -> Obj:
+    """The part of an object git decides: labels, annotations (not the controllers' own), spec."""
+    m = obj["metadata"]
+    return {"labels": m.get("labels"), "annotations": user_annotations(m), "spec": obj.get("spec")}
+
+
+def new_object(w: Work, d: Obj) -> Obj:
+    obj = copy.deepcopy(d)
+    meta = obj["metadata"]
+    meta["uid"] = w.inp.ids.new_uid()
+    meta["creationTimestamp"] = to_rfc3339(w.now)
+    if obj["kind"] != "Pod":
+        meta["generation"] = 1
+    obj["status"] = {"phase": "Pending"} if obj["kind"] == "Pod" else {}
+    return obj
+
+
+def updated_object(live: Obj, d: Obj) -> Obj:
+    """The live object with git's labels, annotations and spec; generation bumped when the spec
+    or the user's annotations changed (not for pods: they have no generation here)."""
+    lm, dm = live["metadata"], d["metadata"]
+    managed = {k: v for k, v in (lm.get("annotations") or {}).items() if k.startswith(MANAGED_PREFIX)}
+    new = copy.deepcopy(live)
+    new["metadata"]["labels"] = copy.deepcopy(dm.get("labels", {}))
+    new["metadata"]["annotations"] = {**copy.deepcopy(dm.get("annotations", {})), **managed}
+    if "spec" in d:
+        new["spec"] = copy.deepcopy(d["spec"])
+    spec_changed = live.get("spec") != d.get("spec")
+    if (spec_changed or user_annotations(lm) != user_annotations(dm)) and live["kind"] != "Pod":
+        new["metadata"]["generation"] = int(lm.get("generation", 1)) + 1
+    return new
+
+
+def managed_by_git(w: Work) -> dict[Key, Obj]:
+    """The live objects git answers for: those it names, and workload objects no controller owns."""
+    desired = w.inp.desired
+    return {
+        key_of(o): o
+        for o in w.cluster
+        if key_of(o) in desired or (o["kind"] in WORKLOAD_KINDS and controller_uid(o) is None)
+    }
+
+
+def sync_desired(w: Work) -> None:
+    desired = w.inp.desired
+    live = managed_by_git(w)
+    actions = plan({k: git_view(o) for k, o in live.items()}, {k: git_view(d) for k, d in desired.items()})
+    for a in actions:
+        kind, ns, name = a.key
+        if a.op == "create":
+            w.cluster.put(new_object(w, desired[a.key]))
+            w.event("Normal", "Created", kind, ns, name, f"created from git ({kind} {name})")
+        elif a.op == "update" and kind == "Pod" and live[a.key]["spec"] != desired[a.key]["spec"]:
+            # pod specs are immutable in Kubernetes: a changed bare pod is replaced
+            w.terminate(live[a.key], keep=False)
+            w.cluster.put(new_object(w, desired[a.key]))
+            w.event("Normal", "Replaced", "Pod", ns, name, "pod spec changed in git: replaced")
+        elif a.op == "update":
+            w.cluster.put(updated_object(live[a.key], desired[a.key]))
+        elif kind != "Pod":
+            w.cluster.delete(a.key)
+            w.event("Normal", "Pruned", kind, ns, name, "removed from git")
+        elif not live[a.key]["metadata"].get("deletionTimestamp"):
+            w.terminate(live[a.key])
+            w.event("Normal", "Pruned", "Pod", ns, name, "removed from git")
+
+
+# -- the workload controllers ---------------------------------------------------------------
+
+
+def sync_deployments(w: Work) -> None:
+    # The deployment controller reads availability from the ReplicaSets' statuses: bring them
+    # up to the pods just observed first. A status one pass old held every rollout step back
+    # until the next pass, and after a pod turned unready it could let a step remove one old
+    # pod too many.
+    c = w.cluster
+    for rs in c.of_kind("ReplicaSet"):
+        owned, _, _ = rsctl.claim_pods(rs, c.of_kind("Pod", rs["metadata"]["namespace"]))
+        st = rsctl.calculate_status(rs, owned, w.now)
+        if st != rs.get("status"):
+            c.put({**rs, "status": st})
+    for dep in c.of_kind("Deployment"):
+        ns = dep["metadata"]["namespace"]
+        try:
+            res = deployctl.sync_deployment(
+                dep, c.of_kind("ReplicaSet", ns), c.of_kind("Pod", ns), w.now, w.inp.ids.new_uid
+            )
+        except Exception as e:  # one broken Deployment never stops the others
+            w.problem("error", "deployment_sync_failed", e, name=dep["metadata"]["name"], error=str(e))
+            continue
+        for rs in res.create_rs + res.update_rs:
+            c.put(with_change_cause(rs, c.get(key_of(rs)), w.inp.memory.template_commits, w.inp.memory.revision_info))
+        for name in res.delete_rs:
+            c.delete(("ReplicaSet", ns, name))
+        new_dep = dep
+        if res.deployment_annotations is not None:
+            new_dep = copy.deepcopy(dep)
+            new_dep["metadata"]["annotations"] = res.deployment_annotations
+        if res.status != dep.get("status"):
+            new_dep = {**new_dep, "status": res.status}
+        if new_dep is not dep:
+            c.put(new_dep)
+        for ev in res.events:
+            w.controller_event(ev)
+        w.requeue(res.requeue_after)
+
+
+def with_change_cause(
+    rs: Obj,
+    old: Obj | None,
+    template_commits: Mapping[str, Mapping[str, Any]],
+    revision_info: Mapping[str, Any] | None,
+) -> Obj:
+    """Record on a ReplicaSet the commit that made it the Deployment's new revision.
+
+    A ReplicaSet that keeps its revision keeps the commit it has; one that becomes the new
+    revision gets the commit that last changed its Deployment's pod template (else the applied
+    commit)."""
+    ann = rs["metadata"].get("annotations") or {}
+    old_ann = ((old or {}).get("metadata", {}).get("annotations")) or {}
+    if old is not None and ann.get(keys.REVISION) == old_ann.get(keys.REVISION):
+        for k in (keys.COMMIT, keys.CHANGE_CAUSE):
+            if k in old_ann:
+                ann[k] = old_ann[k]
+        rs["metadata"]["annotations"] = ann
+        return rs
+    owner = next(
+        (r["name"] for r in rs["metadata"].get("ownerReferences") or [] if r.get("kind") == "Deployment"), None
+    )
+    info = template_commits.get(f"{rs['metadata']['namespace']}/{owner}") or revision_info or {}
+    if info.get("sha"):
+        ann[keys.COMMIT] = info["sha"]
+        ann[keys.CHANGE_CAUSE] = f"{info['sha'][:7]} {info.get('author', '')}: {info.get('subject', '')}"
+    rs["metadata"]["annotations"] = ann
+    return rs
+
+
+def template_commits(
+    before: Mapping[Key, Obj], after: Mapping[Key, Obj], commit: Mapping[str, Any]
+) -> dict[str, Mapping[str, Any]]:
+    """The Deployments whose pod template ``commit`` changes ("ns/name" -> commit): that commit is
+    the CHANGE-CAUSE of their next revision, even when the rollout starts later (a paused
+    Deployment resumed by another commit)."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for key, obj in after.items():
+        if key[0] != "Deployment":
+            continue
+        old = before.get(key)
+        if old is None or old["spec"].get("template") != obj["spec"].get("template"):
+            out["/".join(key[1:])] = commit
+    return out
+
+
+def sync_replicasets(w: Work) -> None:
+    c = w.cluster
+    for rs in c.of_kind("ReplicaSet"):
+        ns = rs["metadata"]["namespace"]
+        pods = c.of_kind("Pod", ns)
+        try:
+            res = rsctl.sync_replicaset(rs, pods, w.now, w.inp.ids.new_pod_name)
+        except Exception as e:  # one broken ReplicaSet never stops the others
+            w.problem("error", "replicaset_sync_failed", e, name=rs["metadata"]["name"], error=str(e))
+            continue
+        by_uid = {p["metadata"]["uid"]: p for p in pods}
+        for pod in res.create:
+            pod.setdefault("status", {"phase": "Pending"})
+            c.put(pod)
+        for uid in res.adopt:
+            p = copy.deepcopy(by_uid[uid])
+            p["metadata"]["ownerReferences"] = [owner_ref(rs)]
+            c.put(p)
+        rs_uid = rs["metadata"]["uid"]
+        for uid in res.release:
+            p = copy.deepcopy(by_uid[uid])
+            p["metadata"]["ownerReferences"] = [
+                r for r in p["metadata"].get("ownerReferences", []) if r.get("uid") != rs_uid
+            ]
+            c.put(p)
+        for uid in res.delete:
+            if uid in by_uid:
+                w.terminate(by_uid[uid])
+        if res.status != rs.get("status"):
+            c.put({**rs, "status": res.status})
+        for ev in res.events:
+            w.controller_event(ev)
+        w.requeue(rsctl.requeue_after(rs, c.of_kind("Pod", ns), w.now))
+
+
+def collect_garbage(w: Work) -> None:
+    """Delete objects whose controller is gone, until nothing more goes (a ReplicaSet's pods
+    follow it). A pod only terminates: it stays until the runtime has stopped it."""
+    c = w.cluster
+    while True:
+        uids = set(c.by_uid())
+        gone = [o for o in c if (cu := controller_uid(o)) is not None and cu not in uids]
+        progressed = False
+        for o in gone:
+            if o["kind"] == "Pod":
+                if not o["metadata"].get("deletionTimestamp"):
+                    w.terminate(o)
+                continue
+            c.delete(key_of(o))
+            progressed = True
+        if not progressed:
+            return
