@@ -35,14 +35,27 @@ def age(ts: str | None, now: float) -> str:
     return f"{h // 24}d"
 
 
+# kubectl's tabwriter (k8s.io/cli-runtime pkg/printers/tabwriter.go): 3 spaces between columns, and a
+# column with its padding at least 6 wide (``MIN_CELL``: a cell of 3); ``table`` keeps no minimum.
+_PADDING = 3
+MIN_CELL = 3
+
+
+def column_widths(rows: Sequence[Sequence[Any]], widths: Sequence[int] = (), min_cell: int = 0) -> list[int]:
+    """Each column's width: its widest cell, at least ``widths`` (the widths remembered so far) and ``min_cell``."""
+    n = max([len(widths), *(len(r) for r in rows)])
+    out = [max(list(widths[i : i + 1]) + [len(str(r[i])) for r in rows if i < len(r)]) for i in range(n)]
+    return [max(w, min_cell) for w in out]
+
+
+def table_lines(rows: Sequence[Sequence[Any]], widths: Sequence[int]) -> list[str]:
+    """Rows aligned to ``widths``, as kubectl's tabwriter aligns them (no trailing spaces)."""
+    return [(" " * _PADDING).join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cols = [list(map(str, c)) for c in zip(headers, *rows)] if rows else [[h] for h in headers]
-    widths = [max(len(x) for x in c) for c in cols]
-    lines = []
-    for r in [headers, *rows]:
-        cells = [str(x) for x in r]
-        lines.append("   ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
-    return "\n".join(lines)
+    all_rows = [headers, *rows]
+    return "\n".join(table_lines(all_rows, column_widths(all_rows)))
 
 
 def pod_status(pod: Obj) -> str:
@@ -98,6 +111,16 @@ def _containers(template_spec: Obj) -> tuple[str, str]:
 
 def labels_text(labels: Obj | None) -> str:
     return ",".join(f"{k}={v}" for k, v in (labels or {}).items()) or "<none>"
+
+
+def format_labels(labels: Obj | None) -> str:
+    """The LABELS column of --show-labels: ``k=v`` sorted by key (apimachinery's labels.FormatLabels)."""
+    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or "<none>"
+
+
+def label_header(key: str) -> str:
+    """The header of a -L KEY column: the key's name after any prefix, upper-cased."""
+    return key.split("/")[-1].upper()
 
 
 def ports_text(svc: Obj) -> str:
@@ -221,22 +244,46 @@ _TABLES: dict[str, _Columns] = {
 }
 
 
+@dataclass(frozen=True)
+class TableOptions:
+    """How `get` decorates a kind's table: -o wide, --show-labels, -A, -L KEY..., and the kind prefix
+    of NAME (``replicaset.apps/``) that kubectl adds when one listing holds objects of several kinds."""
+
+    wide: bool = False
+    show_labels: bool = False
+    all_namespaces: bool = False
+    label_columns: tuple[str, ...] = ()
+    name_prefix: str = ""
+
+
+def table_rows(kind: str, objs: list[Obj], now: float, opts: TableOptions) -> tuple[list[str], list[list[Any]]]:
+    """The header and the rows of the `get` table of objects of one kind."""
+    cols = _TABLES.get(kind)
+    if cols is None:
+        raise ValueError(kind)
+    headers = [*cols.headers, *(cols.wide_headers if opts.wide else [])]
+    rows = [cols.row(o, now) + (cols.wide(o) if opts.wide else []) for o in objs]
+    if opts.name_prefix:
+        rows = [[opts.name_prefix + str(r[0]), *r[1:]] for r in rows]
+    if opts.label_columns:
+        headers = [*headers, *(label_header(k) for k in opts.label_columns)]
+        rows = [
+            r + [(o["metadata"].get("labels") or {}).get(k, "") for k in opts.label_columns] for r, o in zip(rows, objs)
+        ]
+    if opts.show_labels:
+        headers = [*headers, "LABELS"]
+        rows = [r + [format_labels(o["metadata"].get("labels"))] for r, o in zip(rows, objs)]
+    if opts.all_namespaces:
+        headers = ["NAMESPACE", *headers]
+        rows = [[o["metadata"]["namespace"], *r] for r, o in zip(rows, objs)]
+    return headers, rows
+
+
 def rows_for(
     kind: str, objs: list[Obj], now: float, wide: bool, show_labels: bool = False, all_namespaces: bool = False
 ) -> str:
     """The `get` table of objects of one kind (kubectl's columns; -o wide, --show-labels, -A)."""
-    cols = _TABLES.get(kind)
-    if cols is None:
-        raise ValueError(kind)
-    headers = [*cols.headers, *(cols.wide_headers if wide else [])]
-    rows = [cols.row(o, now) + (cols.wide(o) if wide else []) for o in objs]
-    if show_labels:
-        headers = [*headers, "LABELS"]
-        rows = [r + [labels_text(o["metadata"].get("labels"))] for r, o in zip(rows, objs)]
-    if all_namespaces:
-        headers = ["NAMESPACE", *headers]
-        rows = [[o["metadata"]["namespace"], *r] for r, o in zip(rows, objs)]
-    return table(headers, rows)
+    return table(*table_rows(kind, objs, now, TableOptions(wide, show_labels, all_namespaces)))
 
 
 def as_list(objs: list[Obj]) -> Obj:

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from typing import Any
 
 from reconciler.cli.common import Subparsers, die, open_store, socket_path, state_dir
@@ -27,6 +28,31 @@ def template_dir() -> str:
     die("the repository template is not installed")
 
 
+FALLBACK_NAME = "gitship"
+FALLBACK_EMAIL = "gitship@localhost"
+
+
+def fallback_identity(repo: str, env: Mapping[str, str]) -> list[str]:
+    """The ``-c`` options that give `git commit` gitship's identity where the user's git has none.
+
+    git takes the author's name from GIT_AUTHOR_NAME, else author.name, else user.name (the committer
+    likewise), and the email from GIT_AUTHOR_EMAIL, author.email, user.email, else EMAIL. Only a
+    user.name or user.email missing from git's configuration is filled in, so everything that outranks
+    them still wins; a name or address git would guess from the host is not the user's identity.
+    """
+
+    def configured(key: str) -> bool:
+        p = subprocess.run(["git", "-C", repo, "config", "--get", key], capture_output=True, text=True)
+        return bool(p.stdout.strip())
+
+    extra = []
+    if not configured("user.name"):
+        extra += ["-c", f"user.name={FALLBACK_NAME}"]
+    if not configured("user.email") and not env.get("EMAIL"):
+        extra += ["-c", f"user.email={FALLBACK_EMAIL}"]
+    return extra
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     dest = os.path.abspath(args.dir)
     if os.path.exists(dest) and os.listdir(dest):
@@ -40,9 +66,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     git("init", "-q", "-b", "main")
     git("add", "-A")
-    ident = subprocess.run(["git", "-C", dest, "config", "user.email"], capture_output=True).stdout.strip()
-    extra = [] if ident else ["-c", "user.name=gitship", "-c", "user.email=gitship@localhost"]
-    git(*extra, "commit", "-q", "-m", "Initial commit from the gitship template")
+    git(*fallback_identity(dest, os.environ), "commit", "-q", "-m", "Initial commit from the gitship template")
     print(f"Initialized a gitship repository in {dest}")
     print(f"Next: gitship up {args.dir}")
     return 0
