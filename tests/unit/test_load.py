@@ -249,6 +249,19 @@ def test_label_key_with_dots_is_located() -> None:
     assert [(e.field, e.line) for e in errs] == [("metadata.labels.a.b", 7)]
 
 
+def test_host_port_zero_is_unset() -> None:
+    """Kubernetes accepts ``hostPort: 0`` as "no host port" (validateContainerPorts checks only non-zero)."""
+    pod = (
+        b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: x\n"
+        b"    ports:\n    - containerPort: 80\n      hostPort: %d\n"
+    )
+    (m,) = load_file("p.yaml", pod.replace(b"%d", b"0"), {}, L)
+    assert m.obj["spec"]["containers"][0]["ports"][0]["containerPort"] == 80
+    for bad in (b"-1", b"65536", b"false"):
+        errs = errors_of(load_file, "p.yaml", pod.replace(b"%d", bad), {}, L)
+        assert [(e.field, e.line) for e in errs] == [("spec.containers[0].ports[0].hostPort", 11)]
+
+
 def test_yaml_syntax_error_line_and_document() -> None:
     data = b"a: 1\n---\nb: [1, 2\nc: 3\n"
     errs = errors_of(load_file, "s.yaml", data, {}, L)
