@@ -18,7 +18,12 @@ What it decides, for every revision:
   bounded however long the daemon runs;
 * every problem of the revision is reported at once (``RevisionRejected``): the files'
   own errors, the same object defined twice (naming both places), and more than
-  ``Limits.max_objects`` objects. Nothing of a rejected revision is returned.
+  ``Limits.max_objects`` objects. Nothing of a rejected revision is returned;
+* strict fields: an unknown or duplicated field is an error, except in a file under a
+  ``validation: warn`` rule of ``gitship.yaml`` (``RepoConfig.validation_mode``), where it is
+  a warning carried by its ``Manifest`` (``warnings_of`` lists a revision's warnings). A cached
+  file is checked against the current rules too: the cache keeps a warn-mode file's warnings,
+  and they become errors when its rule becomes ``strict``.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from typing import Any, NamedTuple
 
 from reconciler.errors import ManifestError, RevisionRejected
 from reconciler.manifests.load import Limits, is_manifest_path, load_file, parse_repo_config, too_big
-from reconciler.manifests.model import REPO_CONFIG_FILES, Manifest, RepoConfig, format_key
+from reconciler.manifests.model import REPO_CONFIG_FILES, STRICT, Manifest, RepoConfig, format_key
 from reconciler.types import Key
 
 CacheKey = tuple[str, str]
@@ -104,6 +109,20 @@ def values_hash(values: Mapping[str, Any]) -> str:
 def git_blob_id(data: bytes) -> str:
     """The id git gives these bytes as a blob (what ``git hash-object`` prints)."""
     return hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()
+
+
+def warnings_of(manifests: Sequence[Manifest]) -> list[ManifestError]:
+    """The warnings of a loaded revision (unknown or duplicated fields under ``validation: warn``),
+    in file and document order: for the daemon to log and record as events, never to drop."""
+    return [w for m in manifests for w in m.warnings]
+
+
+def _renamed(manifests: list[Manifest], path: str) -> list[Manifest]:
+    """Cached manifests of the same bytes under another path (a rename or a copy)."""
+    return [
+        Manifest(m.obj, replace(m.source, file=path), tuple(replace(w, file=path) for w in m.warnings))
+        for m in manifests
+    ]
 
 
 def validate_unique(manifests: Sequence[Manifest]) -> list[ManifestError]:
@@ -197,6 +216,7 @@ def _parse_files(
     limits: Limits,
     cache: BlobCache,
     errors: list[ManifestError],
+    mode_of: Callable[[str], str],
 ) -> list[Manifest]:
     vhash = values_hash(values) if any(f.path.endswith(".j2") for f in files) else ""
     keys = [(f.blob, vhash if f.path.endswith(".j2") else "") for f in files]
@@ -207,18 +227,23 @@ def _parse_files(
     manifests: list[Manifest] = []
     try:
         for f, key, got in zip(files, keys, found):
+            mode = mode_of(f.path)
             if got is None:
                 got = current.get(key)  # the same bytes earlier in this revision
             if got is None:
                 try:
-                    got = load_file(f.path, blobs[f.blob], values, limits)
+                    got = load_file(f.path, blobs[f.blob], values, limits, mode)
                 except RevisionRejected as rejected:
                     errors.extend(rejected.errors)
                     continue
             elif got and got[0].source.file != f.path:
                 # the same bytes under another name (a rename or a copy): its own path in errors and sources
-                got = [Manifest(m.obj, replace(m.source, file=f.path)) for m in got]
+                got = _renamed(got, f.path)
             current[key] = got
+            if mode == STRICT and any(m.warnings for m in got):
+                # loaded (and cached) under a warn rule that is gone: its warnings are errors now
+                errors.extend(warnings_of(got))
+                continue
             manifests.extend(got)
             if len(manifests) > limits.max_objects:
                 errors.append(ManifestError(f.path, f"the revision has more than {limits.max_objects} objects"))
@@ -241,6 +266,7 @@ def load_listing(
     ``read(blob_ids)`` returns the bytes of those blobs; it is called only for blobs the
     cache does not hold. ``values`` (when given) replace the config's template values.
     Raises RevisionRejected with every error of the revision; nothing of it is returned.
+    Warnings (``validation: warn``) ride on the manifests: ``warnings_of(manifests)``.
     """
     limits = limits or Limits()
     root = root.strip("/")
@@ -248,7 +274,13 @@ def load_listing(
     config = _load_config(listing, read, root, limits, errors)
     files = _manifest_files(listing, root, config, limits, errors)
     template_values = config.values if values is None else values
-    manifests = _parse_files(files, read, template_values, limits, cache if cache is not None else BlobCache(), errors)
+    skip = len(root) + 1 if root else 0
+
+    def mode_of(path: str) -> str:
+        return config.validation_mode(path[skip:]) if config.validation else STRICT
+
+    cache = cache if cache is not None else BlobCache()
+    manifests = _parse_files(files, read, template_values, limits, cache, errors, mode_of)
     errors.extend(validate_unique(manifests))
     if errors:
         raise RevisionRejected(errors)

@@ -293,7 +293,7 @@ def test_non_mapping_document_and_empty_documents() -> None:
 
 def test_duplicate_keys_rejected() -> None:
     errs = errors_of(load_file, "d.yaml", b"apiVersion: v1\nkind: Pod\nkind: Pod\n", {}, L)
-    assert "duplicate key" in errs[0].message and errs[0].line == 3
+    assert (errs[0].message, errs[0].field, errs[0].line) == ('duplicate field "kind"', "kind", 3)
 
 
 def test_dates_stay_strings_and_json_only_tags() -> None:
@@ -388,7 +388,7 @@ def test_a_parser_error_inside_deep_nesting_is_gitships_depth_error(text: str, p
     """Whatever limit or wording the YAML library has, gitship measures the nesting where it stopped."""
     from yaml.error import Mark, MarkedYAMLError
 
-    from reconciler.manifests.load import _yaml_error
+    from reconciler.manifests.yamlsafe import _yaml_error
 
     line = text.count("\n", 0, problem_at)
     mark = Mark("h.yaml", problem_at, line, 0, None, None)
