@@ -21,9 +21,9 @@ What it decides, for every revision:
   ``Limits.max_objects`` objects. Nothing of a rejected revision is returned;
 * strict fields: an unknown or duplicated field is an error, except in a file under a
   ``validation: warn`` rule of ``gitship.yaml`` (``RepoConfig.validation_mode``), where it is
-  a warning carried by its ``Manifest`` (``warnings_of`` lists a revision's warnings). A cached
-  file is checked against the current rules too: the cache keeps a warn-mode file's warnings,
-  and they become errors when its rule becomes ``strict``.
+  a warning carried by its ``Manifest`` (``warnings_of`` lists a revision's warnings). A file
+  loaded under ``warn`` is cached under its own key, so it loads again (and fails) once its rule
+  is gone.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 from reconciler.errors import ManifestError, RevisionRejected
 from reconciler.manifests.load import Limits, is_manifest_path, load_file, parse_repo_config, too_big
-from reconciler.manifests.model import REPO_CONFIG_FILES, STRICT, Manifest, RepoConfig, format_key
+from reconciler.manifests.model import REPO_CONFIG_FILES, STRICT, WARN, Manifest, RepoConfig, format_key
 from reconciler.types import Key
 
 CacheKey = tuple[str, str]
@@ -56,7 +56,8 @@ class RevisionFile(NamedTuple):
 
 class BlobCache:
     """The parsed files of the last revision loaded: ``(blob_id, values_hash) -> list[Manifest]``
-    ("" as values_hash for non-``.j2`` files).
+    ("" as values_hash for non-``.j2`` files; ``|warn`` appended for a file loaded under a
+    ``validation: warn`` rule).
 
     Only files that loaded without errors are cached. Each load replaces the contents with
     the files of that revision, so the cache is bounded by one revision however long the
@@ -216,23 +217,26 @@ def _parse_files(
     limits: Limits,
     cache: BlobCache,
     errors: list[ManifestError],
-    mode_of: Callable[[str], str],
+    modes: Sequence[str] | None,
 ) -> list[Manifest]:
+    """Load ``files`` (``modes``: each one's validation mode; None when all are strict)."""
     vhash = values_hash(values) if any(f.path.endswith(".j2") for f in files) else ""
     keys = [(f.blob, vhash if f.path.endswith(".j2") else "") for f in files]
+    if modes is not None:
+        # a file loaded under ``warn`` is cached apart: the same bytes under ``strict`` load again (and fail)
+        keys = [(blob, f"{vh}|{WARN}" if mode == WARN else vh) for (blob, vh), mode in zip(keys, modes)]
     found = cache.lookup(keys)
     missing = sorted({f.blob for f, got in zip(files, found) if got is None})
     blobs = read(missing) if missing else {}
     current: dict[CacheKey, list[Manifest]] = {}
     manifests: list[Manifest] = []
     try:
-        for f, key, got in zip(files, keys, found):
-            mode = mode_of(f.path)
+        for i, (f, key, got) in enumerate(zip(files, keys, found)):
             if got is None:
                 got = current.get(key)  # the same bytes earlier in this revision
             if got is None:
                 try:
-                    got = load_file(f.path, blobs[f.blob], values, limits, mode)
+                    got = load_file(f.path, blobs[f.blob], values, limits, modes[i] if modes is not None else STRICT)
                 except RevisionRejected as rejected:
                     errors.extend(rejected.errors)
                     continue
@@ -240,10 +244,6 @@ def _parse_files(
                 # the same bytes under another name (a rename or a copy): its own path in errors and sources
                 got = _renamed(got, f.path)
             current[key] = got
-            if mode == STRICT and any(m.warnings for m in got):
-                # loaded (and cached) under a warn rule that is gone: its warnings are errors now
-                errors.extend(warnings_of(got))
-                continue
             manifests.extend(got)
             if len(manifests) > limits.max_objects:
                 errors.append(ManifestError(f.path, f"the revision has more than {limits.max_objects} objects"))
@@ -275,12 +275,9 @@ def load_listing(
     files = _manifest_files(listing, root, config, limits, errors)
     template_values = config.values if values is None else values
     skip = len(root) + 1 if root else 0
-
-    def mode_of(path: str) -> str:
-        return config.validation_mode(path[skip:]) if config.validation else STRICT
-
+    modes = [config.validation_mode(f.path[skip:]) for f in files] if config.validation else None
     cache = cache if cache is not None else BlobCache()
-    manifests = _parse_files(files, read, template_values, limits, cache, errors, mode_of)
+    manifests = _parse_files(files, read, template_values, limits, cache, errors, modes)
     errors.extend(validate_unique(manifests))
     if errors:
         raise RevisionRejected(errors)

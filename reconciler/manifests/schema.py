@@ -1,7 +1,7 @@
 """Strict field validation: unknown fields, as kubectl's default ``--validate=strict`` reports them.
 
-Where it sits: called by manifests/validate.py for every document of a kind the schema knows,
-before gitship's own per-kind rules. The schema (k8s-schema.json beside this module) is generated
+Where it sits: pure; ``load.py`` calls ``unknown_fields`` for every document as written, before
+defaults and gitship's own per-kind rules. The schema (k8s-schema.json beside this module) is generated
 from Kubernetes' published OpenAPI definitions by .ci/gen-k8s-schema.py; it holds field names and
 shapes, nothing else, so this module only answers "is this field known here?".
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import json
-from collections.abc import Iterator
 from typing import Any
 
 _SCHEMA_FILE = "k8s-schema.json"
@@ -42,38 +41,72 @@ def unknown_fields(obj: dict[str, Any]) -> list[str]:
     """Field paths of ``obj`` that its kind's schema does not define (``spec.replica``,
     ``spec.template.spec.containers[0].imagee``), in document order. Empty for kinds the schema
     does not know (gitship's own validation rejects those)."""
-    schema = _schema()
-    name = schema["kinds"].get(f"{obj.get('apiVersion')}/{obj.get('kind')}")
-    if name is None:
-        return []
-    return list(_walk(obj, ["ref", name], "", schema["definitions"]))
+    node = _kinds().get(f"{obj.get('apiVersion')}/{obj.get('kind')}")
+    out: list[str] = []
+    if node is not None:
+        _walk(obj, node, "", out)
+    return out
 
 
-def _resolve(node: Any, defs: dict[str, Any]) -> Any:
-    while isinstance(node, list) and node[0] == "ref":
-        node = defs[node[1]]
-    return node
+# The schema compiled for walking: a node is None (a scalar, or anything: nothing below it to
+# check), (_OBJECT, {field: node}), (_ARRAY, node) or (_MAP, node). References are resolved to
+# the shared node of their definition (the graph may be cyclic: JSONSchemaProps holds itself).
+_OBJECT, _ARRAY, _MAP = 0, 1, 2
+_Node = tuple[int, Any] | None
 
 
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+@functools.cache
+def _kinds() -> dict[str, _Node]:
+    defs: dict[str, Any] = _schema()["definitions"]
+    memo: dict[str, _Node] = {}
+
+    def ref(name: str) -> _Node:
+        if name in memo:
+            return memo[name]
+        d = defs[name]
+        if isinstance(d, list) and d[0] == "object":
+            fields: dict[str, _Node] = {}
+            memo[name] = (_OBJECT, fields)  # before its fields: they may refer back to it
+            fields.update((k, comp(v)) for k, v in d[1].items())
+        else:
+            memo[name] = None
+            memo[name] = comp(d)
+        return memo[name]
+
+    def comp(node: Any) -> _Node:
+        if not isinstance(node, list):
+            return None
+        shape, inner = node
+        if shape == "ref":
+            return ref(inner)
+        if shape == "object":
+            return (_OBJECT, {k: comp(v) for k, v in inner.items()})
+        sub = comp(inner)
+        if sub is None:
+            return None  # a list or map of scalars
+        return (_ARRAY if shape == "array" else _MAP, sub)
+
+    return {kind: ref(name) for kind, name in _schema()["kinds"].items()}
 
 
-def _walk(value: Any, node: Any, path: str, defs: dict[str, Any]) -> Iterator[str]:
-    node = _resolve(node, defs)
-    if not isinstance(node, list):
-        return  # a scalar type or "any": nothing below it to check
+def _walk(value: Any, node: tuple[int, Any], path: str, out: list[str]) -> None:
     shape, inner = node
-    if shape == "object" and isinstance(value, dict):
+    if shape == _OBJECT:
+        if type(value) is not dict:
+            return
+        prefix = path + "." if path else ""
         for key, sub in value.items():
-            child = inner.get(key) if isinstance(key, str) else None
-            if child is None:
-                yield _join(path, str(key))
-            else:
-                yield from _walk(sub, child, _join(path, key), defs)
-    elif shape == "map" and isinstance(value, dict):
+            if type(key) is not str or key not in inner:
+                out.append(prefix + str(key))
+                continue
+            child = inner[key]
+            if child is not None and sub:
+                _walk(sub, child, prefix + key, out)
+    elif shape == _ARRAY:
+        if type(value) is list:
+            for i, sub in enumerate(value):
+                _walk(sub, inner, f"{path}[{i}]", out)
+    elif type(value) is dict:
+        prefix = path + "." if path else ""
         for key, sub in value.items():
-            yield from _walk(sub, inner, _join(path, str(key)), defs)
-    elif shape == "array" and isinstance(value, list):
-        for i, sub in enumerate(value):
-            yield from _walk(sub, inner, f"{path}[{i}]", defs)
+            _walk(sub, inner, prefix + str(key), out)

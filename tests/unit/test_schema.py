@@ -256,7 +256,6 @@ def test_a_cached_warn_file_is_an_error_once_the_rule_is_gone() -> None:
     with pytest.raises(RevisionRejected) as exc:
         load_listing(lst, read, cache=cache)
     assert {e.field for e in exc.value.errors} == {"spec.replica", "spec.template.spec.containers[0].imagee"}
-    assert cache.hits >= 1
     # a rename keeps its warnings under the new name
     lst, read = listing({"gitship.yaml": b"validation: warn\n", "moved.yaml": DEPLOY})
     manifests, _ = load_listing(lst, read, cache=cache)
