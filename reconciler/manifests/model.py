@@ -11,10 +11,11 @@ configuration, not a manifest. ``load.parse_repo_config`` parses its bytes.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from reconciler.errors import ManifestError
 from reconciler.types import Key, Obj
@@ -47,10 +48,14 @@ class Manifest:
     """One loaded, defaulted and validated object plus its source position.
 
     ``obj`` may be shared with the load cache: treat it as read-only (copy before mutating).
+    ``warnings`` are the strict-field problems (``unknown field "spec.replica"``, ``duplicate
+    field "spec.replicas"``) of a document under a ``validation: warn`` rule of ``gitship.yaml``:
+    accepted, but to be reported (``revision.warnings_of`` collects them for a revision).
     """
 
     obj: Obj
     source: Source
+    warnings: tuple[ManifestError, ...] = ()
 
     @functools.cached_property
     def key(self) -> Key:
@@ -77,8 +82,21 @@ def format_key(key: Key) -> str:
 # --------------------------------------------------------------------------- gitship.yaml
 
 REPO_CONFIG_FILES: tuple[str, ...] = ("gitship.yaml", "gitship.yml")
-_CONFIG_KEYS = ("images", "values", "ignore")
+_CONFIG_KEYS = ("images", "values", "ignore", "validation")
 _IMAGE_KEYS = ("image", "command", "workingDir", "env")
+_RULE_KEYS = ("path", "mode")
+
+STRICT = "strict"
+WARN = "warn"
+VALIDATION_MODES: tuple[str, ...] = (STRICT, WARN)
+
+
+class ValidationRule(NamedTuple):
+    """One ``validation:`` rule of ``gitship.yaml``: files matching ``path`` (an fnmatch glob over
+    the path relative to the manifests root, as ``ignore``) are checked in ``mode``."""
+
+    path: str
+    mode: str
 
 
 @dataclass
@@ -93,6 +111,18 @@ class RepoConfig:
     values:                          # variables for *.yaml.j2 templates
       replicas: 3
     ignore: ["drafts/*"]             # glob patterns of paths that are not manifests
+    validation: strict               # or: warn; or a list of per-path rules, first match wins:
+    # validation:
+    # - {path: "legacy/**", mode: warn}
+    # - {path: "*", mode: strict}
+
+    ``validation`` decides what an unknown field (``spec.replica``, a typo of ``replicas``) or a
+    field written twice in one mapping does, as kubectl's ``--validate``: ``strict`` (the default
+    for every file no rule matches) rejects the revision naming the file, line and field path
+    (``unknown field "spec.replica"``); ``warn`` accepts the document and reports each field as a
+    warning (``Manifest.warnings``). There is no mode that ignores them silently. A path glob is
+    an fnmatch pattern, where ``*`` also matches ``/``: ``legacy/**`` and ``legacy/*`` both cover
+    everything under ``legacy/``. ``validation: warn`` is short for ``[{path: "*", mode: warn}]``.
 
     ``images`` holds one plain dict per entry, as written, with every key present:
     ``{"image": pattern, "command": [argv...], "workingDir": str | None, "env": {str: str}}``
@@ -102,6 +132,14 @@ class RepoConfig:
     images: list[dict[str, Any]] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
     ignore: list[str] = field(default_factory=list)
+    validation: list[ValidationRule] = field(default_factory=list)
+
+    def validation_mode(self, path: str) -> str:
+        """``strict`` or ``warn`` for a manifest at ``path`` (relative to the manifests root)."""
+        for rule in self.validation:
+            if fnmatch.fnmatch(path, rule.path):
+                return rule.mode
+        return STRICT
 
 
 def repo_config_from(docs: list[tuple[int, Any]], file: str = "gitship.yaml") -> RepoConfig:
@@ -134,7 +172,8 @@ def repo_config_from(docs: list[tuple[int, Any]], file: str = "gitship.yaml") ->
     ignore = data.get("ignore") or []
     if not isinstance(ignore, list) or not all(isinstance(x, str) for x in ignore):
         raise bad("ignore", "must be a list of glob patterns (strings)")
-    return RepoConfig(images=images, values=values, ignore=list(ignore))
+    validation = _validation_rules(data.get("validation"), bad)
+    return RepoConfig(images=images, values=values, ignore=list(ignore), validation=validation)
 
 
 _Bad = Callable[[str, str], ManifestError]
@@ -149,6 +188,33 @@ def _config_values(values: Any, bad: _Bad) -> dict[str, Any]:
         if not isinstance(k, str) or not k.isidentifier():
             raise bad(f"values.{k}", "template variable names must be identifiers (letters, digits, '_')")
     return values
+
+
+def _validation_rules(raw: Any, bad: _Bad) -> list[ValidationRule]:
+    modes = " or ".join(VALIDATION_MODES)
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        if raw not in VALIDATION_MODES:
+            raise bad("validation", f"Unsupported value: {raw!r}: must be {modes}, or a list of {{path, mode}} rules")
+        return [ValidationRule("*", raw)]
+    if not isinstance(raw, list):
+        raise bad("validation", f"must be {modes}, or a list of {{path, mode}} rules")
+    rules: list[ValidationRule] = []
+    for i, entry in enumerate(raw):
+        p = f"validation[{i}]"
+        if not isinstance(entry, dict):
+            raise bad(p, "must be a mapping with path and mode")
+        for k in entry:
+            if k not in _RULE_KEYS:
+                raise bad(f"{p}.{k}", f"unknown field; supported fields: {', '.join(_RULE_KEYS)}")
+        path, mode = entry.get("path"), entry.get("mode")
+        if not isinstance(path, str) or not path:
+            raise bad(f"{p}.path", "Required value: a glob such as 'legacy/**'")
+        if mode not in VALIDATION_MODES:
+            raise bad(f"{p}.mode", f"Unsupported value: {mode!r}: must be {modes}")
+        rules.append(ValidationRule(path, mode))
+    return rules
 
 
 def _image_rule(entry: Any, p: str, bad: _Bad) -> dict[str, Any]:

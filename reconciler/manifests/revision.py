@@ -18,7 +18,12 @@ What it decides, for every revision:
   bounded however long the daemon runs;
 * every problem of the revision is reported at once (``RevisionRejected``): the files'
   own errors, the same object defined twice (naming both places), and more than
-  ``Limits.max_objects`` objects. Nothing of a rejected revision is returned.
+  ``Limits.max_objects`` objects. Nothing of a rejected revision is returned;
+* strict fields: an unknown or duplicated field is an error, except in a file under a
+  ``validation: warn`` rule of ``gitship.yaml`` (``RepoConfig.validation_mode``), where it is
+  a warning carried by its ``Manifest`` (``warnings_of`` lists a revision's warnings). A file
+  loaded under ``warn`` is cached under its own key, so it loads again (and fails) once its rule
+  is gone.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from typing import Any, NamedTuple
 
 from reconciler.errors import ManifestError, RevisionRejected
 from reconciler.manifests.load import Limits, is_manifest_path, load_file, parse_repo_config, too_big
-from reconciler.manifests.model import REPO_CONFIG_FILES, Manifest, RepoConfig, format_key
+from reconciler.manifests.model import REPO_CONFIG_FILES, STRICT, WARN, Manifest, RepoConfig, format_key
 from reconciler.types import Key
 
 CacheKey = tuple[str, str]
@@ -51,7 +56,8 @@ class RevisionFile(NamedTuple):
 
 class BlobCache:
     """The parsed files of the last revision loaded: ``(blob_id, values_hash) -> list[Manifest]``
-    ("" as values_hash for non-``.j2`` files).
+    ("" as values_hash for non-``.j2`` files; ``|warn`` appended for a file loaded under a
+    ``validation: warn`` rule).
 
     Only files that loaded without errors are cached. Each load replaces the contents with
     the files of that revision, so the cache is bounded by one revision however long the
@@ -104,6 +110,20 @@ def values_hash(values: Mapping[str, Any]) -> str:
 def git_blob_id(data: bytes) -> str:
     """The id git gives these bytes as a blob (what ``git hash-object`` prints)."""
     return hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()
+
+
+def warnings_of(manifests: Sequence[Manifest]) -> list[ManifestError]:
+    """The warnings of a loaded revision (unknown or duplicated fields under ``validation: warn``),
+    in file and document order: for the daemon to log and record as events, never to drop."""
+    return [w for m in manifests for w in m.warnings]
+
+
+def _renamed(manifests: list[Manifest], path: str) -> list[Manifest]:
+    """Cached manifests of the same bytes under another path (a rename or a copy)."""
+    return [
+        Manifest(m.obj, replace(m.source, file=path), tuple(replace(w, file=path) for w in m.warnings))
+        for m in manifests
+    ]
 
 
 def validate_unique(manifests: Sequence[Manifest]) -> list[ManifestError]:
@@ -197,27 +217,32 @@ def _parse_files(
     limits: Limits,
     cache: BlobCache,
     errors: list[ManifestError],
+    modes: Sequence[str] | None,
 ) -> list[Manifest]:
+    """Load ``files`` (``modes``: each one's validation mode; None when all are strict)."""
     vhash = values_hash(values) if any(f.path.endswith(".j2") for f in files) else ""
     keys = [(f.blob, vhash if f.path.endswith(".j2") else "") for f in files]
+    if modes is not None:
+        # a file loaded under ``warn`` is cached apart: the same bytes under ``strict`` load again (and fail)
+        keys = [(blob, f"{vh}|{WARN}" if mode == WARN else vh) for (blob, vh), mode in zip(keys, modes)]
     found = cache.lookup(keys)
     missing = sorted({f.blob for f, got in zip(files, found) if got is None})
     blobs = read(missing) if missing else {}
     current: dict[CacheKey, list[Manifest]] = {}
     manifests: list[Manifest] = []
     try:
-        for f, key, got in zip(files, keys, found):
+        for i, (f, key, got) in enumerate(zip(files, keys, found)):
             if got is None:
                 got = current.get(key)  # the same bytes earlier in this revision
             if got is None:
                 try:
-                    got = load_file(f.path, blobs[f.blob], values, limits)
+                    got = load_file(f.path, blobs[f.blob], values, limits, modes[i] if modes is not None else STRICT)
                 except RevisionRejected as rejected:
                     errors.extend(rejected.errors)
                     continue
             elif got and got[0].source.file != f.path:
                 # the same bytes under another name (a rename or a copy): its own path in errors and sources
-                got = [Manifest(m.obj, replace(m.source, file=f.path)) for m in got]
+                got = _renamed(got, f.path)
             current[key] = got
             manifests.extend(got)
             if len(manifests) > limits.max_objects:
@@ -241,6 +266,7 @@ def load_listing(
     ``read(blob_ids)`` returns the bytes of those blobs; it is called only for blobs the
     cache does not hold. ``values`` (when given) replace the config's template values.
     Raises RevisionRejected with every error of the revision; nothing of it is returned.
+    Warnings (``validation: warn``) ride on the manifests: ``warnings_of(manifests)``.
     """
     limits = limits or Limits()
     root = root.strip("/")
@@ -248,7 +274,10 @@ def load_listing(
     config = _load_config(listing, read, root, limits, errors)
     files = _manifest_files(listing, root, config, limits, errors)
     template_values = config.values if values is None else values
-    manifests = _parse_files(files, read, template_values, limits, cache if cache is not None else BlobCache(), errors)
+    skip = len(root) + 1 if root else 0
+    modes = [config.validation_mode(f.path[skip:]) for f in files] if config.validation else None
+    cache = cache if cache is not None else BlobCache()
+    manifests = _parse_files(files, read, template_values, limits, cache, errors, modes)
     errors.extend(validate_unique(manifests))
     if errors:
         raise RevisionRejected(errors)

@@ -191,6 +191,23 @@ spec:
     return ["deploy.yaml"], "selector"
 
 
+def _unknown_field(repo: Path) -> tuple[list[str], str]:
+    # a typo kubectl's strict validation rejects; gitship used to drop it silently
+    typo = POD.replace("name: web", "name: typo").replace(
+        "    image: kubia:v1\n", "    imagee: kubia:v2\n    image: kubia:v1\n"
+    )
+    (repo / "typo.yaml").write_text(typo)
+    return [
+        "typo.yaml"
+    ], 'typo.yaml:9 (document 1): spec.containers[0].imagee: unknown field "spec.containers[0].imagee"'
+
+
+def _duplicate_field(repo: Path) -> tuple[list[str], str]:
+    # PyYAML keeps the last of a repeated key; kubectl rejects it
+    (repo / "dupfield.yaml").write_text(POD.replace("  name: web\n", "  name: web\n  name: other\n"))
+    return ["dupfield.yaml"], 'dupfield.yaml:5 (document 1): metadata.name: duplicate field "metadata.name"'
+
+
 def _not_utf8(repo: Path) -> tuple[list[str], str]:
     (repo / "latin1.yaml").write_bytes(POD.replace("name: web", "name: caf\xe9").encode("latin-1"))
     return ["latin1.yaml"], "UTF-8"
@@ -215,6 +232,8 @@ CASES = {
     "duplicate-across-files": _duplicate,
     "duplicate-identical-file": _duplicate_identical,
     "selector-mismatch": _selector_mismatch,
+    "unknown-field": _unknown_field,
+    "duplicate-field": _duplicate_field,
     "not-utf8": _not_utf8,
     "binary-file": _binary,
 }

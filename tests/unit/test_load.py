@@ -249,6 +249,19 @@ def test_label_key_with_dots_is_located() -> None:
     assert [(e.field, e.line) for e in errs] == [("metadata.labels.a.b", 7)]
 
 
+def test_host_port_zero_is_unset() -> None:
+    """Kubernetes accepts ``hostPort: 0`` as "no host port" (validateContainerPorts checks only non-zero)."""
+    pod = (
+        b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: x\n"
+        b"    ports:\n    - containerPort: 80\n      hostPort: %d\n"
+    )
+    (m,) = load_file("p.yaml", pod.replace(b"%d", b"0"), {}, L)
+    assert m.obj["spec"]["containers"][0]["ports"][0]["containerPort"] == 80
+    for bad in (b"-1", b"65536", b"false"):
+        errs = errors_of(load_file, "p.yaml", pod.replace(b"%d", bad), {}, L)
+        assert [(e.field, e.line) for e in errs] == [("spec.containers[0].ports[0].hostPort", 11)]
+
+
 def test_yaml_syntax_error_line_and_document() -> None:
     data = b"a: 1\n---\nb: [1, 2\nc: 3\n"
     errs = errors_of(load_file, "s.yaml", data, {}, L)
@@ -280,7 +293,7 @@ def test_non_mapping_document_and_empty_documents() -> None:
 
 def test_duplicate_keys_rejected() -> None:
     errs = errors_of(load_file, "d.yaml", b"apiVersion: v1\nkind: Pod\nkind: Pod\n", {}, L)
-    assert "duplicate key" in errs[0].message and errs[0].line == 3
+    assert (errs[0].message, errs[0].field, errs[0].line) == ('duplicate field "kind"', "kind", 3)
 
 
 def test_dates_stay_strings_and_json_only_tags() -> None:
@@ -375,7 +388,7 @@ def test_a_parser_error_inside_deep_nesting_is_gitships_depth_error(text: str, p
     """Whatever limit or wording the YAML library has, gitship measures the nesting where it stopped."""
     from yaml.error import Mark, MarkedYAMLError
 
-    from reconciler.manifests.load import _yaml_error
+    from reconciler.manifests.yamlsafe import _yaml_error
 
     line = text.count("\n", 0, problem_at)
     mark = Mark("h.yaml", problem_at, line, 0, None, None)

@@ -134,7 +134,9 @@ def _validate_container_ports(ctx: Ctx, c: Obj, path: str) -> None:
             ctx.err(f"{pp}.containerPort", "Required value")
         else:
             ctx.int_field(p, "containerPort", pp, minimum=1, maximum=65535)
-        ctx.int_field(p, "hostPort", pp, minimum=1, maximum=65535)
+        # 0 means "no host port", as Kubernetes reads it (validateContainerPorts checks only non-zero values)
+        if not (type(p.get("hostPort")) is int and p["hostPort"] == 0):
+            ctx.int_field(p, "hostPort", pp, minimum=1, maximum=65535)
         proto = p.get("protocol")
         if proto is not None and proto not in PROTOCOLS:
             ctx.err(f"{pp}.protocol", supported(proto, PROTOCOLS))
