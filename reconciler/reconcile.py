@@ -23,7 +23,7 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.base import Runtime
@@ -56,7 +56,8 @@ class Proxy(Protocol):
         backends: list[tuple[str, int]],
         affinity: str = "None",
         affinity_timeout: int = 10800,
-    ) -> None: ...
+        protocol: str = "TCP",
+    ) -> Mapping[tuple[str, int], str]: ...  # the listen addresses it could not bind, and why
 
     async def remove(self, key: str) -> None: ...
 
@@ -112,6 +113,11 @@ class Reconciler:
         self._terminating: dict[str, asyncio.Task[None]] = {}
         self._was_endpoint: set[str] = set()
         self._proxied: set[str] = set()
+        # what the proxy answered the last pass (Observed.listening / listen_failed) and the
+        # network Warnings in force (Memory.net_warned): reconciler/sync/netstatus.py
+        self._listening: frozenset[sync.Listener] = frozenset()
+        self._listen_failed: dict[sync.Listener, str] = {}
+        self._net_warned: frozenset[str] = frozenset()
         self._exposed: set[str] = set()
 
     # -- life cycle -----------------------------------------------------------------
@@ -173,7 +179,7 @@ class Reconciler:
         return sync.PassInput(
             desired=self.desired,
             live=self.cluster.objects,
-            observed=sync.Observed(statuses, set(rt.pods())),
+            observed=sync.Observed(statuses, set(rt.pods()), self._listening, dict(self._listen_failed)),
             memory=sync.Memory(
                 launched=frozenset(self._launched),
                 terminating=frozenset(self._terminating),
@@ -181,6 +187,7 @@ class Reconciler:
                 allocations=self.allocations,
                 template_commits=self.template_commits,
                 revision_info=self.revision_info,
+                net_warned=self._net_warned,
             ),
             settings=self.settings,
             ids=self._ids,
@@ -251,19 +258,45 @@ class Reconciler:
         for ip in changes.service_ips:
             await self._expose_ip(ip)
         wanted: set[str] = set()
+        listening: set[sync.Listener] = set()
+        failed: dict[sync.Listener, str] = {}
         for rule in changes.proxy:
             wanted.add(rule.key)
             try:
-                await self.proxy.set_service(
-                    rule.key, list(rule.listen), list(rule.backends), rule.affinity, rule.affinity_timeout
+                bad = await self.proxy.set_service(
+                    rule.key,
+                    list(rule.listen),
+                    list(rule.backends),
+                    rule.affinity,
+                    rule.affinity_timeout,
+                    rule.protocol,
                 )
-            except OSError as e:
-                self.log.warning("service_listen_failed", service=rule.key, error=str(e))
+            except (OSError, ValueError) as e:  # not expected: the proxy reports listen failures
+                bad = {addr: str(e) for addr in rule.listen}
+            for addr in rule.listen:
+                listener = (rule.protocol, addr[0], addr[1])
+                if addr in bad:
+                    failed[listener] = bad[addr]
+                else:
+                    listening.add(listener)
         for key in sorted(self._proxied - wanted):
             await self.proxy.remove(key)
         self._proxied = wanted
+        self._net_warned = changes.net_warned
+        self._proxy_answered(frozenset(listening), failed)
         z = changes.zone
         self.publish_zone(build_zone(z.services, z.endpoints, z.pods))
+
+    def _proxy_answered(self, listening: frozenset[sync.Listener], failed: dict[sync.Listener, str]) -> None:
+        """Keep the proxy's answer for the next pass; when it changed, run that pass now (a
+        LoadBalancer shows its address as soon as its port is bound). An unchanged answer (a
+        port still taken) waits for the next timed pass: the proxy tries again each pass."""
+        for (proto, host, port), why in sorted(failed.items()):
+            if self._listen_failed.get((proto, host, port)) != why:
+                self.log.warning("service_listen_failed", address=f"{host}:{port}/{proto}", error=why)
+        if listening != self._listening or failed != self._listen_failed:
+            self._listening, self._listen_failed = listening, failed
+            self.kick()
 
     async def _expose_ip(self, ip: str) -> None:
         """Let the runtime make a ClusterIP reachable from its pods (Docker: an address on its bridge)."""
