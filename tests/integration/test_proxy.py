@@ -396,3 +396,14 @@ def test_udp_no_backend_drops_and_port_conflict_is_reported():
         await proxy.close()
 
     run(main())
+
+
+def test_bind_errors_read_the_same_on_every_loop():
+    import errno
+
+    from runtime.net.proxy import bind_error
+
+    assert bind_error(PermissionError(errno.EACCES, "bind")) == "permission denied (EACCES)"
+    assert bind_error(OSError(errno.EADDRINUSE, "error while attempting to bind")) == (
+        "address already in use (EADDRINUSE)"
+    )
