@@ -24,10 +24,10 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from runtime.base import Runtime
-from runtime.net.dns import Zone, build_zone
+from runtime.net.dns import Zone
 
 from . import sync
 from .cluster import Cluster
@@ -35,6 +35,7 @@ from .controllers import service as svcctl
 from .controllers.podutil import ALPHABET
 from .errors import ManifestError
 from .log import Logger
+from .servicenet import Proxy, ServiceNetwork
 from .store import Store
 from .types import Key, NsName, Obj
 
@@ -44,21 +45,6 @@ if TYPE_CHECKING:
 
 ENDPOINT_DRAIN_SECONDS = 0.5
 MIN_PASS_INTERVAL = 1.0
-
-
-class Proxy(Protocol):
-    """The service proxy as the executor uses it (runtime/net/proxy.py ServiceProxy)."""
-
-    async def set_service(
-        self,
-        key: str,
-        listen: list[tuple[str, int]],
-        backends: list[tuple[str, int]],
-        affinity: str = "None",
-        affinity_timeout: int = 10800,
-    ) -> None: ...
-
-    async def remove(self, key: str) -> None: ...
 
 
 def new_uid() -> str:
@@ -111,8 +97,7 @@ class Reconciler:
         self._launched: set[str] = set()
         self._terminating: dict[str, asyncio.Task[None]] = {}
         self._was_endpoint: set[str] = set()
-        self._proxied: set[str] = set()
-        self._exposed: set[str] = set()
+        self.network = ServiceNetwork(runtime, proxy, publish_zone, log, self.kick)  # the Service step
 
     # -- life cycle -----------------------------------------------------------------
     async def start(self, adopted: dict[str, Obj]) -> None:
@@ -173,7 +158,12 @@ class Reconciler:
         return sync.PassInput(
             desired=self.desired,
             live=self.cluster.objects,
-            observed=sync.Observed(statuses, set(rt.pods())),
+            observed=sync.Observed(
+                statuses,
+                set(rt.pods()),
+                listening=self.network.listening,
+                listen_failed=dict(self.network.listen_failed),
+            ),
             memory=sync.Memory(
                 launched=frozenset(self._launched),
                 terminating=frozenset(self._terminating),
@@ -181,6 +171,7 @@ class Reconciler:
                 allocations=self.allocations,
                 template_commits=self.template_commits,
                 revision_info=self.revision_info,
+                net_warned=self.network.net_warned,
             ),
             settings=self.settings,
             ids=self._ids,
@@ -248,32 +239,7 @@ class Reconciler:
 
     async def _program_network(self, changes: sync.Changes) -> None:
         self._was_endpoint |= changes.endpoint_pods
-        for ip in changes.service_ips:
-            await self._expose_ip(ip)
-        wanted: set[str] = set()
-        for rule in changes.proxy:
-            wanted.add(rule.key)
-            try:
-                await self.proxy.set_service(
-                    rule.key, list(rule.listen), list(rule.backends), rule.affinity, rule.affinity_timeout
-                )
-            except OSError as e:
-                self.log.warning("service_listen_failed", service=rule.key, error=str(e))
-        for key in sorted(self._proxied - wanted):
-            await self.proxy.remove(key)
-        self._proxied = wanted
-        z = changes.zone
-        self.publish_zone(build_zone(z.services, z.endpoints, z.pods))
-
-    async def _expose_ip(self, ip: str) -> None:
-        """Let the runtime make a ClusterIP reachable from its pods (Docker: an address on its bridge)."""
-        if ip in self._exposed:
-            return
-        try:
-            await self.runtime.expose_service_ip(ip)
-            self._exposed.add(ip)
-        except Exception as e:
-            self.log.warning("service_ip_expose_failed", ip=ip, error=str(e))
+        await self.network.program(changes)
 
     # -- pods in the runtime --------------------------------------------------------------------
     async def _start_in_runtime(self, start: sync.PodStart) -> None:

@@ -9,6 +9,7 @@ from .decide import decide
 from .model import (
     Changes,
     Ids,
+    Listener,
     Memory,
     Observed,
     PassInput,
@@ -25,6 +26,7 @@ from .services import allocation_errors, backends_for
 __all__ = [
     "Changes",
     "Ids",
+    "Listener",
     "Memory",
     "Observed",
     "PassInput",

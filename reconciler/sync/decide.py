@@ -49,6 +49,7 @@ def decide(inp: PassInput) -> Changes:
         start=starts,
         requeue_after=w.requeue_after,
         problems=w.problems,
+        net_warned=w.net_warned,
     )
 
 

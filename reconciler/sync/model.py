@@ -16,6 +16,8 @@ from ..controllers.service import Allocation
 from ..types import Key, NsName, Obj
 
 Allocations = Mapping[NsName, Allocation]
+Listener = tuple[str, str, int]
+"""One proxy listener: (protocol, host, port), e.g. ("TCP", "0.0.0.0", 80)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class Observed:
 
     statuses: Mapping[str, Obj] = field(default_factory=dict)  # pod uid -> PodStatus (absent: unknown)
     running: Set[str] = frozenset()  # uids of every pod the runtime runs
+    # what the proxy reported when the last pass programmed it (reconciler/sync/netstatus.py)
+    listening: Set[Listener] = frozenset()  # listeners bound
+    listen_failed: Mapping[Listener, str] = field(default_factory=dict)  # listeners it could not bind, and why
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class Memory:
     allocations: Allocations = field(default_factory=dict)
     template_commits: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # "ns/deployment" -> commit
     revision_info: Mapping[str, Any] | None = None  # the applied commit (sha, author, subject)
+    net_warned: Set[str] = frozenset()  # network Warnings in force: sent once, again after they cleared
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,7 @@ class ProxyRule:
     backends: tuple[tuple[str, int], ...]
     affinity: str = "None"
     affinity_timeout: int = 10800
+    protocol: str = "TCP"  # or "UDP" (SCTP ports get no rule: netstatus.py warns)
 
 
 @dataclass(frozen=True)
@@ -146,3 +153,4 @@ class Changes:
     start: list[PodStart] = field(default_factory=list)
     requeue_after: float | None = None  # seconds until a controller wants another pass
     problems: list[Problem] = field(default_factory=list)
+    net_warned: frozenset[str] = frozenset()  # the network Warnings in force now (Memory.net_warned next pass)

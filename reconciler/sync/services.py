@@ -5,7 +5,9 @@ The proxy table is complete each pass: every ClusterIP Service port listens on
 ``clusterIP:port``; a NodePort (or LoadBalancer) port also on ``node:nodePort``; a
 LoadBalancer port also on ``node:port``. Its backends are the ready addresses of the
 Service's Endpoints for that port (matched by port name; a subset with one port matches
-any).
+any). TCP and UDP ports are proxied; an SCTP port is not (netstatus.py warns). What the
+proxy could not bind comes back in the next pass's input (netstatus.py): a LoadBalancer
+shows its address only once its ports are bound.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..controllers.podutil import to_rfc3339
 from ..errors import ManifestError
 from ..types import Key, Obj
 from .model import Allocations, ProxyRule, Settings, ZoneInput
+from .netstatus import lb_ingress, port_listeners, proxied, warn_network
 from .work import Work
 
 if TYPE_CHECKING:
@@ -43,7 +46,7 @@ def sync_services(w: Work) -> tuple[dict[Any, svcctl.Allocation], list[ProxyRule
         alloc = allocs.get((ns, name))
         if alloc is None:
             continue
-        view = svcctl.service_view(svc, alloc, settings.load_balancer_ip)
+        view = _view(w, svc, alloc)
         if view != svc:
             c.put(view)
         views.append(view)
@@ -59,8 +62,26 @@ def sync_services(w: Work) -> tuple[dict[Any, svcctl.Allocation], list[ProxyRule
             c.delete(k)
     endpoints = c.of_kind("Endpoints")
     rules, ips = proxy_table(views, {key_of(e): e for e in endpoints}, settings.node_listen)
+    w.net_warned = warn_network(w, views)
     zone = ZoneInput(tuple(views), tuple(endpoints), tuple(c.of_kind("Pod")))
     return allocs, rules, ips, zone, backend_pods
+
+
+def _view(w: Work, svc: Obj, alloc: svcctl.Allocation) -> Obj:
+    """The Service as it shows: a LoadBalancer's address only once the proxy holds its ports."""
+    settings = w.inp.settings
+    view = svcctl.service_view(svc, alloc, None)
+    if view["spec"].get("type") != "LoadBalancer":
+        return view
+    live = w.inp.live.get(key_of(svc))
+    ip = lb_ingress(view, live, w.inp.observed, settings)
+    if ip is None:
+        return view
+    view["status"]["loadBalancer"] = {"ingress": [{"ip": ip}]}
+    if not ((((live or {}).get("status") or {}).get("loadBalancer")) or {}).get("ingress"):
+        m = svc["metadata"]
+        w.event("Normal", "EnsuredLoadBalancer", "Service", m["namespace"], m["name"], f"Ensured load balancer: {ip}")
+    return view
 
 
 def ready_pods(ep: Obj) -> set[str]:
@@ -87,16 +108,11 @@ def merge_endpoints(ep: Obj, live: Obj | None, now: float, new_uid: Callable[[],
 
 def listeners(spec: Mapping[str, Any], port: Mapping[str, Any], node: str) -> tuple[tuple[str, int], ...]:
     """Where one Service port listens."""
-    out = [(str(spec["clusterIP"]), int(port["port"]))]
-    if spec.get("type") in ("NodePort", "LoadBalancer") and port.get("nodePort"):
-        out.append((node, int(port["nodePort"])))
-    if spec.get("type") == "LoadBalancer":
-        out.append((node, int(port["port"])))
-    return tuple(out)
+    return tuple(addr for _role, addr in port_listeners(spec, port, node))
 
 
 def proxy_table(views: Iterable[Obj], endpoints: Mapping[Key, Obj], node: str) -> tuple[list[ProxyRule], list[str]]:
-    """Every proxied Service port, and the ClusterIPs they listen on."""
+    """Every proxied Service port (TCP and UDP ones), and the ClusterIPs they listen on."""
     rules: list[ProxyRule] = []
     ips: list[str] = []
     for svc in views:
@@ -109,6 +125,8 @@ def proxy_table(views: Iterable[Obj], endpoints: Mapping[Key, Obj], node: str) -
         ips.append(ip)
         client_ip = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
         for port in spec.get("ports", []):
+            if not proxied(port):
+                continue
             rules.append(
                 ProxyRule(
                     key=f"{ns}/{name}:{port.get('name') or port['port']}",
@@ -117,6 +135,7 @@ def proxy_table(views: Iterable[Obj], endpoints: Mapping[Key, Obj], node: str) -
                     backends=tuple(backends_for(ep, port)),
                     affinity=spec.get("sessionAffinity", "None"),
                     affinity_timeout=int(client_ip.get("timeoutSeconds", 10800)),
+                    protocol=port.get("protocol") or "TCP",
                 )
             )
     return rules, ips

@@ -22,6 +22,7 @@ class Work:
         self.problems: list[Problem] = []
         self.replaced: list[PodStop] = []  # pods gone from the cluster, to stop after the Service step
         self.requeue_after: float | None = None
+        self.net_warned: frozenset[str] = frozenset()  # the Service step's network Warnings in force
 
     def event(self, type_: str, reason: str, kind: str, namespace: str, name: str, message: str) -> None:
         self.events.append(

@@ -1,11 +1,12 @@
-"""The service proxy: ClusterIP / NodePort / LoadBalancer TCP forwarding on one machine.
+"""The service proxy: ClusterIP / NodePort / LoadBalancer forwarding on one machine, TCP here, UDP
+in udp.py (SCTP is not supported: the reconcile pass says so in a Warning event and skips it).
 
 One ``ServiceProxy`` runs on the daemon's event loop (uvloop when installed: the daemon
 installs uvloop's policy; measured, a Protocol-based proxy on uvloop does about twice the
 throughput of a streams-based one, see bench/proxy_bench.py). For each Service key it
 listens on the addresses it is given (``clusterIP:port``, ``0.0.0.0:nodePort``,
 ``<host>:port`` for a LoadBalancer) and forwards every accepted TCP connection to one
-backend (``podIP:targetPort``).
+backend (``podIP:targetPort``); a UDP Service port keeps a session per client (udp.py).
 
 Design:
 
@@ -15,7 +16,7 @@ Design:
   (``pause_writing``), the *peer* stops reading (``pause_reading``) until
   ``resume_writing``. Half-close: ``eof_received`` on one side becomes ``write_eof`` on
   the other; the pair is closed when both directions are done or either side is lost.
-* Backend choice: round robin over the current backend list; with
+* Backend choice (balance.py): round robin over the current backend list; with
   ``affinity="ClientIP"`` a client IP stays on its backend while that backend is in the
   list and the client was seen within ``affinity_timeout`` seconds.
 * Failover: if connecting to the chosen backend fails (refused, unreachable, or no
@@ -24,18 +25,24 @@ Design:
 * No backends (or all failed): the client connection is reset at once (SO_LINGER 0 +
   abort), like kube-proxy's REJECT rule.
 * ``set_service`` swaps the backend list atomically: new connections use the new list,
-  established connections keep their backend and drain. ``remove(key)`` stops listening
+  established connections keep their backend and drain. It returns the listen addresses it
+  could not bind (a port taken by another program: EADDRINUSE, EACCES), each with why; the
+  next call tries them again, so the reconcile pass (which calls it every pass) can hold a
+  LoadBalancer ``<pending>`` until its port is free. ``remove(key)`` stops listening
   and leaves established connections to finish; ``close()`` stops everything.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import socket
 import struct
-import time
-from dataclasses import dataclass, field
 from typing import Any, cast
+
+from .balance import Addr, Balancer
+from .udp import Sweeper, UdpService
 
 CONNECT_TIMEOUT = 1.0
 PENDING_LIMIT = 256 * 1024  # client bytes buffered while the backend connection is made
@@ -53,53 +60,51 @@ def _reset(transport: asyncio.BaseTransport) -> None:
     cast(asyncio.Transport, transport).abort()  # every caller hands over a TCP transport
 
 
-@dataclass
-class _Service:
-    key: str
-    backends: tuple[tuple[str, int], ...] = ()
-    affinity: str = "None"
-    affinity_timeout: float = 10800.0
-    rr: int = 0
-    sticky: dict[str, tuple[tuple[str, int], float]] = field(default_factory=dict)
-    listeners: dict[tuple[str, int], asyncio.Server] = field(default_factory=dict)
-    # counters
-    accepted: int = 0
-    active: int = 0
-    rejected: int = 0
-    connect_failures: int = 0
-    bytes_up: int = 0
-    bytes_down: int = 0
+class _Service(Balancer):
+    """A TCP Service port: its listeners, its backends (balance.py) and its counters."""
 
-    def candidates(self, client_ip: str) -> list[tuple[str, int]]:
-        """The backends to try for a new connection, first choice first."""
-        backends = self.backends
-        n = len(backends)
-        if n == 0:
-            return []
-        if self.affinity == "ClientIP":
-            now = time.monotonic()
-            pinned = self.sticky.get(client_ip)
-            if pinned is not None and now - pinned[1] <= self.affinity_timeout and pinned[0] in backends:
-                first = backends.index(pinned[0])
-                self.sticky[client_ip] = (pinned[0], now)
-                return [backends[(first + i) % n] for i in range(n)]
-        start = self.rr % n
-        self.rr = start + 1
-        if n == 1:
-            return [backends[0]]
-        return [backends[(start + i) % n] for i in range(n)]
+    def __init__(self, key: str, proxy: ServiceProxy):
+        super().__init__()
+        self.key = key
+        self.proxy = proxy
+        self.listeners: dict[Addr, asyncio.Server] = {}
+        self.accepted = 0
+        self.active = 0
+        self.rejected = 0
+        self.connect_failures = 0
+        self.bytes_up = 0
+        self.bytes_down = 0
 
-    def connected(self, client_ip: str, backend: tuple[str, int]) -> None:
-        if self.affinity == "ClientIP":
-            self.sticky[client_ip] = (backend, time.monotonic())
-            if len(self.sticky) > 4096:
-                self._expire()
+    async def bind(self, addr: Addr) -> None:
+        """Listen on ``addr`` (OSError if it cannot be bound)."""
+        proxy = self.proxy
+        self.listeners[addr] = await proxy._loop.create_server(
+            lambda: _Client(proxy, self), addr[0], addr[1], reuse_address=True, reuse_port=True, backlog=proxy._backlog
+        )
 
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for ip, (_b, seen) in list(self.sticky.items()):
-            if now - seen > self.affinity_timeout:
-                del self.sticky[ip]
+    def unbind(self, addr: Addr) -> None:
+        """Stop listening on ``addr``; connections it accepted drain."""
+        server = self.listeners.pop(addr, None)
+        if server is not None:
+            server.close()
+
+    def close(self) -> None:
+        for addr in list(self.listeners):
+            self.unbind(addr)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "protocol": "TCP",
+            "listen": [f"{h}:{p}" for h, p in self.listeners],
+            "backends": [f"{h}:{p}" for h, p in self.backends],
+            "affinity": self.affinity,
+            "accepted": self.accepted,
+            "active": self.active,
+            "rejected": self.rejected,
+            "connect_failures": self.connect_failures,
+            "bytes_up": self.bytes_up,
+            "bytes_down": self.bytes_down,
+        }
 
 
 class _Backend(asyncio.Protocol):
@@ -310,18 +315,47 @@ class _Client(asyncio.Protocol):
         self._finish(reset=True)
 
 
-class ServiceProxy:
-    """TCP proxy for Services. Create it on the running loop.
+PROTOCOLS = ("TCP", "UDP")
 
-    ``key`` is any string naming a Service (the daemon uses ``"<namespace>/<name>"``).
+
+def bind_error(e: OSError) -> str:
+    """Why a listener could not be bound, the same on every event loop: ``address already in use
+    (EADDRINUSE)``, ``permission denied (EACCES)``."""
+    if e.errno:
+        return f"{os.strerror(e.errno).lower()} ({errno.errorcode.get(e.errno, e.errno)})"
+    return str(e)
+
+
+class ServiceProxy:
+    """TCP and UDP proxy for Services. Create it on the running loop.
+
+    ``key`` is any string naming a Service port (the daemon uses ``"<namespace>/<name>:<port>"``).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None, backlog: int = 1024):
         self._loop = loop or asyncio.get_running_loop()
         self._backlog = backlog
         self._services: dict[str, _Service] = {}
-        self._owner: dict[tuple[str, int], str] = {}
+        self._udp: dict[str, UdpService] = {}
+        self._sweeper = Sweeper(self._loop, self._udp)
+        self._owner: dict[tuple[str, str, int], str] = {}  # (protocol, host, port) -> key
         self._conns: set[_Client] = set()
+
+    def _service(self, key: str, protocol: str) -> _Service | UdpService:
+        """The service of ``key``, made for ``protocol`` (a key that changed protocol starts anew)."""
+        if protocol == "UDP":
+            if key in self._services:
+                self._drop(key)
+            udp = self._udp.get(key)
+            if udp is None:
+                udp = self._udp[key] = UdpService(key, self._loop, self._sweeper)
+            return udp
+        if key in self._udp:
+            self._drop(key)
+        tcp = self._services.get(key)
+        if tcp is None:
+            tcp = self._services[key] = _Service(key, self)
+        return tcp
 
     async def set_service(
         self,
@@ -330,92 +364,85 @@ class ServiceProxy:
         backends: list[tuple[str, int]],
         affinity: str = "None",
         affinity_timeout: int = 10800,
-    ) -> None:
+        protocol: str = "TCP",
+    ) -> dict[Addr, str]:
         """Create missing listeners, close unwanted ones, swap backends atomically.
 
-        Raises ``ValueError`` if a listen address belongs to another key and ``OSError``
-        if it cannot be bound (the listeners created so far in this call stay; call again
-        or ``remove``)."""
+        Returns the listen addresses that could not be bound, each with why (``address already
+        in use (EADDRINUSE)``, ``in use by service <key>``); the others work. A later call tries
+        them again. Raises ``ValueError`` for an unsupported affinity or protocol."""
         if affinity not in ("None", "ClientIP"):
             raise ValueError(f"unsupported sessionAffinity {affinity!r}")
-        svc = self._services.get(key)
-        if svc is None:
-            svc = self._services[key] = _Service(key)
-        new_backends = tuple((h, int(p)) for h, p in backends)
-        if svc.affinity != affinity or new_backends != svc.backends:
-            live = set(new_backends)
-            svc.sticky = {ip: v for ip, v in svc.sticky.items() if v[0] in live}
-        svc.backends = new_backends
-        svc.affinity = affinity
-        svc.affinity_timeout = float(affinity_timeout)
+        proto = protocol.upper()
+        if proto not in PROTOCOLS:
+            raise ValueError(f"unsupported protocol {protocol!r}")
+        svc = self._service(key, proto)
+        svc.update(backends, affinity, affinity_timeout)
         wanted = [(h, int(p)) for h, p in listen]
-        for addr in wanted:
-            owner = self._owner.get(addr)
-            if owner is not None and owner != key:
-                raise ValueError(f"{addr[0]}:{addr[1]} is already used by service {owner}")
         for addr in list(svc.listeners):
             if addr not in wanted:
-                server = svc.listeners.pop(addr)
-                self._owner.pop(addr, None)
-                server.close()
+                svc.unbind(addr)
+                self._owner.pop((proto, *addr), None)
+        failed: dict[Addr, str] = {}
         for addr in wanted:
             if addr in svc.listeners:
                 continue
-            server = await self._loop.create_server(
-                lambda: _Client(self, svc), addr[0], addr[1], reuse_address=True, reuse_port=True, backlog=self._backlog
-            )
-            svc.listeners[addr] = server
-            self._owner[addr] = key
+            owner = self._owner.get((proto, *addr))
+            if owner is not None and owner != key:
+                failed[addr] = f"in use by service {owner}"
+                continue
+            try:
+                await svc.bind(addr)
+            except OSError as e:
+                failed[addr] = bind_error(e)
+                continue
+            self._owner[(proto, *addr)] = key
+        return failed
 
     def listening(self, key: str) -> list[tuple[str, int]]:
         """The bound addresses of a service's listeners (port 0 → the actual port)."""
+        out: list[tuple[str, int]] = []
         svc = self._services.get(key)
-        if svc is None:
-            return []
-        out = []
-        for server in svc.listeners.values():
-            for s in server.sockets or ():
-                out.append(tuple(s.getsockname()[:2]))
+        if svc is not None:
+            for server in svc.listeners.values():
+                for s in server.sockets or ():
+                    out.append(tuple(s.getsockname()[:2]))
+        udp = self._udp.get(key)
+        if udp is not None:
+            for listener in udp.listeners.values():
+                if listener.transport is not None:
+                    out.append(tuple(listener.transport.get_extra_info("sockname")[:2]))
         return out
 
-    async def remove(self, key: str) -> None:
-        """Stop listening for ``key``; its established connections drain."""
-        svc = self._services.pop(key, None)
+    def _drop(self, key: str) -> None:
+        svc: _Service | UdpService | None = self._services.pop(key, None) or self._udp.pop(key, None)
         if svc is None:
             return
-        for addr, server in svc.listeners.items():
-            self._owner.pop(addr, None)
-            server.close()
-        svc.listeners.clear()
+        proto = "UDP" if isinstance(svc, UdpService) else "TCP"
+        for addr in svc.listeners:
+            self._owner.pop((proto, *addr), None)
+        svc.close()
+
+    async def remove(self, key: str) -> None:
+        """Stop listening for ``key``: its established TCP connections drain, its UDP sessions end."""
+        self._drop(key)
 
     async def close(self) -> None:
         """Stop listening everywhere and reset every connection."""
-        for key in list(self._services):
-            await self.remove(key)
+        for key in [*self._services, *self._udp]:
+            self._drop(key)
+        self._sweeper.stop()
         for conn in list(self._conns):
             conn.abort()
         self._conns.clear()
 
     def stats(self) -> dict[str, Any]:
-        """Per service: listeners, backends, accepted / active / rejected connections,
-        backend connect failures, bytes up (client→backend) and down."""
-        return {
-            "connections_active": len(self._conns),
-            "services": {
-                key: {
-                    "listen": [f"{h}:{p}" for h, p in s.listeners],
-                    "backends": [f"{h}:{p}" for h, p in s.backends],
-                    "affinity": s.affinity,
-                    "accepted": s.accepted,
-                    "active": s.active,
-                    "rejected": s.rejected,
-                    "connect_failures": s.connect_failures,
-                    "bytes_up": s.bytes_up,
-                    "bytes_down": s.bytes_down,
-                }
-                for key, s in self._services.items()
-            },
-        }
+        """Per service port: protocol, listeners, backends and counters (TCP: accepted / active /
+        rejected connections, backend connect failures; UDP: datagrams, sessions, dropped; both:
+        bytes up (client→backend) and down)."""
+        services: dict[str, Any] = {key: s.stats() for key, s in self._services.items()}
+        services.update({key: s.stats() for key, s in self._udp.items()})
+        return {"connections_active": len(self._conns), "services": services}
 
 
 def install_uvloop() -> bool:

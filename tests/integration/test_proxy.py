@@ -1,4 +1,4 @@
-"""runtime.net.proxy.ServiceProxy against real backends on 127.244.0.x (uvloop when installed)."""
+"""runtime.net.proxy.ServiceProxy against real backends on 127.244.0.x (uvloop when installed), TCP and UDP."""
 
 from __future__ import annotations
 
@@ -219,11 +219,191 @@ def test_bulk_echo_half_close_and_listener_changes():
         assert proxy.listening("default/echo") == [addrs[0]]
         with pytest.raises(OSError):
             await asyncio.wait_for(asyncio.open_connection(*addrs[1]), 2)
-        with pytest.raises(ValueError):
-            await proxy.set_service("default/other", [addrs[0]], [backend])
+        # an address another key holds is reported, not taken
+        failed = await proxy.set_service("default/other", [addrs[0]], [backend])
+        assert failed == {addrs[0]: "in use by service default/echo"}
+        assert proxy.listening("default/other") == []
         await proxy.remove("default/echo")
         assert "default/echo" not in proxy.stats()["services"]
         await proxy.close()
         srv.close()
 
     run(main())
+
+
+# --------------------------------------------------------------------------- issue 11: taken ports, UDP
+
+
+def test_taken_port_is_reported_and_bound_once_free():
+    """A listener that cannot be bound is reported with why; the others work; a later call binds it."""
+
+    async def main():
+        srv, backend = await name_server("127.244.0.61", "b1")
+        holder = socket.socket()
+        holder.bind(("127.96.200.3", 0))  # no SO_REUSEPORT: the proxy cannot share it
+        holder.listen()
+        taken = holder.getsockname()
+        proxy = ServiceProxy()
+        failed = await proxy.set_service("default/lb", [(LISTEN, 0), taken], [backend])
+        assert failed == {taken: "address already in use (EADDRINUSE)"}
+        assert len(proxy.listening("default/lb")) == 1
+        assert await fetch(proxy.listening("default/lb")[0]) == b"b1"
+        assert await proxy.set_service("default/lb", [(LISTEN, 0), taken], [backend]) == {taken: failed[taken]}
+        holder.close()
+        assert await proxy.set_service("default/lb", [(LISTEN, 0), taken], [backend]) == {}
+        assert await fetch(taken) == b"b1"
+        await proxy.close()
+        srv.close()
+
+    run(main())
+
+
+class _Echo(asyncio.DatagramProtocol):
+    """A UDP backend answering "<name> <datagram>"; counts what it saw from where."""
+
+    def __init__(self, name: bytes):
+        self.name = name
+        self.peers: set = set()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.peers.add(addr)
+        self.transport.sendto(self.name + b" " + data, addr)
+
+
+async def udp_backend(host: str, name: str):
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.create_datagram_endpoint(lambda: _Echo(name.encode()), local_addr=(host, 0))
+    return transport, proto, transport.get_extra_info("sockname")[:2]
+
+
+class _Client(asyncio.DatagramProtocol):
+    def __init__(self):
+        self.got: asyncio.Queue = asyncio.Queue()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.got.put_nowait((data, addr))
+
+
+async def udp_client(local: str = "127.0.0.1"):
+    loop = asyncio.get_running_loop()
+    _, proto = await loop.create_datagram_endpoint(_Client, local_addr=(local, 0))
+    return proto
+
+
+async def ask(client: _Client, addr, payload: bytes) -> tuple[bytes, tuple]:
+    client.transport.sendto(payload, addr)
+    return await asyncio.wait_for(client.got.get(), 5)
+
+
+def test_udp_sessions_round_robin_and_replies_from_the_service_address():
+    async def main():
+        backends = [await udp_backend(f"127.244.0.{70 + i}", f"u{i}") for i in (1, 2)]
+        proxy = ServiceProxy()
+        assert await proxy.set_service("default/dns:53", [(LISTEN, 0)], [b[2] for b in backends], protocol="UDP") == {}
+        addr = proxy.listening("default/dns:53")[0]
+        # a TCP listener on the very same address and port coexists (DNS: 53/UDP and 53/TCP)
+        srv, tcp_backend = await name_server("127.244.0.73", "t1")
+        assert await proxy.set_service("default/dns:dns-tcp", [addr], [tcp_backend]) == {}
+        assert await fetch(addr) == b"t1"
+        # every client address is a session: round robin over the backends
+        names = set()
+        clients = [await udp_client() for _ in range(4)]
+        for i, c in enumerate(clients):
+            data, src = await ask(c, addr, b"q%d" % i)
+            assert src[:2] == addr  # the reply comes from the address the client asked
+            name, _, rest = data.partition(b" ")
+            assert rest == b"q%d" % i
+            names.add(name)
+        assert names == {b"u1", b"u2"}
+        # one client stays on its session's backend
+        first = (await ask(clients[0], addr, b"again"))[0].split(b" ")[0]
+        assert {(await ask(clients[0], addr, b"x"))[0].split(b" ")[0] for _ in range(5)} == {first}
+        assert proxy.stats()["services"]["default/dns:53"]["sessions"] == 4
+        # a backend leaving the list drops its sessions: that client's next datagram goes to the other
+        gone = next(b for b in backends if b[1].name == first)
+        stay = next(b for b in backends if b[1].name != first)
+        await proxy.set_service("default/dns:53", [addr], [stay[2]], protocol="UDP")
+        assert (await ask(clients[0], addr, b"moved"))[0] == stay[1].name + b" moved"
+        assert all(s["backend"] != gone[2] for s in _sessions(proxy, "default/dns:53"))
+        # removing the service ends its sessions and its listener; the TCP one stays
+        await proxy.remove("default/dns:53")
+        assert proxy.listening("default/dns:53") == []
+        assert await fetch(addr) == b"t1"
+        await proxy.close()
+        srv.close()
+        for t, _, _ in backends:
+            t.close()
+
+    run(main())
+
+
+def _sessions(proxy: ServiceProxy, key: str) -> list[dict]:
+    svc = proxy._udp[key]
+    return [{"client": s.client, "backend": s.backend} for lst in svc.listeners.values() for s in lst.sessions.values()]
+
+
+def test_udp_client_ip_affinity_and_idle_expiry(monkeypatch):
+    from runtime.net import udp
+
+    monkeypatch.setattr(udp, "SESSION_TIMEOUT", 0.2)
+    monkeypatch.setattr(udp, "STREAM_TIMEOUT", 0.3)
+    monkeypatch.setattr(udp, "SWEEP_INTERVAL", 0.1)
+
+    async def main():
+        backends = [await udp_backend(f"127.244.0.{80 + i}", f"a{i}") for i in (1, 2, 3)]
+        proxy = ServiceProxy()
+        await proxy.set_service("default/sticky", [(LISTEN, 0)], [b[2] for b in backends], "ClientIP", 60, "UDP")
+        addr = proxy.listening("default/sticky")[0]
+        # several client sockets of one IP: one backend (ClientIP affinity)
+        clients = [await udp_client("127.0.0.5") for _ in range(4)]
+        assert len({(await ask(c, addr, b"hi"))[0].split(b" ")[0] for c in clients}) == 1
+        # idle sessions expire
+        assert proxy.stats()["services"]["default/sticky"]["sessions"] == 4
+        await async_wait_for(
+            lambda: proxy.stats()["services"]["default/sticky"]["sessions"] == 0, 5, what="idle sessions expired"
+        )
+        # and a client that comes back gets a new session
+        assert (await ask(clients[0], addr, b"back"))[0].endswith(b" back")
+        await proxy.close()
+        for t, _, _ in backends:
+            t.close()
+
+    run(main())
+
+
+def test_udp_no_backend_drops_and_port_conflict_is_reported():
+    async def main():
+        proxy = ServiceProxy()
+        holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        holder.bind(("127.96.200.4", 0))
+        taken = holder.getsockname()
+        failed = await proxy.set_service("default/u", [(LISTEN, 0), taken], [], protocol="UDP")
+        assert failed == {taken: "address already in use (EADDRINUSE)"}
+        addr = proxy.listening("default/u")[0]
+        c = await udp_client()
+        c.transport.sendto(b"nobody", addr)
+        await async_wait_for(lambda: proxy.stats()["services"]["default/u"]["dropped"] == 1, 5, what="dropped")
+        holder.close()
+        assert await proxy.set_service("default/u", [(LISTEN, 0), taken], [], protocol="UDP") == {}
+        with pytest.raises(ValueError):
+            await proxy.set_service("default/s", [(LISTEN, 0)], [], protocol="SCTP")
+        await proxy.close()
+
+    run(main())
+
+
+def test_bind_errors_read_the_same_on_every_loop():
+    import errno
+
+    from runtime.net.proxy import bind_error
+
+    assert bind_error(PermissionError(errno.EACCES, "bind")) == "permission denied (EACCES)"
+    assert bind_error(OSError(errno.EADDRINUSE, "error while attempting to bind")) == (
+        "address already in use (EADDRINUSE)"
+    )

@@ -731,3 +731,150 @@ def test_container_warning_events(before: str | None, after: str, warn: bool) ->
     ch = w.step()
     assert w.live[("Pod", "default", "a")]["status"] == st(after)
     assert [(e["type"], e["reason"]) for e in ch.events] == ([("Warning", after)] if warn else [])
+
+
+# == issue 11 items 6 and 7 (helper "netfix"): what the proxy reports back, UDP and SCTP ports ==========
+#
+# The proxy answers which listeners it bound and which it could not; the next pass reads that from
+# Observed.listening / Observed.listen_failed (reconciler/sync/netstatus.py). NetWorld plays the
+# executor's part: it feeds the last answer back, and remembers Changes.net_warned.
+
+TAKEN = "address already in use (EADDRINUSE)"
+
+
+class NetWorld(World):
+    def __init__(self, *desired: dict, now: float = T0) -> None:
+        super().__init__(*desired, now=now)
+        self.listening: set[tuple[str, str, int]] = set()
+        self.listen_failed: dict[tuple[str, str, int], str] = {}
+        self.net_warned: frozenset[str] = frozenset()
+        self.proxy: list = []
+
+    def input(self, **kw: Any) -> PassInput:
+        import dataclasses
+
+        inp = super().input(**kw)
+        observed = dataclasses.replace(
+            inp.observed, listening=frozenset(self.listening), listen_failed=dict(self.listen_failed)
+        )
+        memory = dataclasses.replace(inp.memory, net_warned=self.net_warned)
+        return dataclasses.replace(inp, observed=observed, memory=memory)
+
+    def step(self, **kw: Any) -> Changes:
+        ch = super().step(**kw)
+        self.net_warned = ch.net_warned
+        self.proxy = ch.proxy
+        return ch
+
+    def bind_all(self, except_: dict[tuple[str, str, int], str] | None = None) -> None:
+        """The proxy binds every listener of the last proxy table, but those in ``except_``."""
+        except_ = except_ or {}
+        every = {(r.protocol, h, p) for r in self.proxy for h, p in r.listen}
+        self.listening = every - set(except_)
+        self.listen_failed = dict(except_)
+
+    def svc(self, name: str = "web") -> dict:
+        return self.live[("Service", "default", name)]
+
+
+def _warnings(ch: Changes) -> list[tuple[str, str, str]]:
+    return [(e["reason"], e["name"], e["message"]) for e in ch.events if e["type"] == "Warning"]
+
+
+def _ingress(svc: dict) -> list:
+    return svc["status"]["loadBalancer"].get("ingress") or []
+
+
+def test_lb_shows_its_address_only_once_the_proxy_holds_its_port() -> None:
+    w = NetWorld(service("web", "LoadBalancer"))
+    w.step()
+    assert _ingress(w.svc()) == []  # the proxy has not tried yet: <pending>
+    [rule] = w.proxy
+    assert ("0.0.0.0", 80) in rule.listen and rule.protocol == "TCP"
+    w.bind_all()
+    ch = w.step()
+    assert _ingress(w.svc()) == [{"ip": "127.0.0.1"}]
+    assert ("EnsuredLoadBalancer", "Service", "web") in reasons(ch)
+    assert reasons(w.step()) == []  # said once
+
+
+def test_lb_port_taken_stays_pending_with_one_warning_then_gets_its_address() -> None:
+    w = NetWorld(service("web", "LoadBalancer"))
+    w.step()
+    w.bind_all(except_={("TCP", "0.0.0.0", 80): TAKEN})
+    ch = w.step()
+    assert _ingress(w.svc()) == []
+    [(reason, name, message)] = _warnings(ch)
+    assert (reason, name) == ("SyncLoadBalancerFailed", "web")
+    assert "0.0.0.0:80" in message and TAKEN in message
+    node_port = w.svc()["spec"]["ports"][0]["nodePort"]
+    # the next passes: still pending, no new Warning, the listener still in the table (tried again)
+    for _ in range(3):
+        w.now += 1
+        ch = w.step()
+        assert _ingress(w.svc()) == [] and _warnings(ch) == []
+        assert ("0.0.0.0", 80) in w.proxy[0].listen
+    assert w.svc()["spec"]["ports"][0]["nodePort"] == node_port
+    # the port is free: the address appears
+    w.bind_all()
+    ch = w.step()
+    assert _ingress(w.svc()) == [{"ip": "127.0.0.1"}]
+    assert ("EnsuredLoadBalancer", "Service", "web") in reasons(ch)
+    # taken again later: pending again, and warned again
+    w.bind_all(except_={("TCP", "0.0.0.0", 80): TAKEN})
+    ch = w.step()
+    assert _ingress(w.svc()) == [] and [r for r, _, _ in _warnings(ch)] == ["SyncLoadBalancerFailed"]
+
+
+def test_lb_keeps_its_address_until_the_proxy_has_answered() -> None:
+    """After a restart the proxy has bound nothing yet: the stored address stays (no flapping)."""
+    w = NetWorld(service("web", "LoadBalancer"))
+    w.step()
+    w.bind_all()
+    w.step()
+    assert _ingress(w.svc()) == [{"ip": "127.0.0.1"}]
+    w.listening, w.listen_failed = set(), {}  # a new daemon: nothing bound yet
+    ch = w.step()
+    assert _ingress(w.svc()) == [{"ip": "127.0.0.1"}] and ch.events == []
+
+
+def test_node_port_taken_warns_and_keeps_its_allocation() -> None:
+    w = NetWorld(service("web", "NodePort"))
+    w.step()
+    node_port = w.svc()["spec"]["ports"][0]["nodePort"]
+    w.bind_all(except_={("TCP", "0.0.0.0", node_port): TAKEN})
+    ch = w.step()
+    [(reason, _, message)] = _warnings(ch)
+    assert reason == "ListenFailed" and f"0.0.0.0:{node_port}/TCP" in message and TAKEN in message
+    assert w.svc()["spec"]["ports"][0]["nodePort"] == node_port
+    assert ("0.0.0.0", node_port) in w.proxy[0].listen
+    assert "loadBalancer" not in w.svc()["status"] or not _ingress(w.svc())
+    assert _warnings(w.step()) == []
+    w.bind_all()
+    assert w.step().net_warned == frozenset()
+
+
+def test_udp_ports_are_proxied_and_sctp_gets_one_warning() -> None:
+    ports = [
+        {"name": "dns", "port": 53, "targetPort": 5353, "protocol": "UDP"},
+        {"name": "dns-tcp", "port": 53, "targetPort": 5353, "protocol": "TCP"},
+        {"name": "assoc", "port": 9899, "targetPort": 9899, "protocol": "SCTP"},
+    ]
+    w = NetWorld(service("web", "NodePort", ports=ports))
+    ch = w.step()
+    assert sorted((r.key, r.protocol) for r in ch.proxy) == [("default/web:dns", "UDP"), ("default/web:dns-tcp", "TCP")]
+    [(reason, name, message)] = _warnings(ch)
+    assert (reason, name) == ("UnsupportedProtocol", "web")
+    assert "SCTP" in message and "9899" in message and "not supported" in message
+    assert _warnings(w.step()) == []  # once
+
+
+def test_a_udp_listener_failure_names_its_protocol() -> None:
+    ports = [{"name": "dns", "port": 53, "targetPort": 5353, "protocol": "UDP"}]
+    w = NetWorld(service("web", "LoadBalancer", ports=ports))
+    w.step()
+    w.bind_all(except_={("UDP", "0.0.0.0", 53): "permission denied (EACCES)"})
+    ch = w.step()
+    assert _ingress(w.svc()) == []
+    [(reason, _, message)] = _warnings(ch)
+    assert reason == "SyncLoadBalancerFailed" and "0.0.0.0:53/UDP" in message and "EACCES" in message

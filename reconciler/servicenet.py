@@ -1,0 +1,112 @@
+"""The executor's Service step: ClusterIPs made reachable, the proxy table, the DNS zone.
+
+reconciler/reconcile.py carries a pass's ``Changes`` out in order; this is its step 2 (after
+the live objects are in the store, before the runtime's stops and starts). It also keeps the
+proxy's answer (which listeners it bound, which it could not and why) for the next pass's
+input, and asks for that pass at once when the answer changed: reconciler/sync/netstatus.py
+turns it into a LoadBalancer's address and Warning events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from runtime.base import Runtime
+from runtime.net.dns import Zone, build_zone
+
+from . import sync
+from .log import Logger
+
+
+class Proxy(Protocol):
+    """The service proxy as the executor uses it (runtime/net/proxy.py ServiceProxy)."""
+
+    async def set_service(
+        self,
+        key: str,
+        listen: list[tuple[str, int]],
+        backends: list[tuple[str, int]],
+        affinity: str = "None",
+        affinity_timeout: int = 10800,
+        protocol: str = "TCP",
+    ) -> Mapping[tuple[str, int], str]: ...  # the listen addresses it could not bind, and why
+
+    async def remove(self, key: str) -> None: ...
+
+
+class ServiceNetwork:
+    """Programs the proxy and the DNS zone from each pass's Changes; remembers the proxy's answer."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        proxy: Proxy,
+        publish_zone: Callable[[Zone], None],
+        log: Logger,
+        kick: Callable[[], None],
+    ):
+        self.runtime = runtime
+        self.proxy = proxy
+        self.publish_zone = publish_zone
+        self.log = log
+        self.kick = kick
+        self.listening: frozenset[sync.Listener] = frozenset()  # -> Observed.listening
+        self.listen_failed: dict[sync.Listener, str] = {}  # -> Observed.listen_failed
+        self.net_warned: frozenset[str] = frozenset()  # -> Memory.net_warned
+        self._proxied: set[str] = set()
+        self._exposed: set[str] = set()
+
+    async def program(self, changes: sync.Changes) -> None:
+        for ip in changes.service_ips:
+            await self._expose_ip(ip)
+        wanted: set[str] = set()
+        listening: set[sync.Listener] = set()
+        failed: dict[sync.Listener, str] = {}
+        for rule in changes.proxy:
+            wanted.add(rule.key)
+            try:
+                bad = await self.proxy.set_service(
+                    rule.key,
+                    list(rule.listen),
+                    list(rule.backends),
+                    rule.affinity,
+                    rule.affinity_timeout,
+                    rule.protocol,
+                )
+            except (OSError, ValueError) as e:  # not expected: the proxy reports listen failures
+                bad = {addr: str(e) for addr in rule.listen}
+            for addr in rule.listen:
+                listener = (rule.protocol, addr[0], addr[1])
+                if addr in bad:
+                    failed[listener] = bad[addr]
+                else:
+                    listening.add(listener)
+        for key in sorted(self._proxied - wanted):
+            await self.proxy.remove(key)
+        self._proxied = wanted
+        self.net_warned = changes.net_warned
+        self._answered(frozenset(listening), failed)
+        z = changes.zone
+        self.publish_zone(build_zone(z.services, z.endpoints, z.pods))
+
+    def _answered(self, listening: frozenset[sync.Listener], failed: dict[sync.Listener, str]) -> None:
+        """Keep the proxy's answer for the next pass; when it changed, run that pass now (a
+        LoadBalancer shows its address as soon as its port is bound). An unchanged answer (a
+        port still taken) waits for the next timed pass: the proxy tries again each pass."""
+        for (proto, host, port), why in sorted(failed.items()):
+            if self.listen_failed.get((proto, host, port)) != why:
+                self.log.warning("service_listen_failed", address=f"{host}:{port}/{proto}", error=why)
+        if listening != self.listening or failed != self.listen_failed:
+            self.listening, self.listen_failed = listening, failed
+            self.kick()
+
+    async def _expose_ip(self, ip: str) -> None:
+        """Let the runtime make a ClusterIP reachable from its pods (Docker: an address on its bridge)."""
+        if ip in self._exposed:
+            return
+        try:
+            await self.runtime.expose_service_ip(ip)
+            self._exposed.add(ip)
+        except Exception as e:
+            self.log.warning("service_ip_expose_failed", ip=ip, error=str(e))
