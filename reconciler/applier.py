@@ -15,7 +15,7 @@ import uuid
 
 from runtime.base import Runtime
 
-from .errors import RevisionRejected
+from .errors import RevisionRejected, SourceError
 from .log import Logger
 from .plan import plan
 from .reconcile import Reconciler
@@ -23,6 +23,7 @@ from .source.git import Revision
 from .source.git import git as rungit
 from .source.revision import RevisionLoader
 from .store import Store
+from .sync.immutable import at_field_lines, immutable_field_errors
 
 _REVERTS = re.compile(r"This reverts commit ([0-9a-f]{40})")
 
@@ -73,6 +74,13 @@ class RevisionApplier:
         body = rungit(self.repo_dir, "show", "-s", "--format=%B", sha).decode(errors="replace")
         return _REVERTS.findall(body)
 
+    def _read(self, sha: str, file: str) -> str | None:
+        """A file of a commit as written (``file`` relative to the repository root), None when unreadable."""
+        try:
+            return rungit(self.repo_dir, "show", f"{sha}:{file}").decode(errors="replace")
+        except SourceError:  # the error keeps its document's line
+            return None
+
     async def apply_revision(self, rev: Revision) -> bool:
         rid = uuid.uuid4().hex[:12]
         log = self.log.bind(reconcile_id=rid, commit=rev.short)
@@ -81,6 +89,12 @@ class RevisionApplier:
         try:
             manifests, config = await asyncio.to_thread(self.loader.load, rev.sha)
             errors = self.reconciler.check_revision(manifests)
+            immutable = immutable_field_errors(manifests, self.reconciler.cluster.objects)
+            if immutable:
+                errors = [
+                    *errors,
+                    *await asyncio.to_thread(at_field_lines, immutable, lambda f: self._read(rev.sha, f)),
+                ]
             if errors:
                 raise RevisionRejected(errors)
         except RevisionRejected as e:

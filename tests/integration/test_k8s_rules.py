@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import commit_file, pod_ready, wait_for
+from tests.conftest import commit_file, pod_ready, remove_file, wait_for
 
 DEPLOY = """apiVersion: apps/v1
 kind: Deployment
@@ -89,3 +89,58 @@ def test_spelling_out_empty_values_starts_no_rollout(empty_repo: Path, gitship_f
     assert len(rss) == 1, [r["metadata"]["name"] for r in rss]
     assert rss[0]["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
     assert _ready_uids(g) == uids
+
+
+DEPLOY3 = DEPLOY.replace("replicas: 2", "replicas: 3")
+# the selector (and the template's labels, to match it) changed; `selector:` is on line 7
+NEW_SELECTOR = DEPLOY3.replace("app: web", "app: web2").replace("allen:v1", "allen:v2")
+SELECTOR_LINE = 7
+
+
+def _serving(g, n: int, selector: str = "app=web") -> set[str] | None:
+    pods = g.pods(selector)
+    if len(pods) == n and all(pod_ready(p) and not p["metadata"].get("deletionTimestamp") for p in pods):
+        return {p["metadata"]["uid"] for p in pods}
+    return None
+
+
+def test_a_selector_change_is_rejected_and_the_last_good_commit_keeps_serving(
+    empty_repo: Path, gitship_factory
+) -> None:
+    """Before: accepted; the old ReplicaSet was released and pruned, all 3 pods terminated at once.
+    After: rejected whole as Kubernetes rejects it (`field is immutable`), with file and line; the
+    same 3 pods keep serving. Deleting the Deployment and declaring it again later is allowed."""
+    good = commit_file(empty_repo, "web.yaml", DEPLOY3, "web, 3 replicas")
+    g = gitship_factory(empty_repo)
+    g.wait_applied(good)
+    uids = wait_for(lambda: _serving(g, 3), 60, what="3 ready pods")
+
+    bad = commit_file(empty_repo, "web.yaml", NEW_SELECTOR, "web: select app=web2")
+    g.wait_applied(bad)
+    st = g.status()["status"]
+    assert st["lastAppliedRevision"] == good
+    cond = st["conditions"][0]
+    assert cond["status"] == "False" and cond["reason"] == "ValidationFailed", cond
+    text = g.cli("status").stdout
+    assert f"web.yaml:{SELECTOR_LINE}" in text, text
+    assert 'spec.selector: Invalid value: {"matchLabels":{"app":"web2"}}: field is immutable' in text, text
+    events = g.cli("events").stdout
+    assert "revision_rejected" in events and "field is immutable" in events, events
+
+    # nothing of the commit was applied: the same Deployment, one ReplicaSet, the same 3 pods
+    dep = g.json("get", "deployment", "web")
+    assert dep["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "qinchaowhut/allen:v1"
+    assert len(g.json("get", "rs")["items"]) == 1
+    assert _serving(g, 3) == uids
+    assert g.pods("app=web2") == []
+
+    # as in Kubernetes: delete it, then declare it again with the new selector
+    gone = remove_file(empty_repo, "web.yaml", "web: delete")
+    g.wait_applied(gone)
+    assert g.status()["status"]["lastAppliedRevision"] == gone
+    wait_for(lambda: not g.json("get", "deployment")["items"], 30, what="the deployment to be deleted")
+    again = commit_file(empty_repo, "web.yaml", NEW_SELECTOR, "web: select app=web2")
+    g.wait_applied(again)
+    assert g.status()["status"]["lastAppliedRevision"] == again
+    wait_for(lambda: _serving(g, 3, "app=web2"), 60, what="3 ready web2 pods")
