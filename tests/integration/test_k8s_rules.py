@@ -144,3 +144,86 @@ def test_a_selector_change_is_rejected_and_the_last_good_commit_keeps_serving(
     g.wait_applied(again)
     assert g.status()["status"]["lastAppliedRevision"] == again
     wait_for(lambda: _serving(g, 3, "app=web2"), 60, what="3 ready web2 pods")
+
+
+RS = """apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: web
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: web
+        image: qinchaowhut/allen:v1
+        ports:
+        - containerPort: 8080
+"""
+
+
+def _bare_pod(name: str) -> str:
+    return f"""---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels:
+    app: web
+spec:
+  containers:
+  - name: web
+    image: qinchaowhut/allen:v1
+    ports:
+    - containerPort: 8080
+"""
+
+
+def _owner_kinds(pod: dict) -> list[str]:
+    return [r["kind"] for r in pod["metadata"].get("ownerReferences") or []]
+
+
+def _pod(g, name: str) -> dict | None:
+    return next((p for p in g.pods() if p["metadata"]["name"] == name), None)
+
+
+def test_a_released_pod_is_orphaned_and_replaced_not_deleted(empty_repo: Path, gitship_factory) -> None:
+    """A ReplicaSet adopts two bare pods from git that match its selector. `gitship label pod extra
+    app=other --overwrite`: the ReplicaSet releases it (ownerReference removed), it keeps running,
+    and the ReplicaSet makes a replacement (Kubernetes' ClaimPods, then syncReplicaSet). Removing
+    the other adopted pod from git prunes it (before: a pod a controller had adopted was never
+    pruned) and the ReplicaSet replaces it."""
+    sha = commit_file(empty_repo, "web.yaml", RS + _bare_pod("extra") + _bare_pod("extra2"), "web rs + 2 pods")
+    g = gitship_factory(empty_repo)
+    g.wait_applied(sha)
+    wait_for(lambda: _serving(g, 3), 60, what="3 ready pods")
+    extra = _pod(g, "extra")
+    assert extra is not None and _owner_kinds(extra) == ["ReplicaSet"]
+    uid = extra["metadata"]["uid"]
+
+    g.cli("label", "pod", "extra", "app=other", "--overwrite")
+
+    def released() -> dict | None:
+        p = _pod(g, "extra")
+        return p if p is not None and p["metadata"]["labels"].get("app") == "other" and not _owner_kinds(p) else None
+
+    p = wait_for(released, 30, what="extra released")
+    assert p["metadata"]["uid"] == uid and pod_ready(p) and not p["metadata"].get("deletionTimestamp")
+    replaced = wait_for(lambda: _serving(g, 3), 60, what="a replacement: 3 ready app=web pods again")
+    assert uid not in replaced
+    assert all(_owner_kinds(q) == ["ReplicaSet"] for q in g.pods("app=web"))
+    extra2_uid = _pod(g, "extra2")["metadata"]["uid"]
+
+    gone = commit_file(empty_repo, "web.yaml", RS + _bare_pod("extra").replace("app: web", "app: other"), "drop extra2")
+    g.wait_applied(gone)
+    wait_for(lambda: _pod(g, "extra2") is None, 60, what="extra2 pruned")
+    after = wait_for(lambda: _serving(g, 3), 60, what="3 ready app=web pods")
+    assert extra2_uid not in after
+    still = _pod(g, "extra")
+    assert still is not None and still["metadata"]["uid"] == uid and pod_ready(still)
