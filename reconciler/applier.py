@@ -12,19 +12,51 @@ import asyncio
 import re
 import time
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from runtime.base import Runtime
 
-from .errors import RevisionRejected
+from .errors import RevisionRejected, SourceError
 from .log import Logger
+from .manifests.model import Manifest
 from .plan import plan
 from .reconcile import Reconciler
 from .source.git import Revision
 from .source.git import git as rungit
 from .source.revision import RevisionLoader
 from .store import Store
+from .sync.immutable import at_field_lines, immutable_field_errors
 
 _REVERTS = re.compile(r"This reverts commit ([0-9a-f]{40})")
+
+# the reason of a loader warning's event, by how its message starts
+_WARNING_REASONS = (("unknown field", "UnknownField"), ("duplicate field", "DuplicateField"))
+
+
+def warning_records(manifests: Sequence[Manifest]) -> list[dict[str, Any]]:
+    """The loader's warnings (unknown or duplicated fields under ``validation: warn`` in
+    gitship.yaml) as Warning events on their objects, one per warning, with the position the
+    reconcile log line carries (file, line, field)."""
+    out: list[dict[str, Any]] = []
+    for m in manifests:
+        kind, namespace, name = m.key
+        for w in m.warnings:
+            reason = next((r for start, r in _WARNING_REASONS if w.message.startswith(start)), "FieldWarning")
+            out.append(
+                {
+                    "type": "Warning",
+                    "reason": reason,
+                    "kind": kind,
+                    "namespace": namespace,
+                    "name": name,
+                    "message": f"{w.message} (validation: warn in gitship.yaml)",
+                    "file": w.file,
+                    "line": w.line,
+                    "field": w.field,
+                }
+            )
+    return out
 
 
 class RevisionApplier:
@@ -73,6 +105,31 @@ class RevisionApplier:
         body = rungit(self.repo_dir, "show", "-s", "--format=%B", sha).decode(errors="replace")
         return _REVERTS.findall(body)
 
+    def _read(self, sha: str, file: str) -> str | None:
+        """A file of a commit as written (``file`` relative to the repository root), None when unreadable."""
+        try:
+            return rungit(self.repo_dir, "show", f"{sha}:{file}").decode(errors="replace")
+        except SourceError:  # the error keeps its document's line
+            return None
+
+    def _warn(self, manifests: Sequence[Manifest], rev: Revision, rid: str, log: Logger) -> None:
+        """The loader's warnings, once for the revision: a Warning event on each object and one
+        structured line each in the reconcile log (`gitship events`)."""
+        records = warning_records(manifests)
+        for r in records:
+            log.warning(
+                "manifest_warning",
+                **{k: r[k] for k in ("kind", "namespace", "name", "file", "line", "field", "reason", "message")},
+            )
+        self.store.add_events(
+            {
+                **{k: r[k] for k in ("type", "reason", "kind", "namespace", "name", "message")},
+                "reconcile_id": rid,
+                "revision": rev.sha,
+            }
+            for r in records
+        )
+
     async def apply_revision(self, rev: Revision) -> bool:
         rid = uuid.uuid4().hex[:12]
         log = self.log.bind(reconcile_id=rid, commit=rev.short)
@@ -81,6 +138,12 @@ class RevisionApplier:
         try:
             manifests, config = await asyncio.to_thread(self.loader.load, rev.sha)
             errors = self.reconciler.check_revision(manifests)
+            immutable = immutable_field_errors(manifests, self.reconciler.cluster.objects)
+            if immutable:
+                errors = [
+                    *errors,
+                    *await asyncio.to_thread(at_field_lines, immutable, lambda f: self._read(rev.sha, f)),
+                ]
             if errors:
                 raise RevisionRejected(errors)
         except RevisionRejected as e:
@@ -126,6 +189,7 @@ class RevisionApplier:
         self.set_ready("True", "ReconciliationSucceeded", msg)
         for a in actions:
             log.info("object_planned", action=a.op, kind=a.key[0], namespace=a.key[1], name=a.key[2])
+        self._warn(manifests, rev, rid, log)
         self.runtime.set_image_rules(config.images, self.repo_dir)
         self.reconciler.set_desired(desired, rev, rid)
         log.info(

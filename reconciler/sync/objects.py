@@ -8,10 +8,17 @@ Order (each step reads what the previous ones wrote):
   request_deletions  `gitship delete pod`: the pod is marked terminating
   sync_desired       desired objects into live ones: create, update (generation bumped on a
                      spec or annotation change), a changed bare pod replaced, objects removed
-                     from git pruned (the planner's diff, reconciler/plan.py)
+                     from git pruned (the planner's diff, reconciler/plan.py); only what git
+                     declared is pruned, never what a controller made and then released
   sync_deployments   ReplicaSet statuses, then Deployments -> ReplicaSets (controllers/deployment.py)
   sync_replicasets   ReplicaSets -> Pods (controllers/replicaset.py)
-  collect_garbage    objects whose controller is gone
+  collect_garbage    objects whose controller is gone (not those it released: they are orphans)
+
+What git declared carries a ``metadata.managedFields`` entry of manager ``gitship`` (operation
+``Apply``), as a server-side apply by a field manager marks what it applied. Pruning looks for
+that mark, so a ReplicaSet or pod a controller made and then released (its ownerReference
+removed, as kubernetes/kubernetes pkg/controller/controller_ref_manager.go releases it) is left
+running as an orphan, as in Kubernetes, instead of being deleted as "removed from git".
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from ..types import Key, Obj
 from .work import Work
 
 WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "Pod", "Service")
+GIT_MANAGER = "gitship"  # the managedFields manager of what git declared
 MANAGED_PREFIX = "deployment.kubernetes.io/"  # annotations the controllers own, not git
 WARNING_REASONS = frozenset(
     {
@@ -101,7 +109,7 @@ def git_view(obj: Obj) -> Obj:
 
 
 def new_object(w: Work, d: Obj) -> Obj:
-    obj = copy.deepcopy(d)
+    obj = marked(d, w.now)
     meta = obj["metadata"]
     meta["uid"] = w.inp.ids.new_uid()
     meta["creationTimestamp"] = to_rfc3339(w.now)
@@ -127,14 +135,54 @@ def updated_object(live: Obj, d: Obj) -> Obj:
     return new
 
 
-def managed_by_git(w: Work) -> dict[Key, Obj]:
-    """The live objects git answers for: those it names, and workload objects no controller owns."""
-    desired = w.inp.desired
+def declared_by_git(obj: Obj) -> bool:
+    """Whether git declared ``obj`` (it carries gitship's managedFields mark).
+
+    A live object written before the mark existed counts as git's when nothing else made it:
+    no controller, no ``generateName`` (the ReplicaSet controller's pods have one) and no
+    ``pod-template-hash`` label (the Deployment controller's ReplicaSets have one)."""
+    m = obj["metadata"]
+    if m.get("managedFields"):
+        return has_git_mark(obj)
+    return (
+        obj["kind"] in WORKLOAD_KINDS
+        and controller_uid(obj) is None
+        and not m.get("generateName")
+        and keys.POD_TEMPLATE_HASH not in (m.get("labels") or {})
+    )
+
+
+def git_mark(obj: Obj, now: float) -> dict[str, Any]:
     return {
-        key_of(o): o
-        for o in w.cluster
-        if key_of(o) in desired or (o["kind"] in WORKLOAD_KINDS and controller_uid(o) is None)
+        "manager": GIT_MANAGER,
+        "operation": "Apply",
+        "apiVersion": obj.get("apiVersion", ""),
+        "time": to_rfc3339(now),
     }
+
+
+def marked(obj: Obj, now: float) -> Obj:
+    """``obj`` (a copy) with gitship's managedFields mark, the other managers' entries kept."""
+    new = copy.deepcopy(obj)
+    others = [
+        f
+        for f in new["metadata"].get("managedFields") or []
+        if not (isinstance(f, dict) and f.get("manager") == GIT_MANAGER)
+    ]
+    new["metadata"]["managedFields"] = [*others, git_mark(obj, now)]
+    return new
+
+
+def has_git_mark(obj: Obj) -> bool:
+    fields = obj["metadata"].get("managedFields") or []
+    return any(isinstance(f, dict) and f.get("manager") == GIT_MANAGER for f in fields)
+
+
+def managed_by_git(w: Work) -> dict[Key, Obj]:
+    """The live objects git answers for: those it declares now, and those it declared before
+    (pruned). Not what a controller made, even once released."""
+    desired = w.inp.desired
+    return {key_of(o): o for o in w.cluster if key_of(o) in desired or declared_by_git(o)}
 
 
 def sync_desired(w: Work) -> None:
@@ -159,6 +207,17 @@ def sync_desired(w: Work) -> None:
         elif not live[a.key]["metadata"].get("deletionTimestamp"):
             w.terminate(live[a.key])
             w.event("Normal", "Pruned", "Pod", ns, name, "removed from git")
+    mark_declared(w)
+
+
+def mark_declared(w: Work) -> None:
+    """Mark what git declares and the live object lacks the mark (written before the mark
+    existed, or made by a controller and now declared in git): pruned once git drops it."""
+    c = w.cluster
+    for k in w.inp.desired:
+        obj = c.get(k)
+        if obj is not None and not has_git_mark(obj):
+            c.put(marked(obj, w.now))
 
 
 # -- the workload controllers ---------------------------------------------------------------
@@ -263,7 +322,7 @@ def sync_replicasets(w: Work) -> None:
             c.put(pod)
         for uid in res.adopt:
             p = copy.deepcopy(by_uid[uid])
-            p["metadata"]["ownerReferences"] = [owner_ref(rs)]
+            p["metadata"]["ownerReferences"] = [*(p["metadata"].get("ownerReferences") or []), owner_ref(rs)]
             c.put(p)
         rs_uid = rs["metadata"]["uid"]
         for uid in res.release:

@@ -88,3 +88,18 @@ def test_validation_warn_accepts_the_typo(empty_repo: Path, gitship_factory: Cal
     dep = g.json("get", "deployment", "web")
     assert dep["spec"]["replicas"] == 1  # the typo is not `replicas`: the default applies, as in Kubernetes
     wait_for(lambda: len(_uids(g)) == 1, 60, what="1 web pod ready")
+
+    # never silently: a Warning event on the Deployment (once for the revision) and a log line
+    def warning_event() -> str | None:
+        text = g.cli("describe", "deployment", "web").stdout
+        return text if "UnknownField" in text else None
+
+    described = wait_for(warning_event, 30, what="the UnknownField event")
+    assert 'unknown field "spec.replica" (validation: warn in gitship.yaml)' in described, described
+    assert described.count("UnknownField") == 1, described
+    log = [json.loads(line) for line in g.cli("events", "-o", "json").stdout.splitlines()]
+    warned = [e for e in log if e.get("event") == "manifest_warning"]
+    assert len(warned) == 1, warned
+    assert warned[0]["field"] == "spec.replica" and warned[0]["file"] == "legacy/web.yaml", warned
+    assert warned[0]["line"] == TYPO_LINE and warned[0]["kind"] == "Deployment" and warned[0]["name"] == "web"
+    assert warned[0]["level"] == "warning"

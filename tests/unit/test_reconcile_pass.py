@@ -341,6 +341,112 @@ def test_already_terminating_pod_is_not_pruned_twice() -> None:
     assert second.events == [] and second.stop == []  # its stop is under way
 
 
+def _settle(w: World, passes: int = 3) -> list[Changes]:
+    return [w.step() for _ in range(passes)]
+
+
+def _bare_rs(replicas: int = 1) -> dict:
+    d = deployment(replicas=replicas)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": "web", "namespace": "default", "labels": {}, "annotations": {}},
+        "spec": {"replicas": replicas, "selector": d["spec"]["selector"], "template": d["spec"]["template"]},
+    }
+
+
+def test_a_released_replicaset_is_orphaned_not_pruned() -> None:
+    """Before: the Deployment released its ReplicaSet and the next pass pruned it as "removed from
+    git", so all its pods terminated at once. Kubernetes orphans it: the ownerReference goes, the
+    ReplicaSet and its pods stay. (The applier refuses a selector change of a live Deployment; the
+    pass is driven here with one, the only way a Deployment releases a ReplicaSet.)"""
+    d = deployment(replicas=2)
+    w = World(d)
+    _settle(w)
+    (old_rs,) = w.of_kind("ReplicaSet")
+    pod_uids = {p["metadata"]["uid"] for p in w.of_kind("Pod")}
+    d2 = copy.deepcopy(d)
+    d2["spec"]["selector"] = {"matchLabels": {"app": "web2"}}
+    d2["spec"]["template"]["metadata"]["labels"] = {"app": "web2"}
+    w.desired = {key(d2): d2}
+    changes = _settle(w, 4)
+    rs = w.live[key(old_rs)]
+    assert rs["metadata"]["uid"] == old_rs["metadata"]["uid"]
+    assert not [r for r in rs["metadata"].get("ownerReferences") or [] if r.get("controller")]
+    assert rs["spec"]["replicas"] == 2
+    live_pods = {p["metadata"]["uid"]: p for p in w.of_kind("Pod")}
+    for uid in pod_uids:
+        assert uid in live_pods and not live_pods[uid]["metadata"].get("deletionTimestamp")
+    assert not any(s.uid in pod_uids for ch in changes for s in ch.stop)
+    assert not [e for ch in changes for e in ch.events if e["reason"] == "Pruned"]
+
+
+def test_a_released_pod_is_orphaned_and_replaced_not_pruned() -> None:
+    """A pod its ReplicaSet no longer selects (relabelled) loses its ownerReference and keeps
+    running; the ReplicaSet makes a replacement (kubernetes/kubernetes
+    pkg/controller/controller_ref_manager.go ClaimPods, then syncReplicaSet)."""
+    rs = _bare_rs(replicas=1)
+    w = World(rs)
+    _settle(w)
+    (p,) = w.of_kind("Pod")
+    uid = p["metadata"]["uid"]
+    relabelled = copy.deepcopy(w.live[key(p)])
+    relabelled["metadata"]["labels"] = {"app": "other"}
+    w.live[key(p)] = relabelled
+    changes = _settle(w, 4)
+    released = w.live[key(p)]
+    assert released["metadata"]["uid"] == uid and not released["metadata"].get("deletionTimestamp")
+    assert not released["metadata"].get("ownerReferences")
+    assert uid in w.running and not any(s.uid == uid for ch in changes for s in ch.stop)
+    others = [q for q in w.of_kind("Pod") if q["metadata"]["uid"] != uid]
+    assert len(others) == 1 and others[0]["metadata"]["labels"] == {"app": "web"}
+    assert not [e for ch in changes for e in ch.events if e["reason"] == "Pruned"]
+
+
+def test_an_adopted_pod_from_git_is_released_when_relabelled_and_pruned_when_removed() -> None:
+    """A bare pod from git that a ReplicaSet adopted: relabelled in git, it is released (and stays:
+    git declares it); removed from git, it is pruned, though a controller owned it."""
+    rs = _bare_rs(replicas=2)
+    extra = pod("extra", labels={"app": "web"})
+    w = World(rs, extra)
+    _settle(w)
+    assert len(w.of_kind("Pod")) == 2  # the ReplicaSet adopted the pod from git and made one more
+    owned = w.live[key(extra)]
+    assert [r["kind"] for r in owned["metadata"]["ownerReferences"]] == ["ReplicaSet"]
+    relabelled = pod("extra", labels={"app": "other"})
+    w.desired[key(extra)] = relabelled
+    _settle(w)
+    free = w.live[key(extra)]
+    assert free["metadata"]["uid"] == owned["metadata"]["uid"] and not free["metadata"].get("deletionTimestamp")
+    assert not free["metadata"].get("ownerReferences")
+    assert len([q for q in w.of_kind("Pod") if q["metadata"]["labels"] == {"app": "web"}]) == 2
+
+    # adopted again (labels match once more), then removed from git: pruned like any git object
+    w.desired[key(extra)] = extra
+    _settle(w)
+    assert w.live[key(extra)]["metadata"].get("ownerReferences")
+    w.hold_stops = True
+    w.desired.pop(key(extra))
+    ch = w.step()
+    assert ("Pruned", "Pod", "extra") in reasons(ch)
+    assert w.live[key(extra)]["metadata"].get("deletionTimestamp")
+
+
+def test_objects_from_before_the_git_marker_are_still_pruned() -> None:
+    """Live objects written before gitship marked what git declared: one with no controller, no
+    generateName and no pod-template-hash label is git's; removed from git, it is pruned."""
+    w = World()
+    legacy = pod("a")
+    legacy["metadata"]["uid"] = "old-uid"
+    legacy["status"] = {"phase": "Running"}
+    w.live[key(legacy)] = legacy
+    w.running["old-uid"] = legacy["status"]
+    w.launched.add("old-uid")
+    w.hold_stops = True
+    ch = w.step()
+    assert reasons(ch) == [("Pruned", "Pod", "a")]
+
+
 # -- 2. garbage collection ---------------------------------------------------------------------------
 
 

@@ -1,0 +1,131 @@
+"""Fields that may not change once an object exists: a revision that changes one is rejected whole.
+
+Kubernetes rejects an update of ``spec.selector`` of a Deployment, ReplicaSet, StatefulSet,
+DaemonSet or Job (kubernetes/kubernetes pkg/apis/apps/validation/validation.go
+``ValidateDeploymentUpdate``, ``ValidateReplicaSetUpdate``, ``ValidateStatefulSetUpdate``,
+``ValidateDaemonSetUpdate``; pkg/apis/batch/validation ``ValidateJobUpdate``, each through
+``apivalidation.ValidateImmutableField``) with::
+
+    spec.selector: Invalid value: {...}: field is immutable
+
+Without the rule a selector change released the running ReplicaSet and started a new one at
+full size: the whole service went down at once. As in Kubernetes, deleting the object in one
+commit and declaring it again with another selector in a later one is allowed (the check is
+against the live object, and a deleted object is no longer live).
+
+Pure: desired manifests and live objects in, ``ManifestError``s out. The error's line is the
+document's; the applier, which can read the file, moves it to the field's own line
+(``manifests.yamlsafe.field_line``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from ..errors import ManifestError
+from ..manifests.model import Manifest
+from ..manifests.semantic import semantic
+from ..manifests.yamlsafe import compose, field_line
+from ..types import Key, Obj
+
+# kind -> the field paths that are immutable after creation. Only kinds gitship loads are
+# checked; the others are listed so the rule is in one place when they arrive.
+IMMUTABLE_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "Deployment": ("spec.selector",),
+    "ReplicaSet": ("spec.selector",),
+    "StatefulSet": ("spec.selector",),
+    "DaemonSet": ("spec.selector",),
+    "Job": ("spec.selector",),
+}
+
+# how to compare a field's two values (default: semantic equality, empty == absent)
+_SELECTOR_FIELDS = frozenset({"spec.selector"})
+
+IMMUTABLE_MESSAGE = "field is immutable"
+
+
+def field_value(obj: Obj, path: str) -> Any:
+    """The value at a dotted field path (``spec.selector``), or None when a step is missing."""
+    value: Any = obj
+    for step in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(step)
+    return value
+
+
+def selector_identity(selector: Any) -> Any:
+    """A LabelSelector as a value that compares by meaning: ``matchLabels`` as a set of pairs,
+    ``matchExpressions`` as a set of (key, operator, set of values); empty equals absent."""
+    sel = semantic(selector)
+    if not isinstance(sel, dict):
+        return sel
+    labels = sel.get("matchLabels") or {}
+    exprs = sel.get("matchExpressions") or []
+    rest = {k: v for k, v in sel.items() if k not in ("matchLabels", "matchExpressions")}
+    return (
+        frozenset(labels.items()) if isinstance(labels, dict) else json.dumps(labels, sort_keys=True),
+        frozenset(_expression_identity(e) for e in exprs) if isinstance(exprs, list) else json.dumps(exprs),
+        json.dumps(rest, sort_keys=True),
+    )
+
+
+def _expression_identity(expr: Any) -> Any:
+    if not isinstance(expr, dict):
+        return json.dumps(expr, sort_keys=True)
+    values = expr.get("values") or []
+    return (
+        expr.get("key"),
+        expr.get("operator"),
+        frozenset(str(v) for v in values) if isinstance(values, list) else json.dumps(values),
+    )
+
+
+def same_value(path: str, old: Any, new: Any) -> bool:
+    if path in _SELECTOR_FIELDS:
+        return bool(selector_identity(old) == selector_identity(new))
+    return bool(semantic(old) == semantic(new))
+
+
+def shown(value: Any) -> str:
+    """The rejected value as the message shows it (JSON, keys in order)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def immutable_field_errors(manifests: Sequence[Manifest], live: Mapping[Key, Obj]) -> list[ManifestError]:
+    """An error for each immutable field a manifest changes on an object that exists live."""
+    errors: list[ManifestError] = []
+    for m in manifests:
+        paths = IMMUTABLE_FIELDS.get(m.key[0])
+        current = live.get(m.key) if paths else None
+        if current is None or (current.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        for path in paths or ():
+            new = field_value(m.obj, path)
+            if same_value(path, field_value(current, path), new):
+                continue
+            message = f"Invalid value: {shown(new)}: {IMMUTABLE_MESSAGE}"
+            errors.append(ManifestError(m.source.file, message, m.source.line, m.source.document, path))
+    return errors
+
+
+def at_field_lines(errors: Sequence[ManifestError], read: Callable[[str], str | None]) -> list[ManifestError]:
+    """The errors with the line of their field (``spec.selector``) in the file as written.
+
+    ``read(file)`` gives a file's text (None: unreadable). A Jinja template keeps the document's
+    line: its text as written is not the YAML that was loaded."""
+    nodes: dict[str, list[Any]] = {}
+    out: list[ManifestError] = []
+    for e in errors:
+        if e.file.endswith(".j2") or not e.field:
+            out.append(e)
+            continue
+        if e.file not in nodes:
+            text = read(e.file)
+            nodes[e.file] = compose(text) if text is not None else []
+        docs = nodes[e.file]
+        out.append(replace(e, line=field_line(docs[e.document], e.field)) if e.document < len(docs) else e)
+    return out
