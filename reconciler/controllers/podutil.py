@@ -229,13 +229,16 @@ def _compare_for_deletion(a: Obj, b: Obj, now: float) -> int:
     if xa != xb:
         return -1 if xa > xb else 1
     # 8. newer creationTimestamp first
-    return _compare_times(
+    c = _compare_times(
         _timestamp(a["metadata"].get("creationTimestamp")),
         _timestamp(b["metadata"].get("creationTimestamp")),
         uid_a,
         uid_b,
         now,
     )
+    # 9. Kubernetes leaves the rest to its (unstable) sort; the UID keeps gitship's choice the same
+    # whatever order the pods came in, so a pass is a function of its input.
+    return c or (-1 if uid_a < uid_b else (1 if uid_a > uid_b else 0))
 
 
 def deletion_order(pods: list[Obj], now: float) -> list[Obj]:

@@ -421,7 +421,9 @@ def test_an_adopted_pod_from_git_is_released_when_relabelled_and_pruned_when_rem
     assert not free["metadata"].get("ownerReferences")
     assert len([q for q in w.of_kind("Pod") if q["metadata"]["labels"] == {"app": "web"}]) == 2
 
-    # adopted again (labels match once more), then removed from git: pruned like any git object
+    # adopted again (labels match once more; room for it, so no scale-down picks it), then removed
+    # from git: pruned like any git object
+    w.desired[key(rs)] = _bare_rs(replicas=3)
     w.desired[key(extra)] = extra
     _settle(w)
     assert w.live[key(extra)]["metadata"].get("ownerReferences")
