@@ -9,8 +9,11 @@ value of ``Changes``, and carries it out in a fixed order:
   2. the Service step: allocations, ClusterIPs made reachable, the proxy table, the DNS zone
   3. the runtime step: stop pods (after step 2, so a pod leaves the endpoints before it is
      sent SIGTERM; a pod that was a ready backend is stopped ENDPOINT_DRAIN_SECONDS after the
-     proxy dropped it), then start new ones
-  4. the statuses of the pods just started, written to the store
+     proxy dropped it), then start new ones: each ReplicaSet's in its slow-start batches
+     (1, 2, 4, ...), none after a batch the runtime refused a pod of
+  4. the statuses of the pods just started, written to the store; the live objects of pods the
+     runtime refused, or that a slow start skipped, removed (a pod whose creation failed does
+     not exist); what failed is handed to the next pass (``Memory.create_failures``)
 
 A crash at any point converges on restart: pods the runtime still runs are adopted, pods it
 lost are replaced by their owners, and pods it runs that no live object wants are stopped.
@@ -26,7 +29,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from runtime.base import Runtime
+from runtime.base import Runtime, RuntimeError_
 from runtime.net.dns import Zone
 
 from . import sync
@@ -37,6 +40,7 @@ from .errors import ManifestError
 from .log import Logger
 from .servicenet import Proxy, ServiceNetwork
 from .store import Store
+from .sync.model import CreateFailure, SlowStart
 from .types import Key, NsName, Obj
 
 if TYPE_CHECKING:
@@ -57,6 +61,91 @@ def _load_allocations(stored: dict[str, Any]) -> dict[NsName, svcctl.Allocation]
         ns, _, name = k.partition("/")
         out[(ns, name)] = svcctl.Allocation(v.get("clusterIP"), {str(p): n for p, n in v.get("nodePorts", {}).items()})
     return out
+
+
+def sandbox_event(pod: Obj, error: str, now: float, reconcile_id: str, revision: str | None) -> Obj:
+    """The Warning on a pod git declares when the runtime refuses it (it stays Pending)."""
+    m = pod["metadata"]
+    return {
+        "time": now,
+        "type": "Warning",
+        "reason": "FailedCreatePodSandBox",
+        "kind": "Pod",
+        "namespace": m["namespace"],
+        "name": m["name"],
+        "message": error,
+        "reconcile_id": reconcile_id,
+        "revision": revision,
+    }
+
+
+async def create_in_runtime(runtime: Runtime, cluster: Cluster, log: Logger, start: sync.PodStart) -> str | None:
+    """Ask the runtime for the pod, then show its status; the error when the runtime refuses it
+    (None: it runs the pod)."""
+    try:
+        await runtime.create_pod(start.pod)
+    except Exception as e:
+        m = start.pod["metadata"]
+        (log.warning if isinstance(e, RuntimeError_) else log.exception)(
+            "pod_start_failed", namespace=m["namespace"], name=m["name"], error=str(e)
+        )
+        return str(e) or type(e).__name__
+    st = runtime.status(start.uid)
+    live = cluster.get(start.key)
+    if st is not None and live is not None and live["metadata"].get("uid") == start.uid:
+        cluster.put({**live, "status": st})
+    return None
+
+
+class StartRound:
+    """One pass's pod starts, ReplicaSet by ReplicaSet, as kubernetes/kubernetes
+    pkg/controller/replicaset/replica_set.go slowStartBatch makes them: in batches of 1, 2, 4, ...;
+    a batch is tried only when every pod of the batches before it started, the pods of the
+    batches after one with a refusal are skipped. Refused and skipped pods do not exist (their
+    live objects were in the store before the runtime was asked, for crash consistency, and
+    go); the next pass learns what failed (``failures``: FailedCreate events, the ReplicaFailure
+    condition) and creates them again, starting again at a batch of one."""
+
+    def __init__(self) -> None:
+        self.failed_batch: dict[str, int] = {}  # controller uid -> the batch with a refusal
+        self.batches: dict[tuple[str, int], list[int]] = {}  # (controller uid, batch) -> [tried, refused]
+        self.owners: dict[str, Key] = {}
+        self.failures: dict[str, CreateFailure] = {}  # controller uid -> what failed, for the next pass
+        self.events: list[Obj] = []  # SuccessfulCreate of the pods that started; FailedCreatePodSandBox
+
+    def skips(self, ss: SlowStart) -> bool:
+        """A pod of a batch after one with a refusal: not tried (counted as skipped)."""
+        if ss.batch <= self.failed_batch.get(ss.owner_uid, ss.batch):
+            return False
+        f = self.failures[ss.owner_uid]
+        self.failures[ss.owner_uid] = CreateFailure(f.owner, f.errors, f.skipped + 1)
+        return True
+
+    def tried(self, ss: SlowStart, error: str | None) -> None:
+        self.owners[ss.owner_uid] = ss.owner
+        counts = self.batches.setdefault((ss.owner_uid, ss.batch), [0, 0])
+        counts[0] += 1
+        if error is None:
+            return
+        counts[1] += 1
+        self.failed_batch[ss.owner_uid] = ss.batch
+        f = self.failures.get(ss.owner_uid) or CreateFailure(ss.owner, ())
+        self.failures[ss.owner_uid] = CreateFailure(f.owner, (*f.errors, error), f.skipped)
+
+    def log(self, log: Logger, **fields: Any) -> None:
+        for (owner_uid, batch), (tried, refused) in self.batches.items():
+            _, ns, name = self.owners[owner_uid]
+            log.info("pod_create_batch", owner=f"{ns}/{name}", batch=batch, size=tried, refused=refused, **fields)
+        for f in self.failures.values():
+            _, ns, name = f.owner
+            log.warning(
+                "pod_create_failed",
+                owner=f"{ns}/{name}",
+                refused=len(f.errors),
+                skipped=f.skipped,
+                error=f.errors[0],
+                **fields,
+            )
 
 
 class Reconciler:
@@ -98,6 +187,7 @@ class Reconciler:
         self._terminating: dict[str, asyncio.Task[None]] = {}
         self._was_endpoint: set[str] = set()
         self.network = ServiceNetwork(runtime, proxy, publish_zone, log, self.kick)  # the Service step
+        self._create_failures: dict[str, CreateFailure] = {}  # for the next pass, by controller uid
 
     # -- life cycle -----------------------------------------------------------------
     async def start(self, adopted: dict[str, Obj]) -> None:
@@ -155,6 +245,8 @@ class Reconciler:
             uid = pod["metadata"]["uid"]
             if (st := rt.status(uid)) is not None:
                 statuses[uid] = st
+        # each refused creation reaches exactly one pass (its events, the ReplicaFailure condition)
+        failures, self._create_failures = self._create_failures, {}
         return sync.PassInput(
             desired=self.desired,
             live=self.cluster.objects,
@@ -172,6 +264,7 @@ class Reconciler:
                 template_commits=self.template_commits,
                 revision_info=self.revision_info,
                 net_warned=self.network.net_warned,
+                create_failures=failures,
             ),
             settings=self.settings,
             ids=self._ids,
@@ -203,8 +296,7 @@ class Reconciler:
         # 3. the runtime step
         for stop in changes.stop:
             self._stop_in_runtime(stop)
-        for start in changes.start:
-            await self._start_in_runtime(start)
+        await self._start_pods(changes.start)
         self._persist()
 
     def _report(self, changes: sync.Changes) -> None:
@@ -242,30 +334,40 @@ class Reconciler:
         await self.network.program(changes)
 
     # -- pods in the runtime --------------------------------------------------------------------
-    async def _start_in_runtime(self, start: sync.PodStart) -> None:
-        try:
-            await self.runtime.create_pod(start.pod)
-        except Exception as e:
-            m = start.pod["metadata"]
-            self.log.exception("pod_start_failed", name=m["name"], error=str(e))
-            event = {
-                "time": self.clock(),
-                "type": "Warning",
-                "reason": "FailedCreatePodSandBox",
-                "kind": "Pod",
-                "namespace": m["namespace"],
-                "name": m["name"],
-                "message": str(e),
-                "reconcile_id": self.reconcile_id,
-                "revision": self.revision,
-            }
-            self._log_event(event)
-            self.store.add_events([event])
-            return
-        st = self.runtime.status(start.uid)
+    async def _start_pods(self, starts: list[sync.PodStart]) -> None:
+        """Start the pods the pass decided on, each ReplicaSet's in its slow-start batches
+        (StartRound). Refused and skipped pods do not exist: their live objects go."""
+        round_ = StartRound()
+        for start in starts:
+            ss = start.slow_start
+            if ss is not None and round_.skips(ss):
+                self._drop(start)
+                continue
+            error = await create_in_runtime(self.runtime, self.cluster, self.log, start)
+            if ss is None:  # a pod git declares stays, Pending, as one whose sandbox the kubelet cannot make
+                if error is not None:
+                    round_.events.append(
+                        sandbox_event(start.pod, error, self.clock(), self.reconcile_id, self.revision)
+                    )
+                continue
+            round_.tried(ss, error)
+            if error is not None:
+                self._drop(start)
+            elif start.created_event is not None:
+                round_.events.append({**start.created_event, "time": self.clock()})
+        round_.log(self.log, pass_no=self.passes, reconcile_id=self.reconcile_id)
+        self._create_failures.update(round_.failures)
+        for e in round_.events:
+            self._log_event(e)
+        if round_.events:
+            self.store.add_events(round_.events)
+
+    def _drop(self, start: sync.PodStart) -> None:
+        """A pod whose creation failed or was skipped: it does not exist."""
+        self._launched.discard(start.uid)
         live = self.cluster.get(start.key)
-        if st is not None and live is not None and live["metadata"].get("uid") == start.uid:
-            self.cluster.put({**live, "status": st})
+        if live is not None and live["metadata"].get("uid") == start.uid:
+            self.cluster.delete(start.key)
 
     def _stop_in_runtime(self, stop: sync.PodStop) -> None:
         if stop.uid in self._terminating:

@@ -8,6 +8,11 @@ events). It re-runs the sync whenever pods of the namespace change and after
 ``requeue_after`` seconds. Randomness (pod-name suffix and uid) comes from the
 ``new_pod`` callable so the function stays deterministic.
 
+Creating a pod can fail (the runtime refuses it). As Kubernetes' ``podControl`` does, the
+create itself records ``SuccessfulCreate`` (``created_event``) or ``FailedCreate``
+(``failed_create_event``); the pods go in slow-start batches (``slow_start_batches``), and
+the next sync's status carries the ``ReplicaFailure`` condition (``with_replica_failure``).
+
 Like Kubernetes, the status describes the pods *observed* by this sync (before its own
 creates and deletes take effect); the next sync, triggered by those pod changes,
 reports the new counts.
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field
 
 from reconciler.controllers.podutil import (
     EVENT_NORMAL,
+    EVENT_WARNING,
     Event,
     controller_ref,
     deletion_order,
@@ -39,9 +45,14 @@ from reconciler.types import Obj
 
 BURST_REPLICAS = 500
 """At most this many pods are created or deleted by one sync."""
+SLOW_START_INITIAL_BATCH_SIZE = 1
+"""The first batch of pod creations in one sync; each next batch doubles (replica_set.go)."""
 
 REASON_SUCCESSFUL_CREATE = "SuccessfulCreate"
+REASON_FAILED_CREATE = "FailedCreate"
+REASON_FAILED_DELETE = "FailedDelete"
 REASON_SUCCESSFUL_DELETE = "SuccessfulDelete"
+COND_REPLICA_FAILURE = "ReplicaFailure"
 KIND_REPLICASET = "ReplicaSet"
 
 
@@ -112,13 +123,59 @@ def calculate_status(rs: Obj, owned: list[Obj], now: float) -> Obj:
     template_selector = from_match_labels(template_labels)
     mrs = _min_ready_seconds(rs)
     ready = [p for p in owned if is_pod_ready(p)]
-    return {
+    status: Obj = {
         "replicas": len(owned),
         "fullyLabeledReplicas": sum(1 for p in owned if template_selector.matches(_labels(p))),
         "readyReplicas": len(ready),
         "availableReplicas": sum(1 for p in ready if is_pod_available(p, mrs, now)),
         "observedGeneration": (rs.get("metadata") or {}).get("generation", 0),
     }
+    conditions = (rs.get("status") or {}).get("conditions")
+    if conditions:  # kept as they are: only a sync's outcome changes them (with_replica_failure)
+        status["conditions"] = copy.deepcopy(conditions)
+    return status
+
+
+def with_replica_failure(status: Obj, reason: str | None, message: str | None, now: float) -> Obj:
+    """The ReplicaFailure part of calculateStatus (replica_set_utils.go), on a copy of ``status``.
+
+    ``reason`` (``FailedCreate`` / ``FailedDelete``) and ``message`` describe the error of the
+    sync's pod creations or deletions, None when it had none. The condition is set when an
+    error happened and none is recorded (an existing one is kept as it is), and removed by a
+    sync without an error."""
+    conditions = list(status.get("conditions") or [])
+    current = next((c for c in conditions if c.get("type") == COND_REPLICA_FAILURE), None)
+    if reason is not None and current is None:
+        cond = {
+            "type": COND_REPLICA_FAILURE,
+            "status": "True",
+            "lastTransitionTime": to_rfc3339(now),
+            "reason": reason,
+            "message": message or "",
+        }
+        return {**status, "conditions": [*conditions, cond]}
+    if reason is None and current is not None:
+        rest = [c for c in conditions if c.get("type") != COND_REPLICA_FAILURE]
+        new = {k: v for k, v in status.items() if k != "conditions"}
+        if rest:
+            new["conditions"] = rest
+        return new
+    return status
+
+
+def slow_start_batches(count: int, initial: int = SLOW_START_INITIAL_BATCH_SIZE) -> list[int]:
+    """The batch sizes ``slowStartBatch`` (replica_set.go) creates ``count`` pods in: ``initial``,
+    then twice the last, the remainder last (10 -> 1, 2, 4, 3). A batch is tried only when every
+    creation of the batches before it succeeded; the pods of the batches not tried are skipped
+    (not created in this sync; the next sync starts again at ``initial``)."""
+    sizes: list[int] = []
+    remaining = count
+    size = min(remaining, initial)
+    while size > 0:
+        sizes.append(size)
+        remaining -= size
+        size = min(2 * size, remaining)
+    return sizes
 
 
 def pod_from_template(rs: Obj, suffix: str, uid: str, now: float) -> Obj:
@@ -145,9 +202,19 @@ def pod_from_template(rs: Obj, suffix: str, uid: str, now: float) -> Obj:
     }
 
 
-def _event(rs: Obj, reason: str, message: str) -> Event:
+def _event(rs: Obj, reason: str, message: str, type_: str = EVENT_NORMAL) -> Event:
     meta = rs["metadata"]
-    return Event(EVENT_NORMAL, reason, message, KIND_REPLICASET, meta.get("namespace", "default"), meta["name"])
+    return Event(type_, reason, message, KIND_REPLICASET, meta.get("namespace", "default"), meta["name"])
+
+
+def created_event(rs: Obj, pod_name: str) -> Event:
+    """What the create records once the pod exists (podControl.CreatePods)."""
+    return _event(rs, REASON_SUCCESSFUL_CREATE, f"Created pod: {pod_name}")
+
+
+def failed_create_event(rs: Obj, error: str) -> Event:
+    """What a failed create records (podControl.CreatePods: FailedCreatePodReason)."""
+    return _event(rs, REASON_FAILED_CREATE, f"Error creating: {error}", EVENT_WARNING)
 
 
 def sync_replicaset(
@@ -158,7 +225,8 @@ def sync_replicaset(
 ) -> RSResult:
     """One ReplicaSet sync: claim pods, create or delete toward ``spec.replicas``, status.
 
-    ``pods`` = every pod of the namespace; ``new_pod()`` returns (name suffix, uid).
+    ``pods`` = every pod of the namespace; ``new_pod()`` returns (name suffix, uid). The pods
+    to create carry no event: the create records one (``created_event``), after it happened.
     """
     owned, adopted, released = claim_pods(rs, pods)
     result = RSResult(adopt=adopted, release=released, status=calculate_status(rs, owned, now))
@@ -168,9 +236,7 @@ def sync_replicaset(
     if diff < 0:
         for _ in range(min(-diff, BURST_REPLICAS)):
             suffix, uid = new_pod()
-            pod = pod_from_template(rs, suffix, uid, now)
-            result.create.append(pod)
-            result.events.append(_event(rs, REASON_SUCCESSFUL_CREATE, f"Created pod: {pod['metadata']['name']}"))
+            result.create.append(pod_from_template(rs, suffix, uid, now))
     elif diff > 0:
         victims = deletion_order(owned, now)[: min(diff, BURST_REPLICAS)]
         for pod in victims:

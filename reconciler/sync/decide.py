@@ -1,17 +1,23 @@
 """The reconcile pass as one pure function: ``decide(PassInput) -> Changes``.
 
 Steps, in order (each reads what the previous ones wrote in the scratch copy of the live
-objects): observed pod statuses, `gitship delete pod` requests, git into live objects,
-Deployments, ReplicaSets, garbage collection (sync/objects.py), Services (sync/services.py),
-then the runtime step here: which pods to start and which to stop. The executor carries the
-answer out with the Service step's proxy table before the runtime step's stops, so a pod
+objects): observed pod statuses, the pod creations the runtime refused in the last pass (here),
+`gitship delete pod` requests, git into live objects, Deployments, ReplicaSets, garbage
+collection (sync/objects.py), Services (sync/services.py), then the runtime step here: which
+pods to start (each controller's in slow-start batches) and which to stop. The executor carries
+the answer out with the Service step's proxy table before the runtime step's stops, so a pod
 leaves the endpoints before it is sent SIGTERM.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..cluster import key_of
-from .model import Allocations, Changes, PassInput, PodStart, PodStop
+from ..controllers import replicaset as rsctl
+from ..controllers.podutil import Event, controller_ref
+from ..types import Obj
+from .model import Allocations, Changes, PassInput, PodStart, PodStop, SlowStart
 from .objects import (
     collect_garbage,
     observe_pods,
@@ -27,6 +33,7 @@ from .work import Work
 def decide(inp: PassInput) -> Changes:
     w = Work(inp)
     observe_pods(w)
+    observe_create_failures(w)
     request_deletions(w)
     sync_desired(w)
     sync_deployments(w)
@@ -86,4 +93,69 @@ def runtime_step(w: Work, allocations: Allocations, was_endpoint: set[str]) -> t
     for uid in sorted(running):
         if uid not in live_uids:
             stop(uid, None)
-    return starts, stops
+    return slow_start(w, starts), stops
+
+
+# -- pod creation: slow start and failures (kubernetes/kubernetes pkg/controller/replicaset) -------
+
+
+def observe_create_failures(w: Work) -> None:
+    """The pod creations the runtime refused in the last pass reach their ReplicaSets: a Warning
+    ``FailedCreate`` event per refused pod and the ``ReplicaFailure`` condition; a ReplicaSet
+    whose creations all went through (or that had none to make) loses the condition
+    (replica_set_utils.go calculateStatus). The Deployment step then copies the condition."""
+    failures = w.inp.memory.create_failures
+    for rs in w.cluster.of_kind("ReplicaSet"):
+        failure = failures.get(rs["metadata"]["uid"])
+        errors = failure.errors if failure is not None else ()
+        status = rs.get("status") or {}
+        reason = rsctl.REASON_FAILED_CREATE if errors else None
+        new = rsctl.with_replica_failure(status, reason, errors[0] if errors else None, w.now)
+        if new != status:
+            w.cluster.put({**rs, "status": new})
+        for error in errors:
+            w.controller_event(rsctl.failed_create_event(rs, error))
+
+
+def slow_start(w: Work, starts: list[PodStart]) -> list[PodStart]:
+    """The new pods of each ReplicaSet in its slow-start batches (replica_set.go slowStartBatch:
+    1, 2, 4, ...), each carrying the SuccessfulCreate event the executor writes once the runtime
+    has the pod. Pods no ReplicaSet creates (git's own) come first and start on their own."""
+    plain: list[PodStart] = []
+    groups: dict[str, list[PodStart]] = {}
+    owners = {rs["metadata"]["uid"]: rs for rs in w.cluster.of_kind("ReplicaSet")}
+    for start in starts:
+        ref = controller_ref(start.pod)
+        if ref is None or ref.get("uid") not in owners:
+            plain.append(start)
+        else:
+            groups.setdefault(ref["uid"], []).append(start)
+    out = plain
+    for owner_uid, group in groups.items():
+        rs = owners[owner_uid]
+        pods = iter(group)
+        for batch, size in enumerate(rsctl.slow_start_batches(len(group))):
+            for _ in range(size):
+                start = next(pods)
+                created = _record(w, rsctl.created_event(rs, start.key[2]))
+                out.append(
+                    dataclasses.replace(
+                        start, slow_start=SlowStart(owner_uid, key_of(rs), batch), created_event=created
+                    )
+                )
+    return out
+
+
+def _record(w: Work, ev: Event) -> Obj:
+    """An event record as ``Work.event`` writes it, for the executor to write later."""
+    return {
+        "time": w.now,
+        "type": ev.type,
+        "reason": ev.reason,
+        "kind": ev.kind,
+        "namespace": ev.namespace,
+        "name": ev.name,
+        "message": ev.message,
+        "reconcile_id": w.inp.reconcile_id,
+        "revision": w.inp.revision,
+    }

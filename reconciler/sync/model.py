@@ -61,6 +61,8 @@ class Memory:
     template_commits: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # "ns/deployment" -> commit
     revision_info: Mapping[str, Any] | None = None  # the applied commit (sha, author, subject)
     net_warned: Set[str] = frozenset()  # network Warnings in force: sent once, again after they cleared
+    # pod creations the runtime refused in the last pass: controller uid -> what failed (CreateFailure)
+    create_failures: Mapping[str, CreateFailure] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,30 @@ class PassInput:
     delete_requests: Mapping[str, float | None] = field(default_factory=dict)
 
 
+# -- pod creation: slow start and failures (kubernetes/kubernetes pkg/controller/replicaset) --------
+
+
+@dataclass(frozen=True)
+class SlowStart:
+    """A new pod's place in its controller's slow start (replica_set.go slowStartBatch): the pods
+    one controller creates in a pass go in batches of 1, 2, 4, ...; the executor tries a batch
+    only when every pod of the batches before it was created, and drops the pods it skips."""
+
+    owner_uid: str  # the controller (ReplicaSet) creating the pod
+    owner: Key
+    batch: int  # 0, 1, 2, ...: the batch of 1, 2, 4, ... pods the pod is in
+
+
+@dataclass(frozen=True)
+class CreateFailure:
+    """What one controller could not create in a pass: the runtime refused these pods, whose
+    live objects the executor then removed (a pod whose creation failed does not exist)."""
+
+    owner: Key
+    errors: tuple[str, ...]  # one per refused pod, in order (never empty)
+    skipped: int = 0  # pods of the batches after the failing one, not tried (and removed)
+
+
 @dataclass(frozen=True)
 class PodStart:
     """Start a pod in the runtime (after the live objects are in the store)."""
@@ -93,6 +119,8 @@ class PodStart:
     uid: str
     key: Key
     pod: Obj  # as the runtime gets it: the live pod plus the Services' environment variables
+    slow_start: SlowStart | None = None  # None: a pod no controller creates (git's): started on its own
+    created_event: Obj | None = None  # the controller's SuccessfulCreate record, written once the pod started
 
 
 @dataclass(frozen=True)

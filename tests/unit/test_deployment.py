@@ -697,3 +697,64 @@ def test_rollover_mid_rollout_keeps_bounds(replicas, surge, unavailable, rollove
             break
     else:
         raise AssertionError("rollover did not converge")
+
+
+# --- issue 11 item 8: ReplicaFailure copied from the ReplicaSets ---------------------------------
+# Kubernetes: pkg/controller/deployment/progress.go syncRolloutStatus / getReplicaFailures and
+# util.ReplicaSetToDeploymentCondition.
+
+
+def _rs_failure(message: str, at: float) -> dict:
+    return {
+        "type": "ReplicaFailure",
+        "status": "True",
+        "lastTransitionTime": to_rfc3339(at),
+        "reason": "FailedCreate",
+        "message": message,
+    }
+
+
+def test_replica_failure_is_copied_from_the_new_rs_and_removed_with_it():
+    world = healthy_world(make_deploy(3))
+    new = world.new_rs()
+    new["status"]["conditions"] = [_rs_failure("pod CIDR is exhausted", T0 + 1)]
+    world.step()
+    assert get_condition(world.deploy["status"], "ReplicaFailure") == {
+        "type": "ReplicaFailure",
+        "status": "True",
+        "lastUpdateTime": to_rfc3339(T0 + 1),
+        "lastTransitionTime": to_rfc3339(T0 + 1),
+        "reason": "FailedCreate",
+        "message": "pod CIDR is exhausted",
+    }
+    assert get_condition(world.deploy["status"], "Available")["status"] == "True"
+    # the RS's condition goes (a sync without an error): so does the Deployment's
+    world.new_rs()["status"].pop("conditions")
+    world.step()
+    assert get_condition(world.deploy["status"], "ReplicaFailure") is None
+
+
+def test_replica_failure_of_the_new_rs_wins_over_an_old_one():
+    world = healthy_world(make_deploy(3))
+    old_name = world.new_rs()["metadata"]["name"]
+    world.set_template(template("web:2"))
+    world.step()
+    new_name = world.new_rs()["metadata"]["name"]
+    assert new_name != old_name
+    world.rss[old_name]["status"]["conditions"] = [_rs_failure("old failure", T0 + 1)]
+    world.step()
+    assert get_condition(world.deploy["status"], "ReplicaFailure")["message"] == "old failure"
+    world.deploy["status"]["conditions"] = [
+        c for c in world.deploy["status"]["conditions"] if c["type"] != "ReplicaFailure"
+    ]
+    world.rss[new_name]["status"]["conditions"] = [_rs_failure("new failure", T0 + 2)]
+    world.step()
+    assert get_condition(world.deploy["status"], "ReplicaFailure")["message"] == "new failure"
+
+
+def test_replica_failure_without_a_progress_deadline():
+    world = healthy_world(make_deploy(2, progressDeadlineSeconds=None))
+    world.new_rs()["status"]["conditions"] = [_rs_failure("refused", T0 + 1)]
+    world.step()
+    assert get_condition(world.deploy["status"], "ReplicaFailure")["message"] == "refused"
+    assert get_condition(world.deploy["status"], "Progressing") is None

@@ -986,3 +986,151 @@ def test_a_udp_listener_failure_names_its_protocol() -> None:
     assert _ingress(w.svc()) == []
     [(reason, _, message)] = _warnings(ch)
     assert reason == "SyncLoadBalancerFailed" and "0.0.0.0:53/UDP" in message and "EACCES" in message
+
+
+# == issue 11 item 8: pods the runtime cannot create (slow start, ReplicaFailure, FailedCreate) =====
+# Kubernetes: pkg/controller/replicaset/replica_set.go (slowStartBatch, podControl events) and
+# replica_set_utils.go calculateStatus; pkg/controller/deployment/progress.go getReplicaFailures.
+
+import dataclasses  # noqa: E402
+
+from reconciler.sync.model import CreateFailure  # noqa: E402
+
+REFUSED = "pod CIDR 127.244.0.0/29 is exhausted"
+
+
+class Capacity(World):
+    """A World whose fake runtime refuses every pod beyond ``capacity``, and whose fake executor
+    starts pods as reconciler/reconcile.py does: in their slow-start batches, stopping after a
+    batch with a refusal, dropping the live objects of refused and skipped pods, and handing what
+    failed to the next pass (``Memory.create_failures``)."""
+
+    def __init__(self, *desired: dict, capacity: int) -> None:
+        super().__init__(*desired)
+        self.capacity = capacity
+        self.failures: dict[str, CreateFailure] = {}
+        self.tried: list[dict[str, list[int]]] = []  # per step: owner name -> sizes of the batches tried
+        self.created_events: list[dict] = []
+
+    def input(self, **kw: Any) -> PassInput:
+        inp = super().input(**kw)
+        return dataclasses.replace(inp, memory=dataclasses.replace(inp.memory, create_failures=dict(self.failures)))
+
+    def step(self, **kw: Any) -> Changes:
+        ch = decide(self.input(**kw))
+        for k in ch.delete:
+            self.live.pop(k, None)
+        for obj in ch.put:
+            self.live[key(obj)] = obj
+        if ch.allocations is not None:
+            self.allocations = ch.allocations
+        for s in ch.stop:
+            self.running.pop(s.uid, None)
+            self.launched.discard(s.uid)
+            if s.key is not None and (self.live.get(s.key) or {}).get("metadata", {}).get("uid") == s.uid:
+                del self.live[s.key]
+        self.failures = {}
+        failed_at: dict[str, int] = {}
+        tried: dict[str, list[int]] = {}
+        for s in ch.start:
+            ss = s.slow_start
+            if ss is not None and ss.batch > failed_at.get(ss.owner_uid, ss.batch):
+                f = self.failures[ss.owner_uid]
+                self.failures[ss.owner_uid] = dataclasses.replace(f, skipped=f.skipped + 1)
+                del self.live[s.key]
+                continue
+            if ss is not None:
+                sizes = tried.setdefault(ss.owner[2], [])
+                sizes += [0] * (ss.batch + 1 - len(sizes))
+                sizes[ss.batch] += 1
+            if len(self.running) >= self.capacity:
+                assert ss is not None, "only controllers' pods here"
+                f = self.failures.get(ss.owner_uid) or CreateFailure(ss.owner, ())
+                self.failures[ss.owner_uid] = dataclasses.replace(f, errors=(*f.errors, REFUSED))
+                failed_at[ss.owner_uid] = ss.batch
+                del self.live[s.key]
+                continue
+            self.launched.add(s.uid)
+            self.running[s.uid] = ready_status(f"127.244.0.{next(self._ips)}", self.now)
+            if s.created_event is not None:
+                self.created_events.append(s.created_event)
+        self.tried.append(tried)
+        self.now += 1
+        return ch
+
+
+def _cond(obj: dict, ctype: str) -> dict | None:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == ctype), None)
+
+
+def test_new_pods_start_in_slow_start_batches_per_replicaset() -> None:
+    w = World(deployment("a", replicas=6), deployment("b", replicas=3), pod("bare"))
+    ch = w.step()
+    assert [s.slow_start for s in ch.start if s.key[2] == "bare"] == [None]
+    by_owner: dict[str, list[int]] = {}
+    for s in ch.start:
+        if s.slow_start is not None:
+            by_owner.setdefault(s.slow_start.owner[2].split("-")[0], []).append(s.slow_start.batch)
+    assert by_owner == {"a": [0, 1, 1, 2, 2, 2], "b": [0, 1, 1]}
+    # the SuccessfulCreate event comes with the start (written once the runtime has the pod)
+    assert not [e for e in ch.events if e["reason"] == "SuccessfulCreate"]
+    for s in ch.start:
+        if s.slow_start is None:
+            assert s.created_event is None
+            continue
+        ev = s.created_event
+        assert ev is not None and (ev["type"], ev["reason"], ev["kind"], ev["name"]) == (
+            "Normal",
+            "SuccessfulCreate",
+            "ReplicaSet",
+            s.slow_start.owner[2],
+        )
+        assert ev["message"] == f"Created pod: {s.key[2]}"
+
+
+def test_refused_creations_slow_start_and_set_replica_failure() -> None:
+    w = Capacity(deployment("web", replicas=10), capacity=5)
+    # one pass: the Deployment, its ReplicaSet and the pods, in batches of 1, 2, 4: two of the 4
+    # are refused, so the last batch (3 pods) is skipped
+    w.step()
+    (rs,) = w.of_kind("ReplicaSet")
+    assert w.tried[-1] == {rs["metadata"]["name"]: [1, 2, 4]}
+    assert len(w.of_kind("Pod")) == 5 and len(w.running) == 5
+    (failure,) = w.failures.values()
+    assert failure.errors == (REFUSED, REFUSED) and failure.skipped == 3
+    assert len(w.created_events) == 5
+
+    ch = w.step()  # the failure reaches the ReplicaSet and the Deployment; one more try, of 1
+    (rs,) = w.of_kind("ReplicaSet")
+    cond = _cond(rs, "ReplicaFailure")
+    assert cond is not None and (cond["status"], cond["reason"], cond["message"]) == ("True", "FailedCreate", REFUSED)
+    dcond = _cond(w.live[("Deployment", "default", "web")], "ReplicaFailure")
+    assert dcond is not None and (dcond["status"], dcond["reason"], dcond["message"]) == (
+        "True",
+        "FailedCreate",
+        REFUSED,
+    )
+    failed = [e for e in ch.events if e["reason"] == "FailedCreate"]
+    assert [(e["type"], e["kind"], e["name"], e["message"]) for e in failed] == [
+        ("Warning", "ReplicaSet", rs["metadata"]["name"], f"Error creating: {REFUSED}")
+    ] * 2
+    assert w.tried[-1] == {rs["metadata"]["name"]: [1]}
+    for _ in range(3):  # never more than one try a pass while the runtime refuses
+        w.step()
+        assert w.tried[-1] == {rs["metadata"]["name"]: [1]}
+        assert _cond(w.of_kind("ReplicaSet")[0], "ReplicaFailure") == cond  # kept as it was set
+
+    w.desired[("Deployment", "default", "web")] = deployment("web", replicas=5)  # what fits
+    for _ in range(4):
+        w.step()
+    (rs,) = w.of_kind("ReplicaSet")
+    assert _cond(rs, "ReplicaFailure") is None
+    assert _cond(w.live[("Deployment", "default", "web")], "ReplicaFailure") is None
+    assert w.tried[-1] == {} and w.failures == {}
+
+
+def test_failure_of_a_gone_controller_is_ignored() -> None:
+    w = Capacity(deployment("web", replicas=1), capacity=5)
+    w.failures = {"no-such-uid": CreateFailure(("ReplicaSet", "default", "gone"), (REFUSED,))}
+    ch = w.step()
+    assert not [e for e in ch.events if e["reason"] == "FailedCreate"]

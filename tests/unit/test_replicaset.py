@@ -119,9 +119,7 @@ def test_replaces_a_deleted_pod():
     assert pod["metadata"]["ownerReferences"] == [owner_ref(rs)]
     assert pod["metadata"]["ownerReferences"][0]["blockOwnerDeletion"] is True
     assert pod["spec"] == rs["spec"]["template"]["spec"] and pod["spec"] is not rs["spec"]["template"]["spec"]
-    assert [(e.type, e.reason, e.message, e.kind, e.name) for e in res.events] == [
-        ("Normal", "SuccessfulCreate", "Created pod: web-abc-xyz12", "ReplicaSet", "web-abc")
-    ]
+    assert res.events == []  # SuccessfulCreate comes with the create itself (created_event)
     assert res.status["replicas"] == 2
 
 
@@ -227,3 +225,82 @@ def test_status_counts_and_min_ready_seconds():
     assert not is_pod_available(pods[1], 30, T0 + 20)  # strictly after minReadySeconds
     assert requeue_after(make_rs(4), pods, T0) is None
     assert pod_ready_since(pods[0]) == T0 - 100 and pod_ready_since(pods[2]) is None
+
+
+# --- issue 11 item 8: creation failures and slow start ----------------------------------------
+# Kubernetes: pkg/controller/replicaset/replica_set.go (slowStartBatch, burstReplicas) and
+# replica_set_utils.go (calculateStatus: the ReplicaFailure condition).
+
+
+def test_slow_start_batches_double_from_one():
+    from reconciler.controllers.replicaset import BURST_REPLICAS, slow_start_batches
+
+    assert slow_start_batches(0) == []
+    assert slow_start_batches(1) == [1]
+    assert slow_start_batches(2) == [1, 1]
+    assert slow_start_batches(6) == [1, 2, 3]
+    assert slow_start_batches(10) == [1, 2, 4, 3]
+    assert slow_start_batches(15) == [1, 2, 4, 8]
+    burst = slow_start_batches(BURST_REPLICAS)
+    assert burst == [1, 2, 4, 8, 16, 32, 64, 128, 245] and sum(burst) == 500
+    assert slow_start_batches(5, initial=2) == [2, 3]
+
+
+def test_creation_events_come_from_the_create_not_the_decision():
+    # the SuccessfulCreate event is recorded when the pod was created (podControl.CreatePods):
+    # a pod the runtime refused or a later batch skipped never gets one
+    from reconciler.controllers.replicaset import created_event, failed_create_event
+
+    res = sync_replicaset(make_rs(3), [], T0, counter())
+    assert len(res.create) == 3 and res.events == []
+    ev = created_event(make_rs(), "web-abc-xyz12")
+    assert (ev.type, ev.reason, ev.message, ev.kind, ev.name) == (
+        "Normal",
+        "SuccessfulCreate",
+        "Created pod: web-abc-xyz12",
+        "ReplicaSet",
+        "web-abc",
+    )
+    ev = failed_create_event(make_rs(), "pod CIDR 127.1.0.0/30 is exhausted")
+    assert (ev.type, ev.reason, ev.message, ev.kind, ev.name) == (
+        "Warning",
+        "FailedCreate",
+        "Error creating: pod CIDR 127.1.0.0/30 is exhausted",
+        "ReplicaSet",
+        "web-abc",
+    )
+
+
+def _failure_cond(status: dict) -> dict | None:
+    return next((c for c in status.get("conditions") or [] if c["type"] == "ReplicaFailure"), None)
+
+
+def test_replica_failure_condition_set_kept_and_removed():
+    from reconciler.controllers.replicaset import with_replica_failure
+
+    base = {"replicas": 2, "readyReplicas": 2}
+    failed = with_replica_failure(base, "FailedCreate", "pod CIDR is exhausted", T0)
+    assert base == {"replicas": 2, "readyReplicas": 2}  # the status given is not changed
+    assert _failure_cond(failed) == {
+        "type": "ReplicaFailure",
+        "status": "True",
+        "lastTransitionTime": to_rfc3339(T0),
+        "reason": "FailedCreate",
+        "message": "pod CIDR is exhausted",
+    }
+    # a later failure keeps the condition as it is (calculateStatus sets it only when absent)
+    again = with_replica_failure(failed, "FailedCreate", "another error", T0 + 5)
+    assert _failure_cond(again) == _failure_cond(failed)
+    # a sync without an error removes it
+    ok = with_replica_failure(again, None, None, T0 + 10)
+    assert _failure_cond(ok) is None and ok["replicas"] == 2
+    assert with_replica_failure(base, None, None, T0) == base
+
+
+def test_status_keeps_conditions_it_does_not_own():
+    rs = make_rs(2)
+    cond = {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": "x"}
+    rs["status"] = {"replicas": 1, "conditions": [cond]}
+    res = sync_replicaset(rs, [make_pod("a"), make_pod("b")], T0, counter())
+    assert res.status["conditions"] == [cond] and res.status["replicas"] == 2
+    assert "conditions" not in sync_replicaset(make_rs(2), [], T0, counter()).status

@@ -1,8 +1,9 @@
 """Status and conditions of a Deployment (docs/kubernetes.md §1.10).
 
 Kubernetes: ``calculateStatus`` and ``syncDeploymentStatus`` in kubernetes/kubernetes
-pkg/controller/deployment/sync.go; ``syncRolloutStatus`` and ``requeueStuckDeployment`` in
-pkg/controller/deployment/progress.go; ``checkPausedConditions`` in sync.go.
+pkg/controller/deployment/sync.go; ``syncRolloutStatus``, ``getReplicaFailures`` and
+``requeueStuckDeployment`` in pkg/controller/deployment/progress.go; ``checkPausedConditions``
+in sync.go.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from reconciler.controllers.deployment.state import SyncState
 from reconciler.controllers.deployment.util import (
     COND_AVAILABLE,
     COND_PROGRESSING,
+    COND_REPLICA_FAILURE,
     REASON_MIN_AVAILABLE,
     REASON_MIN_UNAVAILABLE,
     REASON_NEW_RS_AVAILABLE,
@@ -22,11 +24,13 @@ from reconciler.controllers.deployment.util import (
     REASON_TIMED_OUT,
     deployment_complete,
     get_condition,
+    by_creation,
     has_progress_deadline,
     meta,
     new_condition,
     progressed,
     remove_condition,
+    rs_to_deployment_condition,
     set_condition,
     spec_replicas,
     status_count,
@@ -68,19 +72,34 @@ def calculate_status(s: SyncState, new_rs: Obj | None) -> Obj:
 
 
 def sync_rollout_status(s: SyncState, new_rs: Obj | None) -> Obj:
-    """``syncRolloutStatus``: status plus the Progressing condition."""
+    """``syncRolloutStatus``: status plus the Progressing and ReplicaFailure conditions."""
     new_status = calculate_status(s, new_rs)
     if not has_progress_deadline(s.d):
         remove_condition(new_status, COND_PROGRESSING)
-        return new_status
+    elif not _complete_before(s, new_status):
+        _estimate_progress(s, new_rs, new_status)
+        requeue_stuck(s, new_status)
+    failure = replica_failure(s, new_rs)
+    if failure is not None:
+        set_condition(new_status, failure)
+    else:
+        remove_condition(new_status, COND_REPLICA_FAILURE)
+    return new_status
+
+
+def _complete_before(s: SyncState, new_status: Obj) -> bool:
+    """The latest rollout completed already: a resync, no progress to estimate."""
     current = get_condition(s.status, COND_PROGRESSING)
-    complete_before = (
+    return (
         new_status["replicas"] == new_status["updatedReplicas"]
         and current is not None
         and current.get("reason") == REASON_NEW_RS_AVAILABLE
     )
-    if complete_before:
-        return new_status
+
+
+def _estimate_progress(s: SyncState, new_rs: Obj | None, new_status: Obj) -> None:
+    """The Progressing condition: complete, progressing, or timed out."""
+    current = get_condition(s.status, COND_PROGRESSING)
     subject = f'ReplicaSet "{new_rs["metadata"]["name"]}"' if new_rs is not None else f'Deployment "{s.name}"'
     if deployment_complete(s.d, new_status):
         cond = new_condition(
@@ -99,8 +118,17 @@ def sync_rollout_status(s: SyncState, new_rs: Obj | None) -> Obj:
             COND_PROGRESSING, "False", REASON_TIMED_OUT, f"{subject} has timed out progressing.", s.now
         )
         set_condition(new_status, cond)
-    requeue_stuck(s, new_status)
-    return new_status
+
+
+def replica_failure(s: SyncState, new_rs: Obj | None) -> Obj | None:
+    """``getReplicaFailures``: the new ReplicaSet's ReplicaFailure condition, else an old one's
+    (oldest first), as a Deployment condition; None when no ReplicaSet has one."""
+    owned = [rs for rs in by_creation(s.owned) if new_rs is None or meta(rs).get("uid") != meta(new_rs).get("uid")]
+    for rs in ([new_rs] if new_rs is not None else []) + owned:
+        cond = get_condition(rs.get("status") or {}, COND_REPLICA_FAILURE)
+        if cond is not None:
+            return rs_to_deployment_condition(cond)
+    return None
 
 
 def timed_out(s: SyncState, status: Obj) -> bool:

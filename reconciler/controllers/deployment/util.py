@@ -211,6 +211,19 @@ def remove_condition(status: Obj, ctype: str) -> None:
     status["conditions"] = [c for c in conditions(status) if c.get("type") != ctype]
 
 
+def rs_to_deployment_condition(cond: Obj) -> Obj:
+    """``ReplicaSetToDeploymentCondition``: a ReplicaSet condition as the Deployment shows it
+    (its lastTransitionTime is both of the Deployment condition's times)."""
+    return {
+        "type": cond["type"],
+        "status": cond["status"],
+        "lastUpdateTime": cond.get("lastTransitionTime"),
+        "lastTransitionTime": cond.get("lastTransitionTime"),
+        "reason": cond.get("reason", ""),
+        "message": cond.get("message", ""),
+    }
+
+
 # --- completeness and progress ----------------------------------------------------------
 
 
