@@ -194,3 +194,12 @@ def changed(before: dict[Key, Obj], after: dict[Key, Obj]) -> list[Obj]:
     """What a watch reports between two looks: new and changed objects, then deleted ones as last seen."""
     out = [o for k, o in after.items() if before.get(k) != o]
     return out + [o for k, o in before.items() if k not in after]
+
+
+def without_managed_fields(obj: Obj) -> Obj:
+    """``obj`` without ``metadata.managedFields``, as kubectl prints objects unless asked
+    (``--show-managed-fields``; kubectl's get hides them since 1.21)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}

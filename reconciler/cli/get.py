@@ -160,6 +160,8 @@ def cmd_get(args: argparse.Namespace) -> int:
             die("you may only specify a single resource type")
         return watch(args, wanted[0].kind, wanted[0].names, (fmt, parsed, table_options(args)), render_objects)
     items, missing = collect(args, wanted)
+    if not args.show_managed_fields:
+        items = [(k, getprint.without_managed_fields(o)) for k, o in items]
     if args.sort_by:
         items = sort_items(items, args.sort_by)
     objs = [o for _, o in items]
@@ -185,6 +187,7 @@ def add_get(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s.add_argument("-A", "--all-namespaces", action="store_true")
     s.add_argument("-o", "--output", help="wide, json, yaml, name, jsonpath=..., jsonpath-file=..., custom-columns=...")
     s.add_argument("--show-labels", action="store_true", help="a LABELS column, last")
+    s.add_argument("--show-managed-fields", action="store_true", help="keep metadata.managedFields in -o json|yaml")
     s.add_argument("-L", "--label-columns", action="append", metavar="KEY[,KEY...]", help="a column per label key")
     s.add_argument("--sort-by", metavar="JSONPATH", help="sort by this field, e.g. '{.metadata.name}'")
     s.add_argument("-w", "--watch", action="store_true", help="after listing, print each change")

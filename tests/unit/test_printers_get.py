@@ -167,3 +167,13 @@ def test_output_formats() -> None:
     for bad in ("xml", "jsonpath", "jsonpath="):
         with pytest.raises(SystemExit):
             cli_get.output_format(bad)
+
+
+def test_managed_fields_are_hidden_unless_asked() -> None:
+    from reconciler.getprint import without_managed_fields
+
+    obj = {"kind": "Pod", "metadata": {"name": "a", "managedFields": [{"manager": "gitship"}]}}
+    assert without_managed_fields(obj) == {"kind": "Pod", "metadata": {"name": "a"}}
+    assert obj["metadata"]["managedFields"]  # the input is not touched
+    plain = {"kind": "Pod", "metadata": {"name": "a"}}
+    assert without_managed_fields(plain) is plain
