@@ -107,10 +107,6 @@ def _reachable_from_containers(host: str) -> bool:
     return False
 
 
-def default_state_dir() -> str:
-    return os.environ.get("GITSHIP_STATE_DIR") or os.path.join(os.path.expanduser("~"), ".gitship")
-
-
 class Daemon:
     def __init__(self, opts: Options):
         self.opts = opts

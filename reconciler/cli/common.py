@@ -52,7 +52,7 @@ def die(msg: str, code: int = 1) -> NoReturn:
 
 
 def state_dir(args: argparse.Namespace) -> str:
-    from reconciler.daemon import default_state_dir
+    from reconciler.paths import default_state_dir
 
     return os.path.abspath(args.state_dir or default_state_dir())
 
