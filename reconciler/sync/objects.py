@@ -32,6 +32,7 @@ from ..cluster import controller_uid, key_of
 from ..controllers import deployment as deployctl
 from ..controllers import replicaset as rsctl
 from ..controllers.podutil import owner_ref, to_rfc3339
+from ..manifests.semantic import semantic
 from ..plan import plan
 from ..types import Key, Obj
 from .work import Work
@@ -103,9 +104,11 @@ def user_annotations(meta: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def git_view(obj: Obj) -> Obj:
-    """The part of an object git decides: labels, annotations (not the controllers' own), spec."""
+    """The part of an object git decides: labels, annotations (not the controllers' own), spec;
+    compared as Kubernetes compares objects, where an empty value equals an absent one."""
     m = obj["metadata"]
-    return {"labels": m.get("labels"), "annotations": user_annotations(m), "spec": obj.get("spec")}
+    view: Obj = semantic({"labels": m.get("labels"), "annotations": user_annotations(m), "spec": obj.get("spec")})
+    return view
 
 
 def new_object(w: Work, d: Obj) -> Obj:
@@ -129,7 +132,7 @@ def updated_object(live: Obj, d: Obj) -> Obj:
     new["metadata"]["annotations"] = {**copy.deepcopy(dm.get("annotations", {})), **managed}
     if "spec" in d:
         new["spec"] = copy.deepcopy(d["spec"])
-    spec_changed = live.get("spec") != d.get("spec")
+    spec_changed = semantic(live.get("spec")) != semantic(d.get("spec"))
     if (spec_changed or user_annotations(lm) != user_annotations(dm)) and live["kind"] != "Pod":
         new["metadata"]["generation"] = int(lm.get("generation", 1)) + 1
     return new
@@ -194,7 +197,7 @@ def sync_desired(w: Work) -> None:
         if a.op == "create":
             w.cluster.put(new_object(w, desired[a.key]))
             w.event("Normal", "Created", kind, ns, name, f"created from git ({kind} {name})")
-        elif a.op == "update" and kind == "Pod" and live[a.key]["spec"] != desired[a.key]["spec"]:
+        elif a.op == "update" and kind == "Pod" and semantic(live[a.key]["spec"]) != semantic(desired[a.key]["spec"]):
             # pod specs are immutable in Kubernetes: a changed bare pod is replaced
             w.terminate(live[a.key], keep=False)
             w.cluster.put(new_object(w, desired[a.key]))

@@ -276,6 +276,25 @@ def test_changed_bare_pod_is_replaced_and_stopped_after_the_service_step() -> No
     assert [s.uid for s in ch.start] == [new["metadata"]["uid"]]
 
 
+def test_spelling_out_empty_values_changes_nothing() -> None:
+    """Empty equals absent, as Kubernetes compares objects: a bare pod that gains `resources: {}`
+    and `env: []` is not replaced, and a Deployment that gains them keeps its generation."""
+    w = World(pod("a"), deployment("d"))
+    _settle(w)
+    uid = w.live[("Pod", "default", "a")]["metadata"]["uid"]
+    generation = w.live[("Deployment", "default", "d")]["metadata"]["generation"]
+    spelled = pod("a")
+    spelled["spec"]["containers"][0].update({"resources": {}, "env": []})
+    spelled["metadata"]["creationTimestamp"] = None
+    d = deployment("d")
+    d["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {}}
+    w.desired = {("Pod", "default", "a"): spelled, ("Deployment", "default", "d"): d}
+    changes = _settle(w)
+    assert w.live[("Pod", "default", "a")]["metadata"]["uid"] == uid
+    assert w.live[("Deployment", "default", "d")]["metadata"]["generation"] == generation
+    assert all(c.stop == [] for c in changes)
+
+
 def test_bare_pod_label_change_is_an_update_not_a_replacement() -> None:
     w = World(pod("a"))
     w.step()
