@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -133,16 +134,22 @@ class Gitship:
             cwd=str(ROOT),
             start_new_session=True,
         )
-        wait_for(
-            lambda: os.path.exists(os.path.join(self.state_dir, "gitship.sock")) or self._died(),
-            60,
-            what="gitship up to start",
-        )
+        # The daemon answers on its socket once it has installed its signal handlers and adopted
+        # what runs. A socket file alone proves nothing: a daemon killed with -9 leaves one behind.
+        wait_for(lambda: self._answers() or self._died(), 60, what="gitship up to start")
         if self.proc.poll() is not None:
             raise AssertionError(f"gitship up exited {self.proc.returncode}: {self.output()}")
         if wait_applied:
             wait_for(lambda: self.status()["status"].get("lastAttemptedRevision"), 60, what="the first revision")
         return self
+
+    def _answers(self) -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            try:
+                sock.connect(os.path.join(self.state_dir, "gitship.sock"))
+            except OSError:
+                return False
+        return True
 
     def _died(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None
