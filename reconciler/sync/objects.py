@@ -31,6 +31,7 @@ from .. import annotation_keys as keys
 from ..cluster import controller_uid, key_of
 from ..controllers import deployment as deployctl
 from ..controllers import replicaset as rsctl
+from ..controllers import service as svcctl
 from ..controllers.podutil import owner_ref, to_rfc3339
 from ..manifests.semantic import semantic
 from ..plan import plan
@@ -188,10 +189,19 @@ def managed_by_git(w: Work) -> dict[Key, Obj]:
     return {key_of(o): o for o in w.cluster if key_of(o) in desired or declared_by_git(o)}
 
 
+def as_live(w: Work, d: Obj) -> Obj:
+    """Git's object as the pass keeps it live, so that an unchanged object compares equal: a
+    Service shows its defaults and allocation (clusterIP, nodePorts), which git never writes."""
+    if d.get("kind") != "Service":
+        return d
+    alloc = w.inp.memory.allocations.get((d["metadata"]["namespace"], d["metadata"]["name"]))
+    return svcctl.service_view(d, alloc, None) if alloc is not None else d
+
+
 def sync_desired(w: Work) -> None:
     desired = w.inp.desired
     live = managed_by_git(w)
-    actions = plan({k: git_view(o) for k, o in live.items()}, {k: git_view(d) for k, d in desired.items()})
+    actions = plan({k: git_view(o) for k, o in live.items()}, {k: git_view(as_live(w, d)) for k, d in desired.items()})
     for a in actions:
         kind, ns, name = a.key
         if a.op == "create":

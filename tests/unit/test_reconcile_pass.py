@@ -295,6 +295,24 @@ def test_spelling_out_empty_values_changes_nothing() -> None:
     assert all(c.stop == [] for c in changes)
 
 
+def test_an_unchanged_service_is_left_alone() -> None:
+    """Git never writes the clusterIP or the defaults the Service step fills in: an unchanged
+    Service is not rewritten every pass and its generation stays 1; a real change still bumps it."""
+    w = World(pod("a"), service("s"))
+    _settle(w)
+    ch = w.step()
+    assert [o["kind"] for o in ch.put if o["kind"] == "Service"] == []
+    live = w.live[("Service", "default", "s")]
+    assert live["metadata"]["generation"] == 1 and live["spec"]["clusterIP"]
+    changed = service("s")
+    changed["spec"]["ports"][0]["port"] = 81
+    w.desired[("Service", "default", "s")] = changed
+    _settle(w)
+    live = w.live[("Service", "default", "s")]
+    assert live["metadata"]["generation"] == 2 and live["spec"]["ports"][0]["port"] == 81
+    assert live["spec"]["clusterIP"]
+
+
 def test_bare_pod_label_change_is_an_update_not_a_replacement() -> None:
     w = World(pod("a"))
     w.step()
