@@ -278,7 +278,9 @@ def _kill_leftovers(tmp_path: Path) -> None:
             if isinstance(data.get("containers"), dict)
             else data.get("containers") or []
         ):
-            pid = c.get("pid") if isinstance(c, dict) else None
+            if not isinstance(c, dict):
+                continue
+            pid = c.get("pid") or (c.get("process") or {}).get("pid")  # the state file's old and new shape
             if pid:
                 try:
                     os.killpg(int(pid), signal.SIGKILL)
