@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 Pod = dict[str, Any]
@@ -56,25 +56,6 @@ OnChange = Callable[[str], None]
 
 class RuntimeError_(Exception):
     """A runtime could not do what was asked (engine down, bad pod spec)."""
-
-
-@dataclass(frozen=True)
-class ImageRule:
-    """The in-process runtime's form of one entry of the image map (``gitship.yaml`` ``images:``).
-
-    Callers pass plain dicts to ``Runtime.set_image_rules``; this is the runtime's own type.
-
-    ``pattern`` is an fnmatch-style image reference (``qinchaowhut/allen:*``);
-    ``command`` is the argv the in-process runtime runs for a container of that
-    image that has no ``command`` of its own (``args`` still apply, as in
-    Kubernetes they replace the image's CMD); ``workingDir`` is relative to the
-    repository checkout when not absolute.
-    """
-
-    pattern: str
-    command: tuple[str, ...]
-    working_dir: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -42,13 +42,13 @@ from typing import Any
 
 import structlog
 
-from ..base import ImageRule, OnChange
+from ..base import OnChange
 from ..kernel import go_duration, rfc3339, should_restart, with_defaults
 from ..kernel.phase import terminated
 from ..probes import ProbeWorker, make_check
 from . import procid
 from .probes import exec_check
-from .resolve import StartError, Waiting, resolve
+from .resolve import ImageRule, StartError, Waiting, resolve
 from .state import Container, PodState, group_gone, reap
 
 log = structlog.get_logger("runtime.inprocess")

@@ -21,9 +21,9 @@ import os
 import shutil
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..base import ImageRule
 from ..kernel import ConfigError, container_argv, container_env
 from ..kernel.env import implicit_env
 from . import procid
@@ -44,14 +44,31 @@ class Waiting(Exception):
         self.reason, self.message = reason, message
 
 
+@dataclass(frozen=True)
+class ImageRule:
+    """The in-process runtime's form of one entry of the image map (``gitship.yaml`` ``images:``).
+
+    Callers pass plain dicts to ``Runtime.set_image_rules``; this is this runtime's own type.
+
+    ``pattern`` is an fnmatch-style image reference (``qinchaowhut/allen:*``);
+    ``command`` is the argv the in-process runtime runs for a container of that
+    image that has no ``command`` of its own (``args`` still apply, as in
+    Kubernetes they replace the image's CMD); ``workingDir`` is relative to the
+    repository checkout when not absolute.
+    """
+
+    pattern: str
+    command: tuple[str, ...]
+    working_dir: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
 class StartError(Exception):
     """The container's process could not be started (like a runtime's StartError, exit 128)."""
 
 
-def to_rule(rule: ImageRule | Mapping[str, Any]) -> ImageRule:
+def to_rule(rule: Mapping[str, Any]) -> ImageRule:
     """A gitship.yaml ``images:`` entry ({"image", "command", "workingDir", "env"}) as an ImageRule."""
-    if isinstance(rule, ImageRule):
-        return rule
     env = rule.get("env") or {}
     return ImageRule(
         pattern=str(rule.get("image") or ""),
@@ -61,7 +78,7 @@ def to_rule(rule: ImageRule | Mapping[str, Any]) -> ImageRule:
     )
 
 
-def to_rules(rules: Iterable[ImageRule | Mapping[str, Any]]) -> list[ImageRule]:
+def to_rules(rules: Iterable[Mapping[str, Any]]) -> list[ImageRule]:
     return [to_rule(r) for r in rules]
 
 

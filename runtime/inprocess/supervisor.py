@@ -34,7 +34,7 @@ from typing import Any
 
 import structlog
 
-from ..base import ExecResult, ImageRule, OnChange, Pod, PodStatus, Runtime, RuntimeError_
+from ..base import ExecResult, OnChange, Pod, PodStatus, Runtime, RuntimeError_
 from ..kernel import container_status, pod_conditions, pod_phase, pod_status, rfc3339
 from ..kernel.phase import terminated
 from . import procid
@@ -60,7 +60,7 @@ class InProcessRuntime(ContainerSupervisor, Runtime):
     def __init__(
         self,
         state_dir: str,
-        image_rules: Iterable[ImageRule | Mapping[str, Any]] = (),
+        image_rules: Iterable[Mapping[str, Any]] = (),
         repo_dir: str | None = None,
         pod_cidr: str = "127.244.0.0/16",
         backoff_base: float = 10.0,
