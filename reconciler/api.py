@@ -112,6 +112,7 @@ class ApiServer:
             return 200, {
                 "pid": os.getpid(),
                 "runtime": self.d.runtime.info(),
+                "dataPlane": self.d.plane.info(),
                 "dns": self.d.dns_address(),
                 "passes": rec.passes,
             }
