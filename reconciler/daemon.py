@@ -93,6 +93,30 @@ def sandbox_unavailable(isolation: str) -> str | None:
     return None
 
 
+def overlapping_route(cidr: str, own_device: str) -> str | None:
+    """A route of this machine (not the default route, not on ``own_device``) that overlaps
+    ``cidr``, as "NET on DEVICE"; None when the range is free (reads /proc/net/route)."""
+    import ipaddress
+    import socket
+    import struct
+
+    net = ipaddress.ip_network(cidr, strict=False)
+    try:
+        with open("/proc/net/route", encoding="ascii") as f:
+            rows = [line.split() for line in f.readlines()[1:]]
+    except OSError:
+        return None
+    for row in rows:
+        if len(row) < 8 or row[0] == own_device:
+            continue
+        dest = socket.inet_ntoa(struct.pack("<I", int(row[1], 16)))
+        mask = socket.inet_ntoa(struct.pack("<I", int(row[7], 16)))
+        route = ipaddress.ip_network(f"{dest}/{mask}", strict=False)
+        if route.prefixlen and route.overlaps(net):
+            return f"{route} on {row[0]}"
+    return None
+
+
 SANDBOX_POD_CIDR = "10.244.0.0/16"
 SANDBOX_SERVICE_CIDR = "10.96.0.0/16"
 LOOPBACK_POD_CIDR = "127.244.0.0/16"
@@ -192,6 +216,7 @@ class Daemon:
             from runtime.inprocess import InProcessRuntime
 
             dns_host, dns_port = _dns_host_port(self.opts.dns_addr or "")
+            self._check_ranges()
             return InProcessRuntime(
                 rt_dir,
                 [],
@@ -225,6 +250,20 @@ class Daemon:
                 dns_search=list(DOCKER_DNS_SEARCH) if dns_servers else None,
             )
         raise GitshipError(f"unknown runtime {self.opts.runtime!r} (inprocess or docker)")
+
+    def _check_ranges(self) -> None:
+        """Sandboxed pods route their ranges to gitship's bridge: a range this machine already
+        uses elsewhere would take its traffic away, so it is refused with the route it hits."""
+        import ipaddress
+
+        pod_cidr = self.opts.pod_cidr or LOOPBACK_POD_CIDR
+        if ipaddress.ip_network(pod_cidr, strict=False).is_loopback or sandbox_unavailable(self.opts.isolation):
+            return
+        own = bridge_name(self.state_dir)
+        for flag, cidr in (("--pod-cidr", pod_cidr), ("--service-cidr", self.opts.service_cidr or "")):
+            hit = overlapping_route(cidr, own) if cidr else None
+            if hit:
+                raise GitshipError(f"{flag} {cidr} overlaps a network of this machine ({hit}): choose another range")
 
     async def run(self) -> int:
         self._acquire_lock()

@@ -134,8 +134,7 @@ def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--dns-addr",
         default=None,
-        help="where the cluster DNS listens (HOST:PORT; default the service CIDR's .10 on port 53, "
-        "e.g. 10.96.0.10:53)",
+        help="where the cluster DNS listens (HOST:PORT; default the service CIDR's .10 on port 53, e.g. 10.96.0.10:53)",
     )
     s.add_argument("--node-address", default="0.0.0.0", help="host address for NodePort and LoadBalancer")
     s.set_defaults(func=cmd_up)
@@ -226,7 +225,16 @@ def _network_lines(runtime: dict[str, Any], plane: dict[str, Any]) -> list[str]:
     return lines
 
 
-_STATUS_META = ("source", "ready", "runtime", "dataPlane", "dns", "lastAppliedRevision", "lastAttemptedRevision", "sourceError")
+_STATUS_META = (
+    "source",
+    "ready",
+    "runtime",
+    "dataPlane",
+    "dns",
+    "lastAppliedRevision",
+    "lastAttemptedRevision",
+    "sourceError",
+)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
