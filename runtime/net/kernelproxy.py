@@ -12,8 +12,10 @@ endpoints, masquerade with mark 0x01000000); this module does the I/O around it:
   program holds is left out of the rules and reported (``{(host, port, protocol): why}``, with
   ``in use by service <key>`` for an address two rules claim, and SCTP addresses), and tried again
   on the next call. The rendered text is loaded with ``nft -f -``: one transaction that replaces the
-  table whole, atomically; an unchanged text is not loaded again. A failed load raises ``NftError``
-  (an ``OSError``) and leaves the previous table in force.
+  table whole, atomically; unchanged rules are not loaded again (every ``RECHECK`` seconds a call
+  with unchanged rules checks that the table is still there, and loads it again if someone deleted
+  it, e.g. ``nft flush ruleset``). A failed load raises ``NftError`` (an ``OSError``) and leaves the
+  previous table in force.
 * Affinity survives a replacement: just before loading, the clients held in the affinity sets of
   the table in force (this process's, or one a killed daemon left) are read (``nft -j list table``)
   and written into the new table's sets of the same name, with the time they had left.
@@ -53,6 +55,7 @@ from .proxy import bind_error
 log = structlog.get_logger("runtime.net")
 
 TIMEOUT = 30.0  # seconds for one nft or conntrack run
+RECHECK = 30.0  # seconds between checks that the table is still in the kernel
 CONNTRACK_MISSING = "conntrack not found: stale UDP flows are not flushed when an endpoint goes"
 _DELETED = re.compile(r"(\d+) flow entries have been deleted")
 
@@ -131,6 +134,7 @@ class KernelProxy:
         self._flushed = 0
         self._nft_rules = 0
         self._last_load: float | None = None
+        self._checked = time.monotonic()  # when _vanished last looked
         self._last_error: str | None = None
         self._conntrack_warned = False
 
@@ -164,18 +168,38 @@ class KernelProxy:
                     refused[item] = why
                     del owners[item]
             wanted = nft.effective(rules, owners)
-            text = nft.render(self.table, wanted)
-            if text == self._text:
-                self._unchanged += 1
+            if self._text is not None and wanted == self._rules and not await self._vanished():
+                self._unchanged += 1  # the same rules: not even rendered again
             else:
-                await self._load(text, wanted)
+                if self._text is not None and wanted == self._rules:
+                    log.warning("nftables_table_vanished", table=self.table)
+                    self._text = None  # someone deleted it (`nft flush ruleset`): load it again
+                # rendering a large table takes a while (about 0.1 s for 1000 Services): off the loop
+                text = await asyncio.to_thread(nft.render, self.table, wanted)
+                if text == self._text:
+                    self._unchanged += 1
+                else:
+                    await self._load(text, wanted)
             self._owners, self._refused = owners, refused
             return dict(refused)
+
+    async def _vanished(self) -> bool:
+        """Every RECHECK seconds: is our table gone from the kernel (``nft flush ruleset``, as
+        Debian's nftables.service runs on a reload)? Between checks, assume it is there."""
+        now = time.monotonic()
+        if now - self._checked < RECHECK:
+            return False
+        self._checked = now
+        try:
+            code, out, _err = await _run([self._nft, "list", "tables", "ip"])
+        except OSError:
+            return False
+        return code == 0 and f"table ip {self.table}" not in out.splitlines()
 
     async def _load(self, text: str, wanted: list[ServiceRule]) -> None:
         names = nft.affinity_sets(wanted)
         carried = await self._affinity_clients(set(names)) if names else {}
-        full = nft.render(self.table, wanted, carried) if carried else text
+        full = await asyncio.to_thread(nft.render, self.table, wanted, carried) if carried else text
         code, _out, err = await _run([self._nft, "-f", "-"], full)
         if code != 0:
             self._last_error = _first_line(err) or f"nft exit {code}"
@@ -186,6 +210,7 @@ class KernelProxy:
         self._loads += 1
         self._nft_rules = nft.count_rules(text)
         self._last_load = time.time()
+        self._checked = time.monotonic()
         self._last_error = None
         log.debug("nftables_loaded", table=self.table, services=len(wanted), rules=self._nft_rules)
         if nft.udp_shape(old) != nft.udp_shape(wanted):

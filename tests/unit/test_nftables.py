@@ -405,6 +405,7 @@ class FakeTools:
         self.calls: list[tuple[list[str], str | None]] = []
         self.table_json: dict[str, Any] | None = None
         self.conntrack_list = ""
+        self.vanished = False
 
     async def __call__(self, argv: list[str], stdin: str | None = None, timeout: float = 30) -> tuple[int, str, str]:
         argv = list(argv)
@@ -414,6 +415,8 @@ class FakeTools:
             return (
                 (0, json.dumps(self.table_json), "") if self.table_json else (1, "", "Error: No such file or directory")
             )
+        if tool == "nft" and argv[1:] == ["list", "tables", "ip"]:
+            return 0, "table ip nat\n" + ("" if self.vanished else "table ip gitship_fake\n"), ""
         if tool == "conntrack" and argv[1] == "-L":
             return 0, self.conntrack_list, "conntrack v1.4.7 (conntrack-tools): 3 flow entries have been shown.\n"
         if tool == "conntrack" and argv[1] == "-D":
@@ -450,6 +453,17 @@ def test_an_unchanged_table_is_not_loaded_again(fake: FakeTools) -> None:
     assert len(fake.loads()) == 2
     info = proxy.info()
     assert info["loads"] == 2 and info["unchanged"] == 1 and info["rules"] == 1 and info["endpoints"] == 3
+
+
+def test_a_table_deleted_behind_its_back_is_loaded_again(fake: FakeTools, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kernelproxy, "RECHECK", 0.0)
+    proxy = make_proxy()
+    asyncio.run(proxy.apply([WEB]))
+    asyncio.run(proxy.apply([WEB]))
+    assert len(fake.loads()) == 1  # checked: still there
+    fake.vanished = True  # `nft flush ruleset`
+    asyncio.run(proxy.apply([WEB]))
+    assert len(fake.loads()) == 2
 
 
 def test_bad_data_runs_nothing(fake: FakeTools) -> None:
