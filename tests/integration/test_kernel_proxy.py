@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from runtime.net.kernelproxy import KernelProxy, delete_table
+from runtime.net.kernelproxy import KernelProxy, delete_table, port_taken
 from runtime.net.nftables import ServiceRule
 from tests.conftest import wait_for
 
@@ -488,11 +488,15 @@ def test_loopback_cluster_ip_to_loopback_backends_in_the_host_namespace() -> Non
     vip = (f"127.{a}.{b}.1", 80)
     proxy = KernelProxy(table)
     key = "default/loop:80"
+    nodeport = next(p for p in iter(lambda: random.randint(30000, 32767), 0) if port_taken("0.0.0.0", p, "TCP") is None)
     try:
-        sr = ServiceRule(key, "TCP", (vip,), tuple(servers.backends), cluster_ip=vip[0])
+        listen = (vip, ("0.0.0.0", nodeport))
+        sr = ServiceRule(key, "TCP", listen, tuple(servers.backends), cluster_ip=vip[0])
         assert asyncio.run(proxy.apply([sr])) == {}
         seen: set[str] = set()
         wait_for(lambda: seen.add(_fetch(vip)) or len(seen) == 3, timeout=30, interval=0, what="all three backends")
+        # a nodePort on 127.0.0.1 to a loopback backend: DNAT in the output hook, out of lo unmasqueraded
+        assert _fetch(("127.0.0.1", nodeport)) in {"b0", "b1", "b2"}
     finally:
         servers.close()
         asyncio.run(proxy.close())
