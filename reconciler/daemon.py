@@ -157,6 +157,8 @@ def _reachable_from_containers(host: str) -> bool:
 
 
 class Daemon:
+    plane: DataPlane
+
     def __init__(self, opts: Options):
         self.opts = opts
         self.state_dir = os.path.abspath(opts.state_dir)
@@ -363,7 +365,7 @@ class Daemon:
     async def _start_network(self) -> None:
         """The Service data plane and the cluster DNS server (the reconciler programs both)."""
         try:
-            self.plane: DataPlane = choose(self.opts.data_plane, self.state_dir)
+            self.plane = choose(self.opts.data_plane, self.state_dir)
         except ValueError as e:
             raise GitshipError(str(e)) from None
         self.log.info("data_plane", **self.plane.info())

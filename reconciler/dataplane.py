@@ -103,10 +103,15 @@ class NftPlane:
                 backends=tuple(r.backends),
                 affinity=r.affinity,
                 affinity_timeout=r.affinity_timeout,
+                cluster_ip=r.cluster_ip,
             )
             for r in rules
         ]
-        bad = await self.kernel.apply(wanted)
+        try:
+            bad = await self.kernel.apply(wanted)
+        except (OSError, ValueError) as e:  # nft refused the load: the table in force stays
+            why = f"the nftables data plane refused the rules: {e}"
+            return {(r.protocol, host, port): why for r in rules for host, port in r.listen}
         return {(proto, host, port): why for (host, port, proto), why in bad.items()}
 
     async def close(self) -> None:
