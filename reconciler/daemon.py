@@ -117,6 +117,21 @@ def overlapping_route(cidr: str, own_device: str) -> str | None:
     return None
 
 
+def check_ranges(opts: Options, state_dir: str) -> None:
+    """Sandboxed pods route their ranges to gitship's bridge: a range this machine already
+    uses elsewhere would take its traffic away, so it is refused with the route it hits."""
+    import ipaddress
+
+    pod_cidr = opts.pod_cidr or LOOPBACK_POD_CIDR
+    if ipaddress.ip_network(pod_cidr, strict=False).is_loopback or sandbox_unavailable(opts.isolation):
+        return
+    own = bridge_name(state_dir)
+    for flag, cidr in (("--pod-cidr", pod_cidr), ("--service-cidr", opts.service_cidr or "")):
+        hit = overlapping_route(cidr, own) if cidr else None
+        if hit:
+            raise GitshipError(f"{flag} {cidr} overlaps a network of this machine ({hit}): choose another range")
+
+
 SANDBOX_POD_CIDR = "10.244.0.0/16"
 SANDBOX_SERVICE_CIDR = "10.96.0.0/16"
 LOOPBACK_POD_CIDR = "127.244.0.0/16"
@@ -218,7 +233,7 @@ class Daemon:
             from runtime.inprocess import InProcessRuntime
 
             dns_host, dns_port = _dns_host_port(self.opts.dns_addr or "")
-            self._check_ranges()
+            check_ranges(self.opts, self.state_dir)
             return InProcessRuntime(
                 rt_dir,
                 [],
@@ -252,20 +267,6 @@ class Daemon:
                 dns_search=list(DOCKER_DNS_SEARCH) if dns_servers else None,
             )
         raise GitshipError(f"unknown runtime {self.opts.runtime!r} (inprocess or docker)")
-
-    def _check_ranges(self) -> None:
-        """Sandboxed pods route their ranges to gitship's bridge: a range this machine already
-        uses elsewhere would take its traffic away, so it is refused with the route it hits."""
-        import ipaddress
-
-        pod_cidr = self.opts.pod_cidr or LOOPBACK_POD_CIDR
-        if ipaddress.ip_network(pod_cidr, strict=False).is_loopback or sandbox_unavailable(self.opts.isolation):
-            return
-        own = bridge_name(self.state_dir)
-        for flag, cidr in (("--pod-cidr", pod_cidr), ("--service-cidr", self.opts.service_cidr or "")):
-            hit = overlapping_route(cidr, own) if cidr else None
-            if hit:
-                raise GitshipError(f"{flag} {cidr} overlaps a network of this machine ({hit}): choose another range")
 
     async def run(self) -> int:
         self._acquire_lock()
