@@ -94,8 +94,9 @@ def sandbox_unavailable(isolation: str) -> str | None:
 
 
 def overlapping_route(cidr: str, own_device: str) -> str | None:
-    """A route of this machine (not the default route, not on ``own_device``) that overlaps
-    ``cidr``, as "NET on DEVICE"; None when the range is free (reads /proc/net/route)."""
+    """A route of this machine (not the default route, not on a device whose name starts with
+    ``own_device``: gitship's bridge and its service device) that overlaps ``cidr``, as
+    "NET on DEVICE"; None when the range is free (reads /proc/net/route)."""
     import ipaddress
     import socket
     import struct
@@ -107,7 +108,7 @@ def overlapping_route(cidr: str, own_device: str) -> str | None:
     except OSError:
         return None
     for row in rows:
-        if len(row) < 8 or row[0] == own_device:
+        if len(row) < 8 or row[0].startswith(own_device):
             continue
         dest = socket.inet_ntoa(struct.pack("<I", int(row[1], 16)))
         mask = socket.inet_ntoa(struct.pack("<I", int(row[7], 16)))
