@@ -26,6 +26,7 @@ import ipaddress
 import os
 import shutil
 import signal
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -207,6 +208,7 @@ class SandboxSupervisor(ProbeSupervisor):
         tools = self.tools
         if tools is None:
             raise sandbox.SandboxError("unshare, nsenter or ip is missing")
+        t0 = time.monotonic()
         hostname, resolv, hosts = self._pod_files(p)
         veth = br.veth_name(p.uid)
         await br.delete_link(tools.ip, veth)  # left by a sandbox that died
@@ -225,7 +227,8 @@ class SandboxSupervisor(ProbeSupervisor):
             raise
         p.sandbox.ready = True
         self._save(p)
-        log.info("sandbox_created", uid=p.uid, pod=p.name, holder=proc.pid, ip=p.ip, veth=veth)
+        ms = round((time.monotonic() - t0) * 1000, 1)
+        log.info("sandbox_created", uid=p.uid, pod=p.name, holder=proc.pid, ip=p.ip, veth=veth, ms=ms)
 
     def _discard_sandbox(self, p: PodState) -> None:
         """A half-made sandbox goes (synchronously: it is rare, and may run while the task is cancelled)."""
@@ -317,6 +320,14 @@ class SandboxSupervisor(ProbeSupervisor):
             proc.poll()
         if self.isolation == "sandbox":
             shutil.rmtree(sandbox.sandbox_dir(self.state_dir, p.uid), ignore_errors=True)
+
+    def _remove_stale_sandbox_dirs(self, keep: set[str]) -> None:
+        """start(): the files of sandboxes whose pod has no state file any more (a crash mid-delete)."""
+        root = os.path.join(self.state_dir, "sandboxes")
+        with contextlib.suppress(OSError):
+            for uid in os.listdir(root):
+                if uid not in keep:
+                    shutil.rmtree(os.path.join(root, uid), ignore_errors=True)
 
     def _stop_watching_sandboxes(self) -> None:
         """close(stop_pods=False): the holders keep running; forget them."""

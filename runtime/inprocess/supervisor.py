@@ -131,6 +131,7 @@ class InProcessRuntime(Adopter, Runtime):
         await self._start_isolation()
         states = procid.read_states(self.state_dir)
         self._ipam.retain_only(set(states) | set(self._pods))
+        self._remove_stale_sandbox_dirs(set(states) | set(self._pods))
         adopted: dict[str, Pod] = {}
         todo: Todo = []
         for uid, st in states.items():
