@@ -303,8 +303,7 @@ class SandboxSupervisor(ProbeSupervisor):
         task, p.sandbox_task = p.sandbox_task, None
         if task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+            await asyncio.wait([task])  # its own clean-up (_discard_sandbox) runs; its outcome does not matter
         self._unwatch_holder(p)
         sb, proc = p.sandbox, p.holder_proc
         p.sandbox, p.holder_proc = None, None

@@ -1,9 +1,11 @@
-"""The in-process container lifecycle: launch, watch, exit, restart with back-off, probes, stop.
+"""The in-process container lifecycle: launch, watch, exit, restart with back-off, stop.
 
-Where it sits: ``InProcessRuntime`` (supervisor.py) is this class plus the Runtime
-interface, adoption and status. Every decision Kubernetes defines is asked of the pod
-kernel (runtime/kernel: should_restart, Backoff, the probe machine, env/argv); what is
-left here is processes.
+Where it sits: ``InProcessRuntime`` (supervisor.py) is this class plus probes
+(probing.py), sandboxes (isolation.py: the ``_sandbox_usable``/``_enter_prefix`` hooks
+below; a container of a sandboxed pod waits until its sandbox is up and then starts
+through ``nsenter``), adoption (adoption.py), the Runtime interface and status. Every
+decision Kubernetes defines is asked of the pod kernel (runtime/kernel: should_restart,
+Backoff, the probe machine, env/argv); what is left here is processes.
 
 Processes
     ``subprocess.Popen(argv, start_new_session=True, ...)``, never a shell and never an

@@ -7,15 +7,26 @@ on the daemon's one asyncio loop; nothing here blocks for long (``Popen`` is a
 fork+exec, state files are small atomic writes).
 
 The modules: lifecycle.py (processes: launch, exits, restarts with back-off,
-probes, stop), resolve.py (argv, environment, working directory, image rules),
-state.py (per pod and container), procid.py (process identity, state files),
-network.py (pod IPs), probes.py (exec). What Kubernetes defines is the pod
-kernel's (runtime/kernel).
+stop), probing.py (startup, readiness, liveness), isolation.py (host mode or
+pod sandboxes; each pod's sandbox), sandbox.py (the sandbox's holder process,
+nsenter, sweep), adoption.py (taking pods over after a restart), resolve.py
+(argv, environment, working directory, image rules), state.py (per pod and
+container), procid.py (process identity, state files), network.py (pod IPs),
+probes.py (exec). What Kubernetes defines is the pod kernel's (runtime/kernel);
+the host's side of the pods' network is runtime/net/bridge.py.
+
+Isolation (isolation.py)
+    As root with a routable pod CIDR, each pod gets a sandbox: its own network,
+    UTS, IPC and mount namespaces (its IP on eth0 behind gitship's bridge, its
+    hostname, its resolv.conf and hosts), which its containers enter. Otherwise
+    (or with ``isolation="host"``) pods share the host's network on 127.x
+    addresses, and ``info()`` says why.
 
 Adoption (procid.py)
-    ``{state_dir}/pods/{uid}.json`` holds the pod dict, its IP and per
-    container the process identity (pid, start time, boot id) and the status
-    counters. ``start()`` adopts processes whose identity still matches,
+    ``{state_dir}/pods/{uid}.json`` holds the pod dict, its IP, its sandbox
+    (holder identity, veth) and per container the process identity (pid, start
+    time, boot id) and the status counters. ``start()`` adopts processes whose
+    identity still matches (and sandboxes whose holder does: adoption.py),
     restarts (per policy) those that vanished, and returns every pod it found.
     A container that was running when gitship stopped and is gone on restart is
     reported as ``exitCode: 137, reason: "ContainerStatusUnknown"``.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
 import os
 import random
 import shutil
@@ -32,6 +33,7 @@ import pytest
 from runtime.base import RuntimeError_
 from runtime.inprocess import InProcessRuntime, procid, sandbox
 from runtime.net import bridge as br
+from tests.conformance.crashchild import MARK
 from tests.conftest import async_wait_for as wait_for
 
 PY = sys.executable
@@ -538,5 +540,84 @@ def test_host_mode_says_why(tmp_path):
     async def main():
         with pytest.raises(RuntimeError_, match="loopback"):
             await forced.start(lambda uid: None)
+
+    asyncio.run(main())
+
+
+def test_kill_9_of_the_daemon_leaves_sandboxes_serving_and_a_new_one_adopts_them(net):
+    """A real kill -9: a separate process (tests/conformance/crashchild.py) runs the runtime."""
+
+    pod = net.pod("web-0")
+    uid = pod["metadata"]["uid"]
+    kwargs = {"pod_cidr": net.pod_cidr, "bridge": net.bridge, "service_cidr": net.service_cidr, "backoff_base": 0.1}
+    spec = {"harness": "inprocess", "stateDir": net.state(), "kwargs": kwargs, "pod": pod}
+    child = subprocess.Popen(
+        [PY, "-m", "tests.conformance.crashchild", json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = ""
+        while not line.startswith(MARK):
+            line = child.stdout.readline()
+            assert line, "the child exited before the pod was ready"
+        st = json.loads(line[len(MARK) :])
+        assert "error" not in st, st
+    finally:
+        child.kill()
+        child.wait()
+    ip = st["podIP"]
+    assert get(f"http://{ip}:8080/") == "web-0"  # the daemon is gone; the pod serves on
+    holder = recorded_sandbox(net.state(), uid).holder.pid
+
+    async def main():
+        rt = net.runtime()
+        try:
+            assert set(await rt.start(lambda u: None)) == {uid}
+            assert recorded_sandbox(net.state(), uid).holder.pid == holder
+            assert cstatus(rt, uid)["restartCount"] == 0 and ready(rt, uid)
+            assert (await sh(rt, uid, "hostname")).strip() == "web-0"
+            assert await aget(f"http://{ip}:8080/") == "web-0"
+        finally:
+            await rt.close(stop_pods=True)
+        assert not alive(holder)
+
+    asyncio.run(main())
+
+
+def test_exec_probes_run_in_the_sandbox(net):
+    async def main():
+        rt = net.runtime()
+        try:
+            await rt.start(lambda u: None)
+            probe = {"exec": {"command": ["sh", "-c", 'test "$(hostname)" = web-0']}, "periodSeconds": 1}
+            c = {"name": "app", "image": "x", "command": ["sleep", "infinity"], "readinessProbe": probe}
+            await start_pods(rt, [net.pod("web-0", [c])])  # Ready only if the probe sees the pod's hostname
+        finally:
+            await rt.close(stop_pods=True)
+
+    asyncio.run(main())
+
+
+def test_deleting_a_pod_while_its_sandbox_is_made(net):
+    async def main():
+        rt = net.runtime()
+        try:
+            await rt.start(lambda u: None)
+            pods = [
+                net.pod(f"web-{i}", [{"name": "app", "image": "x", "command": ["sleep", "infinity"]}]) for i in range(5)
+            ]
+            for i, pod in enumerate(pods):
+                await rt.create_pod(pod)
+                for _ in range(i):  # a few loop turns: the sandbox is at a different step each time
+                    await asyncio.sleep(0)
+                await rt.delete_pod(pod["metadata"]["uid"])
+            assert not rt.pods()
+            assert not _processes_of(net.uids)
+            assert not any(br.link_exists(br.veth_name(u)) for u in net.uids)
+        finally:
+            await rt.close(stop_pods=True)
 
     asyncio.run(main())
