@@ -53,6 +53,12 @@ def link_exists(name: str) -> bool:
     return os.path.exists(f"/sys/class/net/{name}")
 
 
+def bridge_name(state_dir: str) -> str:
+    """A bridge name of one state dir's own: "gs" and 10 hex digits of its path's hash (12 characters;
+    never "gsv...", the veths' prefix)."""
+    return "gs" + hashlib.sha256(os.path.abspath(state_dir).encode()).hexdigest()[:10]
+
+
 def veth_name(uid: str) -> str:
     """The host end of a pod's veth pair: "gsv" and 12 hex digits of the pod uid's hash (15 characters)."""
     return "gsv" + hashlib.sha256(uid.encode()).hexdigest()[:12]

@@ -47,6 +47,12 @@ def test_veth_names_fit_and_differ():
     assert br.veth_name("x") == br.veth_name("x")
 
 
+def test_bridge_name_per_state_dir():
+    a, b = br.bridge_name("/var/lib/gitship"), br.bridge_name("/tmp/other")
+    assert a != b and a == br.bridge_name("/var/lib/gitship/") and len(a) <= br.IFNAME_MAX
+    assert not a.startswith("gsv") and br.check_ifname(a) == a
+
+
 def test_gateway_is_the_first_host_address():
     assert br.gateway("10.244.0.0/16") == ("10.244.0.1", 16)
     assert br.gateway("10.244.7.9/24") == ("10.244.7.1", 24)
