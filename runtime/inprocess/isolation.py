@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import os
 import shutil
@@ -43,7 +44,7 @@ from ..kernel.podfiles import (
     render_resolv_conf,
 )
 from ..net import bridge as br
-from . import procid, sandbox
+from . import podnet, procid, sandbox
 from .probing import ProbeSupervisor
 from .state import PodState
 
@@ -212,16 +213,30 @@ class SandboxSupervisor(ProbeSupervisor):
         hostname, resolv, hosts = self._pod_files(p)
         veth = br.veth_name(p.uid)
         await br.delete_link(tools.ip, veth)  # left by a sandbox that died
-        batch = sandbox.net_batch(veth, p.ip, self.prefix, self.gateway)
-        paths = sandbox.write_files(sandbox.sandbox_dir(self.state_dir, p.uid), resolv, hosts, batch)
-        proc = sandbox.spawn_holder(tools, p.uid, paths, hostname)
+        files = sandbox.write_files(sandbox.sandbox_dir(self.state_dir, p.uid), resolv, hosts)
+        proc = sandbox.spawn_holder(tools, p.uid)
         ident = procid.identity_of(proc.pid) or procid.ProcessIdentity(proc.pid, -1, procid.boot_id())
         p.sandbox, p.holder_proc = sandbox.Sandbox(ident, veth, p.ip, hostname), proc
         self._save(p)  # recorded before it is up: a crash now leaves nothing unknown behind
+        setup = functools.partial(
+            sandbox.setup,
+            proc.pid,
+            hostname=hostname,
+            files=files,
+            veth=veth,
+            bridge=self.bridge,
+            ip=p.ip,
+            prefix=self.prefix,
+            gw=self.gateway,
+        )
         try:
-            await sandbox.wait_ready(proc)
-            await br.attach_veth(tools.ip, veth, self.bridge)
-            self._watch_holder(p)
+            try:
+                await podnet.run_configure(setup)
+            except sandbox.SandboxError as e:
+                raise sandbox.SandboxError(sandbox.holder_failure(proc) or str(e)) from None
+            sandbox.holder_failure(proc)  # closes our end of its stderr
+            if not self._watch_holder(p):
+                raise sandbox.SandboxError("the sandbox's holder exited")
         except BaseException:
             self._discard_sandbox(p)
             raise
@@ -240,6 +255,8 @@ class SandboxSupervisor(ProbeSupervisor):
         if p.holder_proc is not None:
             with contextlib.suppress(Exception):
                 p.holder_proc.wait(timeout=1)
+            if p.holder_proc.stderr is not None:
+                p.holder_proc.stderr.close()
         p.sandbox, p.holder_proc = None, None
         self._save(p)
 

@@ -70,25 +70,14 @@ def test_pod_mac_follows_the_ip():
     assert sandbox.pod_mac("10.244.1.2") == "0a:58:0a:f4:01:02"
 
 
-def test_net_batch_configures_the_pod_end():
-    batch = sandbox.net_batch("gsv0123456789ab", "10.244.1.2", 16, "10.244.0.1").splitlines()
-    assert batch[0].startswith("link add eth0 address 0a:58:0a:f4:01:02 type veth peer name gsv0123456789ab netns ")
-    assert "addr add 10.244.1.2/16 dev eth0" in batch
-    assert batch[-1] == "route add default via 10.244.0.1 dev eth0"
-
-
-def test_fstab_escapes_paths(tmp_path):
-    d = tmp_path / "a dir\twith"
-    fstab, _batch = sandbox.write_files(str(d), "nameserver 10.0.0.10\n", "127.0.0.1\tlocalhost\n", "")
-    lines = open(fstab).read().splitlines()
-    escaped = str(d).replace(" ", "\\040").replace("\t", "\\011")
-    assert lines[0] == f"{escaped}/resolv.conf /etc/resolv.conf none bind 0 0"
-    assert lines[1].endswith("/hosts /etc/hosts none bind 0 0")
-    assert (d / "resolv.conf").read_text() == "nameserver 10.0.0.10\n"
+def test_pod_files_are_written(tmp_path):
+    resolv, hosts = sandbox.write_files(str(tmp_path / "sb"), "nameserver 10.0.0.10\n", "127.0.0.1\tlocalhost\n")
+    assert open(resolv).read() == "nameserver 10.0.0.10\n"
+    assert open(hosts).read() == "127.0.0.1\tlocalhost\n"
 
 
 def test_enter_argv_execs_in_place():
-    tools = sandbox.Tools("/u/unshare", "/u/nsenter", "/u/ip", "/u/mount", "/u/sh", "/u/sleep")
+    tools = sandbox.Tools("/u/unshare", "/u/nsenter", "/u/ip", "/u/sleep")
     argv = sandbox.enter_argv(tools, 42, "/srv/app")
     assert argv == ["/u/nsenter", "--target=42", "--net", "--uts", "--ipc", "--mount", "--wd=/srv/app", "--"]
     assert "--pid" not in argv and "--fork" not in argv  # nsenter must exec, not fork: the pid is the container's
