@@ -4,7 +4,7 @@ Where it sits: ``InProcessRuntime`` (supervisor.py) is built on this class. Two 
 
 ``sandbox``
     when asked for (``isolation="sandbox"``, or ``"auto"``, the default) and possible: gitship
-    runs as root, the pod CIDR is not loopback and unshare, nsenter and ip exist. Each pod
+    runs as root, the pod CIDR is not loopback and unshare, nsenter, ip and sleep exist. Each pod
     (but ``hostNetwork`` ones) gets its own network, UTS, IPC and mount namespaces, held by a
     sandbox (sandbox.py) on gitship's bridge (runtime/net/bridge.py), the gateway address is
     the pods' ``hostIP``. The kubelet's order: the sandbox first, then the containers

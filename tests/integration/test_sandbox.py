@@ -544,11 +544,9 @@ def test_host_mode_says_why(tmp_path):
     asyncio.run(main())
 
 
-def test_kill_9_of_the_daemon_leaves_sandboxes_serving_and_a_new_one_adopts_them(net):
-    """A real kill -9: a separate process (tests/conformance/crashchild.py) runs the runtime."""
-
-    pod = net.pod("web-0")
-    uid = pod["metadata"]["uid"]
+def run_and_kill_9(net: Net, pod: dict[str, Any]) -> dict[str, Any]:
+    """A separate process (tests/conformance/crashchild.py) runs the runtime, makes ``pod`` and is
+    killed with SIGKILL once the pod is ready: a real kill -9 of the daemon. The pod's status."""
     kwargs = {"pod_cidr": net.pod_cidr, "bridge": net.bridge, "service_cidr": net.service_cidr, "backoff_base": 0.1}
     spec = {"harness": "inprocess", "stateDir": net.state(), "kwargs": kwargs, "pod": pod}
     child = subprocess.Popen(
@@ -565,10 +563,18 @@ def test_kill_9_of_the_daemon_leaves_sandboxes_serving_and_a_new_one_adopts_them
             assert line, "the child exited before the pod was ready"
         st = json.loads(line[len(MARK) :])
         assert "error" not in st, st
+        return st
     finally:
         child.kill()
         child.wait()
-    ip = st["podIP"]
+        if child.stdout is not None:
+            child.stdout.close()
+
+
+def test_kill_9_of_the_daemon_leaves_sandboxes_serving_and_a_new_one_adopts_them(net):
+    pod = net.pod("web-0")
+    uid = pod["metadata"]["uid"]
+    ip = run_and_kill_9(net, pod)["podIP"]
     assert get(f"http://{ip}:8080/") == "web-0"  # the daemon is gone; the pod serves on
     holder = recorded_sandbox(net.state(), uid).holder.pid
 
@@ -585,6 +591,18 @@ def test_kill_9_of_the_daemon_leaves_sandboxes_serving_and_a_new_one_adopts_them
         assert not alive(holder)
 
     asyncio.run(main())
+
+
+def test_sweep_cleans_up_after_a_killed_daemon(net):
+    pod = net.pod("web-0")
+    uid = pod["metadata"]["uid"]
+    run_and_kill_9(net, pod)
+    sb = recorded_sandbox(net.state(), uid)
+    assert alive(sb.holder.pid) and br.link_exists(sb.veth) and _processes_of({uid})
+    killed = sandbox.sweep(net.state())
+    assert sb.holder.pid in killed
+    assert not _processes_of({uid})
+    assert not br.link_exists(sb.veth)
 
 
 def test_exec_probes_run_in_the_sandbox(net):
