@@ -97,7 +97,11 @@ class SandboxSupervisor(ProbeSupervisor):
         service_cidr: str | None,
         dns_servers: Sequence[str],
         cluster_domain: str,
+        service_route: str = "bridge",
     ) -> None:
+        if service_route not in br.SERVICE_ROUTES:
+            raise ValueError(f"service_route must be one of {', '.join(br.SERVICE_ROUTES)}: {service_route!r}")
+        self.service_route = service_route
         self.requested_isolation = requested
         self.bridge = br.check_ifname(bridge)
         self.service_cidr = service_cidr
@@ -121,10 +125,13 @@ class SandboxSupervisor(ProbeSupervisor):
                 raise RuntimeError_(f"pod sandboxes are not possible: {self.isolation_reason}")
             return
         try:
-            await asyncio.to_thread(br.ensure_host_network, self.bridge, self.pod_cidr, self.service_cidr)
+            await asyncio.to_thread(self._ensure_host_network)
         except (br.NetworkSetupError, OSError) as e:
             raise RuntimeError_(f"cannot set up the pods' network on bridge {self.bridge}: {e}") from None
         self._host_dns = await asyncio.to_thread(_read_host_dns)
+
+    def _ensure_host_network(self) -> str:
+        return br.ensure_host_network(self.bridge, self.pod_cidr, self.service_cidr, self.service_route)
 
     def _isolated(self, p: PodState) -> bool:
         return self.isolation == "sandbox" and not p.spec.get("hostNetwork")
@@ -189,7 +196,7 @@ class SandboxSupervisor(ProbeSupervisor):
         if br.link_exists(self.bridge):
             return
         with contextlib.suppress(br.NetworkSetupError, OSError):
-            await asyncio.to_thread(br.ensure_host_network, self.bridge, self.pod_cidr, self.service_cidr)
+            await asyncio.to_thread(self._ensure_host_network)
 
     def _pod_files(self, p: PodState) -> tuple[str, str, str]:
         """(kernel hostname, resolv.conf, hosts) of the pod."""

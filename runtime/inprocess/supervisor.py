@@ -82,12 +82,15 @@ class InProcessRuntime(Adopter, Runtime):
         service_cidr: str | None = None,
         dns_servers: Sequence[str] = (),
         cluster_domain: str = "cluster.local",
+        service_route: str = "bridge",
     ):
         """``isolation``: "auto" (sandboxes when possible), "sandbox" (start() fails if impossible)
         or "host"; ``bridge``: the host bridge of sandbox mode (at most 15 characters);
         ``service_cidr``: routed to the bridge in sandbox mode; ``dns_servers``: the pods'
         nameservers (the cluster DNS first) for dnsPolicy ClusterFirst; ``cluster_domain``: the
-        DNS zone of the pods' search path. In sandbox mode ``host_ip`` is the bridge's address."""
+        DNS zone of the pods' search path; ``service_route``: how the Service CIDR is routed in
+        sandbox mode, "bridge" or "local" (runtime/net/bridge.py ensure_host_network). In
+        sandbox mode ``host_ip`` is the bridge's address."""
         super().__init__()
         self.state_dir = os.path.abspath(state_dir)
         self.image_rules = to_rules(image_rules)
@@ -95,7 +98,7 @@ class InProcessRuntime(Adopter, Runtime):
         self.pod_cidr = pod_cidr
         self.backoff_base = float(backoff_base)
         self.backoff_max = float(backoff_max)
-        self._init_isolation(isolation, pod_cidr, bridge, service_cidr, dns_servers, cluster_domain)
+        self._init_isolation(isolation, pod_cidr, bridge, service_cidr, dns_servers, cluster_domain, service_route)
         self.host_ip = self.gateway if self.isolation == "sandbox" else host_ip
         os.makedirs(procid.pods_dir(self.state_dir), exist_ok=True)
         os.makedirs(os.path.join(self.state_dir, "logs"), exist_ok=True)

@@ -156,10 +156,22 @@ def docker_user_rules_present(bridge: str) -> bool:
 # --- the bridge -----------------------------------------------------------------------------
 
 
-def ensure_host_network(bridge: str, pod_cidr: str, service_cidr: str | None = None) -> str:
+SERVICE_ROUTES = ("bridge", "local")
+
+
+def ensure_host_network(
+    bridge: str, pod_cidr: str, service_cidr: str | None = None, service_route: str = "bridge"
+) -> str:
     """Create (idempotently) the bridge with the pod CIDR's gateway address, up; route the
     Service CIDR to it; route_localnet on it; ip_forward on; DOCKER-USER accept rules.
-    Returns the gateway address. Blocking (a few short commands): run it in a thread."""
+    Returns the gateway address. Blocking (a few short commands): run it in a thread.
+
+    ``service_route``: "bridge" routes the Service CIDR out of the bridge
+    (``ip route replace <svc> dev <bridge>``); "local" makes all of it local to the host
+    (``ip route replace local <svc> dev <bridge> src <gateway> table local``, source address
+    still the gateway). With "bridge" a ClusterIP that nothing serves yet is a black hole (the
+    host asks the bridge who has it, nobody answers: a client's SYN waits for its 1 s
+    retransmission); with "local" it is refused at once, and a proxy can bind any ClusterIP."""
     check_ifname(bridge)
     gw, prefix = gateway(pod_cidr)
     ip = _ip()
@@ -170,12 +182,20 @@ def ensure_host_network(bridge: str, pod_cidr: str, service_cidr: str | None = N
     batch = [f"addr replace {gw}/{prefix} dev {bridge}", f"link set dev {bridge} up"]
     svc = _routable(service_cidr)
     if svc is not None:
-        batch.append(f"route replace {svc} dev {bridge}")
+        batch.append(_service_route("replace", svc, bridge, gw, service_route))
     _run([ip, "-batch", "-"], stdin="\n".join(batch) + "\n")
     _write_sysctl(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet", "1")
     _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
     ensure_docker_user_accept(bridge)
     return gw
+
+
+def _service_route(verb: str, svc: str, bridge: str, gw: str, how: str) -> str:
+    if how not in SERVICE_ROUTES:
+        raise ValueError(f"service_route must be one of {', '.join(SERVICE_ROUTES)}: {how!r}")
+    if how == "local":
+        return f"route {verb} local {svc} dev {bridge} src {gw} table local"
+    return f"route {verb} {svc} dev {bridge}"
 
 
 def _routable(service_cidr: str | None) -> str | None:
@@ -196,8 +216,9 @@ def teardown_host_network(bridge: str, service_cidr: str | None = None) -> None:
     if ip is None:
         return
     svc = _routable(service_cidr)
-    if svc is not None:
+    if svc is not None:  # whichever of the two kinds it is (deleting the bridge would take either along too)
         _run([ip, "route", "del", svc, "dev", bridge], check=False)
+        _run([ip, "route", "del", "local", svc, "dev", bridge, "table", "local"], check=False)
     if link_exists(bridge):
         _run([ip, "link", "del", bridge], check=False)
 

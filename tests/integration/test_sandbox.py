@@ -639,3 +639,34 @@ def test_deleting_a_pod_while_its_sandbox_is_made(net):
             await rt.close(stop_pods=True)
 
     asyncio.run(main())
+
+
+def test_a_local_service_route_refuses_unserved_cluster_ips_at_once(net):
+    """service_route="local": the whole Service CIDR is the host's; pods reach a ClusterIP a host server binds."""
+    svc = ipaddress.ip_network(net.service_cidr)
+    unserved, served = str(svc.network_address + 20), str(svc.network_address + 21)
+
+    async def main():
+        rt = net.runtime(service_route="local")
+        try:
+            await rt.start(lambda u: None)
+            routes = subprocess.run(["ip", "route", "show", "table", "local", str(svc)], capture_output=True, text=True)
+            assert f"local {svc} dev {net.bridge}" in routes.stdout and f"src {net.gateway}" in routes.stdout
+            with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+                s.settimeout(10)  # a black hole would time out; refused comes back at once
+                s.connect((unserved, 80))
+            with socket.socket() as srv:  # no address was added for it: the local route makes it ours
+                srv.bind((served, 0))
+                srv.listen()
+                port = srv.getsockname()[1]
+                (uid,) = await start_pods(rt, [net.pod("client")])
+                code = (
+                    f"import socket; s = socket.create_connection(({served!r}, {port}), 5); print(s.getsockname()[0])"
+                )
+                assert (await sh(rt, uid, PY, "-c", code)).strip() == rt.status(uid)["podIP"]
+        finally:
+            await rt.close(stop_pods=True)
+        routes = subprocess.run(["ip", "route", "show", "table", "local", str(svc)], capture_output=True, text=True)
+        assert not routes.stdout.strip()
+
+    asyncio.run(main())
