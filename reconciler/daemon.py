@@ -26,7 +26,9 @@ from runtime.net.dns import DNSServer, Zone, build_zone
 from . import log as logmod
 from .api import ApiServer
 from .cluster import Cluster
-from .dataplane import DataPlane, bridge_name, choose
+from runtime.net.bridge import bridge_name
+
+from .dataplane import DataPlane, choose
 from .errors import GitshipError, SourceError, StoreError
 from .manifests.load import Limits
 from .applier import RevisionApplier
@@ -246,6 +248,9 @@ class Daemon:
                 service_cidr=self.opts.service_cidr,
                 # the cluster DNS alone: the host's resolvers may sit on addresses pods cannot reach
                 dns_servers=[dns_host] if dns_port == 53 else [],
+                # the whole Service range is local to the host: a ClusterIP without a Service is
+                # refused at once, and no ClusterIP is ever forwarded out of the bridge
+                service_route="local",
             )
         if self.opts.runtime == "docker":
             from runtime.docker import DockerRuntime

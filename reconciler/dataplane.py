@@ -14,10 +14,10 @@ The executor's Service step (servicenet.py) hands each pass's whole set of Servi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from runtime.net.bridge import bridge_name
 from runtime.net.kernelproxy import KernelProxy
 from runtime.net.nftables import ServiceRule
 from runtime.net.proxy import ServiceProxy
@@ -122,19 +122,9 @@ class NftPlane:
 
 
 def table_name(state_dir: str) -> str:
-    """The nftables table of the daemon on this state dir (one daemon per state dir)."""
-    return "gitship_" + _suffix(state_dir)
-
-
-def bridge_name(state_dir: str) -> str:
-    """The host bridge of the in-process pods of the daemon on this state dir (<= 15 chars)."""
-    return "gs" + _suffix(state_dir)
-
-
-def _suffix(state_dir: str) -> str:
-    import hashlib
-
-    return hashlib.sha1(os.path.abspath(state_dir).encode()).hexdigest()[:8]
+    """The nftables table of the daemon on this state dir (one daemon per state dir): "gitship_"
+    and the hash digits of its bridge's name (runtime/net/bridge.py bridge_name)."""
+    return "gitship_" + bridge_name(state_dir)[2:]
 
 
 def choose(wanted: str, state_dir: str) -> DataPlane:

@@ -277,6 +277,22 @@ def gitship_factory(tmp_path: Path) -> Iterator[Callable[..., Gitship]]:
     for g in made:
         g.stop()
     _kill_leftovers(tmp_path)
+    for g in made:
+        _remove_network(g.state_dir)
+
+
+def _remove_network(state_dir: str) -> None:
+    """What a daemon killed with -9 leaves in the kernel: sandboxes, its bridge, its nftables table."""
+    from reconciler.dataplane import table_name
+    from runtime.inprocess.sandbox import sweep
+    from runtime.net.bridge import bridge_name, teardown_host_network
+    from runtime.net.kernelproxy import delete_table
+
+    if os.geteuid() != 0:
+        return
+    sweep(os.path.join(state_dir, "runtime"))
+    delete_table(table_name(state_dir))
+    teardown_host_network(bridge_name(state_dir))
 
 
 def _kill_leftovers(tmp_path: Path) -> None:
