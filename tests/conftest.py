@@ -112,16 +112,21 @@ class Gitship:
         """Ranges of this test's own, so tests running side by side never share an IP: on the
         test's bridge (10.x, sandboxes, as root) or on loopback (127.x)."""
         x = 100 + zlib.crc32(self.state_dir.encode()) % 140
-        sandboxed = SANDBOXES and "host" not in self.extra and "--pod-cidr" not in self.extra
+        given = self.extra[self.extra.index("--pod-cidr") + 1] if "--pod-cidr" in self.extra else None
+        sandboxed = SANDBOXES and "host" not in self.extra and not (given or "").startswith("127.")
         first = 10 if sandboxed else 127
         args = []
-        if "--pod-cidr" not in self.extra:
+        if given is None:
             args += ["--pod-cidr", f"{first}.{x}.0.0/17"]
         if "--service-cidr" not in self.extra:
             args += ["--service-cidr", f"{first}.{x}.128.0/17"]
         if "--dns-addr" not in self.extra and not sandboxed:
             args += ["--dns-addr", "127.0.0.1:0"]
         return args
+
+    def service_cidr(self) -> str:
+        args = self.extra + self.net_args()
+        return args[args.index("--service-cidr") + 1]
 
     def start(self, wait_applied: bool = True) -> "Gitship":
         self.log = open(os.path.join(os.path.dirname(self.state_dir), "gitship-up.log"), "ab")
