@@ -27,6 +27,7 @@ import ipaddress
 import os
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -256,8 +257,8 @@ class SandboxSupervisor(ProbeSupervisor):
         """A half-made sandbox goes (synchronously: it is rare, and may run while the task is cancelled)."""
         sb = p.sandbox
         self._unwatch_holder(p)
+        self._kill_holder(p)
         if sb is not None:
-            sandbox.kill_holder(sb.holder, p.uid)
             br.delete_link_sync(sb.veth)
         if p.holder_proc is not None:
             with contextlib.suppress(Exception):
@@ -266,6 +267,18 @@ class SandboxSupervisor(ProbeSupervisor):
                 p.holder_proc.stderr.close()
         p.sandbox, p.holder_proc = None, None
         self._save(p)
+
+    def _kill_holder(
+        self, p: PodState, sb: sandbox.Sandbox | None = None, proc: subprocess.Popen[bytes] | None = None
+    ) -> None:
+        """SIGKILL the pod's holder: directly if it is our unreaped child, else only if it is still ours."""
+        sb = sb or p.sandbox
+        proc = proc or p.holder_proc
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        elif sb is not None:
+            sandbox.kill_holder(sb.holder, p.uid)
 
     # -- watching the holder --------------------------------------------------------------------
 
@@ -278,7 +291,12 @@ class SandboxSupervisor(ProbeSupervisor):
             pidfd = os.pidfd_open(sb.holder.pid)
         except OSError:
             return False
-        if not procid.is_ours(sb.holder, p.uid):  # checked again once pinned: the pid cannot be reused now
+        # Our own child (not yet reaped, so its pid is its own) needs no identity check, and must
+        # not get one: right after spawning, its /proc environ can read empty while unshare execs
+        # sleep. An adopted holder is checked once pinned by the pidfd (the pid cannot be reused now).
+        proc = p.holder_proc
+        alive = proc.poll() is None if proc is not None else procid.is_ours(sb.holder, p.uid)
+        if not alive:
             os.close(pidfd)
             return False
         p.holder_pidfd = pidfd
@@ -334,7 +352,7 @@ class SandboxSupervisor(ProbeSupervisor):
         if sb is not None:
             if self.tools is not None:
                 await br.delete_link(self.tools.ip, sb.veth)
-            sandbox.kill_holder(sb.holder, p.uid)
+            self._kill_holder(p, sb, proc)
             for _ in range(500):
                 if not _running(sb.holder.pid):
                     break

@@ -9,7 +9,8 @@ fork+exec, state files are small atomic writes).
 The modules: lifecycle.py (processes: launch, exits, restarts with back-off,
 stop), probing.py (startup, readiness, liveness), isolation.py (host mode or
 pod sandboxes; each pod's sandbox), sandbox.py (the sandbox's holder process,
-nsenter, sweep), adoption.py (taking pods over after a restart), resolve.py
+nsenter, sweep), podnet.py (setting a sandbox up: rtnetlink, setns, mount),
+adoption.py (taking pods over after a restart), resolve.py
 (argv, environment, working directory, image rules), state.py (per pod and
 container), procid.py (process identity, state files), network.py (pod IPs),
 probes.py (exec). What Kubernetes defines is the pod kernel's (runtime/kernel);
