@@ -29,8 +29,6 @@ CHOICES = ("auto", "nftables", "proxy")
 
 class DataPlane(Protocol):
     name: str
-    # the ClusterIPs must be addresses of this host (a userspace proxy binds them)
-    needs_local_ips: bool
 
     async def apply(self, rules: Sequence[ProxyRule]) -> Mapping[Listener, str]:
         """Make the data plane carry exactly these Service ports; the listeners it could not serve."""
@@ -45,7 +43,6 @@ class ProxyPlane:
     """gitship's userspace proxy, one listener set per Service port (it lives in the daemon)."""
 
     name = "proxy"
-    needs_local_ips = True
 
     def __init__(self, proxy: ServiceProxy, reason: str = ""):
         self.proxy = proxy
@@ -89,7 +86,6 @@ class NftPlane:
     """Rules in the kernel (nftables): traffic keeps flowing while the daemon is down."""
 
     name = "nftables"
-    needs_local_ips = False
 
     def __init__(self, kernel: KernelProxy):
         self.kernel = kernel

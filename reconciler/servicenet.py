@@ -41,9 +41,10 @@ class ServiceNetwork:
         self._exposed: set[str] = set()
 
     async def program(self, changes: sync.Changes) -> None:
-        if self.plane.needs_local_ips:  # a userspace proxy binds the ClusterIPs; kernel rules need no address
-            for ip in changes.service_ips:
-                await self._expose_ip(ip)
+        # the runtime makes each ClusterIP an address of this host (a userspace proxy binds it;
+        # with kernel rules, traffic to a ClusterIP no rule serves stays on this machine)
+        for ip in changes.service_ips:
+            await self._expose_ip(ip)
         failed = dict(await self.plane.apply(changes.proxy))
         listening = {
             (rule.protocol, host, port)
