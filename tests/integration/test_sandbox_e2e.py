@@ -153,3 +153,27 @@ def test_services_keep_serving_through_kill_9_of_the_daemon(repo: Path, gitship_
     assert load.failed == [], load.failed[:5]
     after = wait_for(lambda: _ready_pods(g, "app=testing", 3), 30, what="the same 3 pods")
     assert {p["metadata"]["uid"]: p["status"]["containerStatuses"][0]["restartCount"] for p in after} == before
+
+
+def test_a_range_this_machine_uses_is_refused_at_start(repo: Path, gitship_factory, tmp_path: Path) -> None:
+    """A pod range that overlaps a route of this machine would take its traffic away: `gitship up`
+    refuses it, naming the flag and the route, and starts nothing."""
+    import subprocess
+    import zlib
+
+    x = 100 + zlib.crc32(str(tmp_path).encode()) % 140
+    a, b = f"gsx{x}a", f"gsx{x}b"  # a veth pair of the test's own, holding a route
+    subprocess.run(["ip", "link", "add", a, "type", "veth", "peer", "name", b], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", f"10.{x}.200.1/24", "dev", a], check=True)
+        subprocess.run(["ip", "link", "set", a, "up"], check=True)
+        g = gitship_factory(
+            repo, extra=["--pod-cidr", f"10.{x}.0.0/16", "--service-cidr", "10.97.128.0/17"], start=False
+        )
+        with pytest.raises(AssertionError) as err:
+            g.start()
+        out = g.output()
+        assert "--pod-cidr" in out and f"10.{x}.200.0/24" in out and a in out, out
+        assert "exited" in str(err.value)
+    finally:
+        subprocess.run(["ip", "link", "del", a], check=False)
