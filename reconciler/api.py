@@ -25,6 +25,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from .dataplane import DataPlane
     from runtime.base import Runtime
 
     from .reconcile import Reconciler
@@ -48,6 +49,7 @@ class Daemon(Protocol):
 
     runtime: Runtime
     reconciler: Reconciler
+    plane: DataPlane
 
     def wake_source(self) -> None: ...
 
@@ -112,6 +114,7 @@ class ApiServer:
             return 200, {
                 "pid": os.getpid(),
                 "runtime": self.d.runtime.info(),
+                "dataPlane": self.d.plane.info(),
                 "dns": self.d.dns_address(),
                 "passes": rec.passes,
             }

@@ -22,11 +22,13 @@ from typing import Any
 
 from runtime.base import Runtime
 from runtime.net.dns import DNSServer, Zone, build_zone
-from runtime.net.proxy import ServiceProxy
 
 from . import log as logmod
 from .api import ApiServer
 from .cluster import Cluster
+from runtime.net.bridge import bridge_name
+
+from .dataplane import DataPlane, choose
 from .errors import GitshipError, SourceError, StoreError
 from .manifests.load import Limits
 from .applier import RevisionApplier
@@ -48,30 +50,95 @@ class Options:
     path: str = ""
     interval: float = 30.0
     service_cidr: str | None = None  # None: the runtime's default (below)
-    pod_cidr: str = "127.244.0.0/16"
-    dns_addr: str | None = None  # None: the runtime's default (below)
+    pod_cidr: str | None = None  # None: 10.244.0.0/16 when pods get sandboxes, else loopback
+    dns_addr: str | None = None  # None: the service CIDR's .10, port 53
+    isolation: str = "auto"  # in-process pods: "sandbox" (namespaces; root), "host", or "auto"
+    data_plane: str = "auto"  # "nftables" (root), "proxy", or "auto"
     node_address: str = "0.0.0.0"
     backoff_base: float = 10.0
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
-        # in-process pods live on loopback; Docker containers can't reach the host's loopback, so
-        # with Docker ClusterIPs (and the DNS, Kubernetes' ".10" of the range) come from a private
-        # range that the runtime adds to the host (docs/docker.md)
+        # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
+        # Kubernetes' own defaults (pods 10.244.0.0/16 behind a bridge of gitship's, Services
+        # 10.96.0.0/16, the DNS at .10); without sandboxes pods live on loopback (127.244.0.0/16,
+        # Services 127.96.0.0/16). Docker containers can't reach the host's loopback, so with
+        # Docker ClusterIPs come from 10.97.0.0/16, a range of its own (docs/docker.md).
+        import ipaddress
+
+        if self.pod_cidr is None:
+            sandboxed = self.runtime == "inprocess" and sandbox_unavailable(self.isolation) is None
+            self.pod_cidr = SANDBOX_POD_CIDR if sandboxed else LOOPBACK_POD_CIDR
         if self.service_cidr is None:
-            self.service_cidr = DOCKER_SERVICE_CIDR if self.runtime == "docker" else INPROCESS_SERVICE_CIDR
-        if self.dns_addr is None:
             if self.runtime == "docker":
-                import ipaddress
-
-                net = ipaddress.ip_network(self.service_cidr, strict=False)
-                self.dns_addr = f"{net.network_address + 10}:53"
+                self.service_cidr = DOCKER_SERVICE_CIDR
+            elif ipaddress.ip_network(self.pod_cidr, strict=False).is_loopback:
+                self.service_cidr = LOOPBACK_SERVICE_CIDR
             else:
-                self.dns_addr = INPROCESS_DNS_ADDR
+                self.service_cidr = SANDBOX_SERVICE_CIDR
+        if self.dns_addr is None:  # Kubernetes' kube-dns address: the service range's .10
+            net = ipaddress.ip_network(self.service_cidr, strict=False)
+            self.dns_addr = f"{net.network_address + 10}:53"
 
 
-INPROCESS_SERVICE_CIDR = "127.96.0.0/16"
-INPROCESS_DNS_ADDR = "127.96.0.10:53"
+def sandbox_unavailable(isolation: str) -> str | None:
+    """Why in-process pods cannot get sandboxes here (None: they can)."""
+    import shutil
+
+    if isolation == "host":
+        return "--isolation host"
+    if os.geteuid() != 0:
+        return "not running as root"
+    missing = [tool for tool in ("unshare", "nsenter", "ip") if shutil.which(tool) is None]
+    if missing:
+        return f"{', '.join(missing)} not found"
+    return None
+
+
+def overlapping_route(cidr: str, own_device: str) -> str | None:
+    """A route of this machine (not the default route, not on a device whose name starts with
+    ``own_device``: gitship's bridge and its service device) that overlaps ``cidr``, as
+    "NET on DEVICE"; None when the range is free (reads /proc/net/route)."""
+    import ipaddress
+    import socket
+    import struct
+
+    net = ipaddress.ip_network(cidr, strict=False)
+    try:
+        with open("/proc/net/route", encoding="ascii") as f:
+            rows = [line.split() for line in f.readlines()[1:]]
+    except OSError:
+        return None
+    for row in rows:
+        if len(row) < 8 or row[0].startswith(own_device):
+            continue
+        dest = socket.inet_ntoa(struct.pack("<I", int(row[1], 16)))
+        mask = socket.inet_ntoa(struct.pack("<I", int(row[7], 16)))
+        route = ipaddress.ip_network(f"{dest}/{mask}", strict=False)
+        if route.prefixlen and route.overlaps(net):
+            return f"{route} on {row[0]}"
+    return None
+
+
+def check_ranges(opts: Options, state_dir: str) -> None:
+    """Sandboxed pods route their ranges to gitship's bridge: a range this machine already
+    uses elsewhere would take its traffic away, so it is refused with the route it hits."""
+    import ipaddress
+
+    pod_cidr = opts.pod_cidr or LOOPBACK_POD_CIDR
+    if ipaddress.ip_network(pod_cidr, strict=False).is_loopback or sandbox_unavailable(opts.isolation):
+        return
+    own = bridge_name(state_dir)
+    for flag, cidr in (("--pod-cidr", pod_cidr), ("--service-cidr", opts.service_cidr or "")):
+        hit = overlapping_route(cidr, own) if cidr else None
+        if hit:
+            raise GitshipError(f"{flag} {cidr} overlaps a network of this machine ({hit}): choose another range")
+
+
+SANDBOX_POD_CIDR = "10.244.0.0/16"
+SANDBOX_SERVICE_CIDR = "10.96.0.0/16"
+LOOPBACK_POD_CIDR = "127.244.0.0/16"
+LOOPBACK_SERVICE_CIDR = "127.96.0.0/16"
 DOCKER_SERVICE_CIDR = "10.97.0.0/16"
 # Kubernetes' search path for a pod in {namespace} (ndots:5 is set by the runtime)
 DOCKER_DNS_SEARCH = ["{namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local"]
@@ -108,6 +175,8 @@ def _reachable_from_containers(host: str) -> bool:
 
 
 class Daemon:
+    plane: DataPlane
+
     def __init__(self, opts: Options):
         self.opts = opts
         self.state_dir = os.path.abspath(opts.state_dir)
@@ -166,8 +235,22 @@ class Daemon:
         if self.opts.runtime == "inprocess":
             from runtime.inprocess import InProcessRuntime
 
+            dns_host, dns_port = _dns_host_port(self.opts.dns_addr or "")
+            check_ranges(self.opts, self.state_dir)
             return InProcessRuntime(
-                rt_dir, [], repo_dir=self.repo_dir, pod_cidr=self.opts.pod_cidr, backoff_base=self.opts.backoff_base
+                rt_dir,
+                [],
+                repo_dir=self.repo_dir,
+                pod_cidr=self.opts.pod_cidr or LOOPBACK_POD_CIDR,
+                backoff_base=self.opts.backoff_base,
+                isolation=self.opts.isolation,
+                bridge=bridge_name(self.state_dir),
+                service_cidr=self.opts.service_cidr,
+                # the cluster DNS alone: the host's resolvers may sit on addresses pods cannot reach
+                dns_servers=[dns_host] if dns_port == 53 else [],
+                # the whole Service range is local to the host: a ClusterIP without a Service is
+                # refused at once, and no ClusterIP is ever forwarded out of the bridge
+                service_route="local",
             )
         if self.opts.runtime == "docker":
             from runtime.docker import DockerRuntime
@@ -213,7 +296,7 @@ class Daemon:
             self._reconcile_settings(),
             self.log,
             self.stopping,
-            self.proxy,
+            self.plane,
             self._set_zone,
         )
         self._kick_reconciler = self.reconciler.kick
@@ -233,6 +316,7 @@ class Daemon:
                 "remote": self.remote,
             },
             runtime=self.runtime.info(),
+            dataPlane=self.plane.info(),
             daemon={"pid": os.getpid(), "startedAt": time.time()},
         )
         self.api = ApiServer(self)
@@ -286,8 +370,12 @@ class Daemon:
 
     # -- the service network: the proxy and the DNS server ---------------------------------
     async def _start_network(self) -> None:
-        """The service proxy and the cluster DNS server (the reconciler programs both)."""
-        self.proxy = ServiceProxy()
+        """The Service data plane and the cluster DNS server (the reconciler programs both)."""
+        try:
+            self.plane = choose(self.opts.data_plane, self.state_dir)
+        except ValueError as e:
+            raise GitshipError(str(e)) from None
+        self.log.info("data_plane", **self.plane.info())
         host, port = _dns_host_port(self.opts.dns_addr or "")
         try:
             self.dns = await DNSServer.start(host, port)
@@ -298,7 +386,7 @@ class Daemon:
         self.store.set_meta(dns={"address": self.dns_address()})
 
     async def _close_network(self) -> None:
-        await self.proxy.close()
+        await self.plane.close()
         self.dns.close()
 
     def _set_zone(self, zone: Zone) -> None:
@@ -311,7 +399,7 @@ class Daemon:
         # the DNS server's address is never handed out as a ClusterIP
         host = _dns_host_port(self.opts.dns_addr)[0] if self.opts.dns_addr else ""
         return Settings(
-            service_cidr=self.opts.service_cidr or INPROCESS_SERVICE_CIDR,
+            service_cidr=self.opts.service_cidr or LOOPBACK_SERVICE_CIDR,
             reserved_ips=(host,) if host else (),
             node_address=self.opts.node_address,
         )

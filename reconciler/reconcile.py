@@ -38,7 +38,8 @@ from .controllers import service as svcctl
 from .controllers.podutil import ALPHABET
 from .errors import ManifestError
 from .log import Logger
-from .servicenet import Proxy, ServiceNetwork
+from .dataplane import DataPlane
+from .servicenet import ServiceNetwork
 from .store import Store
 from .sync.model import CreateFailure, SlowStart
 from .types import Key, NsName, Obj
@@ -157,7 +158,7 @@ class Reconciler:
         settings: sync.Settings,
         log: Logger,
         stopping: asyncio.Event,
-        proxy: Proxy,
+        plane: DataPlane,
         publish_zone: Callable[[Zone], None],
         clock: Callable[[], float] = time.time,
     ):
@@ -167,7 +168,7 @@ class Reconciler:
         self.settings = settings
         self.log = log
         self.stopping = stopping
-        self.proxy = proxy
+        self.plane = plane
         self.publish_zone = publish_zone
         self.clock = clock
         self.desired: dict[Key, Obj] = store.desired()
@@ -186,7 +187,7 @@ class Reconciler:
         self._launched: set[str] = set()
         self._terminating: dict[str, asyncio.Task[None]] = {}
         self._was_endpoint: set[str] = set()
-        self.network = ServiceNetwork(runtime, proxy, publish_zone, log, self.kick)  # the Service step
+        self.network = ServiceNetwork(runtime, plane, publish_zone, log, self.kick)  # the Service step
         self._create_failures: dict[str, CreateFailure] = {}  # for the next pass, by controller uid
 
     # -- life cycle -----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The executor's Service step: ClusterIPs made reachable, the proxy table, the DNS zone.
+"""The executor's Service step: ClusterIPs made reachable, the data plane's rules, the DNS zone.
 
 reconciler/reconcile.py carries a pass's ``Changes`` out in order; this is its step 2 (after
 the live objects are in the store, before the runtime's stops and starts). It also keeps the
@@ -9,82 +9,49 @@ turns it into a LoadBalancer's address and Warning events.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Protocol
+from collections.abc import Callable
 
 from runtime.base import Runtime
 from runtime.net.dns import Zone, build_zone
 
 from . import sync
+from .dataplane import DataPlane
 from .log import Logger
 
 
-class Proxy(Protocol):
-    """The service proxy as the executor uses it (runtime/net/proxy.py ServiceProxy)."""
-
-    async def set_service(
-        self,
-        key: str,
-        listen: list[tuple[str, int]],
-        backends: list[tuple[str, int]],
-        affinity: str = "None",
-        affinity_timeout: int = 10800,
-        protocol: str = "TCP",
-    ) -> Mapping[tuple[str, int], str]: ...  # the listen addresses it could not bind, and why
-
-    async def remove(self, key: str) -> None: ...
-
-
 class ServiceNetwork:
-    """Programs the proxy and the DNS zone from each pass's Changes; remembers the proxy's answer."""
+    """Programs the data plane and the DNS zone from each pass's Changes; remembers its answer."""
 
     def __init__(
         self,
         runtime: Runtime,
-        proxy: Proxy,
+        plane: DataPlane,
         publish_zone: Callable[[Zone], None],
         log: Logger,
         kick: Callable[[], None],
     ):
         self.runtime = runtime
-        self.proxy = proxy
+        self.plane = plane
         self.publish_zone = publish_zone
         self.log = log
         self.kick = kick
         self.listening: frozenset[sync.Listener] = frozenset()  # -> Observed.listening
         self.listen_failed: dict[sync.Listener, str] = {}  # -> Observed.listen_failed
         self.net_warned: frozenset[str] = frozenset()  # -> Memory.net_warned
-        self._proxied: set[str] = set()
         self._exposed: set[str] = set()
 
     async def program(self, changes: sync.Changes) -> None:
+        # the runtime makes each ClusterIP an address of this host (a userspace proxy binds it;
+        # with kernel rules, traffic to a ClusterIP no rule serves stays on this machine)
         for ip in changes.service_ips:
             await self._expose_ip(ip)
-        wanted: set[str] = set()
-        listening: set[sync.Listener] = set()
-        failed: dict[sync.Listener, str] = {}
-        for rule in changes.proxy:
-            wanted.add(rule.key)
-            try:
-                bad = await self.proxy.set_service(
-                    rule.key,
-                    list(rule.listen),
-                    list(rule.backends),
-                    rule.affinity,
-                    rule.affinity_timeout,
-                    rule.protocol,
-                )
-            except (OSError, ValueError) as e:  # not expected: the proxy reports listen failures
-                bad = {addr: str(e) for addr in rule.listen}
-            for addr in rule.listen:
-                listener = (rule.protocol, addr[0], addr[1])
-                if addr in bad:
-                    failed[listener] = bad[addr]
-                else:
-                    listening.add(listener)
-        for key in sorted(self._proxied - wanted):
-            await self.proxy.remove(key)
-        self._proxied = wanted
+        failed = dict(await self.plane.apply(changes.proxy))
+        listening = {
+            (rule.protocol, host, port)
+            for rule in changes.proxy
+            for host, port in rule.listen
+            if (rule.protocol, host, port) not in failed
+        }
         self.net_warned = changes.net_warned
         self._answered(frozenset(listening), failed)
         z = changes.zone

@@ -24,6 +24,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "repo-template"
 
+# As root, daemons give their pods sandboxes (own network namespace on a bridge of the test's
+# own), as gitship does by default; the template's app binds 0.0.0.0:8080 in every replica,
+# which needs them. Without root, pods share the host's network on loopback addresses.
+SANDBOXES = os.geteuid() == 0 and all(shutil.which(t) for t in ("unshare", "nsenter", "ip"))
+NEEDS_SANDBOXES = "the template's app binds 0.0.0.0:8080 in every replica: that needs pod sandboxes (root)"
+
 
 def wait_for(cond: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:
     """Poll ``cond`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
@@ -103,16 +109,24 @@ class Gitship:
         self.env = {**os.environ, "GITSHIP_STATE_DIR": self.state_dir, "PYTHONUNBUFFERED": "1"}
 
     def net_args(self) -> list[str]:
-        """Loopback ranges of this test's own, so tests running side by side never share an IP."""
+        """Ranges of this test's own, so tests running side by side never share an IP: on the
+        test's bridge (10.x, sandboxes, as root) or on loopback (127.x)."""
         x = 100 + zlib.crc32(self.state_dir.encode()) % 140
+        given = self.extra[self.extra.index("--pod-cidr") + 1] if "--pod-cidr" in self.extra else None
+        sandboxed = SANDBOXES and "host" not in self.extra and not (given or "").startswith("127.")
+        first = 10 if sandboxed else 127
         args = []
-        if "--pod-cidr" not in self.extra:
-            args += ["--pod-cidr", f"127.{x}.0.0/17"]
+        if given is None:
+            args += ["--pod-cidr", f"{first}.{x}.0.0/17"]
         if "--service-cidr" not in self.extra:
-            args += ["--service-cidr", f"127.{x}.128.0/17"]
-        if "--dns-addr" not in self.extra:
+            args += ["--service-cidr", f"{first}.{x}.128.0/17"]
+        if "--dns-addr" not in self.extra and not sandboxed:
             args += ["--dns-addr", "127.0.0.1:0"]
         return args
+
+    def service_cidr(self) -> str:
+        args = self.extra + self.net_args()
+        return args[args.index("--service-cidr") + 1]
 
     def start(self, wait_applied: bool = True) -> "Gitship":
         self.log = open(os.path.join(os.path.dirname(self.state_dir), "gitship-up.log"), "ab")
@@ -217,6 +231,8 @@ class Gitship:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A fresh repository made by `gitship init` from repo-template/."""
+    if not SANDBOXES:
+        pytest.skip(NEEDS_SANDBOXES)
     dest = tmp_path / "repo"
     p = subprocess.run(
         [sys.executable, "-m", "reconciler.cli", "init", str(dest)], capture_output=True, text=True, cwd=str(ROOT)
@@ -231,6 +247,8 @@ def make_app_repo(
     dest: Path, author: str = "Test Author", email: str = "author@example.com", commit: bool = True
 ) -> Path:
     """A new repository holding the template's app and gitship.yaml, and no manifests."""
+    if not SANDBOXES:
+        pytest.skip(NEEDS_SANDBOXES)
     dest.mkdir()
     shutil.copytree(TEMPLATE / "app", dest / "app")
     shutil.copy(TEMPLATE / "gitship.yaml", dest / "gitship.yaml")
@@ -264,6 +282,22 @@ def gitship_factory(tmp_path: Path) -> Iterator[Callable[..., Gitship]]:
     for g in made:
         g.stop()
     _kill_leftovers(tmp_path)
+    for g in made:
+        _remove_network(g.state_dir)
+
+
+def _remove_network(state_dir: str) -> None:
+    """What a daemon killed with -9 leaves in the kernel: sandboxes, its bridge, its nftables table."""
+    from reconciler.dataplane import table_name
+    from runtime.inprocess.sandbox import sweep
+    from runtime.net.bridge import bridge_name, teardown_host_network
+    from runtime.net.kernelproxy import delete_table
+
+    if os.geteuid() != 0:
+        return
+    sweep(os.path.join(state_dir, "runtime"))
+    delete_table(table_name(state_dir))
+    teardown_host_network(bridge_name(state_dir))
 
 
 def _kill_leftovers(tmp_path: Path) -> None:

@@ -91,6 +91,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         service_cidr=args.service_cidr,
         pod_cidr=args.pod_cidr,
         dns_addr=args.dns_addr,
+        isolation=args.isolation,
+        data_plane=args.data_plane,
         node_address=args.node_address,
     )
     return run(opts)
@@ -106,14 +108,33 @@ def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--service-cidr",
         default=None,
-        help="ClusterIP range (default 127.96.0.0/16; with --runtime docker 10.97.0.0/16)",
+        help="ClusterIP range (default 10.96.0.0/16 with pod sandboxes, 127.96.0.0/16 with loopback pods; "
+        "with --runtime docker 10.97.0.0/16)",
     )
-    s.add_argument("--pod-cidr", default="127.244.0.0/16")
+    s.add_argument(
+        "--pod-cidr",
+        default=None,
+        help="pod addresses (default 10.244.0.0/16 with pod sandboxes, else 127.244.0.0/16; "
+        "a 127.x range means loopback pods without sandboxes)",
+    )
+    s.add_argument(
+        "--isolation",
+        default="auto",
+        choices=["auto", "sandbox", "host"],
+        help="in-process pods: sandbox = own network, hostname, mounts (needs root); host = the host's "
+        "network, on loopback addresses; auto (default) = sandbox when possible",
+    )
+    s.add_argument(
+        "--data-plane",
+        default="auto",
+        choices=["auto", "nftables", "proxy"],
+        help="what carries Service traffic: nftables rules in the kernel (needs root and nft; Services keep "
+        "working while gitship restarts) or gitship's userspace proxy; auto (default) = nftables when possible",
+    )
     s.add_argument(
         "--dns-addr",
         default=None,
-        help="where the cluster DNS listens (HOST:PORT; default 127.96.0.10:53; with --runtime docker "
-        "the service CIDR's .10 on port 53, e.g. 10.97.0.10:53)",
+        help="where the cluster DNS listens (HOST:PORT; default the service CIDR's .10 on port 53, e.g. 10.96.0.10:53)",
     )
     s.add_argument("--node-address", default="0.0.0.0", help="host address for NodePort and LoadBalancer")
     s.set_defaults(func=cmd_up)
@@ -135,6 +156,7 @@ def status_object(meta: dict[str, Any], live: dict[str, Any] | None) -> Obj:
     src = meta.get("source") or {}
     ready = meta.get("ready") or {"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": ""}
     runtime = (live or {}).get("runtime") or meta.get("runtime") or {}
+    plane = (live or {}).get("dataPlane") or meta.get("dataPlane") or {}
     dns = (live or {}).get("dns") or (meta.get("dns") or {}).get("address")
     return {
         "apiVersion": "gitship.io/v1",
@@ -151,6 +173,7 @@ def status_object(meta: dict[str, Any], live: dict[str, Any] | None) -> Obj:
             "lastAttemptedRevision": meta.get("lastAttemptedRevision"),
             "conditions": [ready],
             "runtime": runtime,
+            "dataPlane": plane,
             "dnsAddress": dns,
             "sourceError": meta.get("sourceError"),
             "daemon": "running" if live else "stopped",
@@ -171,6 +194,7 @@ def status_lines(out: Obj) -> list[str]:
         f"Source:        {spec['url']} (branch {spec['branch']}, path {spec['path']})",
         f"Daemon:        {st['daemon']}",
         rt_line,
+        *_network_lines(runtime, st.get("dataPlane") or {}),
         f"DNS:           {st['dnsAddress']}",
         f"Applied:       {st['lastAppliedRevision'] or '<none>'}",
         f"Attempted:     {st['lastAttemptedRevision'] or '<none>'}",
@@ -181,7 +205,36 @@ def status_lines(out: Obj) -> list[str]:
     return lines
 
 
-_STATUS_META = ("source", "ready", "runtime", "dns", "lastAppliedRevision", "lastAttemptedRevision", "sourceError")
+def _network_lines(runtime: dict[str, Any], plane: dict[str, Any]) -> list[str]:
+    """Which isolation pods get and what carries Service traffic, with the reason for a fallback."""
+    lines = []
+    iso = runtime.get("isolation")
+    if iso == "sandbox":
+        lines.append(
+            f"Isolation:     pod sandboxes (own network, hostname, mounts; bridge {runtime.get('bridge')}, "
+            f"pods {runtime.get('podCIDR')})"
+        )
+    elif iso:
+        lines.append(f"Isolation:     {runtime.get('isolationReason') or 'pods share the host network'}")
+    name = plane.get("dataPlane")
+    if name == "nftables":
+        lines.append(f"Data plane:    nftables (table {plane.get('table')}; Services outlive a gitship restart)")
+    elif name:
+        why = f": {plane['reason']}" if plane.get("reason") else ""
+        lines.append(f"Data plane:    gitship's userspace proxy{why}")
+    return lines
+
+
+_STATUS_META = (
+    "source",
+    "ready",
+    "runtime",
+    "dataPlane",
+    "dns",
+    "lastAppliedRevision",
+    "lastAttemptedRevision",
+    "sourceError",
+)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -1,10 +1,11 @@
-"""The kubia app of the tutorial, in Python: answers every HTTP request with
-"This is <version> running in pod <hostname>".
+"""The kubia app of the tutorial, in Python: listens on 0.0.0.0:8080 and answers
+every HTTP request with "This is <version> running in pod <hostname>", as the
+tutorial's app.js does.
 
-The app contract gitship's in-process runtime gives it: bind POD_IP (its own
-address) and the containerPort (8080), HOSTNAME is the pod's name, and
-CONTAINER_IMAGE is the image reference of the container, whose tag names the
-version (qinchaowhut/allen:v2 -> v2). On SIGTERM it stops accepting, finishes
+Each pod has its own network and hostname (gitship's pod sandboxes), so every
+replica binds port 8080 and its hostname is its pod's name. CONTAINER_IMAGE is
+the image reference of the container, whose tag names the version
+(qinchaowhut/allen:v2 -> v2). On SIGTERM it stops accepting, finishes
 the requests in flight and exits, so a rollout drops no request: a response
 written after SIGTERM says "Connection: close" (a busy keep-alive client moves
 to another pod instead of holding this one until it is killed), and idle
@@ -20,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 image = os.environ.get("CONTAINER_IMAGE", "kubia:v1")
 VERSION = os.environ.get("APP_VERSION") or (image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else "v1")
-HOST = os.environ.get("HOSTNAME") or socket.gethostname()
+HOST = socket.gethostname()
 STOPPING = threading.Event()  # set on SIGTERM
 BODY = f"This is {VERSION} running in pod {HOST}\n".encode()
 
@@ -45,8 +46,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    addr = os.environ.get("POD_IP", "0.0.0.0")
-    port = int(os.environ.get("PORT", "8080"))
+    addr, port = "0.0.0.0", 8080
     server = ThreadingHTTPServer((addr, port), Handler)
     server.daemon_threads = False
     server.block_on_close = True

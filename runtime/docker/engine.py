@@ -213,6 +213,8 @@ class DockerEngine:
             for cfg in (info.get("IPAM") or {}).get("Config") or []:
                 if cfg.get("Gateway"):
                     self._gateway = cfg["Gateway"]
+            bridge = (info.get("Options") or {}).get("com.docker.network.bridge.name") or f"br-{info['Id'][:12]}"
+            _route_localnet(bridge)
         self._network_ready = True
 
     async def _pause_image(self, p: DPod) -> tuple[str, list[str] | None]:
@@ -303,3 +305,15 @@ class DockerEngine:
             *(self._remove_quietly(x["Id"]) for x in lst if (x.get("Labels") or {}).get(LABEL_CONTAINER) == SANDBOX)
         )
         self._pending_deletes.discard(uid)
+
+
+def _route_localnet(bridge: str) -> None:
+    """Let the kernel data plane send a packet from 127.0.0.1 (a nodePort asked on the host's
+    loopback, DNATed by nftables) out to the containers of this bridge; without root, or on a
+    host without the device, nothing to do (the userspace proxy needs none of it)."""
+    path = f"/proc/sys/net/ipv4/conf/{os.path.basename(bridge)}/route_localnet"
+    try:
+        with open(path, "w", encoding="ascii") as f:
+            f.write("1")
+    except OSError:
+        pass

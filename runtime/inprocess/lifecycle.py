@@ -1,9 +1,11 @@
-"""The in-process container lifecycle: launch, watch, exit, restart with back-off, probes, stop.
+"""The in-process container lifecycle: launch, watch, exit, restart with back-off, stop.
 
-Where it sits: ``InProcessRuntime`` (supervisor.py) is this class plus the Runtime
-interface, adoption and status. Every decision Kubernetes defines is asked of the pod
-kernel (runtime/kernel: should_restart, Backoff, the probe machine, env/argv); what is
-left here is processes.
+Where it sits: ``InProcessRuntime`` (supervisor.py) is this class plus probes
+(probing.py), sandboxes (isolation.py: the ``_sandbox_usable``/``_enter_prefix`` hooks
+below; a container of a sandboxed pod waits until its sandbox is up and then starts
+through ``nsenter``), adoption (adoption.py), the Runtime interface and status. Every
+decision Kubernetes defines is asked of the pod kernel (runtime/kernel: should_restart,
+Backoff, the probe machine, env/argv); what is left here is processes.
 
 Processes
     ``subprocess.Popen(argv, start_new_session=True, ...)``, never a shell and never an
@@ -37,17 +39,15 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from typing import Any
 
 import structlog
 
 from ..base import OnChange
-from ..kernel import go_duration, rfc3339, should_restart, with_defaults
+from ..kernel import go_duration, rfc3339, should_restart
 from ..kernel.phase import terminated
-from ..probes import ProbeWorker, make_check
 from . import procid
-from .probes import exec_check
 from .resolve import ImageRule, StartError, Waiting, resolve
 from .state import Container, PodState, group_gone, reap
 
@@ -82,17 +82,38 @@ class ContainerSupervisor:
     def _notify(self, p: PodState) -> None:
         raise NotImplementedError
 
+    def _start_probes(self, p: PodState, c: Container) -> None:
+        raise NotImplementedError
+
+    # Sandbox hooks (isolation.py overrides them; these defaults are host mode: no sandbox).
+
+    def _sandbox_usable(self, p: PodState) -> bool:
+        """Whether the pod's containers can start now (its sandbox is up, or it needs none)."""
+        return True
+
+    def _ensure_sandbox(self, p: PodState) -> None:
+        """Make the pod's sandbox if it has none yet; its waiting containers start when it is up."""
+
+    def _enter_prefix(self, p: PodState, cwd: str | None) -> list[str] | None:
+        """The argv prefix that runs a command in the pod's sandbox: [] without one, None if it is not up."""
+        return []
+
+    def _hostname(self, p: PodState) -> str | None:
+        """The pod's hostname (the HOSTNAME variable); None: the pod name."""
+        return None
+
     def _log_dir(self, uid: str) -> str:
         return os.path.join(self.state_dir, "logs", uid)
 
     def _alive(self, p: PodState) -> bool:
         return not p.deleting and not self._closed and self._pods.get(p.uid) is p
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         assert self._loop is not None
         t = self._loop.create_task(coro)
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
+        return t
 
     # -- launching ---------------------------------------------------------------------------
 
@@ -105,6 +126,7 @@ class ContainerSupervisor:
             node_name=self.node_name,
             rules=self.image_rules,
             repo_dir=self.repo_dir,
+            hostname=self._hostname(p),
         )
 
     def _launch(self, p: PodState, c: Container) -> None:
@@ -114,6 +136,10 @@ class ContainerSupervisor:
         c.cancel_timer()
         c.stop_probes()
         c.kill_message = None
+        if not self._sandbox_usable(p):
+            self._await_sandbox(p, c)
+            return
+        c.awaiting_sandbox = False
         now = time.time()
         try:
             argv, env, cwd = self._resolve(p, c)
@@ -128,11 +154,15 @@ class ContainerSupervisor:
             self._wait(p, c, "CreateContainerError", f"{type(e).__name__}: {e}")
             return
         c.env, c.cwd = env, cwd
+        enter = self._enter_prefix(p, cwd)
+        if enter is None:  # not reached: _sandbox_usable said yes a moment ago
+            self._await_sandbox(p, c)
+            return
         os.makedirs(self._log_dir(p.uid), exist_ok=True)
         try:
             with open(os.path.join(self._log_dir(p.uid), f"{c.name}.log"), "ab") as logf:
                 proc = subprocess.Popen(
-                    argv,
+                    [*enter, *argv],
                     start_new_session=True,
                     stdin=subprocess.DEVNULL,
                     stdout=logf,
@@ -152,8 +182,14 @@ class ContainerSupervisor:
         self._save(p)
         self._notify(p)
 
-    def _wait(self, p: PodState, c: Container, reason: str, message: str) -> None:
-        c.state = {"waiting": {"reason": reason, "message": message}}
+    def _await_sandbox(self, p: PodState, c: Container) -> None:
+        """The container starts once the pod's sandbox is up (the kubelet makes the sandbox first)."""
+        c.awaiting_sandbox = True
+        self._wait(p, c, "ContainerCreating", p.sandbox_error)
+        self._ensure_sandbox(p)
+
+    def _wait(self, p: PodState, c: Container, reason: str, message: str | None) -> None:
+        c.state = {"waiting": {"reason": reason, "message": message} if message else {"reason": reason}}
         self._save(p)
         self._notify(p)
 
@@ -256,77 +292,6 @@ class ContainerSupervisor:
         c.backoff.next(now, c.finished_at if c.finished_at is not None else now)
         c.restart_count += 1
         self._launch(p, c)
-
-    # -- probes ------------------------------------------------------------------------------
-
-    def _worker(self, p: PodState, c: Container, kind: str, initial: bool | None) -> ProbeWorker:
-        probe = c.spec.get(f"{kind}Probe") or {}
-        env, cwd = c.env or {}, c.cwd
-
-        async def run(argv: list[str], timeout: float) -> tuple[bool, str]:
-            return await exec_check(argv, env, cwd, timeout)
-
-        inc = c.incarnation
-        handler = {"startup": self._on_startup, "readiness": self._on_readiness, "liveness": self._on_liveness}[kind]
-        w = ProbeWorker(
-            kind,
-            probe,
-            make_check(probe, c.spec, p.ip, run),
-            lambda ok, msg: handler(p, c, inc, ok, msg),
-            c.started_at or time.time(),
-            initial,
-        )
-        c.probes.append(w)
-        w.start()
-        return w
-
-    def _start_probes(self, p: PodState, c: Container) -> None:
-        if c.spec.get("startupProbe") and not c.started:
-            self._worker(p, c, "startup", None)
-        else:
-            c.started = True
-            self._start_lr_probes(p, c)
-
-    def _start_lr_probes(self, p: PodState, c: Container) -> None:
-        if c.spec.get("readinessProbe"):
-            self._worker(p, c, "readiness", c.readiness)
-        if c.spec.get("livenessProbe"):
-            self._worker(p, c, "liveness", True)
-
-    def _current(self, p: PodState, c: Container, inc: int) -> bool:
-        return inc == c.incarnation and c.running and not p.deleting and not self._closed
-
-    def _on_startup(self, p: PodState, c: Container, inc: int, ok: bool, msg: str) -> None:
-        if not self._current(p, c, inc):
-            return
-        if ok:
-            c.started = True
-            self._start_lr_probes(p, c)
-            self._save(p)
-            self._notify(p)
-        else:
-            self._probe_kill(p, c, c.spec.get("startupProbe") or {}, f"Startup probe failed: {msg}")
-
-    def _on_readiness(self, p: PodState, c: Container, inc: int, ok: bool, msg: str) -> None:
-        if not self._current(p, c, inc):
-            return
-        c.readiness = ok
-        log.info("container_readiness", uid=p.uid, pod=p.name, container=c.name, ready=ok, message=msg)
-        self._save(p)
-        self._notify(p)
-
-    def _on_liveness(self, p: PodState, c: Container, inc: int, ok: bool, msg: str) -> None:
-        if not ok and self._current(p, c, inc):
-            self._probe_kill(p, c, c.spec.get("livenessProbe") or {}, f"Liveness probe failed: {msg}")
-
-    def _probe_kill(self, p: PodState, c: Container, probe: Mapping[str, Any], message: str) -> None:
-        """Kill the container (TERM, grace, KILL); its exit then goes through the restart policy."""
-        log.info("container_unhealthy", uid=p.uid, pod=p.name, container=c.name, message=message)
-        c.stop_probes()
-        c.kill_message = message
-        g = with_defaults(probe).get("terminationGracePeriodSeconds")
-        grace = p.grace() if g is None else max(0.0, float(g))
-        self._spawn(self._stop_container(c, grace))
 
     # -- stopping ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The in-process runtime's ``exec``: probes and ``gitship exec`` run a local process.
+"""The in-process runtime's ``exec``: probes and ``gitship exec`` run a local process (in the pod's sandbox if any).
 
 Where it sits: the supervisor builds each probe with ``runtime.probes.make_check`` and
 gives it ``exec_check`` (bound to the container's environment and working directory);
@@ -13,7 +13,7 @@ import contextlib
 import os
 import shutil
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ..base import ExecResult
 
@@ -25,9 +25,13 @@ def resolve_exe(argv0: str, env: Mapping[str, str], cwd: str | None) -> str | No
     return shutil.which(argv0, path=env.get("PATH", os.defpath))
 
 
-async def run_exec(argv: list[str], env: Mapping[str, str], cwd: str | None, timeout: float) -> ExecResult:
+async def run_exec(
+    argv: list[str], env: Mapping[str, str], cwd: str | None, timeout: float, enter: Sequence[str] = ()
+) -> ExecResult:
     """Run argv (no shell) in its own session with env and cwd; capture output.
 
+    ``enter``: a prefix that runs it in the pod's sandbox (nsenter ... --); argv[0] is
+    looked up on the host first (the sandbox shares the host's files).
     Raises FileNotFoundError if argv[0] cannot be found and asyncio.TimeoutError
     (after killing the whole process group) on timeout.
     """
@@ -37,6 +41,7 @@ async def run_exec(argv: list[str], env: Mapping[str, str], cwd: str | None, tim
     if exe is None:
         raise FileNotFoundError(f'exec: "{argv[0]}": executable file not found in $PATH')
     proc = await asyncio.create_subprocess_exec(
+        *enter,
         exe,
         *argv[1:],
         stdin=asyncio.subprocess.DEVNULL,
@@ -60,10 +65,12 @@ async def run_exec(argv: list[str], env: Mapping[str, str], cwd: str | None, tim
     return ExecResult(rc, out, err)
 
 
-async def exec_check(argv: list[str], env: Mapping[str, str], cwd: str | None, timeout: float) -> tuple[bool, str]:
+async def exec_check(
+    argv: list[str], env: Mapping[str, str], cwd: str | None, timeout: float, enter: Sequence[str] = ()
+) -> tuple[bool, str]:
     """One exec probe attempt: exit 0 is success."""
     try:
-        r = await run_exec(argv, env, cwd, timeout)
+        r = await run_exec(argv, env, cwd, timeout, enter)
     except asyncio.TimeoutError:
         return False, f"command {argv!r} timed out after {timeout:g}s"
     except OSError as e:

@@ -8,7 +8,8 @@ runtime/kernel/env.py; this module adds the in-process mechanics around them:
   stands for the image's entrypoint, its ``env`` and ``workingDir`` for the image's;
 * environment (later wins): inherited from gitship (``INHERITED_ENV``, ``LC_*``); the
   image rule's env; ``POD_NAME POD_NAMESPACE POD_IP POD_UID CONTAINER_IMAGE
-  CONTAINER_NAME`` and ``HOSTNAME`` (the pod name); the container's ``env`` list;
+  CONTAINER_NAME`` and ``HOSTNAME`` (the pod's hostname: the pod name, or in a sandbox
+  what ``hostname`` prints there); the container's ``env`` list;
   finally ``GITSHIP_POD_UID`` (process identity, cannot be overridden);
 * ``python3``/``python`` is gitship's own interpreter; relative paths are resolved
   against the repository checkout.
@@ -113,8 +114,11 @@ def resolve(
     node_name: str,
     rules: Iterable[ImageRule],
     repo_dir: str | None,
+    hostname: str | None = None,
 ) -> tuple[list[str], dict[str, str], str]:
-    """(argv, env, cwd) of a container; raises Waiting (stays waiting) or StartError (crash)."""
+    """(argv, env, cwd) of a container; raises Waiting (stays waiting) or StartError (crash).
+
+    ``hostname``: the pod's hostname in its sandbox (HOSTNAME); None: the pod name."""
     name, image = str(spec.get("name", "")), str(spec.get("image", ""))
     rule = rule_for(rules, image)
     if not spec.get("command") and (rule is None or not rule.command):
@@ -129,7 +133,7 @@ def resolve(
     env.setdefault("PATH", os.defpath)
     implicit: dict[str, str] = dict(rule.env) if rule is not None else {}
     implicit.update(implicit_env(pod, spec, pod_ip))
-    implicit["HOSTNAME"] = implicit["POD_NAME"]
+    implicit["HOSTNAME"] = hostname or implicit["POD_NAME"]
     try:
         explicit = container_env(pod, spec, pod_ip=pod_ip, host_ip=host_ip, node_name=node_name, implicit=implicit)
     except ConfigError as e:

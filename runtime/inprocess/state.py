@@ -13,6 +13,7 @@ from ..base import Pod
 from ..kernel import Backoff
 from ..probes import ProbeWorker
 from . import procid
+from .sandbox import Sandbox
 
 DEFAULT_GRACE = 30.0
 
@@ -40,6 +41,7 @@ class Container:
         self.kill_message: str | None = None
         self.env: dict[str, str] | None = None
         self.cwd: str | None = None
+        self.awaiting_sandbox = False  # waits for the pod's sandbox, then starts (isolation.py)
 
     @property
     def pid(self) -> int | None:
@@ -102,6 +104,12 @@ class PodState:
         self.conditions: dict[str, dict[str, Any]] = {}
         self.deleting = False
         self.delete_task: asyncio.Task[None] | None = None
+        # the pod's sandbox (isolation.py): its record, holder process and watch, the task making it
+        self.sandbox: Sandbox | None = None
+        self.holder_proc: subprocess.Popen[bytes] | None = None
+        self.holder_pidfd: int | None = None
+        self.sandbox_task: asyncio.Task[None] | None = None
+        self.sandbox_error: str | None = None
 
     def grace(self) -> float:
         g = self.spec.get("terminationGracePeriodSeconds")
@@ -117,6 +125,7 @@ class PodState:
             "startTime": self.start_time,
             "conditions": self.conditions,
             "containers": {c.name: c.to_json() for c in self.containers},
+            "sandbox": self.sandbox.to_json() if self.sandbox else None,
         }
 
 

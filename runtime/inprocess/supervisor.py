@@ -7,15 +7,27 @@ on the daemon's one asyncio loop; nothing here blocks for long (``Popen`` is a
 fork+exec, state files are small atomic writes).
 
 The modules: lifecycle.py (processes: launch, exits, restarts with back-off,
-probes, stop), resolve.py (argv, environment, working directory, image rules),
-state.py (per pod and container), procid.py (process identity, state files),
-network.py (pod IPs), probes.py (exec). What Kubernetes defines is the pod
-kernel's (runtime/kernel).
+stop), probing.py (startup, readiness, liveness), isolation.py (host mode or
+pod sandboxes; each pod's sandbox), sandbox.py (the sandbox's holder process,
+nsenter, sweep), podnet.py (setting a sandbox up: rtnetlink, setns, mount),
+adoption.py (taking pods over after a restart), resolve.py
+(argv, environment, working directory, image rules), state.py (per pod and
+container), procid.py (process identity, state files), network.py (pod IPs),
+probes.py (exec). What Kubernetes defines is the pod kernel's (runtime/kernel);
+the host's side of the pods' network is runtime/net/bridge.py.
+
+Isolation (isolation.py)
+    As root with a routable pod CIDR, each pod gets a sandbox: its own network,
+    UTS, IPC and mount namespaces (its IP on eth0 behind gitship's bridge, its
+    hostname, its resolv.conf and hosts), which its containers enter. Otherwise
+    (or with ``isolation="host"``) pods share the host's network on 127.x
+    addresses, and ``info()`` says why.
 
 Adoption (procid.py)
-    ``{state_dir}/pods/{uid}.json`` holds the pod dict, its IP and per
-    container the process identity (pid, start time, boot id) and the status
-    counters. ``start()`` adopts processes whose identity still matches,
+    ``{state_dir}/pods/{uid}.json`` holds the pod dict, its IP, its sandbox
+    (holder identity, veth) and per container the process identity (pid, start
+    time, boot id) and the status counters. ``start()`` adopts processes whose
+    identity still matches (and sandboxes whose holder does: adoption.py),
     restarts (per policy) those that vanished, and returns every pod it found.
     A container that was running when gitship stopped and is gone on restart is
     reported as ``exitCode: 137, reason: "ContainerStatusUnknown"``.
@@ -24,6 +36,7 @@ Adoption (procid.py)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import os
 import shutil
@@ -36,9 +49,9 @@ import structlog
 
 from ..base import ExecResult, OnChange, Pod, PodStatus, Runtime, RuntimeError_
 from ..kernel import container_status, pod_conditions, pod_phase, pod_status, rfc3339
-from ..kernel.phase import terminated
+from ..net import bridge as br
 from . import procid
-from .lifecycle import ContainerSupervisor
+from .adoption import Adopter, Todo
 from .network import IPAllocationError, IPAllocator
 from .probes import run_exec
 from .resolve import StartError, Waiting, to_rules
@@ -51,10 +64,8 @@ log = structlog.get_logger("runtime.inprocess")
 # of a runtime that adopts them in the same interpreter (tests).
 _abandoned: list[subprocess.Popen[bytes]] = []
 
-_Todo = list[tuple[PodState, Container, dict[str, Any] | None]]
 
-
-class InProcessRuntime(ContainerSupervisor, Runtime):
+class InProcessRuntime(Adopter, Runtime):
     name = "inprocess"
 
     def __init__(
@@ -66,7 +77,21 @@ class InProcessRuntime(ContainerSupervisor, Runtime):
         backoff_base: float = 10.0,
         backoff_max: float = 300.0,
         host_ip: str = "127.0.0.1",
+        *,
+        isolation: str = "auto",
+        bridge: str = "gitship0",
+        service_cidr: str | None = None,
+        dns_servers: Sequence[str] = (),
+        cluster_domain: str = "cluster.local",
+        service_route: str = "bridge",
     ):
+        """``isolation``: "auto" (sandboxes when possible), "sandbox" (start() fails if impossible)
+        or "host"; ``bridge``: the host bridge of sandbox mode (at most 15 characters);
+        ``service_cidr``: routed to the bridge in sandbox mode; ``dns_servers``: the pods'
+        nameservers (the cluster DNS first) for dnsPolicy ClusterFirst; ``cluster_domain``: the
+        DNS zone of the pods' search path; ``service_route``: how the Service CIDR is routed in
+        sandbox mode, "bridge" or "local" (runtime/net/bridge.py ensure_host_network). In
+        sandbox mode ``host_ip`` is the bridge's address."""
         super().__init__()
         self.state_dir = os.path.abspath(state_dir)
         self.image_rules = to_rules(image_rules)
@@ -74,15 +99,22 @@ class InProcessRuntime(ContainerSupervisor, Runtime):
         self.pod_cidr = pod_cidr
         self.backoff_base = float(backoff_base)
         self.backoff_max = float(backoff_max)
-        self.host_ip = host_ip
+        self._init_isolation(isolation, pod_cidr, bridge, service_cidr, dns_servers, cluster_domain, service_route)
+        self.host_ip = self.gateway if self.isolation == "sandbox" else host_ip
         os.makedirs(procid.pods_dir(self.state_dir), exist_ok=True)
         os.makedirs(os.path.join(self.state_dir, "logs"), exist_ok=True)
-        self._ipam = IPAllocator(pod_cidr, self.state_dir, host_ip)
+        self._ipam = IPAllocator(pod_cidr, self.state_dir, self.host_ip)
 
     # -- public API ----------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        return {"name": self.name, "podCIDR": self.pod_cidr, "hostIP": self.host_ip, "pods": len(self._pods)}
+        return {
+            "name": self.name,
+            "podCIDR": self.pod_cidr,
+            "hostIP": self.host_ip,
+            "pods": len(self._pods),
+            **self.isolation_info(),
+        }
 
     def set_image_rules(self, rules: Sequence[Mapping[str, Any]], repo_dir: str | None) -> None:
         """New image map (a commit changed gitship.yaml). Applies to containers started from now on;
@@ -97,16 +129,26 @@ class InProcessRuntime(ContainerSupervisor, Runtime):
                     self._launch(p, c)
 
     async def expose_service_ip(self, ip: str) -> None:
-        """Nothing to do: Linux routes all of 127.0.0.0/8 to the loopback device, so a ClusterIP is local."""
+        """Host mode: nothing to do (Linux routes all of 127.0.0.0/8 to the loopback device, so a
+        ClusterIP is local). Sandbox mode: the address goes on the bridge (ip/32), so a server of
+        the host can listen on it (the cluster DNS, the proxy) and every pod reaches it."""
+        if self.isolation != "sandbox":
+            return
+        try:
+            await asyncio.to_thread(br.add_address, self.bridge, ip)
+        except (br.NetworkSetupError, ValueError, OSError) as e:
+            raise RuntimeError_(f"cannot put {ip} on bridge {self.bridge}: {e}") from None
 
     async def start(self, on_change: OnChange) -> dict[str, Pod]:
         self._loop = asyncio.get_running_loop()
         self._on_change = on_change
         self._closed = False
+        await self._start_isolation()
         states = procid.read_states(self.state_dir)
         self._ipam.retain_only(set(states) | set(self._pods))
+        self._remove_stale_sandbox_dirs(set(states) | set(self._pods))
         adopted: dict[str, Pod] = {}
-        todo: _Todo = []
+        todo: Todo = []
         for uid, st in states.items():
             if uid in self._pods:
                 continue
@@ -141,11 +183,11 @@ class InProcessRuntime(ContainerSupervisor, Runtime):
             return
         if not (pod.get("spec") or {}).get("containers"):
             raise RuntimeError_(f"pod {uid} has no containers")
+        p = PodState(copy.deepcopy(pod), "", time.time(), self.backoff_base, self.backoff_max)
         try:
-            ip = self._ipam.allocate(uid)
+            p.ip = self._pod_ip(p)
         except IPAllocationError as e:
             raise RuntimeError_(str(e)) from None
-        p = PodState(copy.deepcopy(pod), ip, time.time(), self.backoff_base, self.backoff_max)
         self._pods[uid] = p
         os.makedirs(self._log_dir(uid), exist_ok=True)
         self._save(p)
@@ -214,16 +256,25 @@ class InProcessRuntime(ContainerSupervisor, Runtime):
                 _argv, env, cwd = self._resolve(p, c)
             except (Waiting, StartError) as e:
                 raise RuntimeError_(str(e)) from None
+        enter = self._enter_prefix(p, cwd)
+        if enter is None:
+            raise RuntimeError_(f"the sandbox of pod {uid} is not running: {p.sandbox_error or 'being created'}")
         try:
-            return await run_exec(list(argv), env, cwd, timeout)
+            return await run_exec(list(argv), env, cwd, timeout, enter)
         except asyncio.TimeoutError:
             raise RuntimeError_(f"exec {argv!r} in {uid}/{container} timed out after {timeout:g}s") from None
         except OSError as e:
             raise RuntimeError_(str(e)) from None
 
     async def close(self, stop_pods: bool) -> None:
+        """Stop supervising. With stop_pods, every pod stops, then the host's network of sandbox mode
+        goes too (the bridge, its routes and rules); without, sandboxes and all keep running."""
         if stop_pods:
             await asyncio.gather(*(self.delete_pod(uid) for uid in list(self._pods)), return_exceptions=True)
+            if self.isolation == "sandbox" and not self._pods:
+                with contextlib.suppress(br.NetworkSetupError, OSError):
+                    await asyncio.to_thread(br.teardown_host_network, self.bridge, self.service_cidr)
+        self._stop_watching_sandboxes()
         self._closed = True
         for p in list(self._pods.values()):
             for c in p.containers:
@@ -249,6 +300,7 @@ class InProcessRuntime(ContainerSupervisor, Runtime):
         await asyncio.gather(*(self._stop_container(c, g) for c in p.containers), return_exceptions=True)
         for c in p.containers:
             self._unwatch(c)
+        await self._destroy_sandbox(p)
         self._ipam.release(p.uid)
         procid.remove_state(self.state_dir, p.uid)
         shutil.rmtree(self._log_dir(p.uid), ignore_errors=True)
@@ -256,65 +308,6 @@ class InProcessRuntime(ContainerSupervisor, Runtime):
             del self._pods[p.uid]
         log.info("pod_deleted", uid=p.uid, pod=p.name)
         self._call_on_change(p.uid)
-
-    # -- adoption ------------------------------------------------------------------------------
-
-    def _adopt(self, uid: str, st: dict[str, Any], todo: _Todo) -> PodState:
-        pod = st["pod"]
-        (pod.setdefault("metadata", {}))["uid"] = uid
-        ip = st.get("ip")
-        if not ip or not self._ipam.usable(ip) or not self._ipam.reserve(uid, ip):
-            ip = self._ipam.allocate(uid)
-        p = PodState(pod, ip, float(st.get("startTime") or time.time()), self.backoff_base, self.backoff_max)
-        for k, v in (st.get("conditions") or {}).items():
-            if isinstance(v, dict):
-                p.conditions[k] = v
-        recs = st.get("containers") or {}
-        now = time.time()
-        for c in p.containers:
-            rec = recs.get(c.name) or {}
-            c.load(rec)
-            state = rec.get("state") or {}
-            if "running" in state and self._adopt_process(p, c, rec, now):
-                continue
-            if "running" in state:
-                started = state["running"].get("startedAt") or rfc3339(now)
-                c.state = {"waiting": {"reason": "ContainerCreating"}}
-                msg = "The container could not be located when gitship restarted"
-                todo.append(
-                    (p, c, terminated(137, started, rfc3339(now), reason="ContainerStatusUnknown", message=msg))
-                )
-            elif "terminated" in state:
-                c.state = state  # finished for good under its policy
-            else:  # waiting (back-off, unresolved image, config error, creating): try again now
-                c.state = {"waiting": {"reason": "ContainerCreating"}}
-                if state.get("waiting", {}).get("reason") == "CrashLoopBackOff":
-                    c.restart_count += 1
-                todo.append((p, c, None))
-        return p
-
-    def _adopt_process(self, p: PodState, c: Container, rec: Mapping[str, Any], now: float) -> bool:
-        """Watch the container's recorded process again if it is still ours; False if it is gone."""
-        ident = procid.ProcessIdentity.from_json(rec.get("process"))
-        if ident is None or not procid.is_ours(ident, p.uid):
-            return False
-        try:
-            pidfd = os.pidfd_open(ident.pid)
-        except OSError:
-            return False
-        # re-check after pinning the process with its pidfd: the pid cannot be reused under us now
-        if not procid.is_ours(ident, p.uid):
-            os.close(pidfd)
-            return False
-        c.started = bool(rec.get("started"))
-        c.readiness = bool(rec.get("readiness"))
-        try:
-            _argv, c.env, c.cwd = self._resolve(p, c)
-        except (Waiting, StartError):
-            c.env, c.cwd = None, None
-        self._attach(p, c, ident, pidfd, float(rec.get("startedAt") or now))
-        log.info("container_adopted", uid=p.uid, pod=p.name, container=c.name, pid=ident.pid)
-        return True
 
     # -- status bookkeeping ----------------------------------------------------------------------
 

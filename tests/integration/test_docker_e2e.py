@@ -235,8 +235,10 @@ def test_docker_defaults_pick_a_service_range_containers_reach() -> None:
 
     d = Options(source=".", state_dir="/tmp/x", runtime="docker")
     assert (d.service_cidr, d.dns_addr) == ("10.97.0.0/16", "10.97.0.10:53")
-    i = Options(source=".", state_dir="/tmp/x")
-    assert (i.service_cidr, i.dns_addr) == ("127.96.0.0/16", "127.96.0.10:53")
+    i = Options(source=".", state_dir="/tmp/x", isolation="host")
+    assert (i.pod_cidr, i.service_cidr, i.dns_addr) == ("127.244.0.0/16", "127.96.0.0/16", "127.96.0.10:53")
+    s = Options(source=".", state_dir="/tmp/x", pod_cidr="10.244.0.0/16")
+    assert (s.service_cidr, s.dns_addr) == ("10.96.0.0/16", "10.96.0.10:53")
     assert (
         Options(source=".", state_dir="/tmp/x", runtime="docker", service_cidr="10.98.4.0/24").dns_addr
         == "10.98.4.10:53"

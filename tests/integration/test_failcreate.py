@@ -16,7 +16,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Gitship, commit_file, pod_ready, wait_for
+from tests.conftest import SANDBOXES, Gitship, commit_file, pod_ready, wait_for
 
 DEPLOYMENT = """apiVersion: apps/v1
 kind: Deployment
@@ -65,8 +65,8 @@ def _batches_by_pass(g: Gitship, owner: str) -> list[list[tuple[int, int]]]:
 
 def test_pods_that_cannot_be_created(empty_repo: Path, tmp_path: Path, gitship_factory) -> None:
     state = tmp_path / "state"
-    x = 100 + zlib.crc32(str(state).encode()) % 140  # the test's own loopback range, as conftest's net_args
-    cidr = f"127.{x}.0.0/29"
+    x = 100 + zlib.crc32(str(state).encode()) % 140  # the test's own range, as conftest's net_args
+    cidr = f"{10 if SANDBOXES else 127}.{x}.0.0/29"
     commit_file(empty_repo, "web.yaml", DEPLOYMENT.format(replicas=10), "web: 10 replicas")
     g = gitship_factory(empty_repo, extra=["--pod-cidr", cidr], state_dir=state)
 

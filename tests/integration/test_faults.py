@@ -34,7 +34,8 @@ def integrity(state_dir: Path | str) -> str:
 
 
 def pod_processes() -> dict[str, list[int]]:
-    """{GITSHIP_POD_UID: [pids]} of every live process that carries one (zombies excluded)."""
+    """{GITSHIP_POD_UID: [pids]} of every container process that carries one (zombies and pod
+    sandbox holders, which carry GITSHIP_SANDBOX=1, excluded)."""
     out: dict[str, list[int]] = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -48,7 +49,7 @@ def pod_processes() -> dict[str, list[int]]:
         except OSError:
             continue
         m = re.search(rb"(?:^|\x00)GITSHIP_POD_UID=([^\x00]+)", env)
-        if m:
+        if m and b"GITSHIP_SANDBOX=1" not in env.split(b"\x00"):
             out.setdefault(m.group(1).decode(), []).append(int(d))
     return out
 

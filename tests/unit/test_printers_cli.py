@@ -113,3 +113,25 @@ def test_status_of_a_running_daemon_prefers_what_it_says() -> None:
     assert lines[2] == "Runtime:       docker (Docker Engine 27.1, API 1.46)"
     assert lines[3] == "DNS:           10.97.0.10:53"
     assert not any(line.startswith("Source error") for line in lines)
+
+
+def test_status_names_the_isolation_and_the_data_plane_with_the_reason_for_a_fallback() -> None:
+    sandboxed = {
+        "runtime": {"name": "inprocess", "isolation": "sandbox", "bridge": "gs0123456789", "podCIDR": "10.244.0.0/16"},
+        "dataPlane": {"dataPlane": "nftables", "table": "gitship_0123456789"},
+    }
+    lines = up.status_lines(up.status_object(sandboxed, None))
+    assert any(line.startswith("Isolation:") and "gs0123456789" in line and "10.244.0.0/16" in line for line in lines)
+    assert any(line.startswith("Data plane:    nftables") and "gitship_0123456789" in line for line in lines)
+
+    shared = {
+        "runtime": {
+            "name": "inprocess",
+            "isolation": "host",
+            "isolationReason": "pods share the host's network: not running as root",
+        },
+        "dataPlane": {"dataPlane": "proxy", "reason": "not running as root"},
+    }
+    lines = up.status_lines(up.status_object(shared, None))
+    assert "Isolation:     pods share the host's network: not running as root" in lines
+    assert "Data plane:    gitship's userspace proxy: not running as root" in lines
