@@ -3,7 +3,7 @@
 Where it sits: after load + validate, before the controllers. ``plan`` is a
 pure function from the applied desired state and the new desired state to an
 ordered list of creates, updates and deletes (objects removed from git are
-pruned). Order: what others depend on first (Services and Endpoints, then
+pruned). Order: what others depend on first (ConfigMaps and Secrets, Services and Endpoints, then
 Deployments, ReplicaSets, Pods) for creates and updates; deletes in reverse.
 It is what ``gitship diff`` prints and what the reconcile log records.
 """
@@ -19,7 +19,8 @@ import yaml
 
 from .types import Key
 
-ORDER = {"Service": 0, "Endpoints": 1, "Deployment": 2, "ReplicaSet": 3, "Pod": 4}
+# ConfigMaps and Secrets first: the pods that read them start after they exist
+ORDER = {"ConfigMap": 0, "Secret": 0, "Service": 1, "Endpoints": 2, "Deployment": 3, "ReplicaSet": 4, "Pod": 5}
 
 
 @dataclass(frozen=True)
