@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from .redact import redact_pair
 from .types import Key
 
 # ConfigMaps and Secrets first: the pods that read them start after they exist
@@ -65,13 +66,15 @@ def _yaml(obj: Mapping[str, Any] | None) -> list[str]:
 
 
 def render_diff(actions: list[Action]) -> str:
-    """A unified YAML diff per object, as ``gitship diff`` prints it."""
+    """A unified YAML diff per object, as ``gitship diff`` prints it; a Secret's values shown as
+    their sizes (reconciler/redact.py), never as themselves."""
     out: list[str] = []
     for a in actions:
         label = a.ref
+        before, after = redact_pair(a.before, a.after)
         lines = difflib.unified_diff(
-            _yaml(a.before),
-            _yaml(a.after),
+            _yaml(before),
+            _yaml(after),
             fromfile=f"applied/{label}" if a.before is not None else "/dev/null",
             tofile=f"desired/{label}" if a.after is not None else "/dev/null",
         )

@@ -198,12 +198,3 @@ def validate_secret(ctx: Ctx, obj: Obj) -> None:
     data = _secret_data(ctx, obj)
     _too_long(ctx, "data", sum(len(v) for v in data.values()))
     _check_type_keys(ctx, obj, stype, data)
-
-
-def secret_sizes(obj: Obj) -> dict[str, int]:
-    """The decoded size of each key of a (valid) Secret's ``data``, as describe shows it."""
-    out: dict[str, int] = {}
-    for key, value in (obj.get("data") or {}).items():
-        raw = decode_base64(value) if isinstance(value, str) else b""
-        out[str(key)] = len(raw or b"")
-    return out
