@@ -49,6 +49,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 __all__ = [
     "DEFAULT_ENCRYPTED_REGEX",
+    "AgeKeys",
     "SopsError",
     "decrypt_text",
     "encrypt_documents",
@@ -75,6 +76,15 @@ class SopsError(Exception):
 
 
 # --------------------------------------------------------------------------- keys
+
+
+class AgeKeys:
+    """The age identities to decrypt with, or why there are none (a key file that cannot be read):
+    what the edge (``reconciler.source.revision.read_age_keys``) hands the loader."""
+
+    def __init__(self, identities: Sequence[x25519.Identity] = (), problem: str | None = None) -> None:
+        self.identities = list(identities)
+        self.problem = problem
 
 
 def parse_identities(text: str) -> list[x25519.Identity]:
@@ -329,9 +339,12 @@ def rfc3339(value: Any) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S") + zone
 
 
-def _data_key(meta: _Meta, identities: Sequence[x25519.Identity]) -> bytes:
+def _data_key(meta: _Meta, keys: AgeKeys) -> bytes:
     if not meta.age:
         raise SopsError("the file has no age recipient (only age is supported)")
+    if keys.problem:
+        raise SopsError(keys.problem)
+    identities = keys.identities
     if not identities:
         raise SopsError(
             "no age key to decrypt it: pass --decryption-key-file, or set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY"
@@ -403,7 +416,7 @@ class _Walk:
             self.mac.update(_to_bytes(value))
 
 
-def decrypt_text(text: str, identities: Sequence[x25519.Identity]) -> str:
+def decrypt_text(text: str, keys: AgeKeys) -> str:
     """A sops-encrypted YAML file's text -> the same text with every value decrypted and the ``sops:``
     entry blanked out; the MAC verified. Raises SopsError (never with a plaintext value)."""
     try:
@@ -414,7 +427,7 @@ def decrypt_text(text: str, identities: Sequence[x25519.Identity]) -> str:
     if entry is None:
         raise SopsError("no sops metadata at the top of the first document")
     meta = _Meta(_plain_data(entry[1]))
-    key = _data_key(meta, identities)
+    key = _data_key(meta, keys)
     walk = _Walk(meta, key)
     for d in docs:
         walk.node(d, [], top=True)
