@@ -57,6 +57,7 @@ class Options:
     node_address: str = "0.0.0.0"
     backoff_base: float = 10.0
     limits: Limits = field(default_factory=Limits)
+    decryption_key_file: str | None = None  # age identities for SOPS files (else SOPS_AGE_KEY_FILE / SOPS_AGE_KEY)
 
     def __post_init__(self) -> None:
         # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
@@ -284,7 +285,8 @@ class Daemon:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
         self.runtime = self._make_runtime()
-        self.loader = RevisionLoader(self.reader, self.opts.path, self.opts.limits)  # type: ignore[arg-type]
+        o = self.opts
+        self.loader = RevisionLoader(self.reader, o.path, o.limits, o.decryption_key_file)  # type: ignore[arg-type]
         await self._restore_repo_config()
         adopted = await self.runtime.start(self._on_pod_change)
         await self._expose_dns_address()
