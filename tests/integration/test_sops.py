@@ -24,7 +24,7 @@ from pyrage import x25519
 
 from reconciler.log import LOG_FILE
 from reconciler.manifests.sops import encrypt_documents
-from tests.conftest import Gitship, commit_file, git
+from tests.conftest import Gitship, commit_file, git, wait_for
 
 SOPS = shutil.which("sops") or shutil.which("sops", path=os.path.dirname(sys.executable))
 PASSWORD = "s3cr3t-Zq8-plaintext"
@@ -135,3 +135,13 @@ def test_create_secret_generic_commits_only_ciphertext(
         )
         assert plain.returncode == 0, plain.stderr
         assert base64.b64encode(PASSWORD.encode()).decode() in plain.stdout
+
+    # the daemon decrypts the committed file: the Secret is live, with its values in base64 as kubectl shows
+    # them, and nowhere in plaintext in the state dir's text files
+    live = wait_for(lambda: g.json("get", "secret", "db"), 30, what="the Secret applied")
+    assert live["type"] == "Opaque"
+    assert base64.b64decode(live["data"]["password"]).decode() == PASSWORD
+    assert base64.b64decode(live["data"]["tls.crt"]).decode() == "CERT-PLAINTEXT-77\n"
+    for path in Path(g.state_dir).rglob("*"):
+        if path.is_file() and path.suffix in (".log", ".json"):
+            assert PASSWORD not in path.read_text(errors="replace"), path
