@@ -118,7 +118,7 @@ def test_env_order_expansion_and_argv():
         {"name": "c", "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k"}}}]},
     ],
 )
-def test_objects_gitship_does_not_have_are_config_errors(container):
+def test_missing_objects_are_config_errors(container):
     with pytest.raises(ConfigError) as e:
         container_env(POD, container, **FACTS)
     assert e.value.reason == "CreateContainerConfigError"
