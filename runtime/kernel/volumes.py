@@ -3,7 +3,6 @@
 Kubernetes: pkg/volume/configmap, pkg/volume/secret, pkg/volume/downwardapi, pkg/volume/projected
 (each ``SetUpAt`` builds a payload {path: bytes, mode} and hands it to pkg/volume/util AtomicWriter),
 pkg/volume/emptydir, and pkg/kubelet/kubelet_pods.go makeMounts (subPath, subPathExpr, readOnly).
-See docs/kubernetes.md §7.5.
 
 ``volume_plan`` says what a volume is on disk:
 

@@ -341,3 +341,36 @@ def test_an_empty_dir_is_shared_by_the_containers_of_a_pod(mounting: Harness) ->
             await rt.close(stop_pods=True)
 
     run(main())
+
+
+def test_after_a_restart_updates_still_reach_the_mounted_files(mounting: Harness) -> None:
+    """A new runtime instance adopts the pod (its mounts live on) and keeps its volumes up to date."""
+    mnt = str(mounting.tmp_path / "conf")
+
+    async def main() -> None:
+        rt, _ = await mounting.open()
+        c = sh("main", QUIET)
+        c["volumeMounts"] = [{"name": "cfg", "mountPath": mnt}]
+        pod = mounting.pod("adopted", [c])
+        pod["spec"]["volumes"] = [{"name": "cfg", "configMap": {"name": "app"}}]
+        uid = pod["metadata"]["uid"]
+        try:
+            rt.set_config_objects(objects(cm("app", {"k": "v1"})))
+            await rt.create_pod(pod)
+            await wait_for(lambda: running(rt, uid), 60, what="the container running")
+        finally:
+            await rt.close(stop_pods=False)
+        rt2 = mounting.new()
+        rt2.set_config_objects(objects(cm("app", {"k": "v1"})))  # as the daemon has them at start
+        try:
+            adopted = await rt2.start(lambda uid: None)
+            assert uid in adopted
+            await wait_for(lambda: running(rt2, uid), 60, what="the adopted container running")
+            assert await sh_out(rt2, uid, "main", f"busybox cat {mnt}/k") == "v1"
+            rt2.set_config_objects(objects(cm("app", {"k": "v2"})))
+            await poll(lambda: _eq(sh_out(rt2, uid, "main", f"busybox cat {mnt}/k"), "v2"), "the file to change", 20)
+            assert cstatus(rt2.status(uid), "main")["restartCount"] == 0
+        finally:
+            await rt2.close(stop_pods=True)
+
+    run(main())
