@@ -253,11 +253,14 @@ def test_a_mounted_configmap_changes_in_place_while_env_keeps_its_start_value(mo
             c["volumeMounts"] = [
                 {"name": "cfg", "mountPath": mnt, "readOnly": True},
                 {"name": "creds", "mountPath": mnt + "-secret"},
+                {"name": "cfg", "mountPath": mnt + "-one/greeting.txt", "subPath": "greeting"},
+                {"name": "scratch", "mountPath": mnt + "-expr", "subPathExpr": "$(POD_NAME)"},
             ]
             pod = mounting.pod("mounted", [c])
             pod["spec"]["volumes"] = [
                 {"name": "cfg", "configMap": {"name": "app"}},
                 {"name": "creds", "secret": {"secretName": "db", "defaultMode": 0o400}},
+                {"name": "scratch", "emptyDir": {}},
             ]
             uid = pod["metadata"]["uid"]
             await rt.create_pod(pod)
@@ -266,6 +269,12 @@ def test_a_mounted_configmap_changes_in_place_while_env_keeps_its_start_value(mo
             assert await sh_out(rt, uid, "main", f"busybox cat {mnt}-secret/pw") == "s3cr3t"
             perm = await sh_out(rt, uid, "main", f"busybox stat -L -c %a {mnt}-secret/pw")
             assert perm.strip() == "400"
+            assert await sh_out(rt, uid, "main", f"busybox cat {mnt}-one/greeting.txt") == "v1"
+            await sh_out(rt, uid, "main", f"echo x > {mnt}-expr/f")
+            named = await sh_out(rt, uid, "main", f"busybox cat {mnt}-expr/f")
+            assert named == "x\n"
+            # subPathExpr: $(POD_NAME) named the directory of the volume
+            assert os.path.isfile(os.path.join(mounting.state_dir, "volumes", uid, "scratch", "mounted", "f"))
             ro = await rt.exec(uid, "main", ["busybox", "sh", "-c", f"echo x > {mnt}/new"])
             assert ro.exit_code != 0  # readOnly
             rt.set_config_objects(objects(cm("app", {"greeting": "v2"}), secret("db", {"pw": "s3cr3t"})))
@@ -273,6 +282,8 @@ def test_a_mounted_configmap_changes_in_place_while_env_keeps_its_start_value(mo
                 lambda: _eq(sh_out(rt, uid, "main", f"busybox cat {mnt}/greeting"), "v2"), "the file to change", 20
             )
             assert (await sh_out(rt, uid, "main", 'echo "$G"')).strip() == "v1"  # env keeps its start value
+            # a subPath mount binds the file itself: it keeps the old content (as in Kubernetes)
+            assert await sh_out(rt, uid, "main", f"busybox cat {mnt}-one/greeting.txt") == "v1"
             assert cstatus(rt.status(uid), "main")["restartCount"] == 0
         finally:
             await rt.close(stop_pods=True)
