@@ -45,7 +45,7 @@ import structlog
 
 from .. import volumes
 from ..kernel import ConfigError, container_env
-from ..kernel.env import CONFIG_ERROR
+from ..kernel.env import CONFIG_ERROR, implicit_env
 from ..kernel.volumes import CONTAINER_CREATING, pod_has_mounts, volume_sources
 from . import podnet
 from .isolation import SandboxSupervisor
@@ -146,13 +146,14 @@ class MountSupervisor(SandboxSupervisor):
         """Every container's mounts (host source, mountPath, read-only), parents first."""
         out: list[Bind] = []
         for c in p.containers:
-            try:  # subPathExpr: $(VAR) of the container's own variables
+            try:  # subPathExpr: $(VAR) of the container's variables
                 env = container_env(
                     p.pod,
                     c.spec,
                     pod_ip=p.ip,
                     host_ip=self.host_ip,
                     node_name=self.node_name,
+                    implicit=implicit_env(p.pod, c.spec, p.ip),
                     objects=self.config_objects,
                 )
             except ConfigError:

@@ -249,12 +249,15 @@ def test_a_mounted_configmap_changes_in_place_while_env_keeps_its_start_value(mo
         try:
             rt.set_config_objects(objects(cm("app", {"greeting": "v1"}), secret("db", {"pw": "s3cr3t"})))
             c = sh("main", QUIET)
-            c["env"] = [{"name": "G", "valueFrom": {"configMapKeyRef": {"name": "app", "key": "greeting"}}}]
+            c["env"] = [
+                {"name": "G", "valueFrom": {"configMapKeyRef": {"name": "app", "key": "greeting"}}},
+                {"name": "MY_POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            ]
             c["volumeMounts"] = [
                 {"name": "cfg", "mountPath": mnt, "readOnly": True},
                 {"name": "creds", "mountPath": mnt + "-secret"},
                 {"name": "cfg", "mountPath": mnt + "-one/greeting.txt", "subPath": "greeting"},
-                {"name": "scratch", "mountPath": mnt + "-expr", "subPathExpr": "$(POD_NAME)"},
+                {"name": "scratch", "mountPath": mnt + "-expr", "subPathExpr": "$(MY_POD)"},
             ]
             pod = mounting.pod("mounted", [c])
             pod["spec"]["volumes"] = [
@@ -273,7 +276,7 @@ def test_a_mounted_configmap_changes_in_place_while_env_keeps_its_start_value(mo
             await sh_out(rt, uid, "main", f"echo x > {mnt}-expr/f")
             named = await sh_out(rt, uid, "main", f"busybox cat {mnt}-expr/f")
             assert named == "x\n"
-            # subPathExpr: $(POD_NAME) named the directory of the volume
+            # subPathExpr: $(MY_POD) named the directory of the volume
             assert os.path.isfile(os.path.join(mounting.state_dir, "volumes", uid, "scratch", "mounted", "f"))
             ro = await rt.exec(uid, "main", ["busybox", "sh", "-c", f"echo x > {mnt}/new"])
             assert ro.exit_code != 0  # readOnly
