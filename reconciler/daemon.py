@@ -82,6 +82,16 @@ class Options:
             self.dns_addr = f"{net.network_address + 10}:53"
 
 
+def config_objects(store: Store) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The live ConfigMaps and Secrets in the store, as the runtime takes them: given before the
+    runtime starts, an adopted container that restarts resolves its env and volumes from them."""
+    return {
+        (o["kind"], o["metadata"].get("namespace") or "default", o["metadata"]["name"]): o
+        for kind in ("ConfigMap", "Secret")
+        for o in store.cluster(kind)
+    }
+
+
 def sandbox_unavailable(isolation: str) -> str | None:
     """Why in-process pods cannot get sandboxes here (None: they can)."""
     import shutil
@@ -288,6 +298,7 @@ class Daemon:
         o = self.opts
         self.loader = RevisionLoader(self.reader, o.path, o.limits, o.decryption_key_file)  # type: ignore[arg-type]
         await self._restore_repo_config()
+        self.runtime.set_config_objects(config_objects(self.store))  # before any container restarts
         adopted = await self.runtime.start(self._on_pod_change)
         await self._expose_dns_address()
         await self._start_network()
