@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from bench.common import (
+    LABEL,
     Daemon,
     Row,
     cluster_ip,
@@ -30,7 +31,9 @@ from bench.common import (
     proc_cpu_seconds,
     proc_rss_kib,
     ready,
+    default_mode,
     row,
+    sandbox_unavailable,
     service,
     wait,
 )
@@ -40,8 +43,9 @@ from bench.common import (
 
 def fig0_commit_detection(work: Path, quick: bool) -> list[Row]:
     n = 20 if quick else 50
-    repo = new_repo(work / "f0")
-    d = Daemon(repo, work / "f0" / "state").start()
+    mode = default_mode()
+    repo = new_repo(work / "f0", mode)
+    d = Daemon(repo, work / "f0" / "state", mode=mode).start()
     log_path = Path(d.state_dir, "reconcile.log")
     lat: list[float] = []
     try:
@@ -77,7 +81,11 @@ def fig0_commit_detection(work: Path, quick: bool) -> list[Row]:
         base.append(time.perf_counter() - t0)
     p99 = pct(lat, 99)
     return [
-        row(f"0 commit detection p50 ({n} commits)", ms(pct(lat, 50)), f"git rev-parse {ms(statistics.median(base))}"),
+        row(
+            f"0 commit detection p50 ({n} commits, {LABEL[mode]})",
+            ms(pct(lat, 50)),
+            f"git rev-parse {ms(statistics.median(base))}",
+        ),
         row(
             f"0 commit detection p99 ({n} commits)",
             ms(p99),
@@ -120,40 +128,35 @@ def _all_answers(host: str, version: str, streak: int, deadline: float) -> None:
             ok = 0
 
 
-def fig1_commit_to_serving(work: Path, quick: bool) -> list[Row]:
-    runs = 5 if quick else 10
-    repo = new_repo(work / "f1")
-    d = Daemon(repo, work / "f1" / "state").start()
-    serve: list[float] = []
-    rollout: list[float] = []
-    try:
-        for i in range(runs):
-            name = f"web{i}"
-            files = {"web.yaml": deployment(name, 3, "qinchaowhut/allen:v1", name), "svc.yaml": service(name, name)}
-            sha, t0 = commit(repo, files, f"web v1 run {i}")
-            deadline = time.monotonic() + 60
-            ip = wait(lambda name=name: cluster_ip(d, name), 60, "the ClusterIP", 0.002)
-            _names_until(ip, 3, "v1", deadline)
-            serve.append(time.time() - t0)
-            wait(lambda name=name: deployment_complete(d, name, 3), 60, "v1 complete")
-            sha, t0 = commit(repo, {"web.yaml": files["web.yaml"].replace("allen:v1", "allen:v2")}, f"v2 run {i}")
-            deadline = time.monotonic() + 120
-            wait(
-                lambda sha=sha, name=name: (
-                    d.meta("lastAppliedRevision") == sha and pods_all(d, name, "qinchaowhut/allen:v2", 3)
-                ),
-                120,
-                "rollout complete",
-                0.005,
-            )
-            _all_answers(ip, "v2", 20, deadline)
-            _names_until(ip, 3, "v2", deadline)
-            rollout.append(time.time() - t0)
-            sha, _ = commit(repo, {"web.yaml": None, "svc.yaml": None}, f"remove run {i}")
-            wait(lambda: not d.objects("Pod"), 60, "pods gone")
-    finally:
-        d.stop()
-    # baseline: the same app started directly and answering once (process start + bind)
+def _serve_and_roll(d: Daemon, i: int) -> tuple[float, float]:
+    """One run of figure 1 on daemon ``d``: (commit -> 3 replicas serving, image change -> all v2)."""
+    repo = Path(d.repo)
+    name = f"web{i}"
+    files = {"web.yaml": deployment(name, 3, "qinchaowhut/allen:v1", name), "svc.yaml": service(name, name)}
+    sha, t0 = commit(repo, files, f"web v1 run {i}")
+    deadline = time.monotonic() + 60
+    ip = wait(lambda: cluster_ip(d, name), 60, "the ClusterIP", 0.002)
+    _names_until(ip, 3, "v1", deadline)
+    serve = time.time() - t0
+    wait(lambda: deployment_complete(d, name, 3), 60, "v1 complete")
+    sha, t0 = commit(repo, {"web.yaml": files["web.yaml"].replace("allen:v1", "allen:v2")}, f"v2 run {i}")
+    deadline = time.monotonic() + 120
+    wait(
+        lambda: d.meta("lastAppliedRevision") == sha and pods_all(d, name, "qinchaowhut/allen:v2", 3),
+        120,
+        "rollout complete",
+        0.005,
+    )
+    _all_answers(ip, "v2", 20, deadline)
+    _names_until(ip, 3, "v2", deadline)
+    rollout = time.time() - t0
+    commit(repo, {"web.yaml": None, "svc.yaml": None}, f"remove run {i}")
+    wait(lambda: not d.objects("Pod"), 60, "pods gone")
+    return serve, rollout
+
+
+def _kubia_direct(repo: Path) -> list[float]:
+    """The baseline: the app (bench/kubia_host.py) started directly until its first answer."""
     base = []
     for _ in range(5):
         ip = "127.0.0.1"
@@ -172,14 +175,72 @@ def fig1_commit_to_serving(work: Path, quick: bool) -> list[Row]:
         finally:
             p.terminate()
             p.wait()
-    med = statistics.median(serve)
+    return base
+
+
+def fig1_commit_to_serving(work: Path, quick: bool) -> list[Row]:
+    """Both modes in the same run, on two daemons side by side, their runs interleaved (so a busy
+    machine slows both alike): today's host + proxy is the baseline of sandbox + nftables."""
+    runs = 5 if quick else 10
+    why_not = sandbox_unavailable()
+    modes = ["host"] + (["sandbox"] if why_not is None else [])
+    daemons: dict[str, Daemon] = {}
+    serve: dict[str, list[float]] = {m: [] for m in modes}
+    rollout: dict[str, list[float]] = {m: [] for m in modes}
+    try:
+        for m in modes:
+            repo = new_repo(work / f"f1-{m}", m)
+            daemons[m] = Daemon(repo, work / f"f1-{m}" / "state", mode=m)
+            daemons[m].start()
+        for i in range(runs):
+            for m in modes:
+                s, r = _serve_and_roll(daemons[m], i)
+                serve[m].append(s)
+                rollout[m].append(r)
+    finally:
+        for d in daemons.values():
+            d.stop()
+    base = _kubia_direct(work / "f1-host" / "repo")
     bl = f"one kubia started directly {ms(statistics.median(base))}"
-    return [
-        row(f"1 commit -> 3 replicas serving via ClusterIP, median ({runs} runs)", ms(med), bl, "< 1 s", med < 1.0),
-        row("1 commit -> 3 replicas serving via ClusterIP, p90", ms(pct(serve, 90)), bl),
-        row(f"1 image change -> rollout complete (all v2), median ({runs} runs)", ms(statistics.median(rollout)), bl),
-        row("1 image change -> rollout complete (all v2), p90", ms(pct(rollout, 90)), bl),
+    host = statistics.median(serve["host"])
+    rows = [
+        row(
+            f"1 commit -> 3 replicas serving via ClusterIP, median ({runs} runs), {LABEL['host']} (today's)",
+            ms(host),
+            bl,
+            "< 1 s",
+            host < 1.0,
+        ),
+        row(f"1 commit -> 3 replicas serving via ClusterIP, p90, {LABEL['host']}", ms(pct(serve["host"], 90)), bl),
     ]
+    if why_not is not None:
+        rows.append(row(f"1 commit -> 3 replicas serving, {LABEL['sandbox']}", f"skipped: {why_not}"))
+    else:
+        sb = statistics.median(serve["sandbox"])
+        rows += [
+            row(
+                f"1 commit -> 3 replicas serving via ClusterIP, median ({runs} runs), {LABEL['sandbox']}",
+                f"{ms(sb)} ({sb / host:.2f}x)",
+                f"{LABEL['host']} {ms(host)}",
+                "<= 1.2x baseline",
+                sb <= 1.2 * host,
+            ),
+            row(
+                f"1 commit -> 3 replicas serving via ClusterIP, p90, {LABEL['sandbox']}",
+                ms(pct(serve["sandbox"], 90)),
+                f"{LABEL['host']} p90 {ms(pct(serve['host'], 90))}",
+            ),
+        ]
+    for m in modes:
+        med = statistics.median(rollout[m])
+        rows.append(
+            row(
+                f"1 image change -> rollout complete (all v2), median ({runs} runs), {LABEL[m]}",
+                ms(med),
+                bl if m == "host" else f"{LABEL['host']} {ms(statistics.median(rollout['host']))}",
+            )
+        )
+    return rows
 
 
 def _free_port() -> int:
@@ -263,8 +324,9 @@ def _idle(pid: int, seconds: float) -> tuple[float, float]:
 
 def fig6_footprint(work: Path, quick: bool) -> list[Row]:
     seconds = 5.0 if quick else 10.0
-    repo = new_repo(work / "f6")
-    d = Daemon(repo, work / "f6" / "state").start()
+    mode = default_mode()
+    repo = new_repo(work / "f6", mode)
+    d = Daemon(repo, work / "f6" / "state", mode=mode).start()
     try:
         time.sleep(2)
         rss0, cpu0 = _idle(d.pid, seconds)
@@ -288,7 +350,13 @@ spec:
     finally:
         d.stop()
     return [
-        row("6 gitship RSS, idle, 100 pods", f"{rss:.1f} MB", f"0 pods {rss0:.1f} MB", "< 100 MB", rss < 100),
+        row(
+            f"6 gitship RSS, idle, 100 pods ({LABEL[mode]})",
+            f"{rss:.1f} MB",
+            f"0 pods {rss0:.1f} MB",
+            "< 100 MB",
+            rss < 100,
+        ),
         row(
             f"6 gitship CPU, idle, 100 pods ({seconds:g} s)",
             f"{cpu:.2f} % of a core",
