@@ -328,7 +328,14 @@ def http_get(host: str, port: int, timeout: float = 2.0) -> str:
     return body.decode()
 
 
-def deployment(name: str, replicas: int, image: str, app: str, extra_spec: str = "") -> str:
+READINESS = """        readinessProbe:
+          httpGet: {path: /, port: 8080}
+          periodSeconds: 1
+"""
+
+
+def deployment(name: str, replicas: int, image: str, app: str, extra_spec: str = "", probe: bool = False) -> str:
+    """A Deployment of the kubia app; ``probe``: with an httpGet readiness probe (READINESS)."""
     return f"""apiVersion: apps/v1
 kind: Deployment
 metadata: {{name: {name}}}
@@ -343,7 +350,7 @@ spec:
       - name: app
         image: {image}
         ports: [{{containerPort: 8080}}]
-"""
+{READINESS if probe else ""}"""
 
 
 def service(name: str, app: str, node_port: int | None = None) -> str:
