@@ -17,24 +17,40 @@ from bench.common import BENCH, MODES, ROOT, Row, free_ranges, ms, pct, ready, r
 # --------------------------------------------------------------------------- 3. service proxy
 
 
+def _hop_rows(by: dict[str, dict], prefix: str, path: str, scen: str, label: str) -> list[Row]:
+    """Two rows for one path and scenario of bench/proxy_bench.py: requests/s with latencies against
+    direct's, and the ratio (with its goal, if the path has one)."""
+    d, p = f"{prefix}{scen} direct", f"{prefix}{scen} {path}"
+    if f"{p} requests/s" not in by:
+        return []
+
+    def lat(key: str) -> str:
+        rps, p50, p99 = (by[f"{key} {what}"]["value"] for what in ("requests/s", "p50 latency us", "p99 latency us"))
+        return f"{rps} ({p50} / {p99} us)"
+
+    ratio = by[f"{prefix}{scen} {path}/direct throughput ratio"]
+    return [
+        row(f"3 {label} {scen} requests/s (p50 / p99 latency)", lat(p), f"direct {lat(d)}"),
+        row(f"3 {label}/direct throughput, {scen}", ratio["value"], "1.0", ratio["goal"] or "", ratio["met"]),
+    ]
+
+
 def fig3_proxy(work: Path, quick: bool) -> list[Row]:
+    """The Service hop (bench/proxy_bench.py): to a pod in a network namespace through a ClusterIP on the
+    nftables data plane (and, informative, through the Python proxy), against the same load direct to
+    the pod; then today's loopback layout, direct vs through the proxy. The paths take turns."""
     from bench import proxy_bench
 
-    rows = proxy_bench.run(1.0 if quick else 3.0)
+    by = {r["figure"]: r for r in proxy_bench.run(1.0 if quick else 3.0)}
     out = []
-    by = {r["figure"]: r for r in rows}
+    if "nftables skipped" in by:
+        out.append(row("3 Service hop through nftables", f"skipped: {by['nftables skipped']['value']}"))
     for scen in ("keep-alive", "new-connection"):
-        d, p = by[f"{scen} direct requests/s"], by[f"{scen} proxy requests/s"]
-        ratio = by[f"{scen} proxy/direct throughput ratio"]
-        out.append(row(f"3 proxy {scen} requests/s", p["value"], f"direct {d['value']}"))
-        out.append(
-            row(
-                f"3 proxy {scen} p99 latency",
-                f"{by[f'{scen} proxy p99 latency us']['value']} us",
-                f"direct {by[f'{scen} direct p99 latency us']['value']} us",
-            )
-        )
-        out.append(row(f"3 proxy/direct throughput, {scen}", ratio["value"], "1.0", ratio["goal"], ratio["met"]))
+        out += _hop_rows(by, "", "nftables", scen, "nftables")
+    for scen in ("keep-alive", "new-connection"):
+        out += _hop_rows(by, "", "proxy", scen, "proxy (pod in a namespace)")
+    for scen in ("keep-alive", "new-connection"):
+        out += _hop_rows(by, "loopback ", "proxy", scen, "proxy (loopback, today's layout)")
     return out
 
 
