@@ -9,12 +9,15 @@ measures and how.
 
   0  commit detection           git commit returned -> `revision_detected` in reconcile.log
   1  commit to serving          Deployment(3) + Service committed -> every replica answers
-                                through the ClusterIP; image change -> all answers v2
+                                through the ClusterIP; image change -> all answers v2;
+                                sandbox + nftables against host + proxy
   2  planning at scale          load+validate+plan of 1,000 / 10,000 manifests vs PyYAML
                                 CSafeLoader; one changed object of 10,000 (warm cache)
-  3  service proxy              bench/proxy_bench.py
-  4  rollout under load         failed requests during a rolling update of 10 replicas
-  5  pod start to Ready         in-process runtime (no probe / httpGet probe); Docker
+  3  Service hop                bench/proxy_bench.py: direct vs nftables vs the Python proxy
+  4  rollout under load         failed requests during a rolling update of 10 replicas (default
+                                mode: sandbox + nftables as root)
+  5  pod start to Ready         in-process runtime, host and sandbox mode (no probe / httpGet
+                                probe); Docker
   6  footprint                  gitship's RSS and CPU, idle, with 100 pods
   7  kill -9 under load         failed requests through a ClusterIP and a NodePort while the
                                 daemon is killed and restarted; pods restarted
