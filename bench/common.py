@@ -224,7 +224,15 @@ class Daemon:
 
     def start(self, wait_applied: bool = True) -> "Daemon":
         """Start `gitship up` and wait until it has finished its first pass (it writes its pid into the
-        store after that pass; the socket file alone proves nothing after a kill -9)."""
+        store after that pass; the socket file alone proves nothing after a kill -9). If it does not
+        come up, it is stopped and what it made is removed before the error is raised."""
+        try:
+            return self._start(wait_applied)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, wait_applied: bool) -> "Daemon":
         os.makedirs(os.path.dirname(self.state_dir), exist_ok=True)
         self.logf = open(self.state_dir + ".out", "ab")
         self.proc = subprocess.Popen(
@@ -235,7 +243,7 @@ class Daemon:
             start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        wait(lambda: self.first_pass_done() or self.proc.poll() is not None, 90, "gitship up to start", 0.02)
+        wait(lambda: self.proc.poll() is not None or self.first_pass_done(), 90, "gitship up to start", 0.02)
         if self.proc.poll() is not None:
             raise RuntimeError(f"gitship up exited {self.proc.returncode}; see {self.state_dir}.out")
         if wait_applied:
