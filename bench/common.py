@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,6 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 TEMPLATE = ROOT / "repo-template"
+BENCH = ROOT / "bench"
 Row = dict[str, Any]
 
 
@@ -57,10 +60,15 @@ def git(repo: Path | str, *args: str) -> str:
     return p.stdout.strip()
 
 
-def new_repo(where: Path) -> Path:
+def new_repo(where: Path, mode: str = "sandbox") -> Path:
+    """A repository with the template's app and gitship.yaml. Pods without a sandbox (``mode`` "host")
+    share the host's network: there the app is bench/kubia_host.py (it binds POD_IP), as the template's
+    app was before sandboxes; with sandboxes it is the template's app as written (0.0.0.0:8080)."""
     repo = where / "repo"
     repo.mkdir(parents=True)
     shutil.copytree(TEMPLATE / "app", repo / "app")
+    if mode == "host":
+        shutil.copy(BENCH / "kubia_host.py", repo / "app" / "kubia.py")
     shutil.copy(TEMPLATE / "gitship.yaml", repo / "gitship.yaml")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
@@ -112,25 +120,119 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-class Daemon:
-    """One `gitship up` on a temporary state dir; reads its store directly (no CLI start-up cost)."""
+# --------------------------------------------------------------------------- modes and ranges
 
-    def __init__(self, repo: Path | str, state_dir: Path, extra: list[str] | None = None):
-        self.repo, self.state_dir = str(repo), str(state_dir)
-        x = 100 + zlib.crc32(self.state_dir.encode()) % 140
-        self.args = [
-            "--pod-cidr",
-            f"127.{x}.0.0/17",
-            "--service-cidr",
-            f"127.{x}.128.0/17",
-            "--dns-addr",
-            "127.0.0.1:0",
-            *(extra or []),
-        ]
+# How `gitship up` runs its pods and carries Service traffic: "sandbox" (each pod in namespaces of its
+# own on a bridge; ClusterIPs and NodePorts are nftables rules: the default as root) or "host" (pods
+# share the host's network on loopback addresses; the Python proxy in the daemon: the mode without
+# root, and the only one before issue 12).
+MODES = ("host", "sandbox")
+MODE_FLAGS = {
+    "host": ["--isolation", "host", "--data-plane", "proxy"],
+    "sandbox": ["--isolation", "sandbox", "--data-plane", "nftables"],
+}
+LABEL = {"host": "host + proxy", "sandbox": "sandbox + nftables"}
+_picked: set[int] = set()  # second octets of 10.x ranges this process has handed out
+
+
+def sandbox_unavailable() -> str | None:
+    """Why the bench cannot run pods in sandboxes with the nftables data plane here (None: it can)."""
+    if os.geteuid() != 0:
+        return "not running as root"
+    missing = [t for t in ("unshare", "nsenter", "ip", "nft") if shutil.which(t) is None]
+    if missing:
+        return f"{', '.join(missing)} not found"
+    from runtime.net.kernelproxy import KernelProxy
+
+    return KernelProxy.unavailable()
+
+
+def default_mode() -> str:
+    """What `gitship up` chooses by default here: sandboxes and nftables as root, else host mode."""
+    return "sandbox" if sandbox_unavailable() is None else "host"
+
+
+def used_networks() -> list[ipaddress.IPv4Network]:
+    """Every IPv4 network this machine has an address in or a route to (not the default route)."""
+    nets: list[ipaddress.IPv4Network] = []
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if "inet" in parts:
+            nets.append(ipaddress.ip_interface(parts[parts.index("inet") + 1]).network)
+    out = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        first = words[1] if words[0] in ("local", "broadcast", "unreachable", "blackhole", "prohibit") else words[0]
+        if first != "default" and len(words) > 1:
+            try:
+                nets.append(ipaddress.ip_network(first, strict=False))
+            except ValueError:
+                pass
+    return nets
+
+
+def free_ranges() -> tuple[str, str]:
+    """(pod CIDR, Service CIDR) for a sandboxed daemon: 10.x.0.0/17 and 10.x.128.0/17 of a 10.x.0.0/16
+    that no address or route of this machine overlaps. x is taken from 240-253 (not 244, the
+    daemon's default): the test suite's daemons use 10.100-239 (tests/conftest.py)."""
+    used = used_networks()
+    choices = [x for x in range(240, 254) if x != 244 and x not in _picked]
+    random.shuffle(choices)
+    for x in choices:
+        net = ipaddress.ip_network(f"10.{x}.0.0/16")
+        if not any(net.overlaps(u) for u in used):
+            _picked.add(x)
+            return f"10.{x}.0.0/17", f"10.{x}.128.0/17"
+    raise RuntimeError("no free 10.x.0.0/16 (x in 240-253) on this machine")
+
+
+def free_node_port() -> int:
+    """A port of the NodePort range (30000-32767) nothing listens on, on any address."""
+    for _ in range(200):
+        port = random.randint(30000, 32767)
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port in 30000-32767")
+
+
+class Daemon:
+    """One `gitship up` on a temporary state dir, in ``mode`` (MODES); reads its store directly (no
+    CLI start-up cost). ``stop()`` also removes what a daemon leaves in the kernel when it dies
+    (pods' processes and sandboxes, its nftables table, its bridge): call it in a ``finally``."""
+
+    def __init__(self, repo: Path | str, state_dir: Path, extra: list[str] | None = None, mode: str = "host"):
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r}")
+        self.repo, self.state_dir, self.mode = str(repo), str(state_dir), mode
+        if mode == "sandbox":
+            self.pod_cidr, self.service_cidr = free_ranges()
+            net = ["--pod-cidr", self.pod_cidr, "--service-cidr", self.service_cidr]
+        else:
+            x = 100 + zlib.crc32(self.state_dir.encode()) % 140
+            self.pod_cidr, self.service_cidr = f"127.{x}.0.0/17", f"127.{x}.128.0/17"
+            net = ["--pod-cidr", self.pod_cidr, "--service-cidr", self.service_cidr, "--dns-addr", "127.0.0.1:0"]
+        self.args = [*net, *MODE_FLAGS[mode], *(extra or [])]
         self.proc: subprocess.Popen[bytes] | None = None
         self._db: sqlite3.Connection | None = None
 
-    def start(self) -> "Daemon":
+    def start(self, wait_applied: bool = True) -> "Daemon":
+        """Start `gitship up` and wait until it has finished its first pass (it writes its pid into the
+        store after that pass; the socket file alone proves nothing after a kill -9). If it does not
+        come up, it is stopped and what it made is removed before the error is raised."""
+        try:
+            return self._start(wait_applied)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, wait_applied: bool) -> "Daemon":
         os.makedirs(os.path.dirname(self.state_dir), exist_ok=True)
         self.logf = open(self.state_dir + ".out", "ab")
         self.proc = subprocess.Popen(
@@ -141,16 +243,17 @@ class Daemon:
             start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        wait(
-            lambda: os.path.exists(os.path.join(self.state_dir, "gitship.sock")) or self.proc.poll() is not None,
-            60,
-            "gitship up to start",
-            0.05,
-        )
+        wait(lambda: self.proc.poll() is not None or self.first_pass_done(), 90, "gitship up to start", 0.02)
         if self.proc.poll() is not None:
             raise RuntimeError(f"gitship up exited {self.proc.returncode}; see {self.state_dir}.out")
-        wait(lambda: self.meta("lastAttemptedRevision"), 60, "the first revision", 0.05)
+        if wait_applied:
+            wait(lambda: self.meta("lastAttemptedRevision"), 60, "the first revision", 0.05)
         return self
+
+    def first_pass_done(self) -> bool:
+        """This process of the daemon has adopted what runs and finished its first pass."""
+        d = self.meta("daemon")
+        return bool(self.proc and isinstance(d, dict) and d.get("pid") == self.proc.pid)
 
     @property
     def pid(self) -> int:
@@ -177,6 +280,12 @@ class Daemon:
     def wait_attempted(self, sha: str, timeout: float = 60) -> None:
         wait(lambda: self.meta("lastAttemptedRevision") == sha, timeout, f"revision {sha[:7]}")
 
+    def kill9(self) -> None:
+        """SIGKILL the daemon alone (its pods and sandboxes live in sessions of their own)."""
+        assert self.proc
+        self.proc.kill()
+        self.proc.wait()
+
     def stop(self) -> None:
         if self._db is not None:
             self._db.close()
@@ -188,6 +297,23 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        """Remove what the daemon may have left (after a clean stop there is nothing): the processes of
+        its pods, their sandboxes and veths, and in sandbox mode its nftables table and bridge."""
+        from reconciler.dataplane import table_name
+        from runtime.inprocess.sandbox import sweep
+
+        runtime_dir = os.path.join(self.state_dir, "runtime")
+        if os.path.isdir(runtime_dir):
+            sweep(runtime_dir)
+        if self.mode == "sandbox" and os.geteuid() == 0:
+            from runtime.net.bridge import bridge_name, teardown_host_network
+            from runtime.net.kernelproxy import delete_table
+
+            delete_table(table_name(self.state_dir))
+            teardown_host_network(bridge_name(self.state_dir), self.service_cidr)
 
 
 def ready(pod: dict[str, Any]) -> bool:
@@ -210,7 +336,14 @@ def http_get(host: str, port: int, timeout: float = 2.0) -> str:
     return body.decode()
 
 
-def deployment(name: str, replicas: int, image: str, app: str, extra_spec: str = "") -> str:
+READINESS = """        readinessProbe:
+          httpGet: {path: /, port: 8080}
+          periodSeconds: 1
+"""
+
+
+def deployment(name: str, replicas: int, image: str, app: str, extra_spec: str = "", probe: bool = False) -> str:
+    """A Deployment of the kubia app; ``probe``: with an httpGet readiness probe (READINESS)."""
     return f"""apiVersion: apps/v1
 kind: Deployment
 metadata: {{name: {name}}}
@@ -225,16 +358,21 @@ spec:
       - name: app
         image: {image}
         ports: [{{containerPort: 8080}}]
-"""
+{READINESS if probe else ""}"""
 
 
-def service(name: str, app: str) -> str:
+def service(name: str, app: str, node_port: int | None = None) -> str:
+    """A ClusterIP Service (port 80 -> 8080) of ``app``'s pods; a NodePort Service with ``node_port``."""
+    if node_port is None:
+        kind, port = "", "{port: 80, targetPort: 8080}"
+    else:
+        kind, port = "  type: NodePort\n", f"{{port: 80, targetPort: 8080, nodePort: {node_port}}}"
     return f"""apiVersion: v1
 kind: Service
 metadata: {{name: {name}}}
 spec:
-  selector: {{app: {app}}}
-  ports: [{{port: 80, targetPort: 8080}}]
+{kind}  selector: {{app: {app}}}
+  ports: [{port}]
 """
 
 

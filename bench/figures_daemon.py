@@ -13,8 +13,10 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.common import (
+    LABEL,
     Daemon,
     Row,
     cluster_ip,
@@ -30,7 +32,9 @@ from bench.common import (
     proc_cpu_seconds,
     proc_rss_kib,
     ready,
+    default_mode,
     row,
+    sandbox_unavailable,
     service,
     wait,
 )
@@ -40,8 +44,9 @@ from bench.common import (
 
 def fig0_commit_detection(work: Path, quick: bool) -> list[Row]:
     n = 20 if quick else 50
-    repo = new_repo(work / "f0")
-    d = Daemon(repo, work / "f0" / "state").start()
+    mode = default_mode()
+    repo = new_repo(work / "f0", mode)
+    d = Daemon(repo, work / "f0" / "state", mode=mode).start()
     log_path = Path(d.state_dir, "reconcile.log")
     lat: list[float] = []
     try:
@@ -77,7 +82,11 @@ def fig0_commit_detection(work: Path, quick: bool) -> list[Row]:
         base.append(time.perf_counter() - t0)
     p99 = pct(lat, 99)
     return [
-        row(f"0 commit detection p50 ({n} commits)", ms(pct(lat, 50)), f"git rev-parse {ms(statistics.median(base))}"),
+        row(
+            f"0 commit detection p50 ({n} commits, {LABEL[mode]})",
+            ms(pct(lat, 50)),
+            f"git rev-parse {ms(statistics.median(base))}",
+        ),
         row(
             f"0 commit detection p99 ({n} commits)",
             ms(p99),
@@ -120,40 +129,35 @@ def _all_answers(host: str, version: str, streak: int, deadline: float) -> None:
             ok = 0
 
 
-def fig1_commit_to_serving(work: Path, quick: bool) -> list[Row]:
-    runs = 5 if quick else 10
-    repo = new_repo(work / "f1")
-    d = Daemon(repo, work / "f1" / "state").start()
-    serve: list[float] = []
-    rollout: list[float] = []
-    try:
-        for i in range(runs):
-            name = f"web{i}"
-            files = {"web.yaml": deployment(name, 3, "qinchaowhut/allen:v1", name), "svc.yaml": service(name, name)}
-            sha, t0 = commit(repo, files, f"web v1 run {i}")
-            deadline = time.monotonic() + 60
-            ip = wait(lambda name=name: cluster_ip(d, name), 60, "the ClusterIP", 0.002)
-            _names_until(ip, 3, "v1", deadline)
-            serve.append(time.time() - t0)
-            wait(lambda name=name: deployment_complete(d, name, 3), 60, "v1 complete")
-            sha, t0 = commit(repo, {"web.yaml": files["web.yaml"].replace("allen:v1", "allen:v2")}, f"v2 run {i}")
-            deadline = time.monotonic() + 120
-            wait(
-                lambda sha=sha, name=name: (
-                    d.meta("lastAppliedRevision") == sha and pods_all(d, name, "qinchaowhut/allen:v2", 3)
-                ),
-                120,
-                "rollout complete",
-                0.005,
-            )
-            _all_answers(ip, "v2", 20, deadline)
-            _names_until(ip, 3, "v2", deadline)
-            rollout.append(time.time() - t0)
-            sha, _ = commit(repo, {"web.yaml": None, "svc.yaml": None}, f"remove run {i}")
-            wait(lambda: not d.objects("Pod"), 60, "pods gone")
-    finally:
-        d.stop()
-    # baseline: the same app started directly and answering once (process start + bind)
+def _serve_and_roll(d: Daemon, i: int) -> tuple[float, float]:
+    """One run of figure 1 on daemon ``d``: (commit -> 3 replicas serving, image change -> all v2)."""
+    repo = Path(d.repo)
+    name = f"web{i}"
+    files = {"web.yaml": deployment(name, 3, "qinchaowhut/allen:v1", name), "svc.yaml": service(name, name)}
+    sha, t0 = commit(repo, files, f"web v1 run {i}")
+    deadline = time.monotonic() + 60
+    ip = wait(lambda: cluster_ip(d, name), 60, "the ClusterIP", 0.002)
+    _names_until(ip, 3, "v1", deadline)
+    serve = time.time() - t0
+    wait(lambda: deployment_complete(d, name, 3), 60, "v1 complete")
+    sha, t0 = commit(repo, {"web.yaml": files["web.yaml"].replace("allen:v1", "allen:v2")}, f"v2 run {i}")
+    deadline = time.monotonic() + 120
+    wait(
+        lambda: d.meta("lastAppliedRevision") == sha and pods_all(d, name, "qinchaowhut/allen:v2", 3),
+        120,
+        "rollout complete",
+        0.005,
+    )
+    _all_answers(ip, "v2", 20, deadline)
+    _names_until(ip, 3, "v2", deadline)
+    rollout = time.time() - t0
+    commit(repo, {"web.yaml": None, "svc.yaml": None}, f"remove run {i}")
+    wait(lambda: not d.objects("Pod"), 60, "pods gone")
+    return serve, rollout
+
+
+def _kubia_direct(repo: Path) -> list[float]:
+    """The baseline: the app (bench/kubia_host.py) started directly until its first answer."""
     base = []
     for _ in range(5):
         ip = "127.0.0.1"
@@ -172,14 +176,72 @@ def fig1_commit_to_serving(work: Path, quick: bool) -> list[Row]:
         finally:
             p.terminate()
             p.wait()
-    med = statistics.median(serve)
+    return base
+
+
+def fig1_commit_to_serving(work: Path, quick: bool) -> list[Row]:
+    """Both modes in the same run, on two daemons side by side, their runs interleaved (so a busy
+    machine slows both alike): today's host + proxy is the baseline of sandbox + nftables."""
+    runs = 5 if quick else 10
+    why_not = sandbox_unavailable()
+    modes = ["host"] + (["sandbox"] if why_not is None else [])
+    daemons: dict[str, Daemon] = {}
+    serve: dict[str, list[float]] = {m: [] for m in modes}
+    rollout: dict[str, list[float]] = {m: [] for m in modes}
+    try:
+        for m in modes:
+            repo = new_repo(work / f"f1-{m}", m)
+            daemons[m] = Daemon(repo, work / f"f1-{m}" / "state", mode=m)
+            daemons[m].start()
+        for i in range(runs):
+            for m in modes:
+                s, r = _serve_and_roll(daemons[m], i)
+                serve[m].append(s)
+                rollout[m].append(r)
+    finally:
+        for d in daemons.values():
+            d.stop()
+    base = _kubia_direct(work / "f1-host" / "repo")
     bl = f"one kubia started directly {ms(statistics.median(base))}"
-    return [
-        row(f"1 commit -> 3 replicas serving via ClusterIP, median ({runs} runs)", ms(med), bl, "< 1 s", med < 1.0),
-        row("1 commit -> 3 replicas serving via ClusterIP, p90", ms(pct(serve, 90)), bl),
-        row(f"1 image change -> rollout complete (all v2), median ({runs} runs)", ms(statistics.median(rollout)), bl),
-        row("1 image change -> rollout complete (all v2), p90", ms(pct(rollout, 90)), bl),
+    host = statistics.median(serve["host"])
+    rows = [
+        row(
+            f"1 commit -> 3 replicas serving via ClusterIP, median ({runs} runs), {LABEL['host']} (today's)",
+            ms(host),
+            bl,
+            "< 1 s",
+            host < 1.0,
+        ),
+        row(f"1 commit -> 3 replicas serving via ClusterIP, p90, {LABEL['host']}", ms(pct(serve["host"], 90)), bl),
     ]
+    if why_not is not None:
+        rows.append(row(f"1 commit -> 3 replicas serving, {LABEL['sandbox']}", f"skipped: {why_not}"))
+    else:
+        sb = statistics.median(serve["sandbox"])
+        rows += [
+            row(
+                f"1 commit -> 3 replicas serving via ClusterIP, median ({runs} runs), {LABEL['sandbox']}",
+                f"{ms(sb)} ({sb / host:.2f}x)",
+                f"{LABEL['host']} {ms(host)}",
+                "<= 1.2x baseline",
+                sb <= 1.2 * host,
+            ),
+            row(
+                f"1 commit -> 3 replicas serving via ClusterIP, p90, {LABEL['sandbox']}",
+                ms(pct(serve["sandbox"], 90)),
+                f"{LABEL['host']} p90 {ms(pct(serve['host'], 90))}",
+            ),
+        ]
+    for m in modes:
+        med = statistics.median(rollout[m])
+        rows.append(
+            row(
+                f"1 image change -> rollout complete (all v2), median ({runs} runs), {LABEL[m]}",
+                ms(med),
+                bl if m == "host" else f"{LABEL['host']} {ms(statistics.median(rollout['host']))}",
+            )
+        )
+    return rows
 
 
 def _free_port() -> int:
@@ -191,17 +253,19 @@ def _free_port() -> int:
 # --------------------------------------------------------------------------- 4. rollout under load
 
 
-def fig4_rollout_under_load(work: Path, quick: bool) -> list[Row]:
-    repo = new_repo(work / "f4")
-    dep = deployment("web", 10, "qinchaowhut/allen:v1", "web")
+def _rollout_under_load(work: Path, mode: str, probe: bool) -> dict[str, Any]:
+    """One rolling update of 10 replicas under load; the counts of requests (ok, failed, failed
+    in the second before the update), the rollout's duration and a few errors."""
+    repo = new_repo(work, mode)
+    dep = deployment("web", 10, "qinchaowhut/allen:v1", "web", probe=probe)
     commit(repo, {"web.yaml": dep, "svc.yaml": service("web", "web")}, "web v1")
-    d = Daemon(repo, work / "f4" / "state").start()
+    d = Daemon(repo, work / "state", mode=mode).start()
+    stats = {"ok": 0, "failed": 0, "v1": 0, "v2": 0}
+    errors: list[str] = []
     try:
         wait(lambda: deployment_complete(d, "web", 10), 120, "10 v1 replicas", 0.05)
         ip = wait(lambda: cluster_ip(d, "web"), 30, "ClusterIP")
         stop = threading.Event()
-        stats = {"ok": 0, "failed": 0, "v1": 0, "v2": 0}
-        errors: list[str] = []
         lock = threading.Lock()
 
         def load() -> None:
@@ -221,7 +285,7 @@ def fig4_rollout_under_load(work: Path, quick: bool) -> list[Row]:
         for w in workers:
             w.start()
         time.sleep(1.0)
-        before = dict(stats)
+        before = stats["failed"]
         sha, t0 = commit(repo, {"web.yaml": dep.replace("allen:v1", "allen:v2")}, "web v2")
         wait(
             lambda: d.meta("lastAppliedRevision") == sha and pods_all(d, "web", "qinchaowhut/allen:v2", 10),
@@ -236,19 +300,41 @@ def fig4_rollout_under_load(work: Path, quick: bool) -> list[Row]:
             w.join(10)
     finally:
         d.stop()
-    total = stats["ok"] + stats["failed"]
-    failed = stats["failed"]
-    note = f"{total:,} requests, 4 clients, rollout {took:.1f} s" + (f"; e.g. {errors[0]}" if errors else "")
-    return [
+    return {**stats, "before": before, "took": took, "errors": errors}
+
+
+def fig4_rollout_under_load(work: Path, quick: bool) -> list[Row]:
+    """With a readiness probe, as a zero-drop rollout on Kubernetes needs one: without it a new pod
+    is an endpoint as soon as its process starts, before it listens. The Python proxy hid that (it
+    tries another endpoint when one refuses); kernel DNAT cannot, so the run without a probe is
+    reported beside it (sandbox mode only)."""
+    mode = default_mode()  # sandbox + nftables as root: the Service hop is the kernel's
+    r = _rollout_under_load(work / "f4", mode, probe=True)
+    total = r["ok"] + r["failed"]
+    note = f"{total:,} requests, 4 clients, rollout {r['took']:.1f} s" + (
+        f"; e.g. {r['errors'][0]}" if r["errors"] else ""
+    )
+    rows = [
         row(
-            "4 failed requests during a rolling update of 10 replicas",
-            failed,
-            f"{before['failed']} failed in the 1 s before the update",
+            f"4 failed requests during a rolling update of 10 replicas, readiness probe ({LABEL[mode]})",
+            r["failed"],
+            f"{r['before']} failed in the 1 s before the update",
             "0",
-            failed == 0,
+            r["failed"] == 0,
         ),
         row("4 requests served during the rollout (info)", note),
     ]
+    if mode == "sandbox" and not quick:
+        n = _rollout_under_load(work / "f4-noprobe", mode, probe=False)
+        rows.append(
+            row(
+                f"4 the same without a readiness probe (info, {LABEL[mode]})",
+                f"{n['failed']} failed of {n['ok'] + n['failed']:,}"
+                + (f"; e.g. {n['errors'][0]}" if n["errors"] else ""),
+                f"{n['before']} failed in the 1 s before the update",
+            )
+        )
+    return rows
 
 
 # --------------------------------------------------------------------------- 6. footprint
@@ -263,8 +349,9 @@ def _idle(pid: int, seconds: float) -> tuple[float, float]:
 
 def fig6_footprint(work: Path, quick: bool) -> list[Row]:
     seconds = 5.0 if quick else 10.0
-    repo = new_repo(work / "f6")
-    d = Daemon(repo, work / "f6" / "state").start()
+    mode = default_mode()
+    repo = new_repo(work / "f6", mode)
+    d = Daemon(repo, work / "f6" / "state", mode=mode).start()
     try:
         time.sleep(2)
         rss0, cpu0 = _idle(d.pid, seconds)
@@ -288,7 +375,13 @@ spec:
     finally:
         d.stop()
     return [
-        row("6 gitship RSS, idle, 100 pods", f"{rss:.1f} MB", f"0 pods {rss0:.1f} MB", "< 100 MB", rss < 100),
+        row(
+            f"6 gitship RSS, idle, 100 pods ({LABEL[mode]})",
+            f"{rss:.1f} MB",
+            f"0 pods {rss0:.1f} MB",
+            "< 100 MB",
+            rss < 100,
+        ),
         row(
             f"6 gitship CPU, idle, 100 pods ({seconds:g} s)",
             f"{cpu:.2f} % of a core",

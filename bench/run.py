@@ -9,13 +9,18 @@ measures and how.
 
   0  commit detection           git commit returned -> `revision_detected` in reconcile.log
   1  commit to serving          Deployment(3) + Service committed -> every replica answers
-                                through the ClusterIP; image change -> all answers v2
+                                through the ClusterIP; image change -> all answers v2;
+                                sandbox + nftables against host + proxy
   2  planning at scale          load+validate+plan of 1,000 / 10,000 manifests vs PyYAML
                                 CSafeLoader; one changed object of 10,000 (warm cache)
-  3  service proxy              bench/proxy_bench.py
-  4  rollout under load         failed requests during a rolling update of 10 replicas
-  5  pod start to Ready         in-process runtime (no probe / httpGet probe); Docker
+  3  Service hop                bench/proxy_bench.py: direct vs nftables vs the Python proxy
+  4  rollout under load         failed requests during a rolling update of 10 replicas (default
+                                mode: sandbox + nftables as root)
+  5  pod start to Ready         in-process runtime, host and sandbox mode (no probe / httpGet
+                                probe); Docker
   6  footprint                  gitship's RSS and CPU, idle, with 100 pods
+  7  kill -9 under load         failed requests through a ClusterIP and a NodePort while the
+                                daemon is killed and restarted; pods restarted
 
 ``--quick`` runs fewer repetitions (a few minutes in all).
 """
@@ -44,6 +49,7 @@ from bench.figures_daemon import (  # noqa: E402
     fig4_rollout_under_load,
     fig6_footprint,
 )
+from bench.figures_crash import fig7_kill9_under_load  # noqa: E402
 from bench.figures_load import fig2_planning  # noqa: E402
 from bench.figures_runtime import fig3_proxy, fig5_pod_start  # noqa: E402
 
@@ -58,6 +64,7 @@ FIGURES = [
     fig4_rollout_under_load,
     fig5_pod_start,
     fig6_footprint,
+    fig7_kill9_under_load,
 ]
 
 
@@ -92,7 +99,7 @@ def table(rows: list[Row]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="gitship's benchmarks (not a test)")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions: a few minutes in all")
-    ap.add_argument("--only", help="comma-separated figure numbers (0-6)")
+    ap.add_argument("--only", help="comma-separated figure numbers (0-7)")
     ap.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = ap.parse_args(argv)
     from reconciler import log as gitship_log

@@ -57,6 +57,7 @@ class Options:
     node_address: str = "0.0.0.0"
     backoff_base: float = 10.0
     limits: Limits = field(default_factory=Limits)
+    decryption_key_file: str | None = None  # age identities for SOPS files (else SOPS_AGE_KEY_FILE / SOPS_AGE_KEY)
 
     def __post_init__(self) -> None:
         # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
@@ -79,6 +80,16 @@ class Options:
         if self.dns_addr is None:  # Kubernetes' kube-dns address: the service range's .10
             net = ipaddress.ip_network(self.service_cidr, strict=False)
             self.dns_addr = f"{net.network_address + 10}:53"
+
+
+def config_objects(store: Store) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The live ConfigMaps and Secrets in the store, as the runtime takes them: given before the
+    runtime starts, an adopted container that restarts resolves its env and volumes from them."""
+    return {
+        (o["kind"], o["metadata"].get("namespace") or "default", o["metadata"]["name"]): o
+        for kind in ("ConfigMap", "Secret")
+        for o in store.cluster(kind)
+    }
 
 
 def sandbox_unavailable(isolation: str) -> str | None:
@@ -284,8 +295,10 @@ class Daemon:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
         self.runtime = self._make_runtime()
-        self.loader = RevisionLoader(self.reader, self.opts.path, self.opts.limits)  # type: ignore[arg-type]
+        o = self.opts
+        self.loader = RevisionLoader(self.reader, o.path, o.limits, o.decryption_key_file)  # type: ignore[arg-type]
         await self._restore_repo_config()
+        self.runtime.set_config_objects(config_objects(self.store))  # before any container restarts
         adopted = await self.runtime.start(self._on_pod_change)
         await self._expose_dns_address()
         await self._start_network()

@@ -7,6 +7,8 @@ terminal (JSON lines otherwise, so a supervisor can collect them).
 
 Event names are snake_case (``revision_applied``); values go in fields, never
 formatted into the message. Reconciles bind ``reconcile_id`` and ``commit``.
+A Secret logged in a field (at any depth) is written with its values replaced by their
+sizes (reconciler/redact.py): no secret value reaches the log file or the console.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections.abc import MutableMapping
 from typing import Any, Protocol, TextIO
 
 import structlog
+
+from .redact import redact
 
 LOG_FILE = "reconcile.log"
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -51,6 +55,11 @@ class _Tee:
         raise structlog.DropEvent
 
 
+def _redact_secrets(logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A Secret in any field of the event, with its values replaced by their sizes."""
+    return {k: redact(v) for k, v in event.items()}
+
+
 def configure(state_dir: str | None, console: TextIO | None = sys.stderr, level: str = "info") -> None:
     """Set up structlog for the daemon. ``state_dir`` None logs to the console only."""
     path = os.path.join(state_dir, LOG_FILE) if state_dir else None
@@ -61,6 +70,7 @@ def configure(state_dir: str | None, console: TextIO | None = sys.stderr, level:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            _redact_secrets,
             _Tee(path, console, pretty),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS.get(level, logging.INFO)),

@@ -3,7 +3,7 @@
 Where it sits: after load + validate, before the controllers. ``plan`` is a
 pure function from the applied desired state and the new desired state to an
 ordered list of creates, updates and deletes (objects removed from git are
-pruned). Order: what others depend on first (Services and Endpoints, then
+pruned). Order: what others depend on first (ConfigMaps and Secrets, Services and Endpoints, then
 Deployments, ReplicaSets, Pods) for creates and updates; deletes in reverse.
 It is what ``gitship diff`` prints and what the reconcile log records.
 """
@@ -17,9 +17,11 @@ from typing import Any
 
 import yaml
 
+from .redact import redact_pair
 from .types import Key
 
-ORDER = {"Service": 0, "Endpoints": 1, "Deployment": 2, "ReplicaSet": 3, "Pod": 4}
+# ConfigMaps and Secrets first: the pods that read them start after they exist
+ORDER = {"ConfigMap": 0, "Secret": 0, "Service": 1, "Endpoints": 2, "Deployment": 3, "ReplicaSet": 4, "Pod": 5}
 
 
 @dataclass(frozen=True)
@@ -64,13 +66,15 @@ def _yaml(obj: Mapping[str, Any] | None) -> list[str]:
 
 
 def render_diff(actions: list[Action]) -> str:
-    """A unified YAML diff per object, as ``gitship diff`` prints it."""
+    """A unified YAML diff per object, as ``gitship diff`` prints it; a Secret's values shown as
+    their sizes (reconciler/redact.py), never as themselves."""
     out: list[str] = []
     for a in actions:
         label = a.ref
+        before, after = redact_pair(a.before, a.after)
         lines = difflib.unified_diff(
-            _yaml(a.before),
-            _yaml(a.after),
+            _yaml(before),
+            _yaml(after),
             fromfile=f"applied/{label}" if a.before is not None else "/dev/null",
             tofile=f"desired/{label}" if a.after is not None else "/dev/null",
         )

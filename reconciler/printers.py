@@ -15,6 +15,7 @@ import yaml
 
 from .annotation_keys import REVISION
 from .controllers.podutil import from_rfc3339, to_rfc3339
+from .redact import decoded_size, secret_sizes
 from .types import Obj
 
 
@@ -216,6 +217,14 @@ def _ep_row(o: Obj, now: float) -> list[Any]:
     return [o["metadata"]["name"], endpoints_text(o), _age_of(o, now)]
 
 
+def _cm_row(o: Obj, now: float) -> list[Any]:
+    return [o["metadata"]["name"], len(o.get("data") or {}) + len(o.get("binaryData") or {}), _age_of(o, now)]
+
+
+def _secret_row(o: Obj, now: float) -> list[Any]:
+    return [o["metadata"]["name"], o.get("type") or "Opaque", len(o.get("data") or {}), _age_of(o, now)]
+
+
 def _no_wide(o: Obj) -> list[Any]:
     return []
 
@@ -241,6 +250,8 @@ _TABLES: dict[str, _Columns] = {
         ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], _svc_row, ["SELECTOR"], _svc_wide
     ),
     "Endpoints": _Columns(["NAME", "ENDPOINTS", "AGE"], _ep_row, [], _no_wide),
+    "ConfigMap": _Columns(["NAME", "DATA", "AGE"], _cm_row, [], _no_wide),
+    "Secret": _Columns(["NAME", "TYPE", "DATA", "AGE"], _secret_row, [], _no_wide),
 }
 
 
@@ -391,7 +402,31 @@ def _describe_service(obj: Obj) -> list[str]:
     return lines
 
 
+def _describe_configmap(obj: Obj) -> list[str]:
+    """kubectl's ConfigMapDescriber: each data key and its value, binaryData keys with their size."""
+    lines = ["", "Data", "===="]
+    data = obj.get("data") or {}
+    for k in sorted(data):
+        lines += [f"{k}:", "----", str(data[k]), ""]
+    lines += ["", "BinaryData", "===="]
+    binary = obj.get("binaryData") or {}
+    lines += [f"{k}: {decoded_size(binary[k])} bytes" for k in sorted(binary)]
+    lines.append("")
+    return lines
+
+
+def _describe_secret(obj: Obj) -> list[str]:
+    """kubectl's SecretDescriber: the type, then each key with its size, never its value."""
+    lines = ["", f"Type:  {obj.get('type') or 'Opaque'}", "", "Data", "===="]
+    sizes = secret_sizes(obj)
+    width = max((len(k) for k in sizes), default=0) + 2
+    lines += [f"{k + ':':<{width}}{n} bytes" for k, n in sizes.items()]
+    return lines
+
+
 _DESCRIBE: dict[str, Callable[[Obj], list[str]]] = {
+    "ConfigMap": _describe_configmap,
+    "Secret": _describe_secret,
     "Pod": _describe_pod,
     "ReplicaSet": _describe_workload,
     "Deployment": _describe_workload,

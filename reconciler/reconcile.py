@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import random
 import time
 import uuid
@@ -189,6 +190,7 @@ class Reconciler:
         self._was_endpoint: set[str] = set()
         self.network = ServiceNetwork(runtime, plane, publish_zone, log, self.kick)  # the Service step
         self._create_failures: dict[str, CreateFailure] = {}  # for the next pass, by controller uid
+        self._config_objects: dict[Key, Obj] | None = None  # last given to runtime.set_config_objects
 
     # -- life cycle -----------------------------------------------------------------
     async def start(self, adopted: dict[str, Obj]) -> None:
@@ -290,6 +292,7 @@ class Reconciler:
         if changes.events:
             self.store.add_events(changes.events)
         self._persist()
+        self._push_config_objects()
         # 2. the Service step
         if changes.allocations is not None:
             self._save_allocations(changes.allocations)
@@ -409,6 +412,13 @@ class Reconciler:
             await asyncio.shield(task)
         self.kick()
         return True
+
+    def _push_config_objects(self) -> None:
+        """The runtime gets every live ConfigMap and Secret when that set changed (env, volumes)."""
+        objs = {k: o for k, o in self.cluster.objects.items() if k[0] in ("ConfigMap", "Secret")}
+        if objs != self._config_objects:
+            self._config_objects = copy.deepcopy(objs)
+            self.runtime.set_config_objects(self._config_objects)
 
     # -- persistence ---------------------------------------------------------------------------
     def _persist(self) -> None:

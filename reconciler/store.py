@@ -53,8 +53,30 @@ CREATE INDEX IF NOT EXISTS events_obj ON events(kind, namespace, name);
 """
 
 
+# The store holds Secrets (their base64 data, as the API server's etcd does): readable by its
+# owner only. SQLite creates the -wal and -shm files with the mode of the database file.
+FILE_MODE = 0o600
+SIDE_FILES = ("-wal", "-shm")
+
+
 def db_path(state_dir: str) -> str:
     return os.path.join(state_dir, DB_FILE)
+
+
+def owner_only(path: str) -> None:
+    """Create the database file readable by its owner only, and take group and other access
+    from it and its WAL/SHM files when they exist (a store made before this rule)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
+            os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    for suffix in SIDE_FILES:
+        try:
+            os.chmod(path + suffix, FILE_MODE)
+        except FileNotFoundError:
+            pass
 
 
 class Store:
@@ -70,10 +92,14 @@ class Store:
                 self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
             else:
                 os.makedirs(state_dir, exist_ok=True)
+                owner_only(self.path)
                 self.db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")
                 self.db.executescript(_SCHEMA)
+                owner_only(self.path)  # the WAL and SHM files the connection just made
+        except OSError as e:
+            raise StoreError(f"cannot open the store {self.path}: {e}") from e
         except sqlite3.Error as e:
             raise StoreError(f"cannot open the store {self.path}: {e}") from e
 

@@ -129,6 +129,20 @@ class Runtime(abc.ABC):
         """
 
     @abc.abstractmethod
+    def set_config_objects(self, objects: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> None:
+        """Every live ConfigMap and Secret, keyed (kind, namespace, name): the whole set each time.
+
+        Objects are Kubernetes-shaped dicts (a ConfigMap's ``data`` and ``binaryData``, a Secret's
+        base64 ``data`` with ``stringData`` merged in). The runtime keeps them and: resolves a
+        container's ``envFrom`` / ``configMapKeyRef`` / ``secretKeyRef`` when the container starts
+        (env keeps its start value, as in Kubernetes); projects configMap, secret and projected
+        volumes when a pod starts; rewrites the mounted files of running pods whose sources
+        changed, in place and atomically (the kubelet's ``..data`` symlink swap), within seconds;
+        and retries at once the containers waiting for an object that was missing
+        (CreateContainerConfigError, or ContainerCreating with a FailedMount message).
+        """
+
+    @abc.abstractmethod
     async def exec(self, uid: str, container: str, argv: list[str], timeout: float = 30.0) -> ExecResult:
         """Run a command in a container's environment."""
 

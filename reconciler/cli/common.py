@@ -35,6 +35,11 @@ KINDS = {
     "services": "Service",
     "ep": "Endpoints",
     "endpoints": "Endpoints",
+    "cm": "ConfigMap",
+    "configmap": "ConfigMap",
+    "configmaps": "ConfigMap",
+    "secret": "Secret",
+    "secrets": "Secret",
 }
 PLURAL = {
     "Pod": "pods",
@@ -42,6 +47,8 @@ PLURAL = {
     "Deployment": "deployments",
     "Service": "services",
     "Endpoints": "endpoints",
+    "ConfigMap": "configmaps",
+    "Secret": "secrets",
 }
 SOCKET = "gitship.sock"
 

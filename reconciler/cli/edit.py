@@ -54,7 +54,13 @@ def add_label(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 def cmd_create_apply(args: argparse.Namespace) -> int:
     from reconciler.manifests.load import Limits, load_file
 
+    if getattr(args, "resource", None):
+        from reconciler.cli.secret import cmd_create_secret
+
+        return cmd_create_secret(args)
     path = args.filename
+    if not path:
+        die("error: must specify one of -f, or `create secret generic NAME`")
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -80,7 +86,12 @@ def cmd_create_apply(args: argparse.Namespace) -> int:
 def add_create_apply(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     for verb in ("create", "apply"):
         s = sub.add_parser(verb, parents=[common])
-        s.add_argument("-f", "--filename", required=True)
+        s.add_argument("-f", "--filename", required=verb == "apply")
+        if verb == "create":  # create secret generic NAME ...: a SOPS-encrypted Secret (cli/secret.py)
+            s.add_argument("resource", nargs="*", help="secret generic NAME")
+            s.add_argument("--from-literal", action="append", metavar="KEY=VALUE")
+            s.add_argument("--from-file", action="append", metavar="[KEY=]PATH")
+            s.add_argument("--type", help="the Secret's type (default Opaque)")
         s.set_defaults(func=cmd_create_apply)
 
 

@@ -94,6 +94,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         isolation=args.isolation,
         data_plane=args.data_plane,
         node_address=args.node_address,
+        decryption_key_file=os.path.abspath(args.decryption_key_file) if args.decryption_key_file else None,
     )
     return run(opts)
 
@@ -137,6 +138,12 @@ def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         help="where the cluster DNS listens (HOST:PORT; default the service CIDR's .10 on port 53, e.g. 10.96.0.10:53)",
     )
     s.add_argument("--node-address", default="0.0.0.0", help="host address for NodePort and LoadBalancer")
+    s.add_argument(
+        "--decryption-key-file",
+        metavar="PATH",
+        help="age identities (AGE-SECRET-KEY-1... lines) to decrypt SOPS-encrypted manifests; "
+        "default: env SOPS_AGE_KEY_FILE, else SOPS_AGE_KEY",
+    )
     s.set_defaults(func=cmd_up)
 
 

@@ -37,6 +37,7 @@ from reconciler.manifests.model import (
 )
 from reconciler.manifests.render import render
 from reconciler.manifests.schema import unknown_fields
+from reconciler.manifests.sops import AgeKeys, SopsError, decrypt_text, is_encrypted
 from reconciler.manifests.validate import default_and_validate_in_place
 from reconciler.manifests.yamlsafe import Limits, compose, decode, documents, field_line, safe_load_documents, too_big
 
@@ -117,13 +118,26 @@ def _unknown_field_errors(file: str, index: int, obj: dict[str, Any]) -> list[Ma
 
 
 def _load_file(
-    file: str, data: bytes, values: dict[str, Any], limits: Limits, errors: list[ManifestError], warn: bool
+    file: str,
+    data: bytes,
+    values: dict[str, Any],
+    limits: Limits,
+    errors: list[ManifestError],
+    warn: bool,
+    age_keys: AgeKeys | None = None,
 ) -> list[Manifest]:
     decoded = decode(file, data, limits)
     if isinstance(decoded, ManifestError):
         errors.append(decoded)
         return []
     text = decoded
+    if not file.endswith(".j2") and is_encrypted(text):
+        # a SOPS file: decrypted here, in memory only; the message never carries a value
+        try:
+            text = decrypt_text(text, age_keys or AgeKeys())
+        except SopsError as e:
+            errors.append(ManifestError(file, f"cannot decrypt this SOPS file: {e}"))
+            return []
     if file.endswith(".j2"):
         try:
             text = render(file, text, values, max_output=limits.max_file_bytes)
@@ -163,16 +177,22 @@ def _load_file(
 
 
 def load_file(
-    file: str, data: bytes, values: dict[str, Any], limits: Limits | None = None, validation: str = STRICT
+    file: str,
+    data: bytes,
+    values: dict[str, Any],
+    limits: Limits | None = None,
+    validation: str = STRICT,
+    age_keys: AgeKeys | None = None,
 ) -> list[Manifest]:
     """Load one file; raises RevisionRejected with every ManifestError found in it.
 
     ``validation`` is the file's mode from ``gitship.yaml`` (``RepoConfig.validation_mode``):
     under ``strict`` an unknown or duplicated field is an error; under ``warn`` the document
-    loads and the field is in its ``Manifest.warnings``.
+    loads and the field is in its ``Manifest.warnings``. A SOPS-encrypted file (a top-level
+    ``sops:`` mapping) is decrypted first with the age identities of ``age_keys`` (``manifests/sops.py``).
     """
     errors: list[ManifestError] = []
-    manifests = _load_file(file, data, values, limits or Limits(), errors, validation == WARN)
+    manifests = _load_file(file, data, values, limits or Limits(), errors, validation == WARN, age_keys)
     if errors:
         raise RevisionRejected(errors)
     return manifests

@@ -25,6 +25,8 @@ KINDS: dict[str, str] = {
     "Pod": "v1",
     "Service": "v1",
     "Endpoints": "v1",
+    "ConfigMap": "v1",
+    "Secret": "v1",
     "ReplicaSet": "apps/v1",
     "Deployment": "apps/v1",
 }

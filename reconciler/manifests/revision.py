@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 from reconciler.errors import ManifestError, RevisionRejected
 from reconciler.manifests.load import Limits, is_manifest_path, load_file, parse_repo_config, too_big
 from reconciler.manifests.model import REPO_CONFIG_FILES, STRICT, WARN, Manifest, RepoConfig, format_key
+from reconciler.manifests.sops import AgeKeys
 from reconciler.types import Key
 
 CacheKey = tuple[str, str]
@@ -218,6 +219,7 @@ def _parse_files(
     cache: BlobCache,
     errors: list[ManifestError],
     modes: Sequence[str] | None,
+    age_keys: AgeKeys | None = None,
 ) -> list[Manifest]:
     """Load ``files`` (``modes``: each one's validation mode; None when all are strict)."""
     vhash = values_hash(values) if any(f.path.endswith(".j2") for f in files) else ""
@@ -236,7 +238,9 @@ def _parse_files(
                 got = current.get(key)  # the same bytes earlier in this revision
             if got is None:
                 try:
-                    got = load_file(f.path, blobs[f.blob], values, limits, modes[i] if modes is not None else STRICT)
+                    got = load_file(
+                        f.path, blobs[f.blob], values, limits, modes[i] if modes is not None else STRICT, age_keys
+                    )
                 except RevisionRejected as rejected:
                     errors.extend(rejected.errors)
                     continue
@@ -260,6 +264,7 @@ def load_listing(
     cache: BlobCache | None = None,
     root: str = "",
     values: dict[str, Any] | None = None,
+    age_keys: AgeKeys | None = None,
 ) -> tuple[list[Manifest], RepoConfig]:
     """Load one revision: its ``gitship.yaml`` and every manifest under ``root``, in path order.
 
@@ -267,6 +272,7 @@ def load_listing(
     cache does not hold. ``values`` (when given) replace the config's template values.
     Raises RevisionRejected with every error of the revision; nothing of it is returned.
     Warnings (``validation: warn``) ride on the manifests: ``warnings_of(manifests)``.
+    ``age_keys``: the age identities for SOPS-encrypted files (one that cannot be decrypted is an error).
     """
     limits = limits or Limits()
     root = root.strip("/")
@@ -277,7 +283,7 @@ def load_listing(
     skip = len(root) + 1 if root else 0
     modes = [config.validation_mode(f.path[skip:]) for f in files] if config.validation else None
     cache = cache if cache is not None else BlobCache()
-    manifests = _parse_files(files, read, template_values, limits, cache, errors, modes)
+    manifests = _parse_files(files, read, template_values, limits, cache, errors, modes, age_keys)
     errors.extend(validate_unique(manifests))
     if errors:
         raise RevisionRejected(errors)
@@ -290,6 +296,7 @@ def load_revision(
     limits: Limits | None = None,
     cache: BlobCache | None = None,
     blob_ids: Mapping[str, str] | None = None,
+    age_keys: AgeKeys | None = None,
 ) -> list[Manifest]:
     """``load_listing`` over files in memory (``{path: bytes}``), for tests and the benchmark.
 
@@ -303,5 +310,5 @@ def load_revision(
     def read(blobs: list[str]) -> Mapping[str, bytes]:
         return {b: by_blob[b] for b in blobs}
 
-    manifests, _ = load_listing(listing, read, limits, cache, values=values)
+    manifests, _ = load_listing(listing, read, limits, cache, values=values, age_keys=age_keys)
     return manifests

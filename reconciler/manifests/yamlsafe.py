@@ -398,7 +398,15 @@ def field_line(node: Node, field: str) -> int:
     line: int = node.start_mark.line + 1
     rest = field
     while rest:
-        if isinstance(node, MappingNode):
+        if isinstance(node, MappingNode) and rest.startswith("[") and "]" in rest:
+            # a map key as Kubernetes writes it in a path: data[app.conf]
+            sub, rest = rest[1 : rest.index("]")], rest[rest.index("]") + 1 :].removeprefix(".")
+            hit = next((kv for kv in node.value if isinstance(kv[0], ScalarNode) and str(kv[0].value) == sub), None)
+            if hit is None:
+                break
+            line = (hit[0] if not rest else hit[1]).start_mark.line + 1
+            node = hit[1]
+        elif isinstance(node, MappingNode):
             best: tuple[str, Node, Node] | None = None
             for k, v in node.value:
                 if not isinstance(k, ScalarNode):

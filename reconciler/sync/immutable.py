@@ -13,6 +13,16 @@ full size: the whole service went down at once. As in Kubernetes, deleting the o
 commit and declaring it again with another selector in a later one is allowed (the check is
 against the live object, and a deleted object is no longer live).
 
+ConfigMaps and Secrets (kubernetes/kubernetes pkg/apis/core/validation/validation.go
+``ValidateConfigMapUpdate``, ``ValidateSecretUpdate``): a Secret's ``type`` never changes; once
+one of them is live with ``immutable: true``, its ``data`` (and a ConfigMap's ``binaryData``)
+may not change and ``immutable`` may not be unset::
+
+    data: Forbidden: field is immutable when `immutable` is set
+
+The same way out: delete it in one commit, declare it again in a later one. The messages name
+the field, never a value of a Secret.
+
 Pure: desired manifests and live objects in, ``ManifestError``s out. The error's line is the
 document's; the applier, which can read the file, moves it to the field's own line
 (``manifests.yamlsafe.field_line``).
@@ -45,6 +55,9 @@ IMMUTABLE_FIELDS: Mapping[str, tuple[str, ...]] = {
 _SELECTOR_FIELDS = frozenset({"spec.selector"})
 
 IMMUTABLE_MESSAGE = "field is immutable"
+IMMUTABLE_SET_MESSAGE = "Forbidden: field is immutable when `immutable` is set"
+# kinds with an ``immutable`` flag -> the fields it freezes
+FROZEN_BY_FLAG: Mapping[str, tuple[str, ...]] = {"ConfigMap": ("data", "binaryData"), "Secret": ("data",)}
 
 
 def field_value(obj: Obj, path: str) -> Any:
@@ -95,10 +108,29 @@ def shown(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def frozen_data_errors(new: Obj, current: Obj) -> list[tuple[str, str]]:
+    """(field, message) for each change ValidateConfigMapUpdate / ValidateSecretUpdate forbid."""
+    out: list[tuple[str, str]] = []
+    if new.get("kind") == "Secret" and (current.get("type") or "Opaque") != (new.get("type") or "Opaque"):
+        out.append(("type", f"Invalid value: {shown(new.get('type'))}: {IMMUTABLE_MESSAGE}"))
+    if current.get("immutable") is not True:
+        return out
+    if new.get("immutable") is not True:
+        out.append(("immutable", IMMUTABLE_SET_MESSAGE))
+    for path in FROZEN_BY_FLAG.get(str(new.get("kind")), ()):
+        if semantic(new.get(path)) != semantic(current.get(path)):
+            out.append((path, IMMUTABLE_SET_MESSAGE))
+    return out
+
+
 def immutable_field_errors(manifests: Sequence[Manifest], live: Mapping[Key, Obj]) -> list[ManifestError]:
     """An error for each immutable field a manifest changes on an object that exists live."""
     errors: list[ManifestError] = []
     for m in manifests:
+        if m.key[0] in FROZEN_BY_FLAG and (current := live.get(m.key)) is not None:
+            for path, message in frozen_data_errors(m.obj, current):
+                errors.append(ManifestError(m.source.file, message, m.source.line, m.source.document, path))
+            continue
         paths = IMMUTABLE_FIELDS.get(m.key[0])
         current = live.get(m.key) if paths else None
         if current is None or (current.get("metadata") or {}).get("deletionTimestamp"):

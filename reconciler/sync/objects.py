@@ -41,6 +41,11 @@ from .work import Work
 WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "Pod", "Service")
 GIT_MANAGER = "gitship"  # the managedFields manager of what git declared
 MANAGED_PREFIX = "deployment.kubernetes.io/"  # annotations the controllers own, not git
+# kinds without a spec: the top-level fields that hold what git declares
+DATA_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "ConfigMap": ("data", "binaryData", "immutable"),
+    "Secret": ("data", "type", "immutable"),
+}
 WARNING_REASONS = frozenset(
     {
         "ErrImagePull",
@@ -105,11 +110,19 @@ def user_annotations(meta: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def git_view(obj: Obj) -> Obj:
-    """The part of an object git decides: labels, annotations (not the controllers' own), spec;
-    compared as Kubernetes compares objects, where an empty value equals an absent one."""
+    """The part of an object git decides: labels, annotations (not the controllers' own), spec
+    (a ConfigMap's or Secret's data fields in its place); compared as Kubernetes compares
+    objects, where an empty value equals an absent one."""
     m = obj["metadata"]
-    view: Obj = semantic({"labels": m.get("labels"), "annotations": user_annotations(m), "spec": obj.get("spec")})
+    view: Obj = semantic(
+        {"labels": m.get("labels"), "annotations": user_annotations(m), "spec": obj.get("spec"), **data_fields(obj)}
+    )
     return view
+
+
+def data_fields(obj: Obj) -> Obj:
+    """A ConfigMap's or Secret's top-level fields that git decides (they have no spec)."""
+    return {k: obj[k] for k in DATA_FIELDS.get(obj.get("kind", ""), ()) if k in obj}
 
 
 def new_object(w: Work, d: Obj) -> Obj:
@@ -117,6 +130,8 @@ def new_object(w: Work, d: Obj) -> Obj:
     meta = obj["metadata"]
     meta["uid"] = w.inp.ids.new_uid()
     meta["creationTimestamp"] = to_rfc3339(w.now)
+    if obj["kind"] in DATA_FIELDS:  # no generation and no status, as in Kubernetes
+        return obj
     if obj["kind"] != "Pod":
         meta["generation"] = 1
     obj["status"] = {"phase": "Pending"} if obj["kind"] == "Pod" else {}
@@ -133,6 +148,13 @@ def updated_object(live: Obj, d: Obj) -> Obj:
     new["metadata"]["annotations"] = {**copy.deepcopy(dm.get("annotations", {})), **managed}
     if "spec" in d:
         new["spec"] = copy.deepcopy(d["spec"])
+    for k in DATA_FIELDS.get(live["kind"], ()):
+        if k in d:
+            new[k] = copy.deepcopy(d[k])
+        else:
+            new.pop(k, None)
+    if live["kind"] in DATA_FIELDS:
+        return new
     spec_changed = semantic(live.get("spec")) != semantic(d.get("spec"))
     if (spec_changed or user_annotations(lm) != user_annotations(dm)) and live["kind"] != "Pod":
         new["metadata"]["generation"] = int(lm.get("generation", 1)) + 1

@@ -68,7 +68,7 @@ class DockerContainers(DockerPods):
         except ValueError as exc:
             if restarting:
                 c.attempt -= 1
-            self._set_waiting(p, c, "CreateContainerConfigError", str(exc))
+            self._set_waiting(p, c, getattr(exc, "reason", "CreateContainerConfigError"), str(exc))
             self._retry_later(p, c, self.resync_seconds)
             return
         try:

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import docker  # type: ignore[import-untyped]
@@ -22,6 +22,7 @@ import structlog
 
 from runtime.base import OnChange, RuntimeError_
 
+from .mounts import remove_volumes
 from .common import (
     BUSYBOX,
     EXPOSE_DEV,
@@ -92,6 +93,8 @@ class DockerEngine:
         self._gateway: str | None = None
         self._pending_deletes: set[str] = set()
         self._exposed: set[str] = set()
+        # every live ConfigMap and Secret (Runtime.set_config_objects): env at start, volumes
+        self.config_objects: dict[tuple[str, str, str], Mapping[str, Any]] = {}
 
     # ------------------------------------------------------------------ engine plumbing
 
@@ -304,6 +307,7 @@ class DockerEngine:
         await asyncio.gather(
             *(self._remove_quietly(x["Id"]) for x in lst if (x.get("Labels") or {}).get(LABEL_CONTAINER) == SANDBOX)
         )
+        await self._call(remove_volumes, self._api, self.state_dir, self.instance, uid)
         self._pending_deletes.discard(uid)
 
 

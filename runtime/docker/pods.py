@@ -27,6 +27,7 @@ from runtime.kernel import (
     pull_policy,
     rfc3339,
 )
+from runtime import volumes
 from runtime.kernel.env import implicit_env
 
 from .common import (
@@ -44,6 +45,7 @@ from .common import (
     split_ref,
 )
 from .engine import DockerEngine
+from .mounts import container_mounts
 
 log = structlog.get_logger("runtime.docker")
 
@@ -280,22 +282,35 @@ class DockerPods(DockerEngine):
 
     def _env(self, p: DPod, c: DContainer) -> dict[str, str]:
         """The container's variables (runtime/kernel/env.py); raises ConfigError (a ValueError)."""
-        return container_env(
+        warnings: list[str] = []
+        env = container_env(
             p.pod,
             c.spec,
             pod_ip=p.pod_ip or "",
             host_ip=self._gateway or "",
             node_name=self.node_name,
             implicit=implicit_env(p.pod, c.spec, p.pod_ip or ""),
+            objects=self.config_objects,
+            warnings=warnings,
         )
+        for msg in warnings:  # the kubelet's InvalidEnvironmentVariableNames event
+            log.warning("InvalidEnvironmentVariableNames", uid=p.uid, pod=p.name, container=c.name, message=msg)
+        return env
 
     def _container_config(self, p: DPod, c: DContainer) -> dict[str, Any]:
+        """Raises ConfigError (a ValueError; its ``reason``: CreateContainerConfigError, or
+        ContainerCreating for a volume whose ConfigMap or Secret is missing)."""
         api = self._api
         env = self._env(p, c)
+        if p.pod.get("spec", {}).get("volumes"):  # every volume of the pod, before any container
+            volumes.prepare_pod(self.state_dir, p.pod, self.config_objects, self.node_name)
+        mounts = container_mounts(self.state_dir, self.instance, p.pod, c.spec, env)
         command, args = container_argv(c.spec, env)
         res = c.spec.get("resources") or {}
         limits, requests_ = res.get("limits") or {}, res.get("requests") or {}
         hc: dict[str, Any] = {"network_mode": f"container:{p.sandbox_id}", "ipc_mode": f"container:{p.sandbox_id}"}
+        if mounts:
+            hc["mounts"] = mounts
         if limits.get("memory") is not None:
             hc["mem_limit"] = int(parse_quantity(limits["memory"]))
         if limits.get("cpu") is not None:

@@ -55,16 +55,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import docker  # type: ignore[import-untyped]
 import docker.errors  # type: ignore[import-untyped]
+import structlog
 
+from runtime import volumes
 from runtime.base import ExecResult, OnChange, Pod, PodStatus, Runtime, RuntimeError_
+from runtime.kernel.volumes import volume_sources
 
 from .common import engine_down
 from .supervision import DockerSupervision
+
+log = structlog.get_logger("runtime.docker")
+
+
+def _waits_for_config(state: Mapping[str, Any]) -> bool:
+    """The container waits for a ConfigMap or Secret (its env, or a volume's FailedMount)."""
+    w = state.get("waiting") or {}
+    reason, message = w.get("reason"), str(w.get("message") or "")
+    return reason == "CreateContainerConfigError" or (
+        reason == "ContainerCreating" and message.startswith("MountVolume.SetUp failed")
+    )
 
 
 class DockerRuntime(DockerSupervision, Runtime):
@@ -127,6 +142,36 @@ class DockerRuntime(DockerSupervision, Runtime):
 
     def set_image_rules(self, rules: Sequence[Mapping[str, Any]], repo_dir: str | None) -> None:
         """Nothing to do: images are real on Docker, gitship.yaml ``images:`` is for the in-process runtime."""
+
+    def set_config_objects(self, objects: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> None:
+        """Every live ConfigMap and Secret: env of containers created from now on, the volumes of
+        running pods that read a changed one rewritten in place (runtime/volumes.py), containers
+        waiting for a missing one retried at once."""
+        old, self.config_objects = self.config_objects, dict(objects)
+        if self._loop is None or self._closed:
+            return
+        changed = {k for k in set(old) | set(self.config_objects) if old.get(k) != self.config_objects.get(k)}
+        for p in list(self._pods.values()):
+            if p.deleting:
+                continue
+            if changed & volume_sources(p.pod):
+                self._spawn(self._update_volumes(p))
+            waiting = [c for c in p.containers.values() if _waits_for_config(c.state)]
+            for c in waiting:
+                c.cancel()  # the retry timer: try now
+                c.want_start = True
+            if waiting:
+                self._kick(p)
+
+    async def _update_volumes(self, p: Any) -> None:
+        update = functools.partial(volumes.update_pod, self.state_dir, p.pod, self.config_objects, self.node_name)
+        try:
+            names = await asyncio.to_thread(update)
+        except OSError as e:
+            log.warning("volume_update_failed", uid=p.uid, pod=p.name, error=str(e))
+            return
+        if names:
+            log.info("volumes_updated", uid=p.uid, pod=p.name, volumes=names)
 
     async def exec(self, uid: str, container: str, argv: list[str], timeout: float = 30.0) -> ExecResult:
         cid = self._cid(uid, container)

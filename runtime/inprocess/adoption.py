@@ -31,7 +31,8 @@ import structlog
 from ..kernel import rfc3339
 from ..kernel.phase import terminated
 from . import procid, sandbox
-from .isolation import SANDBOX_CHANGED, SandboxSupervisor
+from .isolation import SANDBOX_CHANGED
+from .mounts import MountSupervisor
 from .network import IPAllocator
 from .resolve import StartError, Waiting
 from .state import Container, PodState
@@ -41,7 +42,7 @@ log = structlog.get_logger("runtime.inprocess")
 Todo = list[tuple[PodState, Container, dict[str, Any] | None]]
 
 
-class Adopter(SandboxSupervisor):
+class Adopter(MountSupervisor):
     """Rebuilds pods from their state files (``start``)."""
 
     _ipam: IPAllocator
@@ -64,6 +65,7 @@ class Adopter(SandboxSupervisor):
             if isinstance(v, dict):
                 p.conditions[k] = v
         keep = self._adopt_sandbox(p, st.get("sandbox"))
+        p.volumes_ready = keep and bool(st.get("volumesMounted"))  # the mounts live in the sandbox
         recs = st.get("containers") or {}
         now = time.time()
         for c in p.containers:

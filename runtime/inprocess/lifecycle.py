@@ -39,7 +39,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 import structlog
@@ -73,6 +73,8 @@ class ContainerSupervisor:
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self.node_name = socket.gethostname()
+        # every live ConfigMap and Secret (Runtime.set_config_objects): env at start, volumes
+        self.config_objects: dict[tuple[str, str, str], Mapping[str, Any]] = {}
 
     # -- hooks -----------------------------------------------------------------------------
 
@@ -102,6 +104,10 @@ class ContainerSupervisor:
         """The pod's hostname (the HOSTNAME variable); None: the pod name."""
         return None
 
+    def _creating_status(self, p: PodState) -> tuple[str, str | None]:
+        """(waiting reason, message) of a container waiting for its pod's sandbox (and volumes)."""
+        return "ContainerCreating", p.sandbox_error
+
     def _log_dir(self, uid: str) -> str:
         return os.path.join(self.state_dir, "logs", uid)
 
@@ -117,7 +123,9 @@ class ContainerSupervisor:
 
     # -- launching ---------------------------------------------------------------------------
 
-    def _resolve(self, p: PodState, c: Container) -> tuple[list[str], dict[str, str], str]:
+    def _resolve(
+        self, p: PodState, c: Container, warnings: list[str] | None = None
+    ) -> tuple[list[str], dict[str, str], str]:
         return resolve(
             p.pod,
             c.spec,
@@ -127,6 +135,8 @@ class ContainerSupervisor:
             rules=self.image_rules,
             repo_dir=self.repo_dir,
             hostname=self._hostname(p),
+            objects=self.config_objects,
+            warnings=warnings,
         )
 
     def _launch(self, p: PodState, c: Container) -> None:
@@ -141,8 +151,9 @@ class ContainerSupervisor:
             return
         c.awaiting_sandbox = False
         now = time.time()
+        warnings: list[str] = []
         try:
-            argv, env, cwd = self._resolve(p, c)
+            argv, env, cwd = self._resolve(p, c, warnings)
         except Waiting as w:
             self._wait(p, c, w.reason, w.message)
             return
@@ -153,6 +164,8 @@ class ContainerSupervisor:
             log.exception("container_resolve_failed", uid=p.uid, container=c.name)
             self._wait(p, c, "CreateContainerError", f"{type(e).__name__}: {e}")
             return
+        for msg in warnings:  # the kubelet's InvalidEnvironmentVariableNames event
+            log.warning("InvalidEnvironmentVariableNames", uid=p.uid, pod=p.name, container=c.name, message=msg)
         c.env, c.cwd = env, cwd
         enter = self._enter_prefix(p, cwd)
         if enter is None:  # not reached: _sandbox_usable said yes a moment ago
@@ -185,7 +198,7 @@ class ContainerSupervisor:
     def _await_sandbox(self, p: PodState, c: Container) -> None:
         """The container starts once the pod's sandbox is up (the kubelet makes the sandbox first)."""
         c.awaiting_sandbox = True
-        self._wait(p, c, "ContainerCreating", p.sandbox_error)
+        self._wait(p, c, *self._creating_status(p))
         self._ensure_sandbox(p)
 
     def _wait(self, p: PodState, c: Container, reason: str, message: str | None) -> None:

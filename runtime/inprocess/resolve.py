@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..kernel import ConfigError, container_argv, container_env
-from ..kernel.env import implicit_env
+from ..kernel.env import ConfigObjects, implicit_env
 from . import procid
 
 INHERITED_ENV = (
@@ -115,10 +115,14 @@ def resolve(
     rules: Iterable[ImageRule],
     repo_dir: str | None,
     hostname: str | None = None,
+    objects: ConfigObjects | None = None,
+    warnings: list[str] | None = None,
 ) -> tuple[list[str], dict[str, str], str]:
     """(argv, env, cwd) of a container; raises Waiting (stays waiting) or StartError (crash).
 
-    ``hostname``: the pod's hostname in its sandbox (HOSTNAME); None: the pod name."""
+    ``hostname``: the pod's hostname in its sandbox (HOSTNAME); None: the pod name. ``objects``:
+    the live ConfigMaps and Secrets (envFrom, configMapKeyRef, secretKeyRef); ``warnings`` gets
+    the envFrom keys skipped as invalid names."""
     name, image = str(spec.get("name", "")), str(spec.get("image", ""))
     rule = rule_for(rules, image)
     if not spec.get("command") and (rule is None or not rule.command):
@@ -135,7 +139,16 @@ def resolve(
     implicit.update(implicit_env(pod, spec, pod_ip))
     implicit["HOSTNAME"] = hostname or implicit["POD_NAME"]
     try:
-        explicit = container_env(pod, spec, pod_ip=pod_ip, host_ip=host_ip, node_name=node_name, implicit=implicit)
+        explicit = container_env(
+            pod,
+            spec,
+            pod_ip=pod_ip,
+            host_ip=host_ip,
+            node_name=node_name,
+            implicit=implicit,
+            objects=objects,
+            warnings=warnings,
+        )
     except ConfigError as e:
         raise Waiting(e.reason, e.message) from None
     env.update(explicit)

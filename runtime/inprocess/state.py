@@ -110,6 +110,10 @@ class PodState:
         self.holder_pidfd: int | None = None
         self.sandbox_task: asyncio.Task[None] | None = None
         self.sandbox_error: str | None = None
+        # the pod's volumes (mounts.py): mounted in the sandbox, or why not (and the waiting reason)
+        self.volumes_ready = False
+        self.volume_error: tuple[str, str] | None = None
+        self.volume_task: asyncio.Task[None] | None = None
 
     def grace(self) -> float:
         g = self.spec.get("terminationGracePeriodSeconds")
@@ -126,6 +130,7 @@ class PodState:
             "conditions": self.conditions,
             "containers": {c.name: c.to_json() for c in self.containers},
             "sandbox": self.sandbox.to_json() if self.sandbox else None,
+            "volumesMounted": self.volumes_ready,
         }
 
 

@@ -8,7 +8,7 @@ fork+exec, state files are small atomic writes).
 
 The modules: lifecycle.py (processes: launch, exits, restarts with back-off,
 stop), probing.py (startup, readiness, liveness), isolation.py (host mode or
-pod sandboxes; each pod's sandbox), sandbox.py (the sandbox's holder process,
+pod sandboxes; each pod's sandbox), mounts.py (its volumes), sandbox.py (the sandbox's holder process,
 nsenter, sweep), podnet.py (setting a sandbox up: rtnetlink, setns, mount),
 adoption.py (taking pods over after a restart), resolve.py
 (argv, environment, working directory, image rules), state.py (per pod and
@@ -128,6 +128,15 @@ class InProcessRuntime(Adopter, Runtime):
                 if not p.deleting and c.state.get("waiting", {}).get("reason") == "ImageNotResolved":
                     self._launch(p, c)
 
+    def set_config_objects(self, objects: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> None:
+        """Every live ConfigMap and Secret. Containers started from now on see them in their env;
+        mounted volumes of running pods that read a changed one are rewritten in place (mounts.py);
+        containers waiting for a missing one are retried at once."""
+        old, self.config_objects = self.config_objects, dict(objects)
+        if self._loop is None or self._closed:
+            return
+        self._config_changed(old, self.config_objects)
+
     async def expose_service_ip(self, ip: str) -> None:
         """Host mode: nothing to do (Linux routes all of 127.0.0.0/8 to the loopback device, so a
         ClusterIP is local). Sandbox mode: the address goes on the bridge (ip/32), so a server of
@@ -147,6 +156,7 @@ class InProcessRuntime(Adopter, Runtime):
         states = procid.read_states(self.state_dir)
         self._ipam.retain_only(set(states) | set(self._pods))
         self._remove_stale_sandbox_dirs(set(states) | set(self._pods))
+        self._remove_stale_volume_dirs(set(states) | set(self._pods))
         adopted: dict[str, Pod] = {}
         todo: Todo = []
         for uid, st in states.items():
@@ -301,6 +311,7 @@ class InProcessRuntime(Adopter, Runtime):
         for c in p.containers:
             self._unwatch(c)
         await self._destroy_sandbox(p)
+        self._remove_volumes(p)
         self._ipam.release(p.uid)
         procid.remove_state(self.state_dir, p.uid)
         shutil.rmtree(self._log_dir(p.uid), ignore_errors=True)

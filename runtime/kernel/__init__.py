@@ -7,8 +7,12 @@ question whose answer Kubernetes defines:
 * ``phase``   the pod phase (the kubelet's getPhase), the pod conditions, the restart
   decision, the container and pod status dicts;
 * ``env``     a container's environment (``value`` with ``$(VAR)`` expansion, the downward
-  API's ``fieldRef`` and ``resourceFieldRef``, the Service variables merged in front) and
-  its argv (``command``/``args``);
+  API's ``fieldRef`` and ``resourceFieldRef``, ``envFrom`` and ``configMapKeyRef`` /
+  ``secretKeyRef`` from the live ConfigMaps and Secrets, the Service variables merged in
+  front) and its argv (``command``/``args``);
+* ``volumes`` what each of a pod's volumes holds (configMap, secret, downwardAPI, projected
+  as {path: (bytes, mode)}; emptyDir) and a container's mounts (subPath, subPathExpr,
+  readOnly); runtime/volumes.py writes them;
 * ``backoff`` the crash (and image pull) back-off: 10 s doubling to 300 s, reset after a
   container ran for twice the cap;
 * ``probe``   the probe defaults, schedule and the one probe state machine (thresholds);

@@ -8,19 +8,33 @@ Order (later wins): the runtime's implicit variables (``implicit``: an image rul
 ``POD_NAME`` ...), then the container's ``env`` list in order. A ``value`` may refer to
 any variable defined before it with ``$(VAR)``; ``$$`` is a literal ``$``; a reference to
 an undefined name stays as written. ``command`` and ``args`` are expanded with the whole
-environment. ``envFrom`` and ``secretKeyRef``/``configMapKeyRef`` need objects gitship
-does not have: the container cannot be created (``ConfigError``, reason
-CreateContainerConfigError).
+environment.
+
+ConfigMaps and Secrets (``objects``: every live one, keyed (kind, namespace, name)): ``envFrom``
+entries come first, in order (``prefix`` prepended; a key that is no valid variable name is
+skipped and reported, the kubelet's InvalidEnvironmentVariableNames event), then the ``env``
+list overrides them; ``configMapKeyRef`` reads a ConfigMap's ``data`` (not ``binaryData``),
+``secretKeyRef`` a Secret's base64 ``data``, decoded. A missing object or key that is not
+``optional`` leaves the container waiting (``ConfigError``, reason CreateContainerConfigError)
+with the kubelet's message, until the object exists.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 CONFIG_ERROR = "CreateContainerConfigError"
+
+# Every live ConfigMap and Secret: {(kind, namespace, name): the object}
+# (runtime/base.py Runtime.set_config_objects; the same shape as reconciler.types Key -> Obj).
+ConfigObjects = Mapping[tuple[str, str, str], Mapping[str, Any]]
+# Kubernetes' IsEnvVarName (k8s.io/apimachinery pkg/util/validation): the classic rule
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 
 class ConfigError(ValueError):
@@ -117,21 +131,107 @@ def resource_field_ref(container: Mapping[str, Any], ref: Mapping[str, Any]) -> 
         raise ConfigError(f"resourceFieldRef {ref.get('resource')}: {e}") from None
 
 
+def decode_secret_value(value: Any) -> bytes:
+    """One value of a Secret's ``data`` (base64) as bytes; an undecodable one gives b"" (validation
+    refuses such a Secret before it is live)."""
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def config_data(obj: Mapping[str, Any], kind: str) -> dict[str, str]:
+    """The string values of a ConfigMap's ``data`` or a Secret's decoded ``data``, as env sees them
+    (a Secret's bytes become a string as Go's string([]byte) does; undecodable bytes are kept
+    with surrogateescape, so the process gets the very bytes)."""
+    data = obj.get("data") or {}
+    if kind == "Secret":
+        return {str(k): decode_secret_value(v).decode("utf-8", "surrogateescape") for k, v in data.items()}
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def lookup(objects: ConfigObjects | None, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+    """A live ConfigMap or Secret, or None."""
+    return (objects or {}).get((kind, namespace, name))
+
+
+def not_found(kind: str, name: str) -> str:
+    """The kubelet's message for a missing ConfigMap or Secret (its object managers' NotFound)."""
+    return f'{"configmap" if kind == "ConfigMap" else "secret"} "{name}" not found'
+
+
+def _key_ref(pod: Mapping[str, Any], kind: str, ref: Mapping[str, Any], objects: ConfigObjects | None) -> str | None:
+    """configMapKeyRef / secretKeyRef: the value, or None (optional and missing: the variable is left out)."""
+    ns = str((pod.get("metadata") or {}).get("namespace") or "default")
+    name, key, optional = str(ref.get("name", "")), str(ref.get("key", "")), bool(ref.get("optional"))
+    obj = lookup(objects, kind, ns, name)
+    if obj is None:
+        if optional:
+            return None
+        raise ConfigError(not_found(kind, name))
+    data = config_data(obj, kind)
+    if key not in data:
+        if optional:
+            return None
+        raise ConfigError(f"couldn't find key {key} in {kind} {ns}/{name}")
+    return data[key]
+
+
 def _value_from(
-    pod: Mapping[str, Any], container: Mapping[str, Any], vf: Mapping[str, Any], facts: Mapping[str, str]
-) -> str:
+    pod: Mapping[str, Any],
+    container: Mapping[str, Any],
+    vf: Mapping[str, Any],
+    facts: Mapping[str, str],
+    objects: ConfigObjects | None,
+) -> str | None:
     if vf.get("fieldRef"):
         path = str(vf["fieldRef"].get("fieldPath", ""))
         return field_ref(pod, path, pod_ip=facts["pod_ip"], host_ip=facts["host_ip"], node_name=facts["node_name"])
     if vf.get("resourceFieldRef"):
         return resource_field_ref(container, vf["resourceFieldRef"])
-    kind = next(iter(vf), "valueFrom")
-    ref = vf.get(kind) or {}
-    what = {"secretKeyRef": "secret", "configMapKeyRef": "configmap"}.get(kind, kind)
-    raise ConfigError(
-        f'{what} "{ref.get("name", "")}" key "{ref.get("key", "")}" cannot be resolved: '
-        f"gitship does not support {kind}; use a literal `value`"
-    )
+    if vf.get("configMapKeyRef") is not None:
+        return _key_ref(pod, "ConfigMap", vf["configMapKeyRef"], objects)
+    if vf.get("secretKeyRef") is not None:
+        return _key_ref(pod, "Secret", vf["secretKeyRef"], objects)
+    raise ConfigError(f"unsupported valueFrom {sorted(vf)}")
+
+
+def env_from(
+    pod: Mapping[str, Any], container: Mapping[str, Any], objects: ConfigObjects | None, warnings: list[str] | None
+) -> dict[str, str]:
+    """The variables of the container's ``envFrom`` list, in order (a later source wins).
+
+    Kubernetes: pkg/kubelet/kubelet_pods.go makeEnvironmentVariables. Keys that are no valid
+    variable name (after the prefix) are skipped; ``warnings`` gets the kubelet's event message."""
+    ns = str((pod.get("metadata") or {}).get("namespace") or "default")
+    out: dict[str, str] = {}
+    for source in container.get("envFrom") or []:
+        kind, ref = "ConfigMap", source.get("configMapRef")
+        if ref is None:
+            kind, ref = "Secret", source.get("secretRef")
+        if ref is None:
+            continue
+        name = str(ref.get("name", ""))
+        obj = lookup(objects, kind, ns, name)
+        if obj is None:
+            if ref.get("optional"):
+                continue
+            raise ConfigError(not_found(kind, name))
+        prefix = str(source.get("prefix") or "")
+        invalid = []
+        for key, value in config_data(obj, kind).items():
+            var = prefix + key
+            if not _ENV_NAME.match(var):
+                invalid.append(var)
+                continue
+            out[var] = value
+        if invalid and warnings is not None:
+            what = "configMap" if kind == "ConfigMap" else "secret"
+            warnings.append(
+                f"Keys [{', '.join(sorted(invalid))}] from the EnvFrom {what} {ns}/{name} were skipped "
+                "since they are considered invalid environment variable names."
+            )
+    return out
 
 
 def container_env(
@@ -142,22 +242,21 @@ def container_env(
     host_ip: str,
     node_name: str,
     implicit: Mapping[str, str] | None = None,
+    objects: ConfigObjects | None = None,
+    warnings: list[str] | None = None,
 ) -> dict[str, str]:
-    """The container's variables: ``implicit`` first, then its ``env`` list (Kubernetes order, later wins)."""
-    if container.get("envFrom"):
-        raise ConfigError(
-            f"container {container.get('name')}: envFrom (ConfigMap/Secret) is not supported; use env with `value`"
-        )
+    """The container's variables: ``implicit`` first, then its ``envFrom`` sources, then its ``env``
+    list (Kubernetes order, later wins). ``objects``: the live ConfigMaps and Secrets."""
     facts = {"pod_ip": pod_ip, "host_ip": host_ip, "node_name": node_name}
     env: dict[str, str] = dict(implicit or {})
+    env.update(env_from(pod, container, objects, warnings))
     for e in container.get("env") or []:
         var = str(e.get("name", ""))
         vf = e.get("valueFrom")
         if vf:
-            try:
-                env[var] = _value_from(pod, container, vf, facts)
-            except ConfigError as err:
-                raise ConfigError(f"env var {var}: {err.message}", err.reason) from None
+            value = _value_from(pod, container, vf, facts, objects)
+            if value is not None:
+                env[var] = value
         else:
             env[var] = expand(str(e.get("value") if e.get("value") is not None else ""), env)
     return env

@@ -49,6 +49,7 @@ from typing import Any
 import structlog
 
 from . import nftables as nft
+from .libnft import LibNft, open_library
 from .nftables import Listen, ServiceRule
 from .proxy import bind_error
 
@@ -123,6 +124,7 @@ class KernelProxy:
     def __init__(self, table: str) -> None:
         self.table = nft.validate_table(table)
         self._nft = shutil.which("nft") or "nft"
+        self._lib: LibNft | None = open_library()  # in-process, without a new nft process per load
         self._conntrack = shutil.which("conntrack")
         self._lock = asyncio.Lock()
         self._text: str | None = None  # the last loaded table, without carried affinity elements
@@ -183,6 +185,15 @@ class KernelProxy:
             self._owners, self._refused = owners, refused
             return dict(refused)
 
+    async def _command(self, args: list[str], stdin: str | None = None) -> tuple[int, str, str]:
+        """``nft ARGS`` (``-f -`` reads ``stdin``) through libnftables, else the `nft` binary."""
+        if self._lib is None:
+            return await _run([self._nft, *args], stdin)
+        json = args[:1] == ["-j"]
+        rest = args[1:] if json else args
+        text = (stdin or "") if rest == ["-f", "-"] else " ".join(rest)
+        return await self._lib.run(text, json)
+
     async def _vanished(self) -> bool:
         """Every RECHECK seconds: is our table gone from the kernel (``nft flush ruleset``, as
         Debian's nftables.service runs on a reload)? Between checks, assume it is there."""
@@ -191,7 +202,7 @@ class KernelProxy:
             return False
         self._checked = now
         try:
-            code, out, _err = await _run([self._nft, "list", "tables", "ip"])
+            code, out, _err = await self._command(["list", "tables", "ip"])
         except OSError:
             return False
         return code == 0 and f"table ip {self.table}" not in out.splitlines()
@@ -200,7 +211,7 @@ class KernelProxy:
         names = nft.affinity_sets(wanted)
         carried = await self._affinity_clients(set(names)) if names else {}
         full = await asyncio.to_thread(nft.render, self.table, wanted, carried) if carried else text
-        code, _out, err = await _run([self._nft, "-f", "-"], full)
+        code, _out, err = await self._command(["-f", "-"], full)
         if code != 0:
             self._last_error = _first_line(err) or f"nft exit {code}"
             log.error("nftables_load_failed", table=self.table, error=err.strip())
@@ -219,7 +230,7 @@ class KernelProxy:
     async def _affinity_clients(self, names: set[str]) -> dict[str, list[tuple[str, int]]]:
         """The clients (address, seconds left) in the table's affinity sets named ``names``."""
         try:
-            code, out, _err = await _run([self._nft, "-j", "list", "table", "ip", self.table])
+            code, out, _err = await self._command(["-j", "list", "table", "ip", self.table])
         except OSError:
             return {}
         if code != 0:  # no table yet
@@ -266,7 +277,7 @@ class KernelProxy:
     async def close(self) -> None:
         """A clean stop: delete the table (established connections keep their NAT and finish)."""
         async with self._lock:
-            code, _out, err = await _run([self._nft, "delete", "table", "ip", self.table])
+            code, _out, err = await self._command(["delete", "table", "ip", self.table])
             if code != 0 and "No such file" not in err:
                 log.warning("nftables_delete_failed", table=self.table, error=_first_line(err))
             self._text, self._rules, self._owners, self._refused = None, [], {}, {}
@@ -280,6 +291,7 @@ class KernelProxy:
             "endpoints": sum(len(r.backends) for r in self._rules),
             "nftRules": self._nft_rules,
             "masqueradeMark": f"{nft.MASQUERADE_MARK:#010x}",
+            "engine": "libnftables" if self._lib is not None else "nft",
             "loads": self._loads,
             "unchanged": self._unchanged,
             "lastLoad": self._last_load,

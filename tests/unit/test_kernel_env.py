@@ -118,7 +118,7 @@ def test_env_order_expansion_and_argv():
         {"name": "c", "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k"}}}]},
     ],
 )
-def test_objects_gitship_does_not_have_are_config_errors(container):
+def test_missing_objects_are_config_errors(container):
     with pytest.raises(ConfigError) as e:
         container_env(POD, container, **FACTS)
     assert e.value.reason == "CreateContainerConfigError"
@@ -134,3 +134,98 @@ def test_service_variables_come_first_and_lose_to_the_containers_own():
     assert [e["name"] for e in merged] == ["DB_SERVICE_HOST", "DB_SERVICE_PORT", "URL"]
     env = container_env(POD, {"name": "c", "env": merged}, **FACTS)
     assert env["URL"] == "10.96.0.5:6543"
+
+
+# --- ConfigMaps and Secrets (configMapKeyRef, secretKeyRef, envFrom) ---------------------------
+
+B64 = {"pw": "czNjcjN0", "user": "YWRtaW4="}  # s3cr3t, admin
+OBJECTS = {
+    ("ConfigMap", "shop", "cfg"): {"metadata": {"name": "cfg", "namespace": "shop"}, "data": {"A": "1", "B": "2"}},
+    ("ConfigMap", "shop", "odd"): {
+        "metadata": {"name": "odd", "namespace": "shop"},
+        "data": {"ok": "y", "1bad": "n", "has space": "n"},
+        "binaryData": {"bin": "AAE="},
+    },
+    ("Secret", "shop", "db"): {"metadata": {"name": "db", "namespace": "shop"}, "type": "Opaque", "data": B64},
+    ("ConfigMap", "other", "cfg"): {"metadata": {"name": "cfg", "namespace": "other"}, "data": {"A": "elsewhere"}},
+}
+
+
+def _env(container, **kw):
+    return container_env(POD, {"name": "c", **container}, **FACTS, objects=OBJECTS, **kw)
+
+
+def test_key_refs_read_configmaps_and_decoded_secrets_of_the_pods_namespace():
+    env = _env(
+        {
+            "env": [
+                {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "A"}}},
+                {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}},
+                {"name": "BOTH", "value": "$(X)-$(PW)"},
+            ]
+        }
+    )
+    assert (env["X"], env["PW"], env["BOTH"]) == ("1", "s3cr3t", "1-s3cr3t")
+
+
+def test_envfrom_first_then_env_overrides_and_later_sources_win():
+    env = _env(
+        {
+            "envFrom": [
+                {"configMapRef": {"name": "cfg"}},
+                {"secretRef": {"name": "db"}, "prefix": "DB_"},
+                {"configMapRef": {"name": "cfg"}, "prefix": "P_"},
+            ],
+            "env": [{"name": "A", "value": "own"}, {"name": "C", "value": "$(B)$(DB_user)"}],
+        },
+        implicit={"B": "implicit"},
+    )
+    assert env["A"] == "own"  # env beats envFrom
+    assert env["B"] == "2"  # envFrom beats what the runtime sets implicitly
+    assert (env["DB_pw"], env["DB_user"], env["P_A"], env["C"]) == ("s3cr3t", "admin", "1", "2admin")
+
+
+def test_envfrom_skips_invalid_names_and_reports_them_as_the_kubelet_does():
+    warnings: list[str] = []
+    env = _env({"envFrom": [{"configMapRef": {"name": "odd"}}]}, warnings=warnings)
+    assert env["ok"] == "y" and "1bad" not in env and "has space" not in env
+    assert "bin" not in env  # binaryData never reaches the environment
+    assert warnings == [
+        "Keys [1bad, has space] from the EnvFrom configMap shop/odd were skipped since they are "
+        "considered invalid environment variable names."
+    ]
+
+
+def _ref(kind: str, name: str, key: str) -> dict:
+    return {"env": [{"name": "X", "valueFrom": {kind: {"name": name, "key": key}}}]}
+
+
+@pytest.mark.parametrize(
+    ("container", "message"),
+    [
+        (_ref("configMapKeyRef", "nope", "A"), 'configmap "nope" not found'),
+        (_ref("configMapKeyRef", "cfg", "Z"), "couldn't find key Z in ConfigMap shop/cfg"),
+        (_ref("secretKeyRef", "nope", "pw"), 'secret "nope" not found'),
+        (_ref("secretKeyRef", "db", "Z"), "couldn't find key Z in Secret shop/db"),
+        ({"envFrom": [{"configMapRef": {"name": "nope"}}]}, 'configmap "nope" not found'),
+        ({"envFrom": [{"secretRef": {"name": "nope"}}]}, 'secret "nope" not found'),
+    ],
+)  # fmt: skip
+def test_missing_objects_and_keys_give_the_kubelets_messages(container, message):
+    with pytest.raises(ConfigError) as e:
+        _env(container)
+    assert (e.value.reason, e.value.message) == ("CreateContainerConfigError", message)
+
+
+def test_optional_missing_objects_and_keys_are_left_out():
+    env = _env(
+        {
+            "envFrom": [{"configMapRef": {"name": "nope", "optional": True}}],
+            "env": [
+                {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "A", "optional": True}}},
+                {"name": "Y", "valueFrom": {"secretKeyRef": {"name": "db", "key": "Z", "optional": True}}},
+                {"name": "Z", "value": "$(X)"},
+            ],
+        }
+    )
+    assert "X" not in env and "Y" not in env and env["Z"] == "$(X)"

@@ -431,6 +431,7 @@ class FakeTools:
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeTools:
     tools = FakeTools()
     monkeypatch.setattr(kernelproxy, "_run", tools)
+    monkeypatch.setattr(kernelproxy, "open_library", lambda: None)  # the nft binary's argv is recorded
     monkeypatch.setattr(kernelproxy, "port_taken", lambda host, port, proto: None)
     return tools
 

@@ -335,7 +335,7 @@ def test_get_table_of_several_rows_keeps_their_order() -> None:
 
 def test_get_table_unknown_kind_is_an_error() -> None:
     with pytest.raises(ValueError):
-        printers.rows_for("ConfigMap", [], NOW, False)
+        printers.rows_for("ServiceAccount", [], NOW, False)
 
 
 def test_as_list_and_dump() -> None:

@@ -116,6 +116,8 @@ def test_unknown_fields_of_every_supported_kind() -> None:
         "Service": b"apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports: [{port: 80}]\n"
         b"  selecter: {app: x}\n",
         "Endpoints": b"apiVersion: v1\nkind: Endpoints\nmetadata: {name: e}\nsubset: []\n",
+        "ConfigMap": b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndatta: {a: b}\n",
+        "Secret": b"apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringdata: {a: b}\n",
         "ReplicaSet": b"apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: r, labes: {}}\nspec:\n"
         b"  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n"
         b"    spec: {containers: [{name: c, image: x}]}\n",
@@ -124,6 +126,8 @@ def test_unknown_fields_of_every_supported_kind() -> None:
         "Pod": "spec.restartpolicy",
         "Service": "spec.selecter",
         "Endpoints": "subset",
+        "ConfigMap": "datta",
+        "Secret": "stringdata",
         "ReplicaSet": "metadata.labes",
     }
     assert set(docs) | {"Deployment"} == set(KINDS)

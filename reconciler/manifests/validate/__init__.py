@@ -19,6 +19,7 @@ The modules, one per job:
     pods.py       pod specs, containers, probes, lifecycle handlers
     workloads.py  ReplicaSets and Deployments
     services.py   Services and Endpoints
+    config.py     ConfigMaps and Secrets
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 from reconciler.errors import ManifestError
 from reconciler.manifests.validate.common import Ctx
+from reconciler.manifests.validate.config import validate_configmap, validate_secret
 from reconciler.manifests.validate.defaults import apply_defaults
 from reconciler.manifests.validate.names import (
     dns1035_label_error,
@@ -61,6 +63,8 @@ _VALIDATORS: dict[str, Callable[[Ctx, Obj], None]] = {
     "ReplicaSet": validate_replicaset,
     "Service": validate_service,
     "Endpoints": validate_endpoints,
+    "ConfigMap": validate_configmap,
+    "Secret": validate_secret,
 }
 
 

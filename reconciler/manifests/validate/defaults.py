@@ -6,6 +6,7 @@ map; validation reports the wrong type afterwards.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from reconciler.manifests.validate.common import is_dict, is_list
@@ -179,6 +180,50 @@ def _default_endpoints(obj: Obj) -> None:
                     p["protocol"] = "TCP"
 
 
+def _canonical_base64(values: Any) -> None:
+    """Base64 values re-encoded as the API server returns them (padded, no line breaks; a null
+    value as empty); a value that is not base64 is left for validation to report."""
+    if not is_dict(values):
+        return
+    for key, value in values.items():
+        if value is None:
+            values[key] = ""
+        elif isinstance(value, str):
+            try:
+                raw = base64.b64decode(value.replace("\r", "").replace("\n", ""), validate=True)
+            except ValueError:  # binascii.Error is a ValueError
+                continue
+            values[key] = base64.b64encode(raw).decode("ascii")
+
+
+def _default_secret(obj: Obj) -> None:
+    """SetDefaults_Secret (type Opaque), and the v1 -> internal conversion of ``stringData``:
+    each entry is written into ``data`` (base64), winning over a ``data`` entry of the same key,
+    and ``stringData`` itself is not kept (kubernetes/kubernetes pkg/apis/core/v1/conversion.go
+    Convert_v1_Secret_To_core_Secret). Entries that are not strings stay for validation."""
+    if not obj.get("type"):
+        obj["type"] = "Opaque"
+    _canonical_base64(obj.get("data"))
+    string_data = obj.get("stringData")
+    if not is_dict(string_data):
+        return
+    data = obj.get("data")
+    if data is None:
+        data = obj["data"] = {}
+    if not is_dict(data):
+        return
+    left = {}
+    for key, value in string_data.items():
+        if isinstance(key, str) and isinstance(value, str):
+            data[key] = base64.b64encode(value.encode("utf-8", "surrogatepass")).decode("ascii")
+        else:
+            left[key] = value
+    if left:
+        obj["stringData"] = left
+    else:
+        del obj["stringData"]
+
+
 def apply_defaults(obj: Obj) -> None:
     """Apply Kubernetes defaults to ``obj`` in place (robust against wrong types)."""
     _default_metadata(obj)
@@ -193,3 +238,7 @@ def apply_defaults(obj: Obj) -> None:
         _default_service(obj)
     elif kind == "Endpoints":
         _default_endpoints(obj)
+    elif kind == "Secret":
+        _default_secret(obj)
+    elif kind == "ConfigMap":
+        _canonical_base64(obj.get("binaryData"))

@@ -1,0 +1,268 @@
+"""A pod's volumes as the kubelet makes them: the files of a projected volume, and a container's mounts.
+
+Kubernetes: pkg/volume/configmap, pkg/volume/secret, pkg/volume/downwardapi, pkg/volume/projected
+(each ``SetUpAt`` builds a payload {path: bytes, mode} and hands it to pkg/volume/util AtomicWriter),
+pkg/volume/emptydir, and pkg/kubelet/kubelet_pods.go makeMounts (subPath, subPathExpr, readOnly).
+
+``volume_plan`` says what a volume is on disk:
+
+* ``files``: configMap, secret, downwardAPI and projected volumes: {relative path: (bytes, mode)},
+  written by the runtime (runtime/volumes.py) with the kubelet's ``..data`` symlink swap and
+  rewritten when a source changes;
+* ``emptyDir``: an empty directory (``medium: Memory``: a tmpfs of ``sizeLimit`` bytes).
+
+Another volume type is not supported yet: ``VolumeError`` says so. A missing source that is not
+``optional`` leaves the pod's containers waiting (``ContainerCreating``) with the kubelet's
+FailedMount message, ``MountVolume.SetUp failed for volume "v" : configmap "x" not found``, until
+the object exists. serviceAccountToken sources of a projected volume are skipped: gitship has no
+API server whose tokens a pod could use.
+
+Nothing here does I/O: the objects are a parameter (``objects``: every live ConfigMap and
+Secret, keyed (kind, namespace, name)).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .env import ConfigError, ConfigObjects, decode_secret_value, expand, field_ref, lookup, not_found
+from .env import parse_quantity, resource_field_ref
+
+CONTAINER_CREATING = "ContainerCreating"
+DEFAULT_MODE = 0o644
+PROJECTED_KINDS = ("configMap", "secret", "downwardAPI", "projected")
+SUPPORTED_KINDS = (*PROJECTED_KINDS, "emptyDir")
+# what a downward API volume offers (pkg/apis/core/validation validDownwardAPIFieldPathExpressions)
+_VOLUME_FIELDS = ("metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels", "metadata.annotations")
+
+Files = dict[str, tuple[bytes, int]]
+
+
+class VolumeError(ConfigError):
+    """A volume cannot be set up: the pod's containers wait as ``ContainerCreating`` with the message."""
+
+    def __init__(self, volume: str, message: str):
+        super().__init__(f'MountVolume.SetUp failed for volume "{volume}" : {message}', CONTAINER_CREATING)
+        self.volume = volume
+
+
+@dataclass(frozen=True)
+class VolumePlan:
+    """One volume: ``kind`` "files" (``files`` is its content) or "emptyDir" (``memory``, ``size_limit``)."""
+
+    name: str
+    kind: str
+    files: Files = field(default_factory=dict)
+    memory: bool = False
+    size_limit: int | None = None
+    sources: frozenset[tuple[str, str, str]] = frozenset()
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One volumeMount of a container: ``sub_path`` is relative to the volume's directory ("" whole)."""
+
+    volume: str
+    sub_path: str
+    mount_path: str
+    read_only: bool
+
+
+def volume_kind(volume: Mapping[str, Any]) -> str:
+    """The volume's type: the one key of it besides ``name`` ("emptyDir", "configMap" ...)."""
+    return next((k for k in volume if k != "name"), "emptyDir")
+
+
+def _mode(value: Any, default: int) -> int:
+    return int(value) & 0o7777 if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _check_path(volume: str, path: str) -> str:
+    """An item's ``path``: relative, no ``..`` element (the API server refuses others)."""
+    norm = posixpath.normpath(path) if path else ""
+    if not path or path.startswith("/") or norm == "." or ".." in norm.split("/"):
+        raise VolumeError(volume, f"invalid item path {path!r}: must be relative and must not contain '..'")
+    return norm
+
+
+def _object_payload(
+    volume: str, kind: str, src: Mapping[str, Any], ns: str, objects: ConfigObjects | None, default_mode: int
+) -> Files:
+    """A configMap or secret source: every key (``data`` and, for a ConfigMap, ``binaryData``), or ``items``."""
+    name = str(src.get("name", ""))
+    optional = bool(src.get("optional"))
+    obj = lookup(objects, kind, ns, name)
+    if obj is None:
+        if optional:
+            return {}
+        raise VolumeError(volume, not_found(kind, name))
+    data: dict[str, bytes] = {}
+    if kind == "ConfigMap":
+        data.update({str(k): str(v).encode() for k, v in (obj.get("data") or {}).items()})
+        data.update({str(k): decode_secret_value(v) for k, v in (obj.get("binaryData") or {}).items()})
+    else:
+        data.update({str(k): decode_secret_value(v) for k, v in (obj.get("data") or {}).items()})
+    items = src.get("items")
+    if not items:
+        return {_check_path(volume, k): (v, default_mode) for k, v in data.items()}
+    out: Files = {}
+    for item in items:
+        key = str(item.get("key", ""))
+        if key not in data:
+            if optional:
+                continue
+            what = "config" if kind == "ConfigMap" else "secret"
+            raise VolumeError(volume, f"{kind.lower()} references non-existent {what} key: {key}")
+        out[_check_path(volume, str(item.get("path") or key))] = (data[key], _mode(item.get("mode"), default_mode))
+    return out
+
+
+def _downward_payload(
+    volume: str, pod: Mapping[str, Any], items: Any, default_mode: int, facts: Mapping[str, str]
+) -> Files:
+    containers = {str(c.get("name")): c for c in (pod.get("spec") or {}).get("containers") or []}
+    out: Files = {}
+    for item in items or []:
+        path = _check_path(volume, str(item.get("path", "")))
+        mode = _mode(item.get("mode"), default_mode)
+        try:
+            if item.get("fieldRef"):
+                fp = str(item["fieldRef"].get("fieldPath", ""))
+                if fp not in _VOLUME_FIELDS and not fp.startswith(("metadata.labels[", "metadata.annotations[")):
+                    raise ConfigError(f"unsupported fieldRef.fieldPath {fp!r} in a downwardAPI volume")
+                value = field_ref(pod, fp, pod_ip="", host_ip="", node_name=facts.get("node_name", ""))
+            elif item.get("resourceFieldRef"):
+                ref = item["resourceFieldRef"]
+                container = containers.get(str(ref.get("containerName", "")))
+                if container is None:
+                    raise ConfigError(f"resourceFieldRef: no container {ref.get('containerName')!r} in the pod")
+                value = resource_field_ref(container, ref)
+            else:
+                raise ConfigError(f"item {path!r} has neither fieldRef nor resourceFieldRef")
+        except ConfigError as e:
+            raise VolumeError(volume, e.message) from None
+        out[path] = (value.encode(), mode)
+    return out
+
+
+def _projected_payload(
+    volume: str,
+    pod: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    objects: ConfigObjects | None,
+    facts: Mapping[str, str],
+) -> tuple[Files, set[tuple[str, str, str]]]:
+    ns = str((pod.get("metadata") or {}).get("namespace") or "default")
+    default_mode = _mode(spec.get("defaultMode"), DEFAULT_MODE)
+    out: Files = {}
+    sources: set[tuple[str, str, str]] = set()
+    for source in spec.get("sources") or []:
+        if source.get("configMap") is not None:
+            out.update(_object_payload(volume, "ConfigMap", source["configMap"], ns, objects, default_mode))
+            sources.add(("ConfigMap", ns, str(source["configMap"].get("name", ""))))
+        elif source.get("secret") is not None:
+            out.update(_object_payload(volume, "Secret", source["secret"], ns, objects, default_mode))
+            sources.add(("Secret", ns, str(source["secret"].get("name", ""))))
+        elif source.get("downwardAPI") is not None:
+            out.update(_downward_payload(volume, pod, source["downwardAPI"].get("items"), default_mode, facts))
+        # serviceAccountToken, clusterTrustBundle: skipped (no API server to present a token to)
+    return out, sources
+
+
+def volume_plan(
+    pod: Mapping[str, Any],
+    volume: Mapping[str, Any],
+    objects: ConfigObjects | None,
+    *,
+    node_name: str = "",
+) -> VolumePlan:
+    """What one of the pod's ``spec.volumes`` is on disk. Raises VolumeError (the pod waits)."""
+    name = str(volume.get("name", ""))
+    kind = volume_kind(volume)
+    spec = volume.get(kind) or {}
+    ns = str((pod.get("metadata") or {}).get("namespace") or "default")
+    facts = {"node_name": node_name}
+    if kind == "emptyDir":
+        limit = spec.get("sizeLimit")
+        size = None
+        if limit is not None:
+            try:
+                size = int(parse_quantity(limit))
+            except ValueError as e:
+                raise VolumeError(name, str(e)) from None
+        return VolumePlan(name, "emptyDir", memory=spec.get("medium") == "Memory", size_limit=size)
+    default_mode = _mode(spec.get("defaultMode"), DEFAULT_MODE)
+    if kind == "configMap":
+        files = _object_payload(name, "ConfigMap", spec, ns, objects, default_mode)
+        return VolumePlan(name, "files", files, sources=frozenset({("ConfigMap", ns, str(spec.get("name", "")))}))
+    if kind == "secret":
+        src = {**spec, "name": spec.get("secretName", "")}
+        files = _object_payload(name, "Secret", src, ns, objects, default_mode)
+        return VolumePlan(name, "files", files, sources=frozenset({("Secret", ns, str(src["name"]))}))
+    if kind == "downwardAPI":
+        return VolumePlan(name, "files", _downward_payload(name, pod, spec.get("items"), default_mode, facts))
+    if kind == "projected":
+        files, sources = _projected_payload(name, pod, spec, objects, facts)
+        return VolumePlan(name, "files", files, sources=frozenset(sources))
+    raise VolumeError(name, f"volume type {kind} is not supported by gitship yet")
+
+
+def volume_sources(pod: Mapping[str, Any]) -> frozenset[tuple[str, str, str]]:
+    """Every ConfigMap and Secret the pod's volumes read: {(kind, namespace, name)}."""
+    ns = str((pod.get("metadata") or {}).get("namespace") or "default")
+    out: set[tuple[str, str, str]] = set()
+    for v in (pod.get("spec") or {}).get("volumes") or []:
+        kind = volume_kind(v)
+        spec = v.get(kind) or {}
+        if kind == "configMap":
+            out.add(("ConfigMap", ns, str(spec.get("name", ""))))
+        elif kind == "secret":
+            out.add(("Secret", ns, str(spec.get("secretName", ""))))
+        elif kind == "projected":
+            for s in spec.get("sources") or []:
+                if s.get("configMap") is not None:
+                    out.add(("ConfigMap", ns, str(s["configMap"].get("name", ""))))
+                if s.get("secret") is not None:
+                    out.add(("Secret", ns, str(s["secret"].get("name", ""))))
+    return frozenset(out)
+
+
+def _sub_path(container: str, raw: str) -> str:
+    """A subPath: relative, no ``..`` (the kubelet refuses others when it makes the mount)."""
+    if not raw:
+        return ""
+    norm = posixpath.normpath(raw)
+    if raw.startswith("/") or ".." in norm.split("/"):
+        raise ConfigError(f"container {container}: subPath {raw!r} must be a relative path without '..'")
+    return "" if norm == "." else norm
+
+
+def container_mounts(
+    pod: Mapping[str, Any], container: Mapping[str, Any], env: Mapping[str, str] | None = None
+) -> list[Mount]:
+    """The container's ``volumeMounts``, parents first (a mount inside another comes after it).
+
+    ``subPathExpr`` is expanded with the container's environment (``$(VAR)``). Raises ConfigError
+    (CreateContainerConfigError) for a mount of an unknown volume or a bad path."""
+    cname = str(container.get("name", ""))
+    volumes = {str(v.get("name")) for v in (pod.get("spec") or {}).get("volumes") or []}
+    out: list[Mount] = []
+    for vm in container.get("volumeMounts") or []:
+        vol = str(vm.get("name", ""))
+        if vol not in volumes:
+            raise ConfigError(f"container {cname}: volumeMount {vol!r}: no volume of that name in the pod")
+        target = str(vm.get("mountPath", ""))
+        if not target.startswith("/"):
+            raise ConfigError(f"container {cname}: mountPath {target!r} must be an absolute path")
+        raw = str(vm.get("subPath") or "")
+        if vm.get("subPathExpr"):
+            raw = expand(str(vm["subPathExpr"]), env or {})
+        out.append(Mount(vol, _sub_path(cname, raw), posixpath.normpath(target), bool(vm.get("readOnly"))))
+    return sorted(out, key=lambda m: m.mount_path.count("/") if m.mount_path != "/" else 0)
+
+
+def pod_has_mounts(pod: Mapping[str, Any]) -> bool:
+    return any(c.get("volumeMounts") for c in (pod.get("spec") or {}).get("containers") or [])
