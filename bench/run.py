@@ -21,6 +21,9 @@ measures and how.
   6  footprint                  gitship's RSS and CPU, idle, with 100 pods
   7  kill -9 under load         failed requests through a ClusterIP and a NodePort while the
                                 daemon is killed and restarted; pods restarted
+  8  configuration in pods      pod start to Ready with configMap + secret + emptyDir volumes vs
+                                none (sandbox); SOPS decryption per file vs CSafeLoader; one key
+                                of a 1,000-key ConfigMap changed -> the pod's file vs a 1-key one
 
 ``--quick`` runs fewer repetitions (a few minutes in all).
 """
@@ -49,6 +52,7 @@ from bench.figures_daemon import (  # noqa: E402
     fig4_rollout_under_load,
     fig6_footprint,
 )
+from bench.figures_config import fig8_config  # noqa: E402
 from bench.figures_crash import fig7_kill9_under_load  # noqa: E402
 from bench.figures_load import fig2_planning  # noqa: E402
 from bench.figures_runtime import fig3_proxy, fig5_pod_start  # noqa: E402
@@ -65,6 +69,7 @@ FIGURES = [
     fig5_pod_start,
     fig6_footprint,
     fig7_kill9_under_load,
+    fig8_config,
 ]
 
 
@@ -99,7 +104,7 @@ def table(rows: list[Row]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="gitship's benchmarks (not a test)")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions: a few minutes in all")
-    ap.add_argument("--only", help="comma-separated figure numbers (0-7)")
+    ap.add_argument("--only", help="comma-separated figure numbers (0-8)")
     ap.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = ap.parse_args(argv)
     from reconciler import log as gitship_log
