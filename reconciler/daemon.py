@@ -260,8 +260,7 @@ class Daemon:
                 service_cidr=self.opts.service_cidr,
                 # the cluster DNS alone: the host's resolvers may sit on addresses pods cannot reach
                 dns_servers=[dns_host] if dns_port == 53 else [],
-                # the whole Service range is local to the host: a ClusterIP without a Service is
-                # refused at once, and no ClusterIP is ever forwarded out of the bridge
+                # the Service range is local: a ClusterIP without a Service is refused, never forwarded out
                 service_route="local",
                 allow_host_paths=self.opts.allow_host_paths,
             )
