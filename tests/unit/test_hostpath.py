@@ -221,3 +221,18 @@ def test_removing_the_pod_leaves_the_host_path_alone(tree):
     volumes.prepare_pod(state, pod([hp(str(tree / "allowed" / "dir"))]), {}, "", allow)
     volumes.remove_pod(state, "u-1")
     assert (tree / "allowed" / "dir").is_dir() and (tree / "allowed" / "file").is_file()
+
+
+def test_up_passes_every_allow_host_path_to_the_daemon_options(monkeypatch, tmp_path):
+    import reconciler.daemon
+    from reconciler.cli import build_parser
+
+    got = []
+    monkeypatch.setattr(reconciler.daemon, "run", lambda opts: got.append(opts) or 0)
+    argv = ["up", str(tmp_path), "--state-dir", str(tmp_path / "s"), "--allow-host-path", "/srv/a"]
+    args = build_parser().parse_args([*argv, "--allow-host-path", "rel"])
+    assert args.func(args) == 0
+    assert got[0].allow_host_paths == ("/srv/a", os.path.abspath("rel"))
+    args = build_parser().parse_args(argv[:4])
+    args.func(args)
+    assert got[1].allow_host_paths == ()  # none by default
