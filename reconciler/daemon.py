@@ -58,6 +58,7 @@ class Options:
     backoff_base: float = 10.0
     limits: Limits = field(default_factory=Limits)
     decryption_key_file: str | None = None  # age identities for SOPS files (else SOPS_AGE_KEY_FILE / SOPS_AGE_KEY)
+    allow_host_paths: tuple[str, ...] = ()  # --allow-host-path: where pods may mount hostPath volumes
 
     def __post_init__(self) -> None:
         # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
@@ -259,9 +260,9 @@ class Daemon:
                 service_cidr=self.opts.service_cidr,
                 # the cluster DNS alone: the host's resolvers may sit on addresses pods cannot reach
                 dns_servers=[dns_host] if dns_port == 53 else [],
-                # the whole Service range is local to the host: a ClusterIP without a Service is
-                # refused at once, and no ClusterIP is ever forwarded out of the bridge
+                # the Service range is local: a ClusterIP without a Service is refused, never forwarded out
                 service_route="local",
+                allow_host_paths=self.opts.allow_host_paths,
             )
         if self.opts.runtime == "docker":
             from runtime.docker import DockerRuntime
@@ -282,6 +283,7 @@ class Daemon:
                 backoff_base=self.opts.backoff_base,
                 dns_servers=dns_servers,
                 dns_search=list(DOCKER_DNS_SEARCH) if dns_servers else None,
+                allow_host_paths=self.opts.allow_host_paths,
             )
         raise GitshipError(f"unknown runtime {self.opts.runtime!r} (inprocess or docker)")
 

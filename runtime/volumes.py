@@ -18,6 +18,12 @@ removes the old directory. A process that holds an old file open keeps reading t
 A subPath mount of such a file binds the file itself, so it does not see updates (as in
 Kubernetes).
 
+A ``hostPath`` volume is not written: it is the host's own path, checked against the operator's
+``--allow-host-path`` prefixes with its symlinks resolved (``host_path_source``; refused:
+CreateContainerConfigError), its ``type`` checked or created (DirectoryOrCreate, FileOrCreate),
+and the resolved path is what the runtime binds. It is never removed with the pod. A subPath of
+any volume must stay inside the volume once its symlinks are resolved.
+
 Secrets are written to disk under the state dir (Kubernetes keeps them on a tmpfs): the
 ``volumes`` directory is readable by its owner only, and each file has its volume's mode.
 """
@@ -27,13 +33,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .kernel import ConfigError
 from .kernel.env import ConfigObjects
-from .kernel.volumes import Files, Mount, VolumePlan, container_mounts, volume_plan
+from .kernel.volumes import Files, HostPathTypeError, Mount, VolumePlan, container_mounts, host_path_action
+from .kernel.volumes import host_path_allowed, under_prefix, volume_plan, volume_kind
 
 DATA = "..data"
 
@@ -106,12 +114,68 @@ def _root(state_dir: str) -> None:
         os.chmod(root, 0o700)
 
 
-def prepare_pod(
-    state_dir: str, pod: Mapping[str, Any], objects: ConfigObjects | None, node_name: str = ""
-) -> dict[str, VolumePlan]:
-    """Write every volume of the pod under its directory. {volume name: its plan}.
+def resolve_prefixes(prefixes: Sequence[str]) -> tuple[str, ...]:
+    """The operator's ``--allow-host-path`` values as absolute paths with their symlinks resolved."""
+    return tuple(os.path.realpath(os.path.abspath(p)) for p in prefixes if p)
 
-    Raises VolumeError (a ConfigError, reason ContainerCreating) when a source is missing."""
+
+def _file_type(path: str) -> str | None:
+    """What is at ``path`` (symlinks followed), as host_path_action takes it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    for test, name in (
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISREG, "file"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "char"),
+        (stat.S_ISBLK, "block"),
+    ):
+        if test(mode):
+            return name
+    return "other"
+
+
+def host_path_source(plan: VolumePlan, allow_host_paths: Sequence[str]) -> str:
+    """The hostPath volume's path with its symlinks resolved, if an allowed prefix holds it.
+
+    Raises ConfigError (CreateContainerConfigError) otherwise."""
+    resolved = os.path.realpath(plan.host_path)
+    host_path_allowed(plan.name, plan.host_path, resolved, resolve_prefixes(allow_host_paths))
+    return resolved
+
+
+def setup_host_path(plan: VolumePlan, allow_host_paths: Sequence[str]) -> str:
+    """Check (or create, for DirectoryOrCreate / FileOrCreate) what the hostPath ``type`` asks for;
+    the resolved path. Raises ConfigError when not allowed, HostPathTypeError when the check fails."""
+    source = host_path_source(plan, allow_host_paths)
+    action = host_path_action(plan.name, plan.host_path, plan.host_type, _file_type(source))
+    try:
+        if action == "mkdir":
+            os.makedirs(source, mode=0o755, exist_ok=True)
+        elif action == "create":
+            fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            os.close(fd)
+    except OSError as e:
+        raise HostPathTypeError(plan.name, f"{action} {plan.host_path}: {(e.strerror or str(e)).lower()}") from None
+    if action is not None:  # made now: check it again (as the kubelet does after MakeDir / MakeFile)
+        host_path_action(plan.name, plan.host_path, plan.host_type, _file_type(source))
+    return source
+
+
+def prepare_pod(
+    state_dir: str,
+    pod: Mapping[str, Any],
+    objects: ConfigObjects | None,
+    node_name: str = "",
+    allow_host_paths: Sequence[str] = (),
+) -> dict[str, VolumePlan]:
+    """Write every volume of the pod under its directory (hostPath: check it). {volume name: its plan}.
+
+    Raises VolumeError (a ConfigError, reason ContainerCreating) when a source is missing or a
+    hostPath type check fails, ConfigError (CreateContainerConfigError) for a hostPath outside
+    ``allow_host_paths``."""
     uid = str((pod.get("metadata") or {}).get("uid", ""))
     plans = {
         str(v.get("name")): volume_plan(pod, v, objects, node_name=node_name)
@@ -119,8 +183,13 @@ def prepare_pod(
     }
     _root(state_dir)
     os.makedirs(pod_dir(state_dir, uid), mode=0o755, exist_ok=True)
+    for plan in plans.values():
+        if plan.kind == "hostPath":
+            setup_host_path(plan, allow_host_paths)
     for name, plan in plans.items():
         path = volume_dir(state_dir, uid, name)
+        if plan.kind == "hostPath":
+            continue
         if plan.kind == "files":
             write_atomic(path, plan.files)
         else:
@@ -146,20 +215,41 @@ def update_pod(state_dir: str, pod: Mapping[str, Any], objects: ConfigObjects | 
     return changed
 
 
+def _host_path_roots(pod: Mapping[str, Any], allow_host_paths: Sequence[str]) -> dict[str, str]:
+    """{hostPath volume name: its resolved, allowed path}. Raises ConfigError."""
+    out = {}
+    for v in (pod.get("spec") or {}).get("volumes") or []:
+        if volume_kind(v) == "hostPath":
+            out[str(v.get("name"))] = host_path_source(volume_plan(pod, v, None), allow_host_paths)
+    return out
+
+
 def host_mounts(
-    state_dir: str, pod: Mapping[str, Any], container: Mapping[str, Any], env: Mapping[str, str] | None = None
+    state_dir: str,
+    pod: Mapping[str, Any],
+    container: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    allow_host_paths: Sequence[str] = (),
 ) -> list[tuple[str, str, bool, Mount]]:
     """The container's mounts as (host source, path in the container, read-only, the mount).
 
-    A subPath of a volume that does not exist yet is made as a directory (the kubelet does)."""
+    A hostPath volume's source is its resolved host path (checked against ``allow_host_paths``
+    again). A subPath of a volume that does not exist yet is made as a directory (the kubelet
+    does); one that leads out of its volume through a symlink is refused (ConfigError)."""
     uid = str((pod.get("metadata") or {}).get("uid", ""))
+    hosts = _host_path_roots(pod, allow_host_paths)
     out = []
     for m in container_mounts(pod, container, env):
-        source = volume_dir(state_dir, uid, m.volume)
+        root = hosts.get(m.volume) or volume_dir(state_dir, uid, m.volume)
+        source = root
         if m.sub_path:
-            source = os.path.join(source, m.sub_path)
+            source = os.path.join(root, m.sub_path)
+            if not under_prefix(os.path.realpath(source), os.path.realpath(root)):  # checked before mkdir
+                raise ConfigError(f"subPath {m.sub_path!r} of volume {m.volume!r} leads out of the volume")
             if not os.path.lexists(source):
-                os.makedirs(source, mode=0o777, exist_ok=True)
+                os.makedirs(source, mode=0o755 if m.volume in hosts else 0o777, exist_ok=True)
+            if m.volume in hosts:
+                source = os.path.realpath(source)
         out.append((source, m.mount_path, m.read_only, m))
     return out
 

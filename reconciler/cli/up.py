@@ -95,6 +95,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         data_plane=args.data_plane,
         node_address=args.node_address,
         decryption_key_file=os.path.abspath(args.decryption_key_file) if args.decryption_key_file else None,
+        allow_host_paths=tuple(os.path.abspath(p) for p in args.allow_host_path or ()),
     )
     return run(opts)
 
@@ -143,6 +144,14 @@ def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="age identities (AGE-SECRET-KEY-1... lines) to decrypt SOPS-encrypted manifests; "
         "default: env SOPS_AGE_KEY_FILE, else SOPS_AGE_KEY",
+    )
+    s.add_argument(
+        "--allow-host-path",
+        metavar="PREFIX",
+        action="append",
+        default=[],
+        help="let pods mount hostPath volumes at PREFIX or under it (symlinks resolved; repeatable; "
+        "default: none, a hostPath volume keeps its pod waiting). The repository cannot allow it",
     )
     s.set_defaults(func=cmd_up)
 

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import docker  # type: ignore[import-untyped]
@@ -61,6 +61,7 @@ class DockerEngine:
         docker_host: str | None = None,
         sandbox_image: str | None = None,
         resync_seconds: float = RESYNC_SECONDS,
+        allow_host_paths: Sequence[str] = (),
     ) -> None:
         self.state_dir = os.path.abspath(state_dir)
         self.instance = instance or hashlib.sha256(self.state_dir.encode()).hexdigest()[:16]
@@ -72,6 +73,7 @@ class DockerEngine:
         self.docker_host = docker_host
         self.sandbox_image = sandbox_image
         self.resync_seconds = resync_seconds
+        self.allow_host_paths = tuple(allow_host_paths)  # --allow-host-path: where hostPath volumes may be
         self._pods: dict[str, DPod] = {}
         self._on_change: OnChange = lambda uid: None
         self._loop: asyncio.AbstractEventLoop | None = None

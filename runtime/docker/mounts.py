@@ -6,7 +6,8 @@ HostConfig. The volume directories are written by runtime/volumes.py under
 remote ``docker_host`` would not see them). configMap, secret, downwardAPI and projected
 volumes and disk ``emptyDir`` volumes are bind mounts of those directories (``readOnly``
 honoured); an update of a ConfigMap or Secret rewrites the files in place (the ``..data``
-swap) and the bind mount shows the new ones. An ``emptyDir`` with ``medium: Memory`` is a
+swap) and the bind mount shows the new ones. A ``hostPath`` volume (allowed by the operator's
+``--allow-host-path``) is a bind mount of the host's path itself. An ``emptyDir`` with ``medium: Memory`` is a
 Docker named volume of the local driver with ``type=tmpfs`` (``size`` = sizeLimit), one per pod
 and volume, so every container of the pod shares it; it carries the pod's labels and goes
 with the pod (``remove_volumes``).
@@ -15,7 +16,7 @@ with the pod (``remove_volumes``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import docker.types  # type: ignore[import-untyped]
@@ -31,10 +32,16 @@ def tmpfs_volume_name(instance: str, uid: str, volume: str) -> str:
 
 
 def container_mounts(
-    state_dir: str, instance: str, pod: Mapping[str, Any], container: Mapping[str, Any], env: Mapping[str, str]
+    state_dir: str,
+    instance: str,
+    pod: Mapping[str, Any],
+    container: Mapping[str, Any],
+    env: Mapping[str, str],
+    allow_host_paths: Sequence[str] = (),
 ) -> list[Any]:
     """The container's volumeMounts as docker.types.Mount (bind mounts, or tmpfs volumes). The pod's
-    volume directories must be written first (runtime/volumes.py prepare_pod)."""
+    volume directories must be written first (runtime/volumes.py prepare_pod). A hostPath volume is
+    a bind mount of its resolved host path, if ``allow_host_paths`` holds it."""
     uid = str((pod.get("metadata") or {}).get("uid", ""))
     memory = {
         str(v.get("name"))
@@ -46,7 +53,7 @@ def container_mounts(
         for v in (pod.get("spec") or {}).get("volumes") or []
     }
     out = []
-    for source, target, read_only, m in volumes.host_mounts(state_dir, pod, container, env):
+    for source, target, read_only, m in volumes.host_mounts(state_dir, pod, container, env, allow_host_paths):
         if m.volume not in memory:
             out.append(docker.types.Mount(target, source, type="bind", read_only=read_only))
             continue

@@ -46,7 +46,7 @@ import structlog
 from .. import volumes
 from ..kernel import ConfigError, container_env
 from ..kernel.env import CONFIG_ERROR, implicit_env
-from ..kernel.volumes import CONTAINER_CREATING, pod_has_mounts, volume_sources
+from ..kernel.volumes import CONTAINER_CREATING, HostPathTypeError, pod_has_mounts, volume_sources
 from . import podnet
 from .isolation import SandboxSupervisor
 from .state import PodState
@@ -100,6 +100,8 @@ def mount_in(pid: int, tmpfs: list[tuple[str, int | None]], binds: list[Bind]) -
 
 class MountSupervisor(SandboxSupervisor):
     """Each pod's volumes: written, mounted in its sandbox before its containers, kept up to date."""
+
+    allow_host_paths: tuple[str, ...] = ()  # the operator's --allow-host-path prefixes (hostPath volumes)
 
     # -- hooks of the container lifecycle ---------------------------------------------------
 
@@ -158,7 +160,8 @@ class MountSupervisor(SandboxSupervisor):
                 )
             except ConfigError:
                 env = {}
-            out.extend((src, dst, ro) for src, dst, ro, _m in volumes.host_mounts(self.state_dir, p.pod, c.spec, env))
+            mounts = volumes.host_mounts(self.state_dir, p.pod, c.spec, env, self.allow_host_paths)
+            out.extend((src, dst, ro) for src, dst, ro, _m in mounts)
         return sorted(out, key=lambda b: b[1].rstrip("/").count("/"))
 
     async def _mount_volumes(self, p: PodState) -> None:
@@ -172,7 +175,12 @@ class MountSupervisor(SandboxSupervisor):
                 return  # the sandbox went; making the new one starts over
             try:
                 prepare = functools.partial(
-                    volumes.prepare_pod, self.state_dir, p.pod, self.config_objects, self.node_name
+                    volumes.prepare_pod,
+                    self.state_dir,
+                    p.pod,
+                    self.config_objects,
+                    self.node_name,
+                    self.allow_host_paths,
                 )
                 plans = await asyncio.to_thread(prepare)
                 binds = self._binds(p)
@@ -184,6 +192,11 @@ class MountSupervisor(SandboxSupervisor):
                 await podnet.run_configure(functools.partial(mount_in, sb.holder.pid, tmpfs, binds))
             except asyncio.CancelledError:
                 raise
+            except HostPathTypeError as e:  # what is at the host's path may change: try again later
+                self._volumes_failed(p, (e.reason, e.message))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
             except ConfigError as e:
                 self._volumes_failed(p, (e.reason, e.message))
                 return  # set_config_objects tries again

@@ -84,6 +84,7 @@ class InProcessRuntime(Adopter, Runtime):
         dns_servers: Sequence[str] = (),
         cluster_domain: str = "cluster.local",
         service_route: str = "bridge",
+        allow_host_paths: Sequence[str] = (),
     ):
         """``isolation``: "auto" (sandboxes when possible), "sandbox" (start() fails if impossible)
         or "host"; ``bridge``: the host bridge of sandbox mode (at most 15 characters);
@@ -91,12 +92,14 @@ class InProcessRuntime(Adopter, Runtime):
         nameservers (the cluster DNS first) for dnsPolicy ClusterFirst; ``cluster_domain``: the
         DNS zone of the pods' search path; ``service_route``: how the Service CIDR is routed in
         sandbox mode, "bridge" or "local" (runtime/net/bridge.py ensure_host_network). In
-        sandbox mode ``host_ip`` is the bridge's address."""
+        sandbox mode ``host_ip`` is the bridge's address. ``allow_host_paths``: the prefixes under
+        which pods may mount hostPath volumes (the operator's --allow-host-path; none by default)."""
         super().__init__()
         self.state_dir = os.path.abspath(state_dir)
         self.image_rules = to_rules(image_rules)
         self.repo_dir = os.path.abspath(repo_dir) if repo_dir else None
         self.pod_cidr = pod_cidr
+        self.allow_host_paths = tuple(allow_host_paths)
         self.backoff_base = float(backoff_base)
         self.backoff_max = float(backoff_max)
         self._init_isolation(isolation, pod_cidr, bridge, service_cidr, dns_servers, cluster_domain, service_route)

@@ -9,7 +9,11 @@ pkg/volume/emptydir, and pkg/kubelet/kubelet_pods.go makeMounts (subPath, subPat
 * ``files``: configMap, secret, downwardAPI and projected volumes: {relative path: (bytes, mode)},
   written by the runtime (runtime/volumes.py) with the kubelet's ``..data`` symlink swap and
   rewritten when a source changes;
-* ``emptyDir``: an empty directory (``medium: Memory``: a tmpfs of ``sizeLimit`` bytes).
+* ``emptyDir``: an empty directory (``medium: Memory``: a tmpfs of ``sizeLimit`` bytes);
+* ``hostPath``: a path of the host (``host_path``, ``host_type``), bound as it is. The operator
+  allows it (``--allow-host-path PREFIX``), never the repository: ``host_path_allowed`` decides
+  on the path with its symlinks resolved (the caller resolves it), and ``host_path_action`` says
+  what the ``type`` asks for, as pkg/volume/hostpath/host_path.go checkTypeInternal does.
 
 Another volume type is not supported yet: ``VolumeError`` says so. A missing source that is not
 ``optional`` leaves the pod's containers waiting (``ContainerCreating``) with the kubelet's
@@ -24,7 +28,7 @@ Secret, keyed (kind, namespace, name)).
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +38,17 @@ from .env import parse_quantity, resource_field_ref
 CONTAINER_CREATING = "ContainerCreating"
 DEFAULT_MODE = 0o644
 PROJECTED_KINDS = ("configMap", "secret", "downwardAPI", "projected")
-SUPPORTED_KINDS = (*PROJECTED_KINDS, "emptyDir")
+SUPPORTED_KINDS = (*PROJECTED_KINDS, "emptyDir", "hostPath")
+# hostPath ``type``: what must be at the path (k8s.io/api/core/v1 HostPathType)
+HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice")
+# a file's type as host_path_action takes it (``found``), and what the type check says when it is not
+_TYPE_NEEDS = {
+    "Directory": ("directory", "a directory"),
+    "File": ("file", "a file"),
+    "Socket": ("socket", "a socket file"),
+    "CharDevice": ("char", "a character device"),
+    "BlockDevice": ("block", "a block device"),
+}
 # what a downward API volume offers (pkg/apis/core/validation validDownwardAPIFieldPathExpressions)
 _VOLUME_FIELDS = ("metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels", "metadata.annotations")
 
@@ -49,9 +63,14 @@ class VolumeError(ConfigError):
         self.volume = volume
 
 
+class HostPathTypeError(VolumeError):
+    """A hostPath ``type`` check failed: the runtime retries (what is at the path may change)."""
+
+
 @dataclass(frozen=True)
 class VolumePlan:
-    """One volume: ``kind`` "files" (``files`` is its content) or "emptyDir" (``memory``, ``size_limit``)."""
+    """One volume: ``kind`` "files" (``files`` is its content), "emptyDir" (``memory``, ``size_limit``)
+    or "hostPath" (``host_path`` normalized, not resolved; ``host_type`` one of HOST_PATH_TYPES)."""
 
     name: str
     kind: str
@@ -59,6 +78,8 @@ class VolumePlan:
     memory: bool = False
     size_limit: int | None = None
     sources: frozenset[tuple[str, str, str]] = frozenset()
+    host_path: str = ""
+    host_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -185,6 +206,8 @@ def volume_plan(
     spec = volume.get(kind) or {}
     ns = str((pod.get("metadata") or {}).get("namespace") or "default")
     facts = {"node_name": node_name}
+    if kind == "hostPath":
+        return _host_path_plan(name, spec)
     if kind == "emptyDir":
         limit = spec.get("sizeLimit")
         size = None
@@ -208,6 +231,61 @@ def volume_plan(
         files, sources = _projected_payload(name, pod, spec, objects, facts)
         return VolumePlan(name, "files", files, sources=frozenset(sources))
     raise VolumeError(name, f"volume type {kind} is not supported by gitship yet")
+
+
+def _host_path_plan(name: str, spec: Mapping[str, Any]) -> VolumePlan:
+    path = str(spec.get("path") or "")
+    if not path.startswith("/"):
+        raise ConfigError(f'hostPath volume "{name}": path {path!r} must be an absolute path')
+    host_type = str(spec.get("type") or "")
+    if host_type not in HOST_PATH_TYPES:
+        raise VolumeError(name, f"{host_type} is an invalid volume type")
+    return VolumePlan(name, "hostPath", host_path=posixpath.normpath(path), host_type=host_type)
+
+
+def under_prefix(path: str, prefix: str) -> bool:
+    """``path`` is ``prefix`` or inside it, element by element (/srv/ab is not under /srv/a)."""
+    path, prefix = posixpath.normpath(path), posixpath.normpath(prefix)
+    if prefix == "/":
+        return path.startswith("/")
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def host_path_allowed(name: str, path: str, resolved: str, prefixes: Sequence[str]) -> None:
+    """Raise ConfigError (CreateContainerConfigError) unless the hostPath volume ``name`` may be used.
+
+    ``resolved`` is ``path`` with its symlinks resolved and ``..`` applied (the caller's realpath),
+    ``prefixes`` the operator's ``--allow-host-path`` values, resolved the same way. Only the
+    resolved path counts: a symlink or a ``..`` that leads out of every prefix is refused."""
+    if resolved.startswith("/") and any(under_prefix(resolved, p) for p in prefixes if p.startswith("/")):
+        return
+    where = "" if posixpath.normpath(resolved) == path else f" (it resolves to {resolved})"
+    raise ConfigError(f'hostPath volume "{name}": {path}{where} is not under an --allow-host-path prefix')
+
+
+def host_path_action(name: str, path: str, host_type: str, found: str | None) -> str | None:
+    """What the hostPath ``type`` asks for, given what is at the (resolved) path now: ``found`` is
+    "directory", "file" (regular), "socket", "char", "block", "other", or None (nothing).
+
+    Returns "mkdir" (DirectoryOrCreate, nothing there: make it 0755), "create" (FileOrCreate,
+    nothing there: an empty file 0644, its parent must exist) or None (nothing to do). Raises
+    VolumeError (FailedMount) when the check fails."""
+    if host_type == "DirectoryOrCreate":
+        if found is None:
+            return "mkdir"
+        host_type = "Directory"
+    elif host_type == "FileOrCreate":
+        if found is None:
+            return "create"
+        host_type = "File"
+    if host_type == "":
+        return None
+    if host_type not in _TYPE_NEEDS:
+        raise VolumeError(name, f"{host_type} is an invalid volume type")
+    want, what = _TYPE_NEEDS[host_type]
+    if found != want:
+        raise HostPathTypeError(name, f"hostPath type check failed: {path} is not {what}")
+    return None
 
 
 def volume_sources(pod: Mapping[str, Any]) -> frozenset[tuple[str, str, str]]:

@@ -51,7 +51,7 @@ def test_secret_values_are_decoded():
         ({"secret": {"secretName": "nope"}}, 'MountVolume.SetUp failed for volume "v" : secret "nope" not found'),
         ({"configMap": {"name": "cfg", "items": [{"key": "zz", "path": "z"}]}}, "non-existent config key: zz"),
         ({"configMap": {"name": "cfg", "items": [{"key": "other", "path": "../x"}]}}, "invalid item path"),
-        ({"hostPath": {"path": "/srv"}}, "volume type hostPath is not supported"),
+        ({"nfs": {"server": "nfs.example", "path": "/"}}, "volume type nfs is not supported"),
     ],
 )  # fmt: skip
 def test_a_volume_that_cannot_be_set_up_keeps_the_pod_creating(volume, message):
