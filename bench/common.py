@@ -137,14 +137,10 @@ _picked: set[int] = set()  # second octets of 10.x ranges this process has hande
 
 def sandbox_unavailable() -> str | None:
     """Why the bench cannot run pods in sandboxes with the nftables data plane here (None: it can)."""
-    if os.geteuid() != 0:
-        return "not running as root"
-    missing = [t for t in ("unshare", "nsenter", "ip", "nft") if shutil.which(t) is None]
-    if missing:
-        return f"{', '.join(missing)} not found"
+    from reconciler.daemon import sandbox_unavailable as no_sandboxes
     from runtime.net.kernelproxy import KernelProxy
 
-    return KernelProxy.unavailable()
+    return no_sandboxes("auto") or KernelProxy.unavailable()
 
 
 def default_mode() -> str:

@@ -94,17 +94,14 @@ def config_objects(store: Store) -> dict[tuple[str, str, str], dict[str, Any]]:
 
 
 def sandbox_unavailable(isolation: str) -> str | None:
-    """Why in-process pods cannot get sandboxes here (None: they can)."""
-    import shutil
+    """Why in-process pods cannot get sandboxes here (None: they can), decided as the in-process
+    runtime decides it (runtime/inprocess/isolation.py choose_isolation, sandbox.py find_tools)."""
+    from runtime.inprocess.isolation import choose_isolation
+    from runtime.inprocess.sandbox import find_tools
 
-    if isolation == "host":
-        return "--isolation host"
-    if os.geteuid() != 0:
-        return "not running as root"
-    missing = [tool for tool in ("unshare", "nsenter", "ip") if shutil.which(tool) is None]
-    if missing:
-        return f"{', '.join(missing)} not found"
-    return None
+    _tools, missing = find_tools()
+    mode, why = choose_isolation(isolation, SANDBOX_POD_CIDR, os.geteuid(), missing)
+    return None if mode == "sandbox" else why
 
 
 def overlapping_route(cidr: str, own_device: str) -> str | None:
