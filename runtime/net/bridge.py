@@ -14,8 +14,8 @@ pods' ``hostIP``). This module sets up and removes what lives on the host:
   ``bridge-nf-call-iptables`` bridged traffic between pods passes through FORWARD too.
   Idempotent: nothing is flushed, a rule is inserted only if ``iptables -C`` does not find it.
 * ``teardown_host_network``: the rules, the route and the bridge go (a clean stop).
-* ``attach_veth`` / ``delete_link``: a pod's host end joins the bridge (hairpin on, so a pod
-  can reach itself through a Service) or goes away; coroutines, they are on the pod start path.
+* ``delete_link``: a pod's host end goes away (runtime/inprocess/podnet.py makes the veth,
+  attached to the bridge with hairpin on, so a pod can reach itself through a Service).
 
 ``ip_forward`` is left on at teardown: other software (dockerd) relies on it too.
 Everything here needs root and Linux (iproute2, optionally iptables).
@@ -24,7 +24,6 @@ Everything here needs root and Linux (iproute2, optionally iptables).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import ipaddress
 import os
@@ -230,40 +229,17 @@ def add_address(bridge: str, address: str) -> None:
     _run([_ip(), "addr", "replace", f"{address}/32", "dev", check_ifname(bridge)])
 
 
-# --- a pod's veth (coroutines: on the pod start path) -------------------------------------------
-
-
-async def run_async(argv: Sequence[str], stdin: str | None = None, timeout: float = TIMEOUT) -> tuple[int, str]:
-    """Run a command without blocking the event loop: (exit code, stdout and stderr)."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin is not None else None), timeout)
-    except (asyncio.TimeoutError, asyncio.CancelledError):
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(proc.wait(), 5)
-        raise
-    return (proc.returncode if proc.returncode is not None else -1), out.decode(errors="replace").strip()
-
-
-async def attach_veth(ip: str, host_end: str, bridge: str) -> None:
-    """Make ``host_end`` a port of ``bridge`` (hairpin on) and bring it up. ``ip`` is iproute2's path."""
-    batch = f"link set dev {host_end} master {bridge} up\nlink set dev {host_end} type bridge_slave hairpin on\n"
-    rc, out = await run_async([ip, "-batch", "-"], batch)
-    if rc != 0:
-        raise NetworkSetupError(f"cannot attach {host_end} to {bridge}: {out}")
+# --- a pod's veth ------------------------------------------------------------------------------
 
 
 async def delete_link(ip: str, name: str) -> None:
-    """Delete a link if it exists (a veth takes its peer with it). Errors are ignored: it may vanish meanwhile."""
+    """Delete a link if it exists (a veth takes its peer with it), off the event loop. Errors are
+    ignored: it may vanish meanwhile. ``ip`` is iproute2's path."""
     if link_exists(name):
-        await run_async([ip, "link", "del", name])
+        try:
+            await asyncio.to_thread(_run, [ip, "link", "del", name], None, False)
+        except NetworkSetupError:
+            pass
 
 
 def delete_link_sync(name: str) -> None:
