@@ -30,7 +30,9 @@ Secrets are written to disk under the state dir (Kubernetes keeps them on a tmpf
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import stat
@@ -38,10 +40,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import structlog
+
 from .kernel import ConfigError
 from .kernel.env import ConfigObjects
 from .kernel.volumes import Files, HostPathTypeError, Mount, VolumePlan, container_mounts, host_path_action
 from .kernel.volumes import host_path_allowed, under_prefix, volume_plan, volume_kind
+
+_log = structlog.get_logger("runtime.volumes")
 
 DATA = "..data"
 
@@ -213,6 +219,22 @@ def update_pod(state_dir: str, pod: Mapping[str, Any], objects: ConfigObjects | 
         if plan.kind == "files" and os.path.isdir(path) and write_atomic(path, plan.files):
             changed.append(plan.name)
     return changed
+
+
+async def refresh_pod(
+    state_dir: str, pod: Mapping[str, Any], objects: ConfigObjects | None, node_name: str = ""
+) -> None:
+    """``update_pod`` off the event loop, logged: what both runtimes do when a running pod's
+    ConfigMaps or Secrets changed (a failure is logged; the next change tries again)."""
+    md = pod.get("metadata") or {}
+    update = functools.partial(update_pod, state_dir, pod, objects, node_name)
+    try:
+        names = await asyncio.to_thread(update)
+    except OSError as e:
+        _log.warning("volume_update_failed", uid=md.get("uid"), pod=md.get("name"), error=str(e))
+        return
+    if names:
+        _log.info("volumes_updated", uid=md.get("uid"), pod=md.get("name"), volumes=names)
 
 
 def _host_path_roots(pod: Mapping[str, Any], allow_host_paths: Sequence[str]) -> dict[str, str]:

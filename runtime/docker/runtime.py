@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -155,23 +154,13 @@ class DockerRuntime(DockerSupervision, Runtime):
             if p.deleting:
                 continue
             if changed & volume_sources(p.pod):
-                self._spawn(self._update_volumes(p))
+                self._spawn(volumes.refresh_pod(self.state_dir, p.pod, self.config_objects, self.node_name))
             waiting = [c for c in p.containers.values() if _waits_for_config(c.state)]
             for c in waiting:
                 c.cancel()  # the retry timer: try now
                 c.want_start = True
             if waiting:
                 self._kick(p)
-
-    async def _update_volumes(self, p: Any) -> None:
-        update = functools.partial(volumes.update_pod, self.state_dir, p.pod, self.config_objects, self.node_name)
-        try:
-            names = await asyncio.to_thread(update)
-        except OSError as e:
-            log.warning("volume_update_failed", uid=p.uid, pod=p.name, error=str(e))
-            return
-        if names:
-            log.info("volumes_updated", uid=p.uid, pod=p.name, volumes=names)
 
     async def exec(self, uid: str, container: str, argv: list[str], timeout: float = 30.0) -> ExecResult:
         cid = self._cid(uid, container)

@@ -231,21 +231,11 @@ class MountSupervisor(SandboxSupervisor):
             if not self._alive(p):
                 continue
             if p.volumes_ready and changed & volume_sources(p.pod):
-                self._spawn(self._update_volumes(p))
+                self._spawn(volumes.refresh_pod(self.state_dir, p.pod, self.config_objects, self.node_name))
             for c in p.containers:
                 reason = c.state.get("waiting", {}).get("reason")
                 if reason == CONFIG_ERROR or (c.awaiting_sandbox and p.volume_error is not None):
                     self._launch(p, c)
-
-    async def _update_volumes(self, p: PodState) -> None:
-        update = functools.partial(volumes.update_pod, self.state_dir, p.pod, self.config_objects, self.node_name)
-        try:
-            names = await asyncio.to_thread(update)
-        except OSError as e:
-            log.warning("volume_update_failed", uid=p.uid, pod=p.name, error=str(e))
-            return
-        if names:
-            log.info("volumes_updated", uid=p.uid, pod=p.name, volumes=names)
 
     # -- the end -------------------------------------------------------------------------------------
 
