@@ -68,8 +68,11 @@ def test_tutorial_app_as_written_in_sandboxes(repo: Path, gitship_factory) -> No
     names = {p["metadata"]["name"] for p in pods}
     ips = {p["status"]["podIP"] for p in pods}
     assert len(ips) == 3
-    for p in pods:  # each pod answers on its own IP, port 8080, with its own name
-        assert http_get(p["status"]["podIP"], 8080).strip().endswith(p["metadata"]["name"])
+    for p in pods:  # each pod answers on its own IP, port 8080, with its own name (Ready without a
+        # readiness probe means its process runs, not yet that it listens: poll)
+        ip_ = p["status"]["podIP"]
+        body = wait_for(lambda ip_=ip_: http_get(ip_, 8080), 30, what=f"{p['metadata']['name']} answers")
+        assert body.strip().endswith(p["metadata"]["name"])
 
     ip = wait_for(lambda: _service_ip(g, "test-svc"), 30, what="a ClusterIP")
     seen: set[str] = set()
