@@ -11,8 +11,10 @@ ours only if all of these hold:
 * ``/proc/<pid>/stat`` field 22 (start time in clock ticks since boot) is the one
   recorded when we started it;
 * the process is not a zombie;
-* ``/proc/<pid>/environ`` contains ``GITSHIP_POD_UID=<uid>`` (checked when
-  readable; it is for processes of our own user).
+* ``/proc/<pid>/environ`` does not name another pod (``GITSHIP_POD_UID=<other uid>``).
+  Its absence proves nothing: programs that set their process title (redis-server,
+  postgres, nginx) write over the memory ``environ`` shows, so pid + start time + boot
+  id is the identity and the environment only rules out a pod mix-up.
 
 Everything here is synchronous and small; Linux only.
 """
@@ -89,16 +91,19 @@ def identity_of(pid: int) -> ProcessIdentity | None:
     return ProcessIdentity(pid, ticks, boot_id())
 
 
-def environ_has(pid: int, key: str, value: str) -> bool | None:
-    """Whether the process was started with ``key=value``; None if /proc/<pid>/environ is unreadable."""
+def environ_value(pid: int, key: str) -> str | None:
+    """The value of ``key`` in the process's /proc/<pid>/environ; None if absent or unreadable
+    (a process that rewrote its title has overwritten that memory)."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             data = f.read()
-    except (PermissionError, ProcessLookupError):
-        return None
     except OSError:
-        return False
-    return f"{key}={value}".encode() in data.split(b"\0")
+        return None
+    prefix = f"{key}=".encode()
+    for entry in data.split(b"\0"):
+        if entry.startswith(prefix):
+            return entry[len(prefix) :].decode(errors="replace")
+    return None
 
 
 def is_ours(ident: ProcessIdentity, uid: str) -> bool:
@@ -111,7 +116,8 @@ def is_ours(ident: ProcessIdentity, uid: str) -> bool:
     state, _pgrp, ticks = st
     if ticks != ident.start_ticks or state in ("Z", "X"):
         return False
-    return environ_has(ident.pid, UID_ENV, uid) is not False
+    other = environ_value(ident.pid, UID_ENV)
+    return other is None or other == uid
 
 
 def group_members(pgid: int) -> list[int]:

@@ -594,8 +594,10 @@ def test_stale_state_file_is_not_adopted(state):
         os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
-    # an unrelated process now holds a pid the state files point at
-    stranger = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+    # an unrelated process (another pod's, by its environment) now holds a pid the state files point at
+    stranger = subprocess.Popen(
+        ["sleep", "1000"], start_new_session=True, env={**os.environ, procid.UID_ENV: "some-other-pod"}
+    )
     try:
         for uid, ticks in ((u1, procid.start_ticks(stranger.pid)), (u2, 12345)):
             path = procid.state_path(state, uid)

@@ -88,3 +88,31 @@ def test_sandbox_record_round_trips():
     assert sandbox.Sandbox.from_json(sb.to_json()) == sb
     assert sandbox.Sandbox.from_json(None) is None
     assert sandbox.Sandbox.from_json({"veth": "x"}) is None
+
+
+def test_process_identity_is_pid_start_time_and_boot_not_the_environment():
+    """A process that rewrote its title (redis-server does) has no readable environment left:
+    it is still ours by pid, start time and boot id; one that names another pod is not."""
+    import subprocess
+
+    uid = "pod-a"
+    procs = {
+        "ours": subprocess.Popen(["sleep", "60"], env={procid.UID_ENV: uid}),
+        "blank": subprocess.Popen(["sleep", "60"], env={}),
+        "other": subprocess.Popen(["sleep", "60"], env={procid.UID_ENV: "pod-b"}),
+    }
+    try:
+        seen = {}
+        for name, p in procs.items():
+            ident = procid.identity_of(p.pid)
+            assert ident is not None
+            seen[name] = procid.is_ours(ident, uid)
+        assert seen == {"ours": True, "blank": True, "other": False}
+        ident = procid.identity_of(procs["ours"].pid)
+        assert ident is not None
+        stale = procid.ProcessIdentity(ident.pid, ident.start_ticks + 1, ident.boot_id)
+        assert not procid.is_ours(stale, uid)
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait()
