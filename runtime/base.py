@@ -49,6 +49,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .kernel.volumes import CSI_DRIVER, PROVISIONER
+
+__all__ = ["CSI_DRIVER", "PROVISIONER", "ExecResult", "OnChange", "Pod", "PodStatus", "Runtime", "RuntimeError_"]
+
 Pod = dict[str, Any]
 PodStatus = dict[str, Any]
 OnChange = Callable[[str], None]
@@ -130,16 +134,45 @@ class Runtime(abc.ABC):
 
     @abc.abstractmethod
     def set_config_objects(self, objects: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> None:
-        """Every live ConfigMap and Secret, keyed (kind, namespace, name): the whole set each time.
+        """Every live ConfigMap, Secret, PersistentVolumeClaim and PersistentVolume, keyed (kind,
+        namespace, name) (a PersistentVolume is cluster-scoped: namespace ""): the whole set each time.
 
         Objects are Kubernetes-shaped dicts (a ConfigMap's ``data`` and ``binaryData``, a Secret's
-        base64 ``data`` with ``stringData`` merged in). The runtime keeps them and: resolves a
+        base64 ``data`` with ``stringData`` merged in). A pod's ``persistentVolumeClaim`` volume is
+        resolved from them: the claim -> its ``spec.volumeName`` -> that PersistentVolume -> its
+        source (hostPath or local; a path under the runtime's own storage dir needs no
+        ``--allow-host-path``, any other obeys it; on Docker also the built-in provisioner's csi
+        volume). A missing or unbound claim or a missing PersistentVolume leaves the pod's
+        containers waiting (ContainerCreating, FailedMount message) until the objects arrive.
+        The runtime keeps them and: resolves a
         container's ``envFrom`` / ``configMapKeyRef`` / ``secretKeyRef`` when the container starts
         (env keeps its start value, as in Kubernetes); projects configMap, secret and projected
         volumes when a pod starts; rewrites the mounted files of running pods whose sources
         changed, in place and atomically (the kubelet's ``..data`` symlink swap), within seconds;
         and retries at once the containers waiting for an object that was missing
         (CreateContainerConfigError, or ContainerCreating with a FailedMount message).
+        """
+
+    @abc.abstractmethod
+    async def provision_volume(self, pv_name: str, claim: Mapping[str, Any]) -> dict[str, Any]:
+        """Make the backing store of PersistentVolume ``pv_name``, which the built-in ``local-path``
+        provisioner (PROVISIONER) makes for ``claim`` (the PersistentVolumeClaim object).
+
+        Idempotent: a second call with the same ``pv_name`` returns the same answer and keeps the
+        data. Returns the PV's volume-source fragment, put into the PV's spec as is: in-process
+        ``{"hostPath": {"path": "<state dir>/storage/<pv_name>", "type": "DirectoryOrCreate"}}``,
+        Docker ``{"csi": {"driver": CSI_DRIVER, "volumeHandle": "<docker volume name>"}}`` (a
+        Docker named volume labelled as gitship's). The data outlives every pod, a stop, a crash,
+        a restart and an upgrade of gitship. Raises RuntimeError_ with a message on failure (the
+        reconciler records ProvisioningFailed and retries on a later pass).
+        """
+
+    @abc.abstractmethod
+    async def delete_volume(self, pv: Mapping[str, Any]) -> None:
+        """Remove the backing store of a PersistentVolume this runtime provisioned (reclaimPolicy
+        Delete). Idempotent (already gone is fine). Raises RuntimeError_ for a PV whose source the
+        runtime did not provision itself (a hostPath outside its storage dir, another csi driver),
+        and while the store cannot be removed yet (a Docker volume still in use: retry later).
         """
 
     @abc.abstractmethod

@@ -18,7 +18,12 @@ Mounts
     empty directory (or an empty file for a file subPath), and left there. The containers of a
     pod share its mount namespace, so they all see every container's mounts (Kubernetes gives
     each container only its own); two containers mounting different volumes at one path get
-    the later one.
+    the later one. A ``persistentVolumeClaim`` volume is bound from its PersistentVolume's folder
+    (runtime/volumes.py; the built-in provisioner's are ``{state_dir}/storage/{pv}/``,
+    runtime/storage.py), subPath included, read-only where the volume or the claim says so; the
+    folder stays when the pod goes. A claim that is unbound (or whose objects have not arrived)
+    keeps the containers ``ContainerCreating`` with its message until ``set_config_objects``
+    brings them.
 
 Updates
     ``set_config_objects``: the files of running pods whose ConfigMaps or Secrets changed are
@@ -160,7 +165,9 @@ class MountSupervisor(SandboxSupervisor):
                 )
             except ConfigError:
                 env = {}
-            mounts = volumes.host_mounts(self.state_dir, p.pod, c.spec, env, self.allow_host_paths)
+            mounts = volumes.host_mounts(
+                self.state_dir, p.pod, c.spec, env, self.allow_host_paths, objects=self.config_objects
+            )
             out.extend((src, dst, ro) for src, dst, ro, _m in mounts)
         return sorted(out, key=lambda b: b[1].rstrip("/").count("/"))
 
@@ -181,6 +188,7 @@ class MountSupervisor(SandboxSupervisor):
                     self.config_objects,
                     self.node_name,
                     self.allow_host_paths,
+                    docker_volumes=False,
                 )
                 plans = await asyncio.to_thread(prepare)
                 binds = self._binds(p)
@@ -222,7 +230,7 @@ class MountSupervisor(SandboxSupervisor):
             if c.awaiting_sandbox:
                 self._wait(p, c, *error)
 
-    # -- ConfigMaps and Secrets ------------------------------------------------------------------
+    # -- ConfigMaps, Secrets, claims ------------------------------------------------------------------
 
     def _config_changed(self, old: Mapping[tuple[str, str, str], Any], new: Mapping[tuple[str, str, str], Any]) -> None:
         """New ConfigMaps and Secrets: rewrite the volumes that read changed ones, retry the waiting."""
@@ -230,7 +238,7 @@ class MountSupervisor(SandboxSupervisor):
         for p in list(self._pods.values()):
             if not self._alive(p):
                 continue
-            if p.volumes_ready and changed & volume_sources(p.pod):
+            if p.volumes_ready and changed & volume_sources(p.pod, new):
                 self._spawn(volumes.refresh_pod(self.state_dir, p.pod, self.config_objects, self.node_name))
             for c in p.containers:
                 reason = c.state.get("waiting", {}).get("reason")
