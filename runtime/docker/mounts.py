@@ -17,7 +17,9 @@ volume of the local driver, ``gitship-{instance}-{pv name}`` (the instance deriv
 dir, so two gitships never share one), labelled ``gitship.instance`` and ``gitship.storage.pv``
 (never ``gitship.pod.uid``: no pod's removal takes it). A ``persistentVolumeClaim`` volume whose
 PersistentVolume is such a volume (csi driver ``local-path.gitship.io``) is a volume mount of it
-(a subPath needs an engine with API 1.45, Docker 26); its name must carry this instance's prefix,
+(a subPath: the engine's own from API 1.45, Docker 26; on an older engine a bind mount of the
+folder inside the volume's mountpoint, which must then be on this host, as the state dir must);
+its name must carry this instance's prefix,
 so a repository cannot mount another application's volume. A PersistentVolume with a hostPath or
 local path is a bind mount (runtime/volumes.py: under the state dir's ``storage`` folder, or an
 ``--allow-host-path`` prefix). Only ``delete_storage_volume`` (reclaimPolicy Delete) removes a
@@ -26,8 +28,9 @@ volume, and only one labelled as this instance's; a clean stop or a deleted pod 
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import docker.types  # type: ignore[import-untyped]
@@ -38,7 +41,7 @@ from runtime import volumes
 from runtime.base import RuntimeError_
 from runtime.kernel import ConfigError, parse_quantity
 from runtime.kernel.env import ConfigObjects
-from runtime.kernel.volumes import CSI_DRIVER, pv_volume_handle
+from runtime.kernel.volumes import CSI_DRIVER, pv_volume_handle, under_prefix
 
 from .common import LABEL_INSTANCE, LABEL_UID
 
@@ -77,26 +80,37 @@ def _api_at_least(version: str, want: tuple[int, int]) -> bool:
 
 
 def _storage_mount(
-    instance: str, handle: str, pv_name: str, target: str, read_only: bool, sub_path: str, api_version: str
+    instance: str,
+    handle: str,
+    pv_name: str,
+    m: tuple[str, bool, str],
+    api_version: str,
+    volume_path: Callable[[str], str] | None,
 ) -> Any:
-    """A claim's Docker volume as a volume mount. The volume's name must be this instance's; a
-    missing one is made by the engine with the storage labels (it is gitship's all the same)."""
-    if not handle.startswith(storage_prefix(instance)):
+    """A claim's Docker volume as a volume mount (``m``: target, read-only, subPath). Its name must
+    be this instance's; a missing one is made by the engine with the storage labels. A subPath is
+    the engine's (API 1.45) or, on an older engine, a bind mount of the folder inside the volume's
+    mountpoint on this host (``volume_path``: the volume's Mountpoint, from the engine)."""
+    target, read_only, sub_path = m
+    prefix = storage_prefix(instance)
+    if not handle.startswith(prefix):
         raise ConfigError(
             f'persistentvolume "{pv_name}": Docker volume {handle!r} was not made by this gitship'
-            f" (its volumes are named {storage_prefix(instance)}*)"
+            f" (its volumes are named {prefix}*)"
         )
-    extra: dict[str, Any] = {}
-    if sub_path:
-        if not _api_at_least(api_version, SUBPATH_API):
-            raise ConfigError(
-                f"subPath {sub_path!r} of a Docker volume needs Docker Engine API 1.45 (Docker 26);"
-                f" this engine speaks {api_version or 'an unknown version'}"
-            )
-        extra["subpath"] = sub_path
-    return docker.types.Mount(
-        target, handle, type="volume", read_only=read_only, labels=storage_labels(instance, pv_name), **extra
-    )
+    labels = storage_labels(instance, pv_name)
+    if not sub_path:
+        return docker.types.Mount(target, handle, type="volume", read_only=read_only, labels=labels)
+    if _api_at_least(api_version, SUBPATH_API):
+        return docker.types.Mount(target, handle, type="volume", read_only=read_only, labels=labels, subpath=sub_path)
+    if volume_path is None:
+        raise ConfigError(f"subPath {sub_path!r} of a Docker volume: the engine's API {api_version} has no subpath")
+    root = os.path.realpath(volume_path(handle))
+    source = os.path.join(root, sub_path)
+    if not under_prefix(os.path.realpath(source), root):
+        raise ConfigError(f"subPath {sub_path!r} of persistentvolume {pv_name!r} leads out of the volume")
+    os.makedirs(source, mode=0o755, exist_ok=True)
+    return docker.types.Mount(target, os.path.realpath(source), type="bind", read_only=read_only)
 
 
 def container_mounts(
@@ -108,6 +122,7 @@ def container_mounts(
     allow_host_paths: Sequence[str] = (),
     objects: ConfigObjects | None = None,
     api_version: str = "",
+    volume_path: Callable[[str], str] | None = None,
 ) -> list[Any]:
     """The container's volumeMounts as docker.types.Mount (bind mounts, tmpfs volumes, storage
     volumes). The pod's volume directories must be written first (runtime/volumes.py prepare_pod).
@@ -130,7 +145,8 @@ def container_mounts(
     ):
         if m.volume in claims:
             pv = claims[m.volume].pv_name
-            out.append(_storage_mount(instance, source, pv, target, read_only, m.sub_path, api_version))
+            mount = (target, read_only, m.sub_path)
+            out.append(_storage_mount(instance, source, pv, mount, api_version, volume_path))
             continue
         if m.volume not in memory:
             out.append(docker.types.Mount(target, source, type="bind", read_only=read_only))
@@ -202,3 +218,13 @@ def delete_storage_volume(api: Any, instance: str, pv: Mapping[str, Any]) -> Non
         return
     except docker.errors.APIError as exc:
         raise RuntimeError_(f"cannot remove Docker volume {handle} (retried later): {exc.explanation or exc}") from None
+
+
+def volume_mountpoint(api: Any, name: str) -> str:
+    """Blocking: where the engine keeps a volume's data on this host. Raises VolumeError-like
+    ConfigError when the volume does not exist (the container waits)."""
+    try:
+        info = api.inspect_volume(name)
+    except docker.errors.NotFound:
+        raise ConfigError(f'docker volume "{name}" not found', "ContainerCreating") from None
+    return str(info.get("Mountpoint") or "")

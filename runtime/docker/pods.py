@@ -45,7 +45,7 @@ from .common import (
     split_ref,
 )
 from .engine import DockerEngine
-from .mounts import container_mounts
+from .mounts import container_mounts, volume_mountpoint
 
 log = structlog.get_logger("runtime.docker")
 
@@ -313,6 +313,7 @@ class DockerPods(DockerEngine):
             self.allow_host_paths,
             objects=self.config_objects,
             api_version=str(self._version.get("ApiVersion") or ""),
+            volume_path=lambda name: volume_mountpoint(api, name),
         )
         command, args = container_argv(c.spec, env)
         res = c.spec.get("resources") or {}
