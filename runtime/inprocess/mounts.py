@@ -48,7 +48,7 @@ from typing import Any
 
 import structlog
 
-from .. import volumes
+from .. import storage, volumes
 from ..kernel import ConfigError, container_env
 from ..kernel.env import CONFIG_ERROR, implicit_env
 from ..kernel.volumes import CONTAINER_CREATING, HostPathTypeError, pod_has_mounts, volume_sources
@@ -244,6 +244,16 @@ class MountSupervisor(SandboxSupervisor):
                 reason = c.state.get("waiting", {}).get("reason")
                 if reason == CONFIG_ERROR or (c.awaiting_sandbox and p.volume_error is not None):
                     self._launch(p, c)
+
+    # -- the built-in provisioner's folders (Runtime.provision_volume / delete_volume) --------------
+
+    async def provision_volume(self, pv_name: str, claim: Mapping[str, Any]) -> dict[str, Any]:
+        """The folder ``{state_dir}/storage/{pv_name}`` (runtime/storage.py); its hostPath fragment."""
+        return await storage.provision(self.state_dir, pv_name)
+
+    async def delete_volume(self, pv: Mapping[str, Any]) -> None:
+        """Removes the PV's folder if it lies under ``{state_dir}/storage``; refuses any other source."""
+        await storage.delete(self.state_dir, pv)
 
     # -- the end -------------------------------------------------------------------------------------
 

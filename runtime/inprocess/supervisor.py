@@ -47,7 +47,6 @@ from typing import Any
 
 import structlog
 
-from .. import storage
 from ..base import ExecResult, OnChange, Pod, PodStatus, Runtime, RuntimeError_
 from ..kernel import container_status, pod_conditions, pod_phase, pod_status, rfc3339
 from ..net import bridge as br
@@ -140,14 +139,6 @@ class InProcessRuntime(Adopter, Runtime):
         if self._loop is None or self._closed:
             return
         self._config_changed(old, self.config_objects)
-
-    async def provision_volume(self, pv_name: str, claim: Mapping[str, Any]) -> dict[str, Any]:
-        """The folder ``{state_dir}/storage/{pv_name}`` (runtime/storage.py); its hostPath fragment."""
-        return await storage.provision(self.state_dir, pv_name)
-
-    async def delete_volume(self, pv: Mapping[str, Any]) -> None:
-        """Removes the PV's folder if it lies under ``{state_dir}/storage``; refuses any other source."""
-        await storage.delete(self.state_dir, pv)
 
     async def expose_service_ip(self, ip: str) -> None:
         """Host mode: nothing to do (Linux routes all of 127.0.0.0/8 to the loopback device, so a
