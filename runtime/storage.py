@@ -10,6 +10,9 @@ nobody's but the PersistentVolume's: deleting a pod, stopping gitship cleanly, a
 restart or an upgrade leave it; only ``remove_folder`` (reclaimPolicy Delete) removes it, and
 only a folder under the storage dir.
 
+The claim's requested capacity is recorded in the PersistentVolume, not enforced: the folder
+grows as long as the filesystem under the state dir has room (k3s' local-path does the same).
+
 A PersistentVolume whose hostPath (or local path) lies under the storage dir needs no
 ``--allow-host-path`` (the runtime made it); ``trusted`` says whether a resolved path does.
 """
