@@ -298,7 +298,7 @@ def host_mounts(
     directory (the kubelet does); one that leads out of its volume through a symlink is refused
     (ConfigError)."""
     uid = str((pod.get("metadata") or {}).get("uid", ""))
-    claims = claim_plans(pod, objects) if any(volume_kind(v) == "persistentVolumeClaim" for v in _volumes(pod)) else {}
+    claims = claim_plans(pod, objects)
     hosts = _host_path_roots(state_dir, pod, allow_host_paths, claims)
     out = []
     for m in container_mounts(pod, container, env):
@@ -319,10 +319,6 @@ def host_mounts(
                 source = os.path.realpath(source)
         out.append((source, m.mount_path, read_only, m))
     return out
-
-
-def _volumes(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return list((pod.get("spec") or {}).get("volumes") or [])
 
 
 def remove_pod(state_dir: str, uid: str) -> None:

@@ -67,11 +67,9 @@ import docker  # type: ignore[import-untyped]
 import docker.errors  # type: ignore[import-untyped]
 import structlog
 
-from runtime import volumes
+from runtime import storage, volumes
 from runtime.base import ExecResult, OnChange, Pod, PodStatus, Runtime, RuntimeError_
 from runtime.kernel.volumes import volume_sources
-
-from runtime import storage
 
 from .common import engine_down
 from .mounts import delete_storage_volume, provision_storage_volume

@@ -230,10 +230,11 @@ class MountSupervisor(SandboxSupervisor):
             if c.awaiting_sandbox:
                 self._wait(p, c, *error)
 
-    # -- ConfigMaps, Secrets, claims ------------------------------------------------------------------
+    # -- ConfigMaps, Secrets, claims ------------------------------------------------------------
 
     def _config_changed(self, old: Mapping[tuple[str, str, str], Any], new: Mapping[tuple[str, str, str], Any]) -> None:
-        """New ConfigMaps and Secrets: rewrite the volumes that read changed ones, retry the waiting."""
+        """New objects: rewrite the volumes that read changed ConfigMaps and Secrets, retry the waiting
+        (a missing object, an unbound claim)."""
         changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
         for p in list(self._pods.values()):
             if not self._alive(p):
