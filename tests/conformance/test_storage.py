@@ -10,7 +10,9 @@ the others run on every runtime as the conformance harness builds it.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 
 from runtime.base import CSI_DRIVER, Runtime, RuntimeError_
+from tests.conformance.crashchild import MARK
 from tests.conformance.conftest import DockerHarness, Harness, cstatus, run, sh, wait_for, waiting_reason
 from tests.conformance.test_config import MOUNTING, QUIET, poll, running, sh_out
 
@@ -319,5 +322,60 @@ def test_a_volume_outside_the_storage_dir_obeys_allow_host_path(mounting: Harnes
             finally:
                 await rt.close(stop_pods=True)
         assert (host / "static" / "seed").is_file()  # the pod went, the data stays
+
+    run(main())
+
+
+def test_data_survives_a_kill_9_of_the_runtime(mounting: Harness) -> None:
+    """A runtime in another process runs a pod that writes to its claim and is killed -9; a new
+    instance adopts the pod, which still sees its data, and a new pod after it too."""
+    mnt = str(mounting.tmp_path / "data")
+
+    async def provision() -> dict[str, Any]:
+        rt, _ = await mounting.open()
+        try:
+            return await rt.provision_volume("pvc-crash", claim("data", None))
+        finally:
+            await rt.close(stop_pods=False)
+
+    fragment = run(provision())
+    objs = bound("data", "pvc-crash", fragment)
+    pod = claim_pod(mounting, "crashy", f"echo before > {mnt}/f; ", mnt)
+    probe = {"exec": {"command": ["busybox", "test", "-f", f"{mnt}/f"]}, "periodSeconds": 1}
+    pod["spec"]["containers"][0]["readinessProbe"] = probe
+    uid = pod["metadata"]["uid"]
+    child = mounting.crash_child(pod, objects=list(objs.values()))
+    try:
+        assert child.stdout is not None
+        line = ""
+        for line in child.stdout:
+            if line.startswith(MARK):
+                break
+        assert line.startswith(MARK), f"the runtime process exited {child.wait()} before the pod was ready"
+        assert "error" not in json.loads(line.removeprefix(MARK)), line
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+
+    async def main() -> None:
+        rt = mounting.new()
+        rt.set_config_objects(objs)  # as the daemon has them at start
+        try:
+            assert uid in await rt.start(lambda uid: None)
+            await wait_for(lambda: running(rt, uid), 60, what="the adopted pod running")
+            assert await sh_out(rt, uid, "main", f"busybox cat {mnt}/f") == "before\n"
+            await rt.delete_pod(uid, grace_seconds=1)
+            after = claim_pod(mounting, "after", "", mnt)
+            await rt.create_pod(after)
+            auid = after["metadata"]["uid"]
+            await wait_for(lambda: running(rt, auid), 60, what="the new pod running")
+            assert await sh_out(rt, auid, "main", f"busybox cat {mnt}/f") == "before\n"
+        finally:
+            await rt.close(stop_pods=True)
 
     run(main())
