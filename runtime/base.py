@@ -35,6 +35,14 @@ Conventions shared by all runtimes:
   state dir adopts the pods that still run (``start`` returns their uids with
   the pod dict they were created from) instead of starting doubles; it checks
   identity (not only a pid).
+* Storage: for the built-in ``local-path`` StorageClass (``PROVISIONER``) the reconciler asks
+  ``provision_volume(pv_name, claim)`` for a PersistentVolume's backing store and puts the
+  answer into the PV's spec: in-process ``{"hostPath": {"path": "<state dir>/storage/<pv_name>",
+  "type": "DirectoryOrCreate"}}`` (runtime/storage.py), Docker ``{"csi": {"driver": CSI_DRIVER,
+  "volumeHandle": "gitship-<instance>-<pv_name>"}}`` (a Docker named volume labelled as
+  gitship's). The data outlives every pod, a clean stop, a ``kill -9``, a restart and an
+  upgrade; only ``delete_volume`` (reclaimPolicy Delete) removes it, and only a store the
+  runtime made (a Docker volume still in use: RuntimeError_, the reconciler retries).
 * What Kubernetes defines (phase, conditions, env, argv, back-off, probe
   thresholds, pull policy) is decided by the pod kernel (runtime/kernel), the
   same for every runtime; a runtime does the mechanics.
@@ -49,13 +57,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .kernel.volumes import CSI_DRIVER, PROVISIONER
-
-__all__ = ["CSI_DRIVER", "PROVISIONER", "ExecResult", "OnChange", "Pod", "PodStatus", "Runtime", "RuntimeError_"]
+from .kernel.volumes import CSI_DRIVER as CSI_DRIVER  # re-exported: the csi driver of the Docker runtime's volumes
 
 Pod = dict[str, Any]
 PodStatus = dict[str, Any]
 OnChange = Callable[[str], None]
+
+PROVISIONER = "gitship.io/local-path"
+"""The ``provisioner`` of the built-in ``local-path`` StorageClass: volumes the runtime makes itself."""
 
 
 class RuntimeError_(Exception):
@@ -155,25 +164,16 @@ class Runtime(abc.ABC):
 
     @abc.abstractmethod
     async def provision_volume(self, pv_name: str, claim: Mapping[str, Any]) -> dict[str, Any]:
-        """Make the backing store of PersistentVolume ``pv_name``, which the built-in ``local-path``
-        provisioner (PROVISIONER) makes for ``claim`` (the PersistentVolumeClaim object).
-
-        Idempotent: a second call with the same ``pv_name`` returns the same answer and keeps the
-        data. Returns the PV's volume-source fragment, put into the PV's spec as is: in-process
-        ``{"hostPath": {"path": "<state dir>/storage/<pv_name>", "type": "DirectoryOrCreate"}}``,
-        Docker ``{"csi": {"driver": CSI_DRIVER, "volumeHandle": "<docker volume name>"}}`` (a
-        Docker named volume labelled as gitship's). The data outlives every pod, a stop, a crash,
-        a restart and an upgrade of gitship. Raises RuntimeError_ with a message on failure (the
-        reconciler records ProvisioningFailed and retries on a later pass).
-        """
+        """Make (idempotently: a second call with the same ``pv_name`` returns the same answer and
+        keeps the data) the backing store of the PersistentVolume ``pv_name`` the built-in
+        ``local-path`` provisioner makes for ``claim`` (the PVC object). Returns the PV's
+        volume-source fragment, which the reconciler puts into the PV's spec as is. Raises
+        RuntimeError_ on failure."""
 
     @abc.abstractmethod
     async def delete_volume(self, pv: Mapping[str, Any]) -> None:
-        """Remove the backing store of a PersistentVolume this runtime provisioned (reclaimPolicy
-        Delete). Idempotent (already gone is fine). Raises RuntimeError_ for a PV whose source the
-        runtime did not provision itself (a hostPath outside its storage dir, another csi driver),
-        and while the store cannot be removed yet (a Docker volume still in use: retry later).
-        """
+        """Remove the backing store of a PV this runtime provisioned (reclaimPolicy Delete):
+        idempotent (already gone is fine); RuntimeError_ for a PV it did not provision itself."""
 
     @abc.abstractmethod
     async def exec(self, uid: str, container: str, argv: list[str], timeout: float = 30.0) -> ExecResult:

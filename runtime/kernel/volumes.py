@@ -47,9 +47,8 @@ CONTAINER_CREATING = "ContainerCreating"
 DEFAULT_MODE = 0o644
 PROJECTED_KINDS = ("configMap", "secret", "downwardAPI", "projected")
 SUPPORTED_KINDS = (*PROJECTED_KINDS, "emptyDir", "hostPath", "persistentVolumeClaim")
-# the built-in StorageClass's provisioner (its ``provisioner`` value; runtime/base.py re-exports it) and
-# the csi driver name of the PersistentVolumes it makes on Docker (a Docker named volume each)
-PROVISIONER = "gitship.io/local-path"
+# the csi driver name of the PersistentVolumes the built-in local-path provisioner makes on Docker
+# (a Docker named volume each; runtime/base.py re-exports it beside PROVISIONER)
 CSI_DRIVER = "local-path.gitship.io"
 # hostPath ``type``: what must be at the path (k8s.io/api/core/v1 HostPathType)
 HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice")

@@ -12,7 +12,6 @@ from runtime import storage, volumes
 from runtime.kernel import ConfigError
 from runtime.kernel.volumes import (
     CSI_DRIVER,
-    PROVISIONER,
     VolumeError,
     claim_plan,
     pv_path,
@@ -48,7 +47,7 @@ def plan(objects: Any, read_only: bool = False, ns: str = "default") -> Any:
 def test_the_contract_constants() -> None:
     from runtime import base
 
-    assert base.PROVISIONER == PROVISIONER == "gitship.io/local-path"
+    assert base.PROVISIONER == "gitship.io/local-path"
     assert base.CSI_DRIVER == CSI_DRIVER == "local-path.gitship.io"
 
 
