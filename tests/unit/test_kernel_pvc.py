@@ -250,3 +250,56 @@ def test_docker_storage_mounts_carry_the_instance_prefix(tmp_path: Any) -> None:
         volume_path=lambda _n: str(root),
     )  # fmt: skip
     assert (m["Type"], m["Source"]) == ("bind", str(root / "db")) and (root / "db").is_dir()
+
+
+class FakeVolumesAPI:
+    """The few Docker API calls of the storage volumes, over a dict {name: labels}."""
+
+    def __init__(self, volumes: dict[str, dict[str, str]], in_use: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.volumes, self.in_use = volumes, set(in_use)
+
+    def create_volume(self, name: str, driver: str, labels: dict[str, str]) -> dict[str, Any]:
+        self.volumes.setdefault(name, labels)  # the engine keeps an existing volume as it is
+        return {"Name": name, "Labels": self.volumes[name]}
+
+    def inspect_volume(self, name: str) -> dict[str, Any]:
+        import docker.errors
+
+        if name not in self.volumes:
+            raise docker.errors.NotFound("no such volume")
+        return {"Name": name, "Labels": self.volumes[name], "Mountpoint": f"/var/lib/docker/volumes/{name}/_data"}
+
+    def remove_volume(self, name: str) -> None:
+        import docker.errors
+
+        if name in self.in_use:
+            raise docker.errors.APIError("volume is in use")
+        self.volumes.pop(name, None)
+
+
+def test_docker_storage_volumes_are_this_instances_only() -> None:
+    from runtime.base import RuntimeError_
+    from runtime.docker import mounts
+
+    api = FakeVolumesAPI({"gitship-abc-taken": {"owner": "someone else"}})
+    frag = mounts.provision_storage_volume(api, "abc", "pv-1", pvc())
+    assert frag == {"csi": {"driver": CSI_DRIVER, "volumeHandle": "gitship-abc-pv-1"}}
+    assert api.volumes["gitship-abc-pv-1"] == {
+        "gitship.instance": "abc",
+        "gitship.storage.pv": "pv-1",
+        "gitship.storage.claim": "default/data",
+    }
+    assert mounts.provision_storage_volume(api, "abc", "pv-1", pvc()) == frag  # idempotent
+    with pytest.raises(RuntimeError_, match="not this gitship's"):
+        mounts.provision_storage_volume(api, "abc", "taken", pvc())
+    with pytest.raises(RuntimeError_, match="not this gitship's"):  # another instance's volume
+        mounts.delete_storage_volume(api, "other", pv("pv-1", frag))
+    with pytest.raises(RuntimeError_, match="not one this runtime provisioned"):
+        mounts.delete_storage_volume(api, "abc", pv("pv-1", {"csi": {"driver": "x", "volumeHandle": "v"}}))
+    api.in_use.add("gitship-abc-pv-1")
+    with pytest.raises(RuntimeError_, match="retried later"):
+        mounts.delete_storage_volume(api, "abc", pv("pv-1", frag))
+    api.in_use.clear()
+    mounts.delete_storage_volume(api, "abc", pv("pv-1", frag))
+    assert "gitship-abc-pv-1" not in api.volumes
+    mounts.delete_storage_volume(api, "abc", pv("pv-1", frag))  # gone already: fine
