@@ -11,8 +11,8 @@ question whose answer Kubernetes defines:
   ``secretKeyRef`` from the live ConfigMaps and Secrets, the Service variables merged in
   front) and its argv (``command``/``args``);
 * ``volumes`` what each of a pod's volumes holds (configMap, secret, downwardAPI, projected
-  as {path: (bytes, mode)}; emptyDir; hostPath; a persistentVolumeClaim's PersistentVolume)
-  and a container's mounts (subPath, subPathExpr, readOnly); runtime/volumes.py writes them;
+  as {path: (bytes, mode)}; emptyDir) and a container's mounts (subPath, subPathExpr,
+  readOnly); runtime/volumes.py writes them;
 * ``backoff`` the crash (and image pull) back-off: 10 s doubling to 300 s, reset after a
   container ran for twice the cap;
 * ``probe``   the probe defaults, schedule and the one probe state machine (thresholds);
