@@ -35,6 +35,14 @@ Conventions shared by all runtimes:
   state dir adopts the pods that still run (``start`` returns their uids with
   the pod dict they were created from) instead of starting doubles; it checks
   identity (not only a pid).
+* Storage: for the built-in ``local-path`` StorageClass (``PROVISIONER``) the reconciler asks
+  ``provision_volume(pv_name, claim)`` for a PersistentVolume's backing store and puts the
+  answer into the PV's spec: in-process ``{"hostPath": {"path": "<state dir>/storage/<pv_name>",
+  "type": "DirectoryOrCreate"}}`` (runtime/storage.py), Docker ``{"csi": {"driver": CSI_DRIVER,
+  "volumeHandle": "gitship-<instance>-<pv_name>"}}`` (a Docker named volume labelled as
+  gitship's). The data outlives every pod, a clean stop, a ``kill -9``, a restart and an
+  upgrade; only ``delete_volume`` (reclaimPolicy Delete) removes it, and only a store the
+  runtime made (a Docker volume still in use: RuntimeError_, the reconciler retries).
 * What Kubernetes defines (phase, conditions, env, argv, back-off, probe
   thresholds, pull policy) is decided by the pod kernel (runtime/kernel), the
   same for every runtime; a runtime does the mechanics.
@@ -49,9 +57,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .kernel.volumes import CSI_DRIVER as CSI_DRIVER  # re-exported: the csi driver of the Docker runtime's volumes
+
 Pod = dict[str, Any]
 PodStatus = dict[str, Any]
 OnChange = Callable[[str], None]
+
+PROVISIONER = "gitship.io/local-path"
+"""The ``provisioner`` of the built-in ``local-path`` StorageClass: volumes the runtime makes itself."""
 
 
 class RuntimeError_(Exception):
@@ -130,10 +143,17 @@ class Runtime(abc.ABC):
 
     @abc.abstractmethod
     def set_config_objects(self, objects: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> None:
-        """Every live ConfigMap and Secret, keyed (kind, namespace, name): the whole set each time.
+        """Every live ConfigMap, Secret, PersistentVolumeClaim and PersistentVolume, keyed (kind,
+        namespace, name) (a PersistentVolume is cluster-scoped: namespace ""): the whole set each time.
 
         Objects are Kubernetes-shaped dicts (a ConfigMap's ``data`` and ``binaryData``, a Secret's
-        base64 ``data`` with ``stringData`` merged in). The runtime keeps them and: resolves a
+        base64 ``data`` with ``stringData`` merged in). A pod's ``persistentVolumeClaim`` volume is
+        resolved from them: the claim -> its ``spec.volumeName`` -> that PersistentVolume -> its
+        source (hostPath or local; a path under the runtime's own storage dir needs no
+        ``--allow-host-path``, any other obeys it; on Docker also the built-in provisioner's csi
+        volume). A missing or unbound claim or a missing PersistentVolume leaves the pod's
+        containers waiting (ContainerCreating, FailedMount message) until the objects arrive.
+        The runtime keeps them and: resolves a
         container's ``envFrom`` / ``configMapKeyRef`` / ``secretKeyRef`` when the container starts
         (env keeps its start value, as in Kubernetes); projects configMap, secret and projected
         volumes when a pod starts; rewrites the mounted files of running pods whose sources
@@ -141,6 +161,19 @@ class Runtime(abc.ABC):
         and retries at once the containers waiting for an object that was missing
         (CreateContainerConfigError, or ContainerCreating with a FailedMount message).
         """
+
+    @abc.abstractmethod
+    async def provision_volume(self, pv_name: str, claim: Mapping[str, Any]) -> dict[str, Any]:
+        """Make (idempotently: a second call with the same ``pv_name`` returns the same answer and
+        keeps the data) the backing store of the PersistentVolume ``pv_name`` the built-in
+        ``local-path`` provisioner makes for ``claim`` (the PVC object). Returns the PV's
+        volume-source fragment, which the reconciler puts into the PV's spec as is. Raises
+        RuntimeError_ on failure."""
+
+    @abc.abstractmethod
+    async def delete_volume(self, pv: Mapping[str, Any]) -> None:
+        """Remove the backing store of a PV this runtime provisioned (reclaimPolicy Delete):
+        idempotent (already gone is fine); RuntimeError_ for a PV it did not provision itself."""
 
     @abc.abstractmethod
     async def exec(self, uid: str, container: str, argv: list[str], timeout: float = 30.0) -> ExecResult:

@@ -24,6 +24,13 @@ CreateContainerConfigError), its ``type`` checked or created (DirectoryOrCreate,
 and the resolved path is what the runtime binds. It is never removed with the pod. A subPath of
 any volume must stay inside the volume once its symlinks are resolved.
 
+A ``persistentVolumeClaim`` volume is not written either: it is its PersistentVolume's folder,
+bound as a hostPath is. A folder under the runtime's storage dir (runtime/storage.py, where the
+built-in provisioner makes them) needs no ``--allow-host-path``; any other path of a
+PersistentVolume obeys it, as a pod's own hostPath does (the repository writes PersistentVolumes
+too). The data outlives the pod. A Docker volume of the provisioner (a "csi" plan) is for the
+Docker runtime alone (``prepare_pod(..., docker_volumes=True)``).
+
 Secrets are written to disk under the state dir (Kubernetes keeps them on a tmpfs): the
 ``volumes`` directory is readable by its owner only, and each file has its volume's mode.
 """
@@ -44,8 +51,9 @@ import structlog
 
 from .kernel import ConfigError
 from .kernel.env import ConfigObjects
-from .kernel.volumes import Files, HostPathTypeError, Mount, VolumePlan, container_mounts, host_path_action
-from .kernel.volumes import host_path_allowed, under_prefix, volume_plan, volume_kind
+from .kernel.volumes import CSI_DRIVER, Files, HostPathTypeError, Mount, VolumeError, VolumePlan, container_mounts
+from .kernel.volumes import host_path_action, host_path_allowed, under_prefix, volume_kind, volume_plan
+from .storage import trusted
 
 _log = structlog.get_logger("runtime.volumes")
 
@@ -143,19 +151,22 @@ def _file_type(path: str) -> str | None:
     return "other"
 
 
-def host_path_source(plan: VolumePlan, allow_host_paths: Sequence[str]) -> str:
-    """The hostPath volume's path with its symlinks resolved, if an allowed prefix holds it.
+def host_path_source(plan: VolumePlan, allow_host_paths: Sequence[str], state_dir: str = "") -> str:
+    """The hostPath volume's path with its symlinks resolved, if an allowed prefix holds it (or, for
+    a PersistentVolume's path, the runtime's storage dir under ``state_dir``).
 
     Raises ConfigError (CreateContainerConfigError) otherwise."""
     resolved = os.path.realpath(plan.host_path)
+    if plan.claim and state_dir and trusted(state_dir, resolved):
+        return resolved
     host_path_allowed(plan.name, plan.host_path, resolved, resolve_prefixes(allow_host_paths))
     return resolved
 
 
-def setup_host_path(plan: VolumePlan, allow_host_paths: Sequence[str]) -> str:
+def setup_host_path(plan: VolumePlan, allow_host_paths: Sequence[str], state_dir: str = "") -> str:
     """Check (or create, for DirectoryOrCreate / FileOrCreate) what the hostPath ``type`` asks for;
     the resolved path. Raises ConfigError when not allowed, HostPathTypeError when the check fails."""
-    source = host_path_source(plan, allow_host_paths)
+    source = host_path_source(plan, allow_host_paths, state_dir)
     action = host_path_action(plan.name, plan.host_path, plan.host_type, _file_type(source))
     try:
         if action == "mkdir":
@@ -176,11 +187,15 @@ def prepare_pod(
     objects: ConfigObjects | None,
     node_name: str = "",
     allow_host_paths: Sequence[str] = (),
+    *,
+    docker_volumes: bool = True,
 ) -> dict[str, VolumePlan]:
-    """Write every volume of the pod under its directory (hostPath: check it). {volume name: its plan}.
+    """Write every volume of the pod under its directory (hostPath, a claim's folder: check it).
+    {volume name: its plan}.
 
-    Raises VolumeError (a ConfigError, reason ContainerCreating) when a source is missing or a
-    hostPath type check fails, ConfigError (CreateContainerConfigError) for a hostPath outside
+    Raises VolumeError (a ConfigError, reason ContainerCreating) when a source is missing (a
+    ConfigMap, an unbound claim ...), a hostPath type check fails, or a claim is a Docker volume
+    and not ``docker_volumes``; ConfigError (CreateContainerConfigError) for a hostPath outside
     ``allow_host_paths``."""
     uid = str((pod.get("metadata") or {}).get("uid", ""))
     plans = {
@@ -191,10 +206,16 @@ def prepare_pod(
     os.makedirs(pod_dir(state_dir, uid), mode=0o755, exist_ok=True)
     for plan in plans.values():
         if plan.kind == "hostPath":
-            setup_host_path(plan, allow_host_paths)
+            setup_host_path(plan, allow_host_paths, state_dir)
+        elif plan.kind == "csi" and not docker_volumes:
+            raise VolumeError(
+                plan.name,
+                f'persistentvolume "{plan.pv_name}" is a Docker volume (csi driver {CSI_DRIVER}):'
+                " this runtime cannot mount it",
+            )
     for name, plan in plans.items():
         path = volume_dir(state_dir, uid, name)
-        if plan.kind == "hostPath":
+        if plan.kind in ("hostPath", "csi"):
             continue
         if plan.kind == "files":
             write_atomic(path, plan.files)
@@ -237,12 +258,26 @@ async def refresh_pod(
         _log.info("volumes_updated", uid=md.get("uid"), pod=md.get("name"), volumes=names)
 
 
-def _host_path_roots(pod: Mapping[str, Any], allow_host_paths: Sequence[str]) -> dict[str, str]:
-    """{hostPath volume name: its resolved, allowed path}. Raises ConfigError."""
+def claim_plans(pod: Mapping[str, Any], objects: ConfigObjects | None) -> dict[str, VolumePlan]:
+    """{persistentVolumeClaim volume name: its plan}. Raises VolumeError (unbound claim ...)."""
+    return {
+        str(v.get("name")): volume_plan(pod, v, objects)
+        for v in (pod.get("spec") or {}).get("volumes") or []
+        if volume_kind(v) == "persistentVolumeClaim"
+    }
+
+
+def _host_path_roots(
+    state_dir: str, pod: Mapping[str, Any], allow_host_paths: Sequence[str], claims: Mapping[str, VolumePlan]
+) -> dict[str, str]:
+    """{hostPath volume or claim name: its resolved, allowed path}. Raises ConfigError."""
     out = {}
     for v in (pod.get("spec") or {}).get("volumes") or []:
         if volume_kind(v) == "hostPath":
             out[str(v.get("name"))] = host_path_source(volume_plan(pod, v, None), allow_host_paths)
+    for name, plan in claims.items():
+        if plan.kind == "hostPath":
+            out[name] = host_path_source(plan, allow_host_paths, state_dir)
     return out
 
 
@@ -252,16 +287,26 @@ def host_mounts(
     container: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
     allow_host_paths: Sequence[str] = (),
+    objects: ConfigObjects | None = None,
 ) -> list[tuple[str, str, bool, Mount]]:
     """The container's mounts as (host source, path in the container, read-only, the mount).
 
     A hostPath volume's source is its resolved host path (checked against ``allow_host_paths``
-    again). A subPath of a volume that does not exist yet is made as a directory (the kubelet
-    does); one that leads out of its volume through a symlink is refused (ConfigError)."""
+    again), a claim's its PersistentVolume's folder (from ``objects``; read-only where the claim
+    volume is). A claim that is a Docker volume ("csi") gives its volume name as the source, and
+    its subPath is left to the caller. A subPath of a volume that does not exist yet is made as a
+    directory (the kubelet does); one that leads out of its volume through a symlink is refused
+    (ConfigError)."""
     uid = str((pod.get("metadata") or {}).get("uid", ""))
-    hosts = _host_path_roots(pod, allow_host_paths)
+    claims = claim_plans(pod, objects)
+    hosts = _host_path_roots(state_dir, pod, allow_host_paths, claims)
     out = []
     for m in container_mounts(pod, container, env):
+        plan = claims.get(m.volume)
+        read_only = m.read_only or (plan is not None and plan.read_only)
+        if plan is not None and plan.kind == "csi":
+            out.append((plan.volume_handle, m.mount_path, read_only, m))
+            continue
         root = hosts.get(m.volume) or volume_dir(state_dir, uid, m.volume)
         source = root
         if m.sub_path:
@@ -272,7 +317,7 @@ def host_mounts(
                 os.makedirs(source, mode=0o755 if m.volume in hosts else 0o777, exist_ok=True)
             if m.volume in hosts:
                 source = os.path.realpath(source)
-        out.append((source, m.mount_path, m.read_only, m))
+        out.append((source, m.mount_path, read_only, m))
     return out
 
 

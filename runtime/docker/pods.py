@@ -45,7 +45,7 @@ from .common import (
     split_ref,
 )
 from .engine import DockerEngine
-from .mounts import container_mounts
+from .mounts import container_mounts, volume_mountpoint
 
 log = structlog.get_logger("runtime.docker")
 
@@ -304,7 +304,17 @@ class DockerPods(DockerEngine):
         env = self._env(p, c)
         if p.pod.get("spec", {}).get("volumes"):  # every volume of the pod, before any container
             volumes.prepare_pod(self.state_dir, p.pod, self.config_objects, self.node_name, self.allow_host_paths)
-        mounts = container_mounts(self.state_dir, self.instance, p.pod, c.spec, env, self.allow_host_paths)
+        mounts = container_mounts(
+            self.state_dir,
+            self.instance,
+            p.pod,
+            c.spec,
+            env,
+            self.allow_host_paths,
+            objects=self.config_objects,
+            api_version=str(self._version.get("ApiVersion") or ""),
+            volume_path=lambda name: volume_mountpoint(api, name),
+        )
         command, args = container_argv(c.spec, env)
         res = c.spec.get("resources") or {}
         limits, requests_ = res.get("limits") or {}, res.get("requests") or {}

@@ -46,6 +46,11 @@ default route to the bridge gateway, i.e. to the host, which owns the address. T
 no engine (the DNS address is exposed before the engine answers) and survives the network
 being recreated. ``close(stop_pods=True)`` removes the addresses again.
 
+Storage (mounts.py): the built-in ``local-path`` provisioner's PersistentVolumes are Docker
+named volumes ``gitship-{instance}-{pv}`` labelled as this instance's; ``provision_volume``
+makes one, ``delete_volume`` removes it (reclaimPolicy Delete; refused while a container uses
+it: the reconciler retries). Neither a deleted pod nor ``close(stop_pods=True)`` removes them.
+
 Logs: Docker keeps them (json-file); ``log_path`` returns None. Use
 ``await runtime.logs(uid, container, tail=None, previous=False) -> bytes`` or
 ``async for chunk in runtime.read_logs(uid, container, follow=True)``.
@@ -62,11 +67,12 @@ import docker  # type: ignore[import-untyped]
 import docker.errors  # type: ignore[import-untyped]
 import structlog
 
-from runtime import volumes
+from runtime import storage, volumes
 from runtime.base import ExecResult, OnChange, Pod, PodStatus, Runtime, RuntimeError_
 from runtime.kernel.volumes import volume_sources
 
 from .common import engine_down
+from .mounts import delete_storage_volume, provision_storage_volume
 from .supervision import DockerSupervision
 
 log = structlog.get_logger("runtime.docker")
@@ -143,9 +149,10 @@ class DockerRuntime(DockerSupervision, Runtime):
         """Nothing to do: images are real on Docker, gitship.yaml ``images:`` is for the in-process runtime."""
 
     def set_config_objects(self, objects: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> None:
-        """Every live ConfigMap and Secret: env of containers created from now on, the volumes of
-        running pods that read a changed one rewritten in place (runtime/volumes.py), containers
-        waiting for a missing one retried at once."""
+        """Every live ConfigMap, Secret, PersistentVolumeClaim and PersistentVolume: env of
+        containers created from now on, the volumes of running pods that read a changed one
+        rewritten in place (runtime/volumes.py), containers waiting for a missing one (or an
+        unbound claim) retried at once."""
         old, self.config_objects = self.config_objects, dict(objects)
         if self._loop is None or self._closed:
             return
@@ -153,7 +160,7 @@ class DockerRuntime(DockerSupervision, Runtime):
         for p in list(self._pods.values()):
             if p.deleting:
                 continue
-            if changed & volume_sources(p.pod):
+            if changed & volume_sources(p.pod, self.config_objects):
                 self._spawn(volumes.refresh_pod(self.state_dir, p.pod, self.config_objects, self.node_name))
             waiting = [c for c in p.containers.values() if _waits_for_config(c.state)]
             for c in waiting:
@@ -161,6 +168,41 @@ class DockerRuntime(DockerSupervision, Runtime):
                 c.want_start = True
             if waiting:
                 self._kick(p)
+
+    async def provision_volume(self, pv_name: str, claim: Mapping[str, Any]) -> dict[str, Any]:
+        """A Docker named volume ``gitship-{instance}-{pv_name}`` (mounts.py); its csi fragment."""
+        try:
+            storage.check_pv_name(pv_name)
+            await self._ready_engine()
+            fragment: dict[str, Any] = await self._call(
+                provision_storage_volume, self._api, self.instance, pv_name, claim
+            )
+        except storage.StorageError as exc:
+            raise RuntimeError_(str(exc)) from None
+        except Exception as exc:
+            if not engine_down(exc):
+                raise
+            raise RuntimeError_(f"docker engine unreachable: {exc}") from None
+        log.info("volume_provisioned", pv=pv_name, volume=fragment["csi"]["volumeHandle"])
+        return fragment
+
+    async def delete_volume(self, pv: Mapping[str, Any]) -> None:
+        """The PV's Docker volume (if this instance's) or its folder under ``{state_dir}/storage``."""
+        if not await storage.delete(self.state_dir, pv, other="csi"):
+            try:
+                await self._ready_engine()
+                await self._call(delete_storage_volume, self._api, self.instance, pv)
+            except Exception as exc:
+                if not engine_down(exc):
+                    raise
+                raise RuntimeError_(f"docker engine unreachable: {exc}") from None
+        log.info("volume_deleted", pv=(pv.get("metadata") or {}).get("name"))
+
+    async def _ready_engine(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        if self._client is None:
+            await self._connect()
 
     async def exec(self, uid: str, container: str, argv: list[str], timeout: float = 30.0) -> ExecResult:
         cid = self._cid(uid, container)

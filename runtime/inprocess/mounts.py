@@ -18,7 +18,12 @@ Mounts
     empty directory (or an empty file for a file subPath), and left there. The containers of a
     pod share its mount namespace, so they all see every container's mounts (Kubernetes gives
     each container only its own); two containers mounting different volumes at one path get
-    the later one.
+    the later one. A ``persistentVolumeClaim`` volume is bound from its PersistentVolume's folder
+    (runtime/volumes.py; the built-in provisioner's are ``{state_dir}/storage/{pv}/``,
+    runtime/storage.py), subPath included, read-only where the volume or the claim says so; the
+    folder stays when the pod goes. A claim that is unbound (or whose objects have not arrived)
+    keeps the containers ``ContainerCreating`` with its message until ``set_config_objects``
+    brings them.
 
 Updates
     ``set_config_objects``: the files of running pods whose ConfigMaps or Secrets changed are
@@ -43,7 +48,7 @@ from typing import Any
 
 import structlog
 
-from .. import volumes
+from .. import storage, volumes
 from ..kernel import ConfigError, container_env
 from ..kernel.env import CONFIG_ERROR, implicit_env
 from ..kernel.volumes import CONTAINER_CREATING, HostPathTypeError, pod_has_mounts, volume_sources
@@ -160,7 +165,9 @@ class MountSupervisor(SandboxSupervisor):
                 )
             except ConfigError:
                 env = {}
-            mounts = volumes.host_mounts(self.state_dir, p.pod, c.spec, env, self.allow_host_paths)
+            mounts = volumes.host_mounts(
+                self.state_dir, p.pod, c.spec, env, self.allow_host_paths, objects=self.config_objects
+            )
             out.extend((src, dst, ro) for src, dst, ro, _m in mounts)
         return sorted(out, key=lambda b: b[1].rstrip("/").count("/"))
 
@@ -181,6 +188,7 @@ class MountSupervisor(SandboxSupervisor):
                     self.config_objects,
                     self.node_name,
                     self.allow_host_paths,
+                    docker_volumes=False,
                 )
                 plans = await asyncio.to_thread(prepare)
                 binds = self._binds(p)
@@ -222,20 +230,31 @@ class MountSupervisor(SandboxSupervisor):
             if c.awaiting_sandbox:
                 self._wait(p, c, *error)
 
-    # -- ConfigMaps and Secrets ------------------------------------------------------------------
+    # -- ConfigMaps, Secrets, claims ------------------------------------------------------------
 
     def _config_changed(self, old: Mapping[tuple[str, str, str], Any], new: Mapping[tuple[str, str, str], Any]) -> None:
-        """New ConfigMaps and Secrets: rewrite the volumes that read changed ones, retry the waiting."""
+        """New objects: rewrite the volumes that read changed ConfigMaps and Secrets, retry the waiting
+        (a missing object, an unbound claim)."""
         changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
         for p in list(self._pods.values()):
             if not self._alive(p):
                 continue
-            if p.volumes_ready and changed & volume_sources(p.pod):
+            if p.volumes_ready and changed & volume_sources(p.pod, new):
                 self._spawn(volumes.refresh_pod(self.state_dir, p.pod, self.config_objects, self.node_name))
             for c in p.containers:
                 reason = c.state.get("waiting", {}).get("reason")
                 if reason == CONFIG_ERROR or (c.awaiting_sandbox and p.volume_error is not None):
                     self._launch(p, c)
+
+    # -- the built-in provisioner's folders (Runtime.provision_volume / delete_volume) --------------
+
+    async def provision_volume(self, pv_name: str, claim: Mapping[str, Any]) -> dict[str, Any]:
+        """The folder ``{state_dir}/storage/{pv_name}`` (runtime/storage.py); its hostPath fragment."""
+        return await storage.provision(self.state_dir, pv_name)
+
+    async def delete_volume(self, pv: Mapping[str, Any]) -> None:
+        """Removes the PV's folder if it lies under ``{state_dir}/storage``; refuses any other source."""
+        await storage.delete(self.state_dir, pv)
 
     # -- the end -------------------------------------------------------------------------------------
 

@@ -13,7 +13,14 @@ pkg/volume/emptydir, and pkg/kubelet/kubelet_pods.go makeMounts (subPath, subPat
 * ``hostPath``: a path of the host (``host_path``, ``host_type``), bound as it is. The operator
   allows it (``--allow-host-path PREFIX``), never the repository: ``host_path_allowed`` decides
   on the path with its symlinks resolved (the caller resolves it), and ``host_path_action`` says
-  what the ``type`` asks for, as pkg/volume/hostpath/host_path.go checkTypeInternal does.
+  what the ``type`` asks for, as pkg/volume/hostpath/host_path.go checkTypeInternal does;
+* ``persistentVolumeClaim``: the claim (pod's namespace, ``claimName``) -> its ``spec.volumeName``
+  -> that PersistentVolume -> its source, as the kubelet's desired_state_of_world_populator.go
+  (getPVCExtractPV, getPVSpec) follows it: a ``hostPath`` or ``local`` source is a "hostPath"
+  plan (``claim`` and ``pv_name`` set: the runtime trusts a path under its own storage dir,
+  any other obeys ``--allow-host-path``), the built-in provisioner's Docker volume
+  (``csi`` of driver CSI_DRIVER) a "csi" plan (``volume_handle``). ``read_only``: the volume's
+  ``readOnly``, the csi source's, or a claim that asks only ReadOnlyMany.
 
 Another volume type is not supported yet: ``VolumeError`` says so. A missing source that is not
 ``optional`` leaves the pod's containers waiting (``ContainerCreating``) with the kubelet's
@@ -21,8 +28,9 @@ FailedMount message, ``MountVolume.SetUp failed for volume "v" : configmap "x" n
 the object exists. serviceAccountToken sources of a projected volume are skipped: gitship has no
 API server whose tokens a pod could use.
 
-Nothing here does I/O: the objects are a parameter (``objects``: every live ConfigMap and
-Secret, keyed (kind, namespace, name)).
+Nothing here does I/O: the objects are a parameter (``objects``: every live ConfigMap, Secret,
+PersistentVolumeClaim and PersistentVolume, keyed (kind, namespace, name); a PersistentVolume,
+cluster-scoped, has namespace "").
 """
 
 from __future__ import annotations
@@ -38,7 +46,10 @@ from .env import parse_quantity, resource_field_ref
 CONTAINER_CREATING = "ContainerCreating"
 DEFAULT_MODE = 0o644
 PROJECTED_KINDS = ("configMap", "secret", "downwardAPI", "projected")
-SUPPORTED_KINDS = (*PROJECTED_KINDS, "emptyDir", "hostPath")
+SUPPORTED_KINDS = (*PROJECTED_KINDS, "emptyDir", "hostPath", "persistentVolumeClaim")
+# the csi driver name of the PersistentVolumes the built-in local-path provisioner makes on Docker
+# (a Docker named volume each; runtime/base.py re-exports it beside PROVISIONER)
+CSI_DRIVER = "local-path.gitship.io"
 # hostPath ``type``: what must be at the path (k8s.io/api/core/v1 HostPathType)
 HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice")
 # a file's type as host_path_action takes it (``found``), and what the type check says when it is not
@@ -69,8 +80,11 @@ class HostPathTypeError(VolumeError):
 
 @dataclass(frozen=True)
 class VolumePlan:
-    """One volume: ``kind`` "files" (``files`` is its content), "emptyDir" (``memory``, ``size_limit``)
-    or "hostPath" (``host_path`` normalized, not resolved; ``host_type`` one of HOST_PATH_TYPES)."""
+    """One volume: ``kind`` "files" (``files`` is its content), "emptyDir" (``memory``, ``size_limit``),
+    "hostPath" (``host_path`` normalized, not resolved; ``host_type`` one of HOST_PATH_TYPES) or "csi"
+    (``volume_handle``: a Docker volume of the built-in provisioner). A persistentVolumeClaim volume
+    is "hostPath" or "csi" with ``claim`` (the claim's name) and ``pv_name`` set; ``read_only``
+    mounts it read-only wherever it is mounted."""
 
     name: str
     kind: str
@@ -80,6 +94,10 @@ class VolumePlan:
     sources: frozenset[tuple[str, str, str]] = frozenset()
     host_path: str = ""
     host_type: str = ""
+    claim: str = ""
+    pv_name: str = ""
+    volume_handle: str = ""
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,6 +226,8 @@ def volume_plan(
     facts = {"node_name": node_name}
     if kind == "hostPath":
         return _host_path_plan(name, spec)
+    if kind == "persistentVolumeClaim":
+        return claim_plan(name, spec, ns, objects)
     if kind == "emptyDir":
         limit = spec.get("sizeLimit")
         size = None
@@ -241,6 +261,108 @@ def _host_path_plan(name: str, spec: Mapping[str, Any]) -> VolumePlan:
     if host_type not in HOST_PATH_TYPES:
         raise VolumeError(name, f"{host_type} is an invalid volume type")
     return VolumePlan(name, "hostPath", host_path=posixpath.normpath(path), host_type=host_type)
+
+
+def claim_not_found(claim: str) -> str:
+    return f'persistentvolumeclaim "{claim}" not found'
+
+
+def bound_volume(claim_name: str, ns: str, objects: ConfigObjects | None) -> Mapping[str, Any]:
+    """The PersistentVolume the claim (ns, claim_name) is bound to. Raises VolumeError-ready
+    messages as ConfigError (missing, being deleted, unbound claim; missing PV, a PV bound to
+    another claim)."""
+    pvc = lookup(objects, "PersistentVolumeClaim", ns, claim_name)
+    if pvc is None:
+        raise ConfigError(claim_not_found(claim_name), CONTAINER_CREATING)
+    if (pvc.get("metadata") or {}).get("deletionTimestamp"):
+        raise ConfigError(f'persistentvolumeclaim "{claim_name}" is being deleted', CONTAINER_CREATING)
+    pv_name = str((pvc.get("spec") or {}).get("volumeName") or "")
+    phase = (pvc.get("status") or {}).get("phase")
+    if not pv_name or phase not in (None, "Bound"):
+        raise ConfigError(f'persistentvolumeclaim "{claim_name}" is not bound', CONTAINER_CREATING)
+    pv = lookup(objects, "PersistentVolume", "", pv_name)
+    if pv is None:
+        raise ConfigError(f'persistentvolume "{pv_name}" not found', CONTAINER_CREATING)
+    ref = (pv.get("spec") or {}).get("claimRef") or {}
+    uid, ref_uid = (pvc.get("metadata") or {}).get("uid"), ref.get("uid")
+    if ref and (
+        (str(ref.get("namespace") or "default"), str(ref.get("name") or "")) != (ns, claim_name)
+        or (uid and ref_uid and uid != ref_uid)
+    ):
+        other = f"{ref.get('namespace') or 'default'}/{ref.get('name')}"
+        raise ConfigError(f'persistentvolume "{pv_name}" is bound to another claim ({other})', CONTAINER_CREATING)
+    return pv
+
+
+def _pv_source_kind(pv_spec: Mapping[str, Any]) -> str:
+    """The PV's volume source: the first key of its spec that is no PersistentVolumeSpec field."""
+    fields = {
+        "accessModes", "capacity", "claimRef", "mountOptions", "nodeAffinity", "persistentVolumeReclaimPolicy",
+        "storageClassName", "volumeMode", "volumeAttributesClassName",
+    }  # fmt: skip
+    return next((k for k in pv_spec if k not in fields), "")
+
+
+def pv_path(pv: Mapping[str, Any]) -> str | None:
+    """The host path of a PersistentVolume's ``hostPath`` or ``local`` source, or None."""
+    spec = pv.get("spec") or {}
+    for kind in ("hostPath", "local"):
+        if isinstance(spec.get(kind), Mapping) and spec[kind].get("path"):
+            return str(spec[kind]["path"])
+    return None
+
+
+def pv_volume_handle(pv: Mapping[str, Any]) -> str | None:
+    """The Docker volume of a PersistentVolume the built-in provisioner made on Docker (csi of
+    driver CSI_DRIVER), or None."""
+    csi = (pv.get("spec") or {}).get("csi")
+    if isinstance(csi, Mapping) and csi.get("driver") == CSI_DRIVER and csi.get("volumeHandle"):
+        return str(csi["volumeHandle"])
+    return None
+
+
+def claim_plan(name: str, spec: Mapping[str, Any], ns: str, objects: ConfigObjects | None) -> VolumePlan:
+    """A persistentVolumeClaim volume: what its bound PersistentVolume is. Raises VolumeError (the pod
+    waits as ContainerCreating until the objects change)."""
+    claim_name = str(spec.get("claimName") or "")
+    try:
+        pv = bound_volume(claim_name, ns, objects)
+    except ConfigError as e:
+        raise VolumeError(name, e.message) from None
+    pv_name = str((pv.get("metadata") or {}).get("name") or "")
+    pv_spec = pv.get("spec") or {}
+    pvc = lookup(objects, "PersistentVolumeClaim", ns, claim_name) or {}
+    modes = list((pvc.get("spec") or {}).get("accessModes") or [])
+    read_only = bool(spec.get("readOnly")) or (bool(modes) and all(m == "ReadOnlyMany" for m in modes))
+    source = _pv_source_kind(pv_spec)
+    src = pv_spec.get(source) or {}
+    if source in ("hostPath", "local"):
+        path = str(src.get("path") or "")
+        if not path.startswith("/"):
+            raise VolumeError(name, f'persistentvolume "{pv_name}": {source} path {path!r} must be an absolute path')
+        host_type = str(src.get("type") or "") if source == "hostPath" else "Directory"
+        if host_type not in HOST_PATH_TYPES:
+            raise VolumeError(name, f"{host_type} is an invalid volume type")
+        norm = posixpath.normpath(path)
+        return VolumePlan(
+            name,
+            "hostPath",
+            host_path=norm,
+            host_type=host_type,
+            read_only=read_only,
+            claim=claim_name,
+            pv_name=pv_name,
+        )
+    if source == "csi":
+        driver = str(src.get("driver") or "")
+        if driver != CSI_DRIVER or not src.get("volumeHandle"):
+            raise VolumeError(name, f'persistentvolume "{pv_name}": csi driver "{driver}" is not supported by gitship')
+        read_only = read_only or bool(src.get("readOnly"))
+        return VolumePlan(
+            name, "csi", volume_handle=str(src["volumeHandle"]), read_only=read_only, claim=claim_name, pv_name=pv_name
+        )
+    what = f"volume source {source}" if source else "no volume source"
+    raise VolumeError(name, f'persistentvolume "{pv_name}" has {what}: gitship supports hostPath, local and its own')
 
 
 def under_prefix(path: str, prefix: str) -> bool:
@@ -288,14 +410,21 @@ def host_path_action(name: str, path: str, host_type: str, found: str | None) ->
     return None
 
 
-def volume_sources(pod: Mapping[str, Any]) -> frozenset[tuple[str, str, str]]:
-    """Every ConfigMap and Secret the pod's volumes read: {(kind, namespace, name)}."""
+def volume_sources(pod: Mapping[str, Any], objects: ConfigObjects | None = None) -> frozenset[tuple[str, str, str]]:
+    """Every object the pod's volumes read: {(kind, namespace, name)}: ConfigMaps, Secrets and
+    PersistentVolumeClaims, and (given ``objects``) the PersistentVolume each claim is bound to."""
     ns = str((pod.get("metadata") or {}).get("namespace") or "default")
     out: set[tuple[str, str, str]] = set()
     for v in (pod.get("spec") or {}).get("volumes") or []:
         kind = volume_kind(v)
         spec = v.get(kind) or {}
-        if kind == "configMap":
+        if kind == "persistentVolumeClaim":
+            claim = str(spec.get("claimName") or "")
+            out.add(("PersistentVolumeClaim", ns, claim))
+            pv = ((lookup(objects, "PersistentVolumeClaim", ns, claim) or {}).get("spec") or {}).get("volumeName")
+            if pv:
+                out.add(("PersistentVolume", "", str(pv)))
+        elif kind == "configMap":
             out.add(("ConfigMap", ns, str(spec.get("name", ""))))
         elif kind == "secret":
             out.add(("Secret", ns, str(spec.get("secretName", ""))))

@@ -201,10 +201,19 @@ class Harness:
             "spec": {"containers": containers, "restartPolicy": restart, "terminationGracePeriodSeconds": grace},
         }
 
-    def crash_child(self, pod: dict[str, Any], **kw: Any) -> subprocess.Popen[str]:
+    def crash_child(
+        self, pod: dict[str, Any], objects: list[dict[str, Any]] | None = None, **kw: Any
+    ) -> subprocess.Popen[str]:
         """A separate Python process that starts this runtime, creates ``pod`` and prints one
-        JSON line (the pod's status) once the pod is Running and ready; the test kills it -9."""
-        spec = {"harness": self.name, "stateDir": self.state_dir, "kwargs": {**self.kwargs(), **kw}, "pod": pod}
+        JSON line (the pod's status) once the pod is Running and ready; the test kills it -9.
+        ``objects`` (ConfigMaps, claims ...) are given to the runtime (set_config_objects) first."""
+        spec = {
+            "harness": self.name,
+            "stateDir": self.state_dir,
+            "kwargs": {**self.kwargs(), **kw},
+            "pod": pod,
+            "objects": objects or [],
+        }
         return subprocess.Popen(
             [sys.executable, "-m", "tests.conformance.crashchild", json.dumps(spec)],
             stdout=subprocess.PIPE,

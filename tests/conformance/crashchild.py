@@ -24,7 +24,9 @@ LIFETIME = 300.0
 
 
 async def main(spec: dict[str, Any]) -> None:
-    rt = RUNTIMES[spec["harness"]].build(spec["stateDir"], spec["kwargs"])  # type: ignore[attr-defined]
+    harness = RUNTIMES.get(spec["harness"]) or _mounting()[spec["harness"]]
+    rt = harness.build(spec["stateDir"], spec["kwargs"])  # type: ignore[attr-defined]
+    rt.set_config_objects({_key(o): o for o in spec.get("objects") or []})
     await rt.start(lambda uid: None)
     pod = spec["pod"]
     uid = pod["metadata"]["uid"]
@@ -38,6 +40,18 @@ async def main(spec: dict[str, Any]) -> None:
     print(MARK + json.dumps(st), flush=True)
     await asyncio.sleep(LIFETIME)
     os._exit(0)  # like kill -9: no close, no cleanup
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
+    md = obj["metadata"]
+    return obj["kind"], md.get("namespace") or ("" if obj["kind"] == "PersistentVolume" else "default"), md["name"]
+
+
+def _mounting() -> dict[str, Any]:
+    """The harnesses in which pods get volumes (the in-process one in sandbox mode)."""
+    from tests.conformance.test_config import MOUNTING
+
+    return dict(MOUNTING)
 
 
 if __name__ == "__main__":
