@@ -235,3 +235,22 @@ def test_qos_agrees_with_its_definition(specs: list[tuple[dict[str, str], dict[s
         for lim, req in specs
     ):
         assert qos == "Guaranteed"
+
+
+def test_api_defaults_requests_from_limits_on_pods_only() -> None:
+    """SetDefaults_Pod (reconciler/manifests/validate/defaults.py): on a Pod, not on a template."""
+    from reconciler.manifests.validate import apply_defaults
+
+    p = {"apiVersion": "v1", "kind": "Pod", **pod(ctr({"cpu": "1", "memory": "1Gi"}, {"cpu": "100m"}))}
+    p["spec"]["initContainers"] = [ctr({"memory": "8Mi"}, name="i")]
+    apply_defaults(p)
+    assert p["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "100m", "memory": "1Gi"}
+    assert p["spec"]["initContainers"][0]["resources"]["requests"] == {"memory": "8Mi"}
+    d = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d"},
+        "spec": {"template": {"spec": {"containers": [ctr({"cpu": "1"})]}}},
+    }
+    apply_defaults(d)
+    assert "requests" not in d["spec"]["template"]["spec"]["containers"][0]["resources"]
