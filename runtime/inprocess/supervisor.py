@@ -49,9 +49,11 @@ import structlog
 
 from ..base import ExecResult, OnChange, Pod, PodStatus, Runtime, RuntimeError_
 from ..kernel import container_status, pod_conditions, pod_phase, pod_status, rfc3339
+from ..kernel.resources import qos_class
 from ..net import bridge as br
 from . import procid
 from .adoption import Adopter, Todo
+from .cgroups import ContainerCgroups
 from .network import IPAllocationError, IPAllocator
 from .probes import run_exec
 from .resolve import StartError, Waiting, to_rules
@@ -107,6 +109,7 @@ class InProcessRuntime(Adopter, Runtime):
         os.makedirs(procid.pods_dir(self.state_dir), exist_ok=True)
         os.makedirs(os.path.join(self.state_dir, "logs"), exist_ok=True)
         self._ipam = IPAllocator(pod_cidr, self.state_dir, self.host_ip)
+        self.cgroups = ContainerCgroups(self.state_dir)  # resources (cgroups.py)
 
     # -- public API ----------------------------------------------------------------
 
@@ -117,6 +120,7 @@ class InProcessRuntime(Adopter, Runtime):
             "hostIP": self.host_ip,
             "pods": len(self._pods),
             **self.isolation_info(),
+            "resources": self.cgroups.info(),
         }
 
     def set_image_rules(self, rules: Sequence[Mapping[str, Any]], repo_dir: str | None) -> None:
@@ -160,6 +164,7 @@ class InProcessRuntime(Adopter, Runtime):
         self._ipam.retain_only(set(states) | set(self._pods))
         self._remove_stale_sandbox_dirs(set(states) | set(self._pods))
         self._remove_stale_volume_dirs(set(states) | set(self._pods))
+        await asyncio.to_thread(self.cgroups.start, set(states) | set(self._pods))  # resources: sweep leftovers
         adopted: dict[str, Pod] = {}
         todo: Todo = []
         for uid, st in states.items():
@@ -229,6 +234,8 @@ class InProcessRuntime(Adopter, Runtime):
             start_time=rfc3339(p.start_time),
             conditions=p.conditions,
             container_statuses=statuses,
+            qos_class=qos_class(p.pod),
+            extra_conditions=self.cgroups.conditions(p.pod, rfc3339(p.start_time)),
         )
 
     def pods(self) -> dict[str, Pod]:
@@ -287,6 +294,8 @@ class InProcessRuntime(Adopter, Runtime):
             if self.isolation == "sandbox" and not self._pods:
                 with contextlib.suppress(br.NetworkSetupError, OSError):
                     await asyncio.to_thread(br.teardown_host_network, self.bridge, self.service_cidr)
+            if not self._pods:
+                self.cgroups.close()
         self._stop_watching_sandboxes()
         self._closed = True
         for p in list(self._pods.values()):
@@ -315,6 +324,7 @@ class InProcessRuntime(Adopter, Runtime):
             self._unwatch(c)
         await self._destroy_sandbox(p)
         self._remove_volumes(p)
+        await self.cgroups.remove_pod(p.uid)
         self._ipam.release(p.uid)
         procid.remove_state(self.state_dir, p.uid)
         shutil.rmtree(self._log_dir(p.uid), ignore_errors=True)
