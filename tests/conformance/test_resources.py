@@ -60,6 +60,17 @@ def _inprocess_cgroup_dirs(pid: int) -> dict[str, str]:
     return out
 
 
+async def placed(st: dict[str, Any], container: str, uid: str) -> dict[str, str]:
+    """The in-process container's cgroup dirs, once its process is in them (it is Running from its
+    fork on and enters its cgroups at once, before it execs its command)."""
+    pid = int(cstatus(st, container)["containerID"].split("://")[1])
+    dirs: dict[str, str] = await wait_for(
+        lambda: (d := _inprocess_cgroup_dirs(pid)) and all(uid in x for x in d.values()) and d,
+        what=f"{container} in its cgroups",
+    )
+    return dirs
+
+
 def _read(path: str) -> str:
     with open(path) as f:
         return f.read().strip()
@@ -157,13 +168,9 @@ def test_limits_are_given_as_the_kubelet_computes_them(runtime: Harness) -> None
                 lambda: (s := rt.status(uid)) and all("running" in c["state"] for c in s["containerStatuses"]) and s,
                 what="both running",
             )
-            if runtime.name == "inprocess":  # the process is Running from its fork; it enters its cgroups at once
+            if runtime.name == "inprocess":
                 for c in ("app", "tiny"):
-                    pid = int(cstatus(st, c)["containerID"].split("://")[1])
-                    await wait_for(
-                        lambda pid=pid: all(uid in d for d in _inprocess_cgroup_dirs(pid).values()),
-                        what="in its cgroups",
-                    )
+                    await placed(st, c, uid)
             got = applied_limits(runtime, st, "app")
             # memory in bytes, no swap beyond it; quota = 250m of a 100000 µs period; 100m -> 102 shares
             assert got["memory"] == 64 * 2**20
@@ -216,7 +223,7 @@ def test_inprocess_cgroups_go_with_the_pod(runtime: Harness) -> None:
             st = await wait_for(
                 lambda: (s := rt.status(uid)) and "running" in cstatus(s, "app")["state"] and s, what="running"
             )
-            dirs = _inprocess_cgroup_dirs(int(cstatus(st, "app")["containerID"].split("://")[1]))
+            dirs = await placed(st, "app", uid)
             assert dirs and all(uid in d for d in dirs.values()), dirs
             assert all(os.path.isdir(d) for d in dirs.values())
             assert not rt.status(uid).get("conditions", [])[-1]["type"].startswith("gitship.io/")  # type: ignore[union-attr]
