@@ -39,9 +39,8 @@ Not enforced
 
 Cleanup
     A container's cgroup goes when its process has ended (processes it left behind are killed
-    first); a pod's tree goes when the pod is deleted; at start, trees of pods the runtime no
-    longer knows are swept (adopted pods keep theirs); ``close(stop_pods=True)`` removes the
-    parent once it is empty.
+    first); a pod's tree goes when the pod is deleted, the parent with the last pod; at start,
+    trees of pods the runtime no longer knows are swept (adopted pods keep theirs).
 """
 
 from __future__ import annotations
@@ -66,6 +65,7 @@ from ..kernel.resources import (
     cgroup_v2_files,
     container_limits,
     not_enforced_condition,
+    qos_class,
 )
 
 log = structlog.get_logger("runtime.inprocess")
@@ -223,10 +223,11 @@ class ContainerCgroups:
             out["notEnforced"] = dict(sorted(self.unavailable.items()))
         return out
 
-    def conditions(self, pod: Mapping[str, Any], since: str) -> list[dict[str, Any]]:
-        """The pod's not-enforced condition, if its limits need what is unavailable."""
+    def status_fields(self, pod: Mapping[str, Any], since: str) -> dict[str, Any]:
+        """The pod_status arguments about resources: its QoS class, and its not-enforced
+        condition if its limits need what is unavailable (``since``: the pod's start)."""
         cond = not_enforced_condition(pod, self.unavailable, since)
-        return [cond] if cond else []
+        return {"qos_class": qos_class(pod), "extra_conditions": [cond] if cond else []}
 
     # -- the parent ------------------------------------------------------------------------
 
@@ -262,12 +263,6 @@ class ContainerCgroups:
                 ) from None
             raise
 
-    def close(self) -> None:
-        """Remove the parent if nothing is left in it (pods stopped)."""
-        for parent in set(self.parents.values()):
-            with contextlib.suppress(OSError):
-                os.rmdir(parent)
-
     # -- one container ----------------------------------------------------------------------
 
     def _dirs(self, uid: str, name: str, attempt: int) -> dict[str, str]:
@@ -297,6 +292,9 @@ class ContainerCgroups:
         if self.version == 2:
             d = next(iter(dirs.values()))
             pod_dir = os.path.dirname(d)
+            if not os.path.isdir(os.path.dirname(pod_dir)):  # the parent goes with the last pod
+                os.makedirs(os.path.dirname(pod_dir))
+                self._delegate(os.path.dirname(pod_dir))
             os.makedirs(pod_dir, exist_ok=True)
             self._delegate(pod_dir)
             self._fresh(d)
@@ -346,12 +344,16 @@ class ContainerCgroups:
     # -- a pod -----------------------------------------------------------------------------
 
     async def remove_pod(self, uid: str, timeout: float = 5.0) -> bool:
-        """Remove the pod's tree, killing what is left in it; True when it is gone."""
+        """Remove the pod's tree, killing what is left in it, and the parent when it was the last
+        pod (made again by the next container that needs it); True when the pod's tree is gone."""
         if not self.parents:
             return True
         deadline = time.monotonic() + timeout
         while True:
             if await asyncio.to_thread(self._remove_tree, uid):
+                for parent in set(self.parents.values()):  # on the loop's thread, as prepare()
+                    with contextlib.suppress(OSError):
+                        os.rmdir(parent)
                 return True
             if time.monotonic() > deadline:
                 log.warning("cgroup_not_removed", uid=uid, cgroups=sorted(self.parents.values()))

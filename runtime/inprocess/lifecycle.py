@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -66,7 +67,6 @@ class ContainerSupervisor:
     image_rules: list[ImageRule]
     backoff_base: float
     backoff_max: float
-    cgroups: ContainerCgroups  # resources: each container's cgroup (cgroups.py)
 
     def __init__(self) -> None:
         self._pods: dict[str, PodState] = {}
@@ -77,6 +77,11 @@ class ContainerSupervisor:
         self.node_name = socket.gethostname()
         # every live ConfigMap and Secret (Runtime.set_config_objects): env at start, volumes
         self.config_objects: dict[tuple[str, str, str], Mapping[str, Any]] = {}
+
+    @functools.cached_property
+    def cgroups(self) -> ContainerCgroups:
+        """Resources: each container's cgroup (cgroups.py)."""
+        return ContainerCgroups(self.state_dir)
 
     # -- hooks -----------------------------------------------------------------------------
 

@@ -49,11 +49,9 @@ import structlog
 
 from ..base import ExecResult, OnChange, Pod, PodStatus, Runtime, RuntimeError_
 from ..kernel import container_status, pod_conditions, pod_phase, pod_status, rfc3339
-from ..kernel.resources import qos_class
 from ..net import bridge as br
 from . import procid
 from .adoption import Adopter, Todo
-from .cgroups import ContainerCgroups
 from .network import IPAllocationError, IPAllocator
 from .probes import run_exec
 from .resolve import StartError, Waiting, to_rules
@@ -109,7 +107,6 @@ class InProcessRuntime(Adopter, Runtime):
         os.makedirs(procid.pods_dir(self.state_dir), exist_ok=True)
         os.makedirs(os.path.join(self.state_dir, "logs"), exist_ok=True)
         self._ipam = IPAllocator(pod_cidr, self.state_dir, self.host_ip)
-        self.cgroups = ContainerCgroups(self.state_dir)  # resources (cgroups.py)
 
     # -- public API ----------------------------------------------------------------
 
@@ -234,8 +231,7 @@ class InProcessRuntime(Adopter, Runtime):
             start_time=rfc3339(p.start_time),
             conditions=p.conditions,
             container_statuses=statuses,
-            qos_class=qos_class(p.pod),
-            extra_conditions=self.cgroups.conditions(p.pod, rfc3339(p.start_time)),
+            **self.cgroups.status_fields(p.pod, rfc3339(p.start_time)),  # resources: qosClass, not enforced
         )
 
     def pods(self) -> dict[str, Pod]:
@@ -294,8 +290,6 @@ class InProcessRuntime(Adopter, Runtime):
             if self.isolation == "sandbox" and not self._pods:
                 with contextlib.suppress(br.NetworkSetupError, OSError):
                     await asyncio.to_thread(br.teardown_host_network, self.bridge, self.service_cidr)
-            if not self._pods:
-                self.cgroups.close()
         self._stop_watching_sandboxes()
         self._closed = True
         for p in list(self._pods.values()):
