@@ -357,7 +357,7 @@ def describe_container_resources(c: Obj, not_enforced: str | None = None) -> lis
         values = res.get(key) or {}
         if not isinstance(values, dict) or not values:
             continue
-        width = max(len(str(k)) for k in values) + 2
+        width = max(len(str(k)) for k in values) + 3  # the key, its colon, two spaces
         lines.append(f"    {title}:")
         lines += [f"      {str(k) + ':':<{width}}{v}" for k, v in sorted(values.items())]
         if key == "limits" and not_enforced:

@@ -394,9 +394,11 @@ def oom_kills(memory_dir: str, version: int) -> int:
 
 def _kill_all(d: str) -> None:
     """SIGKILL every process in the cgroup at ``d`` (v2: cgroup.kill where the kernel has it)."""
-    with contextlib.suppress(OSError):
-        _write(os.path.join(d, "cgroup.kill"), "1")
-        return
+    kill = os.path.join(d, "cgroup.kill")
+    if os.path.exists(kill):
+        with contextlib.suppress(OSError):
+            _write(kill, "1")
+            return
     try:
         pids = [int(x) for x in _read(os.path.join(d, "cgroup.procs")).split()]
     except (OSError, ValueError):
