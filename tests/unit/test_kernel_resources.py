@@ -254,3 +254,26 @@ def test_api_defaults_requests_from_limits_on_pods_only() -> None:
     }
     apply_defaults(d)
     assert "requests" not in d["spec"]["template"]["spec"]["containers"][0]["resources"]
+
+
+def test_not_enforced_is_one_warning_event_per_pod() -> None:
+    """The reconciler (reconciler/sync/objects.py) makes one Warning ResourcesNotEnforced of the condition."""
+    from tests.unit.test_reconcile_pass import World
+    from tests.unit.test_reconcile_pass import pod as git_pod
+
+    cond = {
+        "type": r.NOT_ENFORCED_CONDITION,
+        "status": "False",
+        "reason": r.NOT_ENFORCED_REASON,
+        "message": "memory limits are recorded but not enforced: not running as root",
+    }
+    w = World(git_pod("a"))
+    w.step()
+    uid = w.live[("Pod", "default", "a")]["metadata"]["uid"]
+    w.running[uid] = {"phase": "Pending", "conditions": [cond], "containerStatuses": []}
+    ch = w.step()
+    assert [(e["type"], e["reason"], e["message"]) for e in ch.events] == [
+        ("Warning", "ResourcesNotEnforced", cond["message"])
+    ]
+    w.running[uid] = {"phase": "Running", "conditions": [cond], "containerStatuses": []}
+    assert w.step().events == []  # once per pod
