@@ -60,12 +60,18 @@ def _inprocess_cgroup_dirs(pid: int) -> dict[str, str]:
     return out
 
 
-async def placed(st: dict[str, Any], container: str, uid: str) -> dict[str, str]:
+async def placed(
+    st: dict[str, Any], container: str, uid: str, only: tuple[str, ...] = ("memory", "cpu")
+) -> dict[str, str]:
     """The in-process container's cgroup dirs, once its process is in them (it is Running from its
     fork on and enters its cgroups at once, before it execs its command)."""
     pid = int(cstatus(st, container)["containerID"].split("://")[1])
     dirs: dict[str, str] = await wait_for(
-        lambda: (d := _inprocess_cgroup_dirs(pid)) and all(uid in x for x in d.values()) and d,
+        lambda: (
+            (d := {k: v for k, v in _inprocess_cgroup_dirs(pid).items() if k in only})
+            and all(uid in x for x in d.values())
+            and d
+        ),
         what=f"{container} in its cgroups",
     )
     return dirs
@@ -269,3 +275,42 @@ def test_inprocess_limits_not_enforced_say_so(runtime: Harness) -> None:
             await rt.close(stop_pods=True)
 
     run(main())
+
+
+def test_inprocess_adopted_container_keeps_its_cgroup_and_oom(runtime: Harness) -> None:
+    """After a restart of gitship the adopted container stays in its cgroup (the start's sweep keeps
+    it); its OOM kill is still reported as OOMKilled (exit 137), though it is not our child."""
+    if runtime.name != "inprocess":
+        pytest.skip("the in-process runtime's own cgroups")
+    grow_later = "echo > $POD_NAME.started; while [ ! -f $POD_NAME.go ]; do busybox sleep 0.1; done; " + GREEDY
+
+    async def first() -> tuple[str, dict[str, str]]:
+        rt, _ = await runtime.open()
+        need_enforcement(runtime, rt, "memory")
+        pod = runtime.pod("adoptee", [limited("app", grow_later, {"memory": "32Mi"})], restart="Never")
+        uid = pod["metadata"]["uid"]
+        await rt.create_pod(pod)
+        st = await wait_for(lambda: (s := rt.status(uid)) and "running" in cstatus(s, "app")["state"] and s)
+        dirs = await placed(st, "app", uid, only=("memory",))
+        await rt.close(stop_pods=False)
+        return uid, dirs
+
+    uid, dirs = run(first())
+    assert all(os.path.isdir(d) for d in dirs.values())
+
+    async def second() -> None:
+        rt = runtime.new()
+        try:
+            assert uid in await rt.start(lambda u: None)
+            assert all(os.path.isdir(d) for d in dirs.values()), "the sweep removed an adopted pod's cgroup"
+            (runtime.tmp_path / "adoptee.go").write_text("")  # now it eats
+            st = await wait_for(
+                lambda: (s := rt.status(uid)) and s["phase"] == "Failed" and s, timeout=60, what="Failed"
+            )
+            term = cstatus(st, "app")["state"]["terminated"]
+            assert (term["reason"], term["exitCode"]) == ("OOMKilled", 137)
+        finally:
+            await rt.close(stop_pods=True)
+        assert not any(os.path.exists(d) for d in dirs.values())
+
+    run(second())
