@@ -360,6 +360,21 @@ class ContainerCgroups:
                 return False
             await asyncio.sleep(0.05)
 
+    def remove_all(self, timeout: float = 5.0) -> None:
+        """Remove every pod's tree and the parent, killing what is in them (blocks until they are
+        gone or ``timeout``: a test's teardown)."""
+        deadline = time.monotonic() + timeout
+        for parent in set(self.parents.values()):
+            while os.path.isdir(parent):
+                with contextlib.suppress(OSError):
+                    for uid in os.listdir(parent):
+                        if os.path.isdir(os.path.join(parent, uid)):
+                            self._remove_tree(uid)
+                    os.rmdir(parent)
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+
     def _remove_tree(self, uid: str) -> bool:
         gone = True
         for parent in set(self.parents.values()):

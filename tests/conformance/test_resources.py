@@ -10,12 +10,24 @@ that need it skip with the runtime's own reason (``info()["resources"]``).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from runtime.base import Runtime
 from tests.conformance.conftest import POLITE, Harness, cstatus, run, sh, wait_for
+
+
+@pytest.fixture(autouse=True)
+def no_cgroups_left(runtime: Harness) -> Iterator[None]:
+    """Even when a test fails: the in-process runtime's cgroups of this test's state dir go."""
+    yield
+    if runtime.name == "inprocess":
+        from runtime.inprocess.cgroups import ContainerCgroups
+
+        ContainerCgroups(runtime.state_dir).remove_all()
+
 
 GREEDY = "echo eating; busybox tail /dev/zero"  # grows without end: /dev/zero has no newline
 
