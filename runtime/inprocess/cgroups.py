@@ -39,8 +39,9 @@ Not enforced
 
 Cleanup
     A container's cgroup goes when its process has ended (processes it left behind are killed
-    first); a pod's tree goes when the pod is deleted, the parent with the last pod; at start,
-    trees of pods the runtime no longer knows are swept (adopted pods keep theirs).
+    first); a pod's tree goes when the pod is deleted; the parent is made by the first container
+    that needs it and goes with the last pod; at start, trees of pods the runtime no longer knows
+    are swept (adopted pods keep theirs).
 """
 
 from __future__ import annotations
@@ -232,22 +233,22 @@ class ContainerCgroups:
     # -- the parent ------------------------------------------------------------------------
 
     def start(self, keep: set[str]) -> None:
-        """Make the parent (a controller whose parent cannot be made is unavailable from then
-        on) and sweep the trees of pods not in ``keep``."""
-        for c, parent in list(self.parents.items()):
-            try:
-                os.makedirs(parent, exist_ok=True)
-                if self.version == 2:
+        """Sweep the trees of pods not in ``keep`` (and the parent if that empties it); on cgroup v2
+        give the controllers to gitship's children now (a controller that cannot be given is
+        unavailable from then on). The parent itself is made by the first container that needs it."""
+        if self.version == 2:
+            for c, parent in list(self.parents.items()):
+                try:
                     self._delegate(os.path.dirname(parent))
-                    self._delegate(parent)
-            except OSError as e:
-                self.unavailable[c] = f"cannot make cgroup {parent}: {e.strerror or e}"
-                del self.parents[c]
+                except OSError as e:
+                    self.unavailable[c] = f"{e.strerror or e}"
+                    del self.parents[c]
         for parent in set(self.parents.values()):
             with contextlib.suppress(OSError):
                 for uid in os.listdir(parent):
                     if os.path.isdir(os.path.join(parent, uid)) and uid not in keep:
                         self._remove_tree(uid)
+                os.rmdir(parent)  # only if nothing is left in it
 
     def _delegate(self, directory: str) -> None:
         """cgroup v2: the memory and cpu controllers for the children of ``directory``."""
@@ -292,7 +293,7 @@ class ContainerCgroups:
         if self.version == 2:
             d = next(iter(dirs.values()))
             pod_dir = os.path.dirname(d)
-            if not os.path.isdir(os.path.dirname(pod_dir)):  # the parent goes with the last pod
+            if not os.path.isdir(os.path.dirname(pod_dir)):  # made by the first container, gone with the last pod
                 os.makedirs(os.path.dirname(pod_dir))
                 self._delegate(os.path.dirname(pod_dir))
             os.makedirs(pod_dir, exist_ok=True)
