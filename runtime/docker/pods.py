@@ -28,7 +28,7 @@ from runtime.kernel import (
 )
 from runtime import volumes
 from runtime.kernel.env import ConfigError, implicit_env
-from runtime.kernel.resources import container_limits, qos_class
+from runtime.kernel.resources import container_limits, not_enforced_condition, qos_class
 
 from .common import (
     LABEL_ATTEMPT,
@@ -54,6 +54,8 @@ class DockerPods(DockerEngine):
     """Pods and their containers as the engine should run them."""
 
     node_name = socket.gethostname()
+    # resources: {controller: why} the engine cannot enforce (docker info), learnt at the first sandbox
+    _resource_gaps: dict[str, str] | None = None
 
     # ------------------------------------------------------------------ pod model
 
@@ -151,6 +153,7 @@ class DockerPods(DockerEngine):
             container_statuses=statuses,
             message=p.error,
             qos_class=qos_class(p.pod),
+            extra_conditions=[c for c in [not_enforced_condition(p.pod, self._resource_gaps or {}, p.start_time)] if c],
         )
 
     def _notify(self, p: DPod) -> None:
@@ -173,6 +176,8 @@ class DockerPods(DockerEngine):
     async def _create_sandbox(self, p: DPod) -> None:
         api = self._api
         await self._ensure_network()
+        if self._resource_gaps is None:  # resources: what this engine cannot enforce
+            self._resource_gaps = engine_resource_gaps(await self._call(api.info))
         image, cmd = await self._pause_image(p)
         spec = p.pod.get("spec", {})
         dns_kw: dict[str, Any] = {}
@@ -352,4 +357,17 @@ def _resource_config(spec: dict[str, Any]) -> dict[str, Any]:
         out["cpu_quota"] = lim.cpu_quota
     if lim.cpu_shares is not None:
         out["cpu_shares"] = lim.cpu_shares
+    return out
+
+
+def engine_resource_gaps(info: dict[str, Any]) -> dict[str, str]:
+    """{controller: why} for the limits a Docker Engine cannot enforce, from ``docker info``
+    (MemoryLimit, CpuCfsQuota, CPUShares: false where the kernel lacks the cgroup controller;
+    Docker then drops the limit with a warning)."""
+    out: dict[str, str] = {}
+    if info.get("MemoryLimit") is False:
+        out["memory"] = "the Docker Engine has no memory limit support (docker info: MemoryLimit false)"
+    missing = [k for k in ("CpuCfsQuota", "CPUShares") if info.get(k) is False]
+    if missing:
+        out["cpu"] = f"the Docker Engine has no cpu limit support (docker info: {', '.join(missing)} false)"
     return out

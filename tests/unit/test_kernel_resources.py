@@ -277,3 +277,15 @@ def test_not_enforced_is_one_warning_event_per_pod() -> None:
     ]
     w.running[uid] = {"phase": "Running", "conditions": [cond], "containerStatuses": []}
     assert w.step().events == []  # once per pod
+
+
+def test_docker_engine_resource_gaps() -> None:
+    from runtime.docker.pods import engine_resource_gaps
+
+    full = {"MemoryLimit": True, "SwapLimit": True, "CpuCfsQuota": True, "CPUShares": True}
+    assert engine_resource_gaps(full) == {}
+    assert engine_resource_gaps({}) == {}  # an engine that does not say: assume it can
+    gaps = engine_resource_gaps({**full, "MemoryLimit": False, "CpuCfsQuota": False})
+    assert set(gaps) == {"memory", "cpu"} and "CpuCfsQuota" in gaps["cpu"]
+    cond = r.not_enforced_condition(pod(ctr({"memory": "1Gi"})), gaps, "t")
+    assert cond is not None and "MemoryLimit false" in cond["message"]
