@@ -52,6 +52,7 @@ import errno
 import hashlib
 import os
 import re
+import shutil
 import signal
 import time
 from collections.abc import Mapping
@@ -269,6 +270,29 @@ class ContainerCgroups:
     def _dirs(self, uid: str, name: str, attempt: int) -> dict[str, str]:
         return {c: os.path.join(parent, uid, f"{name}.{attempt}") for c, parent in self.parents.items()}
 
+    def wrap(
+        self,
+        uid: str,
+        name: str,
+        attempt: int,
+        spec: Mapping[str, Any],
+        command: list[str],
+        env: Mapping[str, str],
+        cwd: str | None,
+    ) -> list[str]:
+        """``command`` as the container is started: behind the wrapper that puts it in its new
+        cgroup, or as it is when the container gets none. Raises CgroupError with the container's
+        StartError message (a cgroup that cannot be made, or a command that cannot be executed:
+        behind the wrapper it would only fail after the fork, as ``exec`` in a shell)."""
+        try:
+            prefix = self.prepare(uid, name, attempt, spec)
+        except CgroupError as e:
+            raise CgroupError(f"cannot make the container's cgroup: {e}") from None
+        if prefix and command and not _executable(command[0], env, cwd):
+            self.finish(uid, name, attempt)
+            raise CgroupError(f"failed to start {command[0]!r} in {cwd!r}: No such file or directory")
+        return [*prefix, *command]
+
     def prepare(self, uid: str, name: str, attempt: int, spec: Mapping[str, Any]) -> list[str]:
         """Make the container's cgroup with its limits; the argv prefix that puts the process in
         it ([] when the container sets nothing or nothing can be enforced). Raises CgroupError."""
@@ -396,6 +420,14 @@ class ContainerCgroups:
             except OSError:
                 gone = False
         return gone
+
+
+def _executable(prog: str, env: Mapping[str, str], cwd: str | None) -> bool:
+    """Whether exec would find ``prog`` (with a slash: relative to ``cwd``; else on the PATH)."""
+    if "/" in prog:
+        path = os.path.join(cwd or os.getcwd(), prog)
+        return os.path.isfile(path) and os.access(path, os.X_OK)
+    return shutil.which(prog, path=env.get("PATH", os.defpath)) is not None
 
 
 def oom_kills(memory_dir: str, version: int) -> int:

@@ -178,16 +178,16 @@ class ContainerSupervisor:
         if enter is None:  # not reached: _sandbox_usable said yes a moment ago
             self._await_sandbox(p, c)
             return
-        try:  # resources: the container's cgroup, entered before its command runs
-            enter = [*self.cgroups.prepare(p.uid, c.name, c.restart_count, c.spec), *enter]
+        try:  # resources: the container enters its cgroup before its command runs (cgroups.py)
+            command = self.cgroups.wrap(p.uid, c.name, c.restart_count, c.spec, [*enter, *argv], env, cwd)
         except CgroupError as e:
-            self._on_terminated(p, c, self._start_error(f"cannot make the container's cgroup: {e}", now))
+            self._on_terminated(p, c, self._start_error(str(e), now))
             return
         os.makedirs(self._log_dir(p.uid), exist_ok=True)
         try:
             with open(os.path.join(self._log_dir(p.uid), f"{c.name}.log"), "ab") as logf:
                 proc = subprocess.Popen(
-                    [*enter, *argv],
+                    command,
                     start_new_session=True,
                     stdin=subprocess.DEVNULL,
                     stdout=logf,

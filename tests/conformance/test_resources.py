@@ -326,3 +326,24 @@ def test_inprocess_adopted_container_keeps_its_cgroup_and_oom(runtime: Harness) 
         assert not any(os.path.exists(d) for d in dirs.values())
 
     run(second())
+
+
+def test_missing_command_with_limits_is_a_start_error(runtime: Harness) -> None:
+    """A container with limits whose command does not exist fails to start (StartError, 128), as
+    without limits: the in-process wrapper does not turn it into an ordinary exit."""
+
+    async def main() -> None:
+        rt, _ = await runtime.open()
+        try:
+            c = {"name": "app", "image": "gitship-test/kubia:v1", "command": ["no-such-command-4711"]}
+            c["resources"] = {"limits": {"memory": "32Mi", "cpu": "100m"}}
+            pod = runtime.pod("typo", [c], restart="Never")
+            uid = pod["metadata"]["uid"]
+            await rt.create_pod(pod)
+            st = await wait_for(lambda: (s := rt.status(uid)) and s["phase"] == "Failed" and s, what="Failed")
+            term = cstatus(st, "app")["state"]["terminated"]
+            assert (term["reason"], term["exitCode"]) == ("StartError", 128), term
+        finally:
+            await rt.close(stop_pods=True)
+
+    run(main())
