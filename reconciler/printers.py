@@ -18,6 +18,9 @@ from .controllers.podutil import from_rfc3339, to_rfc3339
 from .redact import decoded_size, secret_sizes
 from .types import Obj
 
+# the pod kernel is pure: describe reads its rule for the not-enforced condition
+from runtime.kernel.resources import not_enforced_note
+
 
 def age(ts: str | None, now: float) -> str:
     if not ts:
@@ -318,15 +321,17 @@ def _describe_pod(obj: Obj) -> list[str]:
     ]
     statuses = {c["name"]: c for c in st.get("containerStatuses") or []}
     for c in spec.get("containers", []):
-        lines += _describe_container(c, statuses.get(c["name"], {}))
+        lines += _describe_container(c, statuses.get(c["name"], {}), not_enforced_note(st))
     lines.append("Conditions:")
     lines.append("  Type              Status")
     for cond in st.get("conditions") or []:
         lines.append(f"  {cond['type']:<17} {cond['status']}")
+    if st.get("qosClass"):  # the runtime's (runtime/kernel/resources.py qos_class)
+        lines.append(f"QoS Class:       {st['qosClass']}")
     return lines
 
 
-def _describe_container(c: Obj, cs: Obj) -> list[str]:
+def _describe_container(c: Obj, cs: Obj, not_enforced: str | None = None) -> list[str]:
     state, detail = next(iter((cs.get("state") or {"waiting": {}}).items()))
     lines = [
         f"  {c['name']}:",
@@ -336,9 +341,27 @@ def _describe_container(c: Obj, cs: Obj) -> list[str]:
         f"    Ready:          {cs.get('ready', False)}",
         f"    Restart Count:  {cs.get('restartCount', 0)}",
     ]
+    lines += describe_container_resources(c, not_enforced)
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         if c.get(probe):
             lines.append(f"    {probe[:-5].capitalize()}:     {_probe_text(c[probe])}")
+    return lines
+
+
+def describe_container_resources(c: Obj, not_enforced: str | None = None) -> list[str]:
+    """kubectl's Limits and Requests blocks of a container; under Limits, when the runtime could
+    not enforce them (the pod's gitship.io/ResourcesEnforced condition), a line saying so and why."""
+    res = c.get("resources") or {}
+    lines: list[str] = []
+    for title, key in (("Limits", "limits"), ("Requests", "requests")):
+        values = res.get(key) or {}
+        if not isinstance(values, dict) or not values:
+            continue
+        width = max(len(str(k)) for k in values) + 3  # the key, its colon, two spaces
+        lines.append(f"    {title}:")
+        lines += [f"      {str(k) + ':':<{width}}{v}" for k, v in sorted(values.items())]
+        if key == "limits" and not_enforced:
+            lines.append(f"      (not enforced: {not_enforced})")
     return lines
 
 

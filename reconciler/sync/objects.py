@@ -38,6 +38,9 @@ from ..plan import plan
 from ..types import Key, Obj
 from .work import Work
 
+# the pod kernel (pure): the condition a runtime sets when it cannot enforce a pod's limits
+from runtime.kernel.resources import NOT_ENFORCED_REASON, not_enforced_note
+
 WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "Pod", "Service")
 GIT_MANAGER = "gitship"  # the managedFields manager of what git declared
 MANAGED_PREFIX = "deployment.kubernetes.io/"  # annotations the controllers own, not git
@@ -83,6 +86,9 @@ def container_events(w: Work, pod: Obj, status: Obj) -> None:
         if reason in WARNING_REASONS and before.get(c["name"]) != reason:
             message = f"container {c['name']}: {waiting.get('message') or reason}"
             w.event("Warning", reason, "Pod", m["namespace"], m["name"], message)
+    note = not_enforced_note(status)  # once per pod: when the runtime first says so
+    if note and not not_enforced_note(pod.get("status") or {}):
+        w.event("Warning", NOT_ENFORCED_REASON, "Pod", m["namespace"], m["name"], note)
 
 
 def request_deletions(w: Work) -> None:

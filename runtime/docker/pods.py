@@ -20,7 +20,6 @@ from runtime.kernel import (
     container_argv,
     container_env,
     container_status,
-    parse_quantity,
     pod_conditions,
     pod_phase,
     pod_status,
@@ -28,7 +27,8 @@ from runtime.kernel import (
     rfc3339,
 )
 from runtime import volumes
-from runtime.kernel.env import implicit_env
+from runtime.kernel.env import ConfigError, implicit_env
+from runtime.kernel.resources import container_limits, not_enforced_condition, qos_class
 
 from .common import (
     LABEL_ATTEMPT,
@@ -54,6 +54,8 @@ class DockerPods(DockerEngine):
     """Pods and their containers as the engine should run them."""
 
     node_name = socket.gethostname()
+    # resources: {controller: why} the engine cannot enforce (docker info), learnt at the first sandbox
+    _resource_gaps: dict[str, str] | None = None
 
     # ------------------------------------------------------------------ pod model
 
@@ -150,6 +152,8 @@ class DockerPods(DockerEngine):
             conditions=p.conditions,
             container_statuses=statuses,
             message=p.error,
+            qos_class=qos_class(p.pod),
+            extra_conditions=[c for c in [not_enforced_condition(p.pod, self._resource_gaps or {}, p.start_time)] if c],
         )
 
     def _notify(self, p: DPod) -> None:
@@ -172,6 +176,8 @@ class DockerPods(DockerEngine):
     async def _create_sandbox(self, p: DPod) -> None:
         api = self._api
         await self._ensure_network()
+        if self._resource_gaps is None:  # resources: what this engine cannot enforce
+            self._resource_gaps = engine_resource_gaps(await self._call(api.info))
         image, cmd = await self._pause_image(p)
         spec = p.pod.get("spec", {})
         dns_kw: dict[str, Any] = {}
@@ -316,18 +322,10 @@ class DockerPods(DockerEngine):
             volume_path=lambda name: volume_mountpoint(api, name),
         )
         command, args = container_argv(c.spec, env)
-        res = c.spec.get("resources") or {}
-        limits, requests_ = res.get("limits") or {}, res.get("requests") or {}
         hc: dict[str, Any] = {"network_mode": f"container:{p.sandbox_id}", "ipc_mode": f"container:{p.sandbox_id}"}
         if mounts:
             hc["mounts"] = mounts
-        if limits.get("memory") is not None:
-            hc["mem_limit"] = int(parse_quantity(limits["memory"]))
-        if limits.get("cpu") is not None:
-            hc["nano_cpus"] = int(parse_quantity(limits["cpu"]) * 1e9)
-        cpu_req = requests_.get("cpu", limits.get("cpu"))
-        if cpu_req is not None:
-            hc["cpu_shares"] = max(2, int(parse_quantity(cpu_req) * 1024))
+        hc.update(_resource_config(c.spec))
         sc = c.spec.get("securityContext") or {}
         user = None
         if sc.get("runAsUser") is not None:
@@ -349,3 +347,37 @@ class DockerPods(DockerEngine):
             labels=self._labels(p, c.name, c.attempt),
             host_config=api.create_host_config(**hc),
         )
+
+
+def _resource_config(spec: dict[str, Any]) -> dict[str, Any]:
+    """The container's limits as HostConfig options, with the kubelet's numbers (the pod kernel's
+    runtime/kernel/resources.py): memory in bytes and no swap beyond it (MemorySwap = Memory), the
+    CFS quota per a 100000 µs period (not NanoCpus: 1m must give the kernel's 1000 µs minimum),
+    cpu shares from the request (the limit without one). Raises ConfigError for a bad quantity."""
+    try:
+        lim = container_limits(spec)
+    except ValueError as e:
+        raise ConfigError(f"invalid resources: {e}") from None
+    out: dict[str, Any] = {}
+    if lim.memory_bytes is not None:
+        out["mem_limit"] = lim.memory_bytes
+        out["memswap_limit"] = lim.memory_bytes
+    if lim.cpu_quota is not None:
+        out["cpu_period"] = lim.cpu_period
+        out["cpu_quota"] = lim.cpu_quota
+    if lim.cpu_shares is not None:
+        out["cpu_shares"] = lim.cpu_shares
+    return out
+
+
+def engine_resource_gaps(info: dict[str, Any]) -> dict[str, str]:
+    """{controller: why} for the limits a Docker Engine cannot enforce, from ``docker info``
+    (MemoryLimit, CpuCfsQuota, CPUShares: false where the kernel lacks the cgroup controller;
+    Docker then drops the limit with a warning)."""
+    out: dict[str, str] = {}
+    if info.get("MemoryLimit") is False:
+        out["memory"] = "the Docker Engine has no memory limit support (docker info: MemoryLimit false)"
+    missing = [k for k in ("CpuCfsQuota", "CPUShares") if info.get(k) is False]
+    if missing:
+        out["cpu"] = f"the Docker Engine has no cpu limit support (docker info: {', '.join(missing)} false)"
+    return out

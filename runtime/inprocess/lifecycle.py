@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -48,6 +49,7 @@ from ..base import OnChange
 from ..kernel import go_duration, rfc3339, should_restart
 from ..kernel.phase import terminated
 from . import procid
+from .cgroups import CgroupError, ContainerCgroups
 from .resolve import ImageRule, StartError, Waiting, resolve
 from .state import Container, PodState, group_gone, reap
 
@@ -75,6 +77,11 @@ class ContainerSupervisor:
         self.node_name = socket.gethostname()
         # every live ConfigMap and Secret (Runtime.set_config_objects): env at start, volumes
         self.config_objects: dict[tuple[str, str, str], Mapping[str, Any]] = {}
+
+    @functools.cached_property
+    def cgroups(self) -> ContainerCgroups:
+        """Resources: each container's cgroup (cgroups.py)."""
+        return ContainerCgroups(self.state_dir)
 
     # -- hooks -----------------------------------------------------------------------------
 
@@ -171,11 +178,16 @@ class ContainerSupervisor:
         if enter is None:  # not reached: _sandbox_usable said yes a moment ago
             self._await_sandbox(p, c)
             return
+        try:  # resources: the container enters its cgroup before its command runs (cgroups.py)
+            command = self.cgroups.wrap(p.uid, c.name, c.restart_count, c.spec, [*enter, *argv], env, cwd)
+        except CgroupError as e:
+            self._on_terminated(p, c, self._start_error(str(e), now))
+            return
         os.makedirs(self._log_dir(p.uid), exist_ok=True)
         try:
             with open(os.path.join(self._log_dir(p.uid), f"{c.name}.log"), "ab") as logf:
                 proc = subprocess.Popen(
-                    [*enter, *argv],
+                    command,
                     start_new_session=True,
                     stdin=subprocess.DEVNULL,
                     stdout=logf,
@@ -186,6 +198,7 @@ class ContainerSupervisor:
                 )
         except (OSError, ValueError, TypeError) as e:
             msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            self.cgroups.finish(p.uid, c.name, c.restart_count)
             self._on_terminated(p, c, self._start_error(f"failed to start {argv[0]!r} in {cwd!r}: {msg}", now))
             return
         ident = procid.identity_of(proc.pid) or procid.ProcessIdentity(proc.pid, -1, procid.boot_id())
@@ -242,7 +255,10 @@ class ContainerSupervisor:
                 os.killpg(pid, signal.SIGKILL)
         code = reap(c, pid)
         started = rfc3339(c.started_at or now)
-        if code is None:
+        oom = self.cgroups.finish(p.uid, c.name, c.restart_count)  # resources: OOMKilled, the cgroup goes
+        if oom:
+            term = terminated(137 if code is None else code, started, rfc3339(now), oom=True)
+        elif code is None:
             msg = "exit status unknown: the process was adopted after a gitship restart"
             term = terminated(137, started, rfc3339(now), reason="ContainerStatusUnknown", message=msg)
         else:

@@ -117,6 +117,7 @@ class InProcessRuntime(Adopter, Runtime):
             "hostIP": self.host_ip,
             "pods": len(self._pods),
             **self.isolation_info(),
+            "resources": self.cgroups.info(),
         }
 
     def set_image_rules(self, rules: Sequence[Mapping[str, Any]], repo_dir: str | None) -> None:
@@ -160,6 +161,7 @@ class InProcessRuntime(Adopter, Runtime):
         self._ipam.retain_only(set(states) | set(self._pods))
         self._remove_stale_sandbox_dirs(set(states) | set(self._pods))
         self._remove_stale_volume_dirs(set(states) | set(self._pods))
+        await asyncio.to_thread(self.cgroups.start, set(states) | set(self._pods))  # resources: sweep leftovers
         adopted: dict[str, Pod] = {}
         todo: Todo = []
         for uid, st in states.items():
@@ -229,6 +231,7 @@ class InProcessRuntime(Adopter, Runtime):
             start_time=rfc3339(p.start_time),
             conditions=p.conditions,
             container_statuses=statuses,
+            **self.cgroups.status_fields(p.pod, rfc3339(p.start_time)),  # resources: qosClass, not enforced
         )
 
     def pods(self) -> dict[str, Pod]:
@@ -315,6 +318,7 @@ class InProcessRuntime(Adopter, Runtime):
             self._unwatch(c)
         await self._destroy_sandbox(p)
         self._remove_volumes(p)
+        await self.cgroups.remove_pod(p.uid)
         self._ipam.release(p.uid)
         procid.remove_state(self.state_dir, p.uid)
         shutil.rmtree(self._log_dir(p.uid), ignore_errors=True)

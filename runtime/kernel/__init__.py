@@ -18,6 +18,8 @@ question whose answer Kubernetes defines:
 * ``probe``   the probe defaults, schedule and the one probe state machine (thresholds);
   performing a probe is I/O and stays in runtime/probes.py;
 * ``image``   image references and the imagePullPolicy default;
+* ``resources`` the QoS class, requests defaulted to limits, the kubelet's cgroup numbers
+  (cpu shares and weight, CFS quota, memory) and the not-enforced pod condition;
 * ``timefmt`` RFC 3339 timestamps and Go-style durations.
 
 Nothing here does I/O or reads a clock: the time is always a parameter (``now``, seconds).

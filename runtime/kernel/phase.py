@@ -165,8 +165,13 @@ def pod_status(
     conditions: Mapping[str, Mapping[str, Any]],
     container_statuses: list[dict[str, Any]],
     message: str | None = None,
+    qos_class: str | None = None,
+    extra_conditions: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """A Kubernetes PodStatus dict (the shape runtime/base.py documents)."""
+    """A Kubernetes PodStatus dict (the shape runtime/base.py documents).
+
+    ``qos_class``: status.qosClass (runtime/kernel/resources.py qos_class); ``extra_conditions``
+    come after Kubernetes' own (a runtime's own types, e.g. resources.NOT_ENFORCED_CONDITION)."""
     out: dict[str, Any] = {"phase": phase}
     if pod_ip:
         out["podIP"] = pod_ip
@@ -175,7 +180,10 @@ def pod_status(
     out["hostIPs"] = [{"ip": host_ip}]
     out["startTime"] = start_time
     out["conditions"] = [dict(conditions[t], type=t) for t in CONDITION_TYPES if t in conditions]
+    out["conditions"] += [dict(c) for c in extra_conditions]
     out["containerStatuses"] = container_statuses
+    if qos_class:
+        out["qosClass"] = qos_class
     if message:
         out["message"] = message
     return out

@@ -241,7 +241,8 @@ def test_env_vars_and_pod_ip(docker_env):
             assert env["PWD"] == "/tmp"
             c = client.containers.get(cstatus(st, "app")["containerID"].removeprefix("docker://"))
             assert c.attrs["HostConfig"]["Memory"] == 64 * 2**20
-            assert c.attrs["HostConfig"]["NanoCpus"] == 500_000_000
+            # the kubelet's CFS numbers: 500m is 50000 µs of every 100000 µs
+            assert (c.attrs["HostConfig"]["CpuQuota"], c.attrs["HostConfig"]["CpuPeriod"]) == (50000, 100000)
         finally:
             await rt.close(stop_pods=True)
 

@@ -14,6 +14,7 @@ from reconciler.types import Obj
 
 # The kubelet and the API server share one rule for it: the pod kernel holds it (pure).
 from runtime.kernel.image import default_pull_policy
+from runtime.kernel.resources import default_requests_in_place
 
 _PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
 
@@ -72,6 +73,18 @@ def _default_pod_spec(spec: Any) -> None:
         if is_list(cs):
             for c in cs:
                 _default_container(c)
+
+
+def _default_pod_requests(spec: Any) -> None:
+    """SetDefaults_Pod: a container's limit without a request makes the request (Pods only, not
+    pod templates: kubernetes/kubernetes pkg/apis/core/v1/defaults.go)."""
+    if not is_dict(spec):
+        return
+    for key in ("containers", "initContainers"):
+        cs = spec.get(key)
+        if is_list(cs):
+            for c in cs:
+                default_requests_in_place(c)
 
 
 def _default_metadata(obj: Obj) -> None:
@@ -230,6 +243,7 @@ def apply_defaults(obj: Obj) -> None:
     kind = obj.get("kind")
     if kind == "Pod":
         _default_pod_spec(obj.get("spec"))
+        _default_pod_requests(obj.get("spec"))
     elif kind == "Deployment":
         _default_workload(obj, deployment=True)
     elif kind == "ReplicaSet":
