@@ -6,6 +6,8 @@ redis-auth`, `gitship create -f` of the example's files, then the web app over i
     (the data lives on the PersistentVolumeClaim);
 (b) a commit that changes the ConfigMap changes the served greeting within 5 s, in the same web pod;
 (c) the decrypted password is nowhere in the state dir's files nor in the repository's history.
+(a) again on Docker, Redis alone (the web app's Python is not in a test image): the count through
+    redis-cli in the pod survives a new pod and a kill -9 + `up`, the claim a Docker named volume.
 
 In-process pods reach Services and mount volumes only in pod sandboxes (root). The example needs
 PersistentVolumeClaim support; until the runtime has it, (b) and (c) run the example with the claim
@@ -29,6 +31,8 @@ from pyrage import x25519
 
 from reconciler.manifests.model import KINDS
 from tests.conftest import NEEDS_SANDBOXES, SANDBOXES, TEMPLATE, Gitship, commit_file, git, pod_ready, wait_for
+from tests.dockerimages import REDIS_IMAGE, ensure_redis_image
+from tests.integration.test_docker_e2e import docker_args, docker_env  # noqa: F401 (a fixture)
 
 EXAMPLE = TEMPLATE / "examples" / "redis-app"
 PASSWORD = "Redis-pw-PLANTED-7e41c9"
@@ -81,16 +85,25 @@ class App:
         return pods[0] if len(pods) == 1 and pod_ready(pods[0]) else None
 
 
-@pytest.fixture
-def app(empty_repo: Path, gitship_factory: Callable[..., Gitship], tmp_path: Path) -> App:
-    """The example set up as repo-template/README.md says."""
+def _age_key(tmp_path: Path) -> tuple[Path, str]:
     ident = x25519.Identity.generate()
     key_file = tmp_path / "age-key.txt"  # outside the repository
     key_file.write_text(f"# public key: {ident.to_public()}\n{ident}\n")
-    g = gitship_factory(empty_repo, extra=["--decryption-key-file", str(key_file)])
-    rules = f"creation_rules:\n  - path_regex: ^secrets/.*\\.yaml$\n    age: {ident.to_public()}\n"
-    commit_file(empty_repo, ".sops.yaml", rules, "sops: encrypt secrets/ for our key")
+    return key_file, str(ident.to_public())
+
+
+def _secret(g: Gitship, repo: Path, recipient: str) -> None:
+    rules = f"creation_rules:\n  - path_regex: ^secrets/.*\\.yaml$\n    age: {recipient}\n"
+    commit_file(repo, ".sops.yaml", rules, "sops: encrypt secrets/ for our key")
     g.cli("create", "secret", "generic", "redis-auth", f"--from-literal=password={PASSWORD}")
+
+
+@pytest.fixture
+def app(empty_repo: Path, gitship_factory: Callable[..., Gitship], tmp_path: Path) -> App:
+    """The example set up as repo-template/README.md says."""
+    key_file, recipient = _age_key(tmp_path)
+    g = gitship_factory(empty_repo, extra=["--decryption-key-file", str(key_file)])
+    _secret(g, empty_repo, recipient)
     for name in ("redis.yaml", "web.yaml"):
         src = EXAMPLE / name
         if not HAS_PVC:
@@ -170,3 +183,57 @@ def test_the_password_is_nowhere_in_the_state_dir_or_the_history(app: App) -> No
     history = git(app.repo, "log", "-p", "--all")
     assert PASSWORD not in history and encoded.decode() not in history
     assert os.path.exists(app.repo / "secrets" / "redis-auth.yaml")
+
+
+@pytest.mark.docker
+@pytest.mark.skipif(not HAS_PVC, reason=NO_PVC)
+def test_on_docker_redis_data_survives_a_new_pod_and_gitship(
+    docker_env: Any,  # noqa: F811
+    empty_repo: Path,
+    gitship_factory: Callable[..., Gitship],
+    tmp_path: Path,
+) -> None:
+    client = docker_env
+    ensure_redis_image(client)
+    key_file, recipient = _age_key(tmp_path)
+    extra = [*docker_args(tmp_path), "--decryption-key-file", str(key_file)]
+    g = gitship_factory(empty_repo, extra=extra)
+    _secret(g, empty_repo, recipient)
+    redis = tmp_path / "redis.yaml"
+    redis.write_text(
+        (EXAMPLE / "redis.yaml")
+        .read_text()
+        .replace("image: redis:7", f"image: {REDIS_IMAGE}\n        imagePullPolicy: IfNotPresent")
+    )
+    g.cli("create", "-f", str(redis))
+    volumes: set[str] = set()
+
+    def pod() -> str | None:
+        pods = [p for p in g.pods("app=redis") if not p["metadata"].get("deletionTimestamp")]
+        return pods[0]["metadata"]["name"] if len(pods) == 1 and pod_ready(pods[0]) else None
+
+    def redis_cli(name: str, *command: str) -> str:
+        sh = 'redis-cli --no-auth-warning -a "$REDIS_PASSWORD" ' + " ".join(command)
+        return g.cli("exec", name, "--", "sh", "-c", sh).stdout.strip()
+
+    try:
+        name = wait_for(pod, 120, what="Redis Ready on Docker")
+        for pv in g.json("get", "pv")["items"]:
+            volumes.add(((pv["spec"].get("csi") or {}).get("volumeHandle")) or "")
+        for n in (1, 2, 3):
+            assert redis_cli(name, "INCR", "counter") == str(n)
+        g.cli("delete", "pod", name)
+        name2 = wait_for(lambda: (p := pod()) != name and p, 120, what="a new Redis pod")
+        assert redis_cli(name2, "GET", "counter") == "3"
+        g.kill9()
+        g = gitship_factory(empty_repo, extra=extra, state_dir=Path(g.state_dir))
+        g.cli("delete", "pod", name2)
+        name3 = wait_for(lambda: (p := pod()) not in (name, name2) and p, 120, what="a Redis pod after the restart")
+        assert redis_cli(name3, "INCR", "counter") == "4"
+    finally:
+        g.stop()
+        for v in volumes - {""}:
+            try:
+                client.api.remove_volume(v, force=True)
+            except Exception:
+                pass
