@@ -77,6 +77,17 @@ def _encrypted_declarations(w: Any, age_keys: AgeKeys) -> dict[Key, str]:
     return out
 
 
+def _declared_by(w: Any, target: str, encrypted: dict[Key, str]) -> set[Key]:
+    """The objects (lower-cased keys) the repository file ``target`` declares now (an encrypted one's
+    as decrypted: its plain text may show only ENC[...] kinds and names)."""
+    from reconciler.gitops.locate import build_index, lower_key
+    from reconciler.manifests.sops import is_encrypted
+
+    if is_encrypted((w.read(target) or b"").decode("utf-8", errors="replace")):
+        return {lower_key(k) for k, f in encrypted.items() if f == target}
+    return {k for k, locs in build_index(w).objects.items() if any(loc.file == target for loc in locs)}
+
+
 def _declared_in(w: Any, key: Key, encrypted: dict[Key, str]) -> str | None:
     from reconciler.errors import NotFound
 
@@ -109,6 +120,10 @@ def _sops_file_changes(
                 )
         if w.exists(target) and not overwrite:
             die(f"AlreadyExists: {target} already exists in the repository")
+        dropped = _declared_by(w, target, encrypted) - {(k[0].lower(), k[1], k[2]) for k in keys}
+        if dropped:
+            names = ", ".join(sorted(f"{k[0].lower()}/{k[2]}" for k in dropped))
+            die(f"{target} also declares {names}: a SOPS-encrypted file replaces it whole; remove those first")
         if w.read(target) == data:
             return None
         sha: str = w.commit({target: data}, f"{verb} -f {posixpath.basename(target)}: " + _names(keys), branch)

