@@ -2,11 +2,13 @@
 
 Three measurements, each against a baseline taken in the same run:
 
-- pod start to Ready with a configMap, a secret and an emptyDir volume against the same pod without
-  volumes (in-process runtime, sandbox mode, the pods taking turns). PersistentVolumeClaims are not
-  supported yet, so the third volume is an emptyDir;
+- pod start to Ready with a configMap, a secret and a persistentVolumeClaim volume against the same
+  pod without volumes (in-process runtime, sandbox mode, the pods taking turns). The claim is bound
+  to a volume the runtime's local-path provisioner makes (``provision_volume``); a runtime without
+  PersistentVolumeClaim support gets an emptyDir instead, and the row says so;
 - SOPS decryption per file (reconciler/manifests/sops.py ``decrypt_text``) of small Secret files
-  against PyYAML's CSafeLoader parsing the same plaintext;
+  against PyYAML's CSafeLoader parsing the same plaintext, and the daemon's loader (``load_file``:
+  decrypt, parse, default, validate) of each encrypted file against the same file unencrypted;
 - a change to one key of a 1,000-key ConfigMap until the pod sees it in its mounted file, against
   the same change to a 1-key ConfigMap (two pods, one per ConfigMap, so each update rewrites one
   volume). The file is read from the host through ``/proc/<container pid>/root`` (the container's
@@ -153,40 +155,81 @@ def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
 
 
 def _objects(*objs: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
-    return {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objs}
+    return {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in objs}
 
 
 # --------------------------------------------------------------------------- 8a. start with volumes
 
 
-def _with_volumes(pod: dict[str, Any], mnt: Path) -> dict[str, Any]:
+def runtime_has_claims() -> bool:
+    """Whether the runtime provisions and mounts PersistentVolumeClaims (the storage contract's
+    ``Runtime.provision_volume``); before that, the third volume is an emptyDir."""
+    from runtime.inprocess import InProcessRuntime
+
+    return callable(getattr(InProcessRuntime, "provision_volume", None))
+
+
+async def _claim_objects(sb: _Sandboxed) -> list[dict[str, Any]]:
+    """A PersistentVolumeClaim ``data`` bound to a PersistentVolume the runtime's local-path
+    provisioner made, as the reconciler pushes them (``Runtime.set_config_objects``)."""
+    pv_name = "pvc-" + uuid.uuid4().hex[:12]
+    claim: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data", "namespace": "default", "uid": str(uuid.uuid4())},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    source = await sb.rt.provision_volume(pv_name, claim)  # type: ignore[attr-defined]
+    claim["spec"]["volumeName"] = pv_name
+    claim["status"] = {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}}
+    pv = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": pv_name},
+        "spec": {
+            **source,
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": "local-path",
+            "claimRef": {"namespace": "default", "name": "data", "uid": claim["metadata"]["uid"]},
+        },
+        "status": {"phase": "Bound"},
+    }
+    return [claim, pv]
+
+
+def _with_volumes(pod: dict[str, Any], mnt: Path, claims: bool) -> dict[str, Any]:
     c = pod["spec"]["containers"][0]
     c["volumeMounts"] = [
         {"name": "cfg", "mountPath": str(mnt / "cfg"), "readOnly": True},
         {"name": "creds", "mountPath": str(mnt / "creds"), "readOnly": True},
-        {"name": "scratch", "mountPath": str(mnt / "scratch")},
+        {"name": "data", "mountPath": str(mnt / "data")},
     ]
+    third = {"persistentVolumeClaim": {"claimName": "data"}} if claims else {"emptyDir": {}}
     pod["spec"]["volumes"] = [
         {"name": "cfg", "configMap": {"name": "cfg"}},
         {"name": "creds", "secret": {"secretName": "sec"}},
-        {"name": "scratch", "emptyDir": {}},
+        {"name": "data", **third},
     ]
     return pod
 
 
 def _start_rows(work: Path, n: int) -> list[Row]:
     mnt = work / "f8-mnt"
+    claims = runtime_has_claims()
 
     async def body(sb: _Sandboxed) -> dict[bool, list[float]]:
-        sb.rt.set_config_objects(
-            _objects(_cm("cfg", {"app.conf": "level=info\n", "color": "blue"}), _secret("sec", {"password": "hunter2"}))
-        )
+        objs = [_cm("cfg", {"app.conf": "level=info\n", "color": "blue"}), _secret("sec", {"password": "hunter2"})]
+        if claims:
+            objs += await _claim_objects(sb)
+        sb.rt.set_config_objects(_objects(*objs))
         lat: dict[bool, list[float]] = {False: [], True: []}
         for i in range(2 * n):  # the two kinds take turns
             vols = i % 2 == 1
             pod = sb.pod(f"b8-{i}")
             if vols:
-                _with_volumes(pod, mnt)
+                _with_volumes(pod, mnt, claims)
             lat[vols].append(await sb.run_until_ready(pod))
             await sb.rt.delete_pod(pod["metadata"]["uid"])
         return lat
@@ -194,7 +237,8 @@ def _start_rows(work: Path, n: int) -> list[Row]:
     lat = _sandboxed(work, "f8-start", body)
     p50, p99 = pct(lat[True], 50), pct(lat[True], 99)
     b50, b99 = pct(lat[False], 50), pct(lat[False], 99)
-    what = "8 pod start -> Ready with configMap + secret + emptyDir volumes (PVC: not supported yet), sandbox mode"
+    third = "PVC (local-path)" if claims else "emptyDir (the runtime has no PVC support yet)"
+    what = f"8 pod start -> Ready with configMap + secret + {third} volumes, sandbox mode"
     return [
         row(f"{what}, p50 ({n} starts)", f"{ms(p50)} ({p50 / b50:.2f}x)", f"no volumes p50 {ms(b50)}"),
         row(f"{what}, p99", f"{ms(p99)} ({p99 / b99:.2f}x)", f"no volumes p99 {ms(b99)}"),
@@ -208,7 +252,10 @@ def _sops_rows(n_files: int, rounds: int) -> list[Row]:
     import yaml
     from pyrage import x25519
 
+    from reconciler.manifests.load import Limits, load_file
     from reconciler.manifests.sops import AgeKeys, decrypt_text, encrypt_documents
+
+    limits = Limits()
 
     ident = x25519.Identity.generate()
     recipient = str(ident.to_public())
@@ -228,20 +275,34 @@ def _sops_rows(n_files: int, rounds: int) -> list[Row]:
     plain = [yaml.safe_dump(d, sort_keys=False) for d in docs]
     dec: list[float] = []
     base: list[float] = []
-    for _ in range(rounds):  # the two take turns file by file
-        for enc, text in zip(files, plain):
+    load_enc: list[float] = []
+    load_plain: list[float] = []
+    for _ in range(rounds):  # they take turns file by file
+        for i, (enc, text) in enumerate(zip(files, plain)):
             t0 = time.perf_counter()
             decrypt_text(enc, keys)
             t1 = time.perf_counter()
             list(yaml.load_all(text, Loader=yaml.CSafeLoader))
             t2 = time.perf_counter()
+            load_file(f"s{i}.yaml", enc.encode(), {}, limits, age_keys=keys)  # the daemon's loader
+            t3 = time.perf_counter()
+            load_file(f"s{i}.yaml", text.encode(), {}, limits)
+            t4 = time.perf_counter()
             dec.append(t1 - t0)
             base.append(t2 - t1)
+            load_enc.append(t3 - t2)
+            load_plain.append(t4 - t3)
     m, bm = statistics.median(dec), statistics.median(base)
+    le, lp = statistics.median(load_enc), statistics.median(load_plain)
     what = f"8 SOPS decrypt_text per small Secret file (age; {n_files} files x {rounds})"
     return [
         row(f"{what}, median", f"{m * 1000:.2f} ms ({m / bm:.0f}x)", f"CSafeLoader {bm * 1000:.3f} ms"),
         row(f"{what}, p99", f"{pct(dec, 99) * 1000:.2f} ms", f"CSafeLoader p99 {pct(base, 99) * 1000:.3f} ms"),
+        row(
+            "8 load_file of the encrypted file (decrypt, parse, validate) per file, median",
+            f"{le * 1000:.2f} ms ({le / lp:.1f}x; p99 {pct(load_enc, 99) * 1000:.2f} ms)",
+            f"load_file of the same file unencrypted {lp * 1000:.3f} ms (p99 {pct(load_plain, 99) * 1000:.3f} ms)",
+        ),
     ]
 
 

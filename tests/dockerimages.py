@@ -80,3 +80,61 @@ def ensure_test_images(client) -> dict[str, str]:
         )
         out[tag] = client.api.inspect_image(tag)["Id"]
     return out
+
+
+REDIS_IMAGE = "gitship-test/redis:7"
+REDIS_BINARIES = ("/usr/bin/redis-server", "/usr/bin/redis-cli")
+
+
+def _ldd_files(binaries: tuple[str, ...]) -> list[str]:
+    """The shared libraries (as ldd names them) and the dynamic loader the binaries need."""
+    import subprocess
+
+    found: set[str] = set()
+    for b in binaries:
+        out = subprocess.run(["ldd", b], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            words = line.split()
+            if "=>" in words and len(words) > words.index("=>") + 1 and words[words.index("=>") + 1].startswith("/"):
+                found.add(words[words.index("=>") + 1])
+            elif words and words[0].startswith("/"):
+                found.add(words[0])  # the loader: /lib64/ld-linux-x86-64.so.2
+    return sorted(found)
+
+
+def ensure_redis_image(client, tag: str = REDIS_IMAGE) -> str:
+    """A Docker image with the host's Debian redis-server and redis-cli (copied with the libraries
+    ldd lists and the dynamic loader) on the busybox root filesystem; ENTRYPOINT redis-server, so a
+    pod's `args` are redis-server's, as with Docker Hub's redis image. Skips without redis-server.
+    Returns the image id."""
+    import shutil
+
+    import docker.errors
+
+    if not all(shutil.which(os.path.basename(b)) for b in REDIS_BINARIES) or not shutil.which("ldd"):
+        pytest.skip("redis-server/redis-cli (Debian's redis-server package) and ldd are needed for the redis image")
+    files: dict[str, tuple[bytes, int]] = {}
+    for path in [*REDIS_BINARIES, *_ldd_files(REDIS_BINARIES)]:
+        with open(os.path.realpath(path), "rb") as f:  # redis-server is a symlink to redis-check-rdb:
+            files[path] = (f.read(), 0o755)  # its content goes in under the name it is run by
+    digest = hashlib.sha256(b"".join(p.encode() + hashlib.sha256(c).digest() for p, (c, _) in files.items()))
+    label = digest.hexdigest()[:16]
+    try:
+        img = client.api.inspect_image(tag)
+        if ((img.get("Config") or {}).get("Labels") or {}).get(LABEL) == label:
+            return str(img["Id"])
+    except docker.errors.ImageNotFound:
+        pass
+    repo, t = tag.rsplit(":", 1)
+    client.api.import_image_from_data(
+        busybox_rootfs_tar(files),
+        repository=repo,
+        tag=t,
+        changes=[
+            'ENTRYPOINT ["/usr/bin/redis-server"]',
+            f"LABEL {LABEL}={label}",
+            "ENV PATH=/usr/bin:/bin",
+            "EXPOSE 6379",
+        ],
+    )
+    return str(client.api.inspect_image(tag)["Id"])

@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import posixpath
+from typing import TYPE_CHECKING, Any
 
 from reconciler.cli.common import Subparsers, die, kind_of, nudge, writer
+from reconciler.errors import GitshipError
+from reconciler.types import Key
+
+if TYPE_CHECKING:
+    from reconciler.manifests.sops import AgeKeys
 
 
 def parse_label_args(items: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -51,8 +58,86 @@ def add_label(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s.set_defaults(func=cmd_label)
 
 
+def _encrypted_declarations(w: Any, age_keys: AgeKeys) -> dict[Key, str]:
+    """Where the repository's SOPS files declare their objects (their kind and name may be encrypted,
+    hidden from the plain-text index): decrypted in memory with the same key; unreadable ones skipped."""
+    from reconciler.gitops.locate import manifest_files
+    from reconciler.manifests.load import Limits, load_file
+    from reconciler.manifests.sops import is_encrypted
+
+    out: dict[Key, str] = {}
+    for rel in manifest_files(w):
+        data = w.read(rel) or b""
+        if rel.endswith((".yaml", ".yml")) and is_encrypted(data.decode("utf-8", errors="replace")):
+            try:
+                manifests = load_file(rel, data, {}, Limits(), age_keys=age_keys)
+            except GitshipError:
+                continue
+            out.update({m.key: rel for m in manifests})
+    return out
+
+
+def _declared_by(w: Any, target: str, encrypted: dict[Key, str]) -> set[Key]:
+    """The objects (lower-cased keys) the repository file ``target`` declares now (an encrypted one's
+    as decrypted: its plain text may show only ENC[...] kinds and names)."""
+    from reconciler.gitops.locate import build_index, lower_key
+    from reconciler.manifests.sops import is_encrypted
+
+    if is_encrypted((w.read(target) or b"").decode("utf-8", errors="replace")):
+        return {lower_key(k) for k, f in encrypted.items() if f == target}
+    return {k for k, locs in build_index(w).objects.items() if any(loc.file == target for loc in locs)}
+
+
+def _declared_in(w: Any, key: Key, encrypted: dict[Key, str]) -> str | None:
+    from reconciler.errors import NotFound
+
+    try:
+        where: str = w.find(*key)[0]
+        return where
+    except NotFound:
+        return encrypted.get(key)
+
+
+def _sops_file_changes(
+    w: Any, target: str, data: bytes, keys: list[Key], overwrite: bool, age_keys: AgeKeys
+) -> str | None:
+    """Commit a SOPS-encrypted file whole (its MAC covers every document: no document of it can be
+    spliced into another file). create: none of its objects may be declared yet; apply: each object
+    is declared nowhere or in the file it replaces. The file is committed as given, encrypted."""
+    verb = "apply" if overwrite else "create"
+    with w.transaction() as branch:
+        encrypted = _encrypted_declarations(w, age_keys)
+        for kind, ns, name in keys:
+            where = _declared_in(w, (kind, ns, name), encrypted)
+            if where is None:
+                continue
+            if not overwrite:
+                die(f'AlreadyExists: {kind.lower()} "{name}" already exists (declared in {where})')
+            if where != target:
+                die(
+                    f"{kind.lower()}/{name} is declared in {where}: a SOPS-encrypted file is applied whole, "
+                    f"so apply it under that file's name, or remove the object there first"
+                )
+        if w.exists(target) and not overwrite:
+            die(f"AlreadyExists: {target} already exists in the repository")
+        dropped = _declared_by(w, target, encrypted) - {(k[0].lower(), k[1], k[2]) for k in keys}
+        if dropped:
+            names = ", ".join(sorted(f"{k[0].lower()}/{k[2]}" for k in dropped))
+            die(f"{target} also declares {names}: a SOPS-encrypted file replaces it whole; remove those first")
+        if w.read(target) == data:
+            return None
+        sha: str = w.commit({target: data}, f"{verb} -f {posixpath.basename(target)}: " + _names(keys), branch)
+    return sha
+
+
+def _names(keys: list[Key]) -> str:
+    return ", ".join(f"{k[0].lower()}/{k[2]}" for k in keys)
+
+
 def cmd_create_apply(args: argparse.Namespace) -> int:
     from reconciler.manifests.load import Limits, load_file
+    from reconciler.manifests.sops import is_encrypted
+    from reconciler.source.revision import read_age_keys
 
     if getattr(args, "resource", None):
         from reconciler.cli.secret import cmd_create_secret
@@ -66,20 +151,25 @@ def cmd_create_apply(args: argparse.Namespace) -> int:
             data = f.read()
     except OSError as e:
         die(f"cannot read {path}: {e.strerror}")
-    manifests = load_file(os.path.basename(path), data, {}, Limits())
+    name = os.path.basename(path)
+    encrypted = is_encrypted(data.decode("utf-8", errors="replace"))
+    # a SOPS file is decrypted (in memory) to check it, with the key the daemon would use
+    age_keys = read_age_keys(args.decryption_key_file) if encrypted else None
+    manifests = load_file(name, data, {}, Limits(), age_keys=age_keys)
+    keys = [m.key for m in manifests]
     w = writer(args)
     verb = "created" if args.cmd == "create" else "configured"
-    sha = w.add_file(
-        os.path.basename(path),
-        data,
-        overwrite=args.cmd == "apply",
-        message=f"{args.cmd} -f {os.path.basename(path)}: "
-        + ", ".join(f"{m.key[0].lower()}/{m.key[2]}" for m in manifests),
-    )
+    if encrypted:
+        from reconciler.gitops.files import target_path
+
+        assert age_keys is not None
+        sha = _sops_file_changes(w, target_path(w.manifests_rel, name), data, keys, args.cmd == "apply", age_keys)
+    else:
+        sha = w.add_file(name, data, overwrite=args.cmd == "apply", message=f"{args.cmd} -f {name}: " + _names(keys))
     nudge(args)
-    for m in manifests:
-        print(f"{m.key[0].lower()}/{m.key[2]} {verb}")
-    print(f"(commit {sha[:7]})")
+    for k in keys:
+        print(f"{k[0].lower()}/{k[2]} {verb if sha else 'unchanged'}")
+    print(f"(commit {sha[:7]})" if sha else "(no change, nothing committed)")
     return 0
 
 
@@ -87,6 +177,12 @@ def add_create_apply(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     for verb in ("create", "apply"):
         s = sub.add_parser(verb, parents=[common])
         s.add_argument("-f", "--filename", required=verb == "apply")
+        s.add_argument(
+            "--decryption-key-file",
+            metavar="PATH",
+            help="age identities to check a SOPS-encrypted file with (it is committed encrypted); "
+            "default: env SOPS_AGE_KEY_FILE, else SOPS_AGE_KEY",
+        )
         if verb == "create":  # create secret generic NAME ...: a SOPS-encrypted Secret (cli/secret.py)
             s.add_argument("resource", nargs="*", help="secret generic NAME")
             s.add_argument("--from-literal", action="append", metavar="KEY=VALUE")

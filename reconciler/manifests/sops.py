@@ -478,15 +478,27 @@ def encrypt_documents(
     encrypted_regex: str = DEFAULT_ENCRYPTED_REGEX,
     mac_only_encrypted: bool = False,
     version: str = "3.9.0",
+    rule: tuple[str, str] | None = None,
 ) -> str:
     """Documents (mappings of str/int/float/bool/None, lists and mappings) -> a sops YAML file's text
     for the age ``recipients``, with only the values under keys matching ``encrypted_regex``
-    encrypted (sops' ``--encrypted-regex``). ``now`` is the file's ``lastmodified``."""
+    encrypted (sops' ``--encrypted-regex``). ``rule`` replaces that choice with another of sops'
+    rules, (name, pattern) with name one of ``unencrypted_suffix``, ``encrypted_suffix``,
+    ``unencrypted_regex``, ``encrypted_regex`` (a ``.sops.yaml`` creation rule's setting).
+    ``now`` is the file's ``lastmodified``."""
     if not recipients:
         raise SopsError("no age recipient to encrypt for")
+    name, pattern = rule if rule is not None else ("encrypted_regex", encrypted_regex)
+    if name not in _RULES:
+        raise SopsError(f"{name} is not supported for encryption (use one of {', '.join(_RULES)})")
+    if name.endswith("_regex"):
+        try:
+            re.compile(pattern)
+        except re.error:
+            raise SopsError(f"{name} {pattern!r} is not a valid regular expression") from None
     parsed = parse_recipients(recipients)
     key = secrets.token_bytes(32)
-    meta = _Meta({"encrypted_regex": encrypted_regex, "mac_only_encrypted": mac_only_encrypted})
+    meta = _Meta({name: pattern, "mac_only_encrypted": mac_only_encrypted})
     mac = hashlib.sha512()
     if mac_only_encrypted:
         mac.update(_MAC_ONLY_ENCRYPTED_INIT)
@@ -499,7 +511,7 @@ def encrypt_documents(
         ],
         "lastmodified": lastmodified,
         "mac": encrypt_value(mac.hexdigest().upper(), key, lastmodified),
-        "encrypted_regex": encrypted_regex,
+        name: pattern,
     }
     if mac_only_encrypted:
         sops_meta["mac_only_encrypted"] = True
