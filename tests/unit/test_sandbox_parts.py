@@ -94,6 +94,7 @@ def test_process_identity_is_pid_start_time_and_boot_not_the_environment():
     """A process that rewrote its title (redis-server does) has no readable environment left:
     it is still ours by pid, start time and boot id; one that names another pod is not."""
     import subprocess
+    import time
 
     uid = "pod-a"
     procs = {
@@ -102,6 +103,12 @@ def test_process_identity_is_pid_start_time_and_boot_not_the_environment():
         "other": subprocess.Popen(["sleep", "60"], env={procid.UID_ENV: "pod-b"}),
     }
     try:
+        # a process just past exec shows an empty environ until the kernel has set it up
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(
+            open(f"/proc/{procs[n].pid}/environ", "rb").read() for n in ("ours", "other")
+        ):
+            time.sleep(0.01)
         seen = {}
         for name, p in procs.items():
             ident = procid.identity_of(p.pid)
