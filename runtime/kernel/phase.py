@@ -64,6 +64,7 @@ def pod_conditions(
     phase: str,
     now: str,
     start_time: str,
+    initialized: tuple[str, str | None, str | None] = ("True", None, None),
 ) -> tuple[dict[str, dict[str, Any]], bool]:
     """The pod's conditions {type: {status, lastTransitionTime, reason?, message?}} and whether one flipped.
 
@@ -71,12 +72,12 @@ def pod_conditions(
     condition's status changes; the first PodScheduled and Initialized carry the pod's
     start time. A pod that is not ready says which containers are not
     (``containers with unready status: [a b]``), with reason PodCompleted once the
-    phase is terminal.
+    phase is terminal. ``initialized`` is the Initialized condition (runtime/kernel/initc.py).
     """
     all_ready = bool(ready) and all(ok for _, ok in ready)
     want: dict[str, tuple[str, str | None, str | None]] = {
         "PodScheduled": ("True", None, None),
-        "Initialized": ("True", None, None),
+        "Initialized": initialized,
     }
     if all_ready:
         want["ContainersReady"] = ("True", None, None)
@@ -165,6 +166,7 @@ def pod_status(
     conditions: Mapping[str, Mapping[str, Any]],
     container_statuses: list[dict[str, Any]],
     message: str | None = None,
+    init_container_statuses: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A Kubernetes PodStatus dict (the shape runtime/base.py documents)."""
     out: dict[str, Any] = {"phase": phase}
@@ -175,6 +177,8 @@ def pod_status(
     out["hostIPs"] = [{"ip": host_ip}]
     out["startTime"] = start_time
     out["conditions"] = [dict(conditions[t], type=t) for t in CONDITION_TYPES if t in conditions]
+    if init_container_statuses:
+        out["initContainerStatuses"] = init_container_statuses
     out["containerStatuses"] = container_statuses
     if message:
         out["message"] = message
