@@ -12,12 +12,27 @@ import docker  # type: ignore[import-untyped]
 import docker.errors  # type: ignore[import-untyped]
 import structlog
 
+from runtime.hooks import run_handler
 from runtime.kernel import go_duration, rfc3339, should_restart
+from runtime.kernel.hooks import (
+    FAILED_POST_START,
+    FAILED_PRE_STOP,
+    POST_START,
+    POST_START_ERROR,
+    PRE_STOP,
+    grace_after_pre_stop,
+    hook,
+    pod_ref,
+)
+from runtime.kernel.initc import waiting_initializing
 from runtime.kernel.phase import terminated
 from runtime.probes import ProbeWorker, make_check
 
+from . import inits
 from .common import DContainer, DPod, docker_time, engine_down
 from .pods import DockerPods
+
+HOOK_EXEC_TIMEOUT = 3600.0  # the kubelet sets none for a hook's exec; preStop is bounded by the grace period
 
 log = structlog.get_logger("runtime.docker")
 
@@ -43,11 +58,20 @@ class DockerContainers(DockerPods):
                 return
             if p.sandbox_id is None:
                 await self._create_sandbox(p)
-            for c in p.containers.values():
+            for c in p.containers.values():  # the init containers first, in order (inits.py)
                 if p.deleting or self._closed:
                     return
-                if c.want_start and not c.timers:
-                    await self._start_container(p, c)
+                inits.advance(p)
+                if not (c.want_start and not c.timers):
+                    continue
+                if not inits.turn(p, c):
+                    if not c.running and c.state.get("waiting", {}).get("reason") != "PodInitializing":
+                        c.state = waiting_initializing()
+                    continue
+                await self._start_container(p, c)
+                if inits.is_init(p, c) and not inits.is_sidecar(p, c):
+                    break  # the next one starts once this one exited 0 (_handle_exit kicks)
+            inits.advance(p)
             p.error = None
             self._notify(p)
 
@@ -112,7 +136,72 @@ class DockerContainers(DockerPods):
                 oom=bool(state.get("OOMKilled")),
             )
             return
+        if hook(c.spec, POST_START) is not None and not await self._post_start(p, c, cid):
+            return
         self._mark_running(p, c, started_at)
+
+    async def _post_start(self, p: DPod, c: DContainer, cid: str) -> bool:
+        """Run the postStart hook (the container is not Running until it returns). On a failure,
+        kill the container (its exit then goes through the restart policy); False."""
+        c.state = {"waiting": {"reason": "ContainerCreating"}}
+        self._notify(p)
+        msg = await self._run_hook(p, c, cid, POST_START)
+        if msg is None:
+            return True
+        log.warning(FAILED_POST_START, pod=p.name, uid=p.uid, container=c.name, message=msg)
+        c.kill_reason = f"{POST_START_ERROR}: {msg}"  # the exit's message (_on_exit)
+        with contextlib.suppress(Exception):
+            await self._kill(p, c, cid, p.grace)
+        return False
+
+    async def _exec_in(self, cid: str, argv: list[str], timeout: float) -> tuple[int, str]:
+        """Run argv in the container (docker exec): (exit code, output)."""
+
+        def run() -> tuple[int, str]:
+            ex = self._api.exec_create(cid, argv, stdout=True, stderr=True)
+            out = self._api.exec_start(ex["Id"])
+            code = int(self._api.exec_inspect(ex["Id"]).get("ExitCode") or 0)
+            return code, out.decode(errors="replace") if isinstance(out, bytes) else str(out)
+
+        try:
+            return await asyncio.wait_for(self._call(run), timeout)
+        except docker.errors.APIError as exc:
+            raise OSError(str(exc.explanation or exc)) from None
+
+    async def _run_hook(self, p: DPod, c: DContainer, cid: str, which: str) -> str | None:
+        """Run the container's ``which`` hook (runtime/hooks.py): None on success, else the message."""
+        h = hook(c.spec, which)
+        if h is None:
+            return None
+
+        async def exec_run(argv: list[str]) -> tuple[int, str]:
+            return await self._exec_in(cid, argv, HOOK_EXEC_TIMEOUT)
+
+        try:
+            return await run_handler(
+                h,
+                container_spec=c.spec,
+                pod_ip=p.pod_ip or "",
+                pod=pod_ref(p.name, p.namespace, p.uid),
+                exec_run=exec_run,
+            )
+        except asyncio.TimeoutError:
+            return f"{which} hook of container {c.name!r} timed out"
+
+    async def _kill(self, p: DPod, c: DContainer, cid: str, grace: float) -> None:
+        """Stop a container as the kubelet's killContainer: preStop with the whole grace period,
+        then SIGTERM with what is left (at least 2 s), then SIGKILL."""
+        if grace > 0 and hook(c.spec, PRE_STOP) is not None:
+            t0 = time.monotonic()
+            try:
+                msg = await asyncio.wait_for(self._run_hook(p, c, cid, PRE_STOP), grace)
+            except asyncio.TimeoutError:
+                log.info("pre_stop_hook_not_completed_in_grace_period", pod=p.name, uid=p.uid, container=c.name)
+            else:
+                if msg is not None:
+                    log.warning(FAILED_PRE_STOP, pod=p.name, uid=p.uid, container=c.name, message=msg)
+            grace = grace_after_pre_stop(grace, time.monotonic() - t0)
+        await self._stop(cid, grace)
 
     def _mark_running(self, p: DPod, c: DContainer, started_at: str) -> None:
         c.running = True
@@ -149,12 +238,14 @@ class DockerContainers(DockerPods):
         """A container instance ended: record it, decide on a restart (the pod kernel's rules)."""
         c.cancel()
         c.running = c.ready = c.started = False
+        if message is None and c.kill_reason and c.kill_reason.startswith(POST_START_ERROR):
+            message = c.kill_reason
         term = terminated(
             code, started_at, finished_at or rfc3339(time.time()), reason=reason, message=message, oom=oom
         )
         if c.cid:
             term["containerID"] = f"docker://{c.cid}"
-        if not should_restart(p.restart_policy, code) or p.deleting:
+        if not should_restart(inits.restart_policy(p, c), code) or p.deleting:
             c.state = {"terminated": term}
             c.done = True
             self._notify(p)
@@ -186,13 +277,8 @@ class DockerContainers(DockerPods):
         probe = c.spec.get(f"{kind}Probe") or {}
 
         async def exec_check(argv: list[str], timeout: float) -> tuple[bool, str]:
-            def run() -> int:
-                ex = self._api.exec_create(cid, argv, stdout=True, stderr=True)
-                self._api.exec_start(ex["Id"])
-                return int(self._api.exec_inspect(ex["Id"]).get("ExitCode") or 0)
-
             try:
-                code = await asyncio.wait_for(self._call(run), timeout)
+                code, _out = await self._exec_in(cid, argv, timeout)
             except asyncio.TimeoutError:
                 return False, f"command {argv!r} timed out after {timeout:g}s"
             except Exception as exc:
@@ -210,6 +296,8 @@ class DockerContainers(DockerPods):
                 c.ready = c.spec.get("readinessProbe") is None
                 self._start_probes(p, c, cid)
                 self._notify(p)
+                if inits.is_sidecar(p, c):
+                    self._kick(p)  # the next init container's turn
             elif not ok:  # startup or liveness failed: restart the container
                 self._spawn(self._kill_for_probe(p, c, cid, kind, probe, msg))
 
@@ -227,7 +315,7 @@ class DockerContainers(DockerPods):
         c.kill_reason = kind
         log.info("container_unhealthy", pod=p.name, uid=p.uid, container=c.name, probe=kind, message=message)
         with contextlib.suppress(Exception):
-            await self._stop(cid, grace)
+            await self._kill(p, c, cid, grace)
         # the die event (or the resync) records the exit and applies the restart policy
 
     # ------------------------------------------------------------------ deletion
@@ -239,8 +327,11 @@ class DockerContainers(DockerPods):
         try:
             async with p.lock:
                 if self._client is not None:
-                    app = [c.cid for c in p.containers.values() if c.cid and c.running]
-                    await asyncio.gather(*(self._stop(cid, grace) for cid in app))
+                    # the app containers (and a running init container) first, then the sidecars
+                    running = [c for c in p.containers.values() if c.cid and c.running]
+                    for sidecars in (False, True):
+                        group = [c for c in running if inits.is_sidecar(p, c) == sidecars]
+                        await asyncio.gather(*(self._kill(p, c, c.cid or "", grace) for c in group))
                     await self._remove_leftovers(p.uid)
         except Exception as exc:
             if not engine_down(exc):
