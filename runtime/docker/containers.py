@@ -245,10 +245,11 @@ class DockerContainers(DockerPods):
         )
         if c.cid:
             term["containerID"] = f"docker://{c.cid}"
-        if not should_restart(inits.restart_policy(p, c), code) or p.deleting:
+        if not should_restart(inits.restart_policy(p, c), code) or p.deleting or c.done:
             c.state = {"terminated": term}
             c.done = True
             self._notify(p)
+            self._finish_sidecars(p)
             return
         c.last_state = {"terminated": term}
         now = time.monotonic()
@@ -269,6 +270,29 @@ class DockerContainers(DockerPods):
         }
         self._notify(p)
         self._retry_later(p, c, wait)
+
+    def _finish_sidecars(self, p: DPod) -> None:
+        """Once every app container has terminated for good, stop the sidecars (in reverse order)
+        for good, so the pod can complete (the kubelet does the same)."""
+        names = inits.init_names(p)
+        sidecars = [c for c in p.containers.values() if inits.is_sidecar(p, c) and not c.done]
+        apps = [c for c in p.containers.values() if c.name not in names]
+        if not sidecars or p.deleting or not all(c.done for c in apps):
+            return
+        for c in sidecars:
+            c.done = True
+            c.want_start = False
+            for t in c.timers:
+                t.cancel()
+            c.timers.clear()
+
+        async def stop() -> None:
+            for c in reversed(sidecars):
+                if c.cid and c.running:
+                    with contextlib.suppress(Exception):
+                        await self._kill(p, c, c.cid, p.grace)
+
+        self._spawn(stop())
 
     # ------------------------------------------------------------------ probes
 

@@ -76,6 +76,25 @@ class InitSupervisor(HookSupervisor):
         if c.awaiting_init:
             self._launch(p, c)
 
+    def _finish_sidecars(self, p: PodState) -> None:
+        """Once every app container has terminated for good, the sidecars are stopped (in reverse
+        order) and not restarted, so the pod can complete (the kubelet does the same)."""
+        sidecars = [c for c in p.containers if c.sidecar and c.restart_policy == "Always"]
+        apps = [c for c in p.containers if not c.init]
+        if not sidecars or not p.initialized or not self._alive(p):
+            return
+        if not all("terminated" in c.state for c in apps):
+            return
+        for c in sidecars:
+            c.restart_policy = "Never"
+            c.cancel_timer()
+
+        async def stop() -> None:
+            for c in reversed(sidecars):
+                await self._stop_container(c, p.grace())
+
+        self._spawn(stop())
+
     def _kill_sandboxed(self, p: PodState) -> None:
         super()._kill_sandboxed(p)
         if any(c.init for c in p.containers):

@@ -356,6 +356,7 @@ class InProcessRuntime(InitSupervisor, Runtime):
 
     def _notify(self, p: PodState) -> None:
         self._advance_init(p)  # a container's turn may have come (initc.py)
+        self._finish_sidecars(p)
         if self._update_conditions(p):
             self._save(p)
         self._call_on_change(p.uid)

@@ -18,7 +18,7 @@ def condition(st: dict | None, typ: str) -> dict:
     return next(c for c in (st or {}).get("conditions", []) if c["type"] == typ)
 
 
-def test_init_containers_run_in_order_before_the_app(mounting: Harness) -> None:
+def test_init_containers_run_in_order_before_the_app(mounting: Harness) -> None:  # noqa: F811 (the fixture)
     data = str(mounting.tmp_path / "work")
 
     async def main() -> None:
@@ -64,8 +64,9 @@ def test_a_failing_init_container_restarts_with_back_off_and_the_app_never_start
             await wait_for(lambda: init_status(rt.status(uid), "bad")["restartCount"] >= 3, 60, what="3 restarts")
             assert time.monotonic() - t0 >= 0.2 + 0.4 - 0.05  # the back-off doubles
             await wait_for(
-                lambda: init_status(rt.status(uid), "bad")["state"].get("waiting", {}).get("reason")
-                == "CrashLoopBackOff",
+                lambda: (
+                    init_status(rt.status(uid), "bad")["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff"
+                ),
                 what="CrashLoopBackOff",
             )
             st = rt.status(uid)
@@ -119,12 +120,53 @@ def test_adoption_does_not_rerun_completed_init_containers(runtime: Harness) -> 
             st = await wait_for(lambda: (s := rt.status(uid)) and ready(s) and s, 60, what="Ready again")
             setup = init_status(st, "setup")
             assert setup["restartCount"] == 0 and setup["state"]["terminated"]["exitCode"] == 0
-            assert setup["state"]["terminated"]["startedAt"] == init_status(before, "setup")["state"]["terminated"][
-                "startedAt"
-            ]
+            assert (
+                setup["state"]["terminated"]["startedAt"]
+                == init_status(before, "setup")["state"]["terminated"]["startedAt"]
+            )
             app = cstatus(st, "app")
             assert app["restartCount"] == 0 and app["containerID"] == cstatus(before, "app")["containerID"]
             assert condition(st, "Initialized")["status"] == "True"
+        finally:
+            await rt.close(stop_pods=True)
+
+    run(main())
+
+
+def test_a_sidecar_starts_before_the_next_init_container_and_keeps_running(runtime: Harness) -> None:
+    async def main() -> None:
+        rt, _ = await runtime.open()
+        try:
+            # the sidecar exits after a second each time: it is restarted while the app keeps running
+            side = sh("side", "echo side; busybox sleep 1", restartPolicy="Always")
+            pod = runtime.pod("sidecar", [sh("app", POLITE)], restart="Never")
+            pod["spec"]["initContainers"] = [side, sh("after", "echo after")]
+            uid = pod["metadata"]["uid"]
+            await rt.create_pod(pod)
+            await wait_for(lambda: init_status(rt.status(uid), "side")["restartCount"] >= 2, 60, what="restarts")
+            st = await wait_for(lambda: (s := rt.status(uid)) and ready(s) and s, 60, what="Ready")
+            assert init_status(st, "after")["state"]["terminated"]["exitCode"] == 0
+            assert init_status(st, "after")["restartCount"] == 0
+            assert cstatus(st, "app")["restartCount"] == 0 and st["phase"] == "Running"
+            assert condition(st, "Initialized")["status"] == "True"
+        finally:
+            await rt.close(stop_pods=True)
+
+    run(main())
+
+
+def test_a_pod_with_a_sidecar_completes_when_its_app_containers_do(runtime: Harness) -> None:
+    async def main() -> None:
+        rt, _ = await runtime.open()
+        try:
+            side = sh("side", POLITE, restartPolicy="Always")
+            pod = runtime.pod("job", [sh("app", "busybox sleep 1; echo done")], restart="Never")
+            pod["spec"]["initContainers"] = [side]
+            uid = pod["metadata"]["uid"]
+            await rt.create_pod(pod)
+            st = await wait_for(lambda: (s := rt.status(uid)) and s["phase"] == "Succeeded" and s, 60, what="done")
+            assert "terminated" in init_status(st, "side")["state"]
+            assert init_status(st, "side")["restartCount"] == 0
         finally:
             await rt.close(stop_pods=True)
 
