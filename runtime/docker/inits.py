@@ -43,6 +43,14 @@ def views(p: DPod) -> list[InitView]:
     ]
 
 
+def mark_waiting(p: DPod) -> None:
+    """A new pod: every container but the first init container waits for its turn (``turn``)."""
+    first = next(iter(inits(p)), None)
+    for c in p.containers.values():
+        if not p.initialized and c is not first:
+            c.state = waiting_initializing()
+
+
 def advance(p: DPod) -> None:
     """Latch ``initialized`` once every init container is complete."""
     if not p.initialized and next_init(views(p)) is None:

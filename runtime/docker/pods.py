@@ -81,10 +81,7 @@ class DockerPods(DockerEngine):
             start_time=rfc3339(time.time()),
             initialized=not initc.init_specs(pod_spec),
         )
-        first = next(iter(inits.inits(p)), None)
-        for c in p.containers.values():
-            if not p.initialized and c is not first:
-                c.state = initc.waiting_initializing()  # until its turn (containers.py _sync_pod)
+        inits.mark_waiting(p)
         self._update_conditions(p, p.start_time)
         return p
 

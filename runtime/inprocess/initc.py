@@ -35,6 +35,12 @@ def init_views(p: PodState) -> list[InitView]:
     ]
 
 
+def stop_order(p: PodState) -> list[list[Container]]:
+    """The groups a pod's deletion stops one after the other: the app containers (and a running
+    init container) first, then the sidecars (the kubelet's order)."""
+    return [[c for c in p.containers if not c.sidecar], [c for c in p.containers if c.sidecar]]
+
+
 class InitSupervisor(HookSupervisor):
     """Starts each container of a pod in its turn."""
 
@@ -61,6 +67,7 @@ class InitSupervisor(HookSupervisor):
 
     def _advance_init(self, p: PodState) -> None:
         """Start the container whose turn has come (called on every status change of the pod)."""
+        self._finish_sidecars(p)
         if p.initialized or not self._alive(p):
             return
         i = next_init(init_views(p))

@@ -53,7 +53,7 @@ from ..kernel import initc
 from ..net import bridge as br
 from . import procid
 from .adoption import Todo
-from .initc import InitSupervisor, init_views
+from .initc import InitSupervisor, init_views, stop_order
 from .network import IPAllocationError, IPAllocator
 from .probes import run_exec
 from .resolve import StartError, Waiting, to_rules
@@ -312,8 +312,7 @@ class InProcessRuntime(InitSupervisor, Runtime):
             c.stop_probes()
             c.cancel_timer()
         g = p.grace() if grace is None else max(0.0, float(grace))
-        # the app containers (and a running init container) first, then the sidecars (the kubelet's order)
-        for group in ([c for c in p.containers if not c.sidecar], [c for c in p.containers if c.sidecar]):
+        for group in stop_order(p):  # the app containers (and a running init container), then the sidecars
             await asyncio.gather(*(self._stop_container(c, g) for c in group), return_exceptions=True)
         for c in p.containers:
             self._unwatch(c)
@@ -355,8 +354,7 @@ class InProcessRuntime(InitSupervisor, Runtime):
         return flipped
 
     def _notify(self, p: PodState) -> None:
-        self._advance_init(p)  # a container's turn may have come (initc.py)
-        self._finish_sidecars(p)
+        self._advance_init(p)  # a container's turn may have come, or the sidecars' end (initc.py)
         if self._update_conditions(p):
             self._save(p)
         self._call_on_change(p.uid)
