@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from tests.conformance.conftest import POLITE, Harness, cstatus, ready, run, sh, wait_for, waiting_reason
-from tests.conformance.test_config import mounting, sh_out  # noqa: F401  (the fixture)
+from tests.conformance.test_config import mounting, poll, sh_out  # noqa: F401  (the fixture)
 
 
 def init_status(st: dict | None, name: str) -> dict:
@@ -45,7 +45,8 @@ def test_init_containers_run_in_order_before_the_app(mounting: Harness) -> None:
                 term = init_status(st, name)["state"]["terminated"]
                 assert term["exitCode"] == 0 and term["reason"] == "Completed"
                 assert init_status(st, name)["restartCount"] == 0
-            assert await sh_out(rt, uid, "app", f"busybox cat {data}/seen") == "one\ntwo\n"
+            seen = await poll(lambda: sh_out(rt, uid, "app", f"busybox cat {data}/seen"), "the app's copy")
+            assert seen == "one\ntwo\n"
         finally:
             await rt.close(stop_pods=True)
 
