@@ -115,5 +115,7 @@ class InitSupervisor(HookSupervisor):
         for c in p.containers:
             if c.init and not c.running:
                 c.cancel_timer()
+                if "terminated" in c.state:
+                    c.last_state, c.restart_count = {"terminated": c.state["terminated"]}, c.restart_count + 1
                 c.state = waiting_initializing()
                 c.awaiting_init = True

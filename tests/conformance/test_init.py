@@ -172,3 +172,44 @@ def test_a_pod_with_a_sidecar_completes_when_its_app_containers_do(runtime: Harn
             await rt.close(stop_pods=True)
 
     run(main())
+
+
+def _kill_sandbox(h: Harness, uid: str) -> None:
+    """SIGKILL the pod's sandbox: the in-process holder process, or the Docker pause container."""
+    if h.name == "docker":
+        for c in h._containers({uid}):  # type: ignore[attr-defined]
+            if c.labels.get("gitship.container") == "POD":
+                c.kill()
+        return
+    import os
+    import signal
+
+    from runtime.inprocess import procid
+
+    st = procid.read_states(h.state_dir)[uid]
+    os.kill(st["sandbox"]["process"]["pid"], signal.SIGKILL)
+
+
+def test_a_new_sandbox_runs_the_init_containers_again(mounting: Harness) -> None:  # noqa: F811 (the fixture)
+    async def main() -> None:
+        rt, _ = await mounting.open()
+        try:
+            pod = mounting.pod("resandbox", [sh("app", POLITE)])
+            pod["spec"]["initContainers"] = [sh("setup", "echo set up")]
+            uid = pod["metadata"]["uid"]
+            await rt.create_pod(pod)
+            before = await wait_for(lambda: (s := rt.status(uid)) and ready(s) and s, 60, what="Ready")
+            _kill_sandbox(mounting, uid)
+            st = await wait_for(
+                lambda: (s := rt.status(uid)) and ready(s) and init_status(s, "setup")["restartCount"] >= 1 and s,
+                90,
+                what="initialized again in a new sandbox",
+            )
+            setup = init_status(st, "setup")
+            assert setup["state"]["terminated"]["exitCode"] == 0
+            assert cstatus(st, "app")["restartCount"] >= 1
+            assert cstatus(st, "app")["containerID"] != cstatus(before, "app")["containerID"]
+        finally:
+            await rt.close(stop_pods=True)
+
+    run(main())
