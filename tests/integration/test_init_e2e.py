@@ -1,6 +1,7 @@
 """Init containers end to end through a real `gitship up` (in-process runtime, host mode): `get pods`
 says Init:0/1 while the init container runs, then Running with READY 1/1; a failing init container
-shows Init:Error / Init:CrashLoopBackOff with its restarts counted, and its app never starts."""
+shows Init:Error / Init:CrashLoopBackOff with its restarts counted, its app never starts, and
+`logs -c` reads the init container's output."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def row(g, name: str) -> list[str]:
 
 def test_get_pods_shows_init_progress_and_failures(empty_repo: Path, gitship_factory) -> None:
     commit_file(empty_repo, "slow.yaml", POD.format(name="slow", init="sleep 4"), "slow init")
-    commit_file(empty_repo, "bad.yaml", POD.format(name="bad", init="exit 1"), "failing init")
+    commit_file(empty_repo, "bad.yaml", POD.format(name="bad", init="echo cannot set up; exit 1"), "failing init")
     g = gitship_factory(empty_repo)
     wait_for(lambda: row(g, "slow")[1:3] == ["0/1", "Init:0/1"], 60, what="slow: Init:0/1")
     pod = wait_for(lambda: (p := g.json("get", "pod", "slow")) and pod_ready(p) and p, 60, what="slow ready")
@@ -42,3 +43,4 @@ def test_get_pods_shows_init_progress_and_failures(empty_repo: Path, gitship_fac
     bad = g.json("get", "pod", "bad")
     assert bad["status"]["phase"] == "Pending"
     assert bad["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "PodInitializing"
+    assert "cannot set up" in g.cli("logs", "bad", "-c", "setup").stdout  # an init container's log, as kubectl
