@@ -10,7 +10,8 @@ The modules: lifecycle.py (processes: launch, exits, restarts with back-off,
 stop), probing.py (startup, readiness, liveness), isolation.py (host mode or
 pod sandboxes; each pod's sandbox), mounts.py (its volumes), sandbox.py (the sandbox's holder process,
 nsenter, sweep), podnet.py (setting a sandbox up: rtnetlink, setns, mount),
-adoption.py (taking pods over after a restart), resolve.py
+adoption.py (taking pods over after a restart), hooks.py (postStart, preStop),
+initc.py (init containers and sidecars, in order, before the app containers), resolve.py
 (argv, environment, working directory, image rules), state.py (per pod and
 container), procid.py (process identity, state files), network.py (pod IPs),
 probes.py (exec). What Kubernetes defines is the pod kernel's (runtime/kernel);
