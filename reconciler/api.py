@@ -127,7 +127,7 @@ class ApiServer:
             if pod is None:
                 return 404, status_body(404, "NotFound", f'pods "{name}" not found')
             uid = pod["metadata"]["uid"]
-            containers = [c["name"] for c in pod["spec"].get("containers", [])]
+            containers = [c["name"] for k in ("containers", "initContainers") for c in pod["spec"].get(k) or []]
             container = body.get("container") or query.get("container") or (containers[0] if containers else "")
             if container not in containers:
                 return 400, status_body(400, "BadRequest", f"container {container} is not valid for pod {name}")

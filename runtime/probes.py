@@ -46,11 +46,16 @@ async def http_get(
     timeout: float = 1.0,
     scheme: str = "HTTP",
     headers: list[Mapping[str, str]] | None = None,
+    *,
+    any_status: bool = False,
+    user_agent: str = USER_AGENT,
 ) -> tuple[bool, str]:
+    """One GET: success is a status 200-399 (probes), or any answer at all with ``any_status``
+    (lifecycle hooks: the kubelet only fails one whose request fails)."""
     if not path.startswith("/"):
         path = "/" + path
     hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    hdrs = {"Host": hostport, "User-Agent": USER_AGENT, "Accept": "*/*", "Connection": "close"}
+    hdrs = {"Host": hostport, "User-Agent": user_agent, "Accept": "*/*", "Connection": "close"}
     for h in headers or []:
         if h.get("name"):
             hdrs[str(h["name"])] = str(h.get("value", ""))
@@ -73,7 +78,7 @@ async def http_get(
             code = int(parts[1])
             with contextlib.suppress(Exception):  # read (and ignore) at most 10 KiB of headers + body
                 await asyncio.wait_for(reader.read(MAX_BODY), 0.05)
-            if 200 <= code < 400:
+            if 200 <= code < 400 or any_status:
                 return True, f"HTTP probe succeeded with statuscode: {code}"
             return False, f"HTTP probe failed with statuscode: {code}"
         finally:

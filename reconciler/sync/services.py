@@ -164,7 +164,7 @@ def pod_for_runtime(pod: Obj, services: list[Obj], allocations: Allocations) -> 
     p = copy.deepcopy(pod)
     env = svcctl.service_env(services, allocations, p["metadata"]["namespace"])
     if env:
-        for c in p["spec"].get("containers", []):
+        for c in [*(p["spec"].get("initContainers") or []), *p["spec"].get("containers", [])]:
             own = {e["name"] for e in c.get("env") or []}
             c["env"] = [e for e in env if e["name"] not in own] + list(c.get("env") or [])
     return p

@@ -12,6 +12,7 @@ import structlog
 from runtime.kernel import rfc3339
 from runtime.kernel.phase import terminated
 
+from . import inits
 from .common import LABEL_ATTEMPT, LABEL_CONTAINER, LABEL_SPEC, SANDBOX, DContainer, DPod, docker_time
 from .containers import DockerContainers
 
@@ -41,6 +42,8 @@ class DockerAdoption(DockerContainers):
                 (x for x in conts if (x.get("Labels") or {}).get(LABEL_CONTAINER) == c.name), key=_attempt, reverse=True
             )
             await self._adopt_container(p, c, mine, sandbox is not None)
+        # init containers run once per sandbox: kept when it is (their exited instances say so)
+        p.initialized = p.initialized or (sandbox is not None and inits.adopted_initialized(p))
         log.info("pod_adopted", namespace=p.namespace, pod=p.name, uid=uid)
         self._notify(p)
 

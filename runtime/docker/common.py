@@ -150,6 +150,7 @@ class DPod:
     conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_status: str | None = None
     error: str | None = None
+    initialized: bool = False  # the init containers completed in this sandbox (runtime/docker/inits.py)
 
     @property
     def restart_policy(self) -> str:

@@ -13,16 +13,23 @@ import docker.errors  # type: ignore[import-untyped]
 import structlog
 
 from runtime.kernel import go_duration, rfc3339, should_restart
+from runtime.kernel.hooks import (
+    POST_START,
+    POST_START_ERROR,
+    hook,
+)
+from runtime.kernel.initc import waiting_initializing
 from runtime.kernel.phase import terminated
 from runtime.probes import ProbeWorker, make_check
 
+from . import inits
 from .common import DContainer, DPod, docker_time, engine_down
-from .pods import DockerPods
+from .hooks import DockerHooks
 
 log = structlog.get_logger("runtime.docker")
 
 
-class DockerContainers(DockerPods):
+class DockerContainers(DockerHooks):
     """Starts, restarts, probes and deletes the containers of each pod."""
 
     def _kick(self, p: DPod) -> None:
@@ -43,11 +50,20 @@ class DockerContainers(DockerPods):
                 return
             if p.sandbox_id is None:
                 await self._create_sandbox(p)
-            for c in p.containers.values():
+            for c in p.containers.values():  # the init containers first, in order (inits.py)
                 if p.deleting or self._closed:
                     return
-                if c.want_start and not c.timers:
-                    await self._start_container(p, c)
+                inits.advance(p)
+                if not (c.want_start and not c.timers):
+                    continue
+                if not inits.turn(p, c):
+                    if not c.running and c.state.get("waiting", {}).get("reason") != "PodInitializing":
+                        c.state = waiting_initializing()
+                    continue
+                await self._start_container(p, c)
+                if inits.is_init(p, c) and not inits.is_sidecar(p, c):
+                    break  # the next one starts once this one exited 0 (_handle_exit kicks)
+            inits.advance(p)
             p.error = None
             self._notify(p)
 
@@ -112,6 +128,8 @@ class DockerContainers(DockerPods):
                 oom=bool(state.get("OOMKilled")),
             )
             return
+        if hook(c.spec, POST_START) is not None and not await self._post_start(p, c, cid):
+            return
         self._mark_running(p, c, started_at)
 
     def _mark_running(self, p: DPod, c: DContainer, started_at: str) -> None:
@@ -149,15 +167,18 @@ class DockerContainers(DockerPods):
         """A container instance ended: record it, decide on a restart (the pod kernel's rules)."""
         c.cancel()
         c.running = c.ready = c.started = False
+        if message is None and c.kill_reason and c.kill_reason.startswith(POST_START_ERROR):
+            message = c.kill_reason
         term = terminated(
             code, started_at, finished_at or rfc3339(time.time()), reason=reason, message=message, oom=oom
         )
         if c.cid:
             term["containerID"] = f"docker://{c.cid}"
-        if not should_restart(p.restart_policy, code) or p.deleting:
+        if not should_restart(inits.restart_policy(p, c), code) or p.deleting or c.done:
             c.state = {"terminated": term}
             c.done = True
             self._notify(p)
+            self._finish_sidecars(p)
             return
         c.last_state = {"terminated": term}
         now = time.monotonic()
@@ -186,13 +207,8 @@ class DockerContainers(DockerPods):
         probe = c.spec.get(f"{kind}Probe") or {}
 
         async def exec_check(argv: list[str], timeout: float) -> tuple[bool, str]:
-            def run() -> int:
-                ex = self._api.exec_create(cid, argv, stdout=True, stderr=True)
-                self._api.exec_start(ex["Id"])
-                return int(self._api.exec_inspect(ex["Id"]).get("ExitCode") or 0)
-
             try:
-                code = await asyncio.wait_for(self._call(run), timeout)
+                code, _out = await self._exec_in(cid, argv, timeout)
             except asyncio.TimeoutError:
                 return False, f"command {argv!r} timed out after {timeout:g}s"
             except Exception as exc:
@@ -210,6 +226,8 @@ class DockerContainers(DockerPods):
                 c.ready = c.spec.get("readinessProbe") is None
                 self._start_probes(p, c, cid)
                 self._notify(p)
+                if inits.is_sidecar(p, c):
+                    self._kick(p)  # the next init container's turn
             elif not ok:  # startup or liveness failed: restart the container
                 self._spawn(self._kill_for_probe(p, c, cid, kind, probe, msg))
 
@@ -227,7 +245,7 @@ class DockerContainers(DockerPods):
         c.kill_reason = kind
         log.info("container_unhealthy", pod=p.name, uid=p.uid, container=c.name, probe=kind, message=message)
         with contextlib.suppress(Exception):
-            await self._stop(cid, grace)
+            await self._kill(p, c, cid, grace)
         # the die event (or the resync) records the exit and applies the restart policy
 
     # ------------------------------------------------------------------ deletion
@@ -239,8 +257,11 @@ class DockerContainers(DockerPods):
         try:
             async with p.lock:
                 if self._client is not None:
-                    app = [c.cid for c in p.containers.values() if c.cid and c.running]
-                    await asyncio.gather(*(self._stop(cid, grace) for cid in app))
+                    # the app containers (and a running init container) first, then the sidecars
+                    running = [c for c in p.containers.values() if c.cid and c.running]
+                    for sidecars in (False, True):
+                        group = [c for c in running if inits.is_sidecar(p, c) == sidecars]
+                        await asyncio.gather(*(self._kill(p, c, c.cid or "", grace) for c in group))
                     await self._remove_leftovers(p.uid)
         except Exception as exc:
             if not engine_down(exc):

@@ -21,11 +21,11 @@ from runtime.kernel import (
     container_env,
     container_status,
     pod_conditions,
-    pod_phase,
     pod_status,
     pull_policy,
     rfc3339,
 )
+from runtime.kernel import initc
 from runtime import volumes
 from runtime.kernel.env import ConfigError, implicit_env
 from runtime.kernel.resources import container_limits, not_enforced_condition, qos_class
@@ -44,6 +44,7 @@ from .common import (
     DPod,
     split_ref,
 )
+from . import inits
 from .engine import DockerEngine
 from .mounts import container_mounts, volume_mountpoint
 
@@ -63,7 +64,9 @@ class DockerPods(DockerEngine):
         meta = pod.get("metadata", {})
         pod = {k: v for k, v in pod.items() if k != "status"}
         containers = {}
-        for spec in pod.get("spec", {}).get("containers", []):
+        pod_spec = pod.get("spec", {})
+        # the init containers first, in order (inits.py), then the app containers
+        for spec in [*initc.init_specs(pod_spec), *pod_spec.get("containers", [])]:
             containers[spec["name"]] = DContainer(
                 spec=spec,
                 name=spec["name"],
@@ -78,7 +81,9 @@ class DockerPods(DockerEngine):
             namespace=meta.get("namespace", "default"),
             containers=containers,
             start_time=rfc3339(time.time()),
+            initialized=not initc.init_specs(pod_spec),
         )
+        inits.mark_waiting(p)
         self._update_conditions(p, p.start_time)
         return p
 
@@ -118,18 +123,23 @@ class DockerPods(DockerEngine):
     # ------------------------------------------------------------------ status
 
     def _phase(self, p: DPod) -> str:
-        return pod_phase(p.restart_policy, ((c.state, c.last_state) for c in p.containers.values()))
+        names = inits.init_names(p)
+        apps = ((c.state, c.last_state) for c in p.containers.values() if c.name not in names)
+        return initc.phase(p.restart_policy, inits.views(p), apps, p.initialized)
 
     def _update_conditions(self, p: DPod, now: str) -> None:
+        names = inits.init_names(p)
         p.conditions, _ = pod_conditions(
             p.conditions,
-            ready=[(c.name, c.ready) for c in p.containers.values()],
+            ready=[(c.name, c.ready) for c in p.containers.values() if c.name not in names or inits.is_sidecar(p, c)],
             phase=self._phase(p),
             now=now,
             start_time=p.start_time,
+            initialized=initc.initialized_condition(inits.views(p), p.initialized),
         )
 
     def _status(self, p: DPod) -> PodStatus:
+        names = inits.init_names(p)
         statuses = [
             container_status(
                 c.name,
@@ -150,10 +160,11 @@ class DockerPods(DockerEngine):
             host_ip=self._gateway or "127.0.0.1",
             start_time=p.start_time,
             conditions=p.conditions,
-            container_statuses=statuses,
+            container_statuses=[s for s in statuses if s["name"] not in names],
             message=p.error,
             qos_class=qos_class(p.pod),
             extra_conditions=[c for c in [not_enforced_condition(p.pod, self._resource_gaps or {}, p.start_time)] if c],
+            init_container_statuses=[s for s in statuses if s["name"] in names],
         )
 
     def _notify(self, p: DPod) -> None:

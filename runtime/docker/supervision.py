@@ -15,6 +15,7 @@ import structlog
 
 from runtime.kernel import rfc3339
 
+from . import inits
 from .adoption import DockerAdoption
 from .common import LABEL_INSTANCE, LABEL_UID, DPod, docker_time, engine_down
 
@@ -144,6 +145,7 @@ class DockerSupervision(DockerAdoption):
                     rfc3339(time.time()),
                     message="pod sandbox changed",
                 )
+        inits.rerun(p)  # a new sandbox runs the init containers again
         if old:
             with contextlib.suppress(Exception):
                 await self._remove_quietly(old)

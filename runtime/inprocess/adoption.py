@@ -66,6 +66,8 @@ class Adopter(MountSupervisor):
                 p.conditions[k] = v
         keep = self._adopt_sandbox(p, st.get("sandbox"))
         p.volumes_ready = keep and bool(st.get("volumesMounted"))  # the mounts live in the sandbox
+        # init containers run once per sandbox: a new one runs them again (initc.py)
+        p.initialized = p.initialized or (keep and bool(st.get("initialized")))
         recs = st.get("containers") or {}
         now = time.time()
         for c in p.containers:
@@ -84,7 +86,7 @@ class Adopter(MountSupervisor):
                     _kill_recorded(uid, rec)
                     term = terminated(137, started, rfc3339(now), message=SANDBOX_CHANGED)
                 todo.append((p, c, term))
-            elif "terminated" in state:
+            elif "terminated" in state and (keep or not c.init):
                 c.state = state  # finished for good under its policy
             else:  # waiting (back-off, unresolved image, config error, creating): try again now
                 c.state = {"waiting": {"reason": "ContainerCreating"}}

@@ -288,7 +288,7 @@ class ContainerSupervisor:
             c.state = {"terminated": term}
             self._notify(p)
             return
-        if not should_restart(p.restart_policy, term.get("exitCode")):
+        if not should_restart(c.restart_policy, term.get("exitCode")):
             c.state = {"terminated": term}
             self._save(p)
             self._notify(p)

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..base import Pod
 from ..kernel import Backoff
+from ..kernel.initc import container_restart_policy, init_specs, is_sidecar
 from ..probes import ProbeWorker
 from . import procid
 from .sandbox import Sandbox
@@ -19,8 +20,19 @@ DEFAULT_GRACE = 30.0
 
 
 class Container:
-    def __init__(self, spec: Mapping[str, Any], backoff_base: float, backoff_max: float):
+    def __init__(
+        self,
+        spec: Mapping[str, Any],
+        backoff_base: float,
+        backoff_max: float,
+        *,
+        init: bool = False,
+        pod_policy: str = "Always",
+    ):
         self.spec = spec
+        self.init = init  # one of spec.initContainers (runtime/inprocess/initc.py runs them in order)
+        self.sidecar = init and is_sidecar(spec)
+        self.restart_policy = container_restart_policy(pod_policy, spec, init)
         self.name: str = spec["name"]
         self.image: str = spec.get("image", "")
         self.state: dict[str, Any] = {"waiting": {"reason": "ContainerCreating"}}
@@ -42,6 +54,8 @@ class Container:
         self.env: dict[str, str] | None = None
         self.cwd: str | None = None
         self.awaiting_sandbox = False  # waits for the pod's sandbox, then starts (isolation.py)
+        self.awaiting_init = False  # waits for the init containers before it (initc.py)
+        self.post_start_pending = False  # its postStart hook runs: not Running yet (hooks.py)
 
     @property
     def pid(self) -> int | None:
@@ -51,8 +65,12 @@ class Container:
     def running(self) -> bool:
         return "running" in self.state
 
+    def shown_state(self) -> dict[str, Any]:
+        """The state the status reports: ContainerCreating while the postStart hook runs."""
+        return {"waiting": {"reason": "ContainerCreating"}} if self.post_start_pending else self.state
+
     def ready(self) -> bool:
-        if not self.running or not self.started:
+        if not self.running or not self.started or self.post_start_pending:
             return False
         return self.readiness if self.spec.get("readinessProbe") else True
 
@@ -100,7 +118,12 @@ class PodState:
         self.restart_policy: str = spec.get("restartPolicy") or "Always"
         self.ip = ip
         self.start_time = start_time
-        self.containers = [Container(c, backoff_base, backoff_max) for c in spec.get("containers") or []]
+        # the init containers first, in order, then the app containers (names are unique across both)
+        policy = self.restart_policy
+        self.containers = [
+            Container(c, backoff_base, backoff_max, init=True, pod_policy=policy) for c in init_specs(spec)
+        ] + [Container(c, backoff_base, backoff_max, pod_policy=policy) for c in spec.get("containers") or []]
+        self.initialized = not any(c.init for c in self.containers)  # latched once per sandbox (initc.py)
         self.conditions: dict[str, dict[str, Any]] = {}
         self.deleting = False
         self.delete_task: asyncio.Task[None] | None = None
@@ -131,6 +154,7 @@ class PodState:
             "containers": {c.name: c.to_json() for c in self.containers},
             "sandbox": self.sandbox.to_json() if self.sandbox else None,
             "volumesMounted": self.volumes_ready,
+            "initialized": self.initialized,
         }
 
 

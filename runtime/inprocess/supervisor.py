@@ -10,7 +10,8 @@ The modules: lifecycle.py (processes: launch, exits, restarts with back-off,
 stop), probing.py (startup, readiness, liveness), isolation.py (host mode or
 pod sandboxes; each pod's sandbox), mounts.py (its volumes), sandbox.py (the sandbox's holder process,
 nsenter, sweep), podnet.py (setting a sandbox up: rtnetlink, setns, mount),
-adoption.py (taking pods over after a restart), resolve.py
+adoption.py (taking pods over after a restart), hooks.py (postStart, preStop),
+initc.py (init containers and sidecars, in order, before the app containers), resolve.py
 (argv, environment, working directory, image rules), state.py (per pod and
 container), procid.py (process identity, state files), network.py (pod IPs),
 probes.py (exec). What Kubernetes defines is the pod kernel's (runtime/kernel);
@@ -48,10 +49,12 @@ from typing import Any
 import structlog
 
 from ..base import ExecResult, OnChange, Pod, PodStatus, Runtime, RuntimeError_
-from ..kernel import container_status, pod_conditions, pod_phase, pod_status, rfc3339
+from ..kernel import container_status, pod_conditions, pod_status, rfc3339
+from ..kernel import initc
 from ..net import bridge as br
 from . import procid
-from .adoption import Adopter, Todo
+from .adoption import Todo
+from .initc import InitSupervisor, init_views, stop_order
 from .network import IPAllocationError, IPAllocator
 from .probes import run_exec
 from .resolve import StartError, Waiting, to_rules
@@ -65,7 +68,7 @@ log = structlog.get_logger("runtime.inprocess")
 _abandoned: list[subprocess.Popen[bytes]] = []
 
 
-class InProcessRuntime(Adopter, Runtime):
+class InProcessRuntime(InitSupervisor, Runtime):
     name = "inprocess"
 
     def __init__(
@@ -223,14 +226,14 @@ class InProcessRuntime(Adopter, Runtime):
         if p is None:
             return None
         self._update_conditions(p)
-        statuses = [_container_status(c) for c in p.containers]
         return pod_status(
             phase=self._phase(p),
             pod_ip=p.ip,
             host_ip=self.host_ip,
             start_time=rfc3339(p.start_time),
             conditions=p.conditions,
-            container_statuses=statuses,
+            container_statuses=[_container_status(c) for c in p.containers if not c.init],
+            init_container_statuses=[_container_status(c) for c in p.containers if c.init],
             **self.cgroups.status_fields(p.pod, rfc3339(p.start_time)),  # resources: qosClass, not enforced
         )
 
@@ -313,7 +316,8 @@ class InProcessRuntime(Adopter, Runtime):
             c.stop_probes()
             c.cancel_timer()
         g = p.grace() if grace is None else max(0.0, float(grace))
-        await asyncio.gather(*(self._stop_container(c, g) for c in p.containers), return_exceptions=True)
+        for group in stop_order(p):  # the app containers (and a running init container), then the sidecars
+            await asyncio.gather(*(self._stop_container(c, g) for c in group), return_exceptions=True)
         for c in p.containers:
             self._unwatch(c)
         await self._destroy_sandbox(p)
@@ -339,20 +343,23 @@ class InProcessRuntime(Adopter, Runtime):
 
     @staticmethod
     def _phase(p: PodState) -> str:
-        return pod_phase(p.restart_policy, ((c.state, c.last_state) for c in p.containers))
+        apps = ((c.shown_state(), c.last_state) for c in p.containers if not c.init)
+        return initc.phase(p.restart_policy, init_views(p), apps, p.initialized)
 
     def _update_conditions(self, p: PodState) -> bool:
         """Recompute conditions; lastTransitionTime moves only when a status flips. True if one flipped."""
         p.conditions, flipped = pod_conditions(
             p.conditions,
-            ready=[(c.name, c.ready()) for c in p.containers],
+            ready=[(c.name, c.ready()) for c in p.containers if not c.init or c.sidecar],
             phase=self._phase(p),
             now=rfc3339(time.time()),
             start_time=rfc3339(p.start_time),
+            initialized=initc.initialized_condition(init_views(p), p.initialized),
         )
         return flipped
 
     def _notify(self, p: PodState) -> None:
+        self._advance_init(p)  # a container's turn may have come, or the sidecars' end (initc.py)
         if self._update_conditions(p):
             self._save(p)
         self._call_on_change(p.uid)
@@ -379,7 +386,7 @@ def _container_status(c: Container) -> dict[str, Any]:
         ready=c.ready(),
         started=bool(c.running and c.started),
         restart_count=c.restart_count,
-        state=copy.deepcopy(c.state),
+        state=copy.deepcopy(c.shown_state()),
         last_state=copy.deepcopy(c.last_state),
         container_id=f"pid://{c.pid}" if c.running and c.pid else None,
     )

@@ -13,6 +13,10 @@ question whose answer Kubernetes defines:
 * ``volumes`` what each of a pod's volumes holds (configMap, secret, downwardAPI, projected
   as {path: (bytes, mode)}; emptyDir) and a container's mounts (subPath, subPathExpr,
   readOnly); runtime/volumes.py writes them;
+* ``initc``   init containers and sidecars: which container starts next, the Initialized
+  condition, the pod phase while initializing, an init container's restart rule;
+* ``hooks``   lifecycle hooks (postStart, preStop): the handler, the grace left after preStop,
+  the kubelet's failure messages; performing one is runtime/hooks.py;
 * ``backoff`` the crash (and image pull) back-off: 10 s doubling to 300 s, reset after a
   container ran for twice the cap;
 * ``probe``   the probe defaults, schedule and the one probe state machine (thresholds);

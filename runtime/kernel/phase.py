@@ -64,6 +64,7 @@ def pod_conditions(
     phase: str,
     now: str,
     start_time: str,
+    initialized: tuple[str, str | None, str | None] = ("True", None, None),
 ) -> tuple[dict[str, dict[str, Any]], bool]:
     """The pod's conditions {type: {status, lastTransitionTime, reason?, message?}} and whether one flipped.
 
@@ -71,12 +72,12 @@ def pod_conditions(
     condition's status changes; the first PodScheduled and Initialized carry the pod's
     start time. A pod that is not ready says which containers are not
     (``containers with unready status: [a b]``), with reason PodCompleted once the
-    phase is terminal.
+    phase is terminal. ``initialized`` is the Initialized condition (runtime/kernel/initc.py).
     """
     all_ready = bool(ready) and all(ok for _, ok in ready)
     want: dict[str, tuple[str, str | None, str | None]] = {
         "PodScheduled": ("True", None, None),
-        "Initialized": ("True", None, None),
+        "Initialized": initialized,
     }
     if all_ready:
         want["ContainersReady"] = ("True", None, None)
@@ -167,6 +168,7 @@ def pod_status(
     message: str | None = None,
     qos_class: str | None = None,
     extra_conditions: Sequence[Mapping[str, Any]] = (),
+    init_container_statuses: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A Kubernetes PodStatus dict (the shape runtime/base.py documents).
 
@@ -181,6 +183,8 @@ def pod_status(
     out["startTime"] = start_time
     out["conditions"] = [dict(conditions[t], type=t) for t in CONDITION_TYPES if t in conditions]
     out["conditions"] += [dict(c) for c in extra_conditions]
+    if init_container_statuses:
+        out["initContainerStatuses"] = init_container_statuses
     out["containerStatuses"] = container_statuses
     if qos_class:
         out["qosClass"] = qos_class
