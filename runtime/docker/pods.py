@@ -140,20 +140,7 @@ class DockerPods(DockerEngine):
 
     def _status(self, p: DPod) -> PodStatus:
         names = inits.init_names(p)
-        statuses = [
-            container_status(
-                c.name,
-                c.image,
-                ready=c.ready,
-                started=c.started,
-                restart_count=c.attempt,
-                state=c.state,
-                last_state=c.last_state,
-                container_id=f"docker://{c.cid}" if c.cid else None,
-                image_id=c.image_id,
-            )
-            for c in p.containers.values()
-        ]
+        statuses = _container_statuses(p)
         return pod_status(
             phase=self._phase(p),
             pod_ip=p.pod_ip,
@@ -358,6 +345,23 @@ class DockerPods(DockerEngine):
             labels=self._labels(p, c.name, c.attempt),
             host_config=api.create_host_config(**hc),
         )
+
+
+def _container_statuses(p: DPod) -> list[dict[str, Any]]:
+    return [
+        container_status(
+            c.name,
+            c.image,
+            ready=c.ready,
+            started=c.started,
+            restart_count=c.attempt,
+            state=c.state,
+            last_state=c.last_state,
+            container_id=f"docker://{c.cid}" if c.cid else None,
+            image_id=c.image_id,
+        )
+        for c in p.containers.values()
+    ]
 
 
 def _resource_config(spec: dict[str, Any]) -> dict[str, Any]:

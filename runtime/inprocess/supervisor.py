@@ -227,7 +227,7 @@ class InProcessRuntime(InitSupervisor, Runtime):
             return None
         self._update_conditions(p)
         return pod_status(
-            phase=self._phase(p),
+            phase=_pod_phase(p),
             pod_ip=p.ip,
             host_ip=self.host_ip,
             start_time=rfc3339(p.start_time),
@@ -341,17 +341,12 @@ class InProcessRuntime(InitSupervisor, Runtime):
         except OSError:
             log.exception("state_write_failed", uid=p.uid)
 
-    @staticmethod
-    def _phase(p: PodState) -> str:
-        apps = ((c.shown_state(), c.last_state) for c in p.containers if not c.init)
-        return initc.phase(p.restart_policy, init_views(p), apps, p.initialized)
-
     def _update_conditions(self, p: PodState) -> bool:
         """Recompute conditions; lastTransitionTime moves only when a status flips. True if one flipped."""
         p.conditions, flipped = pod_conditions(
             p.conditions,
             ready=[(c.name, c.ready()) for c in p.containers if not c.init or c.sidecar],
-            phase=self._phase(p),
+            phase=_pod_phase(p),
             now=rfc3339(time.time()),
             start_time=rfc3339(p.start_time),
             initialized=initc.initialized_condition(init_views(p), p.initialized),
@@ -372,6 +367,11 @@ class InProcessRuntime(InitSupervisor, Runtime):
             cb(uid)
         except Exception:
             log.exception("on_change_failed", uid=uid)
+
+
+def _pod_phase(p: PodState) -> str:
+    apps = ((c.shown_state(), c.last_state) for c in p.containers if not c.init)
+    return initc.phase(p.restart_policy, init_views(p), apps, p.initialized)
 
 
 def _read_file(path: str) -> bytes:
