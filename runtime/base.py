@@ -53,6 +53,9 @@ Pod = dict[str, Any]
 PodStatus = dict[str, Any]
 OnChange = Callable[[str], None]
 
+PROVISIONER = "gitship.io/local-path"
+"""The ``provisioner`` of the built-in ``local-path`` StorageClass: volumes the runtime makes itself."""
+
 
 class RuntimeError_(Exception):
     """A runtime could not do what was asked (engine down, bad pod spec)."""
@@ -141,6 +144,19 @@ class Runtime(abc.ABC):
         and retries at once the containers waiting for an object that was missing
         (CreateContainerConfigError, or ContainerCreating with a FailedMount message).
         """
+
+    @abc.abstractmethod
+    async def provision_volume(self, pv_name: str, claim: Mapping[str, Any]) -> dict[str, Any]:
+        """Make (idempotently: a second call with the same ``pv_name`` returns the same answer and
+        keeps the data) the backing store of the PersistentVolume ``pv_name`` the built-in
+        ``local-path`` provisioner makes for ``claim`` (the PVC object). Returns the PV's
+        volume-source fragment, which the reconciler puts into the PV's spec as is. Raises
+        RuntimeError_ on failure."""
+
+    @abc.abstractmethod
+    async def delete_volume(self, pv: Mapping[str, Any]) -> None:
+        """Remove the backing store of a PV this runtime provisioned (reclaimPolicy Delete):
+        idempotent (already gone is fine); RuntimeError_ for a PV it did not provision itself."""
 
     @abc.abstractmethod
     async def exec(self, uid: str, container: str, argv: list[str], timeout: float = 30.0) -> ExecResult:
