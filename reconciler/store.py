@@ -181,10 +181,7 @@ class Store:
         with self._tx():
             self.db.executemany(
                 "INSERT OR REPLACE INTO desired(kind, namespace, name, body, file, line) VALUES(?,?,?,?,?,?)",
-                (
-                    (*key_of(o), json.dumps(o), f, ln)
-                    for o, f, ln in upserts
-                ),
+                ((*key_of(o), json.dumps(o), f, ln) for o, f, ln in upserts),
             )
             self.db.executemany("DELETE FROM desired WHERE kind=? AND namespace=? AND name=?", list(deletes))
 

@@ -66,7 +66,7 @@ def parse_quantity(value: Any) -> Fraction | None:
     if not isinstance(value, str):
         return None
     m = _QUANTITY.fullmatch(value.strip())
-    if m is None or m.group(2) not in _SUFFIX and not m.group(2)[:1] in ("e", "E"):
+    if m is None or (m.group(2) not in _SUFFIX and m.group(2)[:1] not in ("e", "E")):
         return None
     suffix = m.group(2)
     if suffix[:1] in ("e", "E"):
@@ -149,7 +149,7 @@ def validate_pvc(ctx: Ctx, obj: Obj) -> None:
     sel = spec.get("selector")
     if sel is not None:
         if not is_dict(sel):
-            ctx.err("spec.selector", f"must be an object with matchLabels and/or matchExpressions, not {type_name(sel)}")
+            ctx.err("spec.selector", f"must be an object (matchLabels, matchExpressions), not {type_name(sel)}")
         else:
             for path, message in selectors.validate_label_selector(sel, "spec.selector"):
                 ctx.err(path, message)
