@@ -85,12 +85,12 @@ class VolumeSync:
 # -- small readers ------------------------------------------------------------------------------
 
 
-def annotations(obj: Obj) -> dict[str, str]:
+def annots(obj: Obj) -> dict[str, str]:
     return dict(obj["metadata"].get("annotations") or {})
 
 
 def is_default_class(sc: Obj) -> bool:
-    ann = annotations(sc)
+    ann = annots(sc)
     return ann.get(ANN_DEFAULT_CLASS) == "true" or ann.get(ANN_BETA_DEFAULT_CLASS) == "true"
 
 
@@ -337,7 +337,7 @@ class VolumeController:
     def sync_claim(self, claim: Obj) -> None:
         if claim["metadata"].get("deletionTimestamp") and (claim.get("status") or {}).get("phase") != "Bound":
             return
-        if ANN_BIND_COMPLETED in annotations(claim) and claim["spec"].get("volumeName"):
+        if ANN_BIND_COMPLETED in annots(claim) and claim["spec"].get("volumeName"):
             self.sync_bound_claim(claim)
         elif claim["spec"].get("volumeName"):
             self.sync_named_claim(claim)
@@ -429,7 +429,7 @@ class VolumeController:
             self.provision(claim, sc)
 
     def provision(self, claim: Obj, sc: Obj) -> None:
-        ann = annotations(claim)
+        ann = annots(claim)
         if ann.get(ANN_STORAGE_PROVISIONER) != self.provisioner:
             claim = copy.deepcopy(claim)
             claim["metadata"]["annotations"] = {
@@ -453,7 +453,7 @@ class VolumeController:
         if claim is not None and claim["metadata"].get("uid") == ref["uid"]:
             if claim["spec"].get("volumeName") in (None, "", pv["metadata"]["name"]):
                 self.c.put(with_status(pv, {"phase": "Bound"}))
-            elif ANN_BOUND_BY_CONTROLLER in annotations(pv):  # the claim went to another volume: unbind
+            elif ANN_BOUND_BY_CONTROLLER in annots(pv):  # the claim went to another volume: unbind
                 new = copy.deepcopy(pv)
                 new["spec"].pop("claimRef", None)
                 new["metadata"]["annotations"].pop(ANN_BOUND_BY_CONTROLLER, None)
@@ -468,7 +468,7 @@ class VolumeController:
         policy = pv["spec"].get("persistentVolumeReclaimPolicy") or "Retain"
         if policy == "Retain":
             self.c.put(with_status(pv, {"phase": "Released"}))
-        elif policy == "Delete" and annotations(pv).get(ANN_PROVISIONED_BY) == self.provisioner:
+        elif policy == "Delete" and annots(pv).get(ANN_PROVISIONED_BY) == self.provisioner:
             self.c.put(with_status(pv, {"phase": "Released"}))
             self.out.reclaim.append(self.c.get(key_of(pv)) or pv)
         else:
