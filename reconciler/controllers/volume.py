@@ -284,6 +284,10 @@ class VolumeController:
         m = obj["metadata"]
         self.out.events.append(Event(type_, reason, message, obj["kind"], m.get("namespace") or "", m["name"]))
 
+    def set_status(self, obj: Obj, status: Obj) -> None:
+        if obj.get("status") != status:
+            self.c.put({**obj, "status": status})
+
     def run(self) -> VolumeSync:
         self.ensure_builtin_class()
         self.admit()
@@ -348,7 +352,7 @@ class VolumeController:
         """The claim stays Pending; the event once, when it becomes Pending (a new claim)."""
         if (claim.get("status") or {}).get("phase") != "Pending" and reason:
             self.event(type_, reason, claim, message)
-        self.c.put(with_status(claim, {"phase": "Pending"}))
+        self.set_status(claim, {"phase": "Pending"})
 
     def bind(self, claim: Obj, pv: Obj) -> None:
         new_claim, new_pv = bound_pair(claim, pv)
@@ -366,7 +370,7 @@ class VolumeController:
                     claim,
                     f"Bound claim has {what} PersistentVolume. Data on the volume is lost!",
                 )
-            self.c.put(with_status(claim, {"phase": "Lost"}))
+            self.set_status(claim, {"phase": "Lost"})
             return
         self.bind(claim, pv)
 
@@ -447,17 +451,17 @@ class VolumeController:
         phase = (pv.get("status") or {}).get("phase")
         if not isinstance(ref, dict) or not ref.get("uid"):
             if phase not in ("Available", "Failed") or phase is None:
-                self.c.put(with_status(pv, {"phase": "Available"}))
+                self.set_status(pv, {"phase": "Available"})
             return
         claim = self.c.get((PVC, ref.get("namespace") or "default", str(ref.get("name"))))
         if claim is not None and claim["metadata"].get("uid") == ref["uid"]:
             if claim["spec"].get("volumeName") in (None, "", pv["metadata"]["name"]):
-                self.c.put(with_status(pv, {"phase": "Bound"}))
+                self.set_status(pv, {"phase": "Bound"})
             elif ANN_BOUND_BY_CONTROLLER in annots(pv):  # the claim went to another volume: unbind
                 new = copy.deepcopy(pv)
                 new["spec"].pop("claimRef", None)
                 new["metadata"]["annotations"].pop(ANN_BOUND_BY_CONTROLLER, None)
-                self.c.put(with_status(new, {"phase": "Available"}))
+                self.set_status(new, {"phase": "Available"})
             return
         self.release(pv, phase)
 
@@ -467,9 +471,9 @@ class VolumeController:
             return
         policy = pv["spec"].get("persistentVolumeReclaimPolicy") or "Retain"
         if policy == "Retain":
-            self.c.put(with_status(pv, {"phase": "Released"}))
+            self.set_status(pv, {"phase": "Released"})
         elif policy == "Delete" and annots(pv).get(ANN_PROVISIONED_BY) == self.provisioner:
-            self.c.put(with_status(pv, {"phase": "Released"}))
+            self.set_status(pv, {"phase": "Released"})
             self.out.reclaim.append(self.c.get(key_of(pv)) or pv)
         else:
             reason = "VolumeFailedDelete" if policy == "Delete" else "VolumeFailedRecycle"
@@ -479,7 +483,7 @@ class VolumeController:
                 else "Recycle is not supported: use Retain or Delete"
             )
             self.event("Warning", reason, pv, message)
-            self.c.put(with_status(pv, {"phase": "Failed", "message": message}))
+            self.set_status(pv, {"phase": "Failed", "message": message})
 
 
 def sync_volumes(cluster: Cluster, provisioner: str, now: float, new_uid: Callable[[], str]) -> VolumeSync:
