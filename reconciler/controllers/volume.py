@@ -207,10 +207,6 @@ def best_match(claim: Obj, volumes: Iterable[Obj]) -> Obj | None:
 # -- the objects it writes ----------------------------------------------------------------------
 
 
-def with_status(obj: Obj, status: Obj) -> Obj:
-    return obj if obj.get("status") == status else {**obj, "status": status}
-
-
 def bound_pair(claim: Obj, pv: Obj) -> tuple[Obj, Obj]:
     """The claim and the volume bound to each other (bind(): bindVolumeToClaim, bindClaimToVolume)."""
     new_pv = copy.deepcopy(pv)
