@@ -7,6 +7,7 @@ event) and leaves it under Retain. Waiting is by polling with deadlines, never f
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -135,3 +136,45 @@ def test_retain_keeps_the_data_released(empty_repo: Path, gitship_factory) -> No
     wait_for(lambda: g.json("get", "pv", pv["metadata"]["name"])["status"]["phase"] == "Released", 30, what="Released")
     assert (folder_of(pv) / "kept").read_text() == "still here"
     assert os.path.isdir(folder_of(pv))
+
+
+# -- the Docker runtime: a named volume per claim ----------------------------------------------------
+
+DOCKER_POD = POD.replace("image: busybox", "image: gitship-test/kubia:v1")
+
+
+@pytest.mark.docker
+def test_docker_named_volume_outlives_pods_and_goes_with_the_claim(
+    empty_repo: Path, gitship_factory, tmp_path: Path
+) -> None:
+    from tests.dockerimages import docker_client_or_skip, ensure_test_images
+    from tests.integration.test_docker_e2e import docker_args
+
+    client = docker_client_or_skip()
+    ensure_test_images(client)
+    commit_file(empty_repo, "claim.yaml", CLAIM.format(extra=""), "a claim")
+    commit_file(empty_repo, "writer.yaml", DOCKER_POD.format(name="writer"), "a writer")
+    g = gitship_factory(empty_repo, extra=docker_args(tmp_path))
+    try:
+        ready(g, "writer")
+        pv = bound_volume(g)
+        handle = pv["spec"]["csi"]["volumeHandle"]
+        assert client.volumes.get(handle)
+        assert "CSI" in g.cli("describe", "pv", pv["metadata"]["name"]).stdout
+        g.cli("exec", "writer", "--", "sh", "-c", "echo in-docker > /data/f")
+        remove_file(empty_repo, "writer.yaml", "the writer goes")
+        commit_file(empty_repo, "reader.yaml", DOCKER_POD.format(name="reader"), "a reader")
+        ready(g, "reader")
+        assert g.cli("exec", "reader", "--", "cat", "/data/f").stdout == "in-docker\n"
+        remove_file(empty_repo, "reader.yaml", "the reader goes")
+        remove_file(empty_repo, "claim.yaml", "the claim goes")
+        wait_for(lambda: pv_gone(g, pv["metadata"]["name"]), 90, what="the volume deleted")
+        assert not [v for v in client.volumes.list() if v.name == handle]
+    finally:
+        g.stop()
+        # what this test's instance left behind (only its own label is touched)
+        instance = hashlib.sha256(os.path.abspath(tmp_path / "state" / "runtime").encode()).hexdigest()[:16]
+        for c in client.api.containers(all=True, filters={"label": [f"gitship.instance={instance}"]}):
+            client.api.remove_container(c["Id"], force=True)
+        for v in client.volumes.list(filters={"label": f"gitship.instance={instance}"}):
+            v.remove(force=True)
