@@ -244,6 +244,11 @@ def with_bindings(d: Obj, live: Obj | None) -> Obj:
     fields = ("storageClassName", "volumeName") if d["kind"] == "PersistentVolumeClaim" else ("claimRef",)
     spec, live_spec = d.get("spec") or {}, live.get("spec") or {}
     fill = {f: live_spec[f] for f in fields if spec.get(f) is None and live_spec.get(f) is not None}
+    ref, live_ref = spec.get("claimRef"), live_spec.get("claimRef")
+    if isinstance(ref, dict) and not ref.get("uid") and isinstance(live_ref, dict):
+        # a pre-binding by name: the uid is the controller's once bound
+        if all(live_ref.get(k) == v for k, v in ref.items()):
+            fill["claimRef"] = live_ref
     return {**d, "spec": {**spec, **fill}} if fill else d
 
 

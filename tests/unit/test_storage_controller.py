@@ -378,3 +378,18 @@ def test_static_delete_policy_fails_without_a_provisioner() -> None:
     vol = w.get("PersistentVolume", "disk")
     assert vol is not None and vol["status"]["phase"] == "Failed"
     assert ("VolumeFailedDelete", "PersistentVolume", "disk") in events(chs)
+
+
+def test_git_objects_settle_after_binding() -> None:
+    """What the controller fills in (class, volumeName, claimRef uid, annotations, finalizers) is
+    not undone by git's copy: once bound, a pass changes nothing."""
+    w = StorageWorld(
+        pvc(storageClassName=""),
+        pv("reserved", "1Gi", claimRef={"namespace": "default", "name": "data"}),
+        pvc("dyn"),
+        with_claim(pod("app"), "dyn"),
+    )
+    w.settle(4)
+    assert all(w.get("PersistentVolumeClaim", n)["status"]["phase"] == "Bound" for n in ("data", "dyn"))  # type: ignore[index]
+    ch = w.step()
+    assert ch.put == [] and ch.delete == [] and ch.provision == [] and ch.events == []
