@@ -171,8 +171,11 @@ def cmd_get(args: argparse.Namespace) -> int:
         if items:
             print(getprint.get_tables(items, time.time(), table_options(args)))
         elif not missing:
-            where = "any namespace" if args.all_namespaces else f"{args.namespace} namespace"
-            print(f"No resources found in {where}.", file=sys.stderr)
+            if all(t.kind in CLUSTER_SCOPED for t in wanted):
+                print("No resources found", file=sys.stderr)
+            else:
+                where = "any namespace" if args.all_namespaces else f"{args.namespace} namespace"
+                print(f"No resources found in {where}.", file=sys.stderr)
     elif objs or not missing:
         single = len(wanted) == 1 and len(wanted[0].names) == 1
         payload = objs[0] if single and objs else printers.as_list(objs)
