@@ -16,8 +16,9 @@ def sync_storage(w: Work) -> tuple[list[volctl.Provision], list[Obj]]:
     """Bind, protect and release claims and volumes; what the runtime must make or delete."""
     c = w.cluster
     provisioner = w.inp.settings.provisioner
-    if not provisioner and not c.of_kind(volctl.PVC) and not c.of_kind(volctl.PV):
-        return [], []
+    if not c.of_kind(volctl.PVC) and not c.of_kind(volctl.PV):
+        if not provisioner or c.get((volctl.SC, "", volctl.BUILTIN_CLASS)) is not None:
+            return [], []  # nothing to bind: the common case costs two scans
     res = volctl.sync_volumes(c, provisioner, w.now, w.inp.ids.new_uid)
     for ev in res.events:
         w.controller_event(ev)
