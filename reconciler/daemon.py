@@ -25,7 +25,7 @@ from runtime.net.dns import DNSServer, Zone, build_zone
 
 from . import log as logmod
 from .api import ApiServer
-from .cluster import Cluster
+from .cluster import Cluster, key_of
 from runtime.net.bridge import bridge_name
 
 from .dataplane import DataPlane, choose
@@ -38,6 +38,7 @@ from .sync import Settings
 from .source.git import GitReader, Revision, clone_or_update, fetch, is_url
 from .source.revision import RevisionLoader
 from .source.watch import LocalWatcher
+from .storage_exec import CONFIG_KINDS
 from .store import Store
 
 
@@ -84,13 +85,10 @@ class Options:
 
 
 def config_objects(store: Store) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """The live ConfigMaps and Secrets in the store, as the runtime takes them: given before the
-    runtime starts, an adopted container that restarts resolves its env and volumes from them."""
-    return {
-        (o["kind"], o["metadata"].get("namespace") or "default", o["metadata"]["name"]): o
-        for kind in ("ConfigMap", "Secret")
-        for o in store.cluster(kind)
-    }
+    """The live ConfigMaps, Secrets, PersistentVolumeClaims and PersistentVolumes in the store, as
+    the runtime takes them: given before the runtime starts, an adopted container that restarts
+    resolves its env and volumes (claims included) from them."""
+    return {key_of(o): o for kind in CONFIG_KINDS for o in store.cluster(kind)}
 
 
 def sandbox_unavailable(isolation: str) -> str | None:

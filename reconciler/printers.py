@@ -15,6 +15,8 @@ import yaml
 
 from .annotation_keys import REVISION
 from .controllers.podutil import from_rfc3339, to_rfc3339
+from .manifests.model import CLUSTER_SCOPED
+from .printers_storage import STORAGE_COLUMNS, STORAGE_DESCRIBE
 from .redact import decoded_size, secret_sizes
 from .types import Obj
 
@@ -314,6 +316,16 @@ _TABLES: dict[str, _Columns] = {
 }
 
 
+def _with_age(row: Callable[[Obj], list[Any]]) -> Callable[[Obj, float], list[Any]]:
+    return lambda o, now: [*row(o), _age_of(o, now)]
+
+
+# PersistentVolume, PersistentVolumeClaim, StorageClass (printers_storage.py): AGE added here
+_TABLES.update(
+    {kind: _Columns([*h, "AGE"], _with_age(row), wh, wide) for kind, (h, row, wh, wide) in STORAGE_COLUMNS.items()}
+)
+
+
 @dataclass(frozen=True)
 class TableOptions:
     """How `get` decorates a kind's table: -o wide, --show-labels, -A, -L KEY..., and the kind prefix
@@ -343,7 +355,7 @@ def table_rows(kind: str, objs: list[Obj], now: float, opts: TableOptions) -> tu
     if opts.show_labels:
         headers = [*headers, "LABELS"]
         rows = [r + [format_labels(o["metadata"].get("labels"))] for r, o in zip(rows, objs)]
-    if opts.all_namespaces:
+    if opts.all_namespaces and kind not in CLUSTER_SCOPED:
         headers = ["NAMESPACE", *headers]
         rows = [[o["metadata"]["namespace"], *r] for r, o in zip(rows, objs)]
     return headers, rows
@@ -510,13 +522,16 @@ _DESCRIBE: dict[str, Callable[[Obj], list[str]]] = {
     "ReplicaSet": _describe_workload,
     "Deployment": _describe_workload,
     "Service": _describe_service,
+    **STORAGE_DESCRIBE,
 }
 
 
 def describe(obj: Obj, events: list[Obj], now: float, extra: list[tuple[str, Any]] | None = None) -> str:
     """A describe page: the object's fields in kubectl's order, then its events."""
     m = obj["metadata"]
-    lines = [f"Name:           {m['name']}", f"Namespace:      {m.get('namespace', 'default')}"]
+    lines = [f"Name:           {m['name']}"]
+    if obj["kind"] not in CLUSTER_SCOPED:
+        lines.append(f"Namespace:      {m.get('namespace', 'default')}")
     if m.get("creationTimestamp"):
         lines.append(f"CreationTimestamp: {m['creationTimestamp']}")
     lines.append(f"Labels:         {_kv_block(m.get('labels'))}")

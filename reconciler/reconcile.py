@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from runtime.base import Runtime, RuntimeError_
+from runtime.base import PROVISIONER, Runtime, RuntimeError_
 from runtime.net.dns import Zone
 
 from . import sync
@@ -41,6 +42,7 @@ from .errors import ManifestError
 from .log import Logger
 from .dataplane import DataPlane
 from .servicenet import ServiceNetwork
+from .storage_exec import VolumeRequests, config_objects_of
 from .store import Store
 from .sync.model import CreateFailure, SlowStart
 from .types import Key, NsName, Obj
@@ -166,7 +168,7 @@ class Reconciler:
         self.store = store
         self.runtime = runtime
         self.cluster = cluster
-        self.settings = settings
+        self.settings = settings if settings.provisioner else dataclasses.replace(settings, provisioner=PROVISIONER)
         self.log = log
         self.stopping = stopping
         self.plane = plane
@@ -191,6 +193,7 @@ class Reconciler:
         self.network = ServiceNetwork(runtime, plane, publish_zone, log, self.kick)  # the Service step
         self._create_failures: dict[str, CreateFailure] = {}  # for the next pass, by controller uid
         self._config_objects: dict[Key, Obj] | None = None  # last given to runtime.set_config_objects
+        self.volumes = VolumeRequests(runtime, cluster, log, clock)  # the storage step
 
     # -- life cycle -----------------------------------------------------------------
     async def start(self, adopted: dict[str, Obj]) -> None:
@@ -292,6 +295,7 @@ class Reconciler:
         if changes.events:
             self.store.add_events(changes.events)
         self._persist()
+        await self._storage_step(changes)
         self._push_config_objects()
         # 2. the Service step
         if changes.allocations is not None:
@@ -302,6 +306,25 @@ class Reconciler:
             self._stop_in_runtime(stop)
         await self._start_pods(changes.start)
         self._persist()
+
+    async def _storage_step(self, changes: sync.Changes) -> None:
+        """Volumes made and deleted by the runtime (storage_exec.py); the objects and events
+        written, the next pass kicked to bind them (or to retry after a back-off)."""
+        if not changes.provision and not changes.reclaim:
+            return
+        events = await self.volumes.run(changes.provision, changes.reclaim, new_uid)
+        events = [{**e, "reconcile_id": self.reconcile_id, "revision": self.revision} for e in events]
+        for e in events:
+            self._log_event(e)
+        if events:
+            self.store.add_events(events)
+        self._persist()
+        retry = self.volumes.retry_after()
+        if retry is not None:
+            now = self.clock()
+            at = now + retry
+            self._requeue_at = at if self._requeue_at is None else min(self._requeue_at, at)
+        self.kick()
 
     def _report(self, changes: sync.Changes) -> None:
         for p in changes.problems:
@@ -414,8 +437,9 @@ class Reconciler:
         return True
 
     def _push_config_objects(self) -> None:
-        """The runtime gets every live ConfigMap and Secret when that set changed (env, volumes)."""
-        objs = {k: o for k, o in self.cluster.objects.items() if k[0] in ("ConfigMap", "Secret")}
+        """The runtime gets every live ConfigMap, Secret, PersistentVolumeClaim and PersistentVolume
+        when that set changed (env, volumes, claims)."""
+        objs = config_objects_of(self.cluster.objects)
         if objs != self._config_objects:
             self._config_objects = copy.deepcopy(objs)
             self.runtime.set_config_objects(self._config_objects)

@@ -40,6 +40,15 @@ KINDS = {
     "configmaps": "ConfigMap",
     "secret": "Secret",
     "secrets": "Secret",
+    "pv": "PersistentVolume",
+    "persistentvolume": "PersistentVolume",
+    "persistentvolumes": "PersistentVolume",
+    "pvc": "PersistentVolumeClaim",
+    "persistentvolumeclaim": "PersistentVolumeClaim",
+    "persistentvolumeclaims": "PersistentVolumeClaim",
+    "sc": "StorageClass",
+    "storageclass": "StorageClass",
+    "storageclasses": "StorageClass",
 }
 PLURAL = {
     "Pod": "pods",
@@ -49,6 +58,9 @@ PLURAL = {
     "Endpoints": "endpoints",
     "ConfigMap": "configmaps",
     "Secret": "secrets",
+    "PersistentVolume": "persistentvolumes",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
+    "StorageClass": "storageclasses.storage.k8s.io",
 }
 SOCKET = "gitship.sock"
 

@@ -18,7 +18,9 @@ from reconciler import getprint, printers
 from reconciler.cli.common import PLURAL, Subparsers, die, kind_of, open_store, select
 from reconciler.cli.watch import watch
 from reconciler.jsonpath import JSONPathError, Template
+from reconciler.manifests.model import CLUSTER_SCOPED
 from reconciler.printers import MIN_CELL, TableOptions
+from reconciler.printers_storage import pods_using
 from reconciler.types import Obj
 
 # -o values that are a table of kubectl's own columns; the others print objects whole or by a template
@@ -89,7 +91,7 @@ def collect(args: argparse.Namespace, wanted: list[Target]) -> tuple[list[tuple[
     items: list[tuple[str, Obj]] = []
     missing: list[str] = []
     for t in wanted:
-        objs = store.cluster(t.kind, ns)
+        objs = store.cluster(t.kind, None if t.kind in CLUSTER_SCOPED else ns)
         if t.names:
             found = [[o for o in objs if o["metadata"]["name"] == n] for n in t.names]
             missing += [f'{PLURAL[t.kind]} "{n}" not found' for n, f in zip(t.names, found) if not f]
@@ -169,8 +171,11 @@ def cmd_get(args: argparse.Namespace) -> int:
         if items:
             print(getprint.get_tables(items, time.time(), table_options(args)))
         elif not missing:
-            where = "any namespace" if args.all_namespaces else f"{args.namespace} namespace"
-            print(f"No resources found in {where}.", file=sys.stderr)
+            if all(t.kind in CLUSTER_SCOPED for t in wanted):
+                print("No resources found", file=sys.stderr)
+            else:
+                where = "any namespace" if args.all_namespaces else f"{args.namespace} namespace"
+                print(f"No resources found in {where}.", file=sys.stderr)
     elif objs or not missing:
         single = len(wanted) == 1 and len(wanted[0].names) == 1
         payload = objs[0] if single and objs else printers.as_list(objs)
@@ -205,16 +210,18 @@ def add_get(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 def cmd_describe(args: argparse.Namespace) -> int:
     kind = kind_of(args.kind)
     store = open_store(args)
-    obj = store.get(kind, args.namespace, args.name)
+    obj = store.get(kind, "" if kind in CLUSTER_SCOPED else args.namespace, args.name)
     if obj is None:
         die(f'{PLURAL[kind]} "{args.name}" not found')
-    events = store.events(kind, args.namespace, args.name, limit=50)
+    events = store.events(kind, obj["metadata"].get("namespace") or "", args.name, limit=50)
     extra: list[tuple[str, Any]] = []
     if kind == "Deployment":
         extra = printers.deployment_replicasets(obj, store.cluster("ReplicaSet", args.namespace))
     if kind == "Service":
         ep = store.get("Endpoints", args.namespace, args.name)
         extra.append(("Endpoints", printers.endpoints_text(ep) if ep else "<none>"))
+    if kind == "PersistentVolumeClaim":
+        extra.append(("Used By", pods_using(obj, store.cluster("Pod", args.namespace))))
     print(printers.describe(obj, events, time.time(), extra))
     return 0
 

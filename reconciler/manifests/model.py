@@ -29,7 +29,14 @@ KINDS: dict[str, str] = {
     "Secret": "v1",
     "ReplicaSet": "apps/v1",
     "Deployment": "apps/v1",
+    "PersistentVolumeClaim": "v1",
+    "PersistentVolume": "v1",
+    "StorageClass": "storage.k8s.io/v1",
 }
+
+# Kinds without a namespace: their key is (kind, "", name) and their metadata has no namespace
+# (a namespace written in the file is dropped, as the API server ignores it on create).
+CLUSTER_SCOPED: frozenset[str] = frozenset({"PersistentVolume", "StorageClass"})
 
 
 @dataclass(frozen=True)
@@ -65,10 +72,19 @@ class Manifest:
         return obj_key(self.obj)
 
 
+def namespace_of(obj: Obj) -> str:
+    """An object's namespace as keys hold it: ``""`` for a cluster-scoped kind, else the
+    namespace (``default`` when absent)."""
+    if obj.get("kind") in CLUSTER_SCOPED:
+        return ""
+    return str((obj.get("metadata") or {}).get("namespace") or "default")
+
+
 def obj_key(obj: Obj) -> Key:
-    """``(kind, namespace, name)`` of an object dict; namespace defaults to ``default``."""
+    """``(kind, namespace, name)`` of an object dict; namespace defaults to ``default`` (``""``
+    for a cluster-scoped kind)."""
     meta = obj.get("metadata") or {}
-    return (str(obj.get("kind", "")), str(meta.get("namespace") or "default"), str(meta.get("name", "")))
+    return (str(obj.get("kind", "")), namespace_of(obj), str(meta.get("name", "")))
 
 
 def labels_of(obj: Obj) -> dict[str, str]:

@@ -27,6 +27,7 @@ from .objects import (
     sync_replicasets,
 )
 from .services import pod_for_runtime, sync_services
+from .storage import schedulable, sync_storage
 from .work import Work
 
 
@@ -39,6 +40,7 @@ def decide(inp: PassInput) -> Changes:
     sync_deployments(w)
     sync_replicasets(w)
     collect_garbage(w)
+    provision, reclaim = sync_storage(w)
     allocs, rules, ips, zone, backend_pods = sync_services(w)
     was_endpoint = set(inp.memory.was_endpoint) | backend_pods
     starts, stops = runtime_step(w, allocs, was_endpoint)
@@ -57,6 +59,8 @@ def decide(inp: PassInput) -> Changes:
         requeue_after=w.requeue_after,
         problems=w.problems,
         net_warned=w.net_warned,
+        provision=provision,
+        reclaim=reclaim,
     )
 
 
@@ -87,7 +91,7 @@ def runtime_step(w: Work, allocations: Allocations, was_endpoint: set[str]) -> t
             else:
                 w.cluster.delete(key_of(pod))
             continue
-        if uid not in mem.launched and uid not in running:
+        if uid not in mem.launched and uid not in running and schedulable(w, pod):
             services = w.cluster.of_kind("Service", pod["metadata"]["namespace"])
             starts.append(PodStart(uid, key_of(pod), pod_for_runtime(pod, services, allocations)))
     for uid in sorted(running):

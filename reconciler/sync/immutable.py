@@ -38,6 +38,7 @@ from typing import Any
 from ..errors import ManifestError
 from ..manifests.model import Manifest
 from ..manifests.semantic import semantic
+from ..manifests.validate.storage import PV_SOURCES, parse_quantity
 from ..manifests.yamlsafe import compose, field_line
 from ..types import Key, Obj
 
@@ -123,10 +124,68 @@ def frozen_data_errors(new: Obj, current: Obj) -> list[tuple[str, str]]:
     return out
 
 
+PVC_SPEC_MESSAGE = (
+    "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName "
+    "for bound claims"
+)
+PV_SOURCE_MESSAGE = "Forbidden: spec.persistentvolumesource is immutable after creation"
+SC_FIELDS = ("provisioner", "parameters", "reclaimPolicy", "volumeBindingMode")
+
+
+def claim_update_errors(new: Obj, current: Obj) -> list[tuple[str, str]]:
+    """ValidatePersistentVolumeClaimUpdate: only resources.requests may change (growth only: the
+    size is recorded, not enforced), volumeName only from empty; a storageClassName or volumeName
+    git leaves unset keeps what the controller filled in."""
+    spec, cur = dict(new.get("spec") or {}), dict(current.get("spec") or {})
+    out: list[tuple[str, str]] = []
+    old_size = parse_quantity(((cur.get("resources") or {}).get("requests") or {}).get("storage"))
+    new_size = parse_quantity(((spec.get("resources") or {}).get("requests") or {}).get("storage"))
+    if old_size is not None and new_size is not None and new_size < old_size:
+        out.append(("spec.resources.requests.storage", "Forbidden: field can not be less than previous value"))
+    for f in ("storageClassName", "volumeName"):
+        if spec.get(f) is None or (f == "volumeName" and not cur.get(f)):
+            spec.pop(f, None)
+            cur.pop(f, None)
+    for d in (spec, cur):
+        d.pop("resources", None)
+    if semantic(spec) != semantic(cur):
+        out.append(("spec", PVC_SPEC_MESSAGE))
+    return out
+
+
+def volume_update_errors(new: Obj, current: Obj) -> list[tuple[str, str]]:
+    """ValidatePersistentVolumeUpdate (the volume source); ValidateStorageClassUpdate for a class
+    git declared before (the built-in ``local-path`` may be replaced by git's)."""
+    if new.get("kind") == "StorageClass":
+        if not current["metadata"].get("managedFields"):
+            return []
+        return [
+            (f, f"Forbidden: updates to {f} are forbidden.")
+            for f in SC_FIELDS
+            if semantic(new.get(f)) != semantic(current.get(f))
+        ]
+    spec, cur = new.get("spec") or {}, current.get("spec") or {}
+    if any(semantic(spec.get(s)) != semantic(cur.get(s)) for s in PV_SOURCES):
+        return [("spec.persistentvolumesource", PV_SOURCE_MESSAGE)]
+    return []
+
+
+STORAGE_UPDATE_RULES: Mapping[str, Callable[[Obj, Obj], list[tuple[str, str]]]] = {
+    "PersistentVolumeClaim": claim_update_errors,
+    "PersistentVolume": volume_update_errors,
+    "StorageClass": volume_update_errors,
+}
+
+
 def immutable_field_errors(manifests: Sequence[Manifest], live: Mapping[Key, Obj]) -> list[ManifestError]:
     """An error for each immutable field a manifest changes on an object that exists live."""
     errors: list[ManifestError] = []
     for m in manifests:
+        rule = STORAGE_UPDATE_RULES.get(m.key[0])
+        if rule is not None and (current := live.get(m.key)) is not None:
+            for path, message in rule(m.obj, current):
+                errors.append(ManifestError(m.source.file, message, m.source.line, m.source.document, path))
+            continue
         if m.key[0] in FROZEN_BY_FLAG and (current := live.get(m.key)) is not None:
             for path, message in frozen_data_errors(m.obj, current):
                 errors.append(ManifestError(m.source.file, message, m.source.line, m.source.document, path))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..controllers.service import Allocation
+from ..controllers.volume import Provision
 from ..types import Key, NsName, Obj
 
 Allocations = Mapping[NsName, Allocation]
@@ -27,6 +28,8 @@ class Settings:
     service_cidr: str
     reserved_ips: tuple[str, ...] = ()  # never handed out as a ClusterIP (the DNS server's address)
     node_address: str = "0.0.0.0"
+    # the runtime's own StorageClass provisioner (runtime.base.PROVISIONER); "": no built-in class
+    provisioner: str = ""
 
     @property
     def load_balancer_ip(self) -> str:
@@ -182,3 +185,5 @@ class Changes:
     requeue_after: float | None = None  # seconds until a controller wants another pass
     problems: list[Problem] = field(default_factory=list)
     net_warned: frozenset[str] = frozenset()  # the network Warnings in force now (Memory.net_warned next pass)
+    provision: list[Provision] = field(default_factory=list)  # volumes the runtime makes (then the PV goes live)
+    reclaim: list[Obj] = field(default_factory=list)  # Released PVs under Delete: their data, then they go

@@ -32,6 +32,7 @@ from ..cluster import controller_uid, key_of
 from ..controllers import deployment as deployctl
 from ..controllers import replicaset as rsctl
 from ..controllers import service as svcctl
+from ..controllers import volume as volctl
 from ..controllers.podutil import owner_ref, to_rfc3339
 from ..manifests.semantic import semantic
 from ..plan import plan
@@ -43,12 +44,24 @@ from runtime.kernel.resources import NOT_ENFORCED_REASON, not_enforced_note
 
 WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "Pod", "Service")
 GIT_MANAGER = "gitship"  # the managedFields manager of what git declared
-MANAGED_PREFIX = "deployment.kubernetes.io/"  # annotations the controllers own, not git
+# annotations the controllers own, not git
+MANAGED_PREFIX: tuple[str, ...] = ("deployment.kubernetes.io/", *volctl.MANAGED_ANNOTATION_PREFIXES)
 # kinds without a spec: the top-level fields that hold what git declares
 DATA_FIELDS: Mapping[str, tuple[str, ...]] = {
     "ConfigMap": ("data", "binaryData", "immutable"),
     "Secret": ("data", "type", "immutable"),
+    "StorageClass": (
+        "provisioner",
+        "parameters",
+        "reclaimPolicy",
+        "mountOptions",
+        "allowVolumeExpansion",
+        "volumeBindingMode",
+        "allowedTopologies",
+    ),
 }
+# kinds whose removal from git waits for a finalizer (kubernetes.io/pvc-protection, pv-protection)
+PROTECTED_KINDS = ("PersistentVolumeClaim", "PersistentVolume")
 WARNING_REASONS = frozenset(
     {
         "ErrImagePull",
@@ -219,11 +232,44 @@ def managed_by_git(w: Work) -> dict[Key, Obj]:
 
 def as_live(w: Work, d: Obj) -> Obj:
     """Git's object as the pass keeps it live, so that an unchanged object compares equal: a
-    Service shows its defaults and allocation (clusterIP, nodePorts), which git never writes."""
+    Service shows its defaults and allocation (clusterIP, nodePorts), which git never writes; a
+    claim its class and volume, a volume its claim, when git leaves them to the controller."""
+    if d.get("kind") in PROTECTED_KINDS:
+        return with_bindings(d, w.cluster.get(key_of(d)))
     if d.get("kind") != "Service":
         return d
     alloc = w.inp.memory.allocations.get((d["metadata"]["namespace"], d["metadata"]["name"]))
     return svcctl.service_view(d, alloc, None) if alloc is not None else d
+
+
+def with_bindings(d: Obj, live: Obj | None) -> Obj:
+    """Git's claim or volume with what the volume controller filled in and git leaves unset: a
+    claim's storageClassName (the default class) and volumeName, a volume's claimRef."""
+    if live is None:
+        return d
+    fields = ("storageClassName", "volumeName") if d["kind"] == "PersistentVolumeClaim" else ("claimRef",)
+    spec, live_spec = d.get("spec") or {}, live.get("spec") or {}
+    fill = {f: live_spec[f] for f in fields if spec.get(f) is None and live_spec.get(f) is not None}
+    ref, live_ref = spec.get("claimRef"), live_spec.get("claimRef")
+    if isinstance(ref, dict) and not ref.get("uid") and isinstance(live_ref, dict):
+        # a pre-binding by name: the uid is the controller's once bound
+        if all(live_ref.get(k) == v for k, v in ref.items()):
+            fill["claimRef"] = live_ref
+    return {**d, "spec": {**spec, **fill}} if fill else d
+
+
+def prune(w: Work, live: Obj) -> None:
+    """An object removed from git goes; a claim or a volume first waits for its finalizer."""
+    kind, ns, name = key_of(live)
+    if kind in PROTECTED_KINDS:
+        if live["metadata"].get("deletionTimestamp"):
+            return
+        new = copy.deepcopy(live)
+        new["metadata"]["deletionTimestamp"] = to_rfc3339(w.now)
+        w.cluster.put(new)
+    else:
+        w.cluster.delete(key_of(live))
+    w.event("Normal", "Pruned", kind, ns, name, "removed from git")
 
 
 def sync_desired(w: Work) -> None:
@@ -241,10 +287,10 @@ def sync_desired(w: Work) -> None:
             w.cluster.put(new_object(w, desired[a.key]))
             w.event("Normal", "Replaced", "Pod", ns, name, "pod spec changed in git: replaced")
         elif a.op == "update":
-            w.cluster.put(updated_object(live[a.key], desired[a.key]))
+            d = desired[a.key]
+            w.cluster.put(updated_object(live[a.key], with_bindings(d, live[a.key]) if kind in PROTECTED_KINDS else d))
         elif kind != "Pod":
-            w.cluster.delete(a.key)
-            w.event("Normal", "Pruned", kind, ns, name, "removed from git")
+            prune(w, live[a.key])
         elif not live[a.key]["metadata"].get("deletionTimestamp"):
             w.terminate(live[a.key])
             w.event("Normal", "Pruned", "Pod", ns, name, "removed from git")

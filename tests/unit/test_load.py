@@ -705,6 +705,9 @@ def test_model_basics() -> None:
         "Secret": "v1",
         "ReplicaSet": "apps/v1",
         "Deployment": "apps/v1",
+        "PersistentVolumeClaim": "v1",
+        "PersistentVolume": "v1",
+        "StorageClass": "storage.k8s.io/v1",
     }
     assert obj_key({"kind": "Pod", "metadata": {"name": "x"}}) == ("Pod", "default", "x")
     m = Manifest({"kind": "Pod", "metadata": {"name": "x", "namespace": "n"}}, Source("f", 1, 0))

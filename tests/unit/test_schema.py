@@ -121,6 +121,12 @@ def test_unknown_fields_of_every_supported_kind() -> None:
         "ReplicaSet": b"apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: r, labes: {}}\nspec:\n"
         b"  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n"
         b"    spec: {containers: [{name: c, image: x}]}\n",
+        "PersistentVolumeClaim": b"apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: c}\nspec:\n"
+        b"  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n  storageclass: x\n",
+        "PersistentVolume": b"apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: v}\nspec:\n"
+        b"  capacity: {storage: 1Gi}\n  accessModes: [ReadWriteOnce]\n  hostPath: {path: /x, typ: Directory}\n",
+        "StorageClass": b"apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: s}\n"
+        b"provisioner: a/b\nreclaimpolicy: Delete\n",
     }
     expect = {
         "Pod": "spec.restartpolicy",
@@ -129,6 +135,9 @@ def test_unknown_fields_of_every_supported_kind() -> None:
         "ConfigMap": "datta",
         "Secret": "stringdata",
         "ReplicaSet": "metadata.labes",
+        "PersistentVolumeClaim": "spec.storageclass",
+        "PersistentVolume": "spec.hostPath.typ",
+        "StorageClass": "reclaimpolicy",
     }
     assert set(docs) | {"Deployment"} == set(KINDS)
     for kind, data in docs.items():

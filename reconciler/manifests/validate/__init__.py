@@ -20,6 +20,7 @@ The modules, one per job:
     workloads.py  ReplicaSets and Deployments
     services.py   Services and Endpoints
     config.py     ConfigMaps and Secrets
+    storage.py    PersistentVolumeClaims, PersistentVolumes, StorageClasses
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from reconciler.manifests.validate.names import (
 )
 from reconciler.manifests.validate.pods import validate_pod
 from reconciler.manifests.validate.services import NODE_PORT_RANGE, validate_endpoints, validate_service
+from reconciler.manifests.validate.storage import validate_pv, validate_pvc, validate_storageclass
 from reconciler.manifests.validate.workloads import validate_deployment, validate_replicaset
 from reconciler.types import Obj
 from runtime.kernel.image import default_pull_policy
@@ -65,6 +67,9 @@ _VALIDATORS: dict[str, Callable[[Ctx, Obj], None]] = {
     "Endpoints": validate_endpoints,
     "ConfigMap": validate_configmap,
     "Secret": validate_secret,
+    "PersistentVolumeClaim": validate_pvc,
+    "PersistentVolume": validate_pv,
+    "StorageClass": validate_storageclass,
 }
 
 

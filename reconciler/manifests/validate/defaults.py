@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from reconciler.manifests.model import CLUSTER_SCOPED
 from reconciler.manifests.validate.common import is_dict, is_list
+from reconciler.manifests.validate.storage import default_storage
 from reconciler.types import Obj
 
 # The kubelet and the API server share one rule for it: the pod kernel holds it (pure).
@@ -91,7 +93,9 @@ def _default_metadata(obj: Obj) -> None:
     meta = obj.get("metadata")
     if not is_dict(meta):
         return
-    if not meta.get("namespace"):
+    if obj.get("kind") in CLUSTER_SCOPED:
+        meta.pop("namespace", None)  # ignored on create, as the API server does
+    elif not meta.get("namespace"):
         meta["namespace"] = "default"
     if meta.get("labels") is None:
         meta["labels"] = {}
@@ -256,3 +260,5 @@ def apply_defaults(obj: Obj) -> None:
         _default_secret(obj)
     elif kind == "ConfigMap":
         _canonical_base64(obj.get("binaryData"))
+    elif kind in ("PersistentVolumeClaim", "PersistentVolume", "StorageClass"):
+        default_storage(obj)
