@@ -20,6 +20,8 @@ The modules, one per job:
     workloads.py  ReplicaSets and Deployments
     services.py   Services and Endpoints
     config.py     ConfigMaps and Secrets
+    replication.py  ReplicationControllers
+    inert.py      kinds stored without effect (RBAC, PodDisruptionBudget, HPA, CRDs, ...)
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ from reconciler.manifests.validate.names import (
     iana_svc_name_error,
     validate_metadata,
 )
+from reconciler.manifests.validate.inert import INERT_VALIDATORS
 from reconciler.manifests.validate.pods import validate_pod
+from reconciler.manifests.validate.replication import validate_replication_controller
 from reconciler.manifests.validate.services import NODE_PORT_RANGE, validate_endpoints, validate_service
 from reconciler.manifests.validate.workloads import validate_deployment, validate_replicaset
 from reconciler.types import Obj
@@ -65,7 +69,9 @@ _VALIDATORS: dict[str, Callable[[Ctx, Obj], None]] = {
     "Endpoints": validate_endpoints,
     "ConfigMap": validate_configmap,
     "Secret": validate_secret,
+    "ReplicationController": validate_replication_controller,
 }
+_VALIDATORS.update(INERT_VALIDATORS)
 
 
 def deep_copy(value: Any) -> Any:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from reconciler.manifests.model import CLUSTER_SCOPED
 from reconciler.manifests.validate.common import is_dict, is_list
+from reconciler.manifests.validate.replication import default_replication_controller
 from reconciler.types import Obj
 
 # The kubelet and the API server share one rule for it: the pod kernel holds it (pure).
@@ -78,7 +80,9 @@ def _default_metadata(obj: Obj) -> None:
     meta = obj.get("metadata")
     if not is_dict(meta):
         return
-    if not meta.get("namespace"):
+    if obj.get("kind") in CLUSTER_SCOPED:
+        meta.pop("namespace", None)  # ignored on create, as the API server does
+    elif not meta.get("namespace"):
         meta["namespace"] = "default"
     if meta.get("labels") is None:
         meta["labels"] = {}
@@ -233,6 +237,9 @@ def apply_defaults(obj: Obj) -> None:
     elif kind == "Deployment":
         _default_workload(obj, deployment=True)
     elif kind == "ReplicaSet":
+        _default_workload(obj, deployment=False)
+    elif kind == "ReplicationController":
+        default_replication_controller(obj)
         _default_workload(obj, deployment=False)
     elif kind == "Service":
         _default_service(obj)
