@@ -12,12 +12,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Iterator
 
+from .manifests.model import namespace_of
 from .types import Key, Obj
 
 
 def key_of(obj: Obj) -> Key:
-    m = obj["metadata"]
-    return (obj["kind"], m.get("namespace", "default"), m["name"])
+    """``(kind, namespace, name)``; namespace ``""`` for a cluster-scoped kind (PersistentVolume)."""
+    return (obj["kind"], namespace_of(obj), obj["metadata"]["name"])
 
 
 def controller_uid(obj: Obj) -> str | None:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from .cluster import key_of
 from .errors import StoreError
 from .types import Key
 
@@ -180,10 +181,7 @@ class Store:
         with self._tx():
             self.db.executemany(
                 "INSERT OR REPLACE INTO desired(kind, namespace, name, body, file, line) VALUES(?,?,?,?,?,?)",
-                (
-                    (o["kind"], o["metadata"]["namespace"], o["metadata"]["name"], json.dumps(o), f, ln)
-                    for o, f, ln in upserts
-                ),
+                ((*key_of(o), json.dumps(o), f, ln) for o, f, ln in upserts),
             )
             self.db.executemany("DELETE FROM desired WHERE kind=? AND namespace=? AND name=?", list(deletes))
 
@@ -204,7 +202,7 @@ class Store:
         with self._tx():
             self.db.executemany(
                 "INSERT OR REPLACE INTO cluster(kind, namespace, name, body) VALUES(?,?,?,?)",
-                ((o["kind"], o["metadata"]["namespace"], o["metadata"]["name"], json.dumps(o)) for o in upserts),
+                ((*key_of(o), json.dumps(o)) for o in upserts),
             )
             self.db.executemany("DELETE FROM cluster WHERE kind=? AND namespace=? AND name=?", list(deletes))
 

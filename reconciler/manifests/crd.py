@@ -122,7 +122,8 @@ def schema_errors(obj: Obj, schema: Obj | None) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     body = {k: v for k, v in obj.items() if k not in _META_FIELDS}
     props = {k: v for k, v in (schema.get("properties") or {}).items() if k not in _META_FIELDS}
-    top = {**schema, "properties": props, "required": [r for r in schema.get("required") or [] if r not in _META_FIELDS]}
+    required = [r for r in schema.get("required") or [] if r not in _META_FIELDS]
+    top = {**schema, "properties": props, "required": required}
     _check(body, top, "", out)
     return out
 

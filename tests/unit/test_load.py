@@ -697,15 +697,18 @@ def test_values_hash_is_stable() -> None:
 
 
 def test_model_basics() -> None:
-    assert KINDS.items() >= {
-        "Pod": "v1",
-        "Service": "v1",
-        "Endpoints": "v1",
-        "ConfigMap": "v1",
-        "Secret": "v1",
-        "ReplicaSet": "apps/v1",
-        "Deployment": "apps/v1",
-    }.items()
+    assert (
+        KINDS.items()
+        >= {
+            "Pod": "v1",
+            "Service": "v1",
+            "Endpoints": "v1",
+            "ConfigMap": "v1",
+            "Secret": "v1",
+            "ReplicaSet": "apps/v1",
+            "Deployment": "apps/v1",
+        }.items()
+    )
     assert obj_key({"kind": "Pod", "metadata": {"name": "x"}}) == ("Pod", "default", "x")
     m = Manifest({"kind": "Pod", "metadata": {"name": "x", "namespace": "n"}}, Source("f", 1, 0))
     assert m.key == ("Pod", "n", "x")

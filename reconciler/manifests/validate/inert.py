@@ -277,7 +277,7 @@ def validate_crd(ctx: Ctx, obj: Obj) -> None:
     name = (obj.get("metadata") or {}).get("name")
     plural = names.get("plural")
     if group and isinstance(plural, str) and name != f"{plural}.{group}":
-        ctx.err("metadata.name", f"Invalid value: {name!r}: must be spec.names.plural+\".\"+spec.group")
+        ctx.err("metadata.name", f'Invalid value: {name!r}: must be spec.names.plural+"."+spec.group')
 
 
 INERT_VALIDATORS: dict[str, Callable[[Ctx, Obj], None]] = {

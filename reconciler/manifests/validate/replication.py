@@ -22,7 +22,8 @@ def default_replication_controller(obj: Obj) -> None:
     if not is_dict(spec):
         return
     tmpl = spec.get("template")
-    labels: Any = (tmpl.get("metadata") or {}).get("labels") if is_dict(tmpl) and is_dict(tmpl.get("metadata")) else None
+    tmeta: Any = tmpl.get("metadata") if is_dict(tmpl) else None
+    labels: Any = tmeta.get("labels") if is_dict(tmeta) else None
     if is_dict(labels) and labels:
         if not spec.get("selector"):
             spec["selector"] = dict(labels)
