@@ -12,7 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
-from reconciler.cli.kinds import NAMES, PLURALS, custom_kinds, learn_cluster_scoped
+from reconciler.kindnames import NAMES, PLURALS, custom_kinds, learn_cluster_scoped
 from reconciler.errors import SelectorError
 from reconciler.types import Obj
 

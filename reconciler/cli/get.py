@@ -16,7 +16,7 @@ from typing import Any
 
 from reconciler import getprint, printers
 from reconciler.cli.common import PLURAL, Subparsers, die, kind_of, open_store, select
-from reconciler.cli.kinds import cluster_scoped
+from reconciler.kindnames import cluster_scoped
 from reconciler.cli.watch import watch
 from reconciler.jsonpath import JSONPathError, Template
 from reconciler.printers import MIN_CELL, TableOptions

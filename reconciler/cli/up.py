@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.cli.common import Subparsers, die, open_store, socket_path, state_dir
-from reconciler.cli.kinds import without_effect_line, without_effect_summary
+from reconciler.kindnames import without_effect_line, without_effect_summary
 from reconciler.types import Obj
 
 

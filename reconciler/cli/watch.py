@@ -18,6 +18,8 @@ from typing import Any
 
 from reconciler import getprint, printers
 from reconciler.cli.common import PLURAL, die, open_store, select
+from reconciler.kindnames import cluster_scoped
+from reconciler.cluster import key_of
 from reconciler.printers import MIN_CELL, TableOptions
 from reconciler.types import Key, Obj
 
@@ -79,13 +81,13 @@ def watch(
         flag = "--watch" if args.watch else "--watch-only"
         print(f"warning: {flag} requested, --sort-by will be ignored", file=sys.stderr)
     store = open_store(args)
-    ns = None if args.all_namespaces else args.namespace
+    ns = None if args.all_namespaces or cluster_scoped(kind) else args.namespace
 
     def look() -> dict[Key, Obj]:
         objs = store.cluster(kind, ns)
         if names:
             objs = [o for o in objs if o["metadata"]["name"] in names]
-        return {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]): o for o in select(objs, args.selector)}
+        return {key_of(o): o for o in select(objs, args.selector)}
 
     seen = look()
     for n in names:

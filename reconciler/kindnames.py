@@ -1,6 +1,6 @@
 """The CLI's names of the kinds stored without effect, of ReplicationControllers and of custom resources.
 
-Where it sits: beside common.py, which merges ``NAMES`` and ``PLURALS`` into its tables. kubectl's
+Where it sits: pure, below the CLI: cli/common.py merges ``NAMES`` and ``PLURALS`` into its tables. kubectl's
 resource names: the kind lower-cased, its plural, its short names (``kubectl api-resources``).
 Custom resources take theirs from the CRDs in the store (``spec.names``: plural, singular, kind,
 shortNames, and ``plural.group``), looked up when a word is not a built-in name.
