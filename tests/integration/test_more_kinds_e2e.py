@@ -209,3 +209,10 @@ def test_replication_controller_keeps_replaces_and_scales(empty_repo: Path, gits
     assert "replicas: 1" in (empty_repo / "kubia-rc.yaml").read_text()
     wait_for(lambda: len(g.running_pods("app=kubia")) == 1 and len(g.pods("app=kubia")) == 1, 90, what="1 pod")
     assert g.json("get", "rc", "kubia")["status"]["replicas"] == 1
+
+    # delete rc: its document leaves git in a commit; the RC is pruned and its pods go with it
+    out = g.cli("delete", "rc", "kubia").stdout
+    assert 'replicationcontroller "kubia" deleted' in out
+    assert not (empty_repo / "kubia-rc.yaml").exists()
+    wait_for(lambda: g.cli("get", "rc", "kubia", check=False).returncode != 0, 30, what="the RC pruned")
+    wait_for(lambda: g.pods("app=kubia") == [], 60, what="its pods gone")
