@@ -16,7 +16,7 @@ import yaml
 from .annotation_keys import REVISION
 from .controllers.podutil import from_rfc3339, to_rfc3339
 from .manifests.model import CLUSTER_SCOPED, namespace_of
-from .printers_kinds import CUSTOM_COLUMNS, KIND_COLUMNS
+from .printers_kinds import CUSTOM_COLUMNS, KIND_COLUMNS, KIND_DESCRIBE
 from .printers_kinds import Row as KindRow
 from .redact import decoded_size, secret_sizes
 from .types import Obj
@@ -451,6 +451,7 @@ _DESCRIBE: dict[str, Callable[[Obj], list[str]]] = {
     "ReplicationController": lambda o: _describe_workload(
         {**o, "spec": {**o["spec"], "selector": {"matchLabels": o["spec"].get("selector") or {}}}}
     ),
+    **KIND_DESCRIBE,
 }
 
 

@@ -176,3 +176,75 @@ KIND_COLUMNS: dict[str, KindColumns] = {
 
 # a custom resource: kubectl's default columns when its CRD names no additionalPrinterColumns
 CUSTOM_COLUMNS = KindColumns(["NAME", "AGE"], _name_age, [], _no_wide)
+
+
+# --------------------------------------------------------------------------- describe
+
+
+def _binding_describe(o: Obj) -> list[str]:
+    ref = o.get("roleRef") or {}
+    lines = ["Role:", f"  Kind:  {ref.get('kind', '')}", f"  Name:  {ref.get('name', '')}", "Subjects:"]
+    subjects = o.get("subjects") or []
+    rows = [["Kind", "Name", "Namespace"], ["----", "----", "---------"]]
+    rows += [[str(s.get("kind", "")), str(s.get("name", "")), str(s.get("namespace", ""))] for s in subjects]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return lines
+
+
+def _role_describe(o: Obj) -> list[str]:
+    lines = ["PolicyRule:", "  Resources  Non-Resource URLs  Resource Names  Verbs"]
+    for r in o.get("rules") or []:
+        groups = r.get("apiGroups") or [""]
+        resources = [f"{res}.{g}" if g else res for res in r.get("resources") or [] for g in groups]
+        lines.append(
+            f"  {', '.join(resources) or '[]'}  [{' '.join(r.get('nonResourceURLs') or [])}]  "
+            f"[{' '.join(r.get('resourceNames') or [])}]  [{' '.join(r.get('verbs') or [])}]"
+        )
+    return lines
+
+
+def _pdb_describe(o: Obj) -> list[str]:
+    spec, st = o.get("spec") or {}, o.get("status") or {}
+    lines = []
+    if spec.get("minAvailable") is not None:
+        lines.append(f"Min available:  {spec['minAvailable']}")
+    if spec.get("maxUnavailable") is not None:
+        lines.append(f"Max unavailable:  {spec['maxUnavailable']}")
+    lines.append(f"Selector:       {selector_string(spec.get('selector'))}")
+    lines.append("Status:")
+    lines.append(f"    Allowed disruptions:  {st.get('disruptionsAllowed', 0)}")
+    lines.append(f"    Current:              {st.get('currentHealthy', 0)}")
+    lines.append(f"    Desired:              {st.get('desiredHealthy', 0)}")
+    lines.append(f"    Total:                {st.get('expectedPods', 0)}")
+    return lines
+
+
+def _hpa_describe(o: Obj) -> list[str]:
+    spec, st = o.get("spec") or {}, o.get("status") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    return [
+        f"Reference:      {ref.get('kind', '')}/{ref.get('name', '')}",
+        f"Metrics:        ( current / target ) {_hpa_targets(o)}",
+        f"Min replicas:   {spec.get('minReplicas', 1)}",
+        f"Max replicas:   {spec.get('maxReplicas', 0)}",
+        f"{ref.get('kind', '')} pods:  {st.get('currentReplicas', 0)} current / {st.get('desiredReplicas', 0)} desired",
+    ]
+
+
+def _sa_describe(o: Obj) -> list[str]:
+    def names(field: str) -> str:
+        return ", ".join(str(s.get("name", "")) for s in o.get(field) or []) or "<none>"
+
+    return [f"Image pull secrets:  {names('imagePullSecrets')}", f"Mountable secrets:   {names('secrets')}"]
+
+
+KIND_DESCRIBE: dict[str, Callable[[Obj], list[str]]] = {
+    "RoleBinding": _binding_describe,
+    "ClusterRoleBinding": _binding_describe,
+    "Role": _role_describe,
+    "ClusterRole": _role_describe,
+    "PodDisruptionBudget": _pdb_describe,
+    "HorizontalPodAutoscaler": _hpa_describe,
+    "ServiceAccount": _sa_describe,
+}

@@ -61,10 +61,22 @@ def remove_object(repo: Repo, kind: str, ns: str | None, name: str) -> str:
         raw = repo.read(loc.file)
         assert raw is not None
         chunks = split_documents(raw.decode("utf-8", "surrogateescape"))
-        del chunks[loc.chunk]
+        gone = chunks.pop(loc.chunk)
+        if loc.chunk == 0:  # the file's opening comments stay
+            chunks.insert(0, _leading_comments(gone))
         left = "".join(chunks)
         data = left.encode("utf-8", "surrogateescape") if any(has_content(c) for c in chunks) else None
         return repo.commit({loc.file: data}, f"delete {ref_}", branch)
+
+
+def _leading_comments(chunk: str) -> str:
+    """The comment and blank lines a chunk opens with."""
+    out = []
+    for line in chunk.splitlines(keepends=True):
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        out.append(line)
+    return "".join(out)
 
 
 # --------------------------------------------------------------------------- label

@@ -216,3 +216,24 @@ def test_replication_controller_keeps_replaces_and_scales(empty_repo: Path, gits
     assert not (empty_repo / "kubia-rc.yaml").exists()
     wait_for(lambda: g.cli("get", "rc", "kubia", check=False).returncode != 0, 30, what="the RC pruned")
     wait_for(lambda: g.pods("app=kubia") == [], 60, what="its pods gone")
+
+
+def test_delete_removes_one_document_and_keeps_the_rest(tmp_path: Path) -> None:
+    from reconciler.gitops import RepoWriter
+
+    repo = tmp_path / "r"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.name", "T")
+    git(repo, "config", "user.email", "t@example.com")
+    text = "# the app\n" + RC + "---\n" + RBAC
+    sha0 = commit_file(repo, "app.yaml", text, "app")
+    w = RepoWriter(str(repo), "")
+    sha = w.delete("ReplicationController", "default", "kubia")
+    assert sha != sha0 and "delete replicationcontroller/kubia" in git(repo, "log", "-1", "--format=%s")
+    left = (repo / "app.yaml").read_text()
+    assert left.startswith("# the app\n---\n") and "ReplicationController" not in left
+    assert left.count("\nkind:") == 3 and "name: pod-reader" in left
+    w.delete("ClusterRole", None, "pod-reader")
+    assert "\nkind: ClusterRole\n" not in (repo / "app.yaml").read_text()
+    assert (repo / "app.yaml").read_text().count("\nkind:") == 2

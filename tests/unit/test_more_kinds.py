@@ -300,3 +300,64 @@ def test_rc_equality_selector_ignores_pods_with_other_labels() -> None:
         w.step()
     assert "ownerReferences" not in w.live[key(stranger)]["metadata"]
     assert len([p for p in rc_pods(w) if p["metadata"]["name"] != "stranger"]) == 1
+
+
+# -- printing ----------------------------------------------------------------------------------
+
+
+def test_get_columns_of_kinds_without_effect() -> None:
+    from reconciler import printers
+    from reconciler.controllers.podutil import from_rfc3339
+
+    objs = {m.obj["kind"]: m.obj for m in load_revision({"a.yaml": SA, "r.yaml": RBAC, "p.yaml": PDB, "h.yaml": HPA})}
+    for o in objs.values():
+        o["metadata"]["creationTimestamp"] = "2026-11-25T20:00:00Z"
+    now = from_rfc3339("2026-11-25T20:00:00Z") + 90
+    table = printers.rows_for("PodDisruptionBudget", [objs["PodDisruptionBudget"]], now, False).splitlines()
+    assert table[0].split("   ") == ["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"]
+    assert table[1].split() == ["web", "1", "N/A", "0", "90s"]
+    assert printers.rows_for("ServiceAccount", [objs["ServiceAccount"]], now, False).splitlines()[1].split() == [
+        "app",
+        "0",
+        "90s",
+    ]
+    hpa = printers.rows_for("HorizontalPodAutoscaler", [objs["HorizontalPodAutoscaler"]], now, False).splitlines()
+    assert hpa[0].split() == ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]
+    assert "Deployment/web" in hpa[1] and "cpu: <unknown>/50%" in hpa[1]
+    role = printers.rows_for("ClusterRole", [objs["ClusterRole"]], now, False, all_namespaces=True).splitlines()
+    assert [c.strip() for c in role[0].split("   ") if c] == ["NAME", "CREATED AT"]  # no NAMESPACE column: cluster-scoped
+    assert role[1].split() == ["reader", "2026-11-25T20:00:00Z"]
+    rb = printers.describe(objs["RoleBinding"], [], now)
+    assert "Kind:  ClusterRole" in rb and "ServiceAccount  app" in rb
+    assert "Namespace:" not in printers.describe(objs["ClusterRole"], [], now)
+
+
+def test_cli_names_of_kinds_and_custom_kinds() -> None:
+    from reconciler.cli.common import KINDS as NAMES
+    from reconciler.kindnames import custom_kinds, without_effect_line, without_effect_summary
+
+    for word, kind in {
+        "sa": "ServiceAccount",
+        "pdb": "PodDisruptionBudget",
+        "netpol": "NetworkPolicy",
+        "quota": "ResourceQuota",
+        "limits": "LimitRange",
+        "pc": "PriorityClass",
+        "hpa": "HorizontalPodAutoscaler",
+        "crd": "CustomResourceDefinition",
+        "rc": "ReplicationController",
+        "clusterrolebindings": "ClusterRoleBinding",
+    }.items():
+        assert NAMES[word] == kind
+    (crd_obj,) = [m.obj for m in load_revision({"c.yaml": CRD.replace(b"Namespaced", b"Cluster")})]
+    found = custom_kinds([crd_obj])
+    assert {w: found.names[w] for w in ("ct", "crontab", "crontabs")} == dict.fromkeys(
+        ("ct", "crontab", "crontabs"), "CronTab"
+    )
+    assert found.plurals == {"CronTab": "crontabs.stable.example.com"} and found.cluster == {"CronTab"}
+    summary = without_effect_summary({"Pod": 3, "ServiceAccount": 1, "CronTab": 2, "Deployment": 1})
+    assert summary == {"count": 3, "kinds": ["CronTab", "ServiceAccount"]}
+    assert without_effect_line(summary) == [
+        "No effect:     3 objects stored without effect (kinds CronTab, ServiceAccount)"
+    ]
+    assert without_effect_line({"count": 0, "kinds": []}) == []
