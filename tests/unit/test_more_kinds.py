@@ -325,7 +325,8 @@ def test_get_columns_of_kinds_without_effect() -> None:
     assert hpa[0].split() == ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]
     assert "Deployment/web" in hpa[1] and "cpu: <unknown>/50%" in hpa[1]
     role = printers.rows_for("ClusterRole", [objs["ClusterRole"]], now, False, all_namespaces=True).splitlines()
-    assert [c.strip() for c in role[0].split("   ") if c] == ["NAME", "CREATED AT"]  # no NAMESPACE column: cluster-scoped
+    # no NAMESPACE column: cluster-scoped
+    assert [c.strip() for c in role[0].split("   ") if c] == ["NAME", "CREATED AT"]
     assert role[1].split() == ["reader", "2026-11-25T20:00:00Z"]
     rb = printers.describe(objs["RoleBinding"], [], now)
     assert "Kind:  ClusterRole" in rb and "ServiceAccount  app" in rb
