@@ -362,3 +362,13 @@ def test_cli_names_of_kinds_and_custom_kinds() -> None:
         "No effect:     3 objects stored without effect (kinds CronTab, ServiceAccount)"
     ]
     assert without_effect_line({"count": 0, "kinds": []}) == []
+
+
+def test_pod_service_account_accepted_and_checked() -> None:
+    pod = b"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  serviceAccount: app\n"
+    pod += b"  containers: [{name: c, image: x}]\n"
+    (m,) = load_revision({"p.yaml": pod})
+    assert m.obj["spec"]["serviceAccountName"] == "app"  # the deprecated field read as the name
+    bad = pod.replace(b"serviceAccount: app", b"serviceAccountName: App_1")
+    assert "): spec.serviceAccountName: Invalid value" in rejected({"p.yaml": bad})
+    assert "spec.template.spec.serviceAccountName" in rejected({"rc.yaml": RC.replace(b"name: app", b"name: A!")})

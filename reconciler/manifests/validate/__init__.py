@@ -40,7 +40,7 @@ from reconciler.manifests.validate.names import (
     iana_svc_name_error,
     validate_metadata,
 )
-from reconciler.manifests.validate.inert import INERT_VALIDATORS
+from reconciler.manifests.validate.inert import INERT_VALIDATORS, default_service_account, validate_service_account
 from reconciler.manifests.validate.pods import validate_pod
 from reconciler.manifests.validate.replication import validate_replication_controller
 from reconciler.manifests.validate.services import NODE_PORT_RANGE, validate_endpoints, validate_service
@@ -97,7 +97,13 @@ def default_and_validate_in_place(obj: Obj, file: str, document: int) -> list[Ma
     validator = _VALIDATORS.get(kind) if isinstance(kind, str) else None
     if validator is not None:
         validator(ctx, obj)
+    if kind in _POD_KINDS:  # a pod's service account: accepted and stored, without effect
+        default_service_account(obj)
+        validate_service_account(ctx, obj)
     return ctx.errors
+
+
+_POD_KINDS = ("Pod", "ReplicaSet", "Deployment", "ReplicationController")
 
 
 def default_and_validate(obj: Obj, file: str, document: int) -> tuple[Obj, list[ManifestError]]:

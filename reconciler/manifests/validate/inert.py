@@ -292,3 +292,38 @@ INERT_VALIDATORS: dict[str, Callable[[Ctx, Obj], None]] = {
     "HorizontalPodAutoscaler": validate_hpa,
     "CustomResourceDefinition": validate_crd,
 }
+
+
+# --------------------------------------------------------------------------- a pod's service account
+
+
+def _pod_spec_of(obj: Obj) -> tuple[Obj | None, str]:
+    spec = obj.get("spec")
+    if not is_dict(spec):
+        return None, ""
+    if obj.get("kind") == "Pod":
+        return spec, "spec"
+    tmpl = spec.get("template")
+    pod = tmpl.get("spec") if is_dict(tmpl) else None
+    return (pod, "spec.template.spec") if is_dict(pod) else (None, "")
+
+
+def default_service_account(obj: Obj) -> None:
+    """``serviceAccount`` (deprecated) and ``serviceAccountName`` name one account: the API server
+    reads the first when the second is empty (kubernetes/kubernetes pkg/apis/core/v1/conversion.go).
+    It also writes ``serviceAccount`` back equal to the name; gitship does not, so that a Deployment
+    that names its account keeps its pod-template hash (no rollout when gitship is upgraded).
+    The account is stored with the pod; no token is mounted."""
+    spec, _ = _pod_spec_of(obj)
+    if spec is None:
+        return
+    if not spec.get("serviceAccountName") and isinstance(spec.get("serviceAccount"), str) and spec["serviceAccount"]:
+        spec["serviceAccountName"] = spec["serviceAccount"]
+
+
+def validate_service_account(ctx: Ctx, obj: Obj) -> None:
+    """ValidatePodSpec's rule: a service account name is a DNS-1123 subdomain."""
+    spec, path = _pod_spec_of(obj)
+    name = spec.get("serviceAccountName") if spec is not None else None
+    if isinstance(name, str) and name and (e := dns1123_subdomain_error(name)):
+        ctx.err(f"{path}.serviceAccountName", f"Invalid value: {name!r}: {e}")
