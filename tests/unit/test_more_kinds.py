@@ -371,4 +371,6 @@ def test_pod_service_account_accepted_and_checked() -> None:
     assert m.obj["spec"]["serviceAccountName"] == "app"  # the deprecated field read as the name
     bad = pod.replace(b"serviceAccount: app", b"serviceAccountName: App_1")
     assert "): spec.serviceAccountName: Invalid value" in rejected({"p.yaml": bad})
-    assert "spec.template.spec.serviceAccountName" in rejected({"rc.yaml": RC.replace(b"name: app", b"name: A!")})
+    assert "spec.template.spec.serviceAccountName" in rejected(
+        {"rc.yaml": RC.replace(b"serviceAccountName: app", b"serviceAccountName: A!")}
+    )
