@@ -22,6 +22,7 @@ from typing import Any
 
 from .gofmt import go_sprint
 from .jsonpath import JSONPathError, Template, relaxed
+from .manifests.model import KINDS
 from .printers import MIN_CELL, TableOptions, column_widths, table_lines, table_rows
 from .types import Key, Obj
 
@@ -62,6 +63,7 @@ _GROUP = {
 
 def kind_group(kind: str, api_version: str | None = None) -> str:
     """``pod``, ``replicaset.apps``: the kind lower-cased, then its API group if it has one."""
+    api_version = api_version or KINDS.get(kind)  # the kinds gitship serves know their group
     group = api_version.split("/")[0] if api_version and "/" in api_version else _GROUP.get(kind, "")
     return kind.lower() + (f".{group}" if group else "")
 

@@ -34,7 +34,7 @@ class Action:
     @property
     def ref(self) -> str:
         kind, ns, name = self.key
-        return f"{kind.lower()}/{name}" if ns == "default" else f"{kind.lower()}/{ns}/{name}"
+        return f"{kind.lower()}/{name}" if ns in ("default", "") else f"{kind.lower()}/{ns}/{name}"
 
     def summary(self) -> dict[str, str]:
         return {"op": self.op, "kind": self.key[0], "namespace": self.key[1], "name": self.key[2]}

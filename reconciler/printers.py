@@ -15,8 +15,10 @@ import yaml
 
 from .annotation_keys import REVISION
 from .controllers.podutil import from_rfc3339, to_rfc3339
-from .manifests.model import CLUSTER_SCOPED
 from .printers_storage import STORAGE_COLUMNS, STORAGE_DESCRIBE
+from .manifests.model import CLUSTER_SCOPED, namespace_of
+from .printers_kinds import CUSTOM_COLUMNS, KIND_COLUMNS, KIND_DESCRIBE
+from .printers_kinds import Row as KindRow
 from .redact import decoded_size, secret_sizes
 from .types import Obj
 
@@ -326,6 +328,19 @@ _TABLES.update(
 )
 
 
+def _rc_wide(o: Obj) -> list[Any]:
+    return [*_containers(o["spec"]["template"]["spec"]), labels_text(o["spec"].get("selector"))]
+
+
+def _aged(row: KindRow) -> Callable[[Obj, float], list[Any]]:
+    return lambda o, now: row(o, _age_of(o, now))
+
+
+# ReplicationController; the kinds stored without effect (printers_kinds.py: AGE placed by their rows)
+_TABLES["ReplicationController"] = _Columns(_TABLES["ReplicaSet"].headers, _rs_row, _WORKLOAD_WIDE, _rc_wide)
+_TABLES.update({kind: _Columns(h, _aged(row), wh, wide) for kind, (h, row, wh, wide) in KIND_COLUMNS.items()})
+
+
 @dataclass(frozen=True)
 class TableOptions:
     """How `get` decorates a kind's table: -o wide, --show-labels, -A, -L KEY..., and the kind prefix
@@ -341,8 +356,9 @@ class TableOptions:
 def table_rows(kind: str, objs: list[Obj], now: float, opts: TableOptions) -> tuple[list[str], list[list[Any]]]:
     """The header and the rows of the `get` table of objects of one kind."""
     cols = _TABLES.get(kind)
-    if cols is None:
-        raise ValueError(kind)
+    if cols is None:  # a custom resource (its CRD is in the store): NAME and AGE, as kubectl's default
+        h, row, wh, wide = CUSTOM_COLUMNS
+        cols = _Columns(h, _aged(row), wh, wide)
     headers = [*cols.headers, *(cols.wide_headers if opts.wide else [])]
     rows = [cols.row(o, now) + (cols.wide(o) if opts.wide else []) for o in objs]
     if opts.name_prefix:
@@ -355,7 +371,7 @@ def table_rows(kind: str, objs: list[Obj], now: float, opts: TableOptions) -> tu
     if opts.show_labels:
         headers = [*headers, "LABELS"]
         rows = [r + [format_labels(o["metadata"].get("labels"))] for r, o in zip(rows, objs)]
-    if opts.all_namespaces and kind not in CLUSTER_SCOPED:
+    if opts.all_namespaces and kind not in CLUSTER_SCOPED and not (objs and namespace_of(objs[0]) == ""):
         headers = ["NAMESPACE", *headers]
         rows = [[o["metadata"]["namespace"], *r] for r, o in zip(rows, objs)]
     return headers, rows
@@ -523,6 +539,10 @@ _DESCRIBE: dict[str, Callable[[Obj], list[str]]] = {
     "Deployment": _describe_workload,
     "Service": _describe_service,
     **STORAGE_DESCRIBE,
+    "ReplicationController": lambda o: _describe_workload(
+        {**o, "spec": {**o["spec"], "selector": {"matchLabels": o["spec"].get("selector") or {}}}}
+    ),
+    **KIND_DESCRIBE,
 }
 
 
@@ -530,7 +550,7 @@ def describe(obj: Obj, events: list[Obj], now: float, extra: list[tuple[str, Any
     """A describe page: the object's fields in kubectl's order, then its events."""
     m = obj["metadata"]
     lines = [f"Name:           {m['name']}"]
-    if obj["kind"] not in CLUSTER_SCOPED:
+    if namespace_of(obj) != "":
         lines.append(f"Namespace:      {m.get('namespace', 'default')}")
     if m.get("creationTimestamp"):
         lines.append(f"CreationTimestamp: {m['creationTimestamp']}")

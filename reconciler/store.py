@@ -217,6 +217,10 @@ class Store:
         q += " ORDER BY namespace, name"
         return [json.loads(r[0]) for r in self.db.execute(q, args)]
 
+    def kind_counts(self) -> dict[str, int]:
+        """How many live objects of each kind the store holds."""
+        return {str(k): int(n) for k, n in self.db.execute("SELECT kind, COUNT(*) FROM cluster GROUP BY kind")}
+
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         row = self.db.execute(
             "SELECT body FROM cluster WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)

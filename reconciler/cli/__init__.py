@@ -29,6 +29,7 @@ from reconciler.cli.common import (
     kind_of,
     nudge,
     open_store,
+    remember_args,
     state_dir,
     writer,
 )
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    remember_args(args)  # kind_of looks custom kinds up in this command's store
     if getattr(args, "command", None) and args.command[:1] == ["--"]:
         args.command = args.command[1:]
     try:

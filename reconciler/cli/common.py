@@ -12,6 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
+from reconciler.kindnames import NAMES, PLURALS, custom_kinds, learn_cluster_scoped
 from reconciler.errors import SelectorError
 from reconciler.types import Obj
 
@@ -118,9 +119,37 @@ def nudge(args: argparse.Namespace) -> None:
 
 def kind_of(word: str) -> str:
     k = KINDS.get(word.lower().split(".")[0])
+    if not k and _COMMAND_ARGS:  # a custom resource: the CRDs in the store name it
+        learn_custom_kinds(_COMMAND_ARGS[0])
+        k = KINDS.get(word.lower().split(".")[0])
     if not k:
         die(f'the server doesn\'t have a resource type "{word}"')
     return k
+
+
+# the running command's arguments, so that kind_of can look custom kinds up in its store
+_COMMAND_ARGS: list[argparse.Namespace] = []
+
+
+def remember_args(args: argparse.Namespace) -> None:
+    _COMMAND_ARGS[:] = [args]
+
+
+def learn_custom_kinds(args: argparse.Namespace) -> None:
+    """Add the names of the kinds the store's CRDs define to KINDS and PLURAL (once)."""
+    from reconciler.errors import StoreError
+
+    _COMMAND_ARGS.clear()
+    try:
+        crds = open_store(args).cluster("CustomResourceDefinition")
+    except StoreError:
+        return
+    found = custom_kinds(crds)
+    for word, kind in found.names.items():
+        KINDS.setdefault(word, kind)
+    for kind, plural in found.plurals.items():
+        PLURAL.setdefault(kind, plural)
+    learn_cluster_scoped(found.cluster)
 
 
 def writer(args: argparse.Namespace) -> Any:
@@ -152,3 +181,8 @@ def get_pod(args: argparse.Namespace, name: str) -> Obj:
     if pod is None:
         die(f'pods "{name}" not found')
     return pod
+
+
+# ReplicationController and the kinds stored without effect (cli/kinds.py)
+KINDS.update(NAMES)
+PLURAL.update(PLURALS)

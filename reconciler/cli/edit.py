@@ -215,20 +215,26 @@ def add_set(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
-    kind = kind_of(args.kind)
-    if kind not in ("Deployment", "ReplicaSet"):
+    word, name = args.kind, args.name
+    if name is None and "/" in word:  # scale rc/NAME
+        word, _, name = word.partition("/")
+    if not name:
+        die("resource(s) were provided, but no name was specified")
+    kind = kind_of(word)
+    if kind not in ("Deployment", "ReplicaSet", "ReplicationController"):
         die(f"cannot scale {args.kind}")
     if args.replicas < 0:
         die("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")
-    sha = writer(args).scale(kind, args.namespace, args.name, args.replicas)
+    sha = writer(args).scale(kind, args.namespace, name, args.replicas)
     nudge(args)
-    print(f"{kind.lower()}.apps/{args.name} scaled (commit {sha[:7]})")
+    group = "" if kind == "ReplicationController" else ".apps"
+    print(f"{kind.lower()}{group}/{name} scaled (commit {sha[:7]})")
     return 0
 
 
 def add_scale(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("scale", parents=[common])
     s.add_argument("kind")
-    s.add_argument("name")
+    s.add_argument("name", nargs="?")
     s.add_argument("--replicas", type=int, required=True)
     s.set_defaults(func=cmd_scale)

@@ -16,6 +16,7 @@ from typing import Any
 
 from reconciler import getprint, printers
 from reconciler.cli.common import PLURAL, Subparsers, die, kind_of, open_store, select
+from reconciler.kindnames import cluster_scoped
 from reconciler.cli.watch import watch
 from reconciler.jsonpath import JSONPathError, Template
 from reconciler.manifests.model import CLUSTER_SCOPED
@@ -91,7 +92,7 @@ def collect(args: argparse.Namespace, wanted: list[Target]) -> tuple[list[tuple[
     items: list[tuple[str, Obj]] = []
     missing: list[str] = []
     for t in wanted:
-        objs = store.cluster(t.kind, None if t.kind in CLUSTER_SCOPED else ns)
+        objs = store.cluster(t.kind, None if cluster_scoped(t.kind) else ns)
         if t.names:
             found = [[o for o in objs if o["metadata"]["name"] == n] for n in t.names]
             missing += [f'{PLURAL[t.kind]} "{n}" not found' for n, f in zip(t.names, found) if not f]
@@ -210,10 +211,10 @@ def add_get(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 def cmd_describe(args: argparse.Namespace) -> int:
     kind = kind_of(args.kind)
     store = open_store(args)
-    obj = store.get(kind, "" if kind in CLUSTER_SCOPED else args.namespace, args.name)
+    obj = store.get(kind, "" if cluster_scoped(kind) else args.namespace, args.name)
     if obj is None:
         die(f'{PLURAL[kind]} "{args.name}" not found')
-    events = store.events(kind, obj["metadata"].get("namespace") or "", args.name, limit=50)
+    events = store.events(kind, "" if cluster_scoped(kind) else args.namespace, args.name, limit=50)
     extra: list[tuple[str, Any]] = []
     if kind == "Deployment":
         extra = printers.deployment_replicasets(obj, store.cluster("ReplicaSet", args.namespace))

@@ -9,7 +9,8 @@ import sys
 import time
 from typing import Any
 
-from reconciler.cli.common import Subparsers, api, die, get_pod, kind_of
+from reconciler.cli.common import Subparsers, api, die, get_pod, kind_of, nudge, writer
+from reconciler.getprint import kind_group
 
 
 def _follow_content(args: argparse.Namespace, path: str, info: dict[str, Any]) -> int:
@@ -65,12 +66,21 @@ def add_logs(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 def cmd_delete(args: argparse.Namespace) -> int:
     kind = kind_of(args.kind)
     if kind != "Pod":
-        die(f"delete {args.kind}: desired state lives in git; remove the object from the repository and commit")
+        return delete_from_git(args, kind)
     for name in args.names:
         get_pod(args, name)
         body = {} if args.grace_period is None else {"gracePeriodSeconds": args.grace_period}
         api(args, "POST", f"/v1/namespaces/{args.namespace}/pods/{name}/delete", body)
         print(f'pod "{name}" deleted')
+    return 0
+
+
+def delete_from_git(args: argparse.Namespace, kind: str) -> int:
+    """Any other kind: desired state lives in git, so each object's document is removed in a commit."""
+    for name in args.names:
+        sha = writer(args).delete(kind, args.namespace, name)
+        print(f'{kind_group(kind)} "{name}" deleted (commit {sha[:7]})')
+    nudge(args)
     return 0
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.cli.common import Subparsers, die, open_store, socket_path, state_dir
+from reconciler.kindnames import without_effect_line, without_effect_summary
 from reconciler.types import Obj
 
 
@@ -218,7 +219,7 @@ def status_lines(out: Obj) -> list[str]:
     ]
     if st["sourceError"]:
         lines.append(f"Source error:  {st['sourceError']}")
-    return lines
+    return lines + without_effect_line(st.get("storedWithoutEffect") or {})
 
 
 def _network_lines(runtime: dict[str, Any], plane: dict[str, Any]) -> list[str]:
@@ -257,6 +258,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = open_store(args)
     meta = {key: store.get_meta(key) for key in _STATUS_META}
     out = status_object(meta, _live_status(args))
+    out["status"]["storedWithoutEffect"] = without_effect_summary(store.kind_counts())
     if args.output == "json":
         print(json.dumps(out, indent=4))
         return 0

@@ -18,8 +18,8 @@ from typing import Any
 
 from reconciler import getprint, printers
 from reconciler.cli.common import PLURAL, die, open_store, select
+from reconciler.kindnames import cluster_scoped
 from reconciler.cluster import key_of
-from reconciler.manifests.model import CLUSTER_SCOPED
 from reconciler.printers import MIN_CELL, TableOptions
 from reconciler.types import Key, Obj
 
@@ -81,7 +81,7 @@ def watch(
         flag = "--watch" if args.watch else "--watch-only"
         print(f"warning: {flag} requested, --sort-by will be ignored", file=sys.stderr)
     store = open_store(args)
-    ns = None if args.all_namespaces or kind in CLUSTER_SCOPED else args.namespace
+    ns = None if args.all_namespaces or cluster_scoped(kind) else args.namespace
 
     def look() -> dict[Key, Obj]:
         objs = store.cluster(kind, ns)

@@ -13,6 +13,12 @@ create itself records ``SuccessfulCreate`` (``created_event``) or ``FailedCreate
 (``failed_create_event``); the pods go in slow-start batches (``slow_start_batches``), and
 the next sync's status carries the ``ReplicaFailure`` condition (``with_replica_failure``).
 
+The same controller runs ReplicationControllers (kubernetes/kubernetes
+pkg/controller/replication/replication_controller.go wraps the ReplicaSet controller the same
+way, converting the RC to a ReplicaSet): an RC's ``spec.selector`` is a plain map of labels (an
+equality-based selector, ``selector_of``), and its pods' owner reference and its events name the
+RC.
+
 Like Kubernetes, the status describes the pods *observed* by this sync (before its own
 creates and deletes take effect); the next sync, triggered by those pod changes,
 reports the new counts.
@@ -54,6 +60,9 @@ REASON_FAILED_DELETE = "FailedDelete"
 REASON_SUCCESSFUL_DELETE = "SuccessfulDelete"
 COND_REPLICA_FAILURE = "ReplicaFailure"
 KIND_REPLICASET = "ReplicaSet"
+KIND_REPLICATION_CONTROLLER = "ReplicationController"
+KINDS = (KIND_REPLICASET, KIND_REPLICATION_CONTROLLER)
+"""The kinds this controller runs."""
 
 
 @dataclass
@@ -68,11 +77,20 @@ class RSResult:
     events: list[Event] = field(default_factory=list)
 
 
-def _selector(rs: Obj) -> Selector | None:
+def selector_of(rs: Obj) -> Selector | None:
+    """The pod selector of a ReplicaSet (a LabelSelector) or a ReplicationController (a plain map
+    of labels, every one required: an equality-based selector). None when it cannot be read."""
+    sel = (rs.get("spec") or {}).get("selector")
     try:
-        return from_label_selector((rs.get("spec") or {}).get("selector"))
+        if rs.get("kind") == KIND_REPLICATION_CONTROLLER:
+            return from_match_labels(sel) if isinstance(sel, dict) and sel else None
+        return from_label_selector(sel)
     except SelectorError:
         return None
+
+
+def _kind(rs: Obj) -> str:
+    return str(rs.get("kind") or KIND_REPLICASET)
 
 
 def _labels(obj: Obj) -> dict[str, str]:
@@ -83,7 +101,7 @@ def claim_pods(rs: Obj, pods: list[Obj]) -> tuple[list[Obj], list[str], list[str
     """Spec 3.1 over the *active* pods: (owned pods after the claim, adopted uids, released uids)."""
     meta = rs["metadata"]
     uid, namespace = meta.get("uid"), meta.get("namespace", "default")
-    selector = _selector(rs)
+    selector = selector_of(rs)
     rs_deleting = is_terminating(rs)
     owned: list[Obj] = []
     adopted: list[str] = []
@@ -194,7 +212,7 @@ def pod_from_template(rs: Obj, suffix: str, uid: str, now: float) -> Obj:
             "uid": uid,
             "labels": dict(tmeta.get("labels") or {}),
             "annotations": dict(tmeta.get("annotations") or {}),
-            "ownerReferences": [owner_ref({"apiVersion": "apps/v1", "kind": KIND_REPLICASET, **rs})],
+            "ownerReferences": [owner_ref({"apiVersion": "apps/v1", **rs, "kind": _kind(rs)})],
             "creationTimestamp": to_rfc3339(now),
         },
         "spec": copy.deepcopy(template.get("spec") or {}),
@@ -204,7 +222,7 @@ def pod_from_template(rs: Obj, suffix: str, uid: str, now: float) -> Obj:
 
 def _event(rs: Obj, reason: str, message: str, type_: str = EVENT_NORMAL) -> Event:
     meta = rs["metadata"]
-    return Event(type_, reason, message, KIND_REPLICASET, meta.get("namespace", "default"), meta["name"])
+    return Event(type_, reason, message, _kind(rs), meta.get("namespace", "default"), meta["name"])
 
 
 def created_event(rs: Obj, pod_name: str) -> Event:

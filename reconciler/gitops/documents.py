@@ -122,3 +122,7 @@ def same(a: Any, b: Any) -> bool:
                 return bool(a == b)
         return False
     return bool(a == b)
+
+
+# whether a chunk of split_documents holds a document (not only comments or directives)
+has_content = _has_content

@@ -16,7 +16,7 @@ from reconciler.errors import GitOpsError
 from reconciler.selectors import validate_label_key, validate_label_value
 from reconciler.types import Obj
 
-from .documents import load, same, split_documents
+from .documents import has_content, load, same, split_documents
 from .locate import locate, ref
 from .transaction import Repo
 from .yamlpatch import patch_document
@@ -46,6 +46,37 @@ def edit(repo: Repo, kind: str, ns: str | None, name: str, mutate: Mutation) -> 
             return None
         chunks[loc.chunk] = patch_document(chunks[loc.chunk], new)
         return repo.commit({loc.file: "".join(chunks).encode("utf-8")}, message, branch)
+
+
+def remove_object(repo: Repo, kind: str, ns: str | None, name: str) -> str:
+    """``delete KIND NAME`` of an object git declares: its document leaves its file (the file goes
+    when nothing else is left in it), in one commit; the daemon then prunes the object, and the
+    garbage collector its dependents (a ReplicationController's pods)."""
+    ref_ = object_ref(kind, ns, name)
+    with repo.transaction() as branch:
+        loc = locate(repo, kind, ns, name)
+        if loc.file.endswith(".j2"):
+            raise GitOpsError(f"{ref_} is declared by the template {loc.file}: edit the template")
+        repo.check_clean([loc.file])
+        raw = repo.read(loc.file)
+        assert raw is not None
+        chunks = split_documents(raw.decode("utf-8", "surrogateescape"))
+        gone = chunks.pop(loc.chunk)
+        if loc.chunk == 0:  # the file's opening comments stay
+            chunks.insert(0, _leading_comments(gone))
+        left = "".join(chunks)
+        data = left.encode("utf-8", "surrogateescape") if any(has_content(c) for c in chunks) else None
+        return repo.commit({loc.file: data}, f"delete {ref_}", branch)
+
+
+def _leading_comments(chunk: str) -> str:
+    """The comment and blank lines a chunk opens with."""
+    out = []
+    for line in chunk.splitlines(keepends=True):
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        out.append(line)
+    return "".join(out)
 
 
 # --------------------------------------------------------------------------- label

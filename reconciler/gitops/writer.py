@@ -66,6 +66,10 @@ class RepoWriter(Repo):
         """Set ``spec.replicas`` (Deployment, ReplicaSet, StatefulSet...)."""
         return edits.edit(self, kind, ns, name, edits.scale_mutation(edits.object_ref(kind, ns, name), replicas))
 
+    def delete(self, kind: str, ns: str | None, name: str) -> str:
+        """``delete KIND NAME``: the object's document removed from git in one commit."""
+        return edits.remove_object(self, kind, ns, name)
+
     def set_paused(self, kind: str, ns: str | None, name: str, paused: bool) -> str | None:
         """rollout pause (``spec.paused: true``) / resume (deletes ``spec.paused``)."""
         return edits.edit(self, kind, ns, name, edits.pause_mutation(edits.object_ref(kind, ns, name), paused))

@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from reconciler.errors import ManifestError, RevisionRejected
+from reconciler.manifests.inert import api_versions
 from reconciler.manifests.model import (
     KINDS,
     REPO_CONFIG_FILES,
@@ -33,6 +34,7 @@ from reconciler.manifests.model import (
     Manifest,
     RepoConfig,
     Source,
+    is_custom_api_version,
     repo_config_from,
 )
 from reconciler.manifests.render import render
@@ -41,7 +43,7 @@ from reconciler.manifests.sops import AgeKeys, SopsError, decrypt_text, is_encry
 from reconciler.manifests.validate import default_and_validate_in_place
 from reconciler.manifests.yamlsafe import Limits, compose, decode, documents, field_line, safe_load_documents, too_big
 
-__all__ = ["Limits", "is_manifest_path", "load_file", "parse_repo_config", "too_big"]
+__all__ = ["Limits", "is_manifest_path", "load_file", "parse_repo_config", "supported_kinds", "too_big"]
 
 
 # --------------------------------------------------------------------------- paths
@@ -66,23 +68,29 @@ def is_manifest_path(path: str) -> bool:
 # --------------------------------------------------------------------------- one file
 
 
+def supported_kinds() -> str:
+    """The kinds gitship accepts, with their apiVersions, as error messages list them."""
+    return ", ".join(f"{k} ({'|'.join(api_versions(k, v))})" for k, v in KINDS.items())
+
+
 def _check_kind(file: str, index: int, line: int, obj: dict[str, Any]) -> ManifestError | None:
     kind = obj.get("kind")
     api = obj.get("apiVersion")
-    supported = ", ".join(f"{k} ({v})" for k, v in KINDS.items())
     if kind is None or kind == "":
         return ManifestError(
-            file, f"Required value: every document needs a `kind`; supported: {supported}", line, index, "kind"
+            file, f"Required value: every document needs a `kind`; supported: {supported_kinds()}", line, index, "kind"
         )
+    if isinstance(kind, str) and kind not in KINDS and is_custom_api_version(api):
+        return None  # a custom resource: the revision must hold its CustomResourceDefinition (crd.py)
     if not isinstance(kind, str) or kind not in KINDS:
         return ManifestError(
             file,
-            f"Unsupported value: kind {kind!r} with apiVersion {api!r}; supported: {supported}",
+            f"Unsupported value: kind {kind!r} with apiVersion {api!r}; supported: {supported_kinds()}",
             line,
             index,
             "kind",
         )
-    if api != KINDS[kind]:
+    if api not in api_versions(kind, KINDS[kind]):
         if api is None or api == "":
             return ManifestError(
                 file, f"Required value: kind {kind!r} needs apiVersion {KINDS[kind]!r}", line, index, "apiVersion"

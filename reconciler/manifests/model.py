@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from reconciler.errors import ManifestError
+from reconciler.manifests.inert import INERT_CLUSTER_SCOPED, INERT_KINDS
 from reconciler.types import Key, Obj
 
 # Supported kinds and the one apiVersion each is accepted with.
@@ -32,11 +33,16 @@ KINDS: dict[str, str] = {
     "PersistentVolumeClaim": "v1",
     "PersistentVolume": "v1",
     "StorageClass": "storage.k8s.io/v1",
+    "ReplicationController": "v1",
 }
 
 # Kinds without a namespace: their key is (kind, "", name) and their metadata has no namespace
 # (a namespace written in the file is dropped, as the API server ignores it on create).
 CLUSTER_SCOPED: frozenset[str] = frozenset({"PersistentVolume", "StorageClass"})
+
+# Kinds stored without effect on one machine (manifests/inert.py): accepted, validated, shown by get.
+KINDS.update(INERT_KINDS)
+CLUSTER_SCOPED = CLUSTER_SCOPED | INERT_CLUSTER_SCOPED
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,10 @@ def namespace_of(obj: Obj) -> str:
     namespace (``default`` when absent)."""
     if obj.get("kind") in CLUSTER_SCOPED:
         return ""
-    return str((obj.get("metadata") or {}).get("namespace") or "default")
+    meta = obj.get("metadata") or {}
+    if "namespace" not in meta and obj.get("kind") not in KINDS and is_custom_api_version(obj.get("apiVersion")):
+        return ""  # a cluster-scoped custom resource: its CRD's scope dropped the namespace (manifests/crd.py)
+    return str(meta.get("namespace") or "default")
 
 
 def obj_key(obj: Obj) -> Key:
@@ -85,6 +94,16 @@ def obj_key(obj: Obj) -> Key:
     for a cluster-scoped kind)."""
     meta = obj.get("metadata") or {}
     return (str(obj.get("kind", "")), namespace_of(obj), str(meta.get("name", "")))
+
+
+def is_custom_api_version(api: Any) -> bool:
+    """Whether ``api`` names a group a CustomResourceDefinition may define: ``group/version`` with a
+    dot in the group (Kubernetes requires one of a CRD's spec.group), not one of Kubernetes' own
+    ``*.k8s.io`` groups."""
+    if not isinstance(api, str) or api.count("/") != 1:
+        return False
+    group = api.split("/", 1)[0]
+    return "." in group and not (group == "k8s.io" or group.endswith(".k8s.io"))
 
 
 def labels_of(obj: Obj) -> dict[str, str]:

@@ -16,6 +16,8 @@ What it decides, for every revision:
   they were rendered with), so a commit that changes one file of ten thousand reads and
   parses one file. The cache keeps the files of the last revision loaded, so it stays
   bounded however long the daemon runs;
+* a custom resource needs the CustomResourceDefinition of its kind in the same revision
+  (``crd.resolve``, after every file is loaded: the two may sit in different files);
 * every problem of the revision is reported at once (``RevisionRejected``): the files'
   own errors, the same object defined twice (naming both places), and more than
   ``Limits.max_objects`` objects. Nothing of a rejected revision is returned;
@@ -37,7 +39,8 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from reconciler.errors import ManifestError, RevisionRejected
-from reconciler.manifests.load import Limits, is_manifest_path, load_file, parse_repo_config, too_big
+from reconciler.manifests import crd
+from reconciler.manifests.load import Limits, is_manifest_path, load_file, parse_repo_config, supported_kinds, too_big
 from reconciler.manifests.model import REPO_CONFIG_FILES, STRICT, WARN, Manifest, RepoConfig, format_key
 from reconciler.manifests.sops import AgeKeys
 from reconciler.types import Key
@@ -284,6 +287,8 @@ def load_listing(
     modes = [config.validation_mode(f.path[skip:]) for f in files] if config.validation else None
     cache = cache if cache is not None else BlobCache()
     manifests = _parse_files(files, read, template_values, limits, cache, errors, modes, age_keys)
+    manifests, undefined = crd.resolve(manifests, supported_kinds())  # custom resources need their CRD
+    errors.extend(undefined)
     errors.extend(validate_unique(manifests))
     if errors:
         raise RevisionRejected(errors)

@@ -109,7 +109,7 @@ def observe_create_failures(w: Work) -> None:
     whose creations all went through (or that had none to make) loses the condition
     (replica_set_utils.go calculateStatus). The Deployment step then copies the condition."""
     failures = w.inp.memory.create_failures
-    for rs in w.cluster.of_kind("ReplicaSet"):
+    for rs in [o for kind in rsctl.KINDS for o in w.cluster.of_kind(kind)]:
         failure = failures.get(rs["metadata"]["uid"])
         errors = failure.errors if failure is not None else ()
         status = rs.get("status") or {}
@@ -127,7 +127,7 @@ def slow_start(w: Work, starts: list[PodStart]) -> list[PodStart]:
     has the pod. Pods no ReplicaSet creates (git's own) come first and start on their own."""
     plain: list[PodStart] = []
     groups: dict[str, list[PodStart]] = {}
-    owners = {rs["metadata"]["uid"]: rs for rs in w.cluster.of_kind("ReplicaSet")}
+    owners = {rs["metadata"]["uid"]: rs for kind in rsctl.KINDS for rs in w.cluster.of_kind(kind)}
     for start in starts:
         ref = controller_ref(start.pod)
         if ref is None or ref.get("uid") not in owners:

@@ -37,6 +37,7 @@ from ..controllers.podutil import owner_ref, to_rfc3339
 from ..manifests.semantic import semantic
 from ..plan import plan
 from ..types import Key, Obj
+from .inert import declared_fields, has_spec, no_effect_event, without_effect
 from .work import Work
 
 # the pod kernel (pure): the condition a runtime sets when it cannot enforce a pod's limits
@@ -140,8 +141,9 @@ def git_view(obj: Obj) -> Obj:
 
 
 def data_fields(obj: Obj) -> Obj:
-    """A ConfigMap's or Secret's top-level fields that git decides (they have no spec)."""
-    return {k: obj[k] for k in DATA_FIELDS.get(obj.get("kind", ""), ()) if k in obj}
+    """A ConfigMap's or Secret's top-level fields that git decides (they have no spec); those of an
+    object stored without effect (sync/inert.py)."""
+    return {k: obj[k] for k in (*DATA_FIELDS.get(obj.get("kind", ""), ()), *declared_fields(obj)) if k in obj}
 
 
 def new_object(w: Work, d: Obj) -> Obj:
@@ -149,8 +151,8 @@ def new_object(w: Work, d: Obj) -> Obj:
     meta = obj["metadata"]
     meta["uid"] = w.inp.ids.new_uid()
     meta["creationTimestamp"] = to_rfc3339(w.now)
-    if obj["kind"] in DATA_FIELDS:  # no generation and no status, as in Kubernetes
-        return obj
+    if obj["kind"] in DATA_FIELDS or (without_effect(obj["kind"]) and not has_spec(obj)):
+        return obj  # no generation and no status, as in Kubernetes
     if obj["kind"] != "Pod":
         meta["generation"] = 1
     obj["status"] = {"phase": "Pending"} if obj["kind"] == "Pod" else {}
@@ -167,12 +169,12 @@ def updated_object(live: Obj, d: Obj) -> Obj:
     new["metadata"]["annotations"] = {**copy.deepcopy(dm.get("annotations", {})), **managed}
     if "spec" in d:
         new["spec"] = copy.deepcopy(d["spec"])
-    for k in DATA_FIELDS.get(live["kind"], ()):
+    for k in (*DATA_FIELDS.get(live["kind"], ()), *declared_fields(live), *declared_fields(d)):
         if k in d:
             new[k] = copy.deepcopy(d[k])
         else:
             new.pop(k, None)
-    if live["kind"] in DATA_FIELDS:
+    if live["kind"] in DATA_FIELDS or (without_effect(live["kind"]) and not has_spec(d)):
         return new
     spec_changed = semantic(live.get("spec")) != semantic(d.get("spec"))
     if (spec_changed or user_annotations(lm) != user_annotations(dm)) and live["kind"] != "Pod":
@@ -281,6 +283,7 @@ def sync_desired(w: Work) -> None:
         if a.op == "create":
             w.cluster.put(new_object(w, desired[a.key]))
             w.event("Normal", "Created", kind, ns, name, f"created from git ({kind} {name})")
+            no_effect_event(w, desired[a.key], ns)
         elif a.op == "update" and kind == "Pod" and semantic(live[a.key]["spec"]) != semantic(desired[a.key]["spec"]):
             # pod specs are immutable in Kubernetes: a changed bare pod is replaced
             w.terminate(live[a.key], keep=False)
@@ -394,8 +397,9 @@ def template_commits(
 
 
 def sync_replicasets(w: Work) -> None:
+    """ReplicaSets and ReplicationControllers -> Pods (one controller: controllers/replicaset.py)."""
     c = w.cluster
-    for rs in c.of_kind("ReplicaSet"):
+    for rs in [o for kind in rsctl.KINDS for o in c.of_kind(kind)]:
         ns = rs["metadata"]["namespace"]
         pods = c.of_kind("Pod", ns)
         try:

@@ -113,12 +113,12 @@ def test_unknown_kind_and_yaml_errors_name_the_document(empty_repo: Path, gitshi
         "multi.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n"
         "spec: {containers: [{name: c, image: x, command: [sleep, '9']}]}\n"
-        "---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sa}\n",
+        "---\napiVersion: v1\nkind: ServiceAcount\nmetadata: {name: sa}\n",
         "add multi",
     )
     g.wait_applied(sha)
     msg = g.status()["status"]["conditions"][0]["message"]
-    assert "multi.yaml" in msg and "document 2" in msg and "ServiceAccount" in msg
+    assert "multi.yaml" in msg and "document 2" in msg and "ServiceAcount" in msg
     assert g.pods() == []
 
 

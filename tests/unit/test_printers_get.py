@@ -150,8 +150,15 @@ def test_a_watch_reports_new_changed_and_deleted_objects() -> None:
 def test_resource_arguments() -> None:
     T = cli_get.Target
     assert cli_get.targets(["svc,rs,po"]) == [T("Service"), T("ReplicaSet"), T("Pod")]
-    assert cli_get.targets(["all"]) == [T("Pod"), T("Service"), T("Deployment"), T("ReplicaSet")]
-    assert cli_get.targets(["po,all"]) == [T("Pod"), T("Service"), T("Deployment"), T("ReplicaSet")]
+    assert cli_get.targets(["all"]) == [
+        T("Pod"),
+        T("ReplicationController"),
+        T("Service"),
+        T("Deployment"),
+        T("ReplicaSet"),
+        T("HorizontalPodAutoscaler"),
+    ]
+    assert cli_get.targets(["po,all"]) == cli_get.targets(["all"])
     assert cli_get.targets(["pods", "a", "b"]) == [T("Pod", ("a", "b"))]
     assert cli_get.targets(["pod/a", "deploy/web"]) == [T("Pod", ("a",)), T("Deployment", ("web",))]
     for bad in (["pod", "pod/a"], ["pod/a", "b"], ["nosuchkind"]):

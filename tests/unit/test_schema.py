@@ -139,9 +139,12 @@ def test_unknown_fields_of_every_supported_kind() -> None:
         "PersistentVolume": "spec.hostPath.typ",
         "StorageClass": "reclaimpolicy",
     }
+    docs.update(_INERT_DOCS)
+    expect.update({k: "spek" for k in _INERT_DOCS})
     assert set(docs) | {"Deployment"} == set(KINDS)
     for kind, data in docs.items():
         errs = errors_of(load_file, "f.yaml", data, {}, Limits())
+        errs = [e for e in errs if e.message.startswith("unknown field")] if kind in _INERT_DOCS else errs
         assert [e.field for e in errs] == [expect[kind]], kind
         assert errs[0].message == f'unknown field "{expect[kind]}"'
 
@@ -289,3 +292,26 @@ def test_repo_template_and_fixtures_load_strictly() -> None:
     assert files
     ms = load_revision(files)
     assert ms and not warnings_of(ms)
+
+
+# kinds stored without effect (manifests/inert.py) and ReplicationController: a typo at the top
+_INERT_DOCS = {
+    kind: f"apiVersion: {api}\nkind: {kind}\nmetadata: {{name: x}}\nspek: {{}}\n".encode()
+    for kind, api in KINDS.items()
+    if kind
+    in (
+        "ReplicationController",
+        "ServiceAccount",
+        "Role",
+        "ClusterRole",
+        "RoleBinding",
+        "ClusterRoleBinding",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "ResourceQuota",
+        "LimitRange",
+        "PriorityClass",
+        "HorizontalPodAutoscaler",
+        "CustomResourceDefinition",
+    )
+}

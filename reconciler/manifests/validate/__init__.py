@@ -21,6 +21,8 @@ The modules, one per job:
     services.py   Services and Endpoints
     config.py     ConfigMaps and Secrets
     storage.py    PersistentVolumeClaims, PersistentVolumes, StorageClasses
+    replication.py  ReplicationControllers
+    inert.py      kinds stored without effect (RBAC, PodDisruptionBudget, HPA, CRDs, ...)
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ from reconciler.manifests.validate.names import (
     iana_svc_name_error,
     validate_metadata,
 )
+from reconciler.manifests.validate.inert import INERT_VALIDATORS, default_service_account, validate_service_account
 from reconciler.manifests.validate.pods import validate_pod
+from reconciler.manifests.validate.replication import validate_replication_controller
 from reconciler.manifests.validate.services import NODE_PORT_RANGE, validate_endpoints, validate_service
 from reconciler.manifests.validate.storage import validate_pv, validate_pvc, validate_storageclass
 from reconciler.manifests.validate.workloads import validate_deployment, validate_replicaset
@@ -70,7 +74,9 @@ _VALIDATORS: dict[str, Callable[[Ctx, Obj], None]] = {
     "PersistentVolumeClaim": validate_pvc,
     "PersistentVolume": validate_pv,
     "StorageClass": validate_storageclass,
+    "ReplicationController": validate_replication_controller,
 }
+_VALIDATORS.update(INERT_VALIDATORS)
 
 
 def deep_copy(value: Any) -> Any:
@@ -96,7 +102,13 @@ def default_and_validate_in_place(obj: Obj, file: str, document: int) -> list[Ma
     validator = _VALIDATORS.get(kind) if isinstance(kind, str) else None
     if validator is not None:
         validator(ctx, obj)
+    if kind in _POD_KINDS:  # a pod's service account: accepted and stored, without effect
+        default_service_account(obj)
+        validate_service_account(ctx, obj)
     return ctx.errors
+
+
+_POD_KINDS = ("Pod", "ReplicaSet", "Deployment", "ReplicationController")
 
 
 def default_and_validate(obj: Obj, file: str, document: int) -> tuple[Obj, list[ManifestError]]:

@@ -12,6 +12,7 @@ from typing import Any
 from reconciler.manifests.model import CLUSTER_SCOPED
 from reconciler.manifests.validate.common import is_dict, is_list
 from reconciler.manifests.validate.storage import default_storage
+from reconciler.manifests.validate.replication import default_replication_controller
 from reconciler.types import Obj
 
 # The kubelet and the API server share one rule for it: the pod kernel holds it (pure).
@@ -251,6 +252,9 @@ def apply_defaults(obj: Obj) -> None:
     elif kind == "Deployment":
         _default_workload(obj, deployment=True)
     elif kind == "ReplicaSet":
+        _default_workload(obj, deployment=False)
+    elif kind == "ReplicationController":
+        default_replication_controller(obj)
         _default_workload(obj, deployment=False)
     elif kind == "Service":
         _default_service(obj)

@@ -121,3 +121,7 @@ def validate_deployment(ctx: Ctx, obj: Obj) -> None:
 
 def validate_replicaset(ctx: Ctx, obj: Obj) -> None:
     validate_workload(ctx, obj, deployment=False)
+
+
+# the pod template's rules, shared with ReplicationControllers (replication.py)
+validate_template = _validate_template
