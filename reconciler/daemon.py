@@ -28,6 +28,7 @@ from .api import ApiServer
 from .cluster import Cluster, key_of
 from runtime.net.bridge import bridge_name
 
+from .controllers.daemonset import node_object
 from .dataplane import DataPlane, choose
 from .errors import GitshipError, SourceError, StoreError
 from .manifests.load import Limits
@@ -412,6 +413,7 @@ class Daemon:
             service_cidr=self.opts.service_cidr or LOOPBACK_SERVICE_CIDR,
             reserved_ips=(host,) if host else (),
             node_address=self.opts.node_address,
+            nodes=(node_object(os.uname().nodename, os.uname().machine),),  # the one node (DaemonSets)
         )
 
     def _on_pod_change(self, uid: str) -> None:

@@ -1,0 +1,133 @@
+"""The StatefulSet and DaemonSet steps of a pass (controllers/statefulset.py, daemonset.py), and the
+garbage collector's rule for claims a StatefulSet's retention policy gave owners.
+
+Pure: every function works on a ``Work``. It runs after the ReplicaSets and before the garbage
+collection and the storage step, so a claim made here binds in the same pass, and the pods made
+here start in the runtime step when their claims are Bound.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+from ..controllers import daemonset as dsctl
+from ..controllers import history
+from ..controllers import statefulset as stsctl
+from ..controllers.podutil import to_rfc3339
+from ..types import Obj
+from .work import Work
+
+DEFAULT_NODE = "node"
+"""The node's name when the settings name none (the unit tests' fake runtime)."""
+
+
+def nodes(w: Work) -> list[Obj]:
+    return list(w.inp.settings.nodes) or [dsctl.node_object(DEFAULT_NODE)]
+
+
+def _commit(w: Work) -> Obj | None:
+    info = w.inp.memory.revision_info
+    return dict(info) if info else None
+
+
+def _revisions(w: Work, owner: Obj, put: list[Obj], delete: list[str]) -> None:
+    ns = owner["metadata"]["namespace"]
+    for r in put:
+        w.cluster.put(r)
+    for name in delete:
+        w.cluster.delete((history.KIND, ns, name))
+
+
+def _pods(w: Work, create: list[Obj], delete: list[str], by_uid: dict[str, Obj]) -> None:
+    for pod in create:
+        w.cluster.put(pod)
+    for uid in delete:
+        if uid in by_uid:
+            w.terminate(by_uid[uid])
+
+
+def _guarded(w: Work, what: str, obj: Obj, fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except Exception as e:  # one broken object never stops the others
+        w.problem("error", what, e, name=obj["metadata"]["name"], error=str(e))
+
+
+def sync_apps(w: Work) -> None:
+    """StatefulSets, then DaemonSets."""
+    sync_statefulsets(w)
+    sync_daemonsets(w)
+
+
+def sync_statefulsets(w: Work) -> None:
+    for sts in w.cluster.of_kind(stsctl.KIND):
+        _guarded(w, "statefulset_sync_failed", sts, lambda sts=sts: _sync_one(w, sts))
+
+
+def _sync_one(w: Work, sts: Obj) -> None:
+    c = w.cluster
+    ns = sts["metadata"]["namespace"]
+    pods = c.of_kind("Pod", ns)
+    res = stsctl.sync_statefulset(
+        sts,
+        pods,
+        c.of_kind("PersistentVolumeClaim", ns),
+        c.of_kind(history.KIND, ns),
+        w.now,
+        w.inp.ids.new_uid,
+        _commit(w),
+    )
+    _revisions(w, sts, res.put_revisions, res.delete_revisions)
+    for claim in res.put_claims:
+        c.put(claim)
+    _pods(w, res.create_pods, res.delete_pods, {p["metadata"]["uid"]: p for p in pods})
+    if res.status != sts.get("status"):
+        c.put({**sts, "status": res.status})
+    for ev in res.events:
+        w.controller_event(ev)
+    w.requeue(res.requeue_after)
+
+
+def sync_daemonsets(w: Work) -> None:
+    for ds in w.cluster.of_kind(dsctl.KIND):
+        _guarded(w, "daemonset_sync_failed", ds, lambda ds=ds: _sync_ds(w, ds))
+
+
+def _sync_ds(w: Work, ds: Obj) -> None:
+    c = w.cluster
+    ns = ds["metadata"]["namespace"]
+    pods = c.of_kind("Pod", ns)
+    res = dsctl.sync_daemonset(
+        ds,
+        nodes(w),
+        pods,
+        c.of_kind(history.KIND, ns),
+        w.now,
+        w.inp.ids.new_uid,
+        w.inp.ids.new_pod_name,
+        _commit(w),
+    )
+    _revisions(w, ds, res.put_revisions, res.delete_revisions)
+    _pods(w, res.create_pods, res.delete_pods, {p["metadata"]["uid"]: p for p in pods})
+    if res.status != ds.get("status"):
+        c.put({**ds, "status": res.status})
+    for ev in res.events:
+        w.controller_event(ev)
+    w.requeue(res.requeue_after)
+
+
+def collect_owned_claims(w: Work) -> None:
+    """Claims whose owners (a StatefulSet, a condemned pod: the retention policy's Delete) are all
+    gone are deleted, as the garbage collector deletes a dependent of no remaining owner; the
+    claim protection keeps them until no pod uses them. Revisions of a deleted owner go too."""
+    c = w.cluster
+    uids = set(c.by_uid())
+    for claim in c.of_kind("PersistentVolumeClaim"):
+        if claim["metadata"].get("deletionTimestamp") or not stsctl.owned_claim_gone(claim, uids):
+            continue
+        new = copy.deepcopy(claim)
+        new["metadata"]["deletionTimestamp"] = to_rfc3339(w.now)
+        c.put(new)
+        m = claim["metadata"]
+        w.event("Normal", "Deleted", "PersistentVolumeClaim", m["namespace"], m["name"], "owners deleted")
