@@ -1,0 +1,182 @@
+"""StatefulSets and DaemonSets end to end through a real `gitship up` on the in-process runtime:
+web-0 then web-1, in order; data written by web-0 survives deleting web-0 (the same claim); scale
+down keeps the claims; `nslookup web-0.nginx` from a pod answers web-0's IP; a template change rolls
+the highest ordinal first; `rollout undo` reverts it. A DaemonSet: one pod, replaced on a template
+change. Waiting is by polling with deadlines, never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SANDBOXES, commit_file, pod_ready, wait_for
+
+pytestmark = pytest.mark.skipif(not SANDBOXES, reason="claims are mounted in pod sandboxes (root)")
+
+STS = """apiVersion: v1
+kind: Service
+metadata:
+  name: nginx
+spec:
+  clusterIP: None
+  ports:
+  - port: 80
+    name: web
+  selector:
+    app: nginx
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  serviceName: nginx
+  replicas: {replicas}
+  selector:
+    matchLabels:
+      app: nginx
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: app
+        image: busybox:{tag}
+        command: ["sleep", "infinity"]
+        volumeMounts:
+        - name: www
+          mountPath: /www
+  volumeClaimTemplates:
+  - metadata:
+      name: www
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources:
+        requests:
+          storage: 16Mi
+"""
+
+DS = """apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels:
+      app: agent
+  template:
+    metadata:
+      labels:
+        app: agent
+    spec:
+      nodeSelector:
+        kubernetes.io/os: linux
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: agent
+        image: busybox:{tag}
+        command: ["sleep", "infinity"]
+"""
+
+
+def pods(g: Any, prefix: str) -> dict[str, dict]:
+    items = g.json("get", "pods")["items"]
+    return {p["metadata"]["name"]: p for p in items if p["metadata"]["name"].startswith(prefix)}
+
+
+def ready(g: Any, name: str) -> dict:
+    return dict(wait_for(lambda: (p := g.json("get", "pod", name)) and pod_ready(p) and p, 90, what=f"{name} ready"))
+
+
+def test_statefulset_order_claims_dns_rollout_undo(empty_repo: Path, gitship_factory) -> None:
+    commit_file(empty_repo, "web.yaml", STS.format(replicas=2, tag="1"), "web")
+    g = gitship_factory(empty_repo)
+    # OrderedReady: web-1 exists only once web-0 is Ready
+    first = ready(g, "web-0")
+    p1 = ready(g, "web-1")
+    assert p1["metadata"]["creationTimestamp"] >= first["metadata"]["creationTimestamp"]
+    assert first["spec"]["hostname"] == "web-0" and first["spec"]["subdomain"] == "nginx"
+    assert g.cli("exec", "web-0", "--", "hostname").stdout.strip() == "web-0"
+    claims = g.json("get", "pvc")["items"]
+    assert sorted(c["metadata"]["name"] for c in claims) == ["www-web-0", "www-web-1"]
+    assert g.cli("get", "sts").stdout.split("\n")[1].split()[:2] == ["web", "2/2"]
+
+    # a stable name: web-0.nginx from web-1 answers web-0's IP
+    if shutil.which("nslookup"):
+        ip0 = first["status"]["podIP"]
+        out = wait_for(
+            lambda: (o := g.cli("exec", "web-1", "--", "nslookup", "web-0.nginx", check=False).stdout) and ip0 in o and o,
+            30,
+            what="web-0.nginx resolves",
+        )
+        assert "web-0.nginx.default.svc.cluster.local" in out
+
+    # data written by web-0 survives its deletion: the new web-0 mounts the same claim
+    g.cli("exec", "web-0", "--", "sh", "-c", "echo kept > /www/f")
+    uid0 = first["metadata"]["uid"]
+    g.cli("delete", "pod", "web-0")
+    again = wait_for(
+        lambda: (p := g.json("get", "pod", "web-0")) and p["metadata"]["uid"] != uid0 and pod_ready(p) and p,
+        90,
+        what="web-0 made again",
+    )
+    assert again["metadata"]["name"] == "web-0"
+    assert g.cli("exec", "web-0", "--", "cat", "/www/f").stdout == "kept\n"
+
+    # a template change: web-1 first, then web-0
+    seen: list[str] = []
+
+    def rolled() -> bool:
+        for name, p in pods(g, "web-").items():
+            if p["spec"]["containers"][0]["image"] == "busybox:2" and name not in seen:
+                seen.append(name)
+        return len(seen) == 2 and all(pod_ready(p) for p in pods(g, "web-").values())
+
+    commit_file(empty_repo, "web.yaml", STS.format(replicas=2, tag="2"), "web: busybox 2")
+    wait_for(rolled, 120, interval=0.02, what="both pods at busybox:2")
+    assert seen == ["web-1", "web-0"]
+    assert "partitioned roll out complete" in g.cli("rollout", "status", "sts/web", "--timeout", "60").stdout
+    hist = g.cli("rollout", "history", "statefulset", "web").stdout
+    assert hist.splitlines()[0] == "statefulset.apps/web" and len(hist.splitlines()) == 4, hist
+
+    # undo: a commit; the pods go back to busybox:1
+    out = g.cli("rollout", "undo", "sts/web").stdout
+    assert "rolled back" in out
+    wait_for(
+        lambda: all(p["spec"]["containers"][0]["image"] == "busybox:1" and pod_ready(p) for p in pods(g, "web-").values())
+        and len(pods(g, "web-")) == 2,
+        120,
+        what="back to busybox:1",
+    )
+
+    # scale down: web-1 goes, its claim stays
+    g.cli("scale", "sts/web", "--replicas=1")
+    wait_for(lambda: set(pods(g, "web-")) == {"web-0"}, 90, what="web-1 gone")
+    assert sorted(c["metadata"]["name"] for c in g.json("get", "pvc")["items"]) == ["www-web-0", "www-web-1"]
+    assert len(g.json("get", "controllerrevisions")["items"]) >= 2
+
+
+def test_daemonset_one_pod_replaced_on_change(empty_repo: Path, gitship_factory) -> None:
+    commit_file(empty_repo, "ds.yaml", DS.format(tag="1"), "agent")
+    g = gitship_factory(empty_repo)
+    first = wait_for(lambda: (p := pods(g, "agent-")) and len(p) == 1 and p, 60, what="one agent pod")
+    (name,) = first
+    ready(g, name)
+    row = g.cli("get", "ds").stdout.splitlines()[1].split()
+    assert row[:6] == ["agent", "1", "1", "1", "1", "1"] and row[6] == "kubernetes.io/os=linux"
+    commit_file(empty_repo, "ds.yaml", DS.format(tag="2"), "agent: busybox 2")
+    wait_for(
+        lambda: (p := pods(g, "agent-"))
+        and len(p) == 1
+        and name not in p
+        and all(pod_ready(x) and x["spec"]["containers"][0]["image"] == "busybox:2" for x in p.values()),
+        90,
+        what="the agent replaced",
+    )
+    assert "successfully rolled out" in g.cli("rollout", "status", "ds/agent", "--timeout", "60").stdout
