@@ -205,7 +205,8 @@ def undo_commit(w: Writer, dep: Obj, current: Revision, target: Revision, reason
     sha = w.set_template(kind, ns, name, template, msg, {CHANGE_CAUSE: want_cause})
     if sha is None:  # git already holds the target's template: the cluster has not caught up yet
         raise GitOpsError(
-            f"{kind.lower()}/{name}: the manifest already has the pod template of revision {target_n}; nothing to commit"
+            f"{kind.lower()}/{name}: the manifest already has the pod template of revision {target_n}; "
+            "nothing to commit"
         )
     return sha, "commit"
 

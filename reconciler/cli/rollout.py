@@ -37,9 +37,9 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     if not args.name:
         die("resource(s) were provided, but no name was specified")
     if kind_of(args.kind) in ("StatefulSet", "DaemonSet"):
-        from reconciler.cli.rollout_apps import run
+        from reconciler.cli.rollout_apps import Helpers, run
 
-        return run(args, kind_of(args.kind))
+        return run(args, kind_of(args.kind), Helpers(_branch_head, _Printer, change_cause))
     if kind_of(args.kind) != "Deployment":
         die(f"rollout {args.action} supports deployments only")
     return ACTIONS[args.action](args)

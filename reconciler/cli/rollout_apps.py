@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from reconciler import printers
 from reconciler.cli.common import PLURAL, die, nudge, open_store, writer
-from reconciler.cli.rollout import _branch_head, _Printer, change_cause
 from reconciler.controllers import apps_rollout
 from reconciler.types import Obj
 
@@ -29,11 +30,19 @@ def _ref(kind: str, name: str) -> str:
     return f"{kind.lower()}.apps/{name}"
 
 
-def status(args: argparse.Namespace, kind: str) -> int:
+class Helpers(NamedTuple):
+    """What cli/rollout.py lends (it imports this module, not the other way round)."""
+
+    branch_head: Callable[[argparse.Namespace], str | None]
+    printer: Callable[[], Any]  # an object with show(msg): prints a message once
+    change_cause: Callable[[Obj], str]
+
+
+def status(args: argparse.Namespace, kind: str, h: Helpers) -> int:
     deadline = time.monotonic() + args.timeout if args.timeout else None
-    out = _Printer()
+    out = h.printer()
     watch = str(args.watch).lower() not in ("false", "0", "no")
-    head = _branch_head(args)
+    head = h.branch_head(args)
     while True:
         store = open_store(args)
         obj = store.get(kind, args.namespace, args.name)
@@ -56,7 +65,7 @@ def status(args: argparse.Namespace, kind: str) -> int:
         time.sleep(0.1)
 
 
-def history(args: argparse.Namespace, kind: str) -> int:
+def history(args: argparse.Namespace, kind: str, h: Helpers) -> int:
     import yaml
 
     _, revs = _load(args, kind)
@@ -71,11 +80,11 @@ def history(args: argparse.Namespace, kind: str) -> int:
         print("No rollout history found.")
         return 0
     print(_ref(kind, args.name))
-    print(printers.table(["REVISION", "CHANGE-CAUSE"], [[str(n), change_cause(v)] for n, v in revs]))
+    print(printers.table(["REVISION", "CHANGE-CAUSE"], [[str(n), h.change_cause(v)] for n, v in revs]))
     return 0
 
 
-def undo(args: argparse.Namespace, kind: str) -> int:
+def undo(args: argparse.Namespace, kind: str, h: Helpers) -> int:
     from reconciler.controllers.deployment import equal_ignore_hash
     from reconciler.undo import undo_commit
 
@@ -100,9 +109,9 @@ def undo(args: argparse.Namespace, kind: str) -> int:
     return 0
 
 
-def run(args: argparse.Namespace, kind: str) -> int:
+def run(args: argparse.Namespace, kind: str, h: Helpers) -> int:
     actions = {"status": status, "history": history, "undo": undo}
     action = actions.get(args.action)
     if action is None:
         die(f"rollout {args.action} supports deployments only")
-    return action(args, kind)
+    return action(args, kind, h)

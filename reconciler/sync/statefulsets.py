@@ -47,9 +47,9 @@ def _pods(w: Work, create: list[Obj], delete: list[str], by_uid: dict[str, Obj])
             w.terminate(by_uid[uid])
 
 
-def _guarded(w: Work, what: str, obj: Obj, fn: Callable[[], None]) -> None:
+def _guarded(w: Work, what: str, obj: Obj, fn: Callable[[Work, Obj], None]) -> None:
     try:
-        fn()
+        fn(w, obj)
     except Exception as e:  # one broken object never stops the others
         w.problem("error", what, e, name=obj["metadata"]["name"], error=str(e))
 
@@ -62,7 +62,7 @@ def sync_apps(w: Work) -> None:
 
 def sync_statefulsets(w: Work) -> None:
     for sts in w.cluster.of_kind(stsctl.KIND):
-        _guarded(w, "statefulset_sync_failed", sts, lambda sts=sts: _sync_one(w, sts))
+        _guarded(w, "statefulset_sync_failed", sts, _sync_one)
 
 
 def _sync_one(w: Work, sts: Obj) -> None:
@@ -91,7 +91,7 @@ def _sync_one(w: Work, sts: Obj) -> None:
 
 def sync_daemonsets(w: Work) -> None:
     for ds in w.cluster.of_kind(dsctl.KIND):
-        _guarded(w, "daemonset_sync_failed", ds, lambda ds=ds: _sync_ds(w, ds))
+        _guarded(w, "daemonset_sync_failed", ds, _sync_ds)
 
 
 def _sync_ds(w: Work, ds: Obj) -> None:

@@ -111,7 +111,9 @@ def test_statefulset_order_claims_dns_rollout_undo(empty_repo: Path, gitship_fac
     if shutil.which("nslookup"):
         ip0 = first["status"]["podIP"]
         out = wait_for(
-            lambda: (o := g.cli("exec", "web-1", "--", "nslookup", "web-0.nginx", check=False).stdout) and ip0 in o and o,
+            lambda: (
+                (o := g.cli("exec", "web-1", "--", "nslookup", "web-0.nginx", check=False).stdout) and ip0 in o and o
+            ),
             30,
             what="web-0.nginx resolves",
         )
@@ -149,8 +151,10 @@ def test_statefulset_order_claims_dns_rollout_undo(empty_repo: Path, gitship_fac
     out = g.cli("rollout", "undo", "sts/web").stdout
     assert "rolled back" in out
     wait_for(
-        lambda: all(p["spec"]["containers"][0]["image"] == "busybox:1" and pod_ready(p) for p in pods(g, "web-").values())
-        and len(pods(g, "web-")) == 2,
+        lambda: (
+            all(p["spec"]["containers"][0]["image"] == "busybox:1" and pod_ready(p) for p in pods(g, "web-").values())
+            and len(pods(g, "web-")) == 2
+        ),
         120,
         what="back to busybox:1",
     )
@@ -172,10 +176,12 @@ def test_daemonset_one_pod_replaced_on_change(empty_repo: Path, gitship_factory)
     assert row[:6] == ["agent", "1", "1", "1", "1", "1"] and row[6] == "kubernetes.io/os=linux"
     commit_file(empty_repo, "ds.yaml", DS.format(tag="2"), "agent: busybox 2")
     wait_for(
-        lambda: (p := pods(g, "agent-"))
-        and len(p) == 1
-        and name not in p
-        and all(pod_ready(x) and x["spec"]["containers"][0]["image"] == "busybox:2" for x in p.values()),
+        lambda: (
+            (p := pods(g, "agent-"))
+            and len(p) == 1
+            and name not in p
+            and all(pod_ready(x) and x["spec"]["containers"][0]["image"] == "busybox:2" for x in p.values())
+        ),
         90,
         what="the agent replaced",
     )
