@@ -358,7 +358,7 @@ def sync_daemonset(
     """One DaemonSet sync: revisions, pods per node, rolling update, status."""
     sync = _Sync(ds, nodes, pods, now)
     owned_revs = history.owned_revisions(ds, revisions)
-    revs = history.resolve(ds, owned_revs, None, now, new_uid(), commit)
+    revs = history.resolve(ds, owned_revs, None, now, new_uid, commit)
     update = revs.update
     hash_ = str(update["metadata"]["labels"].get(history.CR_HASH_LABEL) or "")
     sync.res.put_revisions = revs.put

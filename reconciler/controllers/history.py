@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from reconciler import annotation_keys as keys
@@ -147,31 +147,37 @@ def resolve(
     revisions: list[Obj],
     current_name: str | None,
     now: float,
-    uid: str,
+    new_uid: Callable[[], str],
     commit: Obj | None,
 ) -> Revisions:
     """Find or make the update revision (the owner's template now) and find the current one.
 
     The latest revision equal to the template is kept; an older equal one (a rollback) is given
-    the next revision number; otherwise a new revision, its name made unique by bumping the
-    collision count when another revision already has it with other data."""
+    the next revision number (and the commit that brought its template back); otherwise a new
+    revision, its name made unique by bumping the collision count when another revision already
+    has it with other data."""
     collision = int((owner.get("status") or {}).get("collisionCount") or 0)
     nxt = next_number(revisions)
     put: list[Obj] = []
     while True:
-        want = new_revision(owner, nxt, collision, now, uid, commit)
+        want = new_revision(owner, nxt, collision, now, "", commit)
         equal = equal_revisions(revisions, want)
         clash = [r for r in revisions if r["metadata"]["name"] == want["metadata"]["name"] and r not in equal]
         if not clash:
             break
         collision += 1
-    if equal and equal[-1] is revisions[-1]:
+    if equal and equal[-1]["metadata"]["name"] == revisions[-1]["metadata"]["name"]:
         update = equal[-1]
     elif equal:
         update = {**copy.deepcopy(equal[-1]), "revision": nxt}
+        ann = update["metadata"].setdefault("annotations", {})
+        for k in (keys.COMMIT, keys.CHANGE_CAUSE):
+            if k in want["metadata"]["annotations"]:
+                ann[k] = want["metadata"]["annotations"][k]
         put.append(update)
     else:
         update = want
+        update["metadata"]["uid"] = new_uid()
         put.append(update)
     by_name = {r["metadata"]["name"]: r for r in revisions}
     by_name.update({r["metadata"]["name"]: r for r in put})

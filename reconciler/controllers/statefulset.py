@@ -476,7 +476,7 @@ def sync_statefulset(
     sync = _Sync(sts, pods, claims, now, new_uid)
     owned_revs = history.owned_revisions(sts, revisions)
     current_name = (sts.get("status") or {}).get("currentRevision")
-    revs = history.resolve(sts, owned_revs, current_name, now, new_uid(), commit)
+    revs = history.resolve(sts, owned_revs, current_name, now, new_uid, commit)
     sync.res.put_revisions = revs.put
     sync.run(revs)
     sync.res.status = status_of(sts, sync.owned, revs, now)
