@@ -93,7 +93,7 @@ def _revisions(*texts: str) -> tuple[dict, list[dict]]:
     obj: dict = {}
     for i, text in enumerate(texts):
         obj = live(text)
-        r = history.resolve(obj, revs, None, T0 + i, lambda: f"cr-{len(revs)}", {"sha": f"c{i}"})
+        r = history.resolve(obj, revs, None, T0 + i, lambda i=i: f"cr-{i}", {"sha": f"c{i}"})
         revs = [x for x in revs if x["metadata"]["name"] not in {p["metadata"]["name"] for p in r.put}] + r.put
     return obj, revs
 
