@@ -103,6 +103,8 @@ def test_statefulset_order_claims_dns_rollout_undo(empty_repo: Path, gitship_fac
     assert p1["metadata"]["creationTimestamp"] >= first["metadata"]["creationTimestamp"]
     assert first["spec"]["hostname"] == "web-0" and first["spec"]["subdomain"] == "nginx"
     assert g.cli("exec", "web-0", "--", "hostname").stdout.strip() == "web-0"
+    hosts = g.cli("exec", "web-0", "--", "cat", "/etc/hosts").stdout
+    assert f"{first['status']['podIP']}\tweb-0.nginx.default.svc.cluster.local\tweb-0" in hosts, hosts
     claims = g.json("get", "pvc")["items"]
     assert sorted(c["metadata"]["name"] for c in claims) == ["www-web-0", "www-web-1"]
     assert g.cli("get", "sts").stdout.split("\n")[1].split()[:2] == ["web", "2/2"]

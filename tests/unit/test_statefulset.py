@@ -56,8 +56,8 @@ def web(replicas: int = 2, image: str = "nginx:1", claims: bool = True, **spec: 
     return obj
 
 
-def not_ready(now: float) -> dict:
-    st = ready_status("127.244.0.10", now)
+def not_ready(now: float, ip: str = "127.244.0.10") -> dict:
+    st = ready_status(ip, now)
     st["conditions"] = [{"type": "Ready", "status": "False"}]
     return st
 
@@ -85,7 +85,7 @@ class STSWorld(StorageWorld):
         else:
             ch = super().step(**kw)
         for s in ch.start:
-            self.running[s.uid] = not_ready(self.now)
+            self.running[s.uid] = not_ready(self.now, f"127.244.1.{next(self._ips)}")
         return ch
 
     def release(self) -> None:
@@ -105,7 +105,8 @@ class STSWorld(StorageWorld):
         for n in names:
             p = self.pod(n)
             assert p is not None, n
-            self.running[p["metadata"]["uid"]] = ready_status("127.244.0.10", self.now)
+            ip = (self.running.get(p["metadata"]["uid"]) or {}).get("podIP") or "127.244.0.10"
+            self.running[p["metadata"]["uid"]] = ready_status(ip, self.now)
 
     def pods(self) -> list[str]:
         return sorted(o["metadata"]["name"] for o in self.of_kind("Pod") if not o["metadata"].get("deletionTimestamp"))
@@ -330,3 +331,33 @@ def test_max_unavailable_resolution(value: Any, replicas: int, want: int) -> Non
         ru["maxUnavailable"] = value
     s = {"spec": {"replicas": replicas, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": ru}}}
     assert stsctl.max_unavailable(s) == want
+
+
+def test_stable_dns_name_through_the_headless_service() -> None:
+    from dnslib import QTYPE
+
+    from runtime.net.dns import build_zone
+
+    svc, errors = default_and_validate(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "nginx"},
+            "spec": {"clusterIP": "None", "selector": {"app": "nginx"}, "ports": [{"port": 80, "name": "web"}]},
+        },
+        "svc.yaml",
+        0,
+    )
+    assert errors == []
+    w = STSWorld(web(), svc)
+    w.converge(10)
+    ch = w.step()
+    zone = build_zone(ch.zone.services, ch.zone.endpoints, ch.zone.pods)
+    ips = set()
+    for name in ("web-0", "web-1"):
+        pod = w.pod(name)
+        assert pod is not None
+        ips.add(pod["status"]["podIP"])
+        _, rrs = zone.answer(f"{name}.nginx.default.svc.cluster.local", QTYPE.A)
+        assert [str(r.rdata) for r in rrs] == [pod["status"]["podIP"]]
+    assert len(ips) == 2
