@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import SANDBOXES, commit_file, pod_ready, wait_for
 
-pytestmark = pytest.mark.skipif(not SANDBOXES, reason="claims are mounted in pod sandboxes (root)")
+needs_sandboxes = pytest.mark.skipif(not SANDBOXES, reason="claims are mounted in pod sandboxes (root)")
 
 STS = """apiVersion: v1
 kind: Service
@@ -94,6 +94,7 @@ def ready(g: Any, name: str) -> dict:
     return dict(wait_for(lambda: (p := g.json("get", "pod", name)) and pod_ready(p) and p, 90, what=f"{name} ready"))
 
 
+@needs_sandboxes
 def test_statefulset_order_claims_dns_rollout_undo(empty_repo: Path, gitship_factory) -> None:
     commit_file(empty_repo, "web.yaml", STS.format(replicas=2, tag="1"), "web")
     g = gitship_factory(empty_repo)
@@ -168,6 +169,7 @@ def test_statefulset_order_claims_dns_rollout_undo(empty_repo: Path, gitship_fac
     assert len(g.json("get", "controllerrevisions")["items"]) >= 2
 
 
+@needs_sandboxes
 def test_daemonset_one_pod_replaced_on_change(empty_repo: Path, gitship_factory) -> None:
     commit_file(empty_repo, "ds.yaml", DS.format(tag="1"), "agent")
     g = gitship_factory(empty_repo)
@@ -188,3 +190,47 @@ def test_daemonset_one_pod_replaced_on_change(empty_repo: Path, gitship_factory)
         what="the agent replaced",
     )
     assert "successfully rolled out" in g.cli("rollout", "status", "ds/agent", "--timeout", "60").stdout
+
+
+# -- the Docker runtime: a named volume per claim, the stable name through gitship's DNS -------------
+
+
+@pytest.mark.docker
+def test_docker_statefulset_claims_and_stable_names(empty_repo: Path, gitship_factory, tmp_path: Path) -> None:
+    import hashlib
+    import os
+
+    from tests.dockerimages import docker_client_or_skip, ensure_test_images
+    from tests.integration.test_docker_e2e import docker_args, resolve_in
+
+    client = docker_client_or_skip()
+    ensure_test_images(client)
+    text = STS.format(replicas=2, tag="1").replace("image: busybox:1", "image: gitship-test/kubia:v1")
+    text = text.replace('        command: ["sleep", "infinity"]\n', "        imagePullPolicy: IfNotPresent\n")
+    commit_file(empty_repo, "web.yaml", text, "web")
+    g = gitship_factory(empty_repo, extra=docker_args(tmp_path))
+    try:
+        first = ready(g, "web-0")
+        ready(g, "web-1")
+        assert g.cli("exec", "web-0", "--", "hostname").stdout.strip() == "web-0"
+        ip0 = first["status"]["podIP"]
+        wait_for(lambda: resolve_in(g, "web-1", "web-0.nginx") == [ip0], 30, what="web-0.nginx resolves")
+        g.cli("exec", "web-0", "--", "sh", "-c", "echo in-docker > /www/f")
+        g.cli("delete", "pod", "web-0")
+        wait_for(
+            lambda: (
+                (p := g.json("get", "pod", "web-0"))
+                and p["metadata"]["uid"] != first["metadata"]["uid"]
+                and pod_ready(p)
+            ),
+            90,
+            what="web-0 made again",
+        )
+        assert g.cli("exec", "web-0", "--", "cat", "/www/f").stdout == "in-docker\n"
+    finally:
+        g.stop()
+        instance = hashlib.sha256(os.path.abspath(tmp_path / "state" / "runtime").encode()).hexdigest()[:16]
+        for c in client.api.containers(all=True, filters={"label": [f"gitship.instance={instance}"]}):
+            client.api.remove_container(c["Id"], force=True)
+        for v in client.volumes.list(filters={"label": f"gitship.instance={instance}"}):
+            v.remove(force=True)
