@@ -240,7 +240,8 @@ class _Sync:
 
     def extras(self, running: list[Obj], surge: bool, hash_: str) -> None:
         """More than one pod on a node: without surge keep the oldest; with surge keep the oldest
-        new and the oldest old pod (the old one only while it is ready)."""
+        new and the oldest old pod, the old one only while it is ready and the new one is not yet
+        available (podsShouldBeOnNode)."""
         if len(running) <= 1:
             return
         if not surge:
@@ -256,8 +257,9 @@ class _Sync:
                 oldest = pod
             else:
                 self.delete(pod)
-        if newest is not None and oldest is not None and not is_pod_ready(oldest):
-            self.delete(oldest)
+        if newest is not None and oldest is not None:
+            if not is_pod_ready(oldest) or is_pod_available(newest, self.min_ready, self.now):
+                self.delete(oldest)
 
     def rolling_update(self, hash_: str) -> None:
         desired = sum(1 for n in self.nodes if should_run(self.ds, n))

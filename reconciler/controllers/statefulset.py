@@ -211,13 +211,14 @@ def new_claim(sts: Obj, name: str, template: Obj, uid: str, now: float) -> Obj:
 
 
 def _ref(obj: Obj, kind: str, api_version: str) -> Obj:
-    """A non-controller owner reference (the retention policy's: stateful_set_utils.go setOwnerRef)."""
-    return {"apiVersion": api_version, "kind": kind, "name": obj["metadata"]["name"], "uid": obj["metadata"]["uid"]}
+    """The retention policy's controller reference (stateful_set_utils.go addControllerRef)."""
+    return owner_ref({**obj, "kind": kind, "apiVersion": api_version})
 
 
 def claim_refs(sts: Obj, claim: Obj, pod: Obj | None, condemned: bool) -> list[Obj]:
-    """``updateClaimOwnerRefForSetAndPod``: the claim's owner references under the retention policy.
-    References to other owners are kept; those to this set and to its pod follow the policy."""
+    """``updateClaimOwnerRefForSetAndPod``: the claim's owner references under the retention policy:
+    Retain/Retain none; whenDeleted Delete the set; whenScaled Delete the pod once it is condemned
+    (and then not the set). References to other owners are kept."""
     when_deleted, when_scaled = retention(sts)
     set_uid = sts["metadata"]["uid"]
     pod_name_ = pod["metadata"]["name"] if pod is not None else None
@@ -332,7 +333,7 @@ class _Sync:
             return False
         st = strategy(self.sts)
         rev = revs.update
-        if st.get("type", ROLLING_UPDATE) == ROLLING_UPDATE and ordinal < partition_of(self.sts):
+        if st.get("type", ROLLING_UPDATE) == ROLLING_UPDATE and ordinal < start_of(self.sts) + partition_of(self.sts):
             rev = revs.current
         pod = new_pod(self.sts, history.template_of(rev), rev["metadata"]["name"], ordinal, self.new_uid(), self.now)
         self.res.create_pods.append(pod)
@@ -394,23 +395,31 @@ class _Sync:
 
     def rolling_update(self, revs: history.Revisions) -> None:
         """Delete pods not at the update revision, highest ordinal first down to the partition,
-        while fewer than maxUnavailable pods are unhealthy."""
+        while fewer than maxUnavailable pods are unavailable. Parallel: old pods that are already
+        unavailable go first and cost nothing of the budget (updateStatefulSetAfterInvariantEstablished)."""
         start, n = start_of(self.sts), replicas_of(self.sts)
         by_ord = {ordinal_of(p): p for p in self.owned}
         replicas = [by_ord.get(o) for o in range(start, start + n)]
         limit = max_unavailable(self.sts)
-        unavailable = sum(1 for p in replicas if not healthy(p, self.min_ready, self.now))
-        if unavailable >= limit:
-            return
-        budget = limit - unavailable
         update = revs.update["metadata"]["name"]
-        for index in range(len(replicas) - 1, partition_of(self.sts) - 1, -1):
-            pod = replicas[index]
-            if pod is None or is_terminating(pod) or pod_revision(pod) == update:
-                continue
-            self.delete(pod)
-            budget -= 1
-            if budget <= 0:
+
+        def old(pod: Obj | None) -> bool:
+            return pod is not None and not is_terminating(pod) and pod_revision(pod) != update
+
+        unavailable = [p for p in replicas if not healthy(p, self.min_ready, self.now)]
+        stuck = [p for p in unavailable if old(p)] if not self.monotonic else []
+        if len(unavailable) >= limit and not stuck:
+            return
+        targets = [p for p in reversed(replicas[partition_of(self.sts) :]) if old(p)]
+        budget = limit - len(unavailable)
+        for pod in targets:
+            assert pod is not None
+            if pod in stuck:
+                self.delete(pod)
+            elif budget > 0:
+                self.delete(pod)
+                budget -= 1
+            elif self.monotonic:
                 return
 
     def first_unhealthy(self) -> Obj | None:
@@ -488,10 +497,3 @@ def sync_statefulset(
     limit = int(spec_of(sts).get("revisionHistoryLimit", 10))
     sync.res.delete_revisions = [r["metadata"]["name"] for r in history.to_truncate(ordered, live, limit)]
     return sync.res
-
-
-def owned_claim_gone(claim: Obj, uids: set[str]) -> bool:
-    """Whether a claim's owner references all point at objects that are gone (the garbage
-    collector then deletes it); a claim without owner references is never collected."""
-    refs = claim["metadata"].get("ownerReferences") or []
-    return bool(refs) and all(r.get("uid") not in uids for r in refs)

@@ -27,7 +27,7 @@ from .objects import (
     sync_replicasets,
 )
 from .services import pod_for_runtime, sync_services
-from .statefulsets import collect_owned_claims, sync_apps
+from .statefulsets import sync_apps
 from .storage import schedulable, sync_storage
 from .work import Work
 
@@ -42,7 +42,6 @@ def decide(inp: PassInput) -> Changes:
     sync_replicasets(w)
     sync_apps(w)
     collect_garbage(w)
-    collect_owned_claims(w)
     provision, reclaim = sync_storage(w)
     allocs, rules, ips, zone, backend_pods = sync_services(w)
     was_endpoint = set(inp.memory.was_endpoint) | backend_pods

@@ -1,20 +1,18 @@
-"""The StatefulSet and DaemonSet steps of a pass (controllers/statefulset.py, daemonset.py), and the
-garbage collector's rule for claims a StatefulSet's retention policy gave owners.
+"""The StatefulSet and DaemonSet steps of a pass (controllers/statefulset.py, daemonset.py).
 
 Pure: every function works on a ``Work``. It runs after the ReplicaSets and before the garbage
-collection and the storage step, so a claim made here binds in the same pass, and the pods made
+collection (which also takes the claims whose owners the retention policy named: sync/objects.py)
+and the storage step, so a claim made here binds in the same pass, and the pods made
 here start in the runtime step when their claims are Bound.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 from ..controllers import daemonset as dsctl
 from ..controllers import history
 from ..controllers import statefulset as stsctl
-from ..controllers.podutil import to_rfc3339
 from ..types import Obj
 from .work import Work
 
@@ -115,19 +113,3 @@ def _sync_ds(w: Work, ds: Obj) -> None:
     for ev in res.events:
         w.controller_event(ev)
     w.requeue(res.requeue_after)
-
-
-def collect_owned_claims(w: Work) -> None:
-    """Claims whose owners (a StatefulSet, a condemned pod: the retention policy's Delete) are all
-    gone are deleted, as the garbage collector deletes a dependent of no remaining owner; the
-    claim protection keeps them until no pod uses them. Revisions of a deleted owner go too."""
-    c = w.cluster
-    uids = set(c.by_uid())
-    for claim in c.of_kind("PersistentVolumeClaim"):
-        if claim["metadata"].get("deletionTimestamp") or not stsctl.owned_claim_gone(claim, uids):
-            continue
-        new = copy.deepcopy(claim)
-        new["metadata"]["deletionTimestamp"] = to_rfc3339(w.now)
-        c.put(new)
-        m = claim["metadata"]
-        w.event("Normal", "Deleted", "PersistentVolumeClaim", m["namespace"], m["name"], "owners deleted")

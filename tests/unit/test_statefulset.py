@@ -361,3 +361,17 @@ def test_stable_dns_name_through_the_headless_service() -> None:
         _, rrs = zone.answer(f"{name}.nginx.default.svc.cluster.local", QTYPE.A)
         assert [str(r.rdata) for r in rrs] == [pod["status"]["podIP"]]
     assert len(ips) == 2
+
+
+def test_parallel_update_replaces_a_stuck_old_pod_first() -> None:
+    w = STSWorld(web(replicas=3, podManagementPolicy="Parallel"))
+    w.converge(10)
+    p0 = w.pod("web-0")
+    assert p0 is not None
+    w.running[p0["metadata"]["uid"]] = not_ready(w.now)  # web-0 is unavailable on the old revision
+    w.step()
+    _roll(w, "nginx:2", podManagementPolicy="Parallel")
+    w.hold_stops = True
+    w.step()
+    deleting = [p["metadata"]["name"] for p in w.of_kind("Pod") if p["metadata"].get("deletionTimestamp")]
+    assert deleting == ["web-0"]  # the budget (1) is spent by web-0 itself: web-2 waits
