@@ -234,3 +234,21 @@ def test_docker_statefulset_claims_and_stable_names(empty_repo: Path, gitship_fa
             client.api.remove_container(c["Id"], force=True)
         for v in client.volumes.list(filters={"label": f"gitship.instance={instance}"}):
             v.remove(force=True)
+
+
+@needs_sandboxes
+def test_template_example_statefulset_and_daemonset(empty_repo: Path, gitship_factory) -> None:
+    """repo-template/examples/statefulset.yaml and daemonset.yaml, as the template's README runs them."""
+    from tests.integration.test_sandbox_e2e import TEMPLATE, http_get
+
+    for name in ("statefulset.yaml", "daemonset.yaml"):
+        commit_file(empty_repo, name, (TEMPLATE / "examples" / name).read_text(), name)
+    g = gitship_factory(empty_repo)
+    for name in ("web-0", "web-1"):
+        ip = ready(g, name)["status"]["podIP"]
+        want = f"This is v1 running in pod {name}\n"
+        wait_for(lambda ip=ip, want=want: http_get(ip, 8080) == want, 30, what=f"{name} answers")  # no probe
+    agent = wait_for(lambda: (p := pods(g, "node-agent-")) and len(p) == 1 and p, 60, what="the node agent")
+    assert ready(g, next(iter(agent)))["spec"]["nodeName"]
+    names = {line.split()[0] for line in g.cli("get", "pvc").stdout.splitlines()[1:]}
+    assert names == {"www-web-0", "www-web-1"}
