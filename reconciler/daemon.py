@@ -28,6 +28,7 @@ from .api import ApiServer
 from .cluster import Cluster, key_of
 from runtime.net.bridge import bridge_name
 
+from .controllers.daemonset import node_object
 from .dataplane import DataPlane, choose
 from .errors import GitshipError, SourceError, StoreError
 from .manifests.load import Limits
@@ -406,12 +407,12 @@ class Daemon:
         return "%s:%d" % self.dns.address[:2]
 
     def _reconcile_settings(self) -> Settings:
-        # the DNS server's address is never handed out as a ClusterIP
         host = _dns_host_port(self.opts.dns_addr)[0] if self.opts.dns_addr else ""
         return Settings(
             service_cidr=self.opts.service_cidr or LOOPBACK_SERVICE_CIDR,
-            reserved_ips=(host,) if host else (),
+            reserved_ips=(host,) if host else (),  # the DNS server's address is never a ClusterIP
             node_address=self.opts.node_address,
+            nodes=(node_object(os.uname().nodename, os.uname().machine),),  # the one node (DaemonSets)
         )
 
     def _on_pod_change(self, uid: str) -> None:

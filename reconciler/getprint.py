@@ -55,6 +55,7 @@ _GROUP = {
     "ReplicaSet": "apps",
     "DaemonSet": "apps",
     "StatefulSet": "apps",
+    "ControllerRevision": "apps",
     "Job": "batch",
     "CronJob": "batch",
     "HorizontalPodAutoscaler": "autoscaling",

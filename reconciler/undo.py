@@ -176,12 +176,13 @@ def undo_commit(w: Writer, dep: Obj, current: Revision, target: Revision, reason
     Returns (sha, how).
     """
     ns, name = dep["metadata"]["namespace"], dep["metadata"]["name"]
-    key = ("Deployment", ns, name)
+    kind = str(dep.get("kind") or "Deployment")  # a StatefulSet's or DaemonSet's revisions read the same way
+    key = (kind, ns, name)
     (current_n, current_rs), (target_n, target_rs) = current, target
     want, want_cause = target_rs["spec"]["template"], change_cause(target_rs)
     commit = _commit_of(current_rs)
     if commit and _revertible(w, commit, key, want, want_cause):
-        extra = f"rollout undo deployment/{name}: revision {current_n} -> {target_n}"
+        extra = f"rollout undo {kind.lower()}/{name}: revision {current_n} -> {target_n}"
         if reason:
             extra += f"\n\n{reason}"
         return w.revert(commit, extra), "git revert of " + commit[:7] + ", commit"
@@ -191,7 +192,7 @@ def undo_commit(w: Writer, dep: Obj, current: Revision, target: Revision, reason
         raw if raw is not None and equal_ignore_hash(default_template(raw, dep), want) else normalize_template(want)
     )
     msg = (
-        f"rollout undo deployment/{name}: revision {current_n} -> {target_n}\n\n"
+        f"rollout undo {kind.lower()}/{name}: revision {current_n} -> {target_n}\n\n"
         f"Restores the pod template of revision {target_n}"
         + (f" (introduced by {target_commit[:7]})" if target_commit else "")
         + f", replacing revision {current_n}"
@@ -201,10 +202,11 @@ def undo_commit(w: Writer, dep: Obj, current: Revision, target: Revision, reason
     )
     if reason:
         msg += f"\n{reason}"
-    sha = w.set_template("Deployment", ns, name, template, msg, {CHANGE_CAUSE: want_cause})
+    sha = w.set_template(kind, ns, name, template, msg, {CHANGE_CAUSE: want_cause})
     if sha is None:  # git already holds the target's template: the cluster has not caught up yet
         raise GitOpsError(
-            f"deployment/{name}: the manifest already has the pod template of revision {target_n}; nothing to commit"
+            f"{kind.lower()}/{name}: the manifest already has the pod template of revision {target_n}; "
+            "nothing to commit"
         )
     return sha, "commit"
 

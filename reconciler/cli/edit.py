@@ -221,7 +221,7 @@ def cmd_scale(args: argparse.Namespace) -> int:
     if not name:
         die("resource(s) were provided, but no name was specified")
     kind = kind_of(word)
-    if kind not in ("Deployment", "ReplicaSet", "ReplicationController"):
+    if kind not in ("Deployment", "ReplicaSet", "ReplicationController", "StatefulSet"):
         die(f"cannot scale {args.kind}")
     if args.replicas < 0:
         die("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")

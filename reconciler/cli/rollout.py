@@ -32,6 +32,14 @@ def _deploy_and_rss(args: argparse.Namespace) -> tuple[Obj, list[Obj]]:
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
+    if args.name is None and "/" in args.kind:  # rollout status statefulset/web
+        args.kind, _, args.name = args.kind.partition("/")
+    if not args.name:
+        die("resource(s) were provided, but no name was specified")
+    if kind_of(args.kind) in ("StatefulSet", "DaemonSet"):
+        from reconciler.cli.rollout_apps import Helpers, run
+
+        return run(args, kind_of(args.kind), Helpers(_branch_head, _Printer, change_cause))
     if kind_of(args.kind) != "Deployment":
         die(f"rollout {args.action} supports deployments only")
     return ACTIONS[args.action](args)
@@ -41,7 +49,7 @@ def add_rollout(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("rollout", parents=[common])
     s.add_argument("action", choices=list(ACTIONS))
     s.add_argument("kind")
-    s.add_argument("name")
+    s.add_argument("name", nargs="?")
     s.add_argument("--timeout", type=float, default=0)
     s.add_argument("--revision", type=int)
     s.add_argument("--to-revision", type=int, default=0)

@@ -34,6 +34,8 @@ KINDS: dict[str, str] = {
     "PersistentVolume": "v1",
     "StorageClass": "storage.k8s.io/v1",
     "ReplicationController": "v1",
+    "StatefulSet": "apps/v1",
+    "DaemonSet": "apps/v1",
 }
 
 # Kinds without a namespace: their key is (kind, "", name) and their metadata has no namespace

@@ -27,6 +27,7 @@ from .objects import (
     sync_replicasets,
 )
 from .services import pod_for_runtime, sync_services
+from .statefulsets import sync_apps
 from .storage import schedulable, sync_storage
 from .work import Work
 
@@ -39,6 +40,7 @@ def decide(inp: PassInput) -> Changes:
     sync_desired(w)
     sync_deployments(w)
     sync_replicasets(w)
+    sync_apps(w)
     collect_garbage(w)
     provision, reclaim = sync_storage(w)
     allocs, rules, ips, zone, backend_pods = sync_services(w)

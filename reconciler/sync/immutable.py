@@ -47,7 +47,9 @@ from ..types import Key, Obj
 IMMUTABLE_FIELDS: Mapping[str, tuple[str, ...]] = {
     "Deployment": ("spec.selector",),
     "ReplicaSet": ("spec.selector",),
-    "StatefulSet": ("spec.selector",),
+    # ValidateStatefulSetUpdate: only replicas, ordinals, template, updateStrategy, revisionHistoryLimit,
+    # persistentVolumeClaimRetentionPolicy and minReadySeconds may change
+    "StatefulSet": ("spec.selector", "spec.serviceName", "spec.podManagementPolicy", "spec.volumeClaimTemplates"),
     "DaemonSet": ("spec.selector",),
     "Job": ("spec.selector",),
 }

@@ -30,6 +30,7 @@ class Settings:
     node_address: str = "0.0.0.0"
     # the runtime's own StorageClass provisioner (runtime.base.PROVISIONER); "": no built-in class
     provisioner: str = ""
+    nodes: tuple[Obj, ...] = ()  # the runtime's nodes (controllers/daemonset.py node_object); () : one default node
 
     @property
     def load_balancer_ip(self) -> str:

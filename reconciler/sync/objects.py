@@ -445,6 +445,10 @@ def collect_garbage(w: Work) -> None:
                 if not o["metadata"].get("deletionTimestamp"):
                     w.terminate(o)
                 continue
+            if o["kind"] in PROTECTED_KINDS:  # a StatefulSet's claim (retention Delete) waits for its finalizer
+                if not o["metadata"].get("deletionTimestamp"):
+                    c.put({**o, "metadata": {**o["metadata"], "deletionTimestamp": to_rfc3339(w.now)}})
+                continue
             c.delete(key_of(o))
             progressed = True
         if not progressed:

@@ -154,8 +154,10 @@ def test_resource_arguments() -> None:
         T("Pod"),
         T("ReplicationController"),
         T("Service"),
+        T("DaemonSet"),
         T("Deployment"),
         T("ReplicaSet"),
+        T("StatefulSet"),
         T("HorizontalPodAutoscaler"),
     ]
     assert cli_get.targets(["po,all"]) == cli_get.targets(["all"])

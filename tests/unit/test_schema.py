@@ -127,6 +127,12 @@ def test_unknown_fields_of_every_supported_kind() -> None:
         b"  capacity: {storage: 1Gi}\n  accessModes: [ReadWriteOnce]\n  hostPath: {path: /x, typ: Directory}\n",
         "StorageClass": b"apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: s}\n"
         b"provisioner: a/b\nreclaimpolicy: Delete\n",
+        "StatefulSet": b"apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: s}\nspec:\n  serviceNam: x\n"
+        b"  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n"
+        b"    spec: {containers: [{name: c, image: x}]}\n",
+        "DaemonSet": b"apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: d}\nspec:\n  updatestrategy: {}\n"
+        b"  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n"
+        b"    spec: {containers: [{name: c, image: x}]}\n",
     }
     expect = {
         "Pod": "spec.restartpolicy",
@@ -138,6 +144,8 @@ def test_unknown_fields_of_every_supported_kind() -> None:
         "PersistentVolumeClaim": "spec.storageclass",
         "PersistentVolume": "spec.hostPath.typ",
         "StorageClass": "reclaimpolicy",
+        "StatefulSet": "spec.serviceNam",
+        "DaemonSet": "spec.updatestrategy",
     }
     docs.update(_INERT_DOCS)
     expect.update({k: "spek" for k in _INERT_DOCS})

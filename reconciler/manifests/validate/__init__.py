@@ -22,6 +22,7 @@ The modules, one per job:
     config.py     ConfigMaps and Secrets
     storage.py    PersistentVolumeClaims, PersistentVolumes, StorageClasses
     replication.py  ReplicationControllers
+    apps.py       StatefulSets and DaemonSets
     inert.py      kinds stored without effect (RBAC, PodDisruptionBudget, HPA, CRDs, ...)
 """
 
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reconciler.errors import ManifestError
+from reconciler.manifests.validate.apps import validate_daemonset, validate_statefulset
 from reconciler.manifests.validate.common import Ctx
 from reconciler.manifests.validate.config import validate_configmap, validate_secret
 from reconciler.manifests.validate.defaults import apply_defaults
@@ -75,6 +77,8 @@ _VALIDATORS: dict[str, Callable[[Ctx, Obj], None]] = {
     "PersistentVolume": validate_pv,
     "StorageClass": validate_storageclass,
     "ReplicationController": validate_replication_controller,
+    "StatefulSet": validate_statefulset,
+    "DaemonSet": validate_daemonset,
 }
 _VALIDATORS.update(INERT_VALIDATORS)
 
@@ -108,7 +112,7 @@ def default_and_validate_in_place(obj: Obj, file: str, document: int) -> list[Ma
     return ctx.errors
 
 
-_POD_KINDS = ("Pod", "ReplicaSet", "Deployment", "ReplicationController")
+_POD_KINDS = ("Pod", "ReplicaSet", "Deployment", "ReplicationController", "StatefulSet", "DaemonSet")
 
 
 def default_and_validate(obj: Obj, file: str, document: int) -> tuple[Obj, list[ManifestError]]:

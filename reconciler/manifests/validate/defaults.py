@@ -13,6 +13,7 @@ from reconciler.manifests.model import CLUSTER_SCOPED
 from reconciler.manifests.validate.common import is_dict, is_list
 from reconciler.manifests.validate.storage import default_storage
 from reconciler.manifests.validate.replication import default_replication_controller
+from reconciler.manifests.validate.apps import default_apps
 from reconciler.types import Obj
 
 # The kubelet and the API server share one rule for it: the pod kernel holds it (pure).
@@ -256,6 +257,8 @@ def apply_defaults(obj: Obj) -> None:
     elif kind == "ReplicationController":
         default_replication_controller(obj)
         _default_workload(obj, deployment=False)
+    elif kind in ("StatefulSet", "DaemonSet"):
+        default_apps(obj, _default_pod_spec)
     elif kind == "Service":
         _default_service(obj)
     elif kind == "Endpoints":
