@@ -35,7 +35,9 @@ def check_namespaces(manifests: Sequence[Manifest]) -> list[ManifestError]:
     """One error per object in a namespace that is neither built in nor declared by the revision."""
     known = declared_namespaces(manifests)
     return [
-        ManifestError(m.source.file, not_found_message(m.key[1]), m.source.line, m.source.document, "metadata.namespace")
+        ManifestError(
+            m.source.file, not_found_message(m.key[1]), m.source.line, m.source.document, "metadata.namespace"
+        )
         for m in manifests
         if m.key[1] and m.key[1] not in known
     ]
