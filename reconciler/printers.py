@@ -19,6 +19,7 @@ from .printers_storage import STORAGE_COLUMNS, STORAGE_DESCRIBE
 from .manifests.model import CLUSTER_SCOPED, namespace_of
 from .printers_kinds import CUSTOM_COLUMNS, KIND_COLUMNS, KIND_DESCRIBE
 from .printers_kinds import Row as KindRow
+from .printers_ns import NS_COLUMNS, NS_DESCRIBE
 from .printers_pods import pod_ready, pod_restarts, pod_status
 from .redact import decoded_size, secret_sizes
 from .types import Obj
@@ -254,7 +255,9 @@ def _aged(row: KindRow) -> Callable[[Obj, float], list[Any]]:
 
 # ReplicationController; the kinds stored without effect (printers_kinds.py: AGE placed by their rows)
 _TABLES["ReplicationController"] = _Columns(_TABLES["ReplicaSet"].headers, _rs_row, _WORKLOAD_WIDE, _rc_wide)
-_TABLES.update({kind: _Columns(h, _aged(row), wh, wide) for kind, (h, row, wh, wide) in KIND_COLUMNS.items()})
+_TABLES.update(
+    {kind: _Columns(h, _aged(row), wh, wide) for kind, (h, row, wh, wide) in {**KIND_COLUMNS, **NS_COLUMNS}.items()}
+)
 
 
 @dataclass(frozen=True)
@@ -459,6 +462,7 @@ _DESCRIBE: dict[str, Callable[[Obj], list[str]]] = {
         {**o, "spec": {**o["spec"], "selector": {"matchLabels": o["spec"].get("selector") or {}}}}
     ),
     **KIND_DESCRIBE,
+    **NS_DESCRIBE,
 }
 
 

@@ -33,6 +33,7 @@ from reconciler.cli.common import (
     state_dir,
     writer,
 )
+from reconciler.cli.namespaces import settle_namespace
 from reconciler.cli.up import template_dir
 from reconciler.errors import GitshipError
 
@@ -75,7 +76,7 @@ COMMANDS: list[Callable[[Subparsers, argparse.ArgumentParser], None]] = [
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--state-dir", help="gitship's state dir (env GITSHIP_STATE_DIR; default ~/.gitship)")
-    common.add_argument("-n", "--namespace", default="default")
+    common.add_argument("-n", "--namespace", help="the namespace (default: default)")
     p = argparse.ArgumentParser(prog="gitship", description="Declarative GitOps for one machine.")
     sub = p.add_subparsers(dest="cmd", required=True)
     for add in COMMANDS:
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    settle_namespace(args)  # -n given or not (create/apply -f), "default" when not
     remember_args(args)  # kind_of looks custom kinds up in this command's store
     if getattr(args, "command", None) and args.command[:1] == ["--"]:
         args.command = args.command[1:]
