@@ -33,7 +33,7 @@ from reconciler.cli.common import (
     state_dir,
     writer,
 )
-from reconciler.cli.namespaces import settle_namespace
+from reconciler.cli.namespaces import options_before_command, settle_namespace
 from reconciler.cli.up import template_dir
 from reconciler.errors import GitshipError
 
@@ -86,10 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    options_before_command(args)  # exec POD -n NS -c C -- CMD: the options argparse's remainder took
     settle_namespace(args)  # -n given or not (create/apply -f), "default" when not
     remember_args(args)  # kind_of looks custom kinds up in this command's store
-    if getattr(args, "command", None) and args.command[:1] == ["--"]:
-        args.command = args.command[1:]
     try:
         return int(args.func(args) or 0)
     except GitshipError as e:  # NotFound is one

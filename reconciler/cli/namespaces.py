@@ -44,6 +44,37 @@ def settle_namespace(args: argparse.Namespace) -> None:
     args.namespace = ns or "default"
 
 
+_VALUE_OPTIONS = {"-n": "namespace", "--namespace": "namespace", "-c": "container", "--container": "container"}
+
+
+def options_before_command(args: argparse.Namespace) -> None:
+    """``exec POD -n NS -c C -- CMD...``: argparse's remainder holds everything after POD; the
+    options before ``--`` are exec's own (kubectl takes them there), the rest is the command."""
+    command = getattr(args, "command", None)
+    if not command:
+        return
+    if "--" not in command:
+        return
+    cut = command.index("--")
+    before, args.command = command[:cut], command[cut + 1 :]
+    i = 0
+    while i < len(before):
+        word = before[i]
+        name, eq, value = word.partition("=")
+        if name in _VALUE_OPTIONS and (eq or i + 1 < len(before)):
+            if not eq:
+                i += 1
+                value = before[i]
+            setattr(args, _VALUE_OPTIONS[name], value)
+        else:
+            print(
+                f"error: unknown option {word!r} before -- (exec POD [-n NS] [-c CONTAINER] -- COMMAND)",
+                file=sys.stderr,
+            )
+            sys.exit(1)
+        i += 1
+
+
 def mismatch_message(found: str, given: str) -> str:
     return (
         f'the namespace from the provided object "{found}" does not match the namespace "{given}". '
