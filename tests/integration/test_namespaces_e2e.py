@@ -104,20 +104,36 @@ def test_a_namespace_from_git_its_objects_and_its_removal(empty_repo: Path, gits
     )
     wait_for(lambda: g.cli("logs", pod, "-n", "team-a").returncode == 0, 30, what="logs -n")
 
+    # the verbs that change desired state, on team-a's objects (each one commit)
+    g.cli("label", "deployment", "web", "tier=front", "-n", "team-a")
+    g.cli("scale", "deployment", "web", "--replicas", "3", "-n", "team-a")
+    g.cli("set", "image", "deployment", "web", "web=luksa/kubia:v2", "-n", "team-a")
+    head = git(empty_repo, "rev-parse", "HEAD").strip()
+    g.wait_applied(head)
+    assert "successfully rolled out" in g.cli("rollout", "status", "deployment", "web", "-n", "team-a").stdout
+    dep = g.json("get", "deployment", "web", "-n", "team-a")
+    assert dep["metadata"]["labels"]["tier"] == "front" and dep["spec"]["replicas"] == 3
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "luksa/kubia:v2"
+    history = g.cli("rollout", "history", "deployment", "web", "-n", "team-a").stdout.splitlines()
+    assert len([line for line in history if line[:1].isdigit()]) == 2
+    nf = g.cli("rollout", "status", "deployment", "web", check=False)  # not in default
+    assert nf.returncode == 1 and 'Error from server (NotFound): deployments.apps "web" not found' in nf.stderr
+    assert "team-a" in g.cli("describe", "pods", "-A").stdout
+
     # an object in a namespace that does not exist rejects the commit, naming the file
     bad = commit_file(
         empty_repo, "team-b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: team-b}\n", "x"
     )
     g.wait_applied(bad)
     st = g.status()["status"]
-    assert st["lastAppliedRevision"] == sha
+    assert st["lastAppliedRevision"] == head
     message = st["conditions"][0]["message"]
     assert "team-b.yaml" in message and 'namespaces "team-b" not found' in message and "metadata.namespace" in message
     git(empty_repo, "rm", "-q", "team-b.yaml")
     git(empty_repo, "commit", "-q", "-m", "drop team-b's object")
 
     # the Namespace removed from git (with what is in it): Terminating, then gone with its pods
-    git(empty_repo, "rm", "-q", "team-a.yaml")
+    git(empty_repo, "rm", "-q", "team-a.yaml")  # the Namespace and everything in it
     git(empty_repo, "commit", "-q", "-m", "drop team-a")
     gone = git(empty_repo, "rev-parse", "HEAD").strip()
     g.wait_applied(gone)
