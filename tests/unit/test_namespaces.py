@@ -192,3 +192,14 @@ def test_objects_of_a_terminating_namespace_wait_until_it_is_gone() -> None:
     ns = w.live[("Namespace", "", "team-a")]
     assert ns["status"]["phase"] == "Active" and not ns["metadata"].get("deletionTimestamp")
     assert w.live[("Pod", "team-a", "a")]["metadata"]["uid"] not in uids
+
+
+def test_the_template_example_declares_a_namespace_and_its_app() -> None:
+    from tests.conftest import TEMPLATE
+
+    manifests = load_revision({"namespace.yaml": (TEMPLATE / "examples" / "namespace.yaml").read_bytes()})
+    assert [m.key for m in manifests] == [
+        ("Namespace", "", "team-a"),
+        ("Deployment", "team-a", "kubia"),
+        ("Service", "team-a", "kubia"),
+    ]
