@@ -29,6 +29,7 @@ from ..manifests.namespaces import BUILTIN_NAMESPACES
 from ..manifests.validate.namespace import FINALIZER_KUBERNETES, NAME_LABEL
 from ..types import Key, Obj
 from .objects import GIT_MANAGER, PROTECTED_KINDS, has_git_mark, new_object
+from .model import ZoneInput
 from .work import Work
 
 ACTIVE = "Active"
@@ -164,3 +165,9 @@ def content_remaining(left: dict[str, int], now: float, ns: Obj) -> Obj:
         "reason": "SomeResourcesRemain",
         "message": message,
     }
+
+
+def with_namespaces(zone: ZoneInput, w: Work) -> ZoneInput:
+    """The DNS zone's input with the live namespaces: ``<ns>.svc.<z>`` exists for each."""
+    names = tuple(sorted(ns["metadata"]["name"] for ns in w.cluster.of_kind("Namespace")))
+    return dataclasses.replace(zone, namespaces=names)

@@ -203,3 +203,25 @@ def test_the_template_example_declares_a_namespace_and_its_app() -> None:
         ("Deployment", "team-a", "kubia"),
         ("Service", "team-a", "kubia"),
     ]
+
+
+def test_the_dns_zone_knows_every_namespace_and_keeps_services_apart() -> None:
+    from dnslib import QTYPE
+
+    from runtime.net.dns import NOERROR, NXDOMAIN, build_zone
+
+    def svc(ns: str, ip: str) -> dict:
+        return {"metadata": {"name": "web", "namespace": ns}, "spec": {"clusterIP": ip, "ports": [{"port": 80}]}}
+
+    zone = build_zone([svc("default", "10.96.0.20"), svc("team-a", "10.96.0.30")], [], [], namespaces=["team-b"])
+    assert zone.answer("team-b.svc.cluster.local", "A") == (NOERROR, [])  # a namespace without Services
+    assert zone.answer("team-c.svc.cluster.local", "A")[0] == NXDOMAIN
+    for ns, ip in (("default", "10.96.0.20"), ("team-a", "10.96.0.30")):
+        rcode, rrs = zone.answer(f"web.{ns}.svc.cluster.local", "A")
+        assert rcode == NOERROR and [str(r.rdata) for r in rrs if r.rtype == QTYPE.A] == [ip]
+
+
+def test_the_pass_hands_the_live_namespaces_to_the_dns_zone() -> None:
+    w = World(namespace())
+    ch = w.step()
+    assert ch.zone.namespaces == tuple(sorted([*BUILTIN_NAMESPACES, "team-a"]))
