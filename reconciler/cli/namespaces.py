@@ -129,3 +129,35 @@ def namespaced_file(data: bytes, args: argparse.Namespace, encrypted: bool) -> b
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     return data if new == text else new.encode("utf-8")
+
+
+# default, kube-system and kube-public may not be deleted (the NamespaceLifecycle admission plugin)
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+
+
+def delete_namespaces(args: argparse.Namespace) -> int:
+    """``delete namespace NAME...``: as kubectl, everything in it goes with it. In git: each object the
+    applied revision declares in it is removed (a commit each), then the Namespace (its removal
+    alone would be refused: objects in a namespace not found). The daemon then terminates it."""
+    from reconciler.cli.common import nudge, open_store, writer
+    from reconciler.errors import NotFound
+
+    for name in args.names:
+        if name in IMMORTAL_NAMESPACES:
+            print(
+                f'Error from server (Forbidden): namespaces "{name}" is forbidden: this namespace may not be deleted',
+                file=sys.stderr,
+            )
+            return 1
+    desired = open_store(args).desired()
+    w = writer(args)
+    for name in args.names:
+        for kind, ns, obj_name in sorted(k for k in desired if k[1] == name):
+            try:
+                w.delete(kind, ns, obj_name)
+            except NotFound:
+                continue  # no longer in git
+        w.delete("Namespace", "default", name)  # gitops keys a manifest without a namespace so
+        print(f'namespace "{name}" deleted')
+    nudge(args)
+    return 0

@@ -150,3 +150,21 @@ def test_a_namespace_from_git_its_objects_and_its_removal(empty_repo: Path, gits
     assert _team_pods(g) == []
     assert g.cli("get", "deploy,svc", "-n", "team-a", check=False).stdout == ""
     assert [r[1] for r in _rows(g, "svc", "-A")[1:] if r[0] == "default" and r[1] == "web"] == ["web"]
+
+
+def test_delete_namespace_removes_it_and_its_objects_from_git(empty_repo: Path, gitship_factory) -> None:
+    g = gitship_factory(empty_repo)
+    sha = commit_file(empty_repo, "team-a.yaml", TEAM_A, "team-a")
+    g.wait_applied(sha)
+    wait_for(lambda: len(_team_pods(g)) == 2, 60, what="team-a's pods")
+    forbidden = g.cli("delete", "ns", "default", check=False)
+    assert forbidden.returncode == 1
+    assert 'namespaces "default" is forbidden: this namespace may not be deleted' in forbidden.stderr
+    out = g.cli("delete", "namespace", "team-a").stdout
+    assert 'namespace "team-a" deleted' in out
+    assert not (empty_repo / "team-a.yaml").exists() or "team-a" not in (empty_repo / "team-a.yaml").read_text()
+    head = git(empty_repo, "rev-parse", "HEAD").strip()
+    g.wait_applied(head)
+    assert g.status()["status"]["lastAppliedRevision"] == head  # every commit of it valid
+    wait_for(lambda: g.cli("get", "ns", "team-a", check=False).returncode == 1, 90, what="team-a gone")
+    assert _team_pods(g) == []
