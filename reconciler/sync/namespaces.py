@@ -81,7 +81,7 @@ def sync_namespaces(w: Work) -> None:
     for name in sorted(terminating):
         delete_content(w, name)
     for key, d in desired.items():
-        if key[0] == "Namespace" and c.get(key) is None:
+        if key[0] == "Namespace" and c.get(key) is None and key[2] not in terminating:  # gone just now: next pass
             created = new_object(w, d)
             created["status"] = {"phase": ACTIVE}
             created["metadata"].pop("generation", None)  # Namespaces have none
