@@ -9,6 +9,7 @@ Real git, real daemon, real CLI. No fixed sleeps.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.conftest import commit_file, git, pod_ready, wait_for
@@ -59,7 +60,7 @@ def _team_pods(g) -> list[dict]:
     return g.json("get", "pods", "-n", "team-a")["items"]
 
 
-def test_a_namespace_from_git_its_objects_and_its_removal(empty_repo: Path, gitship_factory) -> None:
+def test_a_namespace_from_git_its_objects_and_its_removal(empty_repo: Path, gitship_factory, tmp_path: Path) -> None:
     g = gitship_factory(empty_repo)
     commit_file(empty_repo, "default-web.yaml", DEFAULT_WEB, "a Service web in default")
     sha = commit_file(empty_repo, "team-a.yaml", TEAM_A, "team-a: a namespace with web in it")
@@ -119,28 +120,68 @@ def test_a_namespace_from_git_its_objects_and_its_removal(empty_repo: Path, gits
     nf = g.cli("rollout", "status", "deployment", "web", check=False)  # not in default
     assert nf.returncode == 1 and 'Error from server (NotFound): deployments.apps "web" not found' in nf.stderr
     assert "team-a" in g.cli("describe", "pods", "-A").stdout
+    undone = g.cli("rollout", "undo", "deployment", "web", "-n", "team-a").stdout
+    assert "rolled back" in undone
+    wait_for(
+        lambda: (
+            g.json("get", "deployment", "web", "-n", "team-a")["spec"]["template"]["spec"]["containers"][0]["image"]
+            == "luksa/kubia:v1"
+        ),
+        60,
+        what="undo in team-a",
+    )
+
+    # create/apply -f with -n: an object without a namespace goes there; another namespace is refused
+    cm = tmp_path / "cm.yaml"
+    cm.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {color: blue}\n")
+    g.cli("apply", "-f", str(cm), "-n", "team-a")
+    wait_for(lambda: g.cli("get", "cm", "settings", "-n", "team-a", check=False).returncode == 0, 30, what="cm")
+    assert g.cli("get", "cm", "settings", check=False).returncode == 1  # not in default
+    other = tmp_path / "other.yaml"
+    other.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: o, namespace: team-a}\n")
+    refused = g.cli("create", "-f", str(other), "-n", "kube-public", check=False)
+    assert refused.returncode == 1 and "does not match the namespace" in refused.stderr
+
+    # delete pod -n: its ReplicaSet in team-a replaces it; events -n shows team-a's records
+    victim = _team_pods(g)[0]["metadata"]["name"]
+    assert f'pod "{victim}" deleted' in g.cli("delete", "pod", victim, "-n", "team-a").stdout
+    wait_for(lambda: victim not in {p["metadata"]["name"] for p in _team_pods(g)}, 60, what="pod replaced")
+    events = g.cli("events", "-n", "team-a", "-o", "json").stdout.splitlines()
+    namespaces = {json.loads(line).get("namespace") for line in events}
+    assert "team-a" in namespaces and "default" not in namespaces
 
     # an object in a namespace that does not exist rejects the commit, naming the file
+    good = git(empty_repo, "rev-parse", "HEAD").strip()
+    g.wait_applied(good)
     bad = commit_file(
         empty_repo, "team-b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: team-b}\n", "x"
     )
     g.wait_applied(bad)
     st = g.status()["status"]
-    assert st["lastAppliedRevision"] == head
+    assert st["lastAppliedRevision"] == good
     message = st["conditions"][0]["message"]
     assert "team-b.yaml" in message and 'namespaces "team-b" not found' in message and "metadata.namespace" in message
     git(empty_repo, "rm", "-q", "team-b.yaml")
     git(empty_repo, "commit", "-q", "-m", "drop team-b's object")
 
-    # the Namespace removed from git (with what is in it): Terminating, then gone with its pods
-    git(empty_repo, "rm", "-q", "team-a.yaml")  # the Namespace and everything in it
-    git(empty_repo, "commit", "-q", "-m", "drop team-a")
-    gone = git(empty_repo, "rev-parse", "HEAD").strip()
-    g.wait_applied(gone)
-
     def phase() -> str | None:
         p = g.cli("get", "ns", "team-a", "-o", "jsonpath={.status.phase}", check=False)
         return p.stdout if p.returncode == 0 else None
+
+    # the Namespace removed from git while an object in it stays: the commit is rejected, naming that file
+    git(empty_repo, "rm", "-q", "team-a.yaml")  # the Namespace, the Deployment, the Service; not cm.yaml
+    git(empty_repo, "commit", "-q", "-m", "drop team-a, forgetting its ConfigMap")
+    half = git(empty_repo, "rev-parse", "HEAD").strip()
+    g.wait_applied(half)
+    message = g.status()["status"]["conditions"][0]["message"]
+    assert "cm.yaml" in message and 'namespaces "team-a" not found' in message
+    assert phase() == "Active"
+
+    # with everything in it: Terminating, then gone with its pods
+    git(empty_repo, "rm", "-q", "cm.yaml")
+    git(empty_repo, "commit", "-q", "-m", "drop team-a's ConfigMap too")
+    gone = git(empty_repo, "rev-parse", "HEAD").strip()
+    g.wait_applied(gone)
 
     wait_for(lambda: phase() == "Terminating", 30, what="team-a Terminating")
     ns = g.json("get", "ns", "team-a")
