@@ -7,6 +7,7 @@
     edit      label, create, apply, set image, scale (desired state: one git commit each)
     journal   events, history, diff                 (the reconcile log, applied revisions, what would change)
     rollout   rollout status|history|pause|resume|undo
+    namespaces  -n / -A, kubectl's NotFound messages, create/apply -f's namespace, delete namespace
 
 Where it sits: a thin client. Reads come from the store (read-only SQLite); actions on what runs
 (delete, exec, logs) go to the daemon's API socket; changes of desired state are git commits made

@@ -8,6 +8,10 @@ create/apply -f as kubectl: an object with a namespace keeps it (the file's name
 object without one goes into the namespace of -n, written into the document committed (a
 cluster-scoped object keeps none); an object whose namespace differs from an -n given is refused
 with kubectl's message.
+
+``exec POD -n NS -c C -- CMD``: the options written after POD, before ``--``, are exec's (argparse's
+remainder would take them as the command). ``delete namespace NAME``: everything in it goes with it
+(``delete_namespaces``); default, kube-system and kube-public may not be deleted.
 """
 
 from __future__ import annotations
