@@ -38,6 +38,10 @@ def test_defaults_the_finalizer_and_the_name_label_and_drops_a_namespace() -> No
     assert obj["spec"] == {"finalizers": ["kubernetes"]}
     assert obj["metadata"]["labels"] == {"kubernetes.io/metadata.name": "team-a", "team": "a"}
     assert "namespace" not in obj["metadata"]
+    other, errors = default_and_validate(
+        {"kind": "Namespace", "metadata": {"name": "n"}, "spec": {"finalizers": ["example.com/x"]}}, "ns.yaml", 0
+    )
+    assert errors == [] and other["spec"]["finalizers"] == ["example.com/x", "kubernetes"]
 
 
 @pytest.mark.parametrize(

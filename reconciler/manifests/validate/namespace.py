@@ -6,7 +6,8 @@ Kubernetes' rules, from kubernetes/kubernetes pkg/apis/core/validation/validatio
 
 - the name is a DNS-1123 label (at most 63 characters: it is a part of every DNS name of a Service
   in it, ``svc.NAMESPACE.svc.cluster.local``), not merely a subdomain;
-- ``spec.finalizers`` defaults to ``[kubernetes]`` (the namespace controller's finalizer); each entry is
+- ``spec.finalizers`` always holds ``kubernetes`` (the namespace controller's finalizer, appended when
+  missing); each entry is
   a qualified name, and one without a ``/`` must be a standard finalizer (``kubernetes``, ``orphan``,
   ``foregroundDeletion``);
 - the label ``kubernetes.io/metadata.name`` is always the namespace's name (the API server sets it,
@@ -36,8 +37,13 @@ def default_namespace(obj: Obj) -> None:
     spec = obj.get("spec")
     if spec is None:
         spec = obj["spec"] = {}
-    if is_dict(spec) and not spec.get("finalizers"):
+    if not is_dict(spec):
+        return
+    finalizers = spec.get("finalizers")
+    if not finalizers:
         spec["finalizers"] = [FINALIZER_KUBERNETES]
+    elif is_list(finalizers) and FINALIZER_KUBERNETES not in finalizers:
+        spec["finalizers"] = [*finalizers, FINALIZER_KUBERNETES]  # strategy.go: always the controller's
 
 
 def finalizer_error(name: str) -> str | None:
