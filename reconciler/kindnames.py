@@ -20,6 +20,7 @@ _RESOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
     "StatefulSet": ("statefulsets.apps", ("sts",)),
     "DaemonSet": ("daemonsets.apps", ("ds",)),
     "ControllerRevision": ("controllerrevisions.apps", ()),
+    "Namespace": ("namespaces", ("ns",)),
     "ServiceAccount": ("serviceaccounts", ("sa",)),
     "Role": ("roles.rbac.authorization.k8s.io", ()),
     "ClusterRole": ("clusterroles.rbac.authorization.k8s.io", ()),

@@ -55,7 +55,7 @@ class ServiceNetwork:
         self.net_warned = changes.net_warned
         self._answered(frozenset(listening), failed)
         z = changes.zone
-        self.publish_zone(build_zone(z.services, z.endpoints, z.pods))
+        self.publish_zone(build_zone(z.services, z.endpoints, z.pods, namespaces=z.namespaces))
 
     def _answered(self, listening: frozenset[sync.Listener], failed: dict[sync.Listener, str]) -> None:
         """Keep the proxy's answer for the next pass; when it changed, run that pass now (a

@@ -7,6 +7,7 @@
     edit      label, create, apply, set image, scale (desired state: one git commit each)
     journal   events, history, diff                 (the reconcile log, applied revisions, what would change)
     rollout   rollout status|history|pause|resume|undo
+    namespaces  -n / -A, kubectl's NotFound messages, create/apply -f's namespace, delete namespace
 
 Where it sits: a thin client. Reads come from the store (read-only SQLite); actions on what runs
 (delete, exec, logs) go to the daemon's API socket; changes of desired state are git commits made
@@ -33,6 +34,7 @@ from reconciler.cli.common import (
     state_dir,
     writer,
 )
+from reconciler.cli.namespaces import options_before_command, settle_namespace
 from reconciler.cli.up import template_dir
 from reconciler.errors import GitshipError
 
@@ -75,7 +77,7 @@ COMMANDS: list[Callable[[Subparsers, argparse.ArgumentParser], None]] = [
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--state-dir", help="gitship's state dir (env GITSHIP_STATE_DIR; default ~/.gitship)")
-    common.add_argument("-n", "--namespace", default="default")
+    common.add_argument("-n", "--namespace", help="the namespace (default: default)")
     p = argparse.ArgumentParser(prog="gitship", description="Declarative GitOps for one machine.")
     sub = p.add_subparsers(dest="cmd", required=True)
     for add in COMMANDS:
@@ -85,9 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    options_before_command(args)  # exec POD -n NS -c C -- CMD: the options argparse's remainder took
+    settle_namespace(args)  # -n given or not (create/apply -f), "default" when not
     remember_args(args)  # kind_of looks custom kinds up in this command's store
-    if getattr(args, "command", None) and args.command[:1] == ["--"]:
-        args.command = args.command[1:]
     try:
         return int(args.func(args) or 0)
     except GitshipError as e:  # NotFound is one

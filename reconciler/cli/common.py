@@ -178,8 +178,9 @@ def select(objs: list[Obj], selector: str | None) -> list[Obj]:
 def get_pod(args: argparse.Namespace, name: str) -> Obj:
     """The pod NAME in the namespace of -n, or exit with kubectl's not-found message."""
     pod = open_store(args).get("Pod", args.namespace, name)
-    if pod is None:
-        die(f'pods "{name}" not found')
+    if pod is None:  # kubectl's message (cli/namespaces.py not_found)
+        print(f'Error from server (NotFound): pods "{name}" not found', file=sys.stderr)
+        sys.exit(1)
     return pod
 
 

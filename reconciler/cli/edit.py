@@ -12,6 +12,7 @@ import posixpath
 from typing import TYPE_CHECKING, Any
 
 from reconciler.cli.common import Subparsers, die, kind_of, nudge, writer
+from reconciler.cli.namespaces import namespaced_file
 from reconciler.errors import GitshipError
 from reconciler.types import Key
 
@@ -153,6 +154,7 @@ def cmd_create_apply(args: argparse.Namespace) -> int:
         die(f"cannot read {path}: {e.strerror}")
     name = os.path.basename(path)
     encrypted = is_encrypted(data.decode("utf-8", errors="replace"))
+    data = namespaced_file(data, args, encrypted)  # -n: kubectl's rule (cli/namespaces.py)
     # a SOPS file is decrypted (in memory) to check it, with the key the daemon would use
     age_keys = read_age_keys(args.decryption_key_file) if encrypted else None
     manifests = load_file(name, data, {}, Limits(), age_keys=age_keys)

@@ -16,6 +16,7 @@ from typing import Any
 
 from reconciler import getprint, printers
 from reconciler.cli.common import PLURAL, Subparsers, die, kind_of, open_store, select
+from reconciler.cli.namespaces import add_all_namespaces, not_found
 from reconciler.kindnames import cluster_scoped
 from reconciler.cli.watch import watch
 from reconciler.jsonpath import JSONPathError, Template
@@ -182,7 +183,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         payload = objs[0] if single and objs else printers.as_list(objs)
         sys.stdout.write(render_objects(str(fmt), parsed, payload, objs, template))
     for m in missing:
-        print(f"error: {m}", file=sys.stderr)
+        print(f"Error from server (NotFound): {m}", file=sys.stderr)
     return 1 if missing else 0
 
 
@@ -190,7 +191,7 @@ def add_get(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("get", parents=[common])
     s.add_argument("args", nargs="+", metavar="TYPE[,TYPE...] [NAME...] | TYPE/NAME")
     s.add_argument("-l", "--selector")
-    s.add_argument("-A", "--all-namespaces", action="store_true")
+    add_all_namespaces(s)
     s.add_argument("-o", "--output", help="wide, json, yaml, name, jsonpath=..., jsonpath-file=..., custom-columns=...")
     s.add_argument("--show-labels", action="store_true", help="a LABELS column, last")
     s.add_argument("--show-managed-fields", action="store_true", help="keep metadata.managedFields in -o json|yaml")
@@ -208,27 +209,45 @@ def add_get(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s.set_defaults(func=cmd_get)
 
 
-def cmd_describe(args: argparse.Namespace) -> int:
-    kind = kind_of(args.kind)
-    store = open_store(args)
-    obj = store.get(kind, "" if cluster_scoped(kind) else args.namespace, args.name)
-    if obj is None:
-        die(f'{PLURAL[kind]} "{args.name}" not found')
-    events = store.events(kind, "" if cluster_scoped(kind) else args.namespace, args.name, limit=50)
+def describe_page(store: Any, kind: str, obj: Obj) -> str:
+    """One object's describe page, with the related objects of its namespace."""
+    ns, name = obj["metadata"].get("namespace") or "", obj["metadata"]["name"]
+    events = store.events(kind, ns, name, limit=50)
     extra: list[tuple[str, Any]] = []
     if kind == "Deployment":
-        extra = printers.deployment_replicasets(obj, store.cluster("ReplicaSet", args.namespace))
+        extra = printers.deployment_replicasets(obj, store.cluster("ReplicaSet", ns))
     if kind == "Service":
-        ep = store.get("Endpoints", args.namespace, args.name)
+        ep = store.get("Endpoints", ns, name)
         extra.append(("Endpoints", printers.endpoints_text(ep) if ep else "<none>"))
     if kind == "PersistentVolumeClaim":
-        extra.append(("Used By", pods_using(obj, store.cluster("Pod", args.namespace))))
-    print(printers.describe(obj, events, time.time(), extra))
+        extra.append(("Used By", pods_using(obj, store.cluster("Pod", ns))))
+    return printers.describe(obj, events, time.time(), extra)
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    """describe KIND NAME, or every KIND of the namespace (-A: of every namespace; -l: those selected)."""
+    kind = kind_of(args.kind)
+    store = open_store(args)
+    if args.name:
+        obj = store.get(kind, "" if cluster_scoped(kind) else args.namespace, args.name)
+        if obj is None:
+            not_found(PLURAL[kind], args.name)
+        objs = [obj]
+    else:
+        ns = None if args.all_namespaces or cluster_scoped(kind) else args.namespace
+        objs = select(store.cluster(kind, ns), args.selector)
+        if not objs:
+            where = "" if cluster_scoped(kind) else " in any namespace" if ns is None else f" in {ns} namespace"
+            print(f"No resources found{where}.", file=sys.stderr)
+            return 0
+    print("\n\n\n".join(describe_page(store, kind, o) for o in objs))
     return 0
 
 
 def add_describe(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("describe", parents=[common])
     s.add_argument("kind")
-    s.add_argument("name")
+    s.add_argument("name", nargs="?")
+    s.add_argument("-l", "--selector")
+    add_all_namespaces(s)
     s.set_defaults(func=cmd_describe)

@@ -16,6 +16,7 @@ from typing import Any
 
 from reconciler import printers
 from reconciler.cli.common import Subparsers, die, kind_of, open_store, state_dir
+from reconciler.cli.namespaces import add_all_namespaces
 
 
 def event_line(ev: dict[str, Any]) -> str:
@@ -33,6 +34,7 @@ def event_filter(args: argparse.Namespace) -> Callable[[dict[str, Any]], bool]:
         k, _, want_name = args.object.partition("/")
         want_kind = kind_of(k)
     min_level = LEVELS.get(args.level or "debug", 0)
+    want_ns = args.namespace if args.namespace_given and not args.all_namespaces else None
 
     def keep(ev: dict[str, Any]) -> bool:
         if args.commit:
@@ -41,6 +43,8 @@ def event_filter(args: argparse.Namespace) -> Callable[[dict[str, Any]], bool]:
                 return False
         if want_kind and (ev.get("kind") != want_kind or ev.get("name") != want_name):
             return False
+        if want_ns is not None and ev.get("namespace") not in (None, "", want_ns):
+            return False  # -n NS: that namespace's records (and those of no namespace); -A or no -n: all
         return LEVELS.get(ev.get("level", "info"), 20) >= min_level
 
     return keep
@@ -76,6 +80,7 @@ def add_events(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s.add_argument("--level", choices=["debug", "info", "warning", "error"])
     s.add_argument("-f", "--follow", action="store_true")
     s.add_argument("-o", "--output", choices=["json"])
+    add_all_namespaces(s)
     s.set_defaults(func=cmd_events)
 
 

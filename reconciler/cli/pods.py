@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from reconciler.cli.namespaces import delete_namespaces
 from reconciler.cli.common import Subparsers, api, die, get_pod, kind_of, nudge, writer
 from reconciler.getprint import kind_group
 
@@ -77,6 +78,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def delete_from_git(args: argparse.Namespace, kind: str) -> int:
     """Any other kind: desired state lives in git, so each object's document is removed in a commit."""
+    if kind == "Namespace":  # with everything in it (cli/namespaces.py)
+        return delete_namespaces(args)
     for name in args.names:
         sha = writer(args).delete(kind, args.namespace, name)
         print(f'{kind_group(kind)} "{name}" deleted (commit {sha[:7]})')

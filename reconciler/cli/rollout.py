@@ -17,6 +17,7 @@ from collections.abc import Callable
 from reconciler import annotation_keys as keys
 from reconciler import printers
 from reconciler.cli.common import Subparsers, die, kind_of, nudge, open_store, source_meta, writer
+from reconciler.cli.namespaces import not_found
 from reconciler.types import Obj
 
 # reconciler.controllers.deployment (rollout_status, revisions, equal_ignore_hash) is imported where
@@ -27,7 +28,7 @@ def _deploy_and_rss(args: argparse.Namespace) -> tuple[Obj, list[Obj]]:
     store = open_store(args)
     dep = store.get("Deployment", args.namespace, args.name)
     if dep is None:
-        die(f'deployments.apps "{args.name}" not found')
+        not_found("deployments.apps", args.name)
     return dep, store.cluster("ReplicaSet", args.namespace)
 
 
@@ -108,7 +109,7 @@ def status(args: argparse.Namespace) -> int:
             out.show(f"Waiting for gitship to apply revision {head[:7]}...")
         else:
             if dep is None:
-                die(f'deployments.apps "{args.name}" not found')
+                not_found("deployments.apps", args.name)
             if args.revision:
                 _check_revision(args, dep)
             msg, done, failed = rollout_status(dep)

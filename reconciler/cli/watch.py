@@ -17,7 +17,8 @@ from types import FrameType
 from typing import Any
 
 from reconciler import getprint, printers
-from reconciler.cli.common import PLURAL, die, open_store, select
+from reconciler.cli.common import PLURAL, open_store, select
+from reconciler.cli.namespaces import not_found
 from reconciler.kindnames import cluster_scoped
 from reconciler.cluster import key_of
 from reconciler.printers import MIN_CELL, TableOptions
@@ -92,7 +93,7 @@ def watch(
     seen = look()
     for n in names:
         if n not in {k[2] for k in seen}:
-            die(f'{PLURAL[kind]} "{n}" not found')
+            not_found(PLURAL[kind], n)
     out = _Printer(kind, *output, render)
     if not args.watch_only:
         out.emit(list(seen.values()))

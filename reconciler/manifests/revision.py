@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 
 from reconciler.errors import ManifestError, RevisionRejected
 from reconciler.manifests import crd
+from reconciler.manifests.namespaces import check_namespaces
 from reconciler.manifests.load import Limits, is_manifest_path, load_file, parse_repo_config, supported_kinds, too_big
 from reconciler.manifests.model import REPO_CONFIG_FILES, STRICT, WARN, Manifest, RepoConfig, format_key
 from reconciler.manifests.sops import AgeKeys
@@ -290,6 +291,7 @@ def load_listing(
     manifests, undefined = crd.resolve(manifests, supported_kinds())  # custom resources need their CRD
     errors.extend(undefined)
     errors.extend(validate_unique(manifests))
+    errors.extend(check_namespaces(manifests))  # objects need their namespace
     if errors:
         raise RevisionRejected(errors)
     return manifests, config

@@ -18,6 +18,7 @@ from ..controllers import replicaset as rsctl
 from ..controllers.podutil import Event, controller_ref
 from ..types import Obj
 from .model import Allocations, Changes, PassInput, PodStart, PodStop, SlowStart
+from .namespaces import sync_namespaces, with_namespaces
 from .objects import (
     collect_garbage,
     observe_pods,
@@ -37,6 +38,7 @@ def decide(inp: PassInput) -> Changes:
     observe_pods(w)
     observe_create_failures(w)
     request_deletions(w)
+    sync_namespaces(w)
     sync_desired(w)
     sync_deployments(w)
     sync_replicasets(w)
@@ -54,7 +56,7 @@ def decide(inp: PassInput) -> Changes:
         allocations=allocs if allocs != inp.memory.allocations else None,
         service_ips=ips,
         proxy=rules,
-        zone=zone,
+        zone=with_namespaces(zone, w),
         endpoint_pods=frozenset(backend_pods),
         stop=stops,
         start=starts,

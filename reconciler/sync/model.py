@@ -157,6 +157,7 @@ class ZoneInput:
     services: tuple[Obj, ...] = ()  # service views (clusterIP filled)
     endpoints: tuple[Obj, ...] = ()
     pods: tuple[Obj, ...] = ()
+    namespaces: tuple[str, ...] = ()  # the live Namespaces' names (sync/namespaces.py)
 
 
 @dataclass(frozen=True)

@@ -168,11 +168,15 @@ def build_zone(
     domain: str = "cluster.local",
     ttl: int = DEFAULT_TTL,
     search_namespace: str = "default",
+    namespaces: Iterable[str] = (),
 ) -> Zone:
     """Build the zone from service *views* (``spec.clusterIP`` filled; ``"None"`` =
-    headless), Endpoints objects and pods (``status.podIP``)."""
+    headless), Endpoints objects and pods (``status.podIP``). Each of ``namespaces`` (the live
+    Namespaces) exists as ``<ns>.svc.<z>`` (NOERROR, no records), with or without a Service."""
     zone = Zone(domain, ttl, search_namespace)
     zone.add(f"dns-version.{zone.domain}", QTYPE.TXT, TXT(DNS_SCHEMA_VERSION))
+    for ns in namespaces:
+        zone._exists(f"{ns}.svc.{zone.domain}".lower())
     eps_by_key: dict[tuple[str, str], Obj] = {}
     for ep in endpoints:
         m = ep.get("metadata") or {}

@@ -574,7 +574,9 @@ def test_duplicates_across_and_within_files() -> None:
     assert errs[0].document == 1 and "w.yaml:1 (document 1)" in errs[0].message
     # same name in another namespace or another kind is fine
     other_ns = SEED["svc.yaml"].replace("name: test-svc", "name: test-svc\n  namespace: other")
-    assert len(load_revision({"a.yaml": SEED["svc.yaml"].encode(), "b.yaml": other_ns.encode()}, {}, L)) == 2
+    ns = b"apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n"
+    loaded = load_revision({"a.yaml": SEED["svc.yaml"].encode(), "b.yaml": other_ns.encode(), "ns.yaml": ns}, {}, L)
+    assert len(loaded) == 3
 
 
 def test_too_many_objects() -> None:

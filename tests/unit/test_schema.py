@@ -149,6 +149,10 @@ def test_unknown_fields_of_every_supported_kind() -> None:
     }
     docs.update(_INERT_DOCS)
     expect.update({k: "spek" for k in _INERT_DOCS})
+    docs["Namespace"], expect["Namespace"] = (
+        b"apiVersion: v1\nkind: Namespace\nmetadata: {name: n}\nspec: {finalizer: []}\n",
+        "spec.finalizer",
+    )
     assert set(docs) | {"Deployment"} == set(KINDS)
     for kind, data in docs.items():
         errs = errors_of(load_file, "f.yaml", data, {}, Limits())

@@ -44,6 +44,7 @@ from reconciler.manifests.validate.names import (
     validate_metadata,
 )
 from reconciler.manifests.validate.inert import INERT_VALIDATORS, default_service_account, validate_service_account
+from reconciler.manifests.validate.namespace import validate_namespace
 from reconciler.manifests.validate.pods import validate_pod
 from reconciler.manifests.validate.replication import validate_replication_controller
 from reconciler.manifests.validate.services import NODE_PORT_RANGE, validate_endpoints, validate_service
@@ -79,6 +80,7 @@ _VALIDATORS: dict[str, Callable[[Ctx, Obj], None]] = {
     "ReplicationController": validate_replication_controller,
     "StatefulSet": validate_statefulset,
     "DaemonSet": validate_daemonset,
+    "Namespace": validate_namespace,
 }
 _VALIDATORS.update(INERT_VALIDATORS)
 
