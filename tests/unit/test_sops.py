@@ -154,19 +154,19 @@ POD = {
     "apiVersion": "v1",
     "kind": "Pod",
     "metadata": {"name": "p"},
-    "spec": {"containers": [{"name": "c", "image": "busybox", "env": [{"name": "PASSWORD", "value": "42"}]}]},
+    "spec": {"containers": [{"name": "c", "image": "busybox", "env": [{"name": "PASSWORD", "value": "hunter2-plaintext"}]}]},
 }
 
 
 def test_the_loader_decrypts_and_names_the_file_on_failure(age):
     enc = encrypt_documents([POD], [age[1]], datetime.now(timezone.utc), encrypted_regex="^value$").encode()
-    assert b"42" not in enc.split(b"sops:")[0]
+    assert b"hunter2-plaintext" not in enc.split(b"sops:")[0]  # "42" alone can occur in base64
     [m] = load_file("cfg.yaml", enc, {}, age_keys=AgeKeys([age[0]]))
-    assert m.obj["spec"]["containers"][0]["env"][0]["value"] == "42" and "sops" not in m.obj
+    assert m.obj["spec"]["containers"][0]["env"][0]["value"] == "hunter2-plaintext" and "sops" not in m.obj
     with pytest.raises(RevisionRejected) as e:
         load_file("secrets/cfg.yaml", enc, {}, age_keys=AgeKeys([x25519.Identity.generate()]))
     assert e.value.errors[0].file == "secrets/cfg.yaml"
-    assert "42" not in str(e.value)
+    assert "hunter2-plaintext" not in str(e.value)
     with pytest.raises(RevisionRejected, match="cannot read the age key file"):
         load_file("cfg.yaml", enc, {}, age_keys=read_age_keys("/nonexistent/keys.txt"))
 
