@@ -154,7 +154,9 @@ POD = {
     "apiVersion": "v1",
     "kind": "Pod",
     "metadata": {"name": "p"},
-    "spec": {"containers": [{"name": "c", "image": "busybox", "env": [{"name": "PASSWORD", "value": "hunter2-plaintext"}]}]},
+    "spec": {
+        "containers": [{"name": "c", "image": "busybox", "env": [{"name": "PASSWORD", "value": "hunter2-plaintext"}]}]
+    },
 }
 
 
