@@ -37,6 +37,7 @@ from runtime.net.dns import Zone
 from . import sync
 from .cluster import Cluster
 from .controllers import service as svcctl
+from .controllers.cronjob import JobRequest
 from .controllers.podutil import ALPHABET
 from .errors import ManifestError
 from .log import Logger
@@ -244,7 +245,9 @@ class Reconciler:
     def _new_pod_name(self) -> tuple[str, str]:
         return "".join(self._rng.choice(ALPHABET) for _ in range(5)), new_uid()
 
-    def _input(self, now: float, delete_requests: dict[str, float | None]) -> sync.PassInput:
+    def _input(
+        self, now: float, delete_requests: dict[str, float | None], job_requests: Sequence[JobRequest] = ()
+    ) -> sync.PassInput:
         rt = self.runtime
         statuses = {}
         for pod in self.cluster.of_kind("Pod"):
@@ -278,12 +281,15 @@ class Reconciler:
             reconcile_id=self.reconcile_id,
             revision=self.revision,
             delete_requests=delete_requests,
+            job_requests=job_requests,
         )
 
-    async def pass_once(self, delete_requests: dict[str, float | None] | None = None) -> None:
+    async def pass_once(
+        self, delete_requests: dict[str, float | None] | None = None, job_requests: Sequence[JobRequest] = ()
+    ) -> None:
         now = self.clock()
         self.passes += 1
-        changes = sync.decide(self._input(now, delete_requests or {}))
+        changes = sync.decide(self._input(now, delete_requests or {}, job_requests))
         self._requeue_at = None if changes.requeue_after is None else now + changes.requeue_after
         self._report(changes)
         # 1. the live objects, in the store before the runtime starts anything
@@ -435,6 +441,11 @@ class Reconciler:
             await asyncio.shield(task)
         self.kick()
         return True
+
+    async def create_job(self, request: JobRequest) -> Obj | None:
+        """`gitship create job NAME --from=cronjob/X`: a pass makes the Job (an action, not desired state)."""
+        await self.pass_once(job_requests=[request])
+        return self.cluster.get(("Job", request.namespace, request.name))
 
     def _push_config_objects(self) -> None:
         """The runtime gets every live ConfigMap, Secret, PersistentVolumeClaim and PersistentVolume

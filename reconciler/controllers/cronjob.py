@@ -194,15 +194,15 @@ def _sync_active(cj: Obj, owned: list[Obj], status: Obj, res: CronResult) -> Non
             active.append(_ref(job))
     kept = []
     for ref in active:
-        job = by_uid.get(ref.get("uid"))
-        if job is None:
+        found = by_uid.get(ref.get("uid"))
+        if found is None:
             res.events.append(_event(cj, "MissingJob", f"Active job went missing: {ref.get('name')}"))
             continue
-        if ju.is_finished(job):
-            cond = ju.COND_COMPLETE if ju.has_condition(job, ju.COND_COMPLETE) else ju.COND_FAILED
+        if ju.is_finished(found):
+            cond = ju.COND_COMPLETE if ju.has_condition(found, ju.COND_COMPLETE) else ju.COND_FAILED
             res.events.append(_event(cj, "SawCompletedJob", f"Saw completed job: {ref.get('name')}, condition: {cond}"))
             if cond == ju.COND_COMPLETE:
-                done = (job.get("status") or {}).get("completionTime")
+                done = (found.get("status") or {}).get("completionTime")
                 last = status.get("lastSuccessfulTime")
                 if done and (not last or from_rfc3339(done) > from_rfc3339(last)):
                     status["lastSuccessfulTime"] = done

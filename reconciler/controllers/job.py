@@ -74,6 +74,10 @@ class JobResult:
         self.requeue_after = after if self.requeue_after is None else min(self.requeue_after, after)
 
 
+def _int(value: Any, default: int) -> int:
+    return default if value is None else int(value)
+
+
 def _spec(job: Obj) -> Obj:
     return job.get("spec") or {}
 
@@ -181,7 +185,7 @@ def _failure(job: Obj, c: _Counts, now: float, res: JobResult) -> tuple[str, str
         return str(existing.get("reason")), str(existing.get("message"))
     if c.fail_job is not None:
         return REASON_POLICY, c.fail_job
-    limit = int(spec.get("backoffLimit") if spec.get("backoffLimit") is not None else 6)
+    limit = _int(spec.get("backoffLimit"), 6)
     restart = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy")
     if restart == "OnFailure":
         total = sum(ju.restarts(p) for p in c.active if ju.phase(p) in ("Pending", "Running"))
@@ -307,7 +311,7 @@ def _run(job: Obj, c: _Counts, conds: list[Obj], now: float, new_pod: NewPod, re
 
 def _want_active(job: Obj, c: _Counts) -> int:
     spec = _spec(job)
-    parallelism = int(spec.get("parallelism") if spec.get("parallelism") is not None else 1)
+    parallelism = _int(spec.get("parallelism"), 1)
     completions = spec.get("completions")
     if completions is None:
         return len(c.active) if c.succeeded > 0 else parallelism

@@ -34,6 +34,7 @@ KINDS: dict[str, str] = {
     "PersistentVolume": "v1",
     "StorageClass": "storage.k8s.io/v1",
     "ReplicationController": "v1",
+    **{"Job": "batch/v1", "CronJob": "batch/v1"},  # controllers/job.py, cronjob.py
 }
 
 # Kinds without a namespace: their key is (kind, "", name) and their metadata has no namespace

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reconciler.errors import ManifestError
+from reconciler.manifests.validate.batch import BATCH_VALIDATORS
 from reconciler.manifests.validate.common import Ctx
 from reconciler.manifests.validate.config import validate_configmap, validate_secret
 from reconciler.manifests.validate.defaults import apply_defaults
@@ -77,6 +78,7 @@ _VALIDATORS: dict[str, Callable[[Ctx, Obj], None]] = {
     "ReplicationController": validate_replication_controller,
 }
 _VALIDATORS.update(INERT_VALIDATORS)
+_VALIDATORS.update(BATCH_VALIDATORS)  # Job, CronJob (batch.py)
 
 
 def deep_copy(value: Any) -> Any:
