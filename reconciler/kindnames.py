@@ -17,6 +17,7 @@ from reconciler.types import Obj
 # kind -> (plural as kubectl names it in messages, short names)
 _RESOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ReplicationController": ("replicationcontrollers", ("rc",)),
+    **{"Job": ("jobs.batch", ()), "CronJob": ("cronjobs.batch", ("cj",))},
     "ServiceAccount": ("serviceaccounts", ("sa",)),
     "Role": ("roles.rbac.authorization.k8s.io", ()),
     "ClusterRole": ("clusterroles.rbac.authorization.k8s.io", ()),

@@ -17,6 +17,7 @@ from .annotation_keys import REVISION
 from .controllers.podutil import from_rfc3339, to_rfc3339
 from .printers_storage import STORAGE_COLUMNS, STORAGE_DESCRIBE
 from .manifests.model import CLUSTER_SCOPED, namespace_of
+from .printers_batch import BATCH_COLUMNS, BATCH_DESCRIBE
 from .printers_kinds import CUSTOM_COLUMNS, KIND_COLUMNS, KIND_DESCRIBE
 from .printers_kinds import Row as KindRow
 from .printers_pods import pod_ready, pod_restarts, pod_status
@@ -255,6 +256,7 @@ def _aged(row: KindRow) -> Callable[[Obj, float], list[Any]]:
 # ReplicationController; the kinds stored without effect (printers_kinds.py: AGE placed by their rows)
 _TABLES["ReplicationController"] = _Columns(_TABLES["ReplicaSet"].headers, _rs_row, _WORKLOAD_WIDE, _rc_wide)
 _TABLES.update({kind: _Columns(h, _aged(row), wh, wide) for kind, (h, row, wh, wide) in KIND_COLUMNS.items()})
+_TABLES.update({kind: _Columns(*columns) for kind, columns in BATCH_COLUMNS.items()})  # Job, CronJob
 
 
 @dataclass(frozen=True)
@@ -459,6 +461,7 @@ _DESCRIBE: dict[str, Callable[[Obj], list[str]]] = {
         {**o, "spec": {**o["spec"], "selector": {"matchLabels": o["spec"].get("selector") or {}}}}
     ),
     **KIND_DESCRIBE,
+    **BATCH_DESCRIBE,
 }
 
 

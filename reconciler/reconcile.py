@@ -442,8 +442,10 @@ class Reconciler:
         self.kick()
         return True
 
-    async def create_job(self, request: JobRequest) -> Obj | None:
-        """`gitship create job NAME --from=cronjob/X`: a pass makes the Job (an action, not desired state)."""
+    async def job_request(self, request: JobRequest) -> Obj | None:
+        """`gitship create job NAME --from=cronjob/X` (or `delete job` of a CronJob's Job): a pass
+        makes (or deletes) the Job: an action, not desired state. The Job as it is after the pass."""
+        self.log.info("job_request", **dataclasses.asdict(request))
         await self.pass_once(job_requests=[request])
         return self.cluster.get(("Job", request.namespace, request.name))
 

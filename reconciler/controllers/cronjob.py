@@ -66,11 +66,13 @@ def reported_keys(cj: Obj) -> list[str]:
 
 @dataclass(frozen=True)
 class JobRequest:
-    """`gitship create job NAME --from=cronjob/CRONJOB`: one Job made from the CronJob now."""
+    """`gitship create job NAME --from=cronjob/CRONJOB`: one Job made from the CronJob now; or
+    (``delete``) `gitship delete job NAME` of a Job git does not declare (a CronJob's)."""
 
     namespace: str
     cronjob: str
     name: str
+    delete: bool = False
 
 
 def _event(cj: Obj, reason: str, message: str, type_: str = EVENT_NORMAL) -> Event:

@@ -117,6 +117,10 @@ def create_requested_jobs(w: Work) -> None:
     """`gitship create job NAME --from=cronjob/X`: the Job, owned by the CronJob, and an event."""
     c = w.cluster
     for req in w.inp.job_requests:
+        if req.delete:
+            if c.delete(("Job", req.namespace, req.name)) is not None:  # its pods follow (garbage collection)
+                w.event("Normal", "Deleted", "Job", req.namespace, req.name, "deleted by user")
+            continue
         cj = c.get((cronctl.KIND, req.namespace, req.cronjob))
         if cj is None or c.get(("Job", req.namespace, req.name)) is not None:
             what = "no such CronJob" if cj is None else "the Job exists"
