@@ -1,0 +1,168 @@
+"""Jobs and CronJobs through a real `gitship up` on the in-process runtime.
+
+A Job with completions 3 and parallelism 2 completes (get jobs: 3/3, Complete); a failing Job
+reaches backoffLimit 1 and is Failed; an Indexed Job's pods see JOB_COMPLETION_INDEX; `logs
+job/NAME` prints the output; a CronJob runs now through `create job --from=cronjob/X` (its
+schedule is proven on the fake clock in the unit tests). Real git, daemon and CLI; no fixed sleeps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import commit_file, wait_for
+
+COUNT = """\
+apiVersion: batch/v1
+kind: Job
+metadata: {name: count}
+spec:
+  completions: 3
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: count
+        image: busybox
+        command: ["sh", "-c", "echo counted by $HOSTNAME"]
+"""
+FAILING = """\
+apiVersion: batch/v1
+kind: Job
+metadata: {name: flaky}
+spec:
+  backoffLimit: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: flaky
+        image: busybox
+        command: ["sh", "-c", "echo trying; exit 3"]
+"""
+INDEXED = """\
+apiVersion: batch/v1
+kind: Job
+metadata: {name: shards}
+spec:
+  completions: 3
+  parallelism: 3
+  completionMode: Indexed
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: shard
+        image: busybox
+        command: ["sh", "-c", "echo shard $JOB_COMPLETION_INDEX"]
+"""
+CRON = """\
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly}
+spec:
+  schedule: "@daily"
+  timeZone: Europe/Berlin
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers:
+          - name: report
+            image: busybox
+            command: ["python3", "-c", "print('nightly report')"]
+"""
+
+
+def _rows(g, *args: str) -> list[list[str]]:
+    return [line.split() for line in g.cli("get", *args).stdout.splitlines()]
+
+
+def _job(g, name: str) -> dict:
+    return g.json("get", "job", name)
+
+
+def _condition(job: dict, type_: str) -> dict | None:
+    return next((c for c in (job.get("status") or {}).get("conditions") or [] if c["type"] == type_), None)
+
+
+def test_job_completes_and_logs(empty_repo: Path, gitship_factory) -> None:
+    g = gitship_factory(empty_repo)
+    sha = commit_file(empty_repo, "count.yaml", COUNT, "a Job of three completions, two at a time")
+    g.wait_applied(sha)
+    wait_for(lambda: _condition(_job(g, "count"), "Complete"), 90, what="the Job to complete")
+    rows = _rows(g, "jobs")
+    assert rows[0] == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert rows[1][:3] == ["count", "Complete", "3/3"]
+    wide = _rows(g, "jobs", "-o", "wide")
+    assert wide[0][-3:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
+    assert wide[1][-1].startswith("batch.kubernetes.io/controller-uid=")
+    job = _job(g, "count")
+    assert job["status"]["succeeded"] == 3 and job["status"]["completionTime"]
+    pods = g.pods("batch.kubernetes.io/job-name=count")
+    assert len(pods) == 3 and all(p["status"]["phase"] == "Succeeded" for p in pods)  # they stay
+    out = g.cli("logs", "job/count")
+    assert "counted by count-" in out.stdout
+    described = g.cli("describe", "job", "count").stdout
+    assert "Pods Statuses:    0 Active (0 Ready) / 3 Succeeded / 0 Failed" in described
+    assert "SuccessfulCreate" in described and "Completed" in described
+    # unchanged in git: the Job is not run again and not touched
+    assert _job(g, "count")["metadata"]["uid"] == job["metadata"]["uid"]
+
+
+def test_failing_job_reaches_backoff_limit(empty_repo: Path, gitship_factory) -> None:
+    g = gitship_factory(empty_repo)
+    sha = commit_file(empty_repo, "flaky.yaml", FAILING, "a Job that fails")
+    g.wait_applied(sha)
+    # two failed pods (the first, then one more after the 10 s back-off): backoffLimit 1 exceeded
+    wait_for(lambda: _condition(_job(g, "flaky"), "Failed"), 120, what="the Job to fail")
+    job = _job(g, "flaky")
+    assert _condition(job, "Failed")["reason"] == "BackoffLimitExceeded"
+    assert job["status"]["failed"] == 2
+    assert _rows(g, "jobs")[1][:3] == ["flaky", "Failed", "0/1"]
+    assert "BackoffLimitExceeded" in g.cli("describe", "job", "flaky").stdout
+    assert "trying" in g.cli("logs", "job/flaky").stdout
+
+
+def test_indexed_job_pods_see_their_index(empty_repo: Path, gitship_factory) -> None:
+    g = gitship_factory(empty_repo)
+    sha = commit_file(empty_repo, "shards.yaml", INDEXED, "an Indexed Job")
+    g.wait_applied(sha)
+    wait_for(lambda: _condition(_job(g, "shards"), "Complete"), 90, what="the Indexed Job to complete")
+    assert _job(g, "shards")["status"]["completedIndexes"] == "0-2"
+    seen = set()
+    for pod in g.pods("batch.kubernetes.io/job-name=shards"):
+        index = pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+        assert pod["metadata"]["name"].startswith(f"shards-{index}-")
+        out = g.cli("logs", pod["metadata"]["name"]).stdout
+        assert out.strip() == f"shard {index}"
+        seen.add(index)
+    assert seen == {"0", "1", "2"}
+
+
+def test_cronjob_run_now_with_create_job_from(empty_repo: Path, gitship_factory) -> None:
+    g = gitship_factory(empty_repo)
+    sha = commit_file(empty_repo, "nightly.yaml", CRON, "a CronJob")
+    g.wait_applied(sha)
+    wait_for(lambda: g.cli("get", "cronjob", "nightly", check=False).returncode == 0, 30, what="the CronJob")
+    rows = _rows(g, "cronjobs")
+    assert rows[0] == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"]
+    assert rows[1][:6] == ["nightly", "@daily", "Europe/Berlin", "False", "0", "<none>"]
+    before = g.status()["status"]["lastAppliedRevision"]
+    out = g.cli("create", "job", "report-now", "--from=cronjob/nightly")
+    assert "job.batch/report-now created" in out.stdout
+    wait_for(lambda: _condition(_job(g, "report-now"), "Complete"), 90, what="the manual run to complete")
+    job = _job(g, "report-now")
+    assert job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
+    assert job["metadata"]["ownerReferences"][0]["name"] == "nightly"
+    assert "nightly report" in g.cli("logs", "job/report-now").stdout
+    assert g.status()["status"]["lastAppliedRevision"] == before  # an action, not a commit
+    assert "SuccessfulCreate" in g.cli("describe", "cronjob", "nightly").stdout
+    again = g.cli("create", "job", "report-now", "--from=cronjob/nightly", check=False)
+    assert again.returncode != 0 and "already exists" in again.stderr
+    # the CronJob's Job is not in git: delete goes through the daemon
+    g.cli("delete", "job", "report-now")
+    wait_for(lambda: g.cli("get", "job", "report-now", check=False).returncode != 0, 30, what="the Job deleted")
+    wait_for(lambda: not g.pods("batch.kubernetes.io/job-name=report-now"), 30, what="its pod collected")
