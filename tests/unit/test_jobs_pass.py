@@ -281,3 +281,36 @@ def test_create_job_from_cronjob_request() -> None:
     assert j["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
     assert ("SuccessfulCreate", "CronJob", "tick") in reasons(ch)
     assert pods_of(w, "tick-manual")
+
+
+def test_cronjob_forbid_skip_reported_once_and_git_sees_no_change() -> None:
+    d = cronjob(concurrencyPolicy="Forbid")
+    w = World(d, now=T0 + 60)
+    w.step()
+    w.now = T0 + 300.1
+    w.step()
+    (j,) = w.of_kind("Job")
+    w.now = T0 + 600.1  # the Job still runs at the next time
+    ch = w.step()
+    assert ("JobAlreadyActive", "CronJob", "tick") in reasons(ch)
+    for _ in range(3):
+        w.now += 1
+        ch = w.step()
+        assert not [e for e in ch.events if e["reason"] == "JobAlreadyActive"]
+    cj = w.live[("CronJob", "default", "tick")]
+    assert cj["metadata"]["generation"] == 1  # gitship's annotation is not a change from git
+    assert len(w.of_kind("Job")) == 1
+
+
+def test_cronjob_replace_and_history_through_the_pass() -> None:
+    w = World(cronjob(concurrencyPolicy="Replace"), now=T0 + 60)
+    w.step()
+    w.now = T0 + 300.1
+    w.step()
+    (first,) = w.of_kind("Job")
+    w.now = T0 + 600.1
+    w.step()
+    (second,) = w.of_kind("Job")
+    assert second["metadata"]["name"] != first["metadata"]["name"]
+    w.step()
+    assert all(p["metadata"]["labels"]["job-name"] == second["metadata"]["name"] for p in w.of_kind("Pod"))
