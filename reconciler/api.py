@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import os
 import urllib.parse
 from typing import TYPE_CHECKING, Any, Protocol
+
+from .controllers.cronjob import JobRequest
 
 if TYPE_CHECKING:
     from .dataplane import DataPlane
@@ -158,11 +161,16 @@ class ApiServer:
         return 404, status_body(404, "NotFound", f"no route {method} /{'/'.join(parts)}")
 
 
+async def _job_pass(d: Daemon, request: JobRequest) -> Any:
+    """One reconcile pass carries the request out (its log and events record it); the Job after it."""
+    d.reconciler.log.info("job_request", **dataclasses.asdict(request))
+    await d.reconciler.pass_once(job_requests=[request])
+    return d.reconciler.cluster.get(("Job", request.namespace, request.name))
+
+
 async def _job_route(d: Daemon, parts: list[str], body: dict[str, Any]) -> tuple[int, Any]:
     """`gitship create job NAME --from=cronjob/X` and `gitship delete job NAME` (a CronJob's Job):
     actions carried out by one reconcile pass (recorded in its log and events), never commits."""
-    from .controllers.cronjob import JobRequest
-
     rec, ns = d.reconciler, parts[2]
     if len(parts) == 6:
         name = parts[4]
@@ -171,14 +179,14 @@ async def _job_route(d: Daemon, parts: list[str], body: dict[str, Any]) -> tuple
             return 404, status_body(404, "NotFound", f'jobs.batch "{name}" not found')
         if ("Job", ns, name) in rec.desired:
             return 409, status_body(409, "Conflict", f'jobs.batch "{name}" is declared in git: delete it there')
-        await rec.job_request(JobRequest(ns, "", name, delete=True))
+        await _job_pass(d, JobRequest(ns, "", name, delete=True))
         return 200, {"kind": "Status", "status": "Success", "details": {"name": name, "kind": "jobs"}}
     name, source = str(body.get("name") or ""), str(body.get("fromCronJob") or "")
     if rec.cluster.get(("CronJob", ns, source)) is None:
         return 404, status_body(404, "NotFound", f'cronjobs.batch "{source}" not found')
     if rec.cluster.get(("Job", ns, name)) is not None or ("Job", ns, name) in rec.desired:
         return 409, status_body(409, "AlreadyExists", f'jobs.batch "{name}" already exists')
-    job = await rec.job_request(JobRequest(ns, source, name))
+    job = await _job_pass(d, JobRequest(ns, source, name))
     if job is None:
         return 500, status_body(500, "InternalError", f'jobs.batch "{name}" was not created')
     return 201, job

@@ -245,9 +245,7 @@ class Reconciler:
     def _new_pod_name(self) -> tuple[str, str]:
         return "".join(self._rng.choice(ALPHABET) for _ in range(5)), new_uid()
 
-    def _input(
-        self, now: float, delete_requests: dict[str, float | None], job_requests: Sequence[JobRequest] = ()
-    ) -> sync.PassInput:
+    def _input(self, now: float, delete_requests: dict[str, float | None]) -> sync.PassInput:
         rt = self.runtime
         statuses = {}
         for pod in self.cluster.of_kind("Pod"):
@@ -281,7 +279,6 @@ class Reconciler:
             reconcile_id=self.reconcile_id,
             revision=self.revision,
             delete_requests=delete_requests,
-            job_requests=job_requests,
         )
 
     async def pass_once(
@@ -289,7 +286,7 @@ class Reconciler:
     ) -> None:
         now = self.clock()
         self.passes += 1
-        changes = sync.decide(self._input(now, delete_requests or {}, job_requests))
+        changes = sync.decide(dataclasses.replace(self._input(now, delete_requests or {}), job_requests=job_requests))
         self._requeue_at = None if changes.requeue_after is None else now + changes.requeue_after
         self._report(changes)
         # 1. the live objects, in the store before the runtime starts anything
@@ -441,13 +438,6 @@ class Reconciler:
             await asyncio.shield(task)
         self.kick()
         return True
-
-    async def job_request(self, request: JobRequest) -> Obj | None:
-        """`gitship create job NAME --from=cronjob/X` (or `delete job` of a CronJob's Job): a pass
-        makes (or deletes) the Job: an action, not desired state. The Job as it is after the pass."""
-        self.log.info("job_request", **dataclasses.asdict(request))
-        await self.pass_once(job_requests=[request])
-        return self.cluster.get(("Job", request.namespace, request.name))
 
     def _push_config_objects(self) -> None:
         """The runtime gets every live ConfigMap, Secret, PersistentVolumeClaim and PersistentVolume
