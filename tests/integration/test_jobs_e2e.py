@@ -166,3 +166,20 @@ def test_cronjob_run_now_with_create_job_from(empty_repo: Path, gitship_factory)
     g.cli("delete", "job", "report-now")
     wait_for(lambda: g.cli("get", "job", "report-now", check=False).returncode != 0, 30, what="the Job deleted")
     wait_for(lambda: not g.pods("batch.kubernetes.io/job-name=report-now"), 30, what="its pod collected")
+
+
+def test_template_examples(repo: Path, gitship_factory) -> None:
+    """The tutorial's steps (repo-template/README.md, Jobs and CronJobs) work as written."""
+    g = gitship_factory(repo)
+    g.cli("create", "-f", str(repo / "examples" / "job.yaml"))
+    wait_for(lambda: _condition(_job(g, "pi"), "Complete"), 120, what="pi to complete")
+    assert _rows(g, "jobs", "pi")[1][:3] == ["pi", "Complete", "5/5"]
+    assert "3.14159265358979323846" in g.cli("logs", "job/pi").stdout
+    wait_for(lambda: _condition(_job(g, "shards"), "Complete"), 90, what="shards to complete")
+    outputs = sorted(g.cli("logs", p["metadata"]["name"]).stdout for p in g.pods("job-name=shards"))
+    assert outputs == [f"processing shard {i} of 3\n" for i in range(3)]
+    g.cli("create", "-f", str(repo / "examples" / "cronjob.yaml"))
+    wait_for(lambda: g.cli("get", "cj", "hello", check=False).returncode == 0, 30, what="the CronJob")
+    g.cli("create", "job", "hello-now", "--from=cronjob/hello")
+    wait_for(lambda: _condition(_job(g, "hello-now"), "Complete"), 90, what="the manual run")
+    assert "Hello from the gitship cluster" in g.cli("logs", "job/hello-now").stdout
