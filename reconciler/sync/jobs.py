@@ -221,10 +221,19 @@ def _shown(value: Any) -> str:
 
 
 def job_pods(pods: list[Obj], job: Obj) -> list[Obj]:
-    """A Job's pods, oldest first (`logs job/NAME` reads the first, as kubectl picks one)."""
+    """A Job's pods in the order kubectl picks one for `logs job/NAME` (kubectl's podutils ByLogging:
+    running before the others, ready before not, more restarts first, older first)."""
     uid = job["metadata"].get("uid")
     mine = [p for p in pods if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences") or [])]
     if not mine:
         name = job["metadata"]["name"]
         mine = [p for p in pods if (p["metadata"].get("labels") or {}).get(JOB_NAME) == name]
-    return sorted(mine, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
+
+    def rank(p: Obj) -> tuple[bool, bool, int, str, str]:
+        st = p.get("status") or {}
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
+        restarts = sum(int(c.get("restartCount") or 0) for c in st.get("containerStatuses") or [])
+        created = p["metadata"].get("creationTimestamp") or ""
+        return st.get("phase") != "Running", not ready, -restarts, created, p["metadata"]["name"]
+
+    return sorted(mine, key=rank)

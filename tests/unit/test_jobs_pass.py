@@ -314,3 +314,22 @@ def test_cronjob_replace_and_history_through_the_pass() -> None:
     assert second["metadata"]["name"] != first["metadata"]["name"]
     w.step()
     assert all(p["metadata"]["labels"]["job-name"] == second["metadata"]["name"] for p in w.of_kind("Pod"))
+
+
+def test_logs_pick_running_before_finished_then_oldest() -> None:
+    from reconciler.sync.jobs import job_pods
+
+    owner = {"metadata": {"name": "pi", "uid": "j1"}}
+
+    def p(name: str, phase: str, created: str) -> dict:
+        return {
+            "metadata": {"name": name, "creationTimestamp": created, "ownerReferences": [{"uid": "j1"}]},
+            "status": {"phase": phase},
+        }
+
+    pods = [
+        p("a", "Succeeded", "2026-01-01T00:00:01Z"),
+        p("b", "Running", "2026-01-01T00:00:03Z"),
+        p("c", "Succeeded", "2026-01-01T00:00:00Z"),
+    ]
+    assert [x["metadata"]["name"] for x in job_pods(pods, owner)] == ["b", "c", "a"]
