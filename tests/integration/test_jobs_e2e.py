@@ -8,6 +8,7 @@ schedule is proven on the fake clock in the unit tests). Real git, daemon and CL
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.conftest import commit_file, wait_for
@@ -108,8 +109,13 @@ def test_job_completes_and_logs(empty_repo: Path, gitship_factory) -> None:
     described = g.cli("describe", "job", "count").stdout
     assert "Pods Statuses:    0 Active (0 Ready) / 3 Succeeded / 0 Failed" in described
     assert "SuccessfulCreate" in described and "Completed" in described
-    # unchanged in git: the Job is not run again and not touched
-    assert _job(g, "count")["metadata"]["uid"] == job["metadata"]["uid"]
+    # the pod template is immutable: a changed Job rejects the commit, naming the field
+    bad = commit_file(empty_repo, "count.yaml", COUNT.replace("counted by", "counted again by"), "change the Job")
+    g.wait_applied(bad)
+    st = g.status()["status"]
+    assert st["lastAppliedRevision"] == sha
+    assert "count.yaml" in st["conditions"][0]["message"] and "spec.template" in st["conditions"][0]["message"]
+    assert _job(g, "count")["metadata"]["uid"] == job["metadata"]["uid"]  # not run again
 
 
 def test_failing_job_reaches_backoff_limit(empty_repo: Path, gitship_factory) -> None:
@@ -183,3 +189,53 @@ def test_template_examples(repo: Path, gitship_factory) -> None:
     g.cli("create", "job", "hello-now", "--from=cronjob/hello")
     wait_for(lambda: _condition(_job(g, "hello-now"), "Complete"), 90, what="the manual run")
     assert "Hello from the gitship cluster" in g.cli("logs", "job/hello-now").stdout
+
+
+ONCE = """\
+apiVersion: batch/v1
+kind: Job
+metadata: {name: once}
+spec:
+  ttlSecondsAfterFinished: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: once, image: busybox, command: ["sh", "-c", "echo ran once"]}
+"""
+
+
+def test_ttl_deleted_job_stays_deleted_and_a_finished_job_survives_a_restart(empty_repo: Path, gitship_factory) -> None:
+    g = gitship_factory(empty_repo)
+    commit_file(empty_repo, "count.yaml", COUNT, "a Job")
+    sha = commit_file(empty_repo, "once.yaml", ONCE, "a Job deleted as soon as it finished")
+    g.wait_applied(sha)
+    wait_for(lambda: _condition(_job(g, "count"), "Complete"), 90, what="count to complete")
+    wait_for(lambda: g.cli("get", "job", "once", check=False).returncode != 0, 90, what="once deleted by its TTL")
+    wait_for(lambda: not g.pods("job-name=once"), 30, what="its pod collected")
+    events = g.cli("events", "--object", "job/once").stdout
+    assert "ttlSecondsAfterFinished" in events
+    assert g.status()["status"]["storedWithoutEffect"]["count"] == 0  # the tombstone is gitship's own
+    uid = _job(g, "count")["metadata"]["uid"]
+    # an unrelated commit applies; git still declares `once` unchanged: it is not made again
+    other = commit_file(empty_repo, "note.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: note}\n", "x")
+    g.wait_applied(other)
+    wait_for(lambda: g.cli("get", "cm", "note", check=False).returncode == 0, 30, what="the ConfigMap")
+    assert g.cli("get", "job", "once", check=False).returncode != 0
+    # a restart: the finished Job is not run again, the deleted one not made again
+    g.stop()
+    g.start()
+    wait_for(lambda: g.status()["status"]["lastAppliedRevision"] == other, 30, what="the restart")
+    wait_for(lambda: _rows(g, "jobs")[1][:3] == ["count", "Complete", "3/3"], 30, what="count listed")
+    assert _job(g, "count")["metadata"]["uid"] == uid
+    assert g.cli("get", "job", "once", check=False).returncode != 0
+    # changed in git: it runs again
+    changed = commit_file(empty_repo, "once.yaml", ONCE.replace("ran once", "ran twice"), "run it again")
+    g.wait_applied(changed)
+    wait_for(lambda: _completed(g, "once") == 2, 90, what="once to run again")
+
+
+def _completed(g, name: str) -> int:
+    """How many times the reconcile log says Job NAME completed."""
+    out = g.cli("events", "--object", f"job/{name}", "-o", "json").stdout
+    return sum(1 for line in out.splitlines() if json.loads(line).get("reason") == "Completed")
