@@ -435,11 +435,16 @@ def generate_selector(job: Obj) -> Obj | None:
     match = dict(selector.get("matchLabels") or {})
     match.setdefault(ju.CONTROLLER_UID, uid)
     selector["matchLabels"] = match
+    job_labels = job["metadata"].get("labels") or {}
     if labels == (tmeta.get("labels") or {}) and selector == spec.get("selector"):
         return None
     new = copy.deepcopy(job)
     new["spec"]["selector"] = selector
     new["spec"]["template"] = {**template, "metadata": {**tmeta, "labels": labels}}
+    if not job_labels:
+        # SetDefaults_Job runs again when the Job is read: a Job without labels (its template had
+        # none either) shows its template's, the generated ones
+        new["metadata"]["labels"] = dict(labels)
     return new
 
 
@@ -461,11 +466,11 @@ def without_generated(job: Obj) -> Obj:
         nspec["selector"] = {**rest, **({"matchLabels": match} if match else {})}
     else:
         nspec.pop("selector", None)
-    tmeta = (nspec.get("template") or {}).get("metadata")
-    if isinstance(tmeta, dict) and isinstance(tmeta.get("labels"), dict):
-        labels = {k: v for k, v in tmeta["labels"].items() if k not in GENERATED_LABELS}
-        if labels:
-            tmeta["labels"] = labels
-        else:
-            del tmeta["labels"]
+    for meta in ((nspec.get("template") or {}).get("metadata"), new["metadata"]):
+        if isinstance(meta, dict) and isinstance(meta.get("labels"), dict):
+            labels = {k: v for k, v in meta["labels"].items() if k not in GENERATED_LABELS}
+            if labels:
+                meta["labels"] = labels
+            else:
+                del meta["labels"]
     return new

@@ -72,7 +72,10 @@ def with_generated(desired: Obj, live: Obj) -> Obj:
     generated = {k: v for k, v in live_labels.items() if k in jobctl.GENERATED_LABELS}
     if generated:
         tmeta = spec.setdefault("template", {}).setdefault("metadata", {})
+        defaulted = not d["metadata"].get("labels")  # the live Job shows its template's (generate_selector)
         tmeta["labels"] = {**(tmeta.get("labels") or {}), **generated}
+        if defaulted and live["metadata"].get("labels") == tmeta["labels"]:
+            d["metadata"]["labels"] = dict(tmeta["labels"])
     return d
 
 

@@ -123,6 +123,7 @@ def test_git_job_unchanged_is_not_updated_and_template_change_is_refused() -> No
     w.step()
     w.step()
     assert w.step().put == []  # the generated selector does not look like a change from git
+    assert live_job(w)["metadata"]["labels"]["job-name"] == "pi"  # a Job without labels shows its template's
     changed = copy.deepcopy(d)
     changed["spec"]["template"]["spec"]["containers"][0]["image"] = "busybox:2"
     errors = immutable_field_errors([Manifest(changed, Source("job.yaml", 1, 0))], w.live)
