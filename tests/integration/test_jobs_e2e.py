@@ -82,7 +82,9 @@ def _rows(g, *args: str) -> list[list[str]]:
 
 
 def _job(g, name: str) -> dict:
-    return g.json("get", "job", name)
+    """The live Job ({} until the daemon has made it)."""
+    p = g.cli("get", "job", name, "-o", "json", check=False)
+    return json.loads(p.stdout) if p.returncode == 0 else {}
 
 
 def _condition(job: dict, type_: str) -> dict | None:
