@@ -108,6 +108,14 @@ def _without_finalizer(pod: Obj) -> Obj:
     return p
 
 
+def _drop(pod: Obj, res: JobResult) -> None:
+    """A pod the controller deletes because it is not needed (too many, the Job is done or
+    suspended): its end is not a failure, so it leaves the count without being counted."""
+    res.delete.append(pod["metadata"]["uid"])
+    if _uncounted(pod):
+        res.counted.append(_without_finalizer(pod))
+
+
 def ttl_check(job: Obj, now: float, res: JobResult) -> None:
     """ttlafterfinished_controller.go: a finished Job goes ``ttlSecondsAfterFinished`` after it finished."""
     ttl = _spec(job).get("ttlSecondsAfterFinished")
@@ -156,8 +164,8 @@ def _count(job: Obj, owned: list[Obj], res: JobResult) -> _Counts:
             if index is not None and index < completions:
                 completed.add(index)
         match = ju.match_pod_failure_policy(job, pod) if bad else None
-        if match is None or match.count:
-            finished.append((ju.pod_finish_time(pod), bad))
+        if (match is None or match.count) and ju.phase(pod) in ("Succeeded", "Failed"):
+            finished.append((ju.pod_finish_time(pod), bad))  # the back-off's input: pods that ended
         if not _uncounted(pod):
             continue
         res.counted.append(_without_finalizer(pod))
@@ -232,7 +240,7 @@ def sync_job(job: Obj, pods: list[Obj], now: float, new_pod: NewPod) -> JobResul
         conds = _run(job, c, conds, now, new_pod, res)
     deleted = set(res.delete)
     status.update(
-        active=sum(1 for p in c.active if p["metadata"]["uid"] not in deleted),
+        active=sum(1 for p in c.active if p["metadata"]["uid"] not in deleted) + len(res.create),
         succeeded=c.succeeded,
         failed=c.failed,
         ready=c.ready,
@@ -267,9 +275,7 @@ def _fail(job: Obj, c: _Counts, failure: tuple[str, str], conds: list[Obj], now:
 
 def _suspend(job: Obj, c: _Counts, conds: list[Obj], now: float, res: JobResult) -> None:
     for pod in c.active:  # deleted, not counted as failed
-        res.delete.append(pod["metadata"]["uid"])
-        if _uncounted(pod):
-            res.counted.append(_without_finalizer(pod))
+        _drop(pod, res)
     c.terminating += len(c.active)
     if not ju.has_condition({"status": {"conditions": conds}}, ju.COND_SUSPENDED):
         conds[:] = ju.set_condition(conds, ju.COND_SUSPENDED, "True", "JobSuspended", "Job suspended", now)
@@ -295,7 +301,7 @@ def _run(job: Obj, c: _Counts, conds: list[Obj], now: float, new_pod: NewPod, re
                 now,
             )
         for pod in c.active:
-            res.delete.append(pod["metadata"]["uid"])
+            _drop(pod, res)
         if not c.active and not c.terminating:
             conds = ju.set_condition(
                 conds, ju.COND_COMPLETE, "True", "CompletionsReached", "Reached expected number of succeeded pods", now
@@ -334,7 +340,7 @@ def _manage(job: Obj, c: _Counts, now: float, new_pod: NewPod, res: JobResult) -
     diff = len(c.active) - want
     if diff > 0:
         for pod in deletion_order(c.active, now)[:diff]:
-            res.delete.append(pod["metadata"]["uid"])
+            _drop(pod, res)
         return
     if _create(job, -diff, c, now, res):
         for _ in range(-diff):
@@ -350,17 +356,17 @@ def _manage_indexed(job: Obj, c: _Counts, now: float, new_pod: NewPod, res: JobR
     for pod in c.active:
         index = ju.pod_index(pod)
         if index is None or index >= completions or index in c.completed:
-            res.delete.append(pod["metadata"]["uid"])  # no index, out of range, or done already
+            _drop(pod, res)  # no index, out of range, or done already
             continue
         by_index.setdefault(index, []).append(pod)
     for group in by_index.values():  # one pod per index: the extras go
         for pod in deletion_order(group, now)[1:]:
-            res.delete.append(pod["metadata"]["uid"])
+            _drop(pod, res)
     running = len(by_index)
     want = _want_active(job, c)
     if running > want:
         for index in sorted(by_index, reverse=True)[: running - want]:
-            res.delete.append(by_index[index][0]["metadata"]["uid"])
+            _drop(by_index[index][0], res)
         return
     missing = [i for i in range(completions) if i not in c.completed and i not in by_index]
     todo = missing[: want - running]

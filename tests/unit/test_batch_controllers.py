@@ -108,8 +108,26 @@ def test_work_queue_job_without_completions() -> None:
 
 def test_parallelism_lowered_deletes_extra_pods() -> None:
     j = job(completions=5, parallelism=1)
-    res = jobctl.sync_job(j, [owned_pod("a", "Running"), owned_pod("b", "Running")], T0, new_pod())
-    assert len(res.delete) == 1 and not res.create
+    pods = [owned_pod("a", "Running"), owned_pod("b", "Running")]
+    res = jobctl.sync_job(j, pods, T0, new_pod())
+    assert len(res.delete) == 1 and not res.create and res.status["active"] == 1
+    # the deleted pod leaves the count without being a failure
+    (dropped,) = res.counted
+    dropped["metadata"]["deletionTimestamp"] = to_rfc3339(T0)
+    kept = next(p for p in pods if p["metadata"]["uid"] != dropped["metadata"]["uid"])
+    again = jobctl.sync_job({**j, "status": res.status}, [dropped, kept], T0 + 1, new_pod())
+    assert again.status["failed"] == 0 and not again.create
+
+
+def test_status_active_counts_the_pods_just_created() -> None:
+    assert jobctl.sync_job(job(completions=4, parallelism=2), [], T0, new_pod()).status["active"] == 2
+
+
+def test_pod_deleted_by_the_user_counts_as_failed() -> None:
+    p = owned_pod("a", "Running")
+    p["metadata"]["deletionTimestamp"] = to_rfc3339(T0)
+    res = jobctl.sync_job(job(), [p], T0 + 1, new_pod())
+    assert res.status["failed"] == 1 and len(res.create) == 1  # replaced
 
 
 def test_pod_failure_policy_on_pod_condition_ignores_a_disruption() -> None:
