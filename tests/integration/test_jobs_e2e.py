@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import commit_file, wait_for
+from tests.integration.test_docker_e2e import V1, docker_args, docker_env  # noqa: F401 (a fixture)
 
 COUNT = """\
 apiVersion: batch/v1
@@ -241,3 +244,23 @@ def _completed(g, name: str) -> int:
     """How many times the reconcile log says Job NAME completed."""
     out = g.cli("events", "--object", f"job/{name}", "-o", "json").stdout
     return sum(1 for line in out.splitlines() if json.loads(line).get("reason") == "Completed")
+
+
+@pytest.mark.usefixtures("docker_env")
+def test_jobs_on_docker(empty_repo: Path, gitship_factory, tmp_path: Path) -> None:
+    """The same Jobs on the Docker runtime: an Indexed Job completes with its index in each
+    container, a failing one reaches backoffLimit 0; logs come from the engine."""
+    shards = INDEXED.replace("image: busybox", f"image: {V1}\n        imagePullPolicy: IfNotPresent")
+    failing = FAILING.replace("backoffLimit: 1", "backoffLimit: 0").replace(
+        "image: busybox", f"image: {V1}\n        imagePullPolicy: IfNotPresent"
+    )
+    commit_file(empty_repo, "shards.yaml", shards, "an Indexed Job")
+    sha = commit_file(empty_repo, "flaky.yaml", failing, "a failing Job")
+    g = gitship_factory(empty_repo, extra=docker_args(tmp_path))
+    g.wait_applied(sha, 60)
+    wait_for(lambda: _condition(_job(g, "shards"), "Complete"), 120, what="the Indexed Job on Docker")
+    outputs = sorted(g.cli("logs", p["metadata"]["name"]).stdout for p in g.pods("job-name=shards"))
+    assert outputs == [f"shard {i}\n" for i in range(3)]
+    wait_for(lambda: _condition(_job(g, "flaky"), "Failed"), 120, what="the failing Job on Docker")
+    assert _job(g, "flaky")["status"]["failed"] == 1
+    assert "trying" in g.cli("logs", "job/flaky").stdout
