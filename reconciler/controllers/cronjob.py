@@ -251,7 +251,7 @@ def sync_cronjob(cj: Obj, jobs: list[Obj], now: float, new_uid: Callable[[], str
         res.report(cj, reason, _event(cj, reason, str(e), EVENT_WARNING))
         return res
     spec = cj.get("spec") or {}
-    _schedule(cj, {**cj, "status": status}, owned, sched, now, new_uid, res, deleting)
+    _schedule(cj, {**cj, "status": status}, jobs, sched, now, new_uid, res, deleting)
     _cleanup(cj, owned, deleting, res)
     if spec.get("suspend"):
         res.requeue_after = None
@@ -305,7 +305,7 @@ def _start(
     if deadline is not None and scheduled + int(deadline) < now:
         res.report(
             cj,
-            to_rfc3339(scheduled),
+            f"{to_rfc3339(scheduled)} MissSchedule",
             _event(
                 cj,
                 "MissSchedule",
@@ -322,7 +322,7 @@ def _start(
     if policy == "Forbid" and status.get("active"):
         res.report(
             cj,
-            to_rfc3339(scheduled),
+            f"{to_rfc3339(scheduled)} JobAlreadyActive",
             _event(
                 cj,
                 "JobAlreadyActive",
@@ -337,6 +337,8 @@ def _start(
             res.events.append(_event(cj, "SuccessfulDelete", f"Deleted job {ref.get('name')}"))
         status.pop("active", None)
     existing = next((j for j in jobs if j["metadata"]["name"] == name), None)
+    if existing is not None and (controller_ref(existing) or {}).get("uid") != cj["metadata"].get("uid"):
+        return  # a Job of that name that is not this CronJob's: someone else's (as Kubernetes leaves it)
     if existing is None:
         job = job_from_template(cj, name, new_uid(), now, scheduled)
         res.create.append(job)

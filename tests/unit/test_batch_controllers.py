@@ -354,3 +354,10 @@ def test_manual_job_is_annotated_and_owned() -> None:
     job_obj, event = cronctl.manual_job(cronjob(), cronctl.JobRequest("default", "cj", "now"), "u1", T0)
     assert job_obj["metadata"]["annotations"][cronctl.INSTANTIATE] == "manual"
     assert job_obj["metadata"]["ownerReferences"][0]["uid"] == "cj-uid" and event.reason == "SuccessfulCreate"
+
+
+def test_a_job_of_the_same_name_not_owned_is_left_alone() -> None:
+    stranger = active_job(f"cj-{int(T0 + 3600) // 60}")
+    stranger["metadata"]["ownerReferences"] = []
+    res = run(cronjob(), T0 + 3600 + 1, [stranger])
+    assert not res.create and "lastScheduleTime" not in res.status
