@@ -186,14 +186,18 @@ def _sync_active(cj: Obj, owned: list[Obj], status: Obj, res: CronResult) -> Non
     for job in owned:
         uid = job["metadata"].get("uid")
         if uid not in listed and not ju.is_finished(job):
-            res.events.append(
-                _event(
-                    cj,
-                    "UnexpectedJob",
-                    f"Saw a job that the controller did not create or forgot: {job['metadata']['name']}",
+            if (job["metadata"].get("annotations") or {}).get(
+                INSTANTIATE
+            ) != "manual":  # `create job --from`: its own event
+                res.events.append(
+                    _event(
+                        cj,
+                        "UnexpectedJob",
+                        f"Saw a job that the controller did not create or forgot: {job['metadata']['name']}",
+                        EVENT_WARNING,
+                    )
                 )
-            )
-            active.append(_ref(job))
+            active.append(_ref(job))  # once: Kubernetes' controller leaves it out and warns on every sync
     kept = []
     for ref in active:
         found = by_uid.get(ref.get("uid"))

@@ -281,6 +281,8 @@ def test_create_job_from_cronjob_request() -> None:
     assert j["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
     assert j["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
     assert ("SuccessfulCreate", "CronJob", "tick") in reasons(ch)
+    assert not [r for r in reasons(ch) if r[0] == "UnexpectedJob"]
+    assert [a["name"] for a in w.live[("CronJob", "default", "tick")]["status"]["active"]] == ["tick-manual"]
     assert pods_of(w, "tick-manual")
 
 
