@@ -289,14 +289,13 @@ def _schedule(
         )
     res.requeue_after = None
     if scheduled is not None:
-        _start(cj, view, jobs, scheduled, now, new_uid, res, deleting)
+        _start(cj, jobs, scheduled, now, new_uid, res, deleting)
     after = next_schedule_delay({**cj, "status": status}, now, sched)
     res.requeue_after = after if after is None else max(after, 0.0)
 
 
 def _start(
     cj: Obj,
-    view: Obj,
     jobs: list[Obj],
     scheduled: float,
     now: float,
