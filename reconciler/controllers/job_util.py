@@ -172,8 +172,26 @@ def _condition_matches(pod: Obj, patterns: list[Any]) -> Obj | None:
     return None
 
 
+UNKNOWN_EXIT = "ContainerStatusUnknown"
+"""The reason of a container whose exit the runtime could not see (it was adopted after a gitship
+restart, or ended while gitship was down): the workload's result is unknown, not a failure."""
+
+
+def exit_unknown(pod: Obj) -> bool:
+    st = pod.get("status") or {}
+    return any(
+        ((c.get("state") or {}).get("terminated") or {}).get("reason") == UNKNOWN_EXIT
+        for k in ("initContainerStatuses", "containerStatuses")
+        for c in st.get(k) or []
+    )
+
+
 def match_pod_failure_policy(job: Obj, pod: Obj) -> PolicyMatch:
-    """The first rule of ``spec.podFailurePolicy`` a failed pod matches, and what it means."""
+    """The first rule of ``spec.podFailurePolicy`` a failed pod matches, and what it means. A pod
+    whose exit gitship could not see (``exit_unknown``) is not counted, as an Ignore rule would have
+    it: it is replaced at once, and a restart of gitship never fails a Job."""
+    if exit_unknown(pod):
+        return PolicyMatch("Ignore", False)
     policy = (job.get("spec") or {}).get("podFailurePolicy") or {}
     name = f"{pod['metadata'].get('namespace', 'default')}/{pod['metadata']['name']}"
     for i, rule in enumerate(policy.get("rules") or []):

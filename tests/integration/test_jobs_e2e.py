@@ -264,3 +264,40 @@ def test_jobs_on_docker(empty_repo: Path, gitship_factory, tmp_path: Path) -> No
     wait_for(lambda: _condition(_job(g, "flaky"), "Failed"), 120, what="the failing Job on Docker")
     assert _job(g, "flaky")["status"]["failed"] == 1
     assert "trying" in g.cli("logs", "job/flaky").stdout
+
+
+SLOW = """\
+apiVersion: batch/v1
+kind: Job
+metadata: {name: slow}
+spec:
+  completions: 2
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: slow
+        image: busybox
+        command: ["sh", "-c", "echo started; sleep 4; echo done"]
+"""
+
+
+def test_kill9_while_a_job_runs_never_doubles_and_never_fails_the_job(empty_repo: Path, gitship_factory) -> None:
+    """After a kill -9 the in-process runtime adopts the running pods but cannot see how they end
+    (exit 137, ContainerStatusUnknown): not counted as failures; each is replaced only once it ended."""
+    g = gitship_factory(empty_repo)
+    sha = commit_file(empty_repo, "slow.yaml", SLOW.replace("parallelism: 2", "parallelism: 2\n  backoffLimit: 0"), "x")
+    g.wait_applied(sha)
+    wait_for(lambda: len(g.running_pods("job-name=slow")) == 2, 60, what="both pods running")
+    first = {p["metadata"]["name"] for p in g.pods("job-name=slow")}
+    g.kill9()
+    g.start()
+    wait_for(lambda: _condition(_job(g, "slow"), "Complete"), 90, what="the Job to complete after the restart")
+    job = _job(g, "slow")
+    assert job["status"]["succeeded"] == 2 and job["status"]["failed"] == 0  # backoffLimit 0 never reached
+    pods = {p["metadata"]["name"]: p for p in g.pods("job-name=slow")}
+    ended = max(
+        p["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"] for n, p in pods.items() if n in first
+    )
+    assert all(p["metadata"]["creationTimestamp"] >= ended for n, p in pods.items() if n not in first)

@@ -361,3 +361,11 @@ def test_a_job_of_the_same_name_not_owned_is_left_alone() -> None:
     stranger["metadata"]["ownerReferences"] = []
     res = run(cronjob(), T0 + 3600 + 1, [stranger])
     assert not res.create and "lastScheduleTime" not in res.status
+
+
+def test_exit_unknown_after_a_gitship_restart_is_not_a_failure() -> None:
+    p = owned_pod("a", "Failed", T0, code=137)
+    p["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] = "ContainerStatusUnknown"
+    res = jobctl.sync_job(job(backoffLimit=0), [p], T0 + 1, new_pod())
+    assert res.status["failed"] == 0 and len(res.create) == 1  # replaced at once, the Job not failed
+    assert not ju.has_condition({"status": res.status}, "FailureTarget")
