@@ -13,16 +13,21 @@ Routes (JSON in and out; errors as a Kubernetes ``Status``):
   POST /v1/namespaces/{ns}/pods/{name}/delete       {"gracePeriodSeconds": optional}
   POST /v1/namespaces/{ns}/pods/{name}/exec         {"container": optional, "command": [...]}
   GET  /v1/namespaces/{ns}/pods/{name}/log?container=C   {"path": ..., "content": optional base64}
+  POST /v1/namespaces/{ns}/jobs                     {"name": ..., "fromCronJob": ...}: a Job from a CronJob
+  POST /v1/namespaces/{ns}/jobs/{name}/delete       a Job git does not declare (a CronJob's)
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import os
 import urllib.parse
 from typing import TYPE_CHECKING, Any, Protocol
+
+from .controllers.cronjob import JobRequest
 
 if TYPE_CHECKING:
     from .dataplane import DataPlane
@@ -104,6 +109,9 @@ class ApiServer:
         finally:
             writer.close()
 
+    async def _jobs(self, parts: list[str], body: dict[str, Any]) -> tuple[int, Any]:
+        return await _job_route(self.d, parts, body)
+
     async def _route(
         self, method: str, parts: list[str], query: dict[str, str], body: dict[str, Any]
     ) -> tuple[int, Any]:
@@ -121,6 +129,8 @@ class ApiServer:
         if parts == ["v1", "sync"] and method == "POST":
             self.d.wake_source()
             return 200, {"ok": True}
+        if len(parts) in (4, 6) and parts[:2] == ["v1", "namespaces"] and parts[3] == "jobs" and method == "POST":
+            return await self._jobs(parts, body)
         if len(parts) == 6 and parts[:2] == ["v1", "namespaces"] and parts[3] == "pods":
             ns, name, verb = parts[2], parts[4], parts[5]
             pod = rec.cluster.get(("Pod", ns, name))
@@ -149,6 +159,37 @@ class ApiServer:
                     out["content"] = base64.b64encode(data).decode()
                 return 200, out
         return 404, status_body(404, "NotFound", f"no route {method} /{'/'.join(parts)}")
+
+
+async def _job_pass(d: Daemon, request: JobRequest) -> Any:
+    """One reconcile pass carries the request out (its log and events record it); the Job after it."""
+    d.reconciler.log.info("job_request", **dataclasses.asdict(request))
+    await d.reconciler.pass_once(job_requests=[request])
+    return d.reconciler.cluster.get(("Job", request.namespace, request.name))
+
+
+async def _job_route(d: Daemon, parts: list[str], body: dict[str, Any]) -> tuple[int, Any]:
+    """`gitship create job NAME --from=cronjob/X` and `gitship delete job NAME` (a CronJob's Job):
+    actions carried out by one reconcile pass (recorded in its log and events), never commits."""
+    rec, ns = d.reconciler, parts[2]
+    if len(parts) == 6:
+        name = parts[4]
+        job = rec.cluster.get(("Job", ns, name))
+        if parts[5] != "delete" or job is None:
+            return 404, status_body(404, "NotFound", f'jobs.batch "{name}" not found')
+        if ("Job", ns, name) in rec.desired:
+            return 409, status_body(409, "Conflict", f'jobs.batch "{name}" is declared in git: delete it there')
+        await _job_pass(d, JobRequest(ns, "", name, delete=True))
+        return 200, {"kind": "Status", "status": "Success", "details": {"name": name, "kind": "jobs"}}
+    name, source = str(body.get("name") or ""), str(body.get("fromCronJob") or "")
+    if rec.cluster.get(("CronJob", ns, source)) is None:
+        return 404, status_body(404, "NotFound", f'cronjobs.batch "{source}" not found')
+    if rec.cluster.get(("Job", ns, name)) is not None or ("Job", ns, name) in rec.desired:
+        return 409, status_body(409, "AlreadyExists", f'jobs.batch "{name}" already exists')
+    job = await _job_pass(d, JobRequest(ns, source, name))
+    if job is None:
+        return 500, status_body(500, "InternalError", f'jobs.batch "{name}" was not created')
+    return 201, job
 
 
 def request(

@@ -21,6 +21,7 @@ _RESOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
     "DaemonSet": ("daemonsets.apps", ("ds",)),
     "ControllerRevision": ("controllerrevisions.apps", ()),
     "Namespace": ("namespaces", ("ns",)),
+    **{"Job": ("jobs.batch", ()), "CronJob": ("cronjobs.batch", ("cj",))},
     "ServiceAccount": ("serviceaccounts", ("sa",)),
     "Role": ("roles.rbac.authorization.k8s.io", ()),
     "ClusterRole": ("clusterroles.rbac.authorization.k8s.io", ()),
@@ -86,7 +87,7 @@ def cluster_scoped(kind: str) -> bool:
 def without_effect_summary(counts: dict[str, int]) -> Obj:
     """``gitship status``'s count of the live objects stored without effect (each carries a NoEffect
     Warning event): ``{"count": N, "kinds": [...]}``."""
-    kinds = sorted(k for k, n in counts.items() if n and without_effect(k))
+    kinds = sorted(k for k, n in counts.items() if n and without_effect(k) and k != "JobTombstone")  # sync/jobs.py
     return {"count": sum(counts[k] for k in kinds), "kinds": kinds}
 
 

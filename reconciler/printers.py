@@ -18,6 +18,7 @@ from .controllers.podutil import from_rfc3339, to_rfc3339
 from .printers_storage import STORAGE_COLUMNS, STORAGE_DESCRIBE
 from .manifests.model import CLUSTER_SCOPED, namespace_of
 from .printers_apps import APPS_COLUMNS, APPS_DESCRIBE
+from .printers_batch import BATCH_COLUMNS, BATCH_DESCRIBE
 from .printers_kinds import CUSTOM_COLUMNS, KIND_COLUMNS, KIND_DESCRIBE
 from .printers_kinds import Row as KindRow
 from .printers_ns import NS_COLUMNS, NS_DESCRIBE
@@ -259,6 +260,7 @@ _TABLES["ReplicationController"] = _Columns(_TABLES["ReplicaSet"].headers, _rs_r
 _TABLES.update({kind: _Columns(h, _aged(row), wh, wide) for kind, (h, row, wh, wide) in KIND_COLUMNS.items()})
 _TABLES.update({kind: _Columns(h, _aged(row), wh, wide) for kind, (h, row, wh, wide) in APPS_COLUMNS.items()})
 _TABLES.update({kind: _Columns(h, _aged(row), wh, wide) for kind, (h, row, wh, wide) in NS_COLUMNS.items()})
+_TABLES.update({kind: _Columns(*columns) for kind, columns in BATCH_COLUMNS.items()})  # Job, CronJob
 
 
 @dataclass(frozen=True)
@@ -465,6 +467,7 @@ _DESCRIBE: dict[str, Callable[[Obj], list[str]]] = {
     **KIND_DESCRIBE,
     **APPS_DESCRIBE,
     **NS_DESCRIBE,
+    **BATCH_DESCRIBE,
 }
 
 

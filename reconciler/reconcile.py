@@ -37,6 +37,7 @@ from runtime.net.dns import Zone
 from . import sync
 from .cluster import Cluster
 from .controllers import service as svcctl
+from .controllers.cronjob import JobRequest
 from .controllers.podutil import ALPHABET
 from .errors import ManifestError
 from .log import Logger
@@ -280,10 +281,12 @@ class Reconciler:
             delete_requests=delete_requests,
         )
 
-    async def pass_once(self, delete_requests: dict[str, float | None] | None = None) -> None:
+    async def pass_once(
+        self, delete_requests: dict[str, float | None] | None = None, job_requests: Sequence[JobRequest] = ()
+    ) -> None:
         now = self.clock()
         self.passes += 1
-        changes = sync.decide(self._input(now, delete_requests or {}))
+        changes = sync.decide(dataclasses.replace(self._input(now, delete_requests or {}), job_requests=job_requests))
         self._requeue_at = None if changes.requeue_after is None else now + changes.requeue_after
         self._report(changes)
         # 1. the live objects, in the store before the runtime starts anything

@@ -140,6 +140,10 @@ def cmd_create_apply(args: argparse.Namespace) -> int:
     from reconciler.manifests.sops import is_encrypted
     from reconciler.source.revision import read_age_keys
 
+    if (getattr(args, "resource", None) or [])[:1] == ["job"]:  # create job NAME --from=cronjob/X (cli/jobs.py)
+        from reconciler.cli.jobs import cmd_create_job
+
+        return cmd_create_job(args)
     if getattr(args, "resource", None):
         from reconciler.cli.secret import cmd_create_secret
 
@@ -190,6 +194,7 @@ def add_create_apply(sub: Subparsers, common: argparse.ArgumentParser) -> None:
             s.add_argument("--from-literal", action="append", metavar="KEY=VALUE")
             s.add_argument("--from-file", action="append", metavar="[KEY=]PATH")
             s.add_argument("--type", help="the Secret's type (default Opaque)")
+            s.add_argument("--from", dest="from_", metavar="cronjob/NAME", help="create job NAME --from=cronjob/X")
         s.set_defaults(func=cmd_create_apply)
 
 

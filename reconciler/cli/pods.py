@@ -11,6 +11,7 @@ from typing import Any
 
 from reconciler.cli.namespaces import delete_namespaces
 from reconciler.cli.common import Subparsers, api, die, get_pod, kind_of, nudge, writer
+from reconciler.cli.jobs import delete_jobs, pod_of
 from reconciler.getprint import kind_group
 
 
@@ -44,6 +45,7 @@ def _follow_file(args: argparse.Namespace, path: str) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    args.pod = pod_of(args, args.pod)  # pod/NAME, job/NAME (cli/jobs.py)
     get_pod(args, args.pod)
     q = f"?container={args.container}" if args.container else ""
     url = f"/v1/namespaces/{args.namespace}/pods/{args.pod}/log{q}"
@@ -66,6 +68,8 @@ def add_logs(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     kind = kind_of(args.kind)
+    if kind == "Job":  # a CronJob's Job is not in git (cli/jobs.py)
+        return delete_jobs(args)
     if kind != "Pod":
         return delete_from_git(args, kind)
     for name in args.names:

@@ -37,6 +37,7 @@ KINDS: dict[str, str] = {
     "StatefulSet": "apps/v1",
     "DaemonSet": "apps/v1",
     "Namespace": "v1",
+    **{"Job": "batch/v1", "CronJob": "batch/v1"},  # controllers/job.py, cronjob.py
 }
 
 # Kinds without a namespace: their key is (kind, "", name) and their metadata has no namespace

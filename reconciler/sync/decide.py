@@ -27,6 +27,7 @@ from .objects import (
     sync_desired,
     sync_replicasets,
 )
+from .jobs import keep_ttl_deleted, sync_batch
 from .services import pod_for_runtime, sync_services
 from .statefulsets import sync_apps
 from .storage import schedulable, sync_storage
@@ -39,10 +40,12 @@ def decide(inp: PassInput) -> Changes:
     observe_create_failures(w)
     request_deletions(w)
     sync_namespaces(w)
+    keep_ttl_deleted(w)
     sync_desired(w)
     sync_deployments(w)
     sync_replicasets(w)
     sync_apps(w)
+    sync_batch(w)
     collect_garbage(w)
     provision, reclaim = sync_storage(w)
     allocs, rules, ips, zone, backend_pods = sync_services(w)

@@ -41,6 +41,7 @@ from ..manifests.semantic import semantic
 from ..manifests.validate.storage import PV_SOURCES, parse_quantity
 from ..manifests.yamlsafe import compose, field_line
 from ..types import Key, Obj
+from .jobs import job_update_errors
 
 # kind -> the field paths that are immutable after creation. Only kinds gitship loads are
 # checked; the others are listed so the rule is in one place when they arrive.
@@ -176,6 +177,7 @@ STORAGE_UPDATE_RULES: Mapping[str, Callable[[Obj, Obj], list[tuple[str, str]]]] 
     "PersistentVolumeClaim": claim_update_errors,
     "PersistentVolume": volume_update_errors,
     "StorageClass": volume_update_errors,
+    "Job": job_update_errors,  # sync/jobs.py
 }
 
 

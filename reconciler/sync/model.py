@@ -8,10 +8,11 @@ clock and the id sources. ``Changes`` is everything the pass decided; the execut
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..controllers.cronjob import JobRequest
 from ..controllers.service import Allocation
 from ..controllers.volume import Provision
 from ..types import Key, NsName, Obj
@@ -90,6 +91,7 @@ class PassInput:
     revision: str | None = None
     # `gitship delete pod`: pod uid -> grace seconds (None: the pod's terminationGracePeriodSeconds)
     delete_requests: Mapping[str, float | None] = field(default_factory=dict)
+    job_requests: Sequence[JobRequest] = ()  # `gitship create job --from=cronjob/X` (sync/jobs.py)
 
 
 # -- pod creation: slow start and failures (kubernetes/kubernetes pkg/controller/replicaset) --------

@@ -46,7 +46,11 @@ from runtime.kernel.resources import NOT_ENFORCED_REASON, not_enforced_note
 WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "Pod", "Service")
 GIT_MANAGER = "gitship"  # the managedFields manager of what git declared
 # annotations the controllers own, not git
-MANAGED_PREFIX: tuple[str, ...] = ("deployment.kubernetes.io/", *volctl.MANAGED_ANNOTATION_PREFIXES)
+MANAGED_PREFIX: tuple[str, ...] = (
+    "deployment.kubernetes.io/",
+    "cronjob.gitship.io/",
+    *volctl.MANAGED_ANNOTATION_PREFIXES,
+)
 # kinds without a spec: the top-level fields that hold what git declares
 DATA_FIELDS: Mapping[str, tuple[str, ...]] = {
     "ConfigMap": ("data", "binaryData", "immutable"),

@@ -159,6 +159,8 @@ def test_resource_arguments() -> None:
         T("ReplicaSet"),
         T("StatefulSet"),
         T("HorizontalPodAutoscaler"),
+        T("CronJob"),
+        T("Job"),
     ]
     assert cli_get.targets(["po,all"]) == cli_get.targets(["all"])
     assert cli_get.targets(["pods", "a", "b"]) == [T("Pod", ("a", "b"))]

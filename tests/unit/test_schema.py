@@ -109,6 +109,14 @@ def test_unknown_fields_rejected_with_file_line_and_path() -> None:
     assert 'app/web.yaml:6 (document 1): spec.replica: unknown field "spec.replica"' in str(errs[0])
 
 
+_JOB_SPEC = b"  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: x}]\n"
+_BATCH_DOCS = {
+    "Job": b"apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  completion: 2\n" + _JOB_SPEC,
+    "CronJob": b"apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  schedule: '@daily'\n"
+    b"  schedul: x\n  jobTemplate:\n    spec:\n" + b"".join(b"    " + line + b"\n" for line in _JOB_SPEC.splitlines()),
+}
+
+
 def test_unknown_fields_of_every_supported_kind() -> None:
     docs = {
         "Pod": b"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: x}]\n"
@@ -153,6 +161,8 @@ def test_unknown_fields_of_every_supported_kind() -> None:
         b"apiVersion: v1\nkind: Namespace\nmetadata: {name: n}\nspec: {finalizer: []}\n",
         "spec.finalizer",
     )
+    docs.update(_BATCH_DOCS)
+    expect.update({"Job": "spec.completion", "CronJob": "spec.schedul"})
     assert set(docs) | {"Deployment"} == set(KINDS)
     for kind, data in docs.items():
         errs = errors_of(load_file, "f.yaml", data, {}, Limits())

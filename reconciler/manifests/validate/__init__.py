@@ -33,6 +33,7 @@ from typing import Any
 
 from reconciler.errors import ManifestError
 from reconciler.manifests.validate.apps import validate_daemonset, validate_statefulset
+from reconciler.manifests.validate.batch import BATCH_VALIDATORS
 from reconciler.manifests.validate.common import Ctx
 from reconciler.manifests.validate.config import validate_configmap, validate_secret
 from reconciler.manifests.validate.defaults import apply_defaults
@@ -83,6 +84,7 @@ _VALIDATORS: dict[str, Callable[[Ctx, Obj], None]] = {
     "Namespace": validate_namespace,
 }
 _VALIDATORS.update(INERT_VALIDATORS)
+_VALIDATORS.update(BATCH_VALIDATORS)  # Job, CronJob (batch.py)
 
 
 def deep_copy(value: Any) -> Any:
