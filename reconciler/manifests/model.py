@@ -36,11 +36,13 @@ KINDS: dict[str, str] = {
     "ReplicationController": "v1",
     "StatefulSet": "apps/v1",
     "DaemonSet": "apps/v1",
+    "Ingress": "networking.k8s.io/v1",
+    "IngressClass": "networking.k8s.io/v1",
 }
 
 # Kinds without a namespace: their key is (kind, "", name) and their metadata has no namespace
 # (a namespace written in the file is dropped, as the API server ignores it on create).
-CLUSTER_SCOPED: frozenset[str] = frozenset({"PersistentVolume", "StorageClass"})
+CLUSTER_SCOPED: frozenset[str] = frozenset({"PersistentVolume", "StorageClass", "IngressClass"})
 
 # Kinds stored without effect on one machine (manifests/inert.py): accepted, validated, shown by get.
 KINDS.update(INERT_KINDS)

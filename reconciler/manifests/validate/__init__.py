@@ -43,6 +43,7 @@ from reconciler.manifests.validate.names import (
     iana_svc_name_error,
     validate_metadata,
 )
+from reconciler.manifests.validate.ingress import validate_ingress, validate_ingressclass
 from reconciler.manifests.validate.inert import INERT_VALIDATORS, default_service_account, validate_service_account
 from reconciler.manifests.validate.pods import validate_pod
 from reconciler.manifests.validate.replication import validate_replication_controller
@@ -79,6 +80,8 @@ _VALIDATORS: dict[str, Callable[[Ctx, Obj], None]] = {
     "ReplicationController": validate_replication_controller,
     "StatefulSet": validate_statefulset,
     "DaemonSet": validate_daemonset,
+    "Ingress": validate_ingress,
+    "IngressClass": validate_ingressclass,
 }
 _VALIDATORS.update(INERT_VALIDATORS)
 

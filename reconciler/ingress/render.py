@@ -1,0 +1,158 @@
+"""PURE: HAProxy's configuration for the Ingress routing table (reconciler/controllers/ingress.py Table).
+
+One frontend holds the HTTP and HTTPS listeners; requests are tried against the routes in the table's
+order (most specific host, longest path, Exact before Prefix), each host's routes closed by a fall to
+the default backend, so a request goes where ``controllers.ingress.match`` says. TLS hosts pick their
+certificate by SNI from a crt-list; plain HTTP to a TLS host is redirected with 308. ``X-Forwarded-For``,
+``-Proto``, ``-Host`` and ``-Port`` are set; keep-alive, WebSocket upgrades and streamed responses pass
+through (HAProxy's HTTP mode, ``timeout tunnel``). A reload keeps idle client connections until their
+next response (``idle-close-on-response``), and failed connects are retried on another server.
+
+Everything here is text from plain data: the engine (reconciler/ingress/engine.py) writes the files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from reconciler.controllers.ingress import Route, Table
+
+NOT_FOUND = "be_default_404"
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where the engine listens and keeps its files."""
+
+    http: tuple[str, int] | None  # (address, port); None: not bound
+    https: tuple[str, int] | None
+    admin_socket: str
+    crt_list: str
+    cert_dir: str
+
+
+@dataclass(frozen=True)
+class Rendered:
+    config: str
+    crt_list: str
+    certs: dict[str, str]  # file name (in Listen.cert_dir) -> PEM (certificate and key)
+
+
+def backend_id(name: str) -> str:
+    """A HAProxy backend name for ``ns/svc:port`` (letters, digits, ``-_.:``)."""
+    return "be_" + re.sub(r"[^A-Za-z0-9_.:-]", "_", name.replace("/", "__"))
+
+
+def _q(value: str) -> str:
+    """A quoted argument (hosts and paths passed validation: no quotes or spaces, but be safe)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def host_acl(host: str) -> str:
+    if host.startswith("*."):
+        return "{ var(txn.host) -m reg " + _q("^[^.]+" + re.escape(host[1:]).replace("\\-", "-") + "$") + " }"
+    return "{ var(txn.host) -m str " + _q(host.lower()) + " }"
+
+
+def path_conditions(r: Route) -> list[str]:
+    """Alternatives (ORed) of the path part; [""] when every path matches."""
+    if r.path_type == "Exact":
+        return ["{ path -m str " + _q(r.path) + " }"]
+    prefix = r.path.rstrip("/")
+    if not prefix:
+        return [""]
+    return ["{ path -m str " + _q(prefix) + " }", "{ path -m beg " + _q(prefix + "/") + " }"]
+
+
+def _condition(host_part: str, paths: list[str]) -> str:
+    alts = [" ".join(p for p in (host_part, path) if p) for path in paths]
+    return " || ".join(a for a in alts if a)
+
+
+def _routing(table: Table, default: str) -> list[str]:
+    lines: list[str] = []
+    hosts = list(dict.fromkeys(r.host for r in table.routes))
+    for host in hosts:
+        hacl = host_acl(host) if host else ""
+        for r in (x for x in table.routes if x.host == host):
+            be = backend_id(r.backend) if r.backend else NOT_FOUND
+            cond = _condition(hacl, path_conditions(r))
+            lines.append(f"    use_backend {be}" + (f" if {cond}" if cond else ""))
+        if hacl:  # a host that matched but no path of it: the default backend, not a less specific host
+            lines.append(f"    use_backend {default} if {hacl}")
+    return lines
+
+
+def _frontend(table: Table, listen: Listen) -> list[str]:
+    out = ["frontend ingress"]
+    if listen.http:
+        out.append(f"    bind {listen.http[0]}:{listen.http[1]}")
+    if listen.https and table.certs:
+        out.append(f"    bind {listen.https[0]}:{listen.https[1]} ssl crt-list {listen.crt_list} alpn h2,http/1.1")
+    out += [
+        "    http-request set-var(txn.host) req.hdr(host),field(1,:),lower",
+        "    option forwardfor",
+        "    http-request set-header X-Forwarded-Proto https if { ssl_fc }",
+        "    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }",
+        "    http-request set-header X-Forwarded-Host %[req.hdr(host)]",
+        "    http-request set-header X-Forwarded-Port %[dst_port]",
+    ]
+    if listen.https and table.certs:
+        for host in table.redirect_hosts:
+            out.append(f"    http-request redirect scheme https code 308 if !{{ ssl_fc }} {host_acl(host)}")
+    default = backend_id(table.default_backend) if table.default_backend else NOT_FOUND
+    out += _routing(table, default)
+    out.append(f"    default_backend {default}")
+    return out
+
+
+GLOBAL = """global
+    master-worker
+    stats socket {sock} mode 600 level admin expose-fd listeners
+    hard-stop-after 60s
+    tune.ssl.default-dh-param 2048
+    ssl-default-bind-options ssl-min-ver TLSv1.2
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-request 30s
+    timeout http-keep-alive 60s
+    timeout tunnel 1h
+    timeout client-fin 5s
+    option idle-close-on-response
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response
+"""
+
+
+def render(table: Table, listen: Listen) -> Rendered:
+    """The whole configuration, the crt-list and the certificate files for ``table``."""
+    lines = [GLOBAL.format(sock=listen.admin_socket).rstrip("\n"), ""]
+    lines += _frontend(table, listen)
+    lines.append("")
+    for be in table.backends:
+        lines.append(f"backend {backend_id(be.name)}")
+        lines.append("    balance roundrobin")
+        for i, (ip, port) in enumerate(be.servers, 1):
+            addr = f"[{ip}]" if ":" in ip else ip
+            lines.append(f"    server s{i} {addr}:{port}")
+        if not be.servers:
+            lines.append('    http-request return status 503 content-type text/plain string "no endpoints\\n"')
+        lines.append("")
+    lines += [
+        f"backend {NOT_FOUND}",
+        '    http-request return status 404 content-type text/plain string "404 page not found\\n"',
+        "",
+    ]
+    certs: dict[str, str] = {}
+    crt_lines: list[str] = []
+    for i, cert in enumerate(table.certs):
+        fname = f"cert-{i}.pem"
+        certs[fname] = cert.pem
+        crt_lines.append(f"{listen.cert_dir}/{fname} " + " ".join(h.lower() for h in cert.hosts))
+    return Rendered("\n".join(lines), "\n".join(crt_lines) + ("\n" if crt_lines else ""), certs)
