@@ -18,6 +18,7 @@ from .controllers.podutil import from_rfc3339, to_rfc3339
 from .printers_storage import STORAGE_COLUMNS, STORAGE_DESCRIBE
 from .manifests.model import CLUSTER_SCOPED, namespace_of
 from .printers_apps import APPS_COLUMNS, APPS_DESCRIBE
+from .printers_ingress import INGRESS_COLUMNS, INGRESS_DESCRIBE
 from .printers_kinds import CUSTOM_COLUMNS, KIND_COLUMNS, KIND_DESCRIBE
 from .printers_kinds import Row as KindRow
 from .printers_pods import pod_ready, pod_restarts, pod_status
@@ -257,6 +258,7 @@ def _aged(row: KindRow) -> Callable[[Obj, float], list[Any]]:
 _TABLES["ReplicationController"] = _Columns(_TABLES["ReplicaSet"].headers, _rs_row, _WORKLOAD_WIDE, _rc_wide)
 _TABLES.update({kind: _Columns(h, _aged(row), wh, wide) for kind, (h, row, wh, wide) in KIND_COLUMNS.items()})
 _TABLES.update({kind: _Columns(h, _aged(row), wh, wide) for kind, (h, row, wh, wide) in APPS_COLUMNS.items()})
+_TABLES.update({kind: _Columns(h, _aged(row), wh, wide) for kind, (h, row, wh, wide) in INGRESS_COLUMNS.items()})
 
 
 @dataclass(frozen=True)
@@ -462,6 +464,7 @@ _DESCRIBE: dict[str, Callable[[Obj], list[str]]] = {
     ),
     **KIND_DESCRIBE,
     **APPS_DESCRIBE,
+    **INGRESS_DESCRIBE,
 }
 
 

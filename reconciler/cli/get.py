@@ -21,6 +21,7 @@ from reconciler.cli.watch import watch
 from reconciler.jsonpath import JSONPathError, Template
 from reconciler.manifests.model import CLUSTER_SCOPED
 from reconciler.printers import MIN_CELL, TableOptions
+from reconciler.printers_ingress import ingress_rules
 from reconciler.printers_storage import pods_using
 from reconciler.types import Obj
 
@@ -223,6 +224,10 @@ def cmd_describe(args: argparse.Namespace) -> int:
         extra.append(("Endpoints", printers.endpoints_text(ep) if ep else "<none>"))
     if kind == "PersistentVolumeClaim":
         extra.append(("Used By", pods_using(obj, store.cluster("Pod", args.namespace))))
+    if kind == "Ingress":
+        extra.append(
+            ("Rules", ingress_rules(obj, *(store.cluster(k, args.namespace) for k in ("Service", "Endpoints"))))
+        )
     print(printers.describe(obj, events, time.time(), extra))
     return 0
 

@@ -51,7 +51,8 @@ def _q(value: str) -> str:
 
 def host_acl(host: str) -> str:
     if host.startswith("*."):
-        return "{ var(txn.host) -m reg " + _q("^[^.]+" + re.escape(host[1:]).replace("\\-", "-") + "$") + " }"
+        # single quotes: HAProxy expands no ``$`` and no backslash there
+        return "{ var(txn.host) -m reg '^[^.]+" + re.escape(host[1:].lower()) + "$' }"
     return "{ var(txn.host) -m str " + _q(host.lower()) + " }"
 
 
