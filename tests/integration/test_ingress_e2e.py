@@ -374,6 +374,8 @@ def test_tls_by_sni_redirect_and_rotation_by_commit(empty_repo: Path, gitship_fa
     )
     g.wait_applied(git(empty_repo, "rev-parse", "HEAD"))
     wait_for(lambda: _serial(tls_port, "alpha.test", ctx) == n_serial, 30, interval=0.2, what="the new certificate")
+    conn.auto_open = 0  # type: ignore[attr-defined]  # no silent reconnect: the request must use the old socket
+    assert conn.sock is not None
     status, body = _https_get(conn)  # the connection opened before the rotation
     assert status == 200 and version(body) == "alpha"
     conn.close()
