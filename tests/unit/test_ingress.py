@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.controllers import ingress as ingctl
-from reconciler.controllers.ingress import Backend, Route, Table, build_table, match, path_matches
+from reconciler.controllers.ingress import Route, Table, build_table, match, path_matches
 from reconciler.ingress.render import NOT_FOUND, Listen, backend_id, render
 from reconciler.manifests.validate import default_and_validate
 from reconciler.printers import table_rows
@@ -69,24 +69,32 @@ def test_valid_ingress_has_no_errors_and_no_defaults() -> None:
     assert new["spec"] == obj["spec"]  # v1 defaults nothing (no pathType)
 
 
+P = "spec.rules[0].http.paths[0]"
+DB = "spec.defaultBackend.service"
+
+
+def sb(name: str, port: dict[str, Any]) -> dict[str, Any]:
+    return {"service": {"name": name, "port": port}}
+
+
 @pytest.mark.parametrize(
     ("spec", "field", "words"),
     [
         ({}, "spec", "either `defaultBackend` or `rules`"),
-        ({"rules": [rule("a.com", ("/", None, svc_backend("a")))]}, "spec.rules[0].http.paths[0].pathType", "Required"),
-        ({"rules": [rule("a.com", ("/", "Regex", svc_backend("a")))]}, "spec.rules[0].http.paths[0].pathType", "Unsupported"),
-        ({"rules": [rule("a.com", ("foo", "Prefix", svc_backend("a")))]}, "spec.rules[0].http.paths[0].path", "absolute"),
-        ({"rules": [rule("a.com", ("/a//b", "Exact", svc_backend("a")))]}, "spec.rules[0].http.paths[0].path", "'//'"),
-        ({"rules": [rule("a.com", ("/a/..", "Prefix", svc_backend("a")))]}, "spec.rules[0].http.paths[0].path", "'/..'"),
+        ({"rules": [rule("a.com", ("/", None, svc_backend("a")))]}, P + ".pathType", "Required"),
+        ({"rules": [rule("a.com", ("/", "Regex", svc_backend("a")))]}, P + ".pathType", "Unsupported"),
+        ({"rules": [rule("a.com", ("foo", "Prefix", svc_backend("a")))]}, P + ".path", "absolute"),
+        ({"rules": [rule("a.com", ("/a//b", "Exact", svc_backend("a")))]}, P + ".path", "'//'"),
+        ({"rules": [rule("a.com", ("/a/..", "Prefix", svc_backend("a")))]}, P + ".path", "'/..'"),
         ({"rules": [rule("1.2.3.4", ("/", "Prefix", svc_backend("a")))]}, "spec.rules[0].host", "not an IP"),
         ({"rules": [rule("a.*.com", ("/", "Prefix", svc_backend("a")))]}, "spec.rules[0].host", "wildcard"),
         ({"rules": [rule("*.A_b.com", ("/", "Prefix", svc_backend("a")))]}, "spec.rules[0].host", "Invalid value"),
         ({"rules": [{"host": "a.com", "http": {"paths": []}}]}, "spec.rules[0].http.paths", "Required"),
-        ({"defaultBackend": {"service": {"name": "a", "port": {}}}}, "spec.defaultBackend.service.port", "required"),
-        ({"defaultBackend": {"service": {"name": "a", "port": {"number": 80, "name": "x"}}}}, "spec.defaultBackend.service.port", "both"),
-        ({"defaultBackend": {"service": {"name": "a", "port": {"number": 0}}}}, "spec.defaultBackend.service.port.number", "between"),
-        ({"defaultBackend": {"service": {"name": "A", "port": {"number": 80}}}}, "spec.defaultBackend.service.name", "Invalid"),
-        ({"defaultBackend": {"service": {"name": "a", "port": {"name": "no_pe"}}}}, "spec.defaultBackend.service.port.name", "Invalid"),
+        ({"defaultBackend": sb("a", {})}, DB + ".port", "required"),
+        ({"defaultBackend": sb("a", {"number": 80, "name": "x"})}, DB + ".port", "both"),
+        ({"defaultBackend": sb("a", {"number": 0})}, DB + ".port.number", "between"),
+        ({"defaultBackend": sb("A", {"number": 80})}, DB + ".name", "Invalid"),
+        ({"defaultBackend": sb("a", {"name": "no_pe"})}, DB + ".port.name", "Invalid"),
         ({"defaultBackend": {}}, "spec.defaultBackend", "required"),
         ({"defaultBackend": svc_backend("a"), "ingressClassName": "Bad_Class"}, "spec.ingressClassName", "Invalid"),
         ({"defaultBackend": svc_backend("a"), "tls": [{"hosts": ["1.1.1.1"]}]}, "spec.tls[0].hosts[0]", "IP"),
