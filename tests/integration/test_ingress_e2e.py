@@ -426,3 +426,23 @@ spec:
     print(f"ingress rollout: sent={load.sent} failed={len(load.failures)} versions={load.versions} took {took:.1f}s")
     assert not load.failures, (len(load.failures), load.sent, load.failures[:10])
     assert set(load.versions) == {"v1", "v2"}
+
+
+# --------------------------------------------------------------------------- the template's example
+
+
+def test_template_ingress_example_routes_two_hosts(empty_repo: Path, gitship_factory) -> None:
+    example = (Path(__file__).resolve().parents[2] / "repo-template" / "examples" / "ingress.yaml").read_text()
+    g, port, _ = start(empty_repo, gitship_factory, {"ingress.yaml": example})
+    wait_for(lambda: len(g.running_pods("app=kubia")) == 2 and len(g.running_pods("app=kubia-v2")) == 1, 60)
+
+    def routed() -> bool:
+        return get(port, "kubia.example.com")[0] == 200 and get(port, "v2.kubia.example.com")[0] == 200
+
+    wait_for(routed, 30, interval=0.2, what="the example's routes")
+    assert version(get(port, "kubia.example.com", "/")[1]) == "v1"
+    assert version(get(port, "kubia.example.com", "/v2/x")[1]) == "v2"
+    assert version(get(port, "kubia.example.com", "/v2x")[1]) == "v1"
+    assert version(get(port, "v2.kubia.example.com")[1]) == "v2"
+    rows = [line.split() for line in g.cli("get", "ing").stdout.splitlines()]
+    assert rows[1][:5] == ["kubia", "gitship", "kubia.example.com,*.kubia.example.com", "127.0.0.1", "80"]
