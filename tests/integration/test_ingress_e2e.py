@@ -446,3 +446,143 @@ def test_template_ingress_example_routes_two_hosts(empty_repo: Path, gitship_fac
     assert version(get(port, "v2.kubia.example.com")[1]) == "v2"
     rows = [line.split() for line in g.cli("get", "ing").stdout.splitlines()]
     assert rows[1][:5] == ["kubia", "gitship", "kubia.example.com,*.kubia.example.com", "127.0.0.1", "80"]
+
+
+# --------------------------------------------------------------------------- what passes through
+
+ECHO_APP = r"""
+import base64, hashlib, json, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+RELEASE = threading.Event()
+
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        if self.headers.get("Upgrade", "").lower() == "websocket":
+            self.send_response(101)
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            key = self.headers["Sec-WebSocket-Key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+            self.send_header("Sec-WebSocket-Accept", base64.b64encode(hashlib.sha1(key.encode()).digest()).decode())
+            self.end_headers()
+            self.wfile.flush()
+            while data := self.connection.recv(4096):
+                self.connection.sendall(data)
+            self.close_connection = True
+            return
+        if self.path == "/release":
+            RELEASE.set()
+            body = b"released"
+        elif self.path == "/stream":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"6\r\nfirst\n\r\n")
+            self.wfile.flush()
+            RELEASE.wait(30)
+            self.wfile.write(b"7\r\nsecond\n\r\n0\r\n\r\n")
+            return
+        else:
+            body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
+"""
+
+ECHO = """apiVersion: v1
+kind: Pod
+metadata:
+  name: echo
+  labels: {app: echo}
+spec:
+  containers:
+  - name: echo
+    image: echo:v1
+    ports: [{containerPort: 8080}]
+    readinessProbe:
+      httpGet: {path: /, port: 8080}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: echo
+spec:
+  selector: {app: echo}
+  ports:
+  - {port: 80, targetPort: 8080}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: echo
+spec:
+  rules:
+  - host: echo.test
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: echo, port: {number: 80}}}}
+"""
+
+
+def test_forwarded_headers_streaming_and_websocket_pass_through(empty_repo: Path, gitship_factory) -> None:
+    import json
+
+    (empty_repo / "app" / "echo.py").write_text(ECHO_APP)
+    config = (empty_repo / "gitship.yaml").read_text()
+    (empty_repo / "gitship.yaml").write_text(
+        config.replace("images:\n", 'images:\n  - image: "echo:*"\n    command: ["python3", "app/echo.py"]\n', 1)
+    )
+    git(empty_repo, "add", "-A")
+    git(empty_repo, "commit", "-q", "-m", "the echo app")
+    g, port, _ = start(empty_repo, gitship_factory, {"echo.yaml": ECHO})
+    wait_for(lambda: get(port, "echo.test", "/h")[0] == 200, 60, interval=0.2, what="echo behind the Ingress")
+
+    headers = json.loads(get(port, "echo.test:%d" % port, "/h")[1])
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["x-forwarded-host"] == "echo.test:%d" % port
+    assert headers["x-forwarded-port"] == str(port)
+
+    # a streamed response: the first chunk arrives while the app still holds the second
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /stream HTTP/1.1\r\nHost: echo.test\r\n\r\n")
+        got = b""
+        while b"first" not in got:
+            chunk = s.recv(4096)
+            assert chunk, got
+            got += chunk
+        assert b"second" not in got
+        assert get(port, "echo.test", "/release")[1] == "released"
+        while b"second" not in got:
+            chunk = s.recv(4096)
+            assert chunk, got
+            got += chunk
+
+    # a WebSocket upgrade, then bytes both ways through the tunnel
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: echo.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(4096)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), head
+        for message in (b"ping", b"pong" * 1000):
+            s.sendall(message)
+            echoed = b""
+            while len(echoed) < len(message):
+                chunk = s.recv(65536)
+                assert chunk
+                echoed += chunk
+            assert echoed == message
