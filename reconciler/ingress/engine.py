@@ -93,6 +93,7 @@ class IngressEngine:
             "bindFailed": {"%s:%d" % a: why for a, why in sorted(self.bind_failed.items())},
             "error": self.error,
             "reloads": self.reloads,
+            "pid": self.proc.pid if self.proc is not None and self.proc.returncode is None else None,
         }
 
     # -- applying a table -----------------------------------------------------------------------

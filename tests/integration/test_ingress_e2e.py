@@ -586,3 +586,56 @@ def test_forwarded_headers_streaming_and_websocket_pass_through(empty_repo: Path
                 assert chunk
                 echoed += chunk
             assert echoed == message
+
+
+# --------------------------------------------------------------------------- failures are a status
+
+
+def test_port_taken_and_engine_killed_are_a_status(empty_repo: Path, gitship_factory) -> None:
+    import json
+    import os
+    import signal
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    busy = taken.getsockname()[1]
+    http_port = free_port()
+    for rel, text in {"alpha.yaml": app("alpha", "alpha"), "ing.yaml": INGRESS}.items():
+        commit_file(empty_repo, rel, text, f"add {rel}")
+    try:
+        ports = ["--ingress-http-port", str(http_port), "--ingress-https-port", str(busy)]
+        g = gitship_factory(empty_repo, extra=["--node-address", "127.0.0.1", *ports])
+        # the TLS port is only wanted with a certificate: without one, HTTP alone works
+        wait_for(lambda: get(http_port, "alpha.test")[0] == 200, 60, interval=0.2, what="HTTP served")
+        status = json.loads(g.cli("status", "-o", "json").stdout)["status"]["ingress"]
+        assert status["state"] == "running" and status["bound"] == [f"127.0.0.1:{http_port}"]
+
+        # the HTTP port taken: gitship says so, the rest keeps working
+        g.stop()
+        http_taken = socket.socket()
+        http_taken.bind(("127.0.0.1", http_port))
+        http_taken.listen(1)
+        try:
+            g.start()
+            wait_for(
+                lambda: "cannot listen on 127.0.0.1:%d" % http_port in g.cli("status").stdout, 30, what="the status"
+            )
+            assert g.json("get", "deploy", "alpha")["metadata"]["name"] == "alpha"
+        finally:
+            http_taken.close()
+        # freed: bound on a later pass
+        wait_for(lambda: get(http_port, "alpha.test")[0] == 200, 30, interval=0.2, what="HTTP served once freed")
+
+        # HAProxy killed: a status, then started again (back-off), serving again
+        pid = json.loads(g.cli("status", "-o", "json").stdout)["status"]["ingress"]["pid"]
+        os.kill(pid, signal.SIGKILL)
+
+        def restarted() -> bool:
+            ing = json.loads(g.cli("status", "-o", "json").stdout)["status"]["ingress"]
+            return ing["state"] == "running" and ing["pid"] not in (None, pid)
+
+        wait_for(restarted, 30, interval=0.2, what="HAProxy started again")
+        wait_for(lambda: get(http_port, "alpha.test")[0] == 200, 30, interval=0.2, what="served again")
+    finally:
+        taken.close()
