@@ -23,6 +23,7 @@ import shutil
 import signal
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 from ..cluster import Cluster
@@ -73,6 +74,7 @@ class IngressEngine:
         self._restart_at = 0.0
         self._lock = asyncio.Lock()
         self._table: Table | None = None
+        self._swept = False
 
     @property
     def admin_socket(self) -> str:
@@ -126,6 +128,9 @@ class IngressEngine:
             return
         if self.binary is None:
             return
+        if not self._swept:  # a master left by a daemon killed with -9 holds the ports: it goes first
+            self._swept = True
+            await asyncio.to_thread(_stop_leftover, self.dir)
         self._check_ports(bool(table.certs))
         listen = Listen(
             http=self.want_http if self.want_http in self.bound else None,
@@ -199,17 +204,19 @@ class IngressEngine:
         assert self.binary
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.admin_socket)
-        self.proc = await asyncio.create_subprocess_exec(
-            self.binary,
-            "-W",
-            "-db",
-            "-f",
-            os.path.join(self.dir, "haproxy.cfg"),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=open(os.path.join(self.dir, "haproxy.log"), "ab"),  # noqa: SIM115 (the child keeps it)
-            start_new_session=True,
-        )
+        with open(os.path.join(self.dir, "haproxy.log"), "ab") as log_file:
+            self.proc = await asyncio.create_subprocess_exec(
+                self.binary,
+                "-W",
+                "-db",
+                "-f",
+                os.path.join(self.dir, "haproxy.cfg"),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=log_file,
+                start_new_session=True,
+            )
+        _write_private(os.path.join(self.dir, "haproxy.pid"), str(self.proc.pid))
         asyncio.get_running_loop().create_task(self._watch(self.proc))
         pid = await self._wait_worker(None)
         if pid is None:
@@ -307,6 +314,35 @@ def ingress_engine(daemon: Any) -> IngressEngine:
     host = opts.node_address or "0.0.0.0"
     http, https = opts.ingress_ports
     return IngressEngine(daemon.state_dir, daemon.log, (host, http), (host, https))
+
+
+def _stop_leftover(folder: str) -> None:
+    """Stop the HAProxy master a previous daemon of this state dir left (it was killed with -9; its
+    HAProxy, in a session of its own, kept serving): soft stop (its listeners close at once, its
+    connections finish), then SIGTERM and SIGKILL if it lingers. Only a process whose command line
+    names this state dir's configuration is touched."""
+    try:
+        pid = int(Path(folder, "haproxy.pid").read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if os.path.join(folder, "haproxy.cfg").encode() not in cmdline:
+        return
+    for sig, wait in ((signal.SIGUSR1, 2.0), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not os.path.exists(f"/proc/{pid}") or _zombie(pid):
+                return
+            time.sleep(0.02)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _write_private(path: str, text: str) -> None:

@@ -639,3 +639,22 @@ def test_port_taken_and_engine_killed_are_a_status(empty_repo: Path, gitship_fac
         wait_for(lambda: get(http_port, "alpha.test")[0] == 200, 30, interval=0.2, what="served again")
     finally:
         taken.close()
+
+
+def test_daemon_killed_ingress_keeps_serving_then_is_replaced(empty_repo: Path, gitship_factory) -> None:
+    import json
+
+    g, port, _ = start(empty_repo, gitship_factory, {"alpha.yaml": app("alpha", "alpha"), "ing.yaml": INGRESS})
+    wait_for(lambda: get(port, "alpha.test")[0] == 200, 60, interval=0.2, what="served")
+    pid = json.loads(g.cli("status", "-o", "json").stdout)["status"]["ingress"]["pid"]
+    g.kill9()
+    # HAProxy (in a session of its own) and the pods outlive the daemon, as the nftables rules do
+    assert version(get(port, "alpha.test")[1]) == "alpha"
+    g.start()
+
+    def replaced() -> bool:
+        ing = json.loads(g.cli("status", "-o", "json").stdout)["status"]["ingress"]
+        return ing["state"] == "running" and ing["pid"] not in (None, pid) and get(port, "alpha.test")[0] == 200
+
+    wait_for(replaced, 30, interval=0.2, what="the restarted daemon's own HAProxy serving")
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
