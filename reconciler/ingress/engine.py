@@ -102,15 +102,11 @@ class IngressEngine:
     async def program(self, cluster: Cluster) -> None:
         """The executor's ingress step: the table of the live objects the pass left, applied now (in
         the Service step, before the stops)."""
-        table = build_table(
-            cluster.of_kind("Ingress"),
-            cluster.of_kind(ICLASS),
-            cluster.of_kind("Service"),
-            cluster.of_kind("Endpoints"),
-            cluster.of_kind("Secret"),
-        )
-        if table.empty and self.proc is None and self._table is None:
-            return  # the common case: no Ingress, nothing runs
+        ingresses = cluster.of_kind("Ingress")
+        if not ingresses and self.proc is None and self._table is None:
+            return  # the common case: no Ingress, nothing runs (one scan)
+        kinds = (ICLASS, "Service", "Endpoints", "Secret")
+        table = build_table(ingresses, *(cluster.of_kind(k) for k in kinds))
         await self.apply(table)
 
     async def apply(self, table: Table) -> None:
@@ -122,7 +118,7 @@ class IngressEngine:
                 self.log.warning("ingress_apply_failed", error=str(e))
 
     async def _apply(self, table: Table) -> None:
-        self._table = table
+        self._table = None if table.empty else table
         if table.empty:
             await self._stop()
             return
