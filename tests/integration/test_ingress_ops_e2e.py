@@ -229,3 +229,66 @@ def test_daemon_killed_ingress_keeps_serving_then_is_replaced(empty_repo: Path, 
 
     wait_for(replaced, 30, interval=0.2, what="the restarted daemon's own HAProxy serving")
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
+
+
+def test_tls_secret_encrypted_with_sops(empty_repo: Path, gitship_factory, tmp_path: Path) -> None:
+    """The certificate's Secret as it should sit in git: SOPS-encrypted (age), decrypted at load."""
+    import base64
+    from datetime import datetime, timezone
+
+    from cryptography.hazmat.primitives import serialization
+    from pyrage import x25519
+
+    from reconciler.manifests.sops import encrypt_documents
+    from tests.integration.test_ingress_e2e import _ca, _context, _leaf, _serial
+
+    ident = x25519.Identity.generate()
+    key_file = tmp_path / "age.txt"  # outside the repository
+    key_file.write_text(f"{ident}\n")
+    ca = _ca()
+    ca_pem = ca[0].public_bytes(serialization.Encoding.PEM).decode()  # type: ignore[attr-defined]
+    crt, key, serial = _leaf(ca, ["alpha.test"])
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "alpha-tls"},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": base64.b64encode(crt.encode()).decode(),
+            "tls.key": base64.b64encode(key.encode()).decode(),
+        },
+    }
+    encrypted = encrypt_documents([secret], [str(ident.to_public())], datetime.now(timezone.utc))
+    assert "BEGIN CERTIFICATE" not in encrypted and base64.b64encode(key.encode()).decode()[:40] not in encrypted
+    ingress = """apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: secure
+spec:
+  tls:
+  - {hosts: [alpha.test], secretName: alpha-tls}
+  rules:
+  - host: alpha.test
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: alpha, port: {number: 80}}}}
+"""
+    for rel, text in {"alpha.yaml": app("alpha", "alpha"), "tls.yaml": encrypted, "ing.yaml": ingress}.items():
+        commit_file(empty_repo, rel, text, f"add {rel}")
+    tls_port = free_port()
+    g = gitship_factory(
+        empty_repo,
+        extra=[
+            "--decryption-key-file",
+            str(key_file),
+            "--node-address",
+            "127.0.0.1",
+            "--ingress-http-port",
+            str(free_port()),
+            "--ingress-https-port",
+            str(tls_port),
+        ],
+    )
+    ctx = _context(ca_pem)
+    wait_for(lambda: _serial(tls_port, "alpha.test", ctx) == serial, 60, interval=0.2, what="the SOPS certificate")
+    assert key.splitlines()[1] not in g.output()
