@@ -353,6 +353,18 @@ def test_tls_by_sni_redirect_and_rotation_by_commit(empty_repo: Path, gitship_fa
     assert version(_https_get(beta)[1]) == "beta"
     beta.close()
 
+    # curl over TLS: the CA made here, SNI from --resolve, HTTP/2 by ALPN
+    ca_file = Path(g.state_dir).parent / "ca.pem"
+    ca_file.write_text(ca_pem)
+    out = subprocess.run(
+        ["curl", "-sS", "--cacert", str(ca_file), "--resolve", f"alpha.test:{tls_port}:127.0.0.1",
+         "-w", "\n%{http_version}", f"https://alpha.test:{tls_port}/"],
+        capture_output=True, text=True, timeout=10,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    body, _, http_version = out.stdout.rpartition("\n")
+    assert version(body) == "alpha" and http_version == "2"
+
     # plain HTTP to a TLS host: 308 to https (ingress-nginx's default); not when the annotation says false
     status, _, headers = get(port, "alpha.test", "/x?y=1")
     assert status == 308 and headers["location"].startswith("https://alpha.test") and "/x?y=1" in headers["location"]
