@@ -487,3 +487,33 @@ def test_sync_step_makes_the_class_status_and_events() -> None:
     )
     sync_ingresses(w2)
     assert w2.events == []
+
+
+def test_through_decide_settles_and_an_edit_syncs_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the whole pass: created with its status, the built-in class and one Sync event; the
+    next passes change nothing; a spec edit in git brings one more Sync."""
+    from reconciler.manifests.model import obj_key
+    from tests.unit import test_reconcile_pass as rp
+
+    monkeypatch.setattr(rp, "key", obj_key)  # its helper expects a namespace; the class has none
+    World, put_keys, reasons = rp.World, rp.put_keys, rp.reasons
+
+    ing = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"defaultBackend": svc_backend("web")},
+    }
+    w = World(ing)
+    ch = w.step()
+    assert ("Sync", "Ingress", "web") in reasons(ch)
+    live = w.live[("Ingress", "default", "web")]
+    assert live["status"] == {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}}
+    assert ("IngressClass", "", "gitship") in w.live
+    for _ in range(2):
+        ch = w.step()
+        assert not put_keys(ch) and not ch.events
+    w.desired[("Ingress", "default", "web")] = {**ing, "spec": {"defaultBackend": svc_backend("web", 81)}}
+    ch = w.step()
+    assert reasons(ch) == [("BackendNotFound", "Ingress", "web"), ("Sync", "Ingress", "web")]  # no Service web
+    assert w.live[("Ingress", "default", "web")]["status"]["loadBalancer"]["ingress"]
