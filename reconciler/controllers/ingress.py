@@ -333,7 +333,7 @@ def build_table(
 
 
 def ingress_status(ip: str | None) -> Obj:
-    """``status.loadBalancer`` as the controller writes it (empty until its ports are bound)."""
+    """``status.loadBalancer`` as the controller writes it: the node's address (empty without one)."""
     return {"loadBalancer": {"ingress": [{"ip": ip}]} if ip else {}}
 
 
