@@ -29,7 +29,7 @@ from typing import Any
 from ..cluster import Cluster
 from ..controllers.ingress import ICLASS, Table, build_table
 from ..log import Logger
-from .render import Listen, render
+from .render import Listen, Rendered, Slots, render, slot_commands
 
 BACKOFF_MAX = 30.0
 READY_TIMEOUT = 10.0
@@ -65,7 +65,9 @@ class IngressEngine:
         self.want_http, self.want_https = http, https
         self.binary = shutil.which(binary)
         self.proc: asyncio.subprocess.Process | None = None
-        self.rendered: tuple[str, str, dict[str, str]] | None = None
+        self.rendered: tuple[str, str, dict[str, str]] | None = None  # the running configuration's shape
+        self.slots: Slots = {}  # the servers HAProxy has, by slot (render.assign_slots)
+        self.updates = 0  # server changes through the runtime API
         self.bound: set[tuple[str, int]] = set()
         self.bind_failed: dict[tuple[str, int], str] = {}
         self.error: str | None = None if self.binary else "haproxy is not installed"
@@ -95,6 +97,7 @@ class IngressEngine:
             "bindFailed": {"%s:%d" % a: why for a, why in sorted(self.bind_failed.items())},
             "error": self.error,
             "reloads": self.reloads,
+            "serverUpdates": self.updates,
             "pid": self.proc.pid if self.proc is not None and self.proc.returncode is None else None,
         }
 
@@ -135,10 +138,12 @@ class IngressEngine:
             crt_list=os.path.join(self.dir, "crt-list.txt"),
             cert_dir=os.path.join(self.dir, "certs"),
         )
-        r = render(table, listen)
-        key = (r.config, r.crt_list, r.certs)
+        r = render(table, listen, self.slots)
+        key = (r.structure, r.crt_list, r.certs)
         running = self.proc is not None and self.proc.returncode is None
         if running and key == self.rendered:
+            if r.slots != self.slots:  # only servers changed: the runtime API, no reload
+                await self._set_servers(r)
             return
         if not running and time.monotonic() < self._restart_at:
             return  # back-off after a crash
@@ -149,7 +154,21 @@ class IngressEngine:
             await self._reload()
         else:
             await self._start()
-        self.rendered = key
+        self.rendered, self.slots = key, r.slots
+
+    async def _set_servers(self, r: Rendered) -> None:
+        """Endpoint changes through the admin socket (``set server ... addr``, ``state``), then the file
+        is made current for a later reload; a command refused: a reload does it instead."""
+        cmds = slot_commands(self.slots, r.slots)
+        out = await self._command(";".join(cmds)) if cmds else None
+        bad = out is None or any(w in out for w in ("No such", "Unknown", "Require", "invalid", "failed"))
+        await asyncio.to_thread(self._write, r.config, r.crt_list, r.certs)
+        if bad:
+            self.log.warning("ingress_server_update_failed", answer=(out or "")[:200])
+            if await self._check_config():
+                await self._reload()
+        self.slots = r.slots
+        self.updates += 1
 
     def _check_ports(self, tls: bool) -> None:
         """Ports we do not hold yet are tried (a listening HAProxy already holds ``self.bound``)."""

@@ -37,6 +37,8 @@ class Rendered:
     config: str
     crt_list: str
     certs: dict[str, str]  # file name (in Listen.cert_dir) -> PEM (certificate and key)
+    slots: Slots  # the servers by slot (assign_slots)
+    structure: str  # the configuration without the servers' addresses: equal -> the runtime API will do
 
 
 def backend_id(name: str) -> str:
@@ -131,19 +133,18 @@ defaults
 """
 
 
-def render(table: Table, listen: Listen) -> Rendered:
-    """The whole configuration, the crt-list and the certificate files for ``table``."""
+def render(table: Table, listen: Listen, slots: Slots | None = None) -> Rendered:
+    """The whole configuration, the crt-list and the certificate files for ``table``; servers in the
+    slots ``assign_slots(slots, table)`` gives (the last ones, so a server keeps its slot)."""
     lines = [GLOBAL.format(sock=listen.admin_socket).rstrip("\n"), ""]
     lines += _frontend(table, listen)
     lines.append("")
+    slots = assign_slots(slots or {}, table)
     for be in table.backends:
         lines.append(f"backend {backend_id(be.name)}")
         lines.append("    balance roundrobin")
-        for i, (ip, port) in enumerate(be.servers, 1):
-            addr = f"[{ip}]" if ":" in ip else ip
-            lines.append(f"    server s{i} {addr}:{port}")
-        if not be.servers:
-            lines.append('    http-request return status 503 content-type text/plain string "no endpoints\\n"')
+        for i, server in enumerate(slots[be.name], 1):
+            lines.append(server_line(i, server))
         lines.append("")
     lines += [
         f"backend {NOT_FOUND}",
@@ -156,4 +157,66 @@ def render(table: Table, listen: Listen) -> Rendered:
         fname = f"cert-{i}.pem"
         certs[fname] = cert.pem
         crt_lines.append(f"{listen.cert_dir}/{fname} " + " ".join(h.lower() for h in cert.hosts))
-    return Rendered("\n".join(lines), "\n".join(crt_lines) + ("\n" if crt_lines else ""), certs)
+    config = "\n".join(lines)
+    structure = _SERVER_LINE.sub(r"\1", config)
+    return Rendered(config, "\n".join(crt_lines) + ("\n" if crt_lines else ""), certs, slots, structure)
+
+
+# -- server slots: endpoint changes through HAProxy's runtime API, without a reload ---------------
+
+Server = tuple[str, int] | None  # None: an empty slot (in maintenance)
+Slots = dict[str, list[Server]]  # backend name -> its servers by slot
+MIN_SLOTS = 4
+_SERVER_LINE = re.compile(r"^(    server s\d+) .*$", re.M)
+
+
+def slot_count(n: int) -> int:
+    """Slots for ``n`` servers: at least MIN_SLOTS, doubling, so scaling within them needs no reload."""
+    k = MIN_SLOTS
+    while k < n:
+        k *= 2
+    return k
+
+
+def assign_slots(previous: Slots, table: Table) -> Slots:
+    """Each backend's servers in slots: a server keeps the slot it had, new ones take free slots; the
+    slot count grows (doubling) only when they do not fit, which changes the configuration's shape."""
+    out: Slots = {}
+    for be in table.backends:
+        old = previous.get(be.name) or []
+        want = set(be.servers)
+        size = len(old) if old and len(want) <= len(old) else slot_count(len(want))
+        kept: list[Server] = [s if s in want else None for s in old[:size]]
+        kept += [None] * (size - len(kept))
+        free = (i for i, s in enumerate(kept) if s is None)
+        for server in sorted(want - set(kept)):
+            kept[next(free)] = server
+        out[be.name] = kept
+    return out
+
+
+def server_line(i: int, server: Server) -> str:
+    if server is None:
+        return f"    server s{i} 127.0.0.1:1 disabled"
+    ip, port = server
+    return f"    server s{i} {f'[{ip}]' if ':' in ip else ip}:{port}"
+
+
+def slot_commands(old: Slots, new: Slots) -> list[str] | None:
+    """The runtime API commands that turn the servers of ``old`` into ``new`` (same backends and slot
+    counts: None otherwise, then a reload is needed). An emptied slot goes to maintenance (requests
+    in flight finish), a filled one gets its address, then leaves maintenance."""
+    if old.keys() != new.keys() or any(len(old[b]) != len(new[b]) for b in new):
+        return None
+    cmds: list[str] = []
+    for b in sorted(new):
+        for i, (was, now) in enumerate(zip(old[b], new[b], strict=True), 1):
+            if was == now:
+                continue
+            name = f"{backend_id(b)}/s{i}"
+            if now is None:
+                cmds.append(f"set server {name} state maint")
+            else:
+                cmds.append(f"set server {name} addr {now[0]} port {now[1]}")
+                cmds.append(f"set server {name} state ready")
+    return cmds

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime
 import http.client
+import json
 import shutil
 import socket
 import ssl
@@ -435,7 +436,12 @@ spec:
         took = time.monotonic() - t0
         n = load.versions.get("v2", 0)
         wait_for(lambda: load.versions.get("v2", 0) >= n + 50, 20, what="load on v2")
-    print(f"ingress rollout: sent={load.sent} failed={len(load.failures)} versions={load.versions} took {took:.1f}s")
+    engine = json.loads(g.cli("status", "-o", "json").stdout)["status"]["ingress"]
+    print(
+        f"ingress rollout: sent={load.sent} failed={len(load.failures)} versions={load.versions} took {took:.1f}s "
+        f"reloads={engine['reloads']} server updates={engine['serverUpdates']}"
+    )
+    assert engine["serverUpdates"] > 0  # endpoint changes went through the runtime API
     assert not load.failures, (len(load.failures), load.sent, load.failures[:10])
     assert set(load.versions) == {"v1", "v2"}
 

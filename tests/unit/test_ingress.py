@@ -358,7 +358,7 @@ def test_render_routes_in_order_with_host_fallbacks() -> None:
         f"use_backend {NOT_FOUND} if {{ var(txn.host) -m reg '^[^.]+\\.b\\.com$' }}",
     ]
     assert 'http-request redirect scheme https code 308 if !{ ssl_fc } { var(txn.host) -m str "a.com" }' in lines
-    assert "server s1 10.0.0.1:8080" in lines
+    assert "server s1 10.0.0.1:8080" in lines and "server s2 127.0.0.1:1 disabled" in lines
     assert f"default_backend {NOT_FOUND}" in lines
     assert r.crt_list == "/s/certs/cert-0.pem a.com\n" and list(r.certs) == ["cert-0.pem"]
     for header in ("X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port"):
@@ -371,7 +371,8 @@ def test_render_without_certs_or_ports_binds_less() -> None:
     r = render(t, Listen(None, ("127.0.0.1", 8443), "/s", "/c", "/d"))
     assert "    bind " not in r.config and r.crt_list == "" and r.certs == {}
     assert f"default_backend {backend_id('default/a:80')}" in r.config
-    assert "status 503" in r.config  # no endpoints
+    assert r.slots == {"default/a:80": [None] * 4}  # no endpoints: four empty slots, HAProxy answers 503
+    assert r.config.count("127.0.0.1:1 disabled") == 4
 
 
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
@@ -517,3 +518,28 @@ def test_through_decide_settles_and_an_edit_syncs_again(monkeypatch: pytest.Monk
     ch = w.step()
     assert reasons(ch) == [("BackendNotFound", "Ingress", "web"), ("Sync", "Ingress", "web")]  # no Service web
     assert w.live[("Ingress", "default", "web")]["status"]["loadBalancer"]["ingress"]
+
+
+def test_server_slots_keep_places_and_change_through_the_runtime_api() -> None:
+    from reconciler.ingress.render import assign_slots, slot_commands
+
+    def table(*servers: tuple[str, int]) -> Table:
+        return Table(backends=(ingctl.Backend("ns/web:80", tuple(servers)),), ingresses=(("ns", "i"),))
+
+    a, b, c = ("10.0.0.1", 8080), ("10.0.0.2", 8080), ("10.0.0.3", 8080)
+    s1 = assign_slots({}, table(a, b))
+    assert s1 == {"ns/web:80": [a, b, None, None]}
+    s2 = assign_slots(s1, table(b, c))  # a leaves, c comes: b keeps its slot, c takes a free one
+    assert s2 == {"ns/web:80": [c, b, None, None]}
+    assert slot_commands(s1, s2) == [
+        "set server be_ns__web:80/s1 addr 10.0.0.3 port 8080",
+        "set server be_ns__web:80/s1 state ready",
+    ]
+    s3 = assign_slots(s2, table(b))
+    assert slot_commands(s2, s3) == ["set server be_ns__web:80/s1 state maint"]
+    many = [(f"10.0.1.{i}", 8080) for i in range(5)]
+    s4 = assign_slots(s3, table(*many))
+    assert len(s4["ns/web:80"]) == 8 and slot_commands(s3, s4) is None  # grew: a reload
+    r1 = render(table(a, b), LISTEN, s1)
+    r2 = render(table(b, c), LISTEN, s1)
+    assert r1.structure == r2.structure and r1.config != r2.config and r2.slots == s2
