@@ -1,11 +1,13 @@
 """The ingress engine: HAProxy as gitship's supervised child, configured from each pass's routing table.
 
-``IngressEngine.apply(table)`` renders the configuration (render.py), and when it changed writes it
-(certificates under ``{state}/ingress/certs``, mode 0600, never logged) and starts HAProxy or reloads
-it: HAProxy runs in master-worker mode (``-W``) as gitship's child; a reload (SIGUSR2 to the master)
-starts a new worker on the same listening sockets and lets the old one finish its connections, so a
-reload drops nothing. ``apply`` returns once the new worker answers, so the executor stops a pod only
-after the routing no longer sends it requests.
+``IngressEngine.apply(table)`` renders the configuration (render.py). When only servers changed
+(endpoints), it sets them in the running worker through the admin socket (render.slot_commands) and
+writes the file; when the configuration's shape changed, it writes it (certificates under
+``{state}/ingress/certs``, mode 0600, never logged) and starts HAProxy or reloads it: HAProxy runs in
+master-worker mode (``-W``) as gitship's child; a reload (SIGUSR2 to the master) starts a new worker on
+the same listening sockets and lets the old one finish its connections, so a reload drops nothing.
+``apply`` returns once the servers are set or the new worker answers, so the executor stops a pod
+only after the routing no longer sends it requests.
 
 HAProxy starts with the first Ingress and stops when the last goes (it holds no port before). A port
 that cannot be bound (taken, or below 1024 without the capability) is left out and tried again on
