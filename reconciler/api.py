@@ -123,6 +123,7 @@ class ApiServer:
                 "pid": os.getpid(),
                 "runtime": self.d.runtime.info(),
                 "dataPlane": self.d.plane.info(),
+                "ingress": rec.network.ingress.info() if rec.network.ingress else None,
                 "dns": self.d.dns_address(),
                 "passes": rec.passes,
             }

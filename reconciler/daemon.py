@@ -39,6 +39,7 @@ from .sync import Settings
 from .source.git import GitReader, Revision, clone_or_update, fetch, is_url
 from .source.revision import RevisionLoader
 from .source.watch import LocalWatcher
+from .ingress.engine import ingress_engine
 from .storage_exec import CONFIG_KINDS
 from .store import Store
 
@@ -61,6 +62,7 @@ class Options:
     limits: Limits = field(default_factory=Limits)
     decryption_key_file: str | None = None  # age identities for SOPS files (else SOPS_AGE_KEY_FILE / SOPS_AGE_KEY)
     allow_host_paths: tuple[str, ...] = ()  # --allow-host-path: where pods may mount hostPath volumes
+    ingress_ports: tuple[int, int] = (80, 443)  # --ingress-http-port, --ingress-https-port (reconciler/ingress)
 
     def __post_init__(self) -> None:
         # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
@@ -310,7 +312,7 @@ class Daemon:
             self.plane,
             self._set_zone,
         )
-        self._kick_reconciler = self.reconciler.kick
+        self._kick_reconciler, self.reconciler.network.ingress = self.reconciler.kick, ingress_engine(self)
         self.applier = RevisionApplier(
             self.store, self.loader, self.reconciler, self.runtime, self.repo_dir, self.branch, self.log
         )

@@ -19,6 +19,8 @@ _RESOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ReplicationController": ("replicationcontrollers", ("rc",)),
     "StatefulSet": ("statefulsets.apps", ("sts",)),
     "DaemonSet": ("daemonsets.apps", ("ds",)),
+    "Ingress": ("ingresses.networking.k8s.io", ("ing",)),
+    "IngressClass": ("ingressclasses.networking.k8s.io", ()),
     "ControllerRevision": ("controllerrevisions.apps", ()),
     "Namespace": ("namespaces", ("ns",)),
     **{"Job": ("jobs.batch", ()), "CronJob": ("cronjobs.batch", ("cj",))},

@@ -19,6 +19,7 @@ from .printers_storage import STORAGE_COLUMNS, STORAGE_DESCRIBE
 from .manifests.model import CLUSTER_SCOPED, namespace_of
 from .printers_apps import APPS_COLUMNS, APPS_DESCRIBE
 from .printers_batch import BATCH_COLUMNS, BATCH_DESCRIBE
+from .printers_ingress import INGRESS_COLUMNS, INGRESS_DESCRIBE
 from .printers_kinds import CUSTOM_COLUMNS, KIND_COLUMNS, KIND_DESCRIBE
 from .printers_kinds import Row as KindRow
 from .printers_ns import NS_COLUMNS, NS_DESCRIBE
@@ -261,6 +262,7 @@ _TABLES.update({kind: _Columns(h, _aged(row), wh, wide) for kind, (h, row, wh, w
 _TABLES.update({kind: _Columns(h, _aged(row), wh, wide) for kind, (h, row, wh, wide) in APPS_COLUMNS.items()})
 _TABLES.update({kind: _Columns(h, _aged(row), wh, wide) for kind, (h, row, wh, wide) in NS_COLUMNS.items()})
 _TABLES.update({kind: _Columns(*columns) for kind, columns in BATCH_COLUMNS.items()})  # Job, CronJob
+_TABLES.update({kind: _Columns(h, _aged(row), wh, wide) for kind, (h, row, wh, wide) in INGRESS_COLUMNS.items()})
 
 
 @dataclass(frozen=True)
@@ -468,6 +470,7 @@ _DESCRIBE: dict[str, Callable[[Obj], list[str]]] = {
     **APPS_DESCRIBE,
     **NS_DESCRIBE,
     **BATCH_DESCRIBE,
+    **INGRESS_DESCRIBE,
 }
 
 

@@ -191,7 +191,7 @@ class Reconciler:
         self._launched: set[str] = set()
         self._terminating: dict[str, asyncio.Task[None]] = {}
         self._was_endpoint: set[str] = set()
-        self.network = ServiceNetwork(runtime, plane, publish_zone, log, self.kick)  # the Service step
+        self.network = ServiceNetwork(runtime, plane, publish_zone, log, self.kick, cluster)  # the Service step
         self._create_failures: dict[str, CreateFailure] = {}  # for the next pass, by controller uid
         self._config_objects: dict[Key, Obj] | None = None  # last given to runtime.set_config_objects
         self.volumes = VolumeRequests(runtime, cluster, log, clock)  # the storage step
@@ -206,6 +206,7 @@ class Reconciler:
     async def close(self) -> None:
         for t in list(self._terminating.values()):
             t.cancel()
+        await self.network.close()
 
     def on_pod_change(self, uid: str) -> None:
         self.kick()

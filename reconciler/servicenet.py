@@ -1,4 +1,5 @@
-"""The executor's Service step: ClusterIPs made reachable, the data plane's rules, the DNS zone.
+"""The executor's Service step: ClusterIPs made reachable, the data plane's rules, the DNS zone, the
+Ingress routing (reconciler/ingress/engine.py: the live Ingresses' table applied to HAProxy).
 
 reconciler/reconcile.py carries a pass's ``Changes`` out in order; this is its step 2 (after
 the live objects are in the store, before the runtime's stops and starts). It also keeps the
@@ -15,7 +16,9 @@ from runtime.base import Runtime
 from runtime.net.dns import Zone, build_zone
 
 from . import sync
+from .cluster import Cluster
 from .dataplane import DataPlane
+from .ingress.engine import IngressEngine
 from .log import Logger
 
 
@@ -29,6 +32,7 @@ class ServiceNetwork:
         publish_zone: Callable[[Zone], None],
         log: Logger,
         kick: Callable[[], None],
+        cluster: Cluster | None = None,
     ):
         self.runtime = runtime
         self.plane = plane
@@ -39,6 +43,8 @@ class ServiceNetwork:
         self.listen_failed: dict[sync.Listener, str] = {}  # -> Observed.listen_failed
         self.net_warned: frozenset[str] = frozenset()  # -> Memory.net_warned
         self._exposed: set[str] = set()
+        self.cluster = cluster
+        self.ingress: IngressEngine | None = None  # the Ingress step's engine (set by the daemon)
 
     async def program(self, changes: sync.Changes) -> None:
         # the runtime makes each ClusterIP an address of this host (a userspace proxy binds it;
@@ -56,6 +62,12 @@ class ServiceNetwork:
         self._answered(frozenset(listening), failed)
         z = changes.zone
         self.publish_zone(build_zone(z.services, z.endpoints, z.pods, namespaces=z.namespaces))
+        if self.ingress is not None and self.cluster is not None:  # the Ingress routing: before the stops too
+            await self.ingress.program(self.cluster)
+
+    async def close(self) -> None:
+        if self.ingress is not None:
+            await self.ingress.close()
 
     def _answered(self, listening: frozenset[sync.Listener], failed: dict[sync.Listener, str]) -> None:
         """Keep the proxy's answer for the next pass; when it changed, run that pass now (a

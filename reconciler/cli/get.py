@@ -22,6 +22,7 @@ from reconciler.cli.watch import watch
 from reconciler.jsonpath import JSONPathError, Template
 from reconciler.manifests.model import CLUSTER_SCOPED
 from reconciler.printers import MIN_CELL, TableOptions
+from reconciler.printers_ingress import ingress_rules
 from reconciler.printers_storage import pods_using
 from reconciler.types import Obj
 
@@ -221,6 +222,8 @@ def describe_page(store: Any, kind: str, obj: Obj) -> str:
         extra.append(("Endpoints", printers.endpoints_text(ep) if ep else "<none>"))
     if kind == "PersistentVolumeClaim":
         extra.append(("Used By", pods_using(obj, store.cluster("Pod", ns))))
+    if kind == "Ingress":
+        extra.append(("Rules", ingress_rules(obj, *(store.cluster(k, ns) for k in ("Service", "Endpoints")))))
     return printers.describe(obj, events, time.time(), extra)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from reconciler.cli.common import Subparsers, die, open_store, socket_path, state_dir
 from reconciler.kindnames import without_effect_line, without_effect_summary
+from reconciler.cli.ingress import add_ingress_options, ingress_lines
 from reconciler.types import Obj
 
 
@@ -97,6 +98,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         node_address=args.node_address,
         decryption_key_file=os.path.abspath(args.decryption_key_file) if args.decryption_key_file else None,
         allow_host_paths=tuple(os.path.abspath(p) for p in args.allow_host_path or ()),
+        ingress_ports=(args.ingress_http_port, args.ingress_https_port),
     )
     return run(opts)
 
@@ -140,6 +142,7 @@ def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         help="where the cluster DNS listens (HOST:PORT; default the service CIDR's .10 on port 53, e.g. 10.96.0.10:53)",
     )
     s.add_argument("--node-address", default="0.0.0.0", help="host address for NodePort and LoadBalancer")
+    add_ingress_options(s)
     s.add_argument(
         "--decryption-key-file",
         metavar="PATH",
@@ -191,6 +194,7 @@ def status_object(meta: dict[str, Any], live: dict[str, Any] | None) -> Obj:
             "conditions": [ready],
             "runtime": runtime,
             "dataPlane": plane,
+            "ingress": (live or {}).get("ingress"),
             "dnsAddress": dns,
             "sourceError": meta.get("sourceError"),
             "daemon": "running" if live else "stopped",
@@ -212,6 +216,7 @@ def status_lines(out: Obj) -> list[str]:
         f"Daemon:        {st['daemon']}",
         rt_line,
         *_network_lines(runtime, st.get("dataPlane") or {}),
+        *ingress_lines(st.get("ingress")),
         f"DNS:           {st['dnsAddress']}",
         f"Applied:       {st['lastAppliedRevision'] or '<none>'}",
         f"Attempted:     {st['lastAttemptedRevision'] or '<none>'}",

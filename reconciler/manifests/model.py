@@ -38,11 +38,13 @@ KINDS: dict[str, str] = {
     "DaemonSet": "apps/v1",
     "Namespace": "v1",
     **{"Job": "batch/v1", "CronJob": "batch/v1"},  # controllers/job.py, cronjob.py
+    "Ingress": "networking.k8s.io/v1",
+    "IngressClass": "networking.k8s.io/v1",
 }
 
 # Kinds without a namespace: their key is (kind, "", name) and their metadata has no namespace
 # (a namespace written in the file is dropped, as the API server ignores it on create).
-CLUSTER_SCOPED: frozenset[str] = frozenset({"PersistentVolume", "StorageClass", "Namespace"})
+CLUSTER_SCOPED: frozenset[str] = frozenset({"PersistentVolume", "StorageClass", "Namespace", "IngressClass"})
 
 # Kinds stored without effect on one machine (manifests/inert.py): accepted, validated, shown by get.
 KINDS.update(INERT_KINDS)

@@ -28,6 +28,7 @@ from .objects import (
     sync_replicasets,
 )
 from .jobs import keep_ttl_deleted, sync_batch
+from .ingress import sync_ingresses
 from .services import pod_for_runtime, sync_services
 from .statefulsets import sync_apps
 from .storage import schedulable, sync_storage
@@ -49,6 +50,7 @@ def decide(inp: PassInput) -> Changes:
     collect_garbage(w)
     provision, reclaim = sync_storage(w)
     allocs, rules, ips, zone, backend_pods = sync_services(w)
+    sync_ingresses(w)
     was_endpoint = set(inp.memory.was_endpoint) | backend_pods
     starts, stops = runtime_step(w, allocs, was_endpoint)
     puts, deletes = w.cluster.changed()

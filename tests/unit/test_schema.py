@@ -141,6 +141,10 @@ def test_unknown_fields_of_every_supported_kind() -> None:
         "DaemonSet": b"apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: d}\nspec:\n  updatestrategy: {}\n"
         b"  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n"
         b"    spec: {containers: [{name: c, image: x}]}\n",
+        "Ingress": b"apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec:\n"
+        b"  defaultBackend: {service: {name: s, port: {number: 80}}}\n  rulez: []\n",
+        "IngressClass": b"apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: c}\n"
+        b"spec: {controller: a.io/b, paramters: {}}\n",
     }
     expect = {
         "Pod": "spec.restartpolicy",
@@ -154,6 +158,8 @@ def test_unknown_fields_of_every_supported_kind() -> None:
         "StorageClass": "reclaimpolicy",
         "StatefulSet": "spec.serviceNam",
         "DaemonSet": "spec.updatestrategy",
+        "Ingress": "spec.rulez",
+        "IngressClass": "spec.paramters",
     }
     docs.update(_INERT_DOCS)
     expect.update({k: "spek" for k in _INERT_DOCS})

@@ -44,6 +44,7 @@ from reconciler.manifests.validate.names import (
     iana_svc_name_error,
     validate_metadata,
 )
+from reconciler.manifests.validate.ingress import validate_ingress, validate_ingressclass
 from reconciler.manifests.validate.inert import INERT_VALIDATORS, default_service_account, validate_service_account
 from reconciler.manifests.validate.namespace import validate_namespace
 from reconciler.manifests.validate.pods import validate_pod
@@ -82,6 +83,8 @@ _VALIDATORS: dict[str, Callable[[Ctx, Obj], None]] = {
     "StatefulSet": validate_statefulset,
     "DaemonSet": validate_daemonset,
     "Namespace": validate_namespace,
+    "Ingress": validate_ingress,
+    "IngressClass": validate_ingressclass,
 }
 _VALIDATORS.update(INERT_VALIDATORS)
 _VALIDATORS.update(BATCH_VALIDATORS)  # Job, CronJob (batch.py)
