@@ -1,0 +1,165 @@
+"""Pure pieces of the API's answers: Status bodies, field selectors, server-side Tables, Event objects.
+
+No I/O; the clock is a parameter.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from reconciler.printers import TableOptions, table_rows
+from reconciler.types import Obj
+
+from .resources import Resource
+
+TABLE_ACCEPT = "as=Table"
+
+
+def status(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Kubernetes ``Status`` (metav1.Status) failure body."""
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    if details:
+        body["details"] = details
+    return body
+
+
+def qualified(r: Resource) -> str:
+    """``pods``, ``deployments.apps``: the resource as kubectl's messages name it."""
+    return f"{r.plural}.{r.group}" if r.group else r.plural
+
+
+def not_found(r: Resource, name: str) -> dict[str, Any]:
+    return status(404, "NotFound", f'{qualified(r)} "{name}" not found', {"name": name, "kind": r.plural})
+
+
+def _field(obj: Obj, path: str) -> str | None:
+    cur: Any = obj
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    if cur is None:
+        return "" if path in ("spec.nodeName", "status.phase", "metadata.namespace") else None
+    return str(cur)
+
+
+def parse_field_selector(text: str) -> list[tuple[str, bool, str]]:
+    """``a=b,c!=d`` -> [(field, equal, value)]. Raises ValueError on an unreadable term."""
+    out: list[tuple[str, bool, str]] = []
+    for term in filter(None, (t.strip() for t in text.split(","))):
+        if "!=" in term:
+            f, _, v = term.partition("!=")
+            out.append((f.strip(), False, v.strip()))
+        elif "==" in term or "=" in term:
+            f, _, v = term.partition("==") if "==" in term else term.partition("=")
+            out.append((f.strip(), True, v.strip()))
+        else:
+            raise ValueError(f"invalid selector: '{text}'; can't understand '{term}'")
+    return out
+
+
+SUPPORTED_FIELDS: tuple[str, ...] = ("metadata.name", "metadata.namespace", "status.phase", "spec.nodeName")
+SUPPORTED_FIELDS += ("spec.restartPolicy",)
+SUPPORTED_FIELDS += ("spec.schedulerName", "spec.serviceAccountName", "status.podIP", "involvedObject.name")
+SUPPORTED_FIELDS += ("involvedObject.kind", "involvedObject.namespace", "reason", "type", "spec.unschedulable")
+
+
+def check_fields(terms: list[tuple[str, bool, str]], kind: str) -> str | None:
+    """kubectl's error for a field the kind cannot be selected on, or None."""
+    for f, _, _ in terms:
+        if f not in SUPPORTED_FIELDS or (f.startswith(("status.", "spec.")) and kind not in ("Pod", "Node")):
+            if f not in ("metadata.name", "metadata.namespace"):
+                return f"field label not supported: {f}"
+    return None
+
+
+def field_matches(obj: Obj, terms: list[tuple[str, bool, str]]) -> bool:
+    return all((_field(obj, f) == v) == eq for f, eq, v in terms)
+
+
+def wants_table(accept: str) -> bool:
+    return TABLE_ACCEPT in accept.replace(" ", "")
+
+
+def table(kind: str, objs: list[Obj], now: float, resource_version: str, include_object: str = "Metadata") -> Obj:
+    """A meta.k8s.io/v1 Table with gitship's own `get` columns (reconciler/printers.py)."""
+    headers, rows = table_rows(kind, objs, now, TableOptions())
+    wide = [h for h in table_rows(kind, objs, now, TableOptions(wide=True))[0] if h not in headers]
+    if wide:
+        _, wide_rows = table_rows(kind, objs, now, TableOptions(wide=True))
+        rows = wide_rows
+    columns = [
+        {
+            "name": h.title() if h != "NAME" else "Name",
+            "type": "string",
+            "format": "name" if h == "NAME" else "",
+            "description": h,
+            "priority": 1 if h in wide else 0,
+        }
+        for h in [*headers, *wide]
+    ]
+    out_rows = []
+    for row, obj in zip(rows, objs):
+        o: Any = None
+        if include_object == "Object":
+            o = obj
+        elif include_object != "None":
+            o = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata", {})}
+        out_rows.append({"cells": row, "object": o})
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": columns,
+        "rows": out_rows,
+    }
+
+
+def rfc3339(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_object(row: dict[str, Any], index: int, api_version: str = "v1") -> Obj:
+    """A row of the store's events as a core/v1 (or events.k8s.io/v1) Event."""
+    ts = rfc3339(float(row.get("time") or 0))
+    ns = row.get("namespace") or "default"
+    name = f"{row.get('name') or 'gitship'}.{index:016x}"
+    involved = {"kind": row.get("kind") or "", "namespace": row.get("namespace") or "", "name": row.get("name") or ""}
+    meta = {"name": name, "namespace": ns, "creationTimestamp": ts, "uid": f"event-{index}"}
+    if api_version == "events.k8s.io/v1":
+        return {
+            "apiVersion": api_version,
+            "kind": "Event",
+            "metadata": meta,
+            "eventTime": None,
+            "regarding": involved,
+            "reason": row.get("reason") or "",
+            "note": row.get("message") or "",
+            "type": row.get("type") or "Normal",
+            "reportingController": "gitship",
+            "deprecatedFirstTimestamp": ts,
+            "deprecatedLastTimestamp": ts,
+            "deprecatedCount": 1,
+        }
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": meta,
+        "involvedObject": involved,
+        "reason": row.get("reason") or "",
+        "message": row.get("message") or "",
+        "type": row.get("type") or "Normal",
+        "source": {"component": "gitship"},
+        "firstTimestamp": ts,
+        "lastTimestamp": ts,
+        "count": 1,
+    }
