@@ -507,7 +507,12 @@ async def start_apis(d: Daemon) -> Apis:
         from .kapi.server import KubeApi
 
         kube = KubeApi(d, d.opts.api_addr)
-        await kube.start()
+        try:
+            await kube.start()
+        except OSError as e:  # the address is taken (another daemon): the rest of gitship runs without it
+            d.log.warning("kube_api_unavailable", addr=d.opts.api_addr, error=str(e))
+            await kube.close()
+            kube = None
     return Apis(sock, kube)
 
 
