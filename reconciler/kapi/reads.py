@@ -23,7 +23,7 @@ from .resources import Resource
 from .watch import Change, Hub
 
 if TYPE_CHECKING:
-    from .server import Daemon
+    from .host import Daemon
 
 BOOKMARK_EVERY = 5.0
 MAX_EVENTS = 5000
@@ -249,9 +249,7 @@ async def _write_event(resp: web.StreamResponse, type_: str, obj: Obj) -> None:
 
 
 def _with_api_version(r: Resource, o: Obj) -> Obj:
-    if o.get("apiVersion") == r.group_version:
-        return o
-    return {**o, "apiVersion": r.group_version}
+    return views.api_object(r.group_version, o)
 
 
 def _scale(o: Obj) -> Obj:

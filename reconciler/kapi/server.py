@@ -16,7 +16,7 @@ import hmac
 import json
 import ssl
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -24,12 +24,11 @@ from reconciler.types import Key, Obj
 
 from . import certs, resources, views
 from .reads import Reads
+from .writing import write
 from .watch import Hub
 
 if TYPE_CHECKING:
-    from reconciler.reconcile import Reconciler
-    from reconciler.store import Store
-    from runtime.base import Runtime
+    from .host import Daemon
 
 # The machine's kubectl (Google Cloud SDK's dispatcher) runs the client whose minor matches the
 # server's, and has clients 1.27 to 1.33 (/usr/lib/google-cloud-sdk/bin/kubectl.1.*). gitship
@@ -51,21 +50,6 @@ VERSION = {
 }
 V2_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 POLL = 0.2
-
-
-class Daemon(Protocol):
-    """What the API server needs of the running daemon."""
-
-    runtime: Runtime
-    reconciler: Reconciler
-    store: Store
-    state_dir: str
-    repo_dir: str
-    branch: str
-
-    def wake_source(self) -> None: ...
-
-    def writer(self) -> Any: ...
 
 
 def json_response(status: int, body: Any, content_type: str = "application/json", **headers: str) -> web.Response:
@@ -178,9 +162,7 @@ class KubeApi:
     async def write(
         self, request: web.Request, r: resources.Resource, ns: str, name: str, sub: str
     ) -> web.StreamResponse:
-        from .writing import write
-
-        return await write(self, request, r, ns, name, sub)
+        return await write(self.d, self.hub, request, r, ns, name, sub)
 
 
 def parse_path(parts: list[str]) -> tuple[resources.Resource, str, str, str] | None:

@@ -163,3 +163,17 @@ def event_object(row: dict[str, Any], index: int, api_version: str = "v1") -> Ob
         "lastTimestamp": ts,
         "count": 1,
     }
+
+
+def api_object(api_version: str, o: Obj) -> Obj:
+    """A live object as the API serves it: its apiVersion as asked, and the fields Kubernetes always
+    fills (a container status's ``imageID``, which typed clients require) filled."""
+    out = o if o.get("apiVersion") == api_version else {**o, "apiVersion": api_version}
+    if o.get("kind") != "Pod":
+        return out
+    st = o.get("status") or {}
+    lists = ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses")
+    if not any("imageID" not in cs for k in lists for cs in st.get(k) or []):
+        return out
+    fixed = {k: [{"imageID": "", **cs} for cs in st[k]] for k in lists if st.get(k)}
+    return {**out, "status": {**st, **fixed}}

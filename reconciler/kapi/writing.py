@@ -19,9 +19,10 @@ from reconciler.types import Key, Obj
 from . import views
 from .contract import WriteContext, WriteRequest, WriteResponse
 from .resources import Resource
+from .watch import Hub
 
 if TYPE_CHECKING:
-    from .server import KubeApi
+    from .host import Daemon
 
 T = TypeVar("T")
 VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
@@ -36,8 +37,7 @@ def _on_loop(loop: asyncio.AbstractEventLoop, f: Callable[[], T]) -> T:
     return asyncio.run_coroutine_threadsafe(call(), loop).result(30)
 
 
-def context(api: KubeApi, loop: asyncio.AbstractEventLoop) -> WriteContext:
-    d = api.d
+def context(d: Daemon, loop: asyncio.AbstractEventLoop) -> WriteContext:
     rec = d.reconciler
 
     def desired(key: Key) -> Obj | None:
@@ -86,7 +86,9 @@ def _user(request: web.Request) -> str:
     return request.headers.get("Impersonate-User") or "kubectl"
 
 
-async def write(api: KubeApi, request: web.Request, r: Resource, ns: str, name: str, sub: str) -> web.StreamResponse:
+async def write(
+    d: Daemon, hub: Hub, request: web.Request, r: Resource, ns: str, name: str, sub: str
+) -> web.StreamResponse:
     verb = VERBS.get(request.method)
     try:
         writes: Any = importlib.import_module("reconciler.kapi.writes")
@@ -108,11 +110,11 @@ async def write(api: KubeApi, request: web.Request, r: Resource, ns: str, name: 
         query=dict(request.query),
         user=_user(request),
     )
-    ctx = context(api, asyncio.get_running_loop())
+    ctx = context(d, asyncio.get_running_loop())
     resp: WriteResponse = await asyncio.to_thread(writes.handle, ctx, req)
     headers = [("Warning", '299 - "{}"'.format(w.replace('"', "'"))) for w in resp.warnings]
     out = web.json_response(resp.body, status=resp.status)
     for k, v in headers:
         out.headers.add(k, v)
-    api.hub.observe(api.d.reconciler.cluster.objects.items())
+    hub.observe(d.reconciler.cluster.objects.items())
     return out
