@@ -22,7 +22,7 @@ from aiohttp import web
 
 from reconciler.types import Key, Obj
 
-from . import certs, resources, views
+from . import certs, openapi, resources, views
 from .reads import Reads
 from .writing import write
 from .watch import Hub
@@ -142,6 +142,12 @@ class KubeApi:
             if found is None:
                 return error(404, "NotFound", "the server could not find the requested resource")
             return json_response(200, found)
+        if parts == ["openapi", "v3"]:
+            return json_response(200, openapi.index())
+        if parts[:2] == ["openapi", "v3"]:
+            data = openapi.document_bytes("/".join(parts[2:]))
+            if data is not None:
+                return web.Response(body=data, headers={"Content-Type": "application/json"})
         if parts and parts[0] in ("openapi", "swagger.json"):
             return error(404, "NotFound", "the server could not find the requested resource")
         return None
