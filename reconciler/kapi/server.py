@@ -87,15 +87,22 @@ class KubeApi:
         host, _, port = self.addr.rpartition(":")
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(self.creds.cert, self.creds.key)
-        app = web.Application(middlewares=[self._auth], client_max_size=64 << 20)
-        app.router.add_route("*", "/{tail:.*}", self._route)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host.strip("[]"), int(port), ssl_context=ctx, shutdown_timeout=1.0)
         self.observe()
         await site.start()
-        self._poller = asyncio.create_task(self._poll())
+        self.start_polling()
         certs.write_kubeconfig(self.d.state_dir, self.creds, self.addr)
+
+    def start_polling(self) -> None:
+        """Number the live objects' changes from now on (watches wait for them)."""
+        self._poller = asyncio.create_task(self._poll())
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._auth], client_max_size=64 << 20)
+        app.router.add_route("*", "/{tail:.*}", self._route)
+        return app
 
     async def close(self) -> None:
         if self._poller:

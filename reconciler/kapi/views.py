@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from reconciler.printers import TableOptions, table_rows
+from reconciler.printers import TableOptions, age, table_rows
 from reconciler.types import Obj
 
 from .resources import Resource
@@ -41,7 +41,14 @@ def not_found(r: Resource, name: str) -> dict[str, Any]:
     return status(404, "NotFound", f'{qualified(r)} "{name}" not found', {"name": name, "kind": r.plural})
 
 
+# The one node's name (gitship prints it as NODE of `get pods -o wide`, reconciler/printers.py)
+NODE_NAME = "localhost"
+
+
 def _field(obj: Obj, path: str) -> str | None:
+    if path == "spec.nodeName" and obj.get("kind") == "Pod" and not (obj.get("spec") or {}).get("nodeName"):
+        phase = (obj.get("status") or {}).get("phase")
+        return NODE_NAME if phase and phase != "Pending" else ""
     cur: Any = obj
     for part in path.split("."):
         if not isinstance(cur, dict):
@@ -90,10 +97,25 @@ def wants_table(accept: str) -> bool:
     return TABLE_ACCEPT in accept.replace(" ", "")
 
 
+def _event_rows(objs: list[Obj], now: float) -> tuple[list[str], list[list[Any]]]:
+    """kubectl's columns of events (k8s.io/kubernetes pkg/printers/internalversion printEvent)."""
+    rows = []
+    for e in objs:
+        inv = e.get("involvedObject") or e.get("regarding") or {}
+        last = e.get("lastTimestamp") or e.get("deprecatedLastTimestamp") or e["metadata"].get("creationTimestamp")
+        obj = f"{str(inv.get('kind', '')).lower()}/{inv.get('name', '')}"
+        rows.append([age(last, now), e.get("type", ""), e.get("reason", ""), obj, e.get("message") or e.get("note")])
+    return ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], rows
+
+
 def table(kind: str, objs: list[Obj], now: float, resource_version: str, include_object: str = "Metadata") -> Obj:
     """A meta.k8s.io/v1 Table with gitship's own `get` columns (reconciler/printers.py)."""
-    headers, rows = table_rows(kind, objs, now, TableOptions())
-    wide = [h for h in table_rows(kind, objs, now, TableOptions(wide=True))[0] if h not in headers]
+    wide: list[str] = []
+    if kind == "Event":
+        headers, rows = _event_rows(objs, now)
+    else:
+        headers, rows = table_rows(kind, objs, now, TableOptions())
+        wide = [h for h in table_rows(kind, objs, now, TableOptions(wide=True))[0] if h not in headers]
     if wide:
         _, wide_rows = table_rows(kind, objs, now, TableOptions(wide=True))
         rows = wide_rows
