@@ -57,6 +57,9 @@ class Reads:
         self.hub.observe(self.d.reconciler.cluster.objects.items())
         if flt.r.kind == "Event":
             return [e for e in self._events(flt.r.group_version) if flt(e)]
+        if flt.r.kind == "EndpointSlice":
+            eps = (views.endpoint_slice(o) for o in self.hub.objects().values() if o.get("kind") == "Endpoints")
+            return [e for e in eps if flt(e)]
         objs = [o for o in self.hub.objects().values() if flt(o)]
         objs.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return [_with_api_version(flt.r, o) for o in objs]
@@ -264,6 +267,8 @@ def _scale(o: Obj) -> Obj:
 
 
 def _since(data: bytes, after: float, keep_stamps: bool) -> bytes:
+    """The lines written at ``after`` or later; a line without a time stamp (a runtime that keeps
+    none) is kept whole."""
     import datetime
 
     out = []
@@ -272,7 +277,8 @@ def _since(data: bytes, after: float, keep_stamps: bool) -> bytes:
         try:
             t = datetime.datetime.fromisoformat(stamp.decode().replace("Z", "+00:00")).timestamp()
         except ValueError:
-            t = after
+            out.append(line)
+            continue
         if t >= after:
             out.append(line if keep_stamps else rest)
     return b"".join(out)

@@ -108,11 +108,24 @@ def _event_rows(objs: list[Obj], now: float) -> tuple[list[str], list[list[Any]]
     return ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], rows
 
 
+def _slice_rows(objs: list[Obj], now: float) -> tuple[list[str], list[list[Any]]]:
+    rows = []
+    for o in objs:
+        ports = ",".join(str(p.get("port")) for p in o.get("ports") or []) or "<unset>"
+        addrs = [a for e in o.get("endpoints") or [] for a in e.get("addresses") or []]
+        shown = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "")
+        rows.append([o["metadata"]["name"], o["addressType"], ports, shown or "<unset>",
+                     age(o["metadata"].get("creationTimestamp"), now)])  # fmt: skip
+    return ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], rows
+
+
 def table(kind: str, objs: list[Obj], now: float, resource_version: str, include_object: str = "Metadata") -> Obj:
     """A meta.k8s.io/v1 Table with gitship's own `get` columns (reconciler/printers.py)."""
     wide: list[str] = []
     if kind == "Event":
         headers, rows = _event_rows(objs, now)
+    elif kind == "EndpointSlice":
+        headers, rows = _slice_rows(objs, now)
     else:
         headers, rows = table_rows(kind, objs, now, TableOptions())
         wide = [h for h in table_rows(kind, objs, now, TableOptions(wide=True))[0] if h not in headers]
@@ -199,3 +212,45 @@ def api_object(api_version: str, o: Obj) -> Obj:
         return out
     fixed = {k: [{"imageID": "", **cs} for cs in st[k]] for k in lists if st.get(k)}
     return {**out, "status": {**st, **fixed}}
+
+
+def endpoint_slice(ep: Obj) -> Obj:
+    """The discovery.k8s.io/v1 EndpointSlice Kubernetes' EndpointSlice controller would make for a
+    Service whose Endpoints are ``ep`` (gitship keeps Endpoints; the slice is derived when read)."""
+    meta = ep.get("metadata") or {}
+    svc = meta.get("name", "")
+    endpoints: list[Obj] = []
+    ports: list[Obj] = []
+    for subset in ep.get("subsets") or []:
+        for ready, key in ((True, "addresses"), (False, "notReadyAddresses")):
+            for a in subset.get(key) or []:
+                e: Obj = {"addresses": [a.get("ip", "")], "conditions": {"ready": ready, "serving": ready,
+                                                                          "terminating": False}}  # fmt: skip
+                if a.get("targetRef"):
+                    e["targetRef"] = a["targetRef"]
+                e["nodeName"] = a.get("nodeName") or NODE_NAME
+                endpoints.append(e)
+        for p in subset.get("ports") or []:
+            port = {"name": p.get("name", ""), "port": p.get("port"), "protocol": p.get("protocol", "TCP")}
+            if p.get("appProtocol"):
+                port["appProtocol"] = p["appProtocol"]
+            if port not in ports:  # every field set: kubectl describe reads them through pointers
+                ports.append(port)
+    labels = {"kubernetes.io/service-name": svc, "endpointslice.kubernetes.io/managed-by": "gitship"}
+    out_meta = {
+        "name": f"{svc}-gs",
+        "namespace": meta.get("namespace", "default"),
+        "labels": labels,
+        "creationTimestamp": meta.get("creationTimestamp"),
+        "uid": f"{meta.get('uid', svc)}-slice",
+        "resourceVersion": meta.get("resourceVersion", ""),
+        "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": svc, "uid": "", "controller": True}],
+    }
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": out_meta,
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+        "ports": ports,
+    }

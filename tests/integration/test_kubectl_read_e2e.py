@@ -133,6 +133,17 @@ def test_kubectl_reads(cluster: Gitship, binary: str, tmp_path: Path) -> None:
     described = kubectl(g, binary, tmp_path, "describe", "pod", "kubia").stdout
     assert "Name:" in described and "kubia" in described and "Events:" in described
 
+    svc = kubectl(g, binary, tmp_path, "describe", "svc", "test-svc").stdout
+    assert "Endpoints:" in svc and "Events:" in svc
+    slices = kubectl(g, binary, tmp_path, "get", "endpointslices").stdout.splitlines()
+    assert slices[0].split()[:3] == ["NAME", "ADDRESSTYPE", "PORTS"] and slices[1].startswith("test-svc")
+
+    events = kubectl(g, binary, tmp_path, "get", "events").stdout.splitlines()
+    assert events[0].split()[:3] == ["LAST", "SEEN", "TYPE"] and any("pod/kubia" in e for e in events)
+
+    explained = kubectl(g, binary, tmp_path, "explain", "deployment.spec.replicas").stdout
+    assert "replicas" in explained and "<integer>" in explained
+
     logs = kubectl(g, binary, tmp_path, "logs", "kubia", check=False)
     assert logs.returncode == 0, logs.stderr
 

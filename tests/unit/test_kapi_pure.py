@@ -138,3 +138,21 @@ def test_openapi_documents() -> None:
     assert any(p["name"] == "fieldValidation" and p["in"] == "query" for p in patch["parameters"])
     assert patch["x-kubernetes-group-version-kind"]["kind"] == "Deployment"
     assert openapi.document("nope.io", "v1") is None
+
+
+def test_endpoint_slice_from_endpoints() -> None:
+    ep = {
+        "kind": "Endpoints",
+        "metadata": {"name": "svc", "namespace": "default"},
+        "subsets": [{"addresses": [{"ip": "10.0.0.1"}], "notReadyAddresses": [{"ip": "10.0.0.2"}],
+                     "ports": [{"port": 8080}]}],
+    }  # fmt: skip
+    s = views.endpoint_slice(ep)
+    assert s["metadata"]["labels"]["kubernetes.io/service-name"] == "svc"
+    assert [(e["addresses"], e["conditions"]["ready"]) for e in s["endpoints"]] == [
+        (["10.0.0.1"], True),
+        (["10.0.0.2"], False),
+    ]
+    assert s["ports"] == [{"name": "", "port": 8080, "protocol": "TCP"}]
+    t = views.table("EndpointSlice", [s], 0.0, "1")
+    assert t["rows"][0]["cells"][:4] == ["svc-gs", "IPv4", "8080", "10.0.0.1,10.0.0.2"]
