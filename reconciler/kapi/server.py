@@ -49,7 +49,9 @@ VERSION = {
     "emulationMinor": str(MINOR),
 }
 V2_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-POLL = 0.2
+POLL = 0.1
+SAFETY = 5.0
+SETTLE = 3
 
 
 def json_response(status: int, body: Any, content_type: str = "application/json", **headers: str) -> web.Response:
@@ -76,12 +78,24 @@ class KubeApi:
         self.hub.observe(self.d.reconciler.cluster.objects.items())
 
     async def _poll(self) -> None:
+        """Look at the live objects while reconcile passes run (they change in passes; a pass runs at
+        least every second, and awaits the runtime midway: ``SETTLE`` more looks after the count
+        moved), and every ``SAFETY`` seconds regardless: cheap when nothing happens."""
+        seen, last, extra = -1, 0.0, 0
         while True:
             await asyncio.sleep(POLL)
+            passes = int(getattr(self.d.reconciler, "passes", 0))
+            if passes != seen:
+                seen, extra = passes, SETTLE
+            elif extra > 0:
+                extra -= 1
+            elif time.monotonic() - last < SAFETY:
+                continue
             try:
                 self.observe()
             except RuntimeError:  # the dict changed while we read it: next time
                 continue
+            last = time.monotonic()
 
     async def start(self) -> None:
         host, _, port = self.addr.rpartition(":")

@@ -40,6 +40,7 @@ class _Reconciler:
         self.desired: dict[Any, Any] = {("Pod", "default", "kubia"): {}}
         self.log = _Log()
         self.deleted: list[str] = []
+        self.passes = 0  # the API looks at the live objects when a pass ran
 
     async def delete_pod(self, ns: str, name: str, grace: float | None = None) -> bool:
         self.deleted.append(name)
@@ -164,6 +165,7 @@ def test_watch_streams_changes_and_410_for_lost_history(tmp_path: Path) -> None:
         )
         changed = _pod("other", {"app": "y"})
         api.d.reconciler.cluster.put(changed)
+        api.d.reconciler.passes += 1  # type: ignore[attr-defined]
         line = await asyncio.wait_for(resp.content.readline(), 10)
         event = json.loads(line)
         assert event["type"] == "MODIFIED" and event["object"]["metadata"]["labels"] == {"app": "y"}
