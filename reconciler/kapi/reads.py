@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .host import Daemon
 
 BOOKMARK_EVERY = 5.0
+INITIAL_END = "k8s.io/initial-events-end"
 MAX_EVENTS = 5000
 
 
@@ -139,11 +140,14 @@ class Reads:
         wake = asyncio.Event()
         unlisten = self.hub.listen(wake.set)
         deadline = time.monotonic() + timeout
+        initial = q.get("sendInitialEvents") in ("true", "1")  # client-go's WatchList (on by default in 1.37)
         try:
-            if start is None:
+            if start is None or initial:
                 for o in self._objects(flt):
                     await self._send(resp, "ADDED", o, flt.r, table)
                 start = self.hub.rv
+            if initial:  # the end of the initial state: a bookmark so annotated
+                await _write_event(resp, "BOOKMARK", _bookmark(flt.r, start, {INITIAL_END: "true"}))
             last_bookmark = time.monotonic()
             while not self.closing.is_set() and time.monotonic() < deadline:
                 changes = self.hub.since(start) or []
@@ -152,9 +156,7 @@ class Reads:
                     if flt(c.obj):
                         await self._send(resp, c.type, _with_api_version(flt.r, c.obj), flt.r, table)
                 if bookmarks and time.monotonic() - last_bookmark > BOOKMARK_EVERY:
-                    mark = {"kind": flt.r.kind, "apiVersion": flt.r.group_version,
-                            "metadata": {"resourceVersion": str(start)}}  # fmt: skip
-                    await _write_event(resp, "BOOKMARK", mark)
+                    await _write_event(resp, "BOOKMARK", _bookmark(flt.r, start, {}))
                     last_bookmark = time.monotonic()
                 wake.clear()
                 try:
@@ -249,6 +251,13 @@ class Reads:
 
 async def _write_event(resp: web.StreamResponse, type_: str, obj: Obj) -> None:
     await resp.write(json.dumps({"type": type_, "object": obj}).encode() + b"\n")
+
+
+def _bookmark(r: Resource, rv: int, annotations: dict[str, str]) -> Obj:
+    meta: Obj = {"resourceVersion": str(rv)}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"kind": r.kind, "apiVersion": r.group_version, "metadata": meta}
 
 
 def _with_api_version(r: Resource, o: Obj) -> Obj:

@@ -144,6 +144,12 @@ def test_kubectl_reads(cluster: Gitship, binary: str, tmp_path: Path) -> None:
     explained = kubectl(g, binary, tmp_path, "explain", "deployment.spec.replicas").stdout
     assert "replicas" in explained and "<integer>" in explained
 
+    # informers: client-go's WatchList (sendInitialEvents, on in 1.37) and plain list + watch (1.33)
+    waited = kubectl(g, binary, tmp_path, "wait", "--for=condition=Available", "deployment/testqc", "--timeout=30s")
+    assert "condition met" in waited.stdout
+    status = kubectl(g, binary, tmp_path, "rollout", "status", "deployment/testqc", "--timeout=30s")
+    assert "successfully rolled out" in status.stdout
+
     logs = kubectl(g, binary, tmp_path, "logs", "kubia", check=False)
     assert logs.returncode == 0, logs.stderr
 

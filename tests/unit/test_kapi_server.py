@@ -222,3 +222,15 @@ def test_delete_of_a_pod_git_does_not_declare_stops_it(tmp_path: Path, monkeypat
         assert r.status == 404
 
     _run(tmp_path, body)
+
+
+def test_watch_list_sends_the_state_then_a_bookmark(tmp_path: Path) -> None:
+    async def body(api: KubeApi, c: TestClient, auth: dict[str, str]) -> None:
+        url = "/api/v1/namespaces/default/pods?watch=true&sendInitialEvents=true&allowWatchBookmarks=true"
+        resp = await c.get(url + "&resourceVersionMatch=NotOlderThan&timeoutSeconds=2", headers=auth)
+        events = [json.loads(await asyncio.wait_for(resp.content.readline(), 10)) for _ in range(3)]
+        assert [e["type"] for e in events] == ["ADDED", "ADDED", "BOOKMARK"]
+        assert events[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+        resp.close()
+
+    _run(tmp_path, body)
