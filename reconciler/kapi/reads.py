@@ -153,8 +153,9 @@ class Reads:
                 changes = self.hub.since(start) or []
                 for c in changes:
                     start = c.rv
-                    if flt(c.obj):
-                        await self._send(resp, c.type, _with_api_version(flt.r, c.obj), flt.r, table)
+                    type_ = _seen_as(c, flt)
+                    if type_:
+                        await self._send(resp, type_, _with_api_version(flt.r, c.obj), flt.r, table)
                 if bookmarks and time.monotonic() - last_bookmark > BOOKMARK_EVERY:
                     await _write_event(resp, "BOOKMARK", _bookmark(flt.r, start, {}))
                     last_bookmark = time.monotonic()
@@ -251,6 +252,17 @@ class Reads:
 
 async def _write_event(resp: web.StreamResponse, type_: str, obj: Obj) -> None:
     await resp.write(json.dumps({"type": type_, "object": obj}).encode() + b"\n")
+
+
+def _seen_as(c: Change, flt: _Filter) -> str | None:
+    """The event a watch with this selection gets: an object that enters it is ADDED, one that leaves
+    it DELETED (as the API server's filtered watch says), None when it stays outside."""
+    now, before = flt(c.obj), c.prev is not None and flt(c.prev)
+    if c.type != "MODIFIED":
+        return c.type if now else None
+    if now:
+        return "MODIFIED" if before else "ADDED"
+    return "DELETED" if before else None
 
 
 def _bookmark(r: Resource, rv: int, annotations: dict[str, str]) -> Obj:

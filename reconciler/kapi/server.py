@@ -24,7 +24,7 @@ from reconciler.types import Key, Obj
 
 from . import certs, openapi, resources, views
 from .reads import Reads
-from .writing import write
+from .writing import MAX_BODY, write
 from .watch import Hub
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class KubeApi:
         self._poller = asyncio.create_task(self._poll())
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._auth], client_max_size=64 << 20)
+        app = web.Application(middlewares=[self._auth], client_max_size=MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self._route)
         return app
 

@@ -28,6 +28,7 @@ class Change:
     type: str  # ADDED / MODIFIED / DELETED
     key: Key
     obj: Obj  # with metadata.resourceVersion set
+    prev: Obj | None = None  # the object before a MODIFIED
 
 
 class Hub:
@@ -50,7 +51,7 @@ class Hub:
                 continue
             kind = "MODIFIED" if key in self._texts else "ADDED"
             self._texts[key] = text
-            self._record(kind, key, json.loads(text))
+            self._record(kind, key, json.loads(text), self._objs.get(key))
             changed = True
         for key in [k for k in self._texts if k not in seen]:
             del self._texts[key]
@@ -62,14 +63,14 @@ class Hub:
                 f()
         return changed
 
-    def _record(self, type_: str, key: Key, obj: Obj) -> None:
+    def _record(self, type_: str, key: Key, obj: Obj, prev: Obj | None = None) -> None:
         self.rv += 1
         obj.setdefault("metadata", {})["resourceVersion"] = str(self.rv)
         if type_ != "DELETED":
             self._objs[key] = obj
         if len(self._history) == self._history.maxlen:
             self.oldest = self._history[0].rv
-        self._history.append(Change(self.rv, type_, key, obj))
+        self._history.append(Change(self.rv, type_, key, obj, prev))
 
     def objects(self) -> dict[Key, Obj]:
         """The current objects (not copies: callers must not change them)."""

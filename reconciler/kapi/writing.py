@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from .host import Daemon
 
 T = TypeVar("T")
+# the API server's limit on a request body (k8s.io/apiserver MaxRequestBodyBytes: 3 MiB)
+MAX_BODY = 3 * 1024 * 1024
 VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
@@ -97,6 +99,11 @@ async def write(
     if verb is None or writes is None or not hasattr(writes, "handle"):
         msg = f"the server does not allow this method on the requested resource ({request.method})"
         return web.json_response(views.status(405, "MethodNotAllowed", msg), status=405)
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        msg = f"Request entity too large: limit is {MAX_BODY}"
+        return web.json_response(views.status(413, "RequestEntityTooLarge", msg), status=413)
     req = WriteRequest(
         verb=verb,
         group=r.group,
@@ -105,7 +112,7 @@ async def write(
         namespace=ns if r.namespaced else "",
         name=name,
         subresource=sub,
-        body=await request.read(),
+        body=body,
         content_type=request.headers.get("Content-Type", ""),
         query=dict(request.query),
         user=_user(request),

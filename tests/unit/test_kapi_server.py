@@ -234,3 +234,31 @@ def test_watch_list_sends_the_state_then_a_bookmark(tmp_path: Path) -> None:
         resp.close()
 
     _run(tmp_path, body)
+
+
+def test_watch_with_a_selector_sees_an_object_leave_it(tmp_path: Path) -> None:
+    async def body(api: KubeApi, c: TestClient, auth: dict[str, str]) -> None:
+        rv = (await (await c.get("/api/v1/pods", headers=auth)).json())["metadata"]["resourceVersion"]
+        url = f"/api/v1/pods?watch=true&labelSelector=app%3Dx&resourceVersion={rv}&timeoutSeconds=5"
+        resp = await c.get(url, headers=auth)
+        api.d.reconciler.cluster.put(_pod("kubia", {"app": "other"}))  # outside before and after: nothing
+        api.d.reconciler.cluster.put(_pod("other", {"app": "y"}))
+        api.d.reconciler.passes += 1  # type: ignore[attr-defined]
+        event = json.loads(await asyncio.wait_for(resp.content.readline(), 10))
+        assert event["type"] == "DELETED" and event["object"]["metadata"]["name"] == "other"
+        resp.close()
+
+    _run(tmp_path, body)
+
+
+def test_a_body_over_3_mib_is_413(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = types.ModuleType("reconciler.kapi.writes")
+    fake.handle = lambda ctx, req: WriteResponse(201, {})  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "reconciler.kapi.writes", fake)
+
+    async def body(api: KubeApi, c: TestClient, auth: dict[str, str]) -> None:
+        r = await c.post("/api/v1/namespaces/default/configmaps", headers=auth, data=b"x" * (4 << 20))
+        assert r.status == 413
+        assert (await r.json())["message"] == "Request entity too large: limit is 3145728"
+
+    _run(tmp_path, body)
