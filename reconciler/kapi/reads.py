@@ -50,14 +50,20 @@ class _Filter:
 
 
 class Reads:
-    def __init__(self, d: Daemon, hub: Hub):
-        self.d, self.hub = d, hub
+    def __init__(self, d: Daemon, hub: Hub, version: str = ""):
+        self.d, self.hub, self.version = d, hub, version
+        self.started = time.time()
         self.closing = asyncio.Event()
 
     def _objects(self, flt: _Filter) -> list[Obj]:
         self.hub.observe(self.d.reconciler.cluster.objects.items())
         if flt.r.kind == "Event":
             return [e for e in self._events(flt.r.group_version) if flt(e)]
+        if flt.r.kind == "Node":
+            pods = sum(1 for k in self.hub.objects() if k[0] == "Pod")
+            node = views.node_object(self.started, self.version, pods, os.cpu_count() or 1, _memory_kib())
+            node["metadata"]["resourceVersion"] = "1"
+            return [node] if flt(node) else []
         if flt.r.kind == "EndpointSlice":
             eps = (views.endpoint_slice(o) for o in self.hub.objects().values() if o.get("kind") == "Endpoints")
             return [e for e in eps if flt(e)]
@@ -263,6 +269,14 @@ def _seen_as(c: Change, flt: _Filter) -> str | None:
     if now:
         return "MODIFIED" if before else "ADDED"
     return "DELETED" if before else None
+
+
+def _memory_kib() -> int:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            return int(f.readline().split()[1])  # MemTotal: N kB
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _bookmark(r: Resource, rv: int, annotations: dict[str, str]) -> Obj:

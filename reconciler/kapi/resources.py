@@ -40,13 +40,15 @@ _SHORT: dict[str, list[str]] = {
     "HorizontalPodAutoscaler": ["hpa"],
     "CustomResourceDefinition": ["crd", "crds"],
     "Event": ["ev"],
+    "Node": ["no"],
 }
 # `kubectl get all`: the kinds in category "all"
 _ALL = {"Pod", "Service", "ReplicaSet", "Deployment", "ReplicationController", "StatefulSet", "DaemonSet", "Job"}
 _ALL |= {"CronJob", "HorizontalPodAutoscaler"}
 _IRREGULAR = {"Endpoints": "endpoints", "Ingress": "ingresses", "IngressClass": "ingressclasses"}
 # read-only kinds made by controllers (no manifest declares them here)
-_EXTRA: dict[str, str] = {"Event": "v1", "EndpointSlice": "discovery.k8s.io/v1"}
+_EXTRA: dict[str, str] = {"Event": "v1", "EndpointSlice": "discovery.k8s.io/v1", "Node": "v1"}
+_EXTRA_CLUSTER = frozenset({"Node"})
 _EXTRA_EVENTS = ("events.k8s.io/v1",)
 # subresources served: (kind, subresource) -> the verbs
 _SUB: dict[tuple[str, str], list[str]] = {
@@ -107,7 +109,7 @@ def _resources() -> list[Resource]:
                 group,
                 version,
                 plural_of(kind),
-                kind not in CLUSTER_SCOPED,
+                kind not in CLUSTER_SCOPED and kind not in _EXTRA_CLUSTER,
                 tuple(READ_VERBS if read_only else ALL_VERBS),
                 tuple(_SHORT.get(kind, []) if group in ("", "apps", "batch") or kind != "Event" else []),
                 ("all",) if kind in _ALL else (),

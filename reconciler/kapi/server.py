@@ -72,7 +72,7 @@ class KubeApi:
         self.creds = certs.ensure(d.state_dir)
         self.runner: web.AppRunner | None = None
         self._poller: asyncio.Task[None] | None = None
-        self.reads = Reads(d, self.hub)
+        self.reads = Reads(d, self.hub, VERSION["gitVersion"])
 
     def observe(self) -> None:
         self.hub.observe(self.d.reconciler.cluster.objects.items())

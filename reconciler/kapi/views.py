@@ -126,6 +126,8 @@ def table(kind: str, objs: list[Obj], now: float, resource_version: str, include
         headers, rows = _event_rows(objs, now)
     elif kind == "EndpointSlice":
         headers, rows = _slice_rows(objs, now)
+    elif kind == "Node":
+        headers, rows = _node_rows(objs, now)
     else:
         headers, rows = table_rows(kind, objs, now, TableOptions())
         wide = [h for h in table_rows(kind, objs, now, TableOptions(wide=True))[0] if h not in headers]
@@ -254,3 +256,43 @@ def endpoint_slice(ep: Obj) -> Obj:
         "endpoints": endpoints,
         "ports": ports,
     }
+
+
+def node_object(started: float, kubelet_version: str, pods: int, cpus: int = 1, memory_kib: int = 0) -> Obj:
+    """The one node gitship runs pods on (pods' NODE, ``spec.nodeName`` selections): Ready since the
+    daemon started."""
+    ts = rfc3339(started)
+    ready = {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "gitship is running pods",
+             "lastHeartbeatTime": ts, "lastTransitionTime": ts}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": NODE_NAME,
+            "uid": "gitship-node-localhost",
+            "creationTimestamp": ts,
+            "labels": {"kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux",
+                       "node-role.kubernetes.io/control-plane": ""},  # fmt: skip
+        },
+        "spec": {},
+        "status": {
+            "conditions": [ready],
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": NODE_NAME}],
+            "nodeInfo": {"kubeletVersion": kubelet_version, "operatingSystem": "linux", "architecture": "amd64",
+                         "containerRuntimeVersion": "gitship", "kubeProxyVersion": kubelet_version,
+                         "osImage": "", "kernelVersion": "", "machineID": "", "systemUUID": "", "bootID": ""},
+            "capacity": {"cpu": str(cpus), "memory": f"{memory_kib}Ki", "ephemeral-storage": "0",
+                         "pods": str(max(110, pods))},
+            "allocatable": {"cpu": str(cpus), "memory": f"{memory_kib}Ki", "ephemeral-storage": "0",
+                            "pods": str(max(110, pods))},
+        },
+    }  # fmt: skip
+
+
+def _node_rows(objs: list[Obj], now: float) -> tuple[list[str], list[list[Any]]]:
+    rows = [
+        [o["metadata"]["name"], "Ready", "control-plane", age(o["metadata"]["creationTimestamp"], now),
+         o["status"]["nodeInfo"]["kubeletVersion"]]
+        for o in objs
+    ]  # fmt: skip
+    return ["NAME", "STATUS", "ROLES", "AGE", "VERSION"], rows

@@ -144,6 +144,12 @@ def test_kubectl_reads(cluster: Gitship, binary: str, tmp_path: Path) -> None:
     explained = kubectl(g, binary, tmp_path, "explain", "deployment.spec.replicas").stdout
     assert "replicas" in explained and "<integer>" in explained
 
+    nodes = kubectl(g, binary, tmp_path, "get", "nodes").stdout.splitlines()
+    assert nodes[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert nodes[1].split()[:2] == ["localhost", "Ready"]
+    on_node = kubectl(g, binary, tmp_path, "get", "pods", "--field-selector", "spec.nodeName=localhost").stdout
+    assert "kubia" in on_node
+
     # informers: client-go's WatchList (sendInitialEvents, on in 1.37) and plain list + watch (1.33)
     waited = kubectl(g, binary, tmp_path, "wait", "--for=condition=Available", "deployment/testqc", "--timeout=30s")
     assert "condition met" in waited.stdout

@@ -156,3 +156,12 @@ def test_endpoint_slice_from_endpoints() -> None:
     assert s["ports"] == [{"name": "", "port": 8080, "protocol": "TCP"}]
     t = views.table("EndpointSlice", [s], 0.0, "1")
     assert t["rows"][0]["cells"][:4] == ["svc-gs", "IPv4", "8080", "10.0.0.1,10.0.0.2"]
+
+
+def test_the_one_node() -> None:
+    node = views.node_object(0.0, "v1.33.0", 3, 2, 1024)
+    assert node["metadata"]["name"] == views.NODE_NAME and node["status"]["allocatable"]["cpu"] == "2"
+    t = views.table("Node", [node], 60.0, "1")
+    assert t["rows"][0]["cells"] == ["localhost", "Ready", "control-plane", "60s", "v1.33.0"]
+    r = resources.find("", "v1", "nodes")
+    assert r is not None and not r.namespaced and "patch" not in r.verbs
