@@ -107,6 +107,9 @@ class KubeApi:
         self.observe()
         await site.start()
         self.start_polling()
+        if port == "0":  # the port the kernel chose goes into the kubeconfig
+            bound = self.runner.addresses[0]
+            self.addr = f"{host}:{bound[1]}"
         certs.write_kubeconfig(self.d.state_dir, self.creds, self.addr)
 
     def start_polling(self) -> None:

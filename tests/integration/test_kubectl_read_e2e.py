@@ -156,8 +156,10 @@ def test_kubectl_reads(cluster: Gitship, binary: str, tmp_path: Path) -> None:
     status = kubectl(g, binary, tmp_path, "rollout", "status", "deployment/testqc", "--timeout=30s")
     assert "successfully rolled out" in status.stdout
 
-    logs = kubectl(g, binary, tmp_path, "logs", "kubia", check=False)
-    assert logs.returncode == 0, logs.stderr
+    wait_for(lambda: kubectl(g, binary, tmp_path, "logs", "kubia").stdout.count("\n") >= 2, 30, what="2 log lines")
+    tail = kubectl(g, binary, tmp_path, "logs", "kubia", "--tail=1").stdout
+    assert tail.count("\n") == 1
+    assert kubectl(g, binary, tmp_path, "logs", "kubia", "-c", "nope", check=False).returncode != 0
 
 
 @pytest.mark.parametrize("binary", _kubectls())
