@@ -55,6 +55,7 @@ from bench.figures_daemon import (  # noqa: E402
 from bench.figures_config import fig8_config  # noqa: E402
 from bench.figures_crash import fig7_kill9_under_load  # noqa: E402
 from bench.figures_ingress import fig9_ingress  # noqa: E402
+from bench.figures_kubectl import fig10_kubectl  # noqa: E402
 from bench.figures_load import fig2_planning  # noqa: E402
 from bench.figures_runtime import fig3_proxy, fig5_pod_start  # noqa: E402
 
@@ -72,6 +73,7 @@ FIGURES = [
     fig7_kill9_under_load,
     fig8_config,
     fig9_ingress,
+    fig10_kubectl,
 ]
 
 

@@ -63,6 +63,7 @@ class Options:
     decryption_key_file: str | None = None  # age identities for SOPS files (else SOPS_AGE_KEY_FILE / SOPS_AGE_KEY)
     allow_host_paths: tuple[str, ...] = ()  # --allow-host-path: where pods may mount hostPath volumes
     ingress_ports: tuple[int, int] = (80, 443)  # --ingress-http-port, --ingress-https-port (reconciler/ingress)
+    api_addr: str = "127.0.0.1:6443"  # --api-addr: the Kubernetes API (reconciler/kapi); "none" turns it off
 
     def __post_init__(self) -> None:
         # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
@@ -332,8 +333,7 @@ class Daemon:
             dataPlane=self.plane.info(),
             daemon={"pid": os.getpid(), "startedAt": time.time()},
         )
-        self.api = ApiServer(self)
-        await self.api.start(os.path.join(self.state_dir, "gitship.sock"))
+        self.api = await start_apis(self)
         watcher = None
         if not self.remote:
             watcher = LocalWatcher(self.repo_dir, loop, self._source_wake.set)
@@ -484,6 +484,36 @@ class Daemon:
         if sha == self.store.get_meta("lastAttemptedRevision") or self.stopping.is_set():
             return
         await self.apply_revision(await asyncio.to_thread(reader.revision, sha))
+
+
+class Apis:
+    """The daemon's two APIs: its Unix socket (reconciler/api.py) and the Kubernetes API over HTTPS
+    (reconciler/kapi, on ``--api-addr``; also writes ``<state-dir>/kubeconfig``)."""
+
+    def __init__(self, sock: ApiServer, kube: Any):
+        self.sock, self.kube = sock, kube
+
+    async def close(self) -> None:
+        if self.kube is not None:
+            await self.kube.close()
+        await self.sock.close()
+
+
+async def start_apis(d: Daemon) -> Apis:
+    sock = ApiServer(d)
+    await sock.start(os.path.join(d.state_dir, "gitship.sock"))
+    kube = None
+    if d.opts.api_addr.lower() != "none":
+        from .kapi.server import KubeApi
+
+        kube = KubeApi(d, d.opts.api_addr)
+        try:
+            await kube.start()
+        except OSError as e:  # the address is taken (another daemon): the rest of gitship runs without it
+            d.log.warning("kube_api_unavailable", addr=d.opts.api_addr, error=str(e))
+            await kube.close()
+            kube = None
+    return Apis(sock, kube)
 
 
 def run(opts: Options) -> int:

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -99,8 +100,21 @@ def cmd_up(args: argparse.Namespace) -> int:
         decryption_key_file=os.path.abspath(args.decryption_key_file) if args.decryption_key_file else None,
         allow_host_paths=tuple(os.path.abspath(p) for p in args.allow_host_path or ()),
         ingress_ports=(args.ingress_http_port, args.ingress_https_port),
+        api_addr=args.api_addr,
     )
     return run(opts)
+
+
+def cmd_kubeconfig(args: argparse.Namespace) -> int:
+    """`gitship kubeconfig`: the kubeconfig `gitship up` wrote (KUBECONFIG=... kubectl get pods)."""
+    from reconciler.kapi.certs import kubeconfig_path
+
+    path = kubeconfig_path(state_dir(args))
+    if not os.path.exists(path):
+        die(f"no kubeconfig in {state_dir(args)}: start `gitship up` (with --api-addr other than none) first")
+    with open(path, encoding="utf-8") as f:
+        sys.stdout.write(f.read())
+    return 0
 
 
 def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -157,7 +171,15 @@ def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         help="let pods mount hostPath volumes at PREFIX or under it (symlinks resolved; repeatable; "
         "default: none, a hostPath volume keeps its pod waiting). The repository cannot allow it",
     )
+    s.add_argument(
+        "--api-addr",
+        default="127.0.0.1:6443",
+        metavar="HOST:PORT",
+        help="where the Kubernetes API (HTTPS, for kubectl) listens; `none` turns it off (default 127.0.0.1:6443)",
+    )
     s.set_defaults(func=cmd_up)
+    k = sub.add_parser("kubeconfig", parents=[common], help="print the kubeconfig `gitship up` wrote (for kubectl)")
+    k.set_defaults(func=cmd_kubeconfig)
 
 
 def _live_status(args: argparse.Namespace) -> dict[str, Any] | None:
