@@ -240,10 +240,11 @@ class Repo:
                 cfg.append(f"{key}={default}")
         return tuple(cfg)
 
-    def commit(self, changes: dict[str, bytes | None], message: str, branch: str) -> str:
+    def commit(self, changes: dict[str, bytes | None], message: str, branch: str, author: str | None = None) -> str:
         """Write ``changes`` (path -> content, None = delete), commit only them, push. Returns the sha.
 
-        Call inside ``transaction()`` (``branch`` is what it yielded).
+        Call inside ``transaction()`` (``branch`` is what it yielded). ``author`` ("Name <email>")
+        sets the commit's author (the committer stays git's configured user).
         """
         paths = sorted(changes)
         self.check_clean(paths)
@@ -253,7 +254,8 @@ class Repo:
             for p in paths:
                 write_file(self.abspath(p), changes[p])
             self.git("add", "-A", "--", *paths)
-            args = ("commit", "-q", "--no-verify", "--allow-empty-message", "-m", message, "--only", "--", *paths)
+            who = (f"--author={author}",) if author else ()
+            args = ("commit", "-q", "--no-verify", "--allow-empty-message", *who, "-m", message, "--only", "--", *paths)
             self.git(*args, config=self._author_config())
         except BaseException as e:
             self._restore(backup, old_head)

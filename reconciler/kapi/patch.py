@@ -347,3 +347,29 @@ def _ordered(field: str, items: list[Any], order: list[Any]) -> list[Any]:
     rank = {ident(o): n for n, o in enumerate(order)}
     named = sorted((i for i in items if ident(i) in rank), key=lambda i: rank[ident(i)])
     return named + [i for i in items if ident(i) not in rank]
+
+
+# ---------------------------------------------------------------------------------------------- carrying a change
+
+
+def carry_change(raw: Any, before: Any, after: Any) -> Any:
+    """``raw`` (a manifest as written: no defaults) with the change from ``before`` to ``after`` (the
+    object with defaults) made in it, and nothing else: keys removed, values changed, lists of the
+    same length changed item by item (items added at the end appended), anything else replaced."""
+    if before == after and type(before) is type(after):
+        return copy.deepcopy(raw)
+    if isinstance(before, dict) and isinstance(after, dict) and isinstance(raw, dict):
+        out = copy.deepcopy(raw)
+        for k in before:
+            if k not in after:
+                out.pop(k, None)
+        for k, v in after.items():
+            if k in before and before[k] == v and type(before[k]) is type(v):
+                continue
+            out[k] = carry_change(raw[k], before[k], v) if k in raw and k in before else copy.deepcopy(v)
+        return out
+    if isinstance(before, list) and isinstance(after, list) and isinstance(raw, list):
+        if len(raw) == len(before) and len(after) >= len(before):
+            kept = [carry_change(r, b, a) for r, b, a in zip(raw, before, after)]
+            return kept + [copy.deepcopy(a) for a in after[len(before) :]]
+    return copy.deepcopy(after)
