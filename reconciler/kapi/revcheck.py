@@ -15,7 +15,7 @@ from reconciler.manifests.model import Manifest
 from reconciler.manifests.revision import BlobCache, RevisionFile, git_blob_id, load_listing
 from reconciler.source.git import GitReader
 from reconciler.source.revision import read_age_keys
-from reconciler.sync.immutable import immutable_field_errors
+from reconciler.sync.immutable import at_field_lines, immutable_field_errors
 from reconciler.types import Key, Obj
 
 _lock = threading.Lock()
@@ -65,7 +65,12 @@ def check_revision(
     errors = [e for e in after if str(e) not in known]
     if not errors and after:  # the revision still fails, but only as HEAD already does
         return []
-    errors += immutable_field_errors([m for m in manifests if m.key in live], live)
+
+    def text(file: str) -> str | None:
+        data = changes.get(file)
+        return data.decode("utf-8", "replace") if data is not None else None
+
+    errors += at_field_lines(immutable_field_errors([m for m in manifests if m.key in live], live), text)
     if errors:
         raise RevisionRejected(errors)
     return manifests

@@ -45,6 +45,7 @@ from reconciler.kapi.contract import WriteContext, WriteRequest, WriteResponse
 from reconciler.kapi.patch import PatchError, carry_change, json_patch, merge_patch, strategic_merge_patch
 from reconciler.kapi.revcheck import check_revision
 from reconciler.kapi.scale import SCALABLE, scale_object
+from reconciler.kapi.undo import undo, undo_target
 from reconciler.manifests import schema
 from reconciler.types import Key, Obj
 
@@ -291,6 +292,13 @@ class _Write:
         before, after = strip(current), strip(new)
         if before == after:
             return WriteResponse(200, current, self.warnings)
+        if live is not None and not self.dry:
+            rss = self.ctx.live_of_kind("ReplicaSet", self.req.namespace)
+            target = undo_target(live, rss, before, after)
+            if target is not None:
+                undo_sha, how = undo(self.ctx.writer(), live, target[0], target[1], self.req.user)
+                done = self.committed(undo_sha, f"rollout undo to revision {target[1][0]} ({how})")
+                return WriteResponse(200, done or new, self.warnings)
         message = commitmsg.message(verb, self.req.kind, self.req.name, before, after, self.req.content_type)
         checked = {self.key: live} if live is not None else {}
         try:
@@ -413,7 +421,8 @@ def _invalid(req: WriteRequest, e: RevisionRejected) -> Refused:
         for err in e.errors
     ]
     where = "; ".join(str(err) for err in e.errors[:5])
-    return Refused(422, "Invalid", f'{req.kind} "{req.name}" is invalid: {where}', causes)
+    qualified = req.kind + (f".{req.group}" if req.group else "")
+    return Refused(422, "Invalid", f'{qualified} "{req.name}" is invalid: {where}', causes)
 
 
 def handle(ctx: WriteContext, req: WriteRequest) -> WriteResponse:

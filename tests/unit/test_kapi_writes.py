@@ -254,6 +254,7 @@ def test_immutable_selector_is_422(repo: Path) -> None:
     }
     r = handle(f.ctx(), req("patch", patch, content_type="application/merge-patch+json"))
     assert r.status == 422 and "immutable" in r.body["message"], r.body
+    assert "manifests/web.yaml:10 " in r.body["message"]  # the line of spec.selector
     _nothing_committed(repo, before)
 
 
@@ -300,3 +301,39 @@ spec:
     assert r.status == 200, r.body
     text = (repo / "manifests" / "web.yaml").read_text()
     assert "replicas: 6" in text and "qinchaowhut/allen:v1" in text
+
+
+def test_rollout_undo_patch_becomes_a_revert(repo: Path) -> None:
+    f = Fake(repo)
+    key = ("Deployment", "default", "testqc")
+    v1 = f.desired(key)
+    sha1 = head(repo)
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "nodejs", "image": "qinchaowhut/allen:v2"}]}}}}
+    assert handle(f.ctx(), req("patch", patch, content_type="application/strategic-merge-patch+json")).status == 200
+    sha2 = head(repo)
+    v2 = f.desired(key)
+    assert v1 is not None and v2 is not None
+    uid = "dep-uid"
+    live = json.loads(json.dumps(v2))
+    live["metadata"] |= {"uid": uid, "resourceVersion": "10", "annotations": {"deployment.kubernetes.io/revision": "2"}}
+    f.live[key] = live
+
+    def rs(n: int, tmpl: Obj, sha: str) -> Obj:
+        t = json.loads(json.dumps(tmpl))
+        t["metadata"]["labels"]["pod-template-hash"] = f"h{n}"
+        ann = {"deployment.kubernetes.io/revision": str(n), "gitship.io/commit": sha}
+        owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "testqc", "uid": uid, "controller": True}
+        meta = {"name": f"testqc-h{n}", "namespace": "default", "annotations": ann, "ownerReferences": [owner]}
+        return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta, "spec": {"template": t}}
+
+    f.live[("ReplicaSet", "default", "testqc-h1")] = rs(1, v1["spec"]["template"], sha1)
+    f.live[("ReplicaSet", "default", "testqc-h2")] = rs(2, v2["spec"]["template"], sha2)
+    ops = [
+        {"op": "replace", "path": "/spec/template", "value": v1["spec"]["template"]},
+        {"op": "replace", "path": "/metadata/annotations", "value": {"gitship.io/commit": sha1}},
+    ]
+    r = handle(f.ctx(), req("patch", ops, content_type="application/json-patch+json"))
+    assert r.status == 200, r.body
+    assert (repo / "manifests" / "web.yaml").read_text() == DEPLOYMENT  # a revert: the text as it was
+    body = git(repo, "log", "-1", "--format=%B")
+    assert "rollout undo" in body and sha2[:7] in body, body
