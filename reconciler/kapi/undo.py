@@ -3,7 +3,7 @@
 kubectl undoes a Deployment's rollout by patching it (kubectl pkg/polymorphichelpers/rollback.go,
 a JSON patch replacing ``/spec/template`` by the old ReplicaSet's template and ``/metadata/annotations``).
 That would work as a plain patch commit; but when the new template is the template of one of the
-Deployment's older ReplicaSets, and nothing else of the desired state changes, the write is handed to
+Deployment's older ReplicaSets, and nothing else but annotations changes, the write is handed to
 reconciler/undo.py ``undo_commit``, as ``gitship rollout undo`` does: a ``git revert`` of the commit
 that introduced the current revision when that reverts cleanly to the target, else a commit putting
 the target's template back. Anything else is a plain patch commit.
@@ -15,22 +15,18 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from reconciler import annotation_keys as keys
 from reconciler.controllers.deployment import equal_ignore_hash, revisions
 from reconciler.types import Obj
 from reconciler.undo import Revision, undo_commit
 
 
 def _rest(obj: Obj) -> Obj:
-    """The desired object without its pod template and change-cause annotations (kubectl copies the
-    ReplicaSet's annotations onto the Deployment)."""
+    """The desired object without its pod template and annotations: kubectl replaces the Deployment's
+    annotations by the old ReplicaSet's (which the controller copied from the Deployment back then);
+    gitship's undo restores the template and change-cause and leaves the other annotations alone."""
     out = copy.deepcopy(obj)
     (out.get("spec") or {}).pop("template", None)
-    ann = (out.get("metadata") or {}).get("annotations")
-    if isinstance(ann, dict):
-        ann.pop(keys.KUBERNETES_CHANGE_CAUSE, None)
-        if not ann:
-            out["metadata"].pop("annotations", None)
+    (out.get("metadata") or {}).pop("annotations", None)
     return out
 
 

@@ -107,7 +107,8 @@ def resource(req: WriteRequest) -> str:
 
 
 def status_body(code: int, reason: str, message: str, req: WriteRequest, causes: list[dict[str, str]]) -> Obj:
-    details: Obj = {"kind": plural(req.kind)}
+    # NewInvalid names the Kind ("The Deployment "x" is invalid"), the others the resource ("pods")
+    details: Obj = {"kind": req.kind if reason == "Invalid" else plural(req.kind)}
     if req.group:
         details["group"] = req.group
     if req.name:
@@ -416,8 +417,9 @@ def _dispatch(w: _Write) -> WriteResponse:
 
 
 def _invalid(req: WriteRequest, e: RevisionRejected) -> Refused:
+    # kubectl prints "field: message" per cause: the file and line go at the end of the message
     causes = [
-        {"reason": "FieldValueInvalid", "message": f"{err.file}:{err.line}: {err.message}", "field": err.field}
+        {"reason": "FieldValueInvalid", "message": f"{err.message} ({err.file}:{err.line})", "field": err.field}
         for err in e.errors
     ]
     where = "; ".join(str(err) for err in e.errors[:5])
