@@ -97,7 +97,8 @@ def message(verb: str, kind: str, name: str, before: Obj | None, after: Obj | No
     """The commit message for ``verb`` ("create", "update", "patch", "delete") of one object."""
     r = ref(kind, name)
     if verb == "create":
-        return f"kubectl create {r}"
+        how = "apply --server-side" if PATCH_TYPES.get(content_type) == "apply" else "create"
+        return f"kubectl {how} {r}"
     if verb == "delete":
         return f"kubectl delete {r}"
     diff = diff_merge_patch(before or {}, after or {})

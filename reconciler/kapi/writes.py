@@ -337,7 +337,7 @@ class _Write:
         new.setdefault("apiVersion", f"{self.req.group}/{self.req.version}" if self.req.group else self.req.version)
         new.setdefault("kind", self.req.kind)
         rel = new_object_path(self.ctx.manifests_path, self.req.kind, self.req.namespace, name)
-        message = commitmsg.message("create", self.req.kind, name, None, new)
+        message = commitmsg.message("create", self.req.kind, name, None, new, self.req.content_type)
         try:
             sha = add_object(self.ctx.writer(), rel, new, message, self.check({}), self.author)
         except _DryRun:
@@ -348,7 +348,8 @@ class _Write:
         current, live = self.current()
         message = commitmsg.message("delete", self.req.kind, self.req.name, current, None)
         try:
-            sha, _ = remove_document(self.ctx.writer(), self.req.kind, self.ns, self.req.name, message, self.check({}))
+            w = self.ctx.writer()
+            sha, _ = remove_document(w, self.req.kind, self.ns, self.req.name, message, self.check({}), self.author)
         except _DryRun:
             return WriteResponse(200, current, self.warnings)
         self.committed(sha, message)

@@ -181,6 +181,7 @@ def test_create_goes_to_its_folder_and_delete_removes_it(repo: Path) -> None:
     assert again.status == 409 and again.body["reason"] == "AlreadyExists"
     r = handle(f.ctx(), req("delete", kind="Pod", name="dnsutil-pod"))
     assert r.status == 200 and r.body["status"] == "Success"
+    assert git(repo, "log", "-1", "--format=%an|%s").strip() == "kubectl|kubectl delete pod/dnsutil-pod"
     assert not path.exists()
 
 
