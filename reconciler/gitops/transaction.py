@@ -127,6 +127,9 @@ class Repo:
     relative to the repository root, '/'-separated.
     """
 
+    # "Name <email>" for every commit made through this object (None: git's configured user)
+    default_author: str | None = None
+
     def __init__(self, workdir: str, manifests_path: str = "", branch: str | None = None, remote: str | None = None):
         self.workdir = os.path.realpath(workdir)
         if not os.path.isdir(self.workdir):
@@ -254,6 +257,7 @@ class Repo:
             for p in paths:
                 write_file(self.abspath(p), changes[p])
             self.git("add", "-A", "--", *paths)
+            author = author or self.default_author
             who = (f"--author={author}",) if author else ()
             args = ("commit", "-q", "--no-verify", "--allow-empty-message", *who, "-m", message, "--only", "--", *paths)
             self.git(*args, config=self._author_config())

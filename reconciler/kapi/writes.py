@@ -297,7 +297,9 @@ class _Write:
             rss = self.ctx.live_of_kind("ReplicaSet", self.req.namespace)
             target = undo_target(live, rss, before, after)
             if target is not None:
-                undo_sha, how = undo(self.ctx.writer(), live, target[0], target[1], self.req.user)
+                writer = self.ctx.writer()
+                writer.default_author = self.author  # the revert, or the template commit, is the user's
+                undo_sha, how = undo(writer, live, target[0], target[1], self.req.user)
                 done = self.committed(undo_sha, f"rollout undo to revision {target[1][0]} ({how})")
                 return WriteResponse(200, done or new, self.warnings)
         message = commitmsg.message(verb, self.req.kind, self.req.name, before, after, self.req.content_type)

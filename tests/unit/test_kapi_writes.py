@@ -336,5 +336,6 @@ def test_rollout_undo_patch_becomes_a_revert(repo: Path) -> None:
     r = handle(f.ctx(), req("patch", ops, content_type="application/json-patch+json"))
     assert r.status == 200, r.body
     assert (repo / "manifests" / "web.yaml").read_text() == DEPLOYMENT  # a revert: the text as it was
+    assert git(repo, "log", "-1", "--format=%an").strip() == "kubectl"
     body = git(repo, "log", "-1", "--format=%B")
     assert "rollout undo" in body and sha2[:7] in body, body
