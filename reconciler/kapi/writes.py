@@ -204,11 +204,14 @@ def _check_identity(req: WriteRequest, new: Any) -> None:
         raise Refused(400, "BadRequest", msg)
 
 
-def _check_version(current: Obj, new: Obj) -> None:
+def _check_version(req: WriteRequest, current: Obj, new: Obj) -> None:
     want = (new.get("metadata") or {}).get("resourceVersion")
     have = (current.get("metadata") or {}).get("resourceVersion")
     if want and have and str(want) != str(have):
-        msg = "the object has been modified; please apply your changes to the latest version and try again"
+        msg = (
+            f'Operation cannot be fulfilled on {resource(req)} "{req.name}": the object has been modified; '
+            "please apply your changes to the latest version and try again"
+        )
         raise Refused(409, "Conflict", msg)
 
 
@@ -288,7 +291,7 @@ class _Write:
 
     def change(self, current: Obj, live: Obj | None, new: Obj, verb: str) -> WriteResponse:
         _check_identity(self.req, new)
-        _check_version(current, new)
+        _check_version(self.req, current, new)
         _check_fields(self.req, new, self.warnings)
         before, after = strip(current), strip(new)
         if before == after:
@@ -374,7 +377,7 @@ class _Write:
             raise Refused(405, "MethodNotAllowed", f"{self.req.verb} is not supported on the scale subresource")
         if not isinstance(new_scale, dict):
             raise Refused(400, "BadRequest", "the body must be a Scale object")
-        _check_version(current, new_scale)
+        _check_version(self.req, current, new_scale)
         replicas = (new_scale.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             msg = (
