@@ -4,8 +4,8 @@ kubectl sends its command line in the ``Kubectl-Command`` header (``kubectl scal
 image``...) but not its arguments; the message is derived from the verb and from what changed:
 ``kubectl scale deployment/testqc --replicas=5``, ``kubectl set image deployment/testqc
 nodejs=img:v2``, ``kubectl label deployment/testqc tier=web``, ``kubectl rollout pause
-deployment/testqc``, else ``kubectl patch deployment/testqc --type=strategic`` with the fields
-changed on the next line.
+deployment/testqc`` (for a PATCH, whose kubectl commands these are), else ``kubectl patch
+deployment/testqc --type=strategic`` / ``kubectl replace`` (PUT) with the fields changed in the body.
 """
 
 from __future__ import annotations
@@ -93,8 +93,22 @@ def _named_change(kind: str, name: str, before: Obj, after: Obj, paths: list[str
     return None
 
 
-def message(verb: str, kind: str, name: str, before: Obj | None, after: Obj | None, content_type: str = "") -> str:
-    """The commit message for ``verb`` ("create", "update", "patch", "delete") of one object."""
+def message(
+    verb: str, kind: str, name: str, before: Obj | None, after: Obj | None, content_type: str = "", command: str = ""
+) -> str:
+    """The commit message for ``verb`` ("create", "update", "patch", "delete") of one object.
+
+    ``command``: kubectl's ``Kubectl-Command`` header (``kubectl edit``), when the server passes it:
+    it names a change the message would otherwise call a patch or a replace."""
+    msg = _message(verb, kind, name, before, after, content_type)
+    generic = ("kubectl patch ", "kubectl replace ", "kubectl apply --server-side ")
+    if command.startswith("kubectl ") and msg.startswith(generic) and not msg.startswith(command + " "):
+        head, _, rest = msg.partition("\n")
+        msg = f"{command} {ref(kind, name)}" + (f"\n{rest}" if rest else "")
+    return msg
+
+
+def _message(verb: str, kind: str, name: str, before: Obj | None, after: Obj | None, content_type: str) -> str:
     r = ref(kind, name)
     if verb == "create":
         how = "apply --server-side" if PATCH_TYPES.get(content_type) == "apply" else "create"
@@ -103,7 +117,7 @@ def message(verb: str, kind: str, name: str, before: Obj | None, after: Obj | No
         return f"kubectl delete {r}"
     diff = diff_merge_patch(before or {}, after or {})
     paths = changed_paths(diff)
-    named = _named_change(kind, name, before or {}, after or {}, paths)
+    named = _named_change(kind, name, before or {}, after or {}, paths) if verb == "patch" else None
     if named:
         return named
     if verb == "update":

@@ -229,6 +229,16 @@ def _owner_refusal(req: WriteRequest, live: Obj | None) -> Refused:
     return Refused(405, "MethodNotAllowed", msg)
 
 
+def kubectl_command(req: WriteRequest) -> str:
+    """kubectl's ``Kubectl-Command`` header, when the server passes request headers (a ``headers``
+    mapping on the request; the contract has none yet), else ""."""
+    headers = getattr(req, "headers", None) or {}
+    for k, v in headers.items():
+        if str(k).lower() == "kubectl-command":
+            return str(v)
+    return ""
+
+
 def _patched(req: WriteRequest, current: Obj) -> Obj:
     body = _decode(req)
     try:
@@ -305,7 +315,9 @@ class _Write:
                 undo_sha, how = undo(writer, live, target[0], target[1], self.req.user)
                 done = self.committed(undo_sha, f"rollout undo to revision {target[1][0]} ({how})")
                 return WriteResponse(200, done or new, self.warnings)
-        message = commitmsg.message(verb, self.req.kind, self.req.name, before, after, self.req.content_type)
+        message = commitmsg.message(
+            verb, self.req.kind, self.req.name, before, after, self.req.content_type, kubectl_command(self.req)
+        )
         checked = {self.key: live} if live is not None else {}
         try:
             sha, _ = change_object(

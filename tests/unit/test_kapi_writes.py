@@ -241,7 +241,9 @@ def test_stale_resource_version_is_409(repo: Path) -> None:
     body["metadata"]["resourceVersion"] = "7"
     r = handle(f.ctx(), req("update", body, content_type="application/json"))
     assert r.status == 200, r.body
-    assert git(repo, "log", "-1", "--format=%s").strip() == "kubectl scale deployment/testqc --replicas=9"
+    assert (
+        git(repo, "log", "-1", "--format=%B").strip() == "kubectl replace deployment/testqc\n\nChanged: spec.replicas"
+    )
 
 
 def test_immutable_selector_is_422(repo: Path) -> None:
@@ -339,3 +341,21 @@ def test_rollout_undo_patch_becomes_a_revert(repo: Path) -> None:
     assert git(repo, "log", "-1", "--format=%an").strip() == "kubectl"
     body = git(repo, "log", "-1", "--format=%B")
     assert "rollout undo" in body and sha2[:7] in body, body
+
+
+def test_commit_message_names_the_kubectl_command() -> None:
+    from reconciler.kapi.commitmsg import message
+
+    before = {"spec": {"replicas": 1, "minReadySeconds": 0}}
+    after = {"spec": {"replicas": 1, "minReadySeconds": 5}}
+    ct = "application/strategic-merge-patch+json"
+    assert message("patch", "Deployment", "web", before, after, ct).startswith(
+        "kubectl patch deployment/web --type=strategic"
+    )
+    edited = message("patch", "Deployment", "web", before, after, ct, "kubectl edit")
+    assert edited == "kubectl edit deployment/web\n\nChanged: spec.minReadySeconds"
+    scaled = {"spec": {"replicas": 3, "minReadySeconds": 0}}
+    assert (
+        message("patch", "Deployment", "web", before, scaled, ct, "kubectl scale")
+        == "kubectl scale deployment/web --replicas=3"
+    )
