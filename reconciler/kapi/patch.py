@@ -27,7 +27,7 @@ import json
 from typing import Any
 
 # field name -> merge key (x-kubernetes-patch-strategy: merge). "ports" depends on where it is:
-# a container's ports merge by containerPort, a Service's by port (see _merge_key).
+# a container's ports merge by containerPort, a Service's by port (see merge_key).
 MERGE_KEYS: dict[str, str] = {
     "containers": "name",
     "initContainers": "name",
@@ -236,7 +236,8 @@ def json_patch(target: Any, ops: Any) -> Any:
 # ---------------------------------------------------------------------------------------------- strategic
 
 
-def _merge_key(field: str, items: list[Any]) -> str | None:
+def merge_key(field: str, items: list[Any]) -> str | None:
+    """The merge key of a list field (None: replaced whole); a container's ports by containerPort."""
     key = MERGE_KEYS.get(field)
     if field == "ports" and any(isinstance(i, dict) and "containerPort" in i for i in items):
         return "containerPort"
@@ -310,7 +311,7 @@ def _smp_list(field: str, cur: list[Any], patch: list[Any]) -> list[Any]:
         out = list(cur)
         out += [copy.deepcopy(x) for x in patch if x not in out]
         return out
-    key = _merge_key(field, cur + patch)
+    key = merge_key(field, cur + patch)
     if key is None or not all(isinstance(i, dict) for i in patch):
         return [copy.deepcopy(i) for i in patch]
     out = list(cur)
@@ -337,7 +338,7 @@ def _smp_list(field: str, cur: list[Any], patch: list[Any]) -> list[Any]:
 
 def _ordered(field: str, items: list[Any], order: list[Any]) -> list[Any]:
     """``$setElementOrder``: the items named in ``order`` first, in its order; the rest after, as they were."""
-    key = _merge_key(field, items)
+    key = merge_key(field, items)
 
     def ident(x: Any) -> Any:
         if key is not None and isinstance(x, dict):

@@ -40,7 +40,7 @@ import yaml
 from reconciler import annotation_keys as keys
 from reconciler.errors import GitOpsError, GitshipError, NotFound, RevisionRejected
 from reconciler.gitops.apiedit import add_object, change_object, remove_document
-from reconciler.kapi import commitmsg
+from reconciler.kapi import commitmsg, managed, ownerfile
 from reconciler.kapi.contract import WriteContext, WriteRequest, WriteResponse
 from reconciler.kapi.patch import PatchError, carry_change, json_patch, merge_patch, strategic_merge_patch
 from reconciler.kapi.revcheck import check_revision
@@ -248,9 +248,6 @@ def _patched(req: WriteRequest, current: Obj) -> Obj:
             out = strategic_merge_patch(current, body)
         elif req.content_type == "application/json-patch+json":
             out = json_patch(current, body)
-        elif req.content_type == "application/apply-patch+yaml":
-            _check_identity(req, body)
-            out = strategic_merge_patch(current, body)
         else:
             raise Refused(415, "UnsupportedMediaType", f"the media type {req.content_type!r} is not a patch type")
     except PatchError as e:
@@ -273,6 +270,10 @@ class _Write:
         self.warnings: list[str] = []
         self.author = f"{req.user} <{req.user}@gitship>"
         self.dry = req.query.get("dryRun") == "All"
+        self.manager = req.query.get("fieldManager") or "kubectl"
+        # the ownership of the object's fields once the write is committed (server-side apply's
+        # managers): None = the update rule (the fields changed belong to this request's manager)
+        self.owners_after: managed.Owners | None = None
 
     def check(self, live: dict[Key, Obj]) -> Any:
         def run(changes: dict[str, bytes | None]) -> None:
@@ -305,6 +306,8 @@ class _Write:
         _check_fields(self.req, new, self.warnings)
         before, after = strip(current), strip(new)
         if before == after:
+            if self.owners_after is not None and not self.dry:  # an apply that changes nothing still owns
+                ownerfile.save(self.ctx.state_dir, self.key, self.owners_after)
             return WriteResponse(200, current, self.warnings)
         if live is not None and not self.dry:
             rss = self.ctx.live_of_kind("ReplicaSet", self.req.namespace)
@@ -334,7 +337,43 @@ class _Write:
             return WriteResponse(200, new, self.warnings)
         if sha is None:
             return WriteResponse(200, current, self.warnings)
+        self.record(before, after)
         return WriteResponse(200, self.committed(sha, message) or new, self.warnings)
+
+    def record(self, before: Obj, after: Obj) -> None:
+        """Keep who owns the object's fields now (server-side apply's field managers)."""
+        owners = self.owners_after
+        if owners is None:
+            old = ownerfile.load(self.ctx.state_dir, self.key)
+            owners = managed.after_update(old, self.manager, managed.leaves(before), managed.leaves(after))
+        ownerfile.save(self.ctx.state_dir, self.key, owners)
+
+    def apply(self) -> WriteResponse:
+        """Server-side apply: conflicts with other managers' fields (409 unless force=true), the
+        fields this manager applied before and no longer applies removed, the rest merged in."""
+        if self.ctx.desired(self.key) is None and self.ctx.live(self.key) is None:
+            resp = self.create()  # an apply of a new object creates it
+            if resp.status == 201 and not self.dry:
+                applied = managed.leaves(strip(_decode(self.req)))
+                ownerfile.save(self.ctx.state_dir, self.key, {self.manager: sorted(applied)})
+            return resp
+        current, live = self.current()
+        body = _decode(self.req)
+        _check_identity(self.req, body)
+        applied, now = managed.leaves(strip(body)), managed.leaves(strip(current))
+        owners = ownerfile.load(self.ctx.state_dir, self.key)
+        force = self.req.query.get("force") == "true"
+        found = managed.conflicts(owners, self.manager, applied, now)
+        if found and not force:
+            raise _conflict_refusal(self.req, found)
+        try:
+            new = strategic_merge_patch(current, body)
+        except PatchError as e:
+            raise Refused(e.code, e.reason, e.message) from None
+        for leaf in managed.removed(owners, self.manager, applied):
+            managed.remove_leaf(new, leaf)
+        self.owners_after = managed.after_apply(owners, self.manager, applied, now, force)
+        return self.change(current, live, new, "patch")
 
     def create(self) -> WriteResponse:
         obj = _decode(self.req)
@@ -408,6 +447,20 @@ class _Write:
         return resp
 
 
+def _conflict_refusal(req: WriteRequest, found: list[tuple[str, str]]) -> Refused:
+    """409 as the API server words an apply's conflicts (sigs.k8s.io/structured-merge-diff merge.Conflicts)."""
+    gv = f"{req.group}/{req.version}" if req.group else req.version
+    n = len(found)
+    lines = [f'conflict with "{m}" using {gv}: {managed.shown(leaf)}' for m, leaf in found]
+    head = f"Apply failed with {n} conflict{'s' if n > 1 else ''}: "
+    msg = head + (lines[0] if n == 1 else "\n" + "\n".join(f"- {x}" for x in lines))
+    causes = [
+        {"reason": "FieldManagerConflict", "message": f'conflict with "{m}" using {gv}', "field": managed.shown(leaf)}
+        for m, leaf in found
+    ]
+    return Refused(409, "Conflict", msg, causes)
+
+
 def _dispatch(w: _Write) -> WriteResponse:
     req = w.req
     if req.subresource == "status":
@@ -426,9 +479,8 @@ def _dispatch(w: _Write) -> WriteResponse:
         current, live = w.current()
         return w.change(current, live, _decode(req), "update")
     if req.verb == "patch":
-        if req.content_type == "application/apply-patch+yaml" and w.ctx.desired(w.key) is None:
-            if w.ctx.live(w.key) is None:  # server-side apply of a new object creates it
-                return w.create()
+        if req.content_type == "application/apply-patch+yaml":
+            return w.apply()
         current, live = w.current()
         return w.change(current, live, _patched(req, current), "patch")
     raise Refused(405, "MethodNotAllowed", f"the verb {req.verb!r} is not a write")

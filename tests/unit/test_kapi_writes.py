@@ -359,3 +359,67 @@ def test_commit_message_names_the_kubectl_command() -> None:
         message("patch", "Deployment", "web", before, scaled, ct, "kubectl scale")
         == "kubectl scale deployment/web --replicas=3"
     )
+
+
+def _apply(f: Fake, text: str, manager: str = "kubectl", force: bool = False) -> Any:
+    q = {"fieldManager": manager} | ({"force": "true"} if force else {})
+    return handle(f.ctx(), req("patch", text.encode(), content_type="application/apply-patch+yaml", query=q))
+
+
+APPLIED = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: testqc
+  labels:
+    owner: ops
+spec:
+  replicas: 6
+"""
+
+
+def test_server_side_apply_field_managers(repo: Path) -> None:
+    f = Fake(repo)
+    r = _apply(f, APPLIED, "ops")
+    assert r.status == 200, r.body
+    # another manager changes a field "ops" applied
+    r = handle(
+        f.ctx(),
+        req(
+            "patch",
+            {"spec": {"replicas": 3}},
+            content_type="application/merge-patch+json",
+            query={"fieldManager": "kubectl-scale"},
+        ),
+    )
+    assert r.status == 200
+    before = head(repo)
+    r = _apply(f, APPLIED, "ops")
+    assert r.status == 409 and r.body["reason"] == "Conflict", r.body
+    assert (
+        'Apply failed with 1 conflict: conflict with "kubectl-scale" using apps/v1: .spec.replicas' == r.body["message"]
+    )
+    assert head(repo) == before
+    r = _apply(f, APPLIED, "ops", force=True)
+    assert r.status == 200 and "replicas: 6" in (repo / "manifests" / "web.yaml").read_text()
+    # "ops" stops applying its label: the apply removes it
+    r = _apply(f, APPLIED.replace("  labels:\n    owner: ops\n", ""), "ops")
+    assert r.status == 200, r.body
+    text = (repo / "manifests" / "web.yaml").read_text()
+    assert "owner: ops" not in text and "app: testqc" in text and "# keep this comment" in text
+
+
+def test_managed_leaves_and_shown() -> None:
+    from reconciler.kapi import managed
+
+    obj = {
+        "metadata": {"name": "x", "labels": {"a": "1"}},
+        "spec": {"containers": [{"name": "c", "image": "i"}], "args": ["a"]},
+    }
+    got = {managed.shown(k): v for k, v in managed.leaves(obj).items()}
+    assert got == {
+        ".metadata.labels.a": "1",
+        '.spec.containers[name="c"].name': "c",
+        '.spec.containers[name="c"].image': "i",
+        ".spec.args": ["a"],
+    }
