@@ -7,7 +7,7 @@ desired-state object here, in a worker thread. A write:
    Conflict); PATCH applies the body by its content type to the current object (the live one, else
    the one git declares): merge patch, strategic merge patch, JSON patch (reconciler/kapi/patch.py),
    or server-side apply (``application/apply-patch+yaml``: the applied configuration merged in as a
-   strategic merge patch; field managers and their conflicts are not kept, see docs/kubectl.md);
+   strategic merge patch, with field managers: reconciler/kapi/managed.py, docs/kubectl.md);
 2. checks it: kind, name and namespace unchanged; unknown fields (``fieldValidation=Strict``: 400
    ``strict decoding error``; else a warning and the field dropped, as the API server does);
 3. carries only the change into the manifest as written: the difference between the current and

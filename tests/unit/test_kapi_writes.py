@@ -93,7 +93,7 @@ class Fake:
             repo_dir=str(self.repo),
             manifests_path="manifests",
             branch="main",
-            state_dir=str(self.repo / "state"),
+            state_dir=str(self.repo.parent / "state"),
             desired=self.desired,
             live=lambda k: self.live.get(k),
             live_of_kind=lambda kind, ns: [o for k, o in self.live.items() if k[0] == kind],
