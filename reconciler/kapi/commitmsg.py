@@ -117,7 +117,8 @@ def _message(verb: str, kind: str, name: str, before: Obj | None, after: Obj | N
         return f"kubectl delete {r}"
     diff = diff_merge_patch(before or {}, after or {})
     paths = changed_paths(diff)
-    named = _named_change(kind, name, before or {}, after or {}, paths) if verb == "patch" else None
+    by_name = verb == "patch" and PATCH_TYPES.get(content_type) != "apply"
+    named = _named_change(kind, name, before or {}, after or {}, paths) if by_name else None
     if named:
         return named
     if verb == "update":

@@ -25,6 +25,19 @@ Owners = dict[str, list[str]]  # manager -> leaves (each leaf a JSON text of its
 IDENTITY = ('["apiVersion"]', '["kind"]', '["metadata","name"]', '["metadata","namespace"]')
 
 
+UPDATE = "|Update"  # the owners of fields set by an update or patch: (manager, Update) in Kubernetes
+
+
+def update_manager(manager: str) -> str:
+    """The owner name of ``manager``'s updates and patches: distinct from its applies, as Kubernetes
+    keeps (manager, operation) pairs, so ``kubectl scale`` conflicts with ``kubectl apply --server-side``."""
+    return manager + UPDATE
+
+
+def manager_name(owner: str) -> str:
+    return owner.removesuffix(UPDATE)
+
+
 def _leaf(path: list[Any]) -> str:
     return json.dumps(path, separators=(",", ":"))
 

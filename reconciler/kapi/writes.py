@@ -345,7 +345,8 @@ class _Write:
         owners = self.owners_after
         if owners is None:
             old = ownerfile.load(self.ctx.state_dir, self.key)
-            owners = managed.after_update(old, self.manager, managed.leaves(before), managed.leaves(after))
+            manager = managed.update_manager(self.manager)
+            owners = managed.after_update(old, manager, managed.leaves(before), managed.leaves(after))
         ownerfile.save(self.ctx.state_dir, self.key, owners)
 
     def apply(self) -> WriteResponse:
@@ -451,6 +452,7 @@ def _conflict_refusal(req: WriteRequest, found: list[tuple[str, str]]) -> Refuse
     """409 as the API server words an apply's conflicts (sigs.k8s.io/structured-merge-diff merge.Conflicts)."""
     gv = f"{req.group}/{req.version}" if req.group else req.version
     n = len(found)
+    found = [(managed.manager_name(m), leaf) for m, leaf in found]
     lines = [f'conflict with "{m}" using {gv}: {managed.shown(leaf)}' for m, leaf in found]
     head = f"Apply failed with {n} conflict{'s' if n > 1 else ''}: "
     msg = head + (lines[0] if n == 1 else "\n" + "\n".join(f"- {x}" for x in lines))

@@ -382,23 +382,21 @@ def test_server_side_apply_field_managers(repo: Path) -> None:
     f = Fake(repo)
     r = _apply(f, APPLIED, "ops")
     assert r.status == 200, r.body
-    # another manager changes a field "ops" applied
+    # a patch changes a field "ops" applied: (ops, Update) is another owner than (ops, Apply)
     r = handle(
         f.ctx(),
         req(
             "patch",
             {"spec": {"replicas": 3}},
             content_type="application/merge-patch+json",
-            query={"fieldManager": "kubectl-scale"},
+            query={"fieldManager": "ops"},
         ),
     )
     assert r.status == 200
     before = head(repo)
     r = _apply(f, APPLIED, "ops")
     assert r.status == 409 and r.body["reason"] == "Conflict", r.body
-    assert (
-        'Apply failed with 1 conflict: conflict with "kubectl-scale" using apps/v1: .spec.replicas' == r.body["message"]
-    )
+    assert 'Apply failed with 1 conflict: conflict with "ops" using apps/v1: .spec.replicas' == r.body["message"]
     assert head(repo) == before
     r = _apply(f, APPLIED, "ops", force=True)
     assert r.status == 200 and "replicas: 6" in (repo / "manifests" / "web.yaml").read_text()
