@@ -489,6 +489,9 @@ def _dispatch(w: _Write) -> WriteResponse:
 
 
 def _invalid(req: WriteRequest, e: RevisionRejected) -> Refused:
+    missing = [err.message for err in e.errors if err.message.startswith('namespaces "')]
+    if missing and len(missing) == len(e.errors) and missing[0].endswith(" not found"):
+        return Refused(404, "NotFound", missing[0])  # as the API server answers a create in no namespace
     # kubectl prints "field: message" per cause: the file and line go at the end of the message
     causes = [
         {"reason": "FieldValueInvalid", "message": f"{err.message} ({err.file}:{err.line})", "field": err.field}

@@ -421,3 +421,15 @@ def test_managed_leaves_and_shown() -> None:
         '.spec.containers[name="c"].image': "i",
         ".spec.args": ["a"],
     }
+
+
+def test_create_in_a_namespace_that_does_not_exist_is_404(repo: Path) -> None:
+    f = Fake(repo)
+    before = head(repo)
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}}
+    r = handle(
+        f.ctx(),
+        WriteRequest("create", "", "v1", "ConfigMap", "nowhere", "", "", json.dumps(cm).encode(), "application/json"),
+    )
+    assert r.status == 404 and r.body["message"] == 'namespaces "nowhere" not found', r.body
+    assert head(repo) == before and not (repo / "manifests" / "nowhere").exists()
