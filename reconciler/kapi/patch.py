@@ -12,7 +12,8 @@
 
 The merge keys and strategies are those of Kubernetes' OpenAPI (``x-kubernetes-patch-merge-key`` /
 ``x-kubernetes-patch-strategy``) for the fields gitship's kinds use; reconciler/manifests/k8s-schema.json
-does not keep those extensions, so they are listed here (``MERGE_KEYS``, ``MERGE_PRIMITIVE``).
+does not keep those extensions, so they are listed here (``MERGE_KEYS``, ``MERGE_PRIMITIVE``;
+tests/unit/test_kapi_patch.py checks them against kubernetes-validate 1.37's schema when installed).
 A list without a strategy is replaced whole, as Kubernetes does.
 
 Errors are ``PatchError(code, reason, message)`` with the status Kubernetes answers: a body that is
@@ -43,10 +44,14 @@ MERGE_KEYS: dict[str, str] = {
     "topologySpreadConstraints": "topologyKey",
     "resourceClaims": "name",
     "schedulingGates": "name",
+    "secrets": "name",
+    "webhooks": "name",
+    "podIPs": "ip",
+    "hostIPs": "ip",
     "ports": "port",
 }
 # lists of scalars with x-kubernetes-patch-strategy: merge (a union)
-MERGE_PRIMITIVE = frozenset({"finalizers"})
+MERGE_PRIMITIVE = frozenset({"finalizers", "podCIDRs"})
 
 _DIRECTIVE = "$patch"
 _ORDER = "$setElementOrder/"

@@ -195,3 +195,35 @@ def test_strategic_missing_merge_key_is_bad_request() -> None:
     with pytest.raises(PatchError) as e:
         strategic_merge_patch(DEP, {"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}})
     assert e.value.code == 400
+
+
+def test_merge_keys_agree_with_kubernetes_openapi() -> None:
+    """Every list field the table names has that merge key somewhere in Kubernetes' 1.37 schema."""
+    kv = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
+    import json
+    from pathlib import Path
+
+    from reconciler.kapi.patch import MERGE_KEYS, MERGE_PRIMITIVE
+
+    schema = json.loads(
+        (Path(kv.__file__).parent / "kubernetes-json-schema" / "v1.37.0-local" / "_definitions.json").read_text()
+    )
+    found: set[tuple[str, Any]] = set()
+
+    def walk(n: Any) -> None:
+        if isinstance(n, dict):
+            for f, sub in (n.get("properties") or {}).items():
+                if isinstance(sub, dict) and "merge" in str(sub.get("x-kubernetes-patch-strategy", "")):
+                    found.add((f, sub.get("x-kubernetes-patch-merge-key")))
+            for v in n.values():
+                walk(v)
+        elif isinstance(n, list):
+            for v in n:
+                walk(v)
+
+    walk(schema)
+    for field, key in MERGE_KEYS.items():
+        assert (field, key) in found, (field, key)
+    assert ("ports", "containerPort") in found
+    for field in MERGE_PRIMITIVE:
+        assert (field, None) in found
