@@ -127,6 +127,9 @@ class Repo:
     relative to the repository root, '/'-separated.
     """
 
+    # "Name <email>" for every commit made through this object (None: git's configured user)
+    default_author: str | None = None
+
     def __init__(self, workdir: str, manifests_path: str = "", branch: str | None = None, remote: str | None = None):
         self.workdir = os.path.realpath(workdir)
         if not os.path.isdir(self.workdir):
@@ -240,10 +243,11 @@ class Repo:
                 cfg.append(f"{key}={default}")
         return tuple(cfg)
 
-    def commit(self, changes: dict[str, bytes | None], message: str, branch: str) -> str:
+    def commit(self, changes: dict[str, bytes | None], message: str, branch: str, author: str | None = None) -> str:
         """Write ``changes`` (path -> content, None = delete), commit only them, push. Returns the sha.
 
-        Call inside ``transaction()`` (``branch`` is what it yielded).
+        Call inside ``transaction()`` (``branch`` is what it yielded). ``author`` ("Name <email>")
+        sets the commit's author (the committer stays git's configured user).
         """
         paths = sorted(changes)
         self.check_clean(paths)
@@ -253,7 +257,9 @@ class Repo:
             for p in paths:
                 write_file(self.abspath(p), changes[p])
             self.git("add", "-A", "--", *paths)
-            args = ("commit", "-q", "--no-verify", "--allow-empty-message", "-m", message, "--only", "--", *paths)
+            author = author or self.default_author
+            who = (f"--author={author}",) if author else ()
+            args = ("commit", "-q", "--no-verify", "--allow-empty-message", *who, "-m", message, "--only", "--", *paths)
             self.git(*args, config=self._author_config())
         except BaseException as e:
             self._restore(backup, old_head)
