@@ -36,6 +36,7 @@ class WriteRequest:
     content_type: str  # e.g. "application/strategic-merge-patch+json", "application/apply-patch+yaml"
     query: dict[str, str] = field(default_factory=dict)  # fieldManager, dryRun, force, fieldValidation...
     user: str = "kubectl"  # the authenticated user (the commit's author)
+    headers: dict[str, str] = field(default_factory=dict)  # request headers the write side reads (Kubectl-Command)
 
 
 @dataclass

@@ -39,14 +39,21 @@ def _on_loop(loop: asyncio.AbstractEventLoop, f: Callable[[], T]) -> T:
     return asyncio.run_coroutine_threadsafe(call(), loop).result(30)
 
 
-def context(d: Daemon, loop: asyncio.AbstractEventLoop) -> WriteContext:
+def context(d: Daemon, loop: asyncio.AbstractEventLoop, hub: Hub) -> WriteContext:
     rec = d.reconciler
 
     def desired(key: Key) -> Obj | None:
         return _on_loop(loop, lambda: copy.deepcopy(rec.desired.get(key)))
 
     def live(key: Key) -> Obj | None:
-        return _on_loop(loop, lambda: copy.deepcopy(rec.cluster.get(key)))
+        """The live object as the API serves it: with the resourceVersion the watch hub gave it
+        (a PUT with an older one is a 409 Conflict)."""
+
+        def look() -> Obj | None:
+            hub.observe(rec.cluster.objects.items())
+            return copy.deepcopy(hub.objects().get(key))
+
+        return _on_loop(loop, look)
 
     def live_of_kind(kind: str, ns: str | None) -> list[Obj]:
         return _on_loop(loop, lambda: copy.deepcopy(rec.cluster.of_kind(kind, ns)))
@@ -116,8 +123,9 @@ async def write(
         content_type=request.headers.get("Content-Type", ""),
         query=dict(request.query),
         user=_user(request),
+        headers={k: v for k, v in request.headers.items() if k.lower() == "kubectl-command"},
     )
-    ctx = context(d, asyncio.get_running_loop())
+    ctx = context(d, asyncio.get_running_loop(), hub)
     resp: WriteResponse = await asyncio.to_thread(writes.handle, ctx, req)
     headers = [("Warning", '299 - "{}"'.format(w.replace('"', "'"))) for w in resp.warnings]
     out = web.json_response(resp.body, status=resp.status)
