@@ -1,0 +1,89 @@
+"""`kubectl exec` against gitship's Kubernetes API (WebSocket, v5.channel.k8s.io) on the in-process
+runtime: output, the exit code, stdin, and a TTY (kubectl run under a pseudo-terminal)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Gitship
+from tests.integration.test_kubectl_read_e2e import PINNED_KUBECTL, cluster, kubectl  # noqa: F401
+
+pytestmark = pytest.mark.skipif(not os.access(PINNED_KUBECTL, os.X_OK), reason=f"no kubectl at {PINNED_KUBECTL}")
+
+
+def _pod(g: Gitship, tmp: Path) -> str:
+    p = kubectl(g, PINNED_KUBECTL, tmp, "get", "pods", "-o", "json")
+    items = [i for i in json.loads(p.stdout)["items"] if i["status"].get("phase") == "Running"]
+    assert items, p.stdout
+    return str(items[0]["metadata"]["name"])
+
+
+def test_exec_prints_output(cluster: Gitship, tmp_path: Path) -> None:  # noqa: F811
+    pod = _pod(cluster, tmp_path)
+    p = kubectl(cluster, PINNED_KUBECTL, tmp_path, "exec", pod, "--", "sh", "-c", "echo out; echo err >&2")
+    assert p.stdout == "out\n"
+    assert "err" in p.stderr
+
+
+def test_exec_exit_code(cluster: Gitship, tmp_path: Path) -> None:  # noqa: F811
+    pod = _pod(cluster, tmp_path)
+    p = kubectl(cluster, PINNED_KUBECTL, tmp_path, "exec", pod, "--", "sh", "-c", "exit 3", check=False)
+    assert p.returncode == 3, p.stderr
+
+
+def test_exec_unknown_pod(cluster: Gitship, tmp_path: Path) -> None:  # noqa: F811
+    p = kubectl(cluster, PINNED_KUBECTL, tmp_path, "exec", "no-such-pod", "--", "true", check=False)
+    assert p.returncode != 0
+    assert "no-such-pod" in p.stderr
+
+
+def test_exec_stdin(cluster: Gitship, tmp_path: Path) -> None:  # noqa: F811
+    pod = _pod(cluster, tmp_path)
+    env = {**os.environ, "KUBECONFIG": os.path.join(cluster.state_dir, "kubeconfig")}
+    p = subprocess.run(
+        [PINNED_KUBECTL, "--cache-dir", str(tmp_path / "kcache"), "exec", "-i", pod, "--", "cat"],
+        input="hi\nthere\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "hi\nthere\n"
+
+
+def test_exec_tty(cluster: Gitship, tmp_path: Path) -> None:  # noqa: F811
+    pod = _pod(cluster, tmp_path)
+    env = {**os.environ, "KUBECONFIG": os.path.join(cluster.state_dir, "kubeconfig")}
+    argv = [PINNED_KUBECTL, "--cache-dir", str(tmp_path / "kcache"), "exec", "-it", pod, "--", "sh"]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: kubectl with the pty as its terminal
+        os.execve(argv[0], argv, env)
+    out = b""
+    try:
+        os.write(fd, b"tty; exit 7\n")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert b"/dev/pts/" in out, out
+    assert os.waitstatus_to_exitcode(status) == 7, out
