@@ -9,6 +9,8 @@ metav1.Status (Success, or Failure with reason NonZeroExitCode and the exit code
 ``ExitCode``, which kubectl exits with), 4 a terminal resize ({"Width", "Height"}); v5 adds 255,
 a stream's close (255 0: stdin is over). The SPDY protocol older clients use is not spoken: such a
 request gets 400 and kubectl 1.30+ does not fall back to it unless the upgrade fails.
+
+pods/NAME/attach speaks the same protocol, output only: see ``attach``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+FOLLOW_POLL = 0.2
 
 
 def _flag(q: Any, key: str) -> bool:
@@ -94,6 +98,67 @@ async def handle(d: Daemon, request: web.Request, ns: str, name: str) -> web.Str
         with contextlib.suppress(asyncio.CancelledError):
             await feeder
     return ws
+
+
+async def attach(d: Daemon, request: web.Request, ns: str, name: str) -> web.StreamResponse:
+    """``kubectl attach``: the container's output from now on (stdout channel), as long as the same
+    pod is there and the client stays. Its stdin is not offered (pods' stdin is not kept open) and
+    the runtime must keep the output in a file (the in-process runtime's ``log_path``)."""
+    pod = d.reconciler.cluster.get(("Pod", ns, name))
+    if pod is None:
+        return _error(404, "NotFound", f'pods "{name}" not found')
+    containers = [c["name"] for c in pod["spec"].get("containers") or []]
+    container = request.query.get("container") or (containers[0] if containers else "")
+    if container not in containers:
+        return _error(400, "BadRequest", f"container {container} is not valid for pod {name}")
+    uid = pod["metadata"]["uid"]
+    path = d.runtime.log_path(uid, container)
+    if path is None:
+        return _error(400, "BadRequest", f"attach is not available on the {d.runtime.name} runtime")
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True, max_msg_size=0)
+    if not ws.can_prepare(request).ok:
+        return _error(400, "BadRequest", "attach needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)")
+    await ws.prepare(request)
+    listener = asyncio.create_task(_drain(ws))
+    try:
+        await _follow(d, ws, listener, path, (ns, name, uid))
+        await _finish(ws, {"metadata": {}, "status": "Success"})
+    except (ConnectionError, RuntimeError):
+        pass
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+    return ws
+
+
+async def _follow(
+    d: Daemon, ws: web.WebSocketResponse, listener: asyncio.Task[None], path: str, pod: tuple[str, str, str]
+) -> None:
+    ns, name, uid = pod
+    pos = os.path.getsize(path) if os.path.exists(path) else 0
+    while not listener.done():
+        live = d.reconciler.cluster.get(("Pod", ns, name))
+        if live is None or live["metadata"].get("uid") != uid:
+            return
+        size = os.path.getsize(path) if os.path.exists(path) else 0
+        pos = 0 if size < pos else pos
+        if size > pos:
+            chunk = await asyncio.to_thread(_read_from, path, pos, size - pos)
+            pos += len(chunk)
+            await ws.send_bytes(bytes([STDOUT]) + chunk)
+        await asyncio.sleep(FOLLOW_POLL)
+
+
+def _read_from(path: str, pos: int, n: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(pos)
+        return f.read(n)
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    async for _msg in ws:  # stdin and resizes are not used; the loop ends when the client goes
+        pass
 
 
 async def _finish(ws: web.WebSocketResponse, status: dict[str, Any]) -> None:

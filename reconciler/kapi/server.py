@@ -184,6 +184,8 @@ class KubeApi:
         r, ns, name, sub = target
         if sub == "exec" and r.kind == "Pod" and request.method in ("GET", "POST"):
             return await kexec.handle(self.d, request, ns, name)
+        if sub == "attach" and r.kind == "Pod" and request.method in ("GET", "POST"):
+            return await kexec.attach(self.d, request, ns, name)
         if request.method == "GET":
             return await self.reads.get(request, r, ns, name, sub)
         if request.method == "DELETE" and r.kind == "Pod" and name and not sub:

@@ -87,3 +87,30 @@ def test_exec_tty(cluster: Gitship, tmp_path: Path) -> None:  # noqa: F811
         os.close(fd)
     assert b"/dev/pts/" in out, out
     assert os.waitstatus_to_exitcode(status) == 7, out
+
+
+def test_attach_shows_new_output(cluster: Gitship, tmp_path: Path) -> None:  # noqa: F811
+    import threading
+    import urllib.request
+
+    from tests.conftest import wait_for
+
+    p = kubectl(cluster, PINNED_KUBECTL, tmp_path, "get", "pods", "-l", "app=testing", "-o", "json")
+    pod = next(i for i in json.loads(p.stdout)["items"] if i["status"].get("phase") == "Running")
+    env = {**os.environ, "KUBECONFIG": os.path.join(cluster.state_dir, "kubeconfig")}
+    argv = [PINNED_KUBECTL, "--cache-dir", str(tmp_path / "kcache"), "attach", pod["metadata"]["name"]]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    seen: list[bytes] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stdout.read1(4096), b"")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+
+    def asked() -> bool:
+        with urllib.request.urlopen(f"http://{pod['status']['podIP']}:8080/", timeout=5) as r:
+            r.read()
+        return b"Received request" in b"".join(seen)
+
+    try:
+        wait_for(asked, 60, what="kubectl attach prints the request the pod logged")
+    finally:
+        proc.terminate()
+        proc.wait(10)
