@@ -17,16 +17,26 @@ import signal
 import struct
 import termios
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..base import ExecSession, RuntimeError_
 from .probes import resolve_exe
 from .resolve import StartError, Waiting
-
-if TYPE_CHECKING:
-    from .supervisor import InProcessRuntime
+from .state import Container, PodState
 
 EOT = b"\x04"
+
+
+class Host(Protocol):
+    """What of the in-process runtime (runtime/inprocess/supervisor.py) a streaming exec uses."""
+
+    _pods: dict[str, PodState]
+
+    def _resolve(
+        self, p: PodState, c: Container, warnings: list[str] | None = None
+    ) -> tuple[list[str], dict[str, str], str]: ...
+
+    def _enter_prefix(self, p: PodState, cwd: str | None) -> list[str] | None: ...
 
 
 class ProcessSession(ExecSession):
@@ -158,9 +168,7 @@ async def start(
     return s
 
 
-async def exec_stream(
-    rt: InProcessRuntime, uid: str, container: str, argv: list[str], stdin: bool, tty: bool
-) -> ExecSession:
+async def exec_stream(rt: Host, uid: str, container: str, argv: list[str], stdin: bool, tty: bool) -> ExecSession:
     """``Runtime.exec_stream`` of the in-process runtime: the environment as ``exec`` finds it."""
     p = rt._pods.get(uid)
     c = p.container(container) if p else None
@@ -179,3 +187,10 @@ async def exec_stream(
         return await start(list(argv), env, cwd, enter, stdin, tty)
     except OSError as e:
         raise RuntimeError_(str(e)) from None
+
+
+class ExecStreams:
+    """The in-process runtime's ``Runtime.exec_stream`` (a base class of InProcessRuntime)."""
+
+    async def exec_stream(self: Host, uid: str, container: str, argv: list[str], stdin: bool, tty: bool) -> ExecSession:
+        return await exec_stream(self, uid, container, argv, stdin, tty)

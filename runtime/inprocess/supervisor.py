@@ -48,11 +48,12 @@ from typing import Any
 
 import structlog
 
-from ..base import ExecResult, ExecSession, OnChange, Pod, PodStatus, Runtime, RuntimeError_
+from ..base import ExecResult, OnChange, Pod, PodStatus, Runtime, RuntimeError_
 from ..kernel import container_status, pod_conditions, pod_status, rfc3339
 from ..kernel import initc
 from ..net import bridge as br
-from . import execstream, procid
+from . import procid
+from .execstream import ExecStreams
 from .adoption import Todo
 from .initc import InitSupervisor, init_views, stop_order
 from .network import IPAllocationError, IPAllocator
@@ -68,7 +69,7 @@ log = structlog.get_logger("runtime.inprocess")
 _abandoned: list[subprocess.Popen[bytes]] = []
 
 
-class InProcessRuntime(InitSupervisor, Runtime):
+class InProcessRuntime(InitSupervisor, ExecStreams, Runtime):
     name = "inprocess"
 
     def __init__(
@@ -284,9 +285,6 @@ class InProcessRuntime(InitSupervisor, Runtime):
             raise RuntimeError_(f"exec {argv!r} in {uid}/{container} timed out after {timeout:g}s") from None
         except OSError as e:
             raise RuntimeError_(str(e)) from None
-
-    async def exec_stream(self, uid: str, container: str, argv: list[str], stdin: bool, tty: bool) -> ExecSession:
-        return await execstream.exec_stream(self, uid, container, argv, stdin, tty)
 
     async def close(self, stop_pods: bool) -> None:
         """Stop supervising. With stop_pods, every pod stops, then the host's network of sandbox mode
