@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Gitship
-from tests.integration.test_kubectl_read_e2e import PINNED_KUBECTL, cluster, kubectl  # noqa: F401
+from tests.integration.test_kubectl_read_e2e import PINNED_KUBECTL, _kubectls, cluster, kubectl  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not os.access(PINNED_KUBECTL, os.X_OK), reason=f"no kubectl at {PINNED_KUBECTL}")
 
@@ -26,16 +26,18 @@ def _pod(g: Gitship, tmp: Path) -> str:
     return str(items[0]["metadata"]["name"])
 
 
-def test_exec_prints_output(cluster: Gitship, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.parametrize("binary", _kubectls())
+def test_exec_prints_output(cluster: Gitship, binary: str, tmp_path: Path) -> None:  # noqa: F811
     pod = _pod(cluster, tmp_path)
-    p = kubectl(cluster, PINNED_KUBECTL, tmp_path, "exec", pod, "--", "sh", "-c", "echo out; echo err >&2")
+    p = kubectl(cluster, binary, tmp_path, "exec", pod, "--", "sh", "-c", "echo out; echo err >&2")
     assert p.stdout == "out\n"
     assert "err" in p.stderr
 
 
-def test_exec_exit_code(cluster: Gitship, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.parametrize("binary", _kubectls())
+def test_exec_exit_code(cluster: Gitship, binary: str, tmp_path: Path) -> None:  # noqa: F811
     pod = _pod(cluster, tmp_path)
-    p = kubectl(cluster, PINNED_KUBECTL, tmp_path, "exec", pod, "--", "sh", "-c", "exit 3", check=False)
+    p = kubectl(cluster, binary, tmp_path, "exec", pod, "--", "sh", "-c", "exit 3", check=False)
     assert p.returncode == 3, p.stderr
 
 
