@@ -78,6 +78,38 @@ class ExecResult:
     stderr: bytes
 
 
+class ExecSession(abc.ABC):
+    """A running ``kubectl exec``: stdin in, stdout/stderr out as they come, the exit code at the end.
+
+    ``read`` gives (1, bytes) for stdout and (2, bytes) for stderr (with a TTY everything is stdout),
+    and None once the command's output is over; ``wait`` then gives the exit code (128+N for a
+    signal N)."""
+
+    @abc.abstractmethod
+    async def write(self, data: bytes) -> None:
+        """Send to the command's stdin (ignored when it was started without stdin)."""
+
+    @abc.abstractmethod
+    async def close_stdin(self) -> None:
+        """Half-close stdin (the command sees end of file; with a TTY: an end-of-file character)."""
+
+    @abc.abstractmethod
+    async def read(self) -> tuple[int, bytes] | None:
+        """The next output chunk: (1 stdout | 2 stderr, data); None at the end of all output."""
+
+    @abc.abstractmethod
+    def resize(self, width: int, height: int) -> None:
+        """Set the TTY's size (columns, rows); nothing without a TTY."""
+
+    @abc.abstractmethod
+    async def wait(self) -> int:
+        """The exit code, once the command has ended."""
+
+    @abc.abstractmethod
+    async def kill(self) -> None:
+        """End the command now (the client went away)."""
+
+
 class Runtime(abc.ABC):
     """What the daemon needs from a runtime. All coroutine methods run on the daemon's loop."""
 
@@ -178,6 +210,11 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def exec(self, uid: str, container: str, argv: list[str], timeout: float = 30.0) -> ExecResult:
         """Run a command in a container's environment."""
+
+    async def exec_stream(self, uid: str, container: str, argv: list[str], stdin: bool, tty: bool) -> ExecSession:
+        """Start a command in a container with streamed input and output (``kubectl exec``/``-it``).
+        RuntimeError_ when the pod or container is not there or not running."""
+        raise RuntimeError_(f"runtime {self.name} cannot stream an exec")
 
     @abc.abstractmethod
     async def close(self, stop_pods: bool) -> None:

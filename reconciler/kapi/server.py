@@ -23,6 +23,7 @@ from aiohttp import web
 from reconciler.types import Key, Obj
 
 from . import certs, openapi, resources, views
+from . import exec as kexec
 from .reads import Reads
 from .writing import MAX_BODY, write
 from .watch import Hub
@@ -181,6 +182,10 @@ class KubeApi:
         if target is None:
             return error(404, "NotFound", "the server could not find the requested resource")
         r, ns, name, sub = target
+        if sub == "exec" and r.kind == "Pod" and request.method in ("GET", "POST"):
+            return await kexec.handle(self.d, request, ns, name)
+        if sub == "attach" and r.kind == "Pod" and request.method in ("GET", "POST"):
+            return await kexec.attach(self.d, request, ns, name)
         if request.method == "GET":
             return await self.reads.get(request, r, ns, name, sub)
         if request.method == "DELETE" and r.kind == "Pod" and name and not sub:

@@ -68,9 +68,10 @@ import docker.errors  # type: ignore[import-untyped]
 import structlog
 
 from runtime import storage, volumes
-from runtime.base import ExecResult, OnChange, Pod, PodStatus, Runtime, RuntimeError_
+from runtime.base import ExecResult, ExecSession, OnChange, Pod, PodStatus, Runtime, RuntimeError_
 from runtime.kernel.volumes import volume_sources
 
+from . import execstream
 from .common import engine_down
 from .mounts import delete_storage_volume, provision_storage_volume
 from .supervision import DockerSupervision
@@ -217,6 +218,9 @@ class DockerRuntime(DockerSupervision, Runtime):
             return await asyncio.wait_for(self._call(run), timeout)
         except docker.errors.APIError as exc:
             raise RuntimeError_(f"exec in {container} of pod {uid}: {exc.explanation or exc}") from exc
+
+    async def exec_stream(self, uid: str, container: str, argv: list[str], stdin: bool, tty: bool) -> ExecSession:
+        return await execstream.exec_stream(self._api, self._cid(uid, container), argv, stdin, tty)
 
     async def logs(
         self, uid: str, container: str, *, tail: int | None = None, previous: bool = False, timestamps: bool = False

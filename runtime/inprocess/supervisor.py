@@ -53,6 +53,7 @@ from ..kernel import container_status, pod_conditions, pod_status, rfc3339
 from ..kernel import initc
 from ..net import bridge as br
 from . import procid
+from .execstream import ExecStreams
 from .adoption import Todo
 from .initc import InitSupervisor, init_views, stop_order
 from .network import IPAllocationError, IPAllocator
@@ -68,7 +69,7 @@ log = structlog.get_logger("runtime.inprocess")
 _abandoned: list[subprocess.Popen[bytes]] = []
 
 
-class InProcessRuntime(InitSupervisor, Runtime):
+class InProcessRuntime(InitSupervisor, ExecStreams, Runtime):
     name = "inprocess"
 
     def __init__(
