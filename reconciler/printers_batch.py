@@ -22,9 +22,8 @@ from runtime.kernel.timefmt import parse_rfc3339
 Row = Callable[[Obj, float], list[Any]]
 
 
-def short_duration(seconds: float) -> str:
-    """apimachinery duration.ShortHumanDuration (kubectl's AGE)."""
-    s = int(seconds)
+def _under_three_hours(s: int) -> str | None:
+    """The part ShortHumanDuration and HumanDuration share (None from 3 h on)."""
     if s < -1:
         return "<invalid>"
     if s < 0:
@@ -36,7 +35,16 @@ def short_duration(seconds: float) -> str:
         return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
     if m < 180:
         return f"{m}m"
-    h = m // 60
+    return None
+
+
+def short_duration(seconds: float) -> str:
+    """apimachinery duration.ShortHumanDuration (kubectl's AGE)."""
+    s = int(seconds)
+    short = _under_three_hours(s)
+    if short is not None:
+        return short
+    h = s // 3600
     if h < 48:
         return f"{h}h"
     if h < 24 * 8:
@@ -52,17 +60,10 @@ def short_duration(seconds: float) -> str:
 def human_duration(seconds: float) -> str:
     """apimachinery duration.HumanDuration (kubectl's DURATION of a Job)."""
     s = int(seconds)
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
+    short = _under_three_hours(s)
+    if short is not None:
+        return short
     m = s // 60
-    if m < 10:
-        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
-    if m < 180:
-        return f"{m}m"
     h = m // 60
     if h < 8:
         return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
