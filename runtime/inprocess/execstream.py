@@ -168,8 +168,9 @@ async def start(
     return s
 
 
-async def exec_stream(rt: Host, uid: str, container: str, argv: list[str], stdin: bool, tty: bool) -> ExecSession:
-    """``Runtime.exec_stream`` of the in-process runtime: the environment as ``exec`` finds it."""
+def exec_target(rt: Host, uid: str, container: str) -> tuple[dict[str, str], str | None, list[str]]:
+    """Where a command exec'd in the container runs: its environment, working directory and the
+    prefix that enters the pod's sandbox (both ``exec`` and ``exec_stream``). Raises RuntimeError_."""
     p = rt._pods.get(uid)
     c = p.container(container) if p else None
     if p is None or c is None:
@@ -183,6 +184,12 @@ async def exec_stream(rt: Host, uid: str, container: str, argv: list[str], stdin
     enter = rt._enter_prefix(p, cwd)
     if enter is None:
         raise RuntimeError_(f"the sandbox of pod {uid} is not running: {p.sandbox_error or 'being created'}")
+    return env, cwd, enter
+
+
+async def exec_stream(rt: Host, uid: str, container: str, argv: list[str], stdin: bool, tty: bool) -> ExecSession:
+    """``Runtime.exec_stream`` of the in-process runtime: the environment as ``exec`` finds it."""
+    env, cwd, enter = exec_target(rt, uid, container)
     try:
         return await start(list(argv), env, cwd, enter, stdin, tty)
     except OSError as e:

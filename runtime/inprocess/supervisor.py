@@ -53,12 +53,12 @@ from ..kernel import container_status, pod_conditions, pod_status, rfc3339
 from ..kernel import initc
 from ..net import bridge as br
 from . import procid
-from .execstream import ExecStreams
+from .execstream import ExecStreams, exec_target
 from .adoption import Todo
 from .initc import InitSupervisor, init_views, stop_order
 from .network import IPAllocationError, IPAllocator
 from .probes import run_exec
-from .resolve import StartError, Waiting, to_rules
+from .resolve import to_rules
 from .state import Container, PodState
 
 log = structlog.get_logger("runtime.inprocess")
@@ -266,19 +266,7 @@ class InProcessRuntime(InitSupervisor, ExecStreams, Runtime):
         return data
 
     async def exec(self, uid: str, container: str, argv: list[str], timeout: float = 30.0) -> ExecResult:
-        p = self._pods.get(uid)
-        c = p.container(container) if p else None
-        if p is None or c is None:
-            raise RuntimeError_(f"no container {container!r} in pod {uid}")
-        env, cwd = c.env, c.cwd
-        if env is None:
-            try:
-                _argv, env, cwd = self._resolve(p, c)
-            except (Waiting, StartError) as e:
-                raise RuntimeError_(str(e)) from None
-        enter = self._enter_prefix(p, cwd)
-        if enter is None:
-            raise RuntimeError_(f"the sandbox of pod {uid} is not running: {p.sandbox_error or 'being created'}")
+        env, cwd, enter = exec_target(self, uid, container)
         try:
             return await run_exec(list(argv), env, cwd, timeout, enter)
         except asyncio.TimeoutError:
