@@ -3,6 +3,8 @@
 ``go_text``: what kubectl's JSONPath prints for a scalar (Go's fmt.Fprint; JSON null is ``null``).
 ``go_json``: compact JSON as Go's encoding/json.Marshal writes it (map keys sorted, ``<``, ``>``, ``&`` escaped).
 ``go_sprint``: Go's fmt.Sprint, as custom-columns prints a value (``map[k:v]``, ``[a b]``, ``<nil>``).
+``human_duration``: apimachinery's duration.HumanDuration, which kubectl prints as AGE (translateTimestampSince
+in kubernetes/kubernetes pkg/printers/internalversion/printers.go) and as a Job's DURATION.
 
 Pure: no I/O.
 """
@@ -15,7 +17,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["go_json", "go_sprint", "go_text"]
+__all__ = ["go_json", "go_sprint", "go_text", "human_duration"]
 
 
 def _go_float(f: float) -> str:
@@ -89,3 +91,34 @@ def go_sprint(v: Any) -> str:
     if isinstance(v, list):
         return "[" + " ".join(go_sprint(x) for x in v) + "]"
     return go_text(v)
+
+
+def human_duration(seconds: float) -> str:
+    """apimachinery's duration.HumanDuration (k8s.io/apimachinery/pkg/util/duration): two units down to
+    the minute for short spans, then coarser ("2m30s", "3h1m", "2d3h", "1y30d"); 2 s of clock skew read as now."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    if m < 180:
+        return f"{m}m"
+    h = m // 60
+    if h < 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
+    if h < 48:
+        return f"{h}h"
+    d = h // 24
+    if h < 24 * 8:
+        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
+    if h < 24 * 365 * 2:
+        return f"{d}d"
+    y, dy = d // 365, d % 365
+    if h < 24 * 365 * 8:
+        return f"{y}y{dy}d" if dy else f"{y}y"
+    return f"{y}y"

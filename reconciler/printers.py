@@ -15,6 +15,7 @@ import yaml
 
 from .annotation_keys import REVISION
 from .controllers.podutil import from_rfc3339, to_rfc3339
+from .gofmt import human_duration
 from .printers_storage import STORAGE_COLUMNS, STORAGE_DESCRIBE
 from .manifests.model import CLUSTER_SCOPED, namespace_of
 from .printers_apps import APPS_COLUMNS, APPS_DESCRIBE
@@ -32,20 +33,8 @@ from runtime.kernel.resources import not_enforced_note
 
 
 def age(ts: str | None, now: float) -> str:
-    if not ts:
-        return "<unknown>"
-    s = max(0, int(now - from_rfc3339(ts)))
-    if s < 120:
-        return f"{s}s"
-    m = s // 60
-    if m < 10:
-        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
-    if m < 180:
-        return f"{m}m"
-    h = m // 60
-    if h < 48:
-        return f"{h}h"
-    return f"{h // 24}d"
+    """kubectl's AGE of a timestamp (apimachinery's HumanDuration)."""
+    return human_duration(now - from_rfc3339(ts)) if ts else "<unknown>"
 
 
 # kubectl's tabwriter (k8s.io/cli-runtime pkg/printers/tabwriter.go): 3 spaces between columns, and a

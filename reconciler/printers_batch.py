@@ -2,8 +2,8 @@
 
 The columns are kubernetes/kubernetes pkg/printers/internalversion/printers.go printJob and
 printCronJob: ``NAME STATUS COMPLETIONS DURATION AGE`` (wide: ``CONTAINERS IMAGES SELECTOR``) and
-``NAME SCHEDULE TIMEZONE SUSPEND ACTIVE LAST SCHEDULE AGE`` (wide: the same three). DURATION is
-apimachinery's ``duration.HumanDuration``; AGE and LAST SCHEDULE its ``ShortHumanDuration``.
+``NAME SCHEDULE TIMEZONE SUSPEND ACTIVE LAST SCHEDULE AGE`` (wide: the same three). DURATION, AGE and LAST SCHEDULE are
+apimachinery's ``duration.HumanDuration`` (reconciler/gofmt.py human_duration).
 The describe sections follow kubectl's describe.go (JobDescriber, CronJobDescriber).
 printers.py adds these tables and pages to its own.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .gofmt import human_duration
 from .printers_kinds import selector_string
 from .types import Obj
 
@@ -22,56 +23,8 @@ from runtime.kernel.timefmt import parse_rfc3339
 Row = Callable[[Obj, float], list[Any]]
 
 
-def _under_three_hours(s: int) -> str | None:
-    """The part ShortHumanDuration and HumanDuration share (None from 3 h on)."""
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
-    m = s // 60
-    if m < 10:
-        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
-    if m < 180:
-        return f"{m}m"
-    return None
-
-
-def short_duration(seconds: float) -> str:
-    """apimachinery duration.ShortHumanDuration (kubectl's AGE)."""
-    s = int(seconds)
-    short = _under_three_hours(s)
-    if short is not None:
-        return short
-    h = s // 3600
-    if h < 48:
-        return f"{h}h"
-    if h < 24 * 8:
-        return f"{h // 24}d{h % 24}h" if h % 24 else f"{h // 24}d"
-    if h < 24 * 365 * 2:
-        return f"{h // 24}d"
-    if h < 24 * 365 * 8:
-        dy = (h // 24) % 365
-        return f"{h // 24 // 365}y{dy}d" if dy else f"{h // 24 // 365}y"
-    return f"{h // 24 // 365}y"
-
-
-def human_duration(seconds: float) -> str:
-    """apimachinery duration.HumanDuration (kubectl's DURATION of a Job)."""
-    s = int(seconds)
-    short = _under_three_hours(s)
-    if short is not None:
-        return short
-    m = s // 60
-    h = m // 60
-    if h < 8:
-        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
-    return short_duration(seconds)
-
-
 def _since(stamp: str | None, now: float) -> str:
-    return short_duration(now - parse_rfc3339(stamp)) if stamp else "<unknown>"
+    return human_duration(now - parse_rfc3339(stamp)) if stamp else "<unknown>"
 
 
 def _has(obj: Obj, type_: str) -> bool:

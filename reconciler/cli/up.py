@@ -239,6 +239,7 @@ def status_lines(out: Obj) -> list[str]:
         rt_line,
         *_network_lines(runtime, st.get("dataPlane") or {}),
         *ingress_lines(st.get("ingress")),
+        *_resource_lines(runtime.get("resources")),
         f"DNS:           {st['dnsAddress']}",
         f"Applied:       {st['lastAppliedRevision'] or '<none>'}",
         f"Attempted:     {st['lastAttemptedRevision'] or '<none>'}",
@@ -267,6 +268,22 @@ def _network_lines(runtime: dict[str, Any], plane: dict[str, Any]) -> list[str]:
         why = f": {plane['reason']}" if plane.get("reason") else ""
         lines.append(f"Data plane:    gitship's userspace proxy{why}")
     return lines
+
+
+def _resource_lines(res: Any) -> list[str]:
+    """Whether container limits are enforced (in-process: the cgroups it could use, and why not)."""
+    if not isinstance(res, dict):
+        return []
+    enforced = ", ".join(res.get("enforced") or [])
+    missing = res.get("notEnforced") or {}
+    parts = []
+    if enforced:
+        parts.append(f"limits enforced through cgroup {res.get('cgroup')} ({enforced})")
+    for controller, why in sorted(missing.items()):
+        parts.append(f"{controller} limits not enforced: {why}")
+    if not parts:
+        parts.append("limits not enforced: no cgroup controllers available")
+    return [f"Resources:     {'; '.join(parts)}"]
 
 
 _STATUS_META = (

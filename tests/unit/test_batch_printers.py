@@ -10,7 +10,8 @@ import pytest
 from reconciler.controllers.podutil import from_rfc3339, to_rfc3339
 from reconciler.manifests.validate import default_and_validate
 from reconciler.printers import describe, rows_for
-from reconciler.printers_batch import human_duration, job_completions, job_status, short_duration
+from reconciler.gofmt import human_duration
+from reconciler.printers_batch import job_completions, job_status
 
 NOW = from_rfc3339("2026-11-30T12:00:00Z")
 
@@ -30,17 +31,26 @@ def job(status: dict | None = None, **spec: Any) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("seconds", "short", "human"),
+    ("seconds", "human"),
     [
-        (5, "5s", "5s"),
-        (119, "119s", "119s"),
-        (150, "2m30s", "2m30s"),
-        (3 * 3600 + 60, "3h", "3h1m"),
-        (9 * 3600, "9h", "9h"),
+        (-5, "<invalid>"),
+        (-1, "0s"),
+        (5, "5s"),
+        (119, "119s"),
+        (150, "2m30s"),
+        (600, "10m"),
+        (3 * 3600 - 1, "179m"),
+        (3 * 3600 + 60, "3h1m"),
+        (9 * 3600, "9h"),
+        (51 * 3600, "2d3h"),
+        (8 * 86400 + 3600, "8d"),
+        (3 * 365 * 86400 + 30 * 86400, "3y30d"),
+        (9 * 365 * 86400, "9y"),
     ],
 )
-def test_durations(seconds: int, short: str, human: str) -> None:
-    assert short_duration(seconds) == short and human_duration(seconds) == human
+def test_human_duration(seconds: int, human: str) -> None:
+    """apimachinery's HumanDuration, as kubectl prints AGE (its duration_test.go cases' shape)."""
+    assert human_duration(seconds) == human
 
 
 def test_get_jobs_columns() -> None:

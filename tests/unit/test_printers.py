@@ -132,7 +132,8 @@ def lines(text: str) -> list[str]:
 AGES = [
     (None, "<unknown>"),
     ("2027-01-15T08:00:00Z", "0s"),
-    ("2027-01-15T08:00:05Z", "0s"),  # a clock behind the object: never negative
+    ("2027-01-15T08:00:01Z", "0s"),  # a clock up to 2 s behind the object reads as now
+    ("2027-01-15T08:00:05Z", "<invalid>"),  # further behind: kubectl says so
     ("2027-01-15T07:58:01Z", "119s"),
     ("2027-01-15T07:58:00Z", "2m"),
     ("2027-01-15T07:55:30Z", "4m30s"),
@@ -141,6 +142,8 @@ AGES = [
     ("2027-01-15T05:00:00Z", "3h"),
     ("2027-01-13T08:00:01Z", "47h"),
     ("2027-01-13T08:00:00Z", "2d"),
+    ("2027-01-15T04:30:00Z", "3h30m"),
+    ("2027-01-12T05:00:00Z", "3d3h"),
 ]
 
 
