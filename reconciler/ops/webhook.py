@@ -169,4 +169,4 @@ class Receiver:
         decision = decide(event, payload, self.branch())
         if decision.fetch:
             self.trigger()
-        return self._answer(provider, decision, delivery=did, event=event)
+        return self._answer(provider, decision, delivery=did, hook_event=event)
