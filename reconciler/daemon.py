@@ -196,8 +196,7 @@ class Daemon:
         self.state_dir = os.path.abspath(opts.state_dir)
         self.log = logmod.get_logger()
         self.stopping = asyncio.Event()
-        self._source_wake = asyncio.Event()
-        self._fetch_due = False  # fetch_now: the next source pass fetches a URL source at once
+        self._source_wake, self._fetch_due = asyncio.Event(), False
         self._lock_fd: int | None = None
         self.reader: GitReader | None = None
         self.repo_dir = ""
@@ -438,12 +437,8 @@ class Daemon:
         self.runtime.set_image_rules(config.images, self.repo_dir)
 
     # -- the source ---------------------------------------------------------------
-    def wake_source(self) -> None:
-        self._source_wake.set()
-
-    def fetch_now(self) -> None:
-        """A push webhook (reconciler/ops/webhook.py): fetch a URL source now, not at the interval."""
-        self._fetch_due = True
+    def wake_source(self, fetch: bool = False) -> None:  # fetch: a push webhook's "fetch a URL source now"
+        self._fetch_due |= fetch
         self._source_wake.set()
 
     async def _source_loop(self) -> None:

@@ -140,7 +140,7 @@ class Ops:
             self.d.log.error("webhook_unavailable", addr=addr, error=str(e))
             return
         d = self.d
-        receiver = Receiver(secret, lambda: str(d.branch), getattr(d, "fetch_now", d.wake_source), d.log)
+        receiver = Receiver(secret, lambda: str(d.branch), lambda: d.wake_source(fetch=True), d.log)
         await self._start("webhook", receiver.app(), addr)
 
     async def _notify_loop(self) -> None:

@@ -12,7 +12,7 @@ checked in this order, each step answering on its own:
 3. replay: a delivery id seen before (``X-GitHub-Delivery`` and the like; else the body's hash)
    is acknowledged (200) and does nothing more;
 4. event: a push whose ``ref`` is ``refs/heads/<watched branch>`` wakes the source loop, which
-   fetches a URL source at once (Daemon.fetch_now); other branches, tags and events: 200, ignored.
+   fetches a URL source at once (Daemon.wake_source(fetch=True)); other branches, tags and events: 200, ignored.
 """
 
 from __future__ import annotations
