@@ -86,8 +86,19 @@ def gitship_command() -> list[str]:
     return [os.path.abspath(found)] if found else [sys.executable, "-m", "reconciler.cli"]
 
 
+def up_parser() -> argparse.ArgumentParser:
+    """`gitship up`'s own parser (reconciler/cli/up.py), with the common --state-dir."""
+    from reconciler.cli.up import add_up
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-dir")
+    common.add_argument("-n", "--namespace")
+    p = argparse.ArgumentParser(prog="gitship service install")
+    add_up(p.add_subparsers(dest="cmd", required=True), common)
+    return p
+
+
 def cmd_service_install(args: argparse.Namespace) -> int:
-    from reconciler.cli import build_parser
     from reconciler.paths import default_state_dir
     from reconciler.source.git import is_url
 
@@ -96,7 +107,7 @@ def cmd_service_install(args: argparse.Namespace) -> int:
         up_args = up_args[1:]
     if not up_args:
         die("give `gitship up`'s arguments: gitship service install [--user] REPO [up options...]")
-    up = build_parser().parse_args(["up", *up_args])  # a typo fails now (exit 2), not at boot
+    up = up_parser().parse_args(["up", *up_args])  # a typo fails now (exit 2), not at boot
     command = absolute_args(up_args, up.repo, is_url(up.repo))
     state = up.state_dir or args.state_dir or (default_state_dir() if args.user else systemd.SYSTEM_STATE_DIR)
     state = os.path.abspath(state)
@@ -118,10 +129,14 @@ def cmd_service_install(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     path = args.unit_file or systemd.unit_path(args.user, os.path.expanduser("~"))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    os.makedirs(state, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.makedirs(state, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        hint = "" if args.user else " (a system unit needs root; --user writes a user unit)"
+        die(f"cannot write {path}: {e.strerror or e}{hint}")
     ctl = "systemctl --user" if args.user else "systemctl"
     print(f"Wrote {path}")
     print(f"Next: {ctl} daemon-reload && {ctl} enable --now {systemd.UNIT_NAME}")
@@ -131,6 +146,7 @@ def cmd_service_install(args: argparse.Namespace) -> int:
 
 def add_service(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("service", help="run gitship as a systemd service")
+    s.set_defaults(func=lambda args: die("gitship service install ..."))  # argparse asks for the subcommand first
     ssub = s.add_subparsers(dest="service_cmd", required=True)
     i = ssub.add_parser(
         "install",

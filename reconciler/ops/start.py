@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 from typing import Any
 
 from aiohttp import web
@@ -42,8 +43,6 @@ def add_ops_options(s: argparse.ArgumentParser) -> None:
 
 def ops_options(args: argparse.Namespace) -> dict[str, Any]:
     """The Options fields of those flags."""
-    import os
-
     secret = args.webhook_secret_file
     return {
         "metrics_addr": args.metrics_addr,
@@ -126,7 +125,8 @@ class Ops:
             await self._start("metrics", metrics_app(), opts.metrics_addr)
         if str(opts.webhook_addr).lower() != "none":
             await self._start_webhook(opts.webhook_addr, opts.webhook_secret_file)
-        self.notifier = asyncio.create_task(self._notify_loop())
+        if os.environ.get("NOTIFY_SOCKET"):  # started by systemd (Type=notify) or a test playing it
+            self.notifier = asyncio.create_task(self._notify_loop())
 
     async def _start_webhook(self, addr: str, secret_file: str | None) -> None:
         try:
