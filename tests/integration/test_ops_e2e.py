@@ -462,3 +462,59 @@ def test_supervisor_restarts_after_kill9_and_the_pods_are_adopted(tmp_path: Path
         from tests.conftest import _kill_leftovers
 
         _kill_leftovers(tmp_path)
+
+
+HTTP = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: http}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: http}}
+  template:
+    metadata: {labels: {app: http}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: c
+        image: python
+        command: [python3, -m, http.server, --bind, $(POD_IP), "8080"]
+        env: [{name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]
+        readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: http}
+spec:
+  selector: {app: http}
+  ports: [{name: web, port: 80, targetPort: 8080}]
+"""
+
+
+def test_proxy_connections_and_bytes(tmp_path: Path, loopback) -> None:  # type: ignore[no-untyped-def]
+    repo = _repo(tmp_path / "repo")
+    sha = commit_file(repo, "http.yaml", HTTP, "http")
+    g = loopback(str(repo), "--data-plane", "proxy", "--metrics-addr", "127.0.0.1:0")
+    g.wait_applied(sha)
+    addr = _address(g, "metrics")
+    ip = wait_for(lambda: g.json("get", "service", "http")["spec"].get("clusterIP"), 30, what="a ClusterIP")
+
+    def get() -> bytes:
+        with urllib.request.urlopen(f"http://{ip}:80/", timeout=5) as r:
+            return bytes(r.read())
+
+    body = wait_for(get, 60, what="the Service to answer")
+    for _ in range(2):
+        body += get()
+
+    def counted() -> Any:
+        m = _scrape(addr)
+        keys = [dict(k[1]) for k in m if k[0] == "gitship_proxy_connections_total"]
+        key = next((k for k in keys if k.get("service_port", "").startswith("default/http:")), None)
+        return key and (m[("gitship_proxy_connections_total", tuple(sorted(key.items())))] >= 3) and (m, key)
+
+    m, key = wait_for(counted, 30, what="3 proxied connections in /metrics")
+    down = _value(m, "gitship_proxy_bytes_total", **key, direction="down")
+    up = _value(m, "gitship_proxy_bytes_total", **key, direction="up")
+    assert down is not None and down >= len(body)  # the responses, headers and all
+    assert up is not None and up > 0  # the requests
+    assert _value(m, "gitship_service_endpoints", namespace="default", service="http", ready="true") == 1.0
