@@ -72,13 +72,13 @@ class UnitSpec:
 
 def render(spec: UnitSpec) -> str:
     """The unit file's text."""
-    after = ["network-online.target"] + (["docker.service"] if spec.docker else [])
+    # a user manager has neither network-online.target nor docker.service to order after
+    after = [] if spec.user else ["network-online.target"] + (["docker.service"] if spec.docker else [])
     unit = [
         "# Written by `gitship service install` (docs/operations.md); run it again to change the options.",
         "[Unit]",
         f"Description=gitship GitOps reconciler for {spec.source.replace('%', '%%')}",
-        f"After={' '.join(after)}",
-        f"Wants={' '.join(after)}",
+        *([f"After={' '.join(after)}", f"Wants={' '.join(after)}"] if after else []),
         # a crash loop stops after 5 failed starts in 5 minutes (then: systemctl reset-failed)
         "StartLimitIntervalSec=300",
         "StartLimitBurst=5",
@@ -87,7 +87,7 @@ def render(spec: UnitSpec) -> str:
         "Type=notify",
         "NotifyAccess=main",
         "ExecStart=" + " ".join(quote(a) for a in spec.command),
-        f"WorkingDirectory={quote(spec.state_dir)}",
+        f"WorkingDirectory={spec.state_dir.replace('%', '%%')}",  # a path as it is: no quoting here
         f"Environment={quote('GITSHIP_STATE_DIR=' + spec.state_dir)}",
         "Environment=PYTHONUNBUFFERED=1",
         *(f"Environment={quote(e)}" for e in spec.environment),

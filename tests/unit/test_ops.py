@@ -197,7 +197,12 @@ def test_unit_content() -> None:
     assert "GITSHIP_STATE_DIR=/var/lib/gitship" in u["Environment"]
     user = _unit(systemd.render(_spec(user=True, state_dir="/home/u/.gitship", docker=True)))
     assert user["WantedBy"] == ["default.target"] and "StateDirectory" not in user
-    assert "docker.service" in user["After"][0]
+    assert "After" not in user  # a user manager has no network-online.target nor docker.service
+    system = _unit(systemd.render(_spec(docker=True)))
+    assert system["After"] == ["network-online.target docker.service"] == system["Wants"]
+    spaced = _unit(systemd.render(_spec(state_dir="/srv/git ship/100%")))
+    assert spaced["WorkingDirectory"] == ["/srv/git ship/100%%"]
+    assert '"GITSHIP_STATE_DIR=/srv/git ship/100%%"' in spaced["Environment"]
 
 
 def test_exec_start_quoting() -> None:
