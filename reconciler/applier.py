@@ -20,6 +20,7 @@ from runtime.base import Runtime
 from .errors import RevisionRejected, SourceError
 from .log import Logger
 from .manifests.model import Manifest
+from .ops.metrics import timed_apply
 from .plan import plan
 from .reconcile import Reconciler
 from .source.git import Revision
@@ -130,6 +131,7 @@ class RevisionApplier:
             for r in records
         )
 
+    @timed_apply  # gitship_reconcile_duration_seconds, gitship_reconcile_total (reconciler/ops/metrics.py)
     async def apply_revision(self, rev: Revision) -> bool:
         rid = uuid.uuid4().hex[:12]
         log = self.log.bind(reconcile_id=rid, commit=rev.short)

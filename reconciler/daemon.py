@@ -64,6 +64,9 @@ class Options:
     allow_host_paths: tuple[str, ...] = ()  # --allow-host-path: where pods may mount hostPath volumes
     ingress_ports: tuple[int, int] = (80, 443)  # --ingress-http-port, --ingress-https-port (reconciler/ingress)
     api_addr: str = "127.0.0.1:6443"  # --api-addr: the Kubernetes API (reconciler/kapi); "none" turns it off
+    metrics_addr: str = "none"  # --metrics-addr, --webhook-addr, --webhook-secret-file: reconciler/ops/start.py
+    webhook_addr: str = "none"
+    webhook_secret_file: str | None = None
 
     def __post_init__(self) -> None:
         # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
@@ -193,7 +196,7 @@ class Daemon:
         self.state_dir = os.path.abspath(opts.state_dir)
         self.log = logmod.get_logger()
         self.stopping = asyncio.Event()
-        self._source_wake = asyncio.Event()
+        self._source_wake, self._fetch_due = asyncio.Event(), False
         self._lock_fd: int | None = None
         self.reader: GitReader | None = None
         self.repo_dir = ""
@@ -434,15 +437,16 @@ class Daemon:
         self.runtime.set_image_rules(config.images, self.repo_dir)
 
     # -- the source ---------------------------------------------------------------
-    def wake_source(self) -> None:
+    def wake_source(self, fetch: bool = False) -> None:  # fetch: a push webhook's "fetch a URL source now"
+        self._fetch_due |= fetch
         self._source_wake.set()
 
     async def _source_loop(self) -> None:
         last_fetch = 0.0
         while not self.stopping.is_set():
             try:
-                if self.remote and time.monotonic() - last_fetch >= self.opts.interval:
-                    last_fetch = time.monotonic()
+                if self.remote and (self._fetch_due or time.monotonic() - last_fetch >= self.opts.interval):
+                    last_fetch, self._fetch_due = time.monotonic(), False
                     await asyncio.to_thread(fetch, self.repo_dir, self.branch)
                     self._set_source_error(None)
                 # clear before looking: a wake-up that comes while we look is never lost
@@ -490,10 +494,12 @@ class Apis:
     """The daemon's two APIs: its Unix socket (reconciler/api.py) and the Kubernetes API over HTTPS
     (reconciler/kapi, on ``--api-addr``; also writes ``<state-dir>/kubeconfig``)."""
 
-    def __init__(self, sock: ApiServer, kube: Any):
-        self.sock, self.kube = sock, kube
+    def __init__(self, sock: ApiServer, kube: Any, ops: Any = None):
+        self.sock, self.kube, self.ops = sock, kube, ops
 
     async def close(self) -> None:
+        if self.ops is not None:  # /metrics, webhooks, sd_notify (reconciler/ops/start.py)
+            await self.ops.close()
         if self.kube is not None:
             await self.kube.close()
         await self.sock.close()
@@ -513,7 +519,9 @@ async def start_apis(d: Daemon) -> Apis:
             d.log.warning("kube_api_unavailable", addr=d.opts.api_addr, error=str(e))
             await kube.close()
             kube = None
-    return Apis(sock, kube)
+    from .ops.start import start_ops
+
+    return Apis(sock, kube, await start_ops(d))
 
 
 def run(opts: Options) -> int:

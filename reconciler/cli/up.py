@@ -14,6 +14,7 @@ from typing import Any
 from reconciler.cli.common import Subparsers, die, open_store, socket_path, state_dir
 from reconciler.kindnames import without_effect_line, without_effect_summary
 from reconciler.cli.ingress import add_ingress_options, ingress_lines
+from reconciler.ops.start import add_ops_options, ops_options
 from reconciler.types import Obj
 
 
@@ -101,6 +102,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         allow_host_paths=tuple(os.path.abspath(p) for p in args.allow_host_path or ()),
         ingress_ports=(args.ingress_http_port, args.ingress_https_port),
         api_addr=args.api_addr,
+        **ops_options(args),
     )
     return run(opts)
 
@@ -177,6 +179,7 @@ def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="where the Kubernetes API (HTTPS, for kubectl) listens; `none` turns it off (default 127.0.0.1:6443)",
     )
+    add_ops_options(s)
     s.set_defaults(func=cmd_up)
     k = sub.add_parser("kubeconfig", parents=[common], help="print the kubeconfig `gitship up` wrote (for kubectl)")
     k.set_defaults(func=cmd_kubeconfig)

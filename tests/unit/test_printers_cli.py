@@ -17,7 +17,7 @@ def test_every_subcommand_has_a_handler_and_help_lists_them_in_order() -> None:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert list(sub.choices) == [
         "init", "up", "kubeconfig", "status", "get", "describe", "logs", "delete", "exec", "label", "create", "apply",
-        "events", "diff", "history", "rollout", "set", "scale",
+        "events", "diff", "history", "rollout", "set", "scale", "service",
     ]  # fmt: skip
     for name, p in sub.choices.items():
         assert callable(p.get_default("func")), name
@@ -25,7 +25,7 @@ def test_every_subcommand_has_a_handler_and_help_lists_them_in_order() -> None:
 
 def test_the_command_modules_do_not_import_the_package_itself() -> None:
     """No cycle: every command module imports common, never reconciler.cli (whose __init__ imports them)."""
-    for name in ("common", "up", "get", "pods", "edit", "journal", "rollout"):
+    for name in ("common", "up", "get", "pods", "edit", "journal", "rollout", "service"):
         mod = importlib.import_module(f"reconciler.cli.{name}")
         with open(mod.__file__ or "", encoding="utf-8") as f:
             text = f.read()
