@@ -64,6 +64,10 @@ class Options:
     allow_host_paths: tuple[str, ...] = ()  # --allow-host-path: where pods may mount hostPath volumes
     ingress_ports: tuple[int, int] = (80, 443)  # --ingress-http-port, --ingress-https-port (reconciler/ingress)
     api_addr: str = "127.0.0.1:6443"  # --api-addr: the Kubernetes API (reconciler/kapi); "none" turns it off
+    verify_signatures: str | None = None  # --verify-signatures, --verify-gpg, --signing-key (reconciler/ops/verify.py)
+    verify_gpg: str | None = None
+    signing_key: str | None = None
+    notify: tuple[str, ...] = ()  # --notify URL (reconciler/ops/notify.py)
 
     def __post_init__(self) -> None:
         # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
@@ -464,8 +468,10 @@ class Daemon:
     # -- automatic rollback --------------------------------------------------------------
     def writer(self) -> Any:
         from .gitops import RepoWriter
+        from .ops.verify import sign_commits
 
-        return RepoWriter(self.repo_dir, self.opts.path, self.branch, "origin" if self.remote else None)
+        w = RepoWriter(self.repo_dir, self.opts.path, self.branch, "origin" if self.remote else None)
+        return sign_commits(w, self.state_dir)  # --signing-key (reconciler/ops/verify.py)
 
     def _set_source_error(self, error: str | None) -> None:
         self.applier.set_source_error(error)
@@ -500,6 +506,11 @@ class Apis:
 
 
 async def start_apis(d: Daemon) -> Apis:
+    from .ops.notify import start_notifications
+    from .ops.verify import start_verification
+
+    start_verification(d)  # --verify-signatures / --verify-gpg / --signing-key, before the first revision
+    start_notifications(d)  # --notify
     sock = ApiServer(d)
     await sock.start(os.path.join(d.state_dir, "gitship.sock"))
     kube = None

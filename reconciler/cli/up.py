@@ -14,6 +14,7 @@ from typing import Any
 from reconciler.cli.common import Subparsers, die, open_store, socket_path, state_dir
 from reconciler.kindnames import without_effect_line, without_effect_summary
 from reconciler.cli.ingress import add_ingress_options, ingress_lines
+from reconciler.ops.upflags import add_up_flags
 from reconciler.types import Obj
 
 
@@ -83,6 +84,7 @@ def add_init(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from reconciler.daemon import Options, run
+    from reconciler.ops.upflags import up_options
 
     opts = Options(
         source=args.repo,
@@ -101,6 +103,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         allow_host_paths=tuple(os.path.abspath(p) for p in args.allow_host_path or ()),
         ingress_ports=(args.ingress_http_port, args.ingress_https_port),
         api_addr=args.api_addr,
+        **up_options(args),  # --verify-signatures, --verify-gpg, --signing-key, --notify
     )
     return run(opts)
 
@@ -177,6 +180,7 @@ def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="where the Kubernetes API (HTTPS, for kubectl) listens; `none` turns it off (default 127.0.0.1:6443)",
     )
+    add_up_flags(s)  # reconciler/ops/upflags.py
     s.set_defaults(func=cmd_up)
     k = sub.add_parser("kubeconfig", parents=[common], help="print the kubeconfig `gitship up` wrote (for kubectl)")
     k.set_defaults(func=cmd_kubeconfig)
