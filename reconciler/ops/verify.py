@@ -62,6 +62,8 @@ PGP_SIG = b"-----BEGIN PGP SIGNATURE-----"
 _SIG_HEADERS = (b"gpgsig", b"gpgsig-sha256")
 _FINGERPRINT = re.compile(r"(SHA256:[A-Za-z0-9+/=]+)")
 _TOOL_TIMEOUT = 60.0
+# verifying needs public keys only: no gpg-agent or dirmngr left running for gitship's keyring
+_NO_AGENT = ("--batch", "--no-tty", "--no-autostart")
 
 W = TypeVar("W", bound=Repo)
 
@@ -174,7 +176,7 @@ class GpgKeyring:
         os.makedirs(self.home_parent, mode=0o700, exist_ok=True)
         home = tempfile.mkdtemp(prefix="gnupg-", dir=self.home_parent)
         old, self.home = self.home, home
-        p = _run(["gpg", "--batch", "--no-tty", "--quiet", "--import", self.keyring], env=self._env())
+        p = _run(["gpg", *_NO_AGENT, "--quiet", "--import", self.keyring], env=self._env())
         if p.returncode not in (0, 2):  # 2: some keys were skipped (e.g. secret parts): the rest count
             raise GitshipError(f"cannot import {self.keyring}: {p.stderr.decode(errors='replace').strip()}")
         self.stamp = (st.st_mtime, st.st_size)
@@ -187,7 +189,7 @@ class GpgKeyring:
         for path, data in ((sigfile, sig), (datafile, payload)):
             with open(path, "wb") as f:
                 f.write(data)
-        args = ["gpg", "--batch", "--no-tty", "--status-fd", "1", "--no-auto-key-retrieve", "--verify", sigfile]
+        args = ["gpg", *_NO_AGENT, "--status-fd", "1", "--no-auto-key-retrieve", "--verify", sigfile]
         p = _run([*args, datafile], env=self._env())
         return gpg_verdict(p.stdout.decode(errors="replace"))
 
@@ -307,6 +309,8 @@ def _openpgp_signing(key: str, state_dir: str) -> dict[str, Any]:
     """Import an OpenPGP secret key into gitship's own signing GNUPGHOME; git runs gpg through a
     small wrapper pointing at it (``gpg.program``), so the user's keyring is never used."""
     home = os.path.join(state_dir, "signing-gnupg")
+    if os.path.isdir(home):  # the agent of the home made at the last start (signing starts one)
+        _run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": home})
     shutil.rmtree(home, ignore_errors=True)
     os.makedirs(home, mode=0o700)
     env = {**os.environ, "GNUPGHOME": home, "LC_ALL": "C"}

@@ -70,7 +70,9 @@ def test_applied_and_rejected_revisions() -> None:
 
 def test_verification_failure_is_a_rejection() -> None:
     prev = Snapshot(applied=SHA1, ready_reason="ReconciliationSucceeded")
-    cur = Snapshot(applied=SHA1, ready_reason="VerificationFailed", ready_message="commit bbbbbbb is not applied: unsigned")
+    cur = Snapshot(
+        applied=SHA1, ready_reason="VerificationFailed", ready_message="commit bbbbbbb is not applied: unsigned"
+    )
     [ev] = derive(prev, cur)
     assert (ev.event, ev.reason) == ("revision_rejected", "VerificationFailed")
     assert "unsigned" in ev.message
