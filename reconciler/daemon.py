@@ -452,6 +452,8 @@ class Daemon:
                 # clear before looking: a wake-up that comes while we look is never lost
                 self._source_wake.clear()
                 await self._check_source()
+                if not self.remote:  # a local source read again clears its error (a URL's: its next fetch)
+                    self._set_source_error(None)
             except SourceError as e:
                 self._set_source_error(str(e))
                 self.log.warning("source_error", error=str(e))
