@@ -5,10 +5,14 @@ then started: the queued notifications are retried and arrive, and revisions app
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import git, wait_for
 
@@ -118,3 +122,78 @@ def test_notifications_survive_a_down_receiver(tmp_path: Path, gitship_factory) 
         hang.close()
         if receiver:
             receiver.stop()
+
+
+DEPLOY = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  annotations:
+    gitship.io/auto-rollback: "true"
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 3
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: nodejs
+        image: qinchaowhut/allen:v1
+        ports:
+        - containerPort: 8080
+        readinessProbe:
+          httpGet:
+            port: PROBE
+          periodSeconds: 1
+"""
+
+
+def _ssh_key(d: Path, name: str) -> Path:
+    key = d / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True)
+    return key
+
+
+@pytest.mark.skipif(not shutil.which("ssh-keygen"), reason="ssh-keygen is not installed")
+def test_rollouts_and_a_signed_automatic_rollback_are_notified(
+    empty_repo: Path, tmp_path: Path, gitship_factory
+) -> None:
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    dev, mine = _ssh_key(trust, "dev"), _ssh_key(trust, "gitship")
+    signers = trust / "allowed_signers"
+    signers.write_text("".join(f"{k.name}@example.com {Path(str(k) + '.pub').read_text()}" for k in (dev, mine)))
+
+    def signed(text: str, message: str) -> str:
+        (empty_repo / "web.yaml").write_text(text)
+        git(empty_repo, "add", "web.yaml")
+        git(empty_repo, "-c", "gpg.format=ssh", "-c", f"user.signingkey={dev}", "commit", "-q", "-S", "-m", message)
+        return git(empty_repo, "rev-parse", "HEAD")
+
+    receiver = Receiver(0)
+    port = receiver.server.server_address[1]
+    try:
+        signed(DEPLOY.replace("PROBE", "8080"), "web v1")
+        extra = ["--verify-signatures", str(signers), "--signing-key", str(mine), "--api-addr", "none"]
+        g = gitship_factory(empty_repo, extra + ["--notify", f"http://127.0.0.1:{port}/hook"])
+        done = wait_for(lambda: receiver.generic("rollout_complete"), 90, what="rollout complete")
+        assert done[0]["involvedObject"] == {"kind": "Deployment", "namespace": "default", "name": "web"}
+
+        # v2's probe asks a port nothing listens on: the deadline passes, gitship reverts (a signed commit)
+        bad = signed(DEPLOY.replace("PROBE", "9999").replace("allen:v1", "allen:v2"), "web v2, never ready")
+        failed = wait_for(lambda: receiver.generic("rollout_failed"), 90, what="rollout failed")
+        assert failed[0]["reason"] == "ProgressDeadlineExceeded"
+        [rollback] = wait_for(lambda: receiver.generic("rollback_committed"), 60, what="rollback committed")
+        revert = rollback["metadata"]["revision"]
+        assert revert == git(empty_repo, "rev-parse", "HEAD") and revert != bad
+        assert rollback["involvedObject"]["name"] == "web"
+        # the revert is gitship's own commit: signed with --signing-key, verified and applied
+        wait_for(lambda: g.status()["status"]["lastAppliedRevision"] == revert, 60, what="the revert applied")
+        wait_for(lambda: len(receiver.generic("rollout_complete")) >= 2, 90, what="rollout complete again")
+    finally:
+        receiver.stop()
