@@ -40,6 +40,7 @@ from .source.git import GitReader, Revision, clone_or_update, fetch, is_url
 from .source.revision import RevisionLoader
 from .source.watch import LocalWatcher
 from .ingress.engine import ingress_engine
+from .ops.verify import signed_writer
 from .storage_exec import CONFIG_KINDS
 from .store import Store
 
@@ -468,12 +469,8 @@ class Daemon:
                 )
 
     # -- automatic rollback --------------------------------------------------------------
-    def writer(self) -> Any:
-        from .gitops import RepoWriter
-        from .ops.verify import sign_commits
-
-        w = RepoWriter(self.repo_dir, self.opts.path, self.branch, "origin" if self.remote else None)
-        return sign_commits(w, self.state_dir)  # --signing-key (reconciler/ops/verify.py)
+    def writer(self) -> Any:  # a RepoWriter signing with --signing-key (reconciler/ops/verify.py)
+        return signed_writer(self.repo_dir, self.opts.path, self.branch, self.remote, self.state_dir)
 
     def _set_source_error(self, error: str | None) -> None:
         self.applier.set_source_error(error)

@@ -383,6 +383,13 @@ def sign_commits(writer: W, state_dir: str) -> W:
     return writer
 
 
+def signed_writer(repo_dir: str, path: str, branch: str, remote: bool, state_dir: str) -> Any:
+    """The daemon's RepoWriter (``origin`` when the source is a URL), signing as ``sign_commits`` says."""
+    from reconciler.gitops import RepoWriter
+
+    return sign_commits(RepoWriter(repo_dir, path, branch, "origin" if remote else None), state_dir)
+
+
 def ssh_key_allowed(signing_key: str, allowed_signers: str) -> bool:
     """Whether the signing key's public key appears in the allowed-signers file."""
     p = _run(["ssh-keygen", "-y", "-f", signing_key])
