@@ -64,7 +64,8 @@ def parse_target(url: str) -> Target:
 
 
 def _count_failure(kind: str) -> None:
-    """The notification-failures metric of reconciler/ops/metrics.py, when it is there."""
+    """One notification not delivered (given up, refused, or dropped from a full queue) in the
+    notification-failures metric of reconciler/ops/metrics.py, when it is there."""
     try:
         from reconciler.ops import metrics  # type: ignore[attr-defined, unused-ignore]
 
@@ -102,6 +103,7 @@ class Sender:
                 old, _ = self.queue.get_nowait()
                 self.queue.task_done()
                 self.dropped += 1
+                _count_failure(self.target.format)
                 self.log.warning(
                     "notification_dropped", url=self.target.redacted(), notification=old, dropped=self.dropped
                 )
@@ -125,7 +127,6 @@ class Sender:
                         "notification_delivered", url=self.target.redacted(), notification=event, attempts=attempt + 1
                     )
                 return True
-            _count_failure(self.target.format)
             if result == FATAL:
                 break
             delay = backoff_delay(attempt, self.base, self.cap)
@@ -138,6 +139,7 @@ class Sender:
             )
             await self.sleep(delay)
         self.failed += 1
+        _count_failure(self.target.format)
         self.log.error("notification_failed", url=self.target.redacted(), notification=event)
         return False
 

@@ -213,3 +213,28 @@ def test_full_queue_drops_the_oldest_without_waiting() -> None:
     s, got, log = asyncio.run(main())
     assert got == ["e3", "e4"] and s.dropped == 3
     assert [k for k, _ in log.lines].count("notification_dropped") == 3
+
+
+def test_undelivered_notifications_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    counted: list[str] = []
+    fake = types.ModuleType("reconciler.ops.metrics")
+    fake.notification_failed = counted.append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "reconciler.ops.metrics", fake)
+
+    async def sleep(s: float) -> None:
+        pass
+
+    async def main() -> None:
+        async def down(t: Target, b: bytes) -> str:
+            return RETRY
+
+        s = Sender(Target("https://x/", "slack"), _Log(), down, sleep, attempts=3, maxsize=1)
+        await s.deliver("e", b"{}")  # three attempts, one notification given up
+        s.put("a", b"{}")
+        s.put("b", b"{}")  # drops "a"
+
+    asyncio.run(main())
+    assert counted == ["slack", "slack"]
