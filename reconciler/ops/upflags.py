@@ -53,5 +53,11 @@ def up_options(args: argparse.Namespace) -> dict[str, Any]:
             parse_target(url)
         except ValueError as e:
             die(f"--notify: {e}")
+    if out["signing_key"]:
+        from reconciler.ops.verify import check_signing_key
+
+        why = check_signing_key(out["signing_key"], bool(out["verify_gpg"]), bool(out["verify_signatures"]))
+        if why:
+            die(why)
     out["notify"] = tuple(args.notify or ())
     return out

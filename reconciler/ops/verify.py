@@ -256,7 +256,7 @@ class VerificationGate:
     async def __call__(self, rev: Revision) -> bool:
         try:
             verdict = await asyncio.to_thread(self.verifier.check, rev.sha)
-        except GitshipError as e:
+        except (GitshipError, OSError) as e:  # a trust file gone or unreadable: nothing is trusted
             verdict = Verdict(False, "unverifiable", str(e))
         if verdict.ok:
             self.log.info("commit_verified", sha=rev.sha, signer=verdict.signer, key=verdict.detail)
@@ -326,6 +326,26 @@ def _openpgp_signing(key: str, state_dir: str) -> dict[str, Any]:
         f.write(f"#!/bin/sh\nGNUPGHOME='{home}' exec gpg --batch --no-tty \"$@\"\n")
     os.chmod(program, 0o700)
     return {"format": "openpgp", "key": fprs[0], "program": program}
+
+
+def check_signing_key(path: str, verify_gpg: bool, verify_ssh: bool) -> str | None:
+    """Why ``--signing-key PATH`` cannot sign (None: it can), checked before the daemon starts."""
+    try:
+        fmt = key_format(path, verify_gpg, verify_ssh)
+    except OSError as e:
+        return f"--signing-key {path}: {e.strerror}"
+    if fmt == "ssh":
+        p = _run(["ssh-keygen", "-y", "-P", "", "-f", path])
+        why = p.stderr.decode(errors="replace").strip()
+        return None if p.returncode == 0 else f"--signing-key {path}: not an SSH key without a passphrase ({why})"
+    with tempfile.TemporaryDirectory(prefix="gitship-key-") as d:
+        try:
+            _openpgp_signing(path, d)
+        except GitshipError as e:
+            return str(e)
+        finally:
+            _run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": os.path.join(d, "signing-gnupg")})
+    return None
 
 
 def prepare_signing(

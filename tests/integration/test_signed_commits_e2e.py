@@ -3,6 +3,7 @@ allowed-signers file outside the repository, and gitship's own commits signed wi
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -128,3 +129,63 @@ def test_verification_without_a_signing_key_refuses_gitship_commits(
     p = g.cli("label", "configmap", "cfg", "team=blue", check=False)
     assert p.returncode != 0 and "--signing-key" in p.stderr
     assert git(cm_repo, "rev-parse", "HEAD") == head and git(cm_repo, "status", "--porcelain") == ""
+
+
+def _gpg_key(d: Path, name: str) -> tuple[Path, Path, dict[str, str]]:
+    """(public key file, armored secret key file, env with its GNUPGHOME) of a new unprotected key."""
+    home = d / f"gnupg-{name}"
+    home.mkdir(mode=0o700)
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    params = (
+        "%no-protection\nKey-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\n"
+        f"Name-Real: {name}\nName-Email: {name}@example.com\nExpire-Date: 0\n%commit\n"
+    )
+    subprocess.run(["gpg", "--batch", "--quiet", "--generate-key"], input=params.encode(), env=env, check=True)
+    pub, sec = d / f"{name}.pub.asc", d / f"{name}.sec.asc"
+    pub.write_bytes(subprocess.run(["gpg", "--export", "--armor"], env=env, capture_output=True).stdout)
+    sec.write_bytes(subprocess.run(["gpg", "--export-secret-keys", "--armor"], env=env, capture_output=True).stdout)
+    return pub, sec, env
+
+
+@pytest.mark.skipif(not shutil.which("gpg"), reason="gpg is not installed")
+def test_openpgp_signed_heads_and_gitship_commits(tmp_path: Path, gitship_factory) -> None:
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    dev_pub, _dev_sec, dev_env = _gpg_key(trust, "dev")
+    ops_pub, ops_sec, ops_env = _gpg_key(trust, "gitship")
+    keyring = trust / "trusted.asc"
+    keyring.write_bytes(dev_pub.read_bytes() + ops_pub.read_bytes())
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.name", "Test Author")
+    git(repo, "config", "user.email", "author@example.com")
+
+    def gpg_commit(colour: str) -> str:
+        (repo / "cfg.yaml").write_text(CONFIG.format(colour=colour))
+        subprocess.run(["git", "-C", str(repo), "add", "cfg.yaml"], check=True)
+        subprocess.run(
+            ["git", "-C", str(repo), "-c", "user.signingkey=dev@example.com", "commit", "-q", "-S", "-m", colour],
+            env=dev_env,
+            check=True,
+        )
+        return git(repo, "rev-parse", "HEAD")
+
+    try:
+        first = gpg_commit("red")
+        g = gitship_factory(repo, ["--verify-gpg", str(keyring), "--signing-key", str(ops_sec), "--api-addr", "none"])
+        wait_for(lambda: g.status()["status"]["lastAppliedRevision"] == first, 60, what="the signed first revision")
+        unsigned = commit(repo, "blue", None)
+        cond = wait_for(lambda: ready(g) if unsigned[:7] in ready(g)["message"] else None, 30, what="refusal")
+        assert cond["reason"] == "VerificationFailed" and "unsigned" in cond["message"] and colour(g) == "red"
+        good = gpg_commit("green")
+        wait_for(lambda: g.status()["status"]["lastAppliedRevision"] == good, 30, what="the signed revision")
+        g.cli("label", "configmap", "cfg", "team=blue")  # signed with the OpenPGP --signing-key
+        mine = git(repo, "rev-parse", "HEAD")
+        assert mine != good
+        wait_for(lambda: g.status()["status"]["lastAppliedRevision"] == mine, 30, what="gitship's own commit applied")
+        shown = subprocess.run(["git", "-C", str(repo), "verify-commit", mine], env=ops_env, capture_output=True)
+        assert shown.returncode == 0  # gpg itself agrees: a good signature by gitship's key
+    finally:
+        for home in (dev_env["GNUPGHOME"], ops_env["GNUPGHOME"], str(tmp_path / "state" / "signing-gnupg")):
+            subprocess.run(["gpgconf", "--kill", "all"], env={**os.environ, "GNUPGHOME": home}, capture_output=True)

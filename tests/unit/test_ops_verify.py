@@ -190,3 +190,20 @@ def test_openpgp_signing_and_verification(repo: Path, tmp_path: Path) -> None:
     assert not unknown.ok and unknown.signer.startswith("unknown key")
     assert v.check(git(repo, "rev-parse", "HEAD~1")).signer == "unsigned"
     subprocess.run(["gpgconf", "--kill", "all"], env={**os.environ, "GNUPGHOME": str(state / "signing-gnupg")})
+
+
+def test_signing_key_is_checked_before_the_daemon_starts(tmp_path: Path) -> None:
+    from reconciler.ops.verify import check_signing_key
+
+    assert check_signing_key(str(ssh_key(tmp_path, "ok")), False, True) is None
+    locked = tmp_path / "locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret", "-f", str(locked)], check=True)
+    assert "passphrase" in (check_signing_key(str(locked), False, True) or "")
+    junk = tmp_path / "junk"
+    junk.write_text("not a key\n")
+    assert check_signing_key(str(junk), False, True)
+    assert check_signing_key(str(tmp_path / "missing"), False, True)
+    if shutil.which("gpg"):
+        _pub, sec = _gpg_key(tmp_path, "k@example.com")
+        assert check_signing_key(str(sec), True, False) is None
+        assert check_signing_key(str(junk), True, False)
