@@ -12,7 +12,7 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from runtime.base import Runtime
@@ -61,6 +61,8 @@ def warning_records(manifests: Sequence[Manifest]) -> list[dict[str, Any]]:
 
 
 class RevisionApplier:
+    verify: Callable[[Revision], Awaitable[bool]] | None = None  # reconciler/ops/verify.py: signed commits only
+
     def __init__(
         self,
         store: Store,
@@ -133,6 +135,8 @@ class RevisionApplier:
 
     @timed_apply  # gitship_reconcile_duration_seconds, gitship_reconcile_total (reconciler/ops/metrics.py)
     async def apply_revision(self, rev: Revision) -> bool:
+        if self.verify is not None and not await self.verify(rev):
+            return False  # not signed by a trusted key: nothing changes
         rid = uuid.uuid4().hex[:12]
         log = self.log.bind(reconcile_id=rid, commit=rev.short)
         t0 = time.perf_counter()

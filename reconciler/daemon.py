@@ -40,6 +40,7 @@ from .source.git import GitReader, Revision, clone_or_update, fetch, is_url
 from .source.revision import RevisionLoader
 from .source.watch import LocalWatcher
 from .ingress.engine import ingress_engine
+from .ops.verify import signed_writer
 from .storage_exec import CONFIG_KINDS
 from .store import Store
 
@@ -67,6 +68,10 @@ class Options:
     metrics_addr: str = "none"  # --metrics-addr, --webhook-addr, --webhook-secret-file: reconciler/ops/start.py
     webhook_addr: str = "none"
     webhook_secret_file: str | None = None
+    verify_signatures: str | None = None  # --verify-signatures, --verify-gpg, --signing-key (reconciler/ops/verify.py)
+    verify_gpg: str | None = None
+    signing_key: str | None = None
+    notify: tuple[str, ...] = ()  # --notify URL (reconciler/ops/notify.py)
 
     def __post_init__(self) -> None:
         # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
@@ -452,6 +457,8 @@ class Daemon:
                 # clear before looking: a wake-up that comes while we look is never lost
                 self._source_wake.clear()
                 await self._check_source()
+                if not self.remote:  # a local source read again clears its error (a URL's: its next fetch)
+                    self._set_source_error(None)
             except SourceError as e:
                 self._set_source_error(str(e))
                 self.log.warning("source_error", error=str(e))
@@ -466,10 +473,8 @@ class Daemon:
                 )
 
     # -- automatic rollback --------------------------------------------------------------
-    def writer(self) -> Any:
-        from .gitops import RepoWriter
-
-        return RepoWriter(self.repo_dir, self.opts.path, self.branch, "origin" if self.remote else None)
+    def writer(self) -> Any:  # a RepoWriter signing with --signing-key (reconciler/ops/verify.py)
+        return signed_writer(self.repo_dir, self.opts.path, self.branch, self.remote, self.state_dir)
 
     def _set_source_error(self, error: str | None) -> None:
         self.applier.set_source_error(error)
@@ -506,6 +511,11 @@ class Apis:
 
 
 async def start_apis(d: Daemon) -> Apis:
+    from .ops.notify import start_notifications
+    from .ops.verify import start_verification
+
+    start_verification(d)  # --verify-signatures / --verify-gpg / --signing-key, before the first revision
+    start_notifications(d)  # --notify
     sock = ApiServer(d)
     await sock.start(os.path.join(d.state_dir, "gitship.sock"))
     kube = None

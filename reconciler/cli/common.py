@@ -155,11 +155,13 @@ def learn_custom_kinds(args: argparse.Namespace) -> None:
 def writer(args: argparse.Namespace) -> Any:
     """A gitops.RepoWriter on the tracked repository: each edit is one commit."""
     from reconciler.gitops import RepoWriter
+    from reconciler.ops.verify import sign_commits
 
     src = source_meta(args)
     if not src.get("repoDir"):
         die("no repository known for this state dir; run `gitship up REPO` first")
-    return RepoWriter(src["repoDir"], src.get("path", ""), src.get("branch"), "origin" if src.get("remote") else None)
+    w = RepoWriter(src["repoDir"], src.get("path", ""), src.get("branch"), "origin" if src.get("remote") else None)
+    return sign_commits(w, state_dir(args))  # --signing-key of `gitship up` (reconciler/ops/verify.py)
 
 
 def select(objs: list[Obj], selector: str | None) -> list[Obj]:

@@ -15,6 +15,7 @@ from reconciler.cli.common import Subparsers, die, open_store, socket_path, stat
 from reconciler.kindnames import without_effect_line, without_effect_summary
 from reconciler.cli.ingress import add_ingress_options, ingress_lines
 from reconciler.ops.start import add_ops_options, ops_options
+from reconciler.ops.upflags import add_up_flags
 from reconciler.types import Obj
 
 
@@ -84,6 +85,7 @@ def add_init(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from reconciler.daemon import Options, run
+    from reconciler.ops.upflags import up_options
 
     opts = Options(
         source=args.repo,
@@ -103,6 +105,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         ingress_ports=(args.ingress_http_port, args.ingress_https_port),
         api_addr=args.api_addr,
         **ops_options(args),
+        **up_options(args),  # --verify-signatures, --verify-gpg, --signing-key, --notify
     )
     return run(opts)
 
@@ -180,6 +183,7 @@ def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         help="where the Kubernetes API (HTTPS, for kubectl) listens; `none` turns it off (default 127.0.0.1:6443)",
     )
     add_ops_options(s)
+    add_up_flags(s)  # reconciler/ops/upflags.py
     s.set_defaults(func=cmd_up)
     k = sub.add_parser("kubeconfig", parents=[common], help="print the kubeconfig `gitship up` wrote (for kubectl)")
     k.set_defaults(func=cmd_kubeconfig)

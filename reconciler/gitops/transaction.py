@@ -129,6 +129,9 @@ class Repo:
 
     # "Name <email>" for every commit made through this object (None: git's configured user)
     default_author: str | None = None
+    # set by reconciler/ops/verify.py sign_commits: ``-c`` options signing each commit; why commits are refused
+    commit_config: tuple[str, ...] = ()
+    refuse_commits: str | None = None
 
     def __init__(self, workdir: str, manifests_path: str = "", branch: str | None = None, remote: str | None = None):
         self.workdir = os.path.realpath(workdir)
@@ -249,6 +252,8 @@ class Repo:
         Call inside ``transaction()`` (``branch`` is what it yielded). ``author`` ("Name <email>")
         sets the commit's author (the committer stays git's configured user).
         """
+        if self.refuse_commits:
+            raise GitOpsError(self.refuse_commits)
         paths = sorted(changes)
         self.check_clean(paths)
         old_head = self.head()
@@ -260,7 +265,7 @@ class Repo:
             author = author or self.default_author
             who = (f"--author={author}",) if author else ()
             args = ("commit", "-q", "--no-verify", "--allow-empty-message", *who, "-m", message, "--only", "--", *paths)
-            self.git(*args, config=self._author_config())
+            self.git(*args, config=self._author_config() + self.commit_config)
         except BaseException as e:
             self._restore(backup, old_head)
             if isinstance(e, GitOpsError):

@@ -1,3 +1,3 @@
-"""Operating gitship on a host: a systemd service (systemd.py, sdnotify.py), Prometheus metrics
-(metrics.py), a webhook receiver for push events (webhook.py); start.py wires them into
-`gitship up` (docs/operations.md)."""
+"""Operating gitship: a systemd service (systemd.py, sdnotify.py), Prometheus metrics (metrics.py), a webhook
+receiver for push events (webhook.py), commit verification and signing (verify.py), notifications (notify.py,
+notifyevents.py), safe pruning; start.py and upflags.py wire them into `gitship up` (docs/operations.md)."""
