@@ -30,6 +30,7 @@ from reconciler.log import Logger
 from reconciler.store import Store
 from reconciler.types import Obj
 
+from .metrics import notification_failed
 from .notifyevents import BODIES, Event, Rollback, Snapshot, backoff_delay, derive, rollout_state
 
 QUEUE_SIZE = 100
@@ -63,17 +64,6 @@ def parse_target(url: str) -> Target:
     return Target(rest, fmt)
 
 
-def _count_failure(kind: str) -> None:
-    """One notification not delivered (given up, refused, or dropped from a full queue) in the
-    notification-failures metric of reconciler/ops/metrics.py, when it is there."""
-    try:
-        from reconciler.ops import metrics  # type: ignore[attr-defined, unused-ignore]
-
-        metrics.notification_failed(kind)
-    except (ImportError, AttributeError):
-        pass
-
-
 PostFn = Callable[[Target, bytes], Awaitable[str]]
 
 
@@ -103,7 +93,7 @@ class Sender:
                 old, _ = self.queue.get_nowait()
                 self.queue.task_done()
                 self.dropped += 1
-                _count_failure(self.target.format)
+                notification_failed(self.target.format)
                 self.log.warning(
                     "notification_dropped", url=self.target.redacted(), notification=old, dropped=self.dropped
                 )
@@ -139,7 +129,7 @@ class Sender:
             )
             await self.sleep(delay)
         self.failed += 1
-        _count_failure(self.target.format)
+        notification_failed(self.target.format)
         self.log.error("notification_failed", url=self.target.redacted(), notification=event)
         return False
 

@@ -216,13 +216,10 @@ def test_full_queue_drops_the_oldest_without_waiting() -> None:
 
 
 def test_undelivered_notifications_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-    import types
+    from reconciler.ops import notify
 
     counted: list[str] = []
-    fake = types.ModuleType("reconciler.ops.metrics")
-    fake.notification_failed = counted.append  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "reconciler.ops.metrics", fake)
+    monkeypatch.setattr(notify, "notification_failed", counted.append)
 
     async def sleep(s: float) -> None:
         pass
