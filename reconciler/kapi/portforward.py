@@ -1,0 +1,320 @@
+"""``kubectl port-forward``: pods/NAME/portforward, SPDY/3.1 streams piped to the pod's IP and port.
+
+kubectl (client-go tools/portforward) first asks for a WebSocket with the subprotocol
+``SPDY/3.1+portforward.k8s.io`` (KEP-4006): the WebSocket's binary messages carry a SPDY byte
+stream, split anywhere. If that upgrade fails it falls back to an HTTP/1.1 upgrade (POST,
+``Connection: Upgrade``, ``Upgrade: SPDY/3.1``, ``X-Stream-Protocol-Version: portforward.k8s.io``)
+answered ``101 Switching Protocols``, after which the TCP connection carries SPDY directly.
+
+Over SPDY, each forwarded connection is two client-opened streams with the headers ``streamtype``
+(``error`` or ``data``), ``port`` and ``requestid`` (kubernetes/kubernetes
+pkg/kubelet/cri/streaming/portforward/httpstream.go): the server answers each SYN_STREAM with a
+SYN_REPLY, and once both streams of a request id are there, connects to the pod's IP and port and
+pipes the data stream both ways (the client's FIN is a half-close toward the pod; the pod's end is
+a FIN toward the client). A failure is written on the error stream as the kubelet words it
+(``error forwarding port P to pod NAME, uid UID: ...``); both streams end with FIN. The client's
+PINGs are echoed. The pure framing is ``spdy.py``; the older WebSocket-only protocol is ``ws_forward``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from . import spdy, views
+
+if TYPE_CHECKING:
+    from .host import Daemon
+
+PROTOCOL = "portforward.k8s.io"
+TUNNEL_PREFIX = "SPDY/3.1+"
+TUNNEL = TUNNEL_PREFIX + PROTOCOL
+CONNECT_TIMEOUT = 10.0
+CHUNK = 32 * 1024
+RESET = b"\x00reset"  # the sentinel put on a stream's queue when the client resets it
+
+
+@dataclass
+class Target:
+    """Where a forwarded connection goes and how errors name the pod."""
+
+    host: str
+    pod: str
+    uid: str
+
+
+@dataclass
+class Stream:
+    stream_id: int
+    headers: spdy.Headers
+    inbox: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    fin_sent: bool = False
+    reset: bool = False
+
+
+def dial_error(host: str, port: int, e: BaseException) -> str:
+    """A connect failure in Go's words (``dial tcp 10.0.0.5:80: connect: connection refused``)."""
+    if isinstance(e, OSError) and e.errno:
+        reason = os.strerror(e.errno).lower() if e.errno != errno.ECONNREFUSED else "connection refused"
+    elif isinstance(e, TimeoutError):
+        reason = "i/o timeout"
+    else:
+        reason = str(e) or type(e).__name__
+    return f"dial tcp {host}:{port}: connect: {reason}"
+
+
+class Session:
+    """One SPDY connection's server side: frames in through ``feed``, frames out through ``send_bytes``."""
+
+    def __init__(self, send_bytes: Callable[[bytes], Awaitable[None]], target: Target) -> None:
+        self._send_bytes = send_bytes
+        self.target = target
+        self.reader = spdy.FrameReader()
+        self.writer = spdy.FrameWriter()
+        self.streams: dict[int, Stream] = {}
+        self.pairs: dict[str, dict[str, Stream]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._send_lock = asyncio.Lock()
+        self.going_away = False
+
+    async def send(self, frame: spdy.Frame) -> None:
+        # one lock around compressing and sending: the header zlib stream must go out in order
+        async with self._send_lock:
+            await self._send_bytes(self.writer.encode(frame))
+
+    async def feed(self, data: bytes) -> None:
+        """Bytes from the client (SpdyError when the framing is broken: end the connection)."""
+        for frame in self.reader.feed(data):
+            await self.handle(frame)
+
+    async def handle(self, frame: spdy.Frame) -> None:
+        if isinstance(frame, spdy.SynStream):
+            await self._new_stream(frame)
+        elif isinstance(frame, spdy.Data):
+            stream = self.streams.get(frame.stream_id)
+            if stream is not None and not stream.reset:
+                if frame.data:
+                    stream.inbox.put_nowait(frame.data)
+                if frame.fin:
+                    stream.inbox.put_nowait(None)
+        elif isinstance(frame, spdy.RstStream):
+            stream = self.streams.pop(frame.stream_id, None)
+            if stream is not None:
+                stream.reset = True
+                stream.inbox.put_nowait(RESET)
+        elif isinstance(frame, spdy.Ping) and frame.ping_id % 2 == 1:  # the client's ping: echo it
+            await self.send(frame)
+        elif isinstance(frame, spdy.GoAway):
+            self.going_away = True
+        # SETTINGS, WINDOW_UPDATE, HEADERS, SYN_REPLY: nothing to do (spdystream keeps no windows)
+
+    async def _new_stream(self, frame: spdy.SynStream) -> None:
+        problem = _check_headers(frame.headers)
+        if problem or self.going_away or frame.stream_id in self.streams or frame.stream_id % 2 == 0:
+            await self.send(spdy.RstStream(frame.stream_id, spdy.REFUSED_STREAM))
+            return
+        stream = Stream(frame.stream_id, frame.headers)
+        self.streams[frame.stream_id] = stream
+        await self.send(spdy.SynReply(frame.stream_id))
+        if frame.fin:
+            stream.inbox.put_nowait(None)
+        kind = frame.headers["streamtype"]
+        request = frame.headers.get("requestid") or _legacy_request_id(kind, frame.stream_id)
+        pair = self.pairs.setdefault(request, {})
+        if kind in pair:  # a second stream of the same type for one request: refused
+            self.streams.pop(frame.stream_id, None)
+            await self.send(spdy.RstStream(frame.stream_id, spdy.STREAM_IN_USE))
+            return
+        pair[kind] = stream
+        if len(pair) == 2:
+            del self.pairs[request]
+            task = asyncio.create_task(self._forward(pair["error"], pair["data"]))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _forward(self, error: Stream, data: Stream) -> None:
+        port = int(data.headers["port"])
+        try:
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.target.host, port), CONNECT_TIMEOUT
+                )
+            except (OSError, TimeoutError) as e:
+                t = self.target
+                message = f"error forwarding port {port} to pod {t.pod}, uid {t.uid}: {dial_error(t.host, port, e)}"
+                await self.send(spdy.Data(error.stream_id, message.encode()))
+                return
+            upload = asyncio.create_task(_upload(data, writer))
+            try:
+                while chunk := await reader.read(CHUNK):
+                    if data.reset:
+                        break
+                    await self.send(spdy.Data(data.stream_id, chunk))
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                upload.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
+                    await upload
+                writer.close()
+        finally:
+            await self._finish(data)
+            await self._finish(error)
+
+    async def _finish(self, stream: Stream) -> None:
+        if not stream.fin_sent and not stream.reset:
+            stream.fin_sent = True
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.send(spdy.Data(stream.stream_id, b"", spdy.FLAG_FIN))
+        self.streams.pop(stream.stream_id, None)
+
+    async def close(self) -> None:
+        """The connection is gone: stop every forwarded connection."""
+        for task in list(self.tasks):
+            task.cancel()
+        for task in list(self.tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def _check_headers(headers: spdy.Headers) -> str:
+    port = headers.get("port", "")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        return f"invalid port {port!r}"
+    if headers.get("streamtype") not in ("error", "data"):
+        return f"invalid stream type {headers.get('streamtype')!r}"
+    return ""
+
+
+def _legacy_request_id(kind: str, stream_id: int) -> str:
+    """Clients before request ids: consecutive streams error=N, data=N+2 (as the kubelet guesses)."""
+    return str(stream_id if kind == "error" else stream_id - 2)
+
+
+async def _upload(data: Stream, writer: asyncio.StreamWriter) -> None:
+    """The client's bytes to the pod; its FIN half-closes toward the pod, a reset closes."""
+    while True:
+        chunk = await data.inbox.get()
+        if chunk is None:
+            if writer.can_write_eof():
+                writer.write_eof()
+            return
+        if chunk is RESET:
+            writer.transport.abort()
+            return
+        writer.write(chunk)
+        await writer.drain()
+
+
+# --- the HTTP side -----------------------------------------------------------------------------
+
+
+def _error(code: int, reason: str, message: str) -> web.Response:
+    return web.json_response(views.status(code, reason, message), status=code)
+
+
+def target_of(d: Daemon, ns: str, name: str) -> Target | web.Response:
+    pod = d.reconciler.cluster.get(("Pod", ns, name))
+    if pod is None:
+        return _error(404, "NotFound", f'pods "{name}" not found')
+    host = (pod.get("status") or {}).get("podIP")
+    if not host:
+        return _error(400, "BadRequest", f"pod {name} does not have an IP address yet")
+    return Target(str(host), name, str(pod["metadata"].get("uid", "")))
+
+
+def _offered(request: web.Request) -> list[str]:
+    raw = ",".join(request.headers.getall("Sec-WebSocket-Protocol", []))
+    return [p.strip() for p in raw.split(",") if p.strip()]
+
+
+async def handle(d: Daemon, request: web.Request, ns: str, name: str) -> web.StreamResponse:
+    target = target_of(d, ns, name)
+    if isinstance(target, web.Response):
+        return target
+    upgrade = request.headers.get("Upgrade", "").lower()
+    if upgrade == "websocket" and TUNNEL in _offered(request):
+        return await _tunnel(request, target)
+    if upgrade == "websocket":
+        from .portforward_ws import serve as serve_channels
+
+        return await serve_channels(request, target)
+    if upgrade.startswith("spdy/3.1"):
+        return await _spdy_upgrade(request, target)
+    return _error(400, "BadRequest", "port-forward needs an upgrade (WebSocket or SPDY/3.1)")
+
+
+async def _tunnel(request: web.Request, target: Target) -> web.StreamResponse:
+    """SPDY over WebSocket binary messages (KEP-4006)."""
+    ws = web.WebSocketResponse(protocols=(TUNNEL,), autoping=True, max_msg_size=0)
+    await ws.prepare(request)
+    session = Session(ws.send_bytes, target)
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                await session.feed(msg.data)
+    except (spdy.SpdyError, ConnectionError, RuntimeError):
+        pass
+    finally:
+        await session.close()
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.close()
+    return ws
+
+
+class _RawParser:
+    """Takes over the connection's bytes after the 101 (aiohttp's payload-parser hook)."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self.queue.put_nowait(bytes(data))
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self.queue.put_nowait(None)
+
+
+async def _spdy_upgrade(request: web.Request, target: Target) -> web.StreamResponse:
+    """The HTTP/1.1 upgrade to SPDY/3.1 (kubectl's fallback, and clients before 1.30)."""
+    offered = [p.strip() for p in ",".join(request.headers.getall("X-Stream-Protocol-Version", [])).split(",")]
+    if PROTOCOL not in offered:
+        message = f"unable to upgrade: unable to negotiate protocol: client supports {offered}, server accepts {[PROTOCOL]}"
+        return _error(403, "Forbidden", message)
+    transport = request.transport
+    if transport is None:
+        return _error(400, "BadRequest", "connection lost")
+    parser = _RawParser()
+    protocol: Any = request.protocol
+    protocol.set_parser(parser)
+    protocol.keep_alive(False)
+    resp = web.StreamResponse(status=101, reason="Switching Protocols")
+    resp.headers.update({"Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": PROTOCOL})
+    resp.force_close()
+    await resp.prepare(request)
+
+    async def send_bytes(data: bytes) -> None:
+        if transport.is_closing():
+            raise ConnectionError("connection closed")
+        transport.write(data)
+        if transport.get_write_buffer_size() > 1 << 20:
+            await protocol._drain_helper()
+
+    session = Session(send_bytes, target)
+    try:
+        while (chunk := await parser.queue.get()) is not None:
+            await session.feed(chunk)
+    except (spdy.SpdyError, ConnectionError, RuntimeError):
+        pass
+    finally:
+        await session.close()
+        transport.close()
+    return resp
