@@ -287,7 +287,7 @@ async def _spdy_upgrade(request: web.Request, target: Target) -> web.StreamRespo
     """The HTTP/1.1 upgrade to SPDY/3.1 (kubectl's fallback, and clients before 1.30)."""
     offered = [p.strip() for p in ",".join(request.headers.getall("X-Stream-Protocol-Version", [])).split(",")]
     if PROTOCOL not in offered:
-        message = f"unable to upgrade: unable to negotiate protocol: client supports {offered}, server accepts {[PROTOCOL]}"
+        message = f"unable to negotiate protocol: client supports {offered}, server accepts {[PROTOCOL]}"
         return _error(403, "Forbidden", message)
     transport = request.transport
     if transport is None:
