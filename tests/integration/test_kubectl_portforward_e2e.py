@@ -1,0 +1,137 @@
+"""`kubectl port-forward` against gitship's Kubernetes API (SPDY/3.1 tunnelled in a WebSocket, and
+kubectl's fallback, the HTTP/1.1 upgrade to SPDY/3.1) on the in-process runtime: HTTP requests
+through the forwarded port reach the pod, in sequence and concurrently; a port nothing listens on
+gives kubectl's error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Gitship, wait_for
+from tests.integration.test_kubectl_read_e2e import PINNED_KUBECTL, _free_port, _kubectls, cluster, kubectl  # noqa: F401
+
+pytestmark = pytest.mark.skipif(not os.access(PINNED_KUBECTL, os.X_OK), reason=f"no kubectl at {PINNED_KUBECTL}")
+
+
+class Forward:
+    """A running ``kubectl port-forward`` with its output collected."""
+
+    def __init__(self, g: Gitship, binary: str, tmp: Path, pod: str, ports: str, env: dict[str, str]) -> None:
+        full_env = {**os.environ, "KUBECONFIG": os.path.join(g.state_dir, "kubeconfig"), **env}
+        argv = [binary, "--cache-dir", str(tmp / "kcache"), "port-forward", f"pod/{pod}", ports]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env)
+        self.out: list[bytes] = []
+        self.err: list[bytes] = []
+        for pipe, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
+            t = threading.Thread(target=lambda p=pipe, s=sink: s.extend(iter(p.readline, b"")), daemon=True)
+            t.start()
+
+    def text(self) -> str:
+        return (b"".join(self.out) + b"".join(self.err)).decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture
+def forwards() -> Iterator[list[Forward]]:
+    started: list[Forward] = []
+    yield started
+    for f in started:
+        f.stop()
+
+
+def _pod(g: Gitship, tmp: Path) -> dict[str, Any]:
+    p = kubectl(g, PINNED_KUBECTL, tmp, "get", "pods", "-l", "app=testing", "-o", "json")
+    items = [i for i in json.loads(p.stdout)["items"] if i["status"].get("phase") == "Running"]
+    assert items, p.stdout
+    return dict(items[0])
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=20) as r:
+        body: bytes = r.read()
+        return body
+
+
+def _start(
+    g: Gitship, binary: str, tmp: Path, forwards: list[Forward], pod: str, remote: int, env: dict[str, str]
+) -> int:
+    local = _free_port()
+    f = Forward(g, binary, tmp, pod, f"{local}:{remote}", env)
+    forwards.append(f)
+    wait_for(
+        lambda: f"Forwarding from 127.0.0.1:{local} -> {remote}" in f.text() or f.proc.poll() is not None,
+        60,
+        what="kubectl port-forward is listening",
+    )
+    assert f.proc.poll() is None, f.text()
+    return local
+
+
+TRANSPORTS = [
+    pytest.param({}, id="websocket"),
+    pytest.param({"KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}, id="spdy-upgrade"),
+]
+
+
+@pytest.mark.parametrize("env", TRANSPORTS)
+@pytest.mark.parametrize("binary", _kubectls())
+def test_port_forward_http(
+    cluster: Gitship,  # noqa: F811
+    binary: str,
+    env: dict[str, str],
+    tmp_path: Path,
+    forwards: list[Forward],
+) -> None:
+    pod = _pod(cluster, tmp_path)
+    direct = _get(f"http://{pod['status']['podIP']}:8080/")
+    local = _start(cluster, binary, tmp_path, forwards, pod["metadata"]["name"], 8080, env)
+    for _ in range(3):  # one connection after another over the same kubectl session
+        assert _get(f"http://127.0.0.1:{local}/") == direct
+    with ThreadPoolExecutor(2) as pool:  # two at once
+        bodies = list(pool.map(_get, [f"http://127.0.0.1:{local}/"] * 2))
+    assert bodies == [direct, direct]
+    assert forwards[0].proc.poll() is None, forwards[0].text()
+
+
+@pytest.mark.parametrize("binary", _kubectls())
+def test_port_forward_nothing_listening(
+    cluster: Gitship,  # noqa: F811
+    binary: str,
+    tmp_path: Path,
+    forwards: list[Forward],
+) -> None:
+    pod = _pod(cluster, tmp_path)
+    local = _start(cluster, binary, tmp_path, forwards, pod["metadata"]["name"], 9, {})
+    with pytest.raises(OSError):
+        _get(f"http://127.0.0.1:{local}/")
+    f = forwards[0]
+    wait_for(lambda: "error forwarding port 9" in f.text(), 60, what="kubectl shows the pod side's error")
+    assert "connection refused" in f.text()
+    assert pod["metadata"]["name"] in f.text()
+    # kubectl ends the session after an error on the error stream (and exits non-zero)
+    wait_for(lambda: f.proc.poll() is not None, 60, what="kubectl port-forward exits")
+    assert f.proc.returncode != 0, f.text()
+
+
+def test_port_forward_unknown_pod(cluster: Gitship, tmp_path: Path) -> None:  # noqa: F811
+    p = kubectl(cluster, PINNED_KUBECTL, tmp_path, "port-forward", "pod/no-such-pod", "8080:80", check=False)
+    assert p.returncode != 0
+    assert "no-such-pod" in p.stderr
