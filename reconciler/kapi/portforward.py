@@ -13,7 +13,13 @@ SYN_REPLY, and once both streams of a request id are there, connects to the pod'
 pipes the data stream both ways (the client's FIN is a half-close toward the pod; the pod's end is
 a FIN toward the client). A failure is written on the error stream as the kubelet words it
 (``error forwarding port P to pod NAME, uid UID: ...``); both streams end with FIN. The client's
-PINGs are echoed. The pure framing is ``spdy.py``; the older WebSocket-only protocol is ``ws_forward``.
+PINGs are echoed. The pure framing is ``spdy.py``.
+
+The older WebSocket-only protocol (the Python ``kubernetes`` client's ``portforward``;
+pkg/kubelet/cri/streaming/portforward/websocket.go) is ``_channels``: the ports come in the query
+(``?ports=8080&ports=9090`` or ``ports=8080,9090``), one connection per port for the WebSocket's
+life; each binary message starts with its channel, ``2i`` port i's data and ``2i+1`` its error, and
+the server's first message on each channel is the port as two little-endian bytes.
 """
 
 from __future__ import annotations
@@ -243,9 +249,7 @@ async def handle(d: Daemon, request: web.Request, ns: str, name: str) -> web.Str
     if upgrade == "websocket" and TUNNEL in _offered(request):
         return await _tunnel(request, target)
     if upgrade == "websocket":
-        from .portforward_ws import serve as serve_channels
-
-        return await serve_channels(request, target)
+        return await _channels(request, target)
     if upgrade.startswith("spdy/3.1"):
         return await _spdy_upgrade(request, target)
     return _error(400, "BadRequest", "port-forward needs an upgrade (WebSocket or SPDY/3.1)")
@@ -318,3 +322,93 @@ async def _spdy_upgrade(request: web.Request, target: Target) -> web.StreamRespo
         await session.close()
         transport.close()
     return resp
+
+
+CHANNEL_PROTOCOLS = ("v4.channel.k8s.io", "channel.k8s.io")
+
+
+def _ports(request: web.Request) -> list[int] | str:
+    raw = request.query.getall("ports", [])
+    if not raw:
+        return 'query parameter "ports" is required'
+    ports: list[int] = []
+    for item in raw:
+        for p in item.split(","):
+            if not p.isdigit() or not 0 < int(p) < 65536:
+                return f"unable to parse {item!r} as a port"
+            ports.append(int(p))
+    return ports
+
+
+async def _channels(request: web.Request, target: Target) -> web.StreamResponse:
+    """The WebSocket-only protocol: channel 2i carries port i's bytes, 2i+1 its error."""
+    ports = _ports(request)
+    if isinstance(ports, str):
+        return _error(400, "BadRequest", ports)
+    ws = web.WebSocketResponse(protocols=CHANNEL_PROTOCOLS, autoping=True, max_msg_size=0)
+    await ws.prepare(request)
+    streams = [Stream(2 * i, {}) for i in range(len(ports))]
+    lock = asyncio.Lock()
+
+    async def send(channel: int, data: bytes) -> None:
+        async with lock:
+            await ws.send_bytes(bytes([channel]) + data)
+
+    try:
+        for i, port in enumerate(ports):
+            await send(2 * i, port.to_bytes(2, "little"))
+            await send(2 * i + 1, port.to_bytes(2, "little"))
+        pipes = asyncio.create_task(_all_pipes(target, ports, streams, send))
+        reader = asyncio.create_task(_channel_reader(ws, streams))
+        await asyncio.wait([reader, pipes], return_when=asyncio.FIRST_COMPLETED)
+        for task in (reader, pipes):
+            task.cancel()
+        await asyncio.gather(reader, pipes, return_exceptions=True)
+    except (ConnectionError, RuntimeError):
+        pass
+    finally:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.close()
+    return ws
+
+
+async def _all_pipes(
+    target: Target, ports: list[int], streams: list[Stream], send: Callable[[int, bytes], Awaitable[None]]
+) -> None:
+    """Every port's connection; the WebSocket ends when all have ended (as the kubelet's does)."""
+    await asyncio.gather(*(_channel_pipe(target, port, 2 * i, streams[i], send) for i, port in enumerate(ports)))
+
+
+async def _channel_reader(ws: web.WebSocketResponse, streams: list[Stream]) -> None:
+    async for msg in ws:
+        if msg.type != WSMsgType.BINARY or len(msg.data) < 2:
+            continue
+        channel, body = msg.data[0], bytes(msg.data[1:])
+        if channel % 2 == 0 and channel // 2 < len(streams):
+            streams[channel // 2].inbox.put_nowait(body)
+    for stream in streams:  # the client went away
+        stream.inbox.put_nowait(RESET)
+
+
+async def _channel_pipe(
+    target: Target, port: int, channel: int, stream: Stream, send: Callable[[int, bytes], Awaitable[None]]
+) -> None:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(target.host, port), CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as e:
+        message = (
+            f"error forwarding port {port} to pod {target.pod}, uid {target.uid}: {dial_error(target.host, port, e)}"
+        )
+        await send(channel + 1, message.encode())
+        return
+    upload = asyncio.create_task(_upload(stream, writer))
+    try:
+        while chunk := await reader.read(CHUNK):
+            await send(channel, chunk)
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        upload.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
+            await upload
+        writer.close()

@@ -135,3 +135,25 @@ def test_port_forward_unknown_pod(cluster: Gitship, tmp_path: Path) -> None:  # 
     p = kubectl(cluster, PINNED_KUBECTL, tmp_path, "port-forward", "pod/no-such-pod", "8080:80", check=False)
     assert p.returncode != 0
     assert "no-such-pod" in p.stderr
+
+
+def test_python_client_port_forward(cluster: Gitship, tmp_path: Path) -> None:  # noqa: F811
+    """The Python ``kubernetes`` client speaks the WebSocket-only protocol (channels 2i and 2i+1)."""
+    pytest.importorskip("kubernetes")
+    from kubernetes import client, config
+    from kubernetes.stream import portforward as kportforward
+
+    pod = _pod(cluster, tmp_path)
+    direct = _get(f"http://{pod['status']['podIP']}:8080/")
+    api = client.CoreV1Api(config.new_client_from_config(config_file=os.path.join(cluster.state_dir, "kubeconfig")))
+    pf = kportforward(api.connect_get_namespaced_pod_portforward, pod["metadata"]["name"], "default", ports="8080,9")
+    sock = pf.socket(8080)
+    sock.settimeout(30)
+    sock.sendall(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    sock.close()
+    assert answer.startswith(b"HTTP/1.") and answer.endswith(direct), answer
+    wait_for(lambda: pf.error(9) is not None, 30, what="port 9's error arrives on its error channel")
+    assert "connection refused" in pf.error(9)
