@@ -26,9 +26,9 @@ pytestmark = pytest.mark.skipif(not os.access(PINNED_KUBECTL, os.X_OK), reason=f
 class Forward:
     """A running ``kubectl port-forward`` with its output collected."""
 
-    def __init__(self, g: Gitship, binary: str, tmp: Path, pod: str, ports: str, env: dict[str, str]) -> None:
+    def __init__(self, g: Gitship, binary: str, tmp: Path, target: str, ports: str, env: dict[str, str]) -> None:
         full_env = {**os.environ, "KUBECONFIG": os.path.join(g.state_dir, "kubeconfig"), **env}
-        argv = [binary, "--cache-dir", str(tmp / "kcache"), "port-forward", f"pod/{pod}", ports]
+        argv = [binary, "--cache-dir", str(tmp / "kcache"), "port-forward", target, ports]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env)
         self.out: list[bytes] = []
         self.err: list[bytes] = []
@@ -74,7 +74,7 @@ def _start(
     g: Gitship, binary: str, tmp: Path, forwards: list[Forward], pod: str, remote: int, env: dict[str, str]
 ) -> int:
     local = _free_port()
-    f = Forward(g, binary, tmp, pod, f"{local}:{remote}", env)
+    f = Forward(g, binary, tmp, f"pod/{pod}", f"{local}:{remote}", env)
     forwards.append(f)
     wait_for(
         lambda: f"Forwarding from 127.0.0.1:{local} -> {remote}" in f.text() or f.proc.poll() is not None,
@@ -157,3 +157,16 @@ def test_python_client_port_forward(cluster: Gitship, tmp_path: Path) -> None:  
     assert answer.startswith(b"HTTP/1.") and answer.endswith(direct), answer
     wait_for(lambda: pf.error(9) is not None, 30, what="port 9's error arrives on its error channel")
     assert "connection refused" in pf.error(9)
+
+
+def test_port_forward_to_a_service(cluster: Gitship, tmp_path: Path, forwards: list[Forward]) -> None:  # noqa: F811
+    """kubectl resolves svc/NAME to one of its pods and the service port to the target port itself."""
+    p = kubectl(cluster, PINNED_KUBECTL, tmp_path, "get", "pods", "-l", "app=testing", "-o", "json")
+    running = [i for i in json.loads(p.stdout)["items"] if i["status"].get("phase") == "Running"]
+    answers = {_get(f"http://{i['status']['podIP']}:8080/") for i in running}
+    local = _free_port()
+    f = Forward(cluster, PINNED_KUBECTL, tmp_path, "svc/test-svc", f"{local}:80", {})
+    forwards.append(f)
+    wait_for(lambda: "Forwarding from" in f.text() or f.proc.poll() is not None, 60, what="kubectl is listening")
+    assert f.proc.poll() is None, f.text()
+    assert _get(f"http://127.0.0.1:{local}/") in answers
