@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import errno
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,9 @@ PROTOCOL = "portforward.k8s.io"
 TUNNEL_PREFIX = "SPDY/3.1+"
 TUNNEL = TUNNEL_PREFIX + PROTOCOL
 CONNECT_TIMEOUT = 10.0
+STREAM_TIMEOUT = 30.0  # how long a request's first stream waits for its second (the kubelet's default)
 CHUNK = 32 * 1024
+BACKLOG = 1 << 20  # bytes from the client queued for a slow pod before reading from the client pauses
 RESET = b"\x00reset"  # the sentinel put on a stream's queue when the client resets it
 
 
@@ -63,6 +65,29 @@ class Stream:
     inbox: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
     fin_sent: bool = False
     reset: bool = False
+    done: bool = False  # nothing reads the inbox any more
+    pending: int = 0  # bytes in the inbox
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def put(self, data: bytes) -> None:
+        """Queue the client's bytes for the pod; past BACKLOG wait (the connection's reading
+        pauses, so TCP pushes back on the client, as spdystream's unbuffered channel does)."""
+        if self.done:
+            return
+        self.inbox.put_nowait(data)
+        self.pending += len(data)
+        if self.pending > BACKLOG:
+            self.room.clear()
+            await self.room.wait()
+
+    def took(self, n: int) -> None:
+        self.pending -= n
+        if self.pending <= BACKLOG:
+            self.room.set()
+
+    def close(self) -> None:
+        self.done = True
+        self.room.set()
 
 
 def dial_error(host: str, port: int, e: BaseException) -> str:
@@ -89,6 +114,8 @@ class Session:
         self.tasks: set[asyncio.Task[None]] = set()
         self._send_lock = asyncio.Lock()
         self.going_away = False
+        self.ended = asyncio.Event()  # after a GOAWAY, once every stream is done: close the connection
+        self.closed = False
 
     async def send(self, frame: spdy.Frame) -> None:
         # one lock around compressing and sending: the header zlib stream must go out in order
@@ -106,8 +133,8 @@ class Session:
         elif isinstance(frame, spdy.Data):
             stream = self.streams.get(frame.stream_id)
             if stream is not None and not stream.reset:
-                if frame.data:
-                    stream.inbox.put_nowait(frame.data)
+                if frame.data and stream.headers.get("streamtype") == "data":  # the error stream is not read
+                    await stream.put(frame.data)
                 if frame.fin:
                     stream.inbox.put_nowait(None)
         elif isinstance(frame, spdy.RstStream):
@@ -119,6 +146,7 @@ class Session:
             await self.send(frame)
         elif isinstance(frame, spdy.GoAway):
             self.going_away = True
+            self._maybe_end()
         # SETTINGS, WINDOW_UPDATE, HEADERS, SYN_REPLY: nothing to do (spdystream keeps no windows)
 
     async def _new_stream(self, frame: spdy.SynStream) -> None:
@@ -133,7 +161,11 @@ class Session:
             stream.inbox.put_nowait(None)
         kind = frame.headers["streamtype"]
         request = frame.headers.get("requestid") or _legacy_request_id(kind, frame.stream_id)
-        pair = self.pairs.setdefault(request, {})
+        if request not in self.pairs:
+            asyncio.get_running_loop().call_later(
+                STREAM_TIMEOUT, self._expire, request, self.pairs.setdefault(request, {})
+            )
+        pair = self.pairs[request]
         if kind in pair:  # a second stream of the same type for one request: refused
             self.streams.pop(frame.stream_id, None)
             await self.send(spdy.RstStream(frame.stream_id, spdy.STREAM_IN_USE))
@@ -141,48 +173,77 @@ class Session:
         pair[kind] = stream
         if len(pair) == 2:
             del self.pairs[request]
-            task = asyncio.create_task(self._forward(pair["error"], pair["data"]))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self._start(self._forward(pair["error"], pair["data"]))
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self._maybe_end()
+
+    def _maybe_end(self) -> None:
+        if self.going_away and not self.tasks and not self.pairs:
+            self.ended.set()
+
+    def _expire(self, request: str, pair: dict[str, Stream]) -> None:
+        """A request whose second stream never came: say so on its error stream and end it."""
+        if self.closed or self.pairs.get(request) is not pair:
+            return
+        del self.pairs[request]
+        self._start(self._timed_out(request, pair))
+
+    async def _timed_out(self, request: str, pair: dict[str, Stream]) -> None:
+        if "error" in pair:
+            message = f"(request={request}) timed out waiting for streams"
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.send(spdy.Data(pair["error"].stream_id, message.encode()))
+        for stream in pair.values():
+            await self._finish(stream)
 
     async def _forward(self, error: Stream, data: Stream) -> None:
-        port = int(data.headers["port"])
         try:
-            try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.target.host, port), CONNECT_TIMEOUT
-                )
-            except (OSError, TimeoutError) as e:
-                t = self.target
-                message = f"error forwarding port {port} to pod {t.pod}, uid {t.uid}: {dial_error(t.host, port, e)}"
-                await self.send(spdy.Data(error.stream_id, message.encode()))
-                return
-            upload = asyncio.create_task(_upload(data, writer))
-            try:
-                while chunk := await reader.read(CHUNK):
-                    if data.reset:
-                        break
-                    await self.send(spdy.Data(data.stream_id, chunk))
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                upload.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
-                    await upload
-                writer.close()
+
+            async def out(chunk: bytes) -> None:
+                await self.send(spdy.Data(data.stream_id, chunk))
+
+            problem = await pipe(self.target, int(data.headers["port"]), data, out)
+            if problem:
+                await self.send(spdy.Data(error.stream_id, problem.encode()))
         finally:
             await self._finish(data)
             await self._finish(error)
 
     async def _finish(self, stream: Stream) -> None:
+        stream.close()
         if not stream.fin_sent and not stream.reset:
             stream.fin_sent = True
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self.send(spdy.Data(stream.stream_id, b"", spdy.FLAG_FIN))
         self.streams.pop(stream.stream_id, None)
 
+    async def serve(self, source: AsyncIterator[bytes]) -> None:
+        """Feed the connection's bytes until it ends, breaks the framing, or a GOAWAY's streams are done."""
+
+        async def pump() -> None:
+            with contextlib.suppress(spdy.SpdyError, ConnectionError, RuntimeError):
+                async for data in source:
+                    await self.feed(data)
+
+        reading, ended = asyncio.create_task(pump()), asyncio.create_task(self.ended.wait())
+        try:
+            await asyncio.wait([reading, ended], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reading, ended):
+                task.cancel()
+            await asyncio.gather(reading, ended, return_exceptions=True)
+            await self.close()
+
     async def close(self) -> None:
         """The connection is gone: stop every forwarded connection."""
+        self.closed = True
         for task in list(self.tasks):
             task.cancel()
         for task in list(self.tasks):
@@ -204,6 +265,31 @@ def _legacy_request_id(kind: str, stream_id: int) -> str:
     return str(stream_id if kind == "error" else stream_id - 2)
 
 
+async def pipe(target: Target, port: int, stream: Stream, out: Callable[[bytes], Awaitable[None]]) -> str:
+    """Connect to the pod's port and pipe: the stream's inbox to the pod, the pod's bytes to ``out``,
+    until the pod's side ends or the client resets. The kubelet's error message when it cannot connect."""
+    try:
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(target.host, port), CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as e:
+            why = dial_error(target.host, port, e)
+            return f"error forwarding port {port} to pod {target.pod}, uid {target.uid}: {why}"
+        upload = asyncio.create_task(_upload(stream, writer))
+        try:
+            while (chunk := await reader.read(CHUNK)) and not stream.reset:
+                await out(chunk)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            upload.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
+                await upload
+            writer.close()
+        return ""
+    finally:
+        stream.close()
+
+
 async def _upload(data: Stream, writer: asyncio.StreamWriter) -> None:
     """The client's bytes to the pod; its FIN half-closes toward the pod, a reset closes."""
     while True:
@@ -215,6 +301,7 @@ async def _upload(data: Stream, writer: asyncio.StreamWriter) -> None:
         if chunk is RESET:
             writer.transport.abort()
             return
+        data.took(len(chunk))
         writer.write(chunk)
         await writer.drain()
 
@@ -260,14 +347,15 @@ async def _tunnel(request: web.Request, target: Target) -> web.StreamResponse:
     ws = web.WebSocketResponse(protocols=(TUNNEL,), autoping=True, max_msg_size=0)
     await ws.prepare(request)
     session = Session(ws.send_bytes, target)
-    try:
+
+    async def messages() -> AsyncIterator[bytes]:
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
-                await session.feed(msg.data)
-    except (spdy.SpdyError, ConnectionError, RuntimeError):
-        pass
+                yield msg.data
+
+    try:
+        await session.serve(messages())
     finally:
-        await session.close()
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.close()
     return ws
@@ -312,14 +400,13 @@ async def _spdy_upgrade(request: web.Request, target: Target) -> web.StreamRespo
         if transport.get_write_buffer_size() > 1 << 20:
             await protocol._drain_helper()
 
-    session = Session(send_bytes, target)
-    try:
+    async def chunks() -> AsyncIterator[bytes]:
         while (chunk := await parser.queue.get()) is not None:
-            await session.feed(chunk)
-    except (spdy.SpdyError, ConnectionError, RuntimeError):
-        pass
+            yield chunk
+
+    try:
+        await Session(send_bytes, target).serve(chunks())
     finally:
-        await session.close()
         transport.close()
     return resp
 
@@ -385,7 +472,7 @@ async def _channel_reader(ws: web.WebSocketResponse, streams: list[Stream]) -> N
             continue
         channel, body = msg.data[0], bytes(msg.data[1:])
         if channel % 2 == 0 and channel // 2 < len(streams):
-            streams[channel // 2].inbox.put_nowait(body)
+            await streams[channel // 2].put(body)
     for stream in streams:  # the client went away
         stream.inbox.put_nowait(RESET)
 
@@ -393,22 +480,9 @@ async def _channel_reader(ws: web.WebSocketResponse, streams: list[Stream]) -> N
 async def _channel_pipe(
     target: Target, port: int, channel: int, stream: Stream, send: Callable[[int, bytes], Awaitable[None]]
 ) -> None:
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(target.host, port), CONNECT_TIMEOUT)
-    except (OSError, TimeoutError) as e:
-        message = (
-            f"error forwarding port {port} to pod {target.pod}, uid {target.uid}: {dial_error(target.host, port, e)}"
-        )
-        await send(channel + 1, message.encode())
-        return
-    upload = asyncio.create_task(_upload(stream, writer))
-    try:
-        while chunk := await reader.read(CHUNK):
-            await send(channel, chunk)
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        upload.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
-            await upload
-        writer.close()
+    async def out(chunk: bytes) -> None:
+        await send(channel, chunk)
+
+    problem = await pipe(target, port, stream, out)
+    if problem:
+        await send(channel + 1, problem.encode())

@@ -254,3 +254,82 @@ def test_session_refuses_bad_streams() -> None:
 
 def test_dial_error_wording() -> None:
     assert portforward.dial_error("10.0.0.5", 80, TimeoutError()) == "dial tcp 10.0.0.5:80: connect: i/o timeout"
+
+
+def test_goaway_ends_the_session_once_its_streams_are_done() -> None:
+    async def main() -> None:
+        async def answer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            await r.read()
+            w.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        c = Client(portforward.Target("127.0.0.1", "web", "u1"))
+        source: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        async def chunks():  # type: ignore[no-untyped-def]
+            while (b := await source.get()) is not None:
+                yield b
+
+        serving = asyncio.create_task(c.session.serve(chunks()))
+        source.put_nowait(b"".join(c.writer.encode(f) for f in _pair("0", port, 1)))
+        source.put_nowait(c.writer.encode(spdy.GoAway(0)))
+        await c.until(lambda: spdy.SynReply(3) in c.got)
+        assert not serving.done()  # the forwarded connection is still open
+        source.put_nowait(c.writer.encode(spdy.Data(3, b"", spdy.FLAG_FIN)))
+        await asyncio.wait_for(serving, 10)  # the pod closed, the streams ended: so does the session
+        assert c.fin(1) and c.fin(3)
+        server.close()
+
+    asyncio.run(main())
+
+
+def test_a_lone_stream_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(portforward, "STREAM_TIMEOUT", 0.05)
+
+    async def main() -> None:
+        c = Client(portforward.Target("127.0.0.1", "web", "u1"))
+        await c.send(_pair("4", 80, 1)[0])  # the error stream only
+        await c.until(lambda: c.fin(1))
+        assert c.data(1) == b"(request=4) timed out waiting for streams"
+        assert not c.session.pairs
+
+    asyncio.run(main())
+
+
+def test_client_reset_closes_the_pod_connection() -> None:
+    async def main() -> None:
+        closed = asyncio.Event()
+
+        async def hold(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            await r.read()  # until the connection goes
+            closed.set()
+
+        server = await asyncio.start_server(hold, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        c = Client(portforward.Target("127.0.0.1", "web", "u1"))
+        await c.send(*_pair("0", port, 1), spdy.Data(3, b"x"))
+        await c.send(spdy.RstStream(3, spdy.CANCEL))
+        await asyncio.wait_for(closed.wait(), 10)
+        await c.until(lambda: c.fin(1))
+        await c.session.close()
+        server.close()
+
+    asyncio.run(main())
+
+
+def test_a_slow_pod_pushes_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(portforward, "BACKLOG", 10)
+
+    async def main() -> None:
+        stream = portforward.Stream(1, {})
+        await stream.put(b"12345")  # under the backlog: returns at once
+        blocked = asyncio.create_task(stream.put(b"678901"))
+        await asyncio.sleep(0)
+        assert not blocked.done()  # past it: waits for the pod side to take bytes
+        stream.took(5)
+        await asyncio.wait_for(blocked, 5)
+        stream.close()
+        await asyncio.wait_for(stream.put(b"x" * 100), 5)  # a finished stream drops what comes
+
+    asyncio.run(main())
