@@ -25,6 +25,7 @@ the server's first message on each channel is the port as two little-endian byte
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import errno
 import os
@@ -411,7 +412,8 @@ async def _spdy_upgrade(request: web.Request, target: Target) -> web.StreamRespo
     return resp
 
 
-CHANNEL_PROTOCOLS = ("v4.channel.k8s.io", "channel.k8s.io")
+BASE64_PROTOCOL = "v4.base64.channel.k8s.io"  # text messages: the channel as a digit, then base64
+CHANNEL_PROTOCOLS = ("v4.channel.k8s.io", BASE64_PROTOCOL, "channel.k8s.io", "base64.channel.k8s.io")
 
 
 def _ports(request: web.Request) -> list[int] | str:
@@ -436,17 +438,21 @@ async def _channels(request: web.Request, target: Target) -> web.StreamResponse:
     await ws.prepare(request)
     streams = [Stream(2 * i, {}) for i in range(len(ports))]
     lock = asyncio.Lock()
+    text = "base64" in (ws.ws_protocol or "")
 
     async def send(channel: int, data: bytes) -> None:
         async with lock:
-            await ws.send_bytes(bytes([channel]) + data)
+            if text:
+                await ws.send_str(chr(ord("0") + channel) + base64.b64encode(data).decode())
+            else:
+                await ws.send_bytes(bytes([channel]) + data)
 
     try:
         for i, port in enumerate(ports):
             await send(2 * i, port.to_bytes(2, "little"))
             await send(2 * i + 1, port.to_bytes(2, "little"))
         pipes = asyncio.create_task(_all_pipes(target, ports, streams, send))
-        reader = asyncio.create_task(_channel_reader(ws, streams))
+        reader = asyncio.create_task(_channel_reader(ws, streams, text))
         await asyncio.wait([reader, pipes], return_when=asyncio.FIRST_COMPLETED)
         for task in (reader, pipes):
             task.cancel()
@@ -466,12 +472,19 @@ async def _all_pipes(
     await asyncio.gather(*(_channel_pipe(target, port, 2 * i, streams[i], send) for i, port in enumerate(ports)))
 
 
-async def _channel_reader(ws: web.WebSocketResponse, streams: list[Stream]) -> None:
+async def _channel_reader(ws: web.WebSocketResponse, streams: list[Stream], text: bool) -> None:
     async for msg in ws:
-        if msg.type != WSMsgType.BINARY or len(msg.data) < 2:
+        if text and msg.type == WSMsgType.TEXT and len(msg.data) >= 2:
+            channel = ord(msg.data[0]) - ord("0")
+            try:
+                body = base64.b64decode(msg.data[1:], validate=True)
+            except ValueError:
+                continue
+        elif not text and msg.type == WSMsgType.BINARY and len(msg.data) >= 2:
+            channel, body = msg.data[0], bytes(msg.data[1:])
+        else:
             continue
-        channel, body = msg.data[0], bytes(msg.data[1:])
-        if channel % 2 == 0 and channel // 2 < len(streams):
+        if channel % 2 == 0 and 0 <= channel // 2 < len(streams):
             await streams[channel // 2].put(body)
     for stream in streams:  # the client went away
         stream.inbox.put_nowait(RESET)

@@ -333,3 +333,78 @@ def test_a_slow_pod_pushes_back(monkeypatch: pytest.MonkeyPatch) -> None:
         await asyncio.wait_for(stream.put(b"x" * 100), 5)  # a finished stream drops what comes
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("protocol", ["v4.channel.k8s.io", "v4.base64.channel.k8s.io"])
+def test_websocket_channels(protocol: str) -> None:
+    """The WebSocket-only protocol: each port's channels open with the port (2 bytes, little-endian),
+    data on 2i, a connect failure on 2i+1; base64 sends text messages (channel digit + base64)."""
+    import base64
+
+    from aiohttp import WSMsgType, web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    async def main() -> None:
+        async def upper(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            w.write((await r.readexactly(5)).upper())
+            await w.drain()
+            w.close()
+
+        pod = await asyncio.start_server(upper, "127.0.0.1", 0)
+        good = pod.sockets[0].getsockname()[1]
+        gone = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        bad = gone.sockets[0].getsockname()[1]
+        gone.close()
+        await gone.wait_closed()
+        target = portforward.Target("127.0.0.1", "web", "u1")
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await portforward._channels(request, target)
+
+        app = web.Application()
+        app.router.add_get("/pf", handler)
+        async with TestClient(TestServer(app)) as client:
+            ws = await client.ws_connect(f"/pf?ports={good},{bad}", protocols=[protocol])
+            text = "base64" in protocol
+
+            def frame(channel: int, data: bytes) -> str | bytes:
+                return chr(48 + channel) + base64.b64encode(data).decode() if text else bytes([channel]) + data
+
+            def parse(msg: object) -> tuple[int, bytes]:
+                data = msg.data  # type: ignore[attr-defined]
+                return (ord(data[0]) - 48, base64.b64decode(data[1:])) if text else (data[0], data[1:])
+
+            got: dict[int, bytes] = {}
+            opened = [parse(await ws.receive()) for _ in range(4)]
+            assert opened == [(0, good.to_bytes(2, "little")), (1, good.to_bytes(2, "little"))] + [
+                (2, bad.to_bytes(2, "little")),
+                (3, bad.to_bytes(2, "little")),
+            ]
+            f = frame(0, b"hello")
+            await (ws.send_str(f) if isinstance(f, str) else ws.send_bytes(f))
+            while (msg := await ws.receive()).type in (WSMsgType.BINARY, WSMsgType.TEXT):
+                channel, body = parse(msg)
+                got[channel] = got.get(channel, b"") + body
+            assert got[0] == b"HELLO"
+            assert b"connection refused" in got[3] and f"port {bad} to pod web".encode() in got[3]
+        pod.close()
+
+    asyncio.run(main())
+
+
+def test_websocket_channels_need_ports() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    async def main() -> None:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await portforward._channels(request, portforward.Target("127.0.0.1", "web", "u1"))
+
+        app = web.Application()
+        app.router.add_get("/pf", handler)
+        async with TestClient(TestServer(app)) as client:
+            for query in ("", "?ports=0", "?ports=http"):
+                r = await client.get("/pf" + query)
+                assert r.status == 400
+
+    asyncio.run(main())
