@@ -408,3 +408,29 @@ def test_websocket_channels_need_ports() -> None:
                 assert r.status == 400
 
     asyncio.run(main())
+
+
+def test_session_carries_megabytes_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(portforward, "BACKLOG", 64 * 1024)  # the push-back path is taken too
+    payload = bytes(range(256)) * (3 * 4096)  # 3 MiB
+
+    async def main() -> None:
+        async def echo(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            while chunk := await r.read(65536):
+                w.write(chunk)
+                await w.drain()
+            w.close()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        c = Client(portforward.Target("127.0.0.1", "web", "u1"))
+        await c.send(*_pair("0", port, 1))
+        for i in range(0, len(payload), 50_000):
+            await c.send(spdy.Data(3, payload[i : i + 50_000]))
+        await c.send(spdy.Data(3, b"", spdy.FLAG_FIN))
+        await c.until(lambda: c.fin(3), timeout=60)
+        assert c.data(3) == payload
+        await c.session.close()
+        server.close()
+
+    asyncio.run(main())
