@@ -363,17 +363,33 @@ async def _tunnel(request: web.Request, target: Target) -> web.StreamResponse:
 
 
 class _RawParser:
-    """Takes over the connection's bytes after the 101 (aiohttp's payload-parser hook)."""
+    """Takes over the connection's bytes after the 101 (aiohttp's payload-parser hook); reading
+    from the socket pauses while more than BACKLOG bytes wait for the session."""
 
-    def __init__(self) -> None:
+    def __init__(self, transport: asyncio.BaseTransport) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.transport = transport
+        self.queued = 0
+        self.paused = False
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
         self.queue.put_nowait(bytes(data))
+        self.queued += len(data)
+        if self.queued > BACKLOG and not self.paused and isinstance(self.transport, asyncio.ReadTransport):
+            self.paused = True
+            self.transport.pause_reading()
         return False, b""
 
     def feed_eof(self) -> None:
         self.queue.put_nowait(None)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while (chunk := await self.queue.get()) is not None:
+            self.queued -= len(chunk)
+            if self.paused and self.queued <= BACKLOG and isinstance(self.transport, asyncio.ReadTransport):
+                self.paused = False
+                self.transport.resume_reading()
+            yield chunk
 
 
 async def _spdy_upgrade(request: web.Request, target: Target) -> web.StreamResponse:
@@ -385,7 +401,7 @@ async def _spdy_upgrade(request: web.Request, target: Target) -> web.StreamRespo
     transport = request.transport
     if transport is None:
         return _error(400, "BadRequest", "connection lost")
-    parser = _RawParser()
+    parser = _RawParser(transport)
     protocol: Any = request.protocol
     protocol.set_parser(parser)
     protocol.keep_alive(False)
@@ -398,15 +414,11 @@ async def _spdy_upgrade(request: web.Request, target: Target) -> web.StreamRespo
         if transport.is_closing():
             raise ConnectionError("connection closed")
         transport.write(data)
-        if transport.get_write_buffer_size() > 1 << 20:
-            await protocol._drain_helper()
-
-    async def chunks() -> AsyncIterator[bytes]:
-        while (chunk := await parser.queue.get()) is not None:
-            yield chunk
+        if transport.get_write_buffer_size() > BACKLOG:
+            await protocol._drain_helper()  # aiohttp's protocol waits for the socket to drain
 
     try:
-        await Session(send_bytes, target).serve(chunks())
+        await Session(send_bytes, target).serve(parser.chunks())
     finally:
         transport.close()
     return resp
