@@ -1,7 +1,8 @@
 """`kubectl port-forward` against gitship's Kubernetes API (SPDY/3.1 tunnelled in a WebSocket, and
 kubectl's fallback, the HTTP/1.1 upgrade to SPDY/3.1) on the in-process runtime: HTTP requests
-through the forwarded port reach the pod, in sequence and concurrently; a port nothing listens on
-gives kubectl's error."""
+through the forwarded port reach the pod, in sequence and concurrently; 8 MiB go to an echo pod and
+back; svc/NAME works; a port nothing listens on gives kubectl's error; the Python client's
+WebSocket-only protocol works too."""
 
 from __future__ import annotations
 
@@ -170,3 +171,57 @@ def test_port_forward_to_a_service(cluster: Gitship, tmp_path: Path, forwards: l
     wait_for(lambda: "Forwarding from" in f.text() or f.proc.poll() is not None, 60, what="kubectl is listening")
     assert f.proc.poll() is None, f.text()
     assert _get(f"http://127.0.0.1:{local}/") in answers
+
+
+ECHO_POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: echo
+  labels: {app: echo}
+spec:
+  containers:
+  - name: echo
+    image: python:3
+    command:
+    - python3
+    - -c
+    - |
+      import socket, threading
+      def serve(c):
+          while data := c.recv(65536):
+              c.sendall(data)
+          c.shutdown(socket.SHUT_WR)
+      s = socket.create_server(("0.0.0.0", 7000))
+      while True:
+          threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
+    readinessProbe:
+      tcpSocket: {port: 7000}
+      periodSeconds: 1
+"""
+
+
+@pytest.mark.parametrize("env", TRANSPORTS)
+def test_port_forward_carries_megabytes_both_ways(
+    cluster: Gitship,  # noqa: F811
+    env: dict[str, str],
+    tmp_path: Path,
+    forwards: list[Forward],
+) -> None:
+    """8 MiB to an echo pod and back through kubectl: in order, complete, the half-close passed on."""
+    import socket
+
+    (tmp_path / "echo.yaml").write_text(ECHO_POD)
+    kubectl(cluster, PINNED_KUBECTL, tmp_path, "apply", "-f", str(tmp_path / "echo.yaml"))
+    kubectl(
+        cluster, PINNED_KUBECTL, tmp_path, "wait", "--for=condition=Ready", "pod/echo", "--timeout=90s", timeout=120
+    )
+    local = _start(cluster, PINNED_KUBECTL, tmp_path, forwards, "echo", 7000, env)
+    payload = os.urandom(8 << 20)
+    with socket.create_connection(("127.0.0.1", local), timeout=60) as s:
+        sender = threading.Thread(target=lambda: (s.sendall(payload), s.shutdown(socket.SHUT_WR)))
+        sender.start()
+        got = bytearray()
+        while chunk := s.recv(1 << 16):
+            got += chunk
+        sender.join(60)
+    assert len(got) == len(payload) and bytes(got) == payload
