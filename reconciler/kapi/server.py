@@ -24,6 +24,7 @@ from reconciler.types import Key, Obj
 
 from . import certs, openapi, resources, views
 from . import exec as kexec
+from . import portforward
 from .reads import Reads
 from .writing import MAX_BODY, write
 from .watch import Hub
@@ -186,6 +187,8 @@ class KubeApi:
             return await kexec.handle(self.d, request, ns, name)
         if sub == "attach" and r.kind == "Pod" and request.method in ("GET", "POST"):
             return await kexec.attach(self.d, request, ns, name)
+        if sub == "portforward" and r.kind == "Pod" and request.method in ("GET", "POST"):
+            return await portforward.handle(self.d, request, ns, name)
         if request.method == "GET":
             return await self.reads.get(request, r, ns, name, sub)
         if request.method == "DELETE" and r.kind == "Pod" and name and not sub:
