@@ -54,6 +54,9 @@ _EXTRA_EVENTS = ("events.k8s.io/v1",)
 _SUB: dict[tuple[str, str], list[str]] = {
     ("Pod", "log"): ["get"],
     ("Pod", "status"): ["get"],
+    ("Pod", "exec"): ["create", "get"],
+    ("Pod", "attach"): ["create", "get"],
+    ("Pod", "portforward"): ["create", "get"],
     ("Deployment", "scale"): ["get", "patch", "update"],
     ("ReplicaSet", "scale"): ["get", "patch", "update"],
     ("StatefulSet", "scale"): ["get", "patch", "update"],
