@@ -42,6 +42,7 @@ from .source.watch import LocalWatcher
 from .ingress.engine import ingress_engine
 from .storage_exec import CONFIG_KINDS
 from .store import Store
+from .web.server import start_web
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Options:
     allow_host_paths: tuple[str, ...] = ()  # --allow-host-path: where pods may mount hostPath volumes
     ingress_ports: tuple[int, int] = (80, 443)  # --ingress-http-port, --ingress-https-port (reconciler/ingress)
     api_addr: str = "127.0.0.1:6443"  # --api-addr: the Kubernetes API (reconciler/kapi); "none" turns it off
+    web_addr: str = "127.0.0.1:8080"  # --web-addr: the web view (reconciler/web); "none" turns it off
 
     def __post_init__(self) -> None:
         # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
@@ -334,6 +336,7 @@ class Daemon:
             daemon={"pid": os.getpid(), "startedAt": time.time()},
         )
         self.api = await start_apis(self)
+        self.web = await start_web(self)  # the web view (reconciler/web), on --web-addr
         watcher = None
         if not self.remote:
             watcher = LocalWatcher(self.repo_dir, loop, self._source_wake.set)
@@ -360,6 +363,7 @@ class Daemon:
         await asyncio.wait(tasks, timeout=10)
         if watcher:
             watcher.stop()
+        await self.web.close()
         await self.api.close()
         await self.reconciler.close()
         await self._close_network()

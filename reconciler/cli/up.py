@@ -101,6 +101,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         allow_host_paths=tuple(os.path.abspath(p) for p in args.allow_host_path or ()),
         ingress_ports=(args.ingress_http_port, args.ingress_https_port),
         api_addr=args.api_addr,
+        web_addr=args.web_addr,
     )
     return run(opts)
 
@@ -176,6 +177,12 @@ def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         default="127.0.0.1:6443",
         metavar="HOST:PORT",
         help="where the Kubernetes API (HTTPS, for kubectl) listens; `none` turns it off (default 127.0.0.1:6443)",
+    )
+    s.add_argument(
+        "--web-addr",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="the web view (default 127.0.0.1:8080; `none`: off)",
     )
     s.set_defaults(func=cmd_up)
     k = sub.add_parser("kubeconfig", parents=[common], help="print the kubeconfig `gitship up` wrote (for kubectl)")
@@ -278,6 +285,7 @@ _STATUS_META = (
     "lastAppliedRevision",
     "lastAttemptedRevision",
     "sourceError",
+    "web",
 )
 
 
@@ -286,10 +294,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     meta = {key: store.get_meta(key) for key in _STATUS_META}
     out = status_object(meta, _live_status(args))
     out["status"]["storedWithoutEffect"] = without_effect_summary(store.kind_counts())
+    out["status"]["webURL"] = (meta.get("web") or {}).get("url") if out["status"]["daemon"] == "running" else None
     if args.output == "json":
         print(json.dumps(out, indent=4))
         return 0
-    print("\n".join(status_lines(out)))
+    web = [f"Web:           {out['status']['webURL']}"] if out["status"]["webURL"] else []
+    print("\n".join(status_lines(out) + web))
     return 0
 
 
