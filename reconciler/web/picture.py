@@ -17,7 +17,7 @@ from reconciler.controllers.deployment import find_new_rs, revisions, rollout_st
 from reconciler.controllers.deployment.util import fenceposts, replicas_of
 from reconciler.types import Obj
 
-WIDTH, LABEL, ROW, TOP = 720, 210, 34, 40
+WIDTH, LABEL, BAR_END, ROW, TOP = 760, 170, 500, 34, 40
 COLORS = {"available": "#1a7f37", "ready": "#4ac26b", "current": "#d4a72c", "want": "#57606a"}
 
 
@@ -103,7 +103,7 @@ def change_cause(rs: Obj) -> str:
 
 
 def _x(value: int, scale: int) -> float:
-    return LABEL + (WIDTH - LABEL - 20) * value / max(scale, 1)
+    return LABEL + (BAR_END - LABEL) * value / max(scale, 1)
 
 
 def _rect(x0: float, x1: float, y: float, h: float, color: str, fill: bool) -> str:
@@ -126,7 +126,7 @@ def _bar_row(b: Bar, y: float, scale: int) -> list[str]:
             xi = _x(i, scale)
             out.append(f'<line x1="{xi:.1f}" y1="{y + 6}" x2="{xi:.1f}" y2="{y + 28}" class="tick"/>')
     text = f"{b.available} available · {b.ready} ready · {b.current} pods / {b.want} wanted"
-    out.append(f'<text x="{_x(max(b.want, b.current), scale) + 6:.1f}" y="{y + 22:.0f}" class="num">{text}</text>')
+    out.append(f'<text x="{BAR_END + 14}" y="{y + 22:.0f}" class="num">{text}</text>')
     return out
 
 
@@ -134,7 +134,6 @@ def svg(r: Rollout) -> str:
     """The picture: one bar per ReplicaSet (outline: wanted; amber: pods; green: ready; dark green:
     available) and two bounds across all bars: min available and max pods (desired + maxSurge)."""
     scale = max([r.max_total, r.desired] + [max(b.want, b.current) for b in r.bars]) or 1
-    scale = int(scale * 1.45) + 1  # room for the numbers right of the longest bar
     height = TOP + ROW * max(len(r.bars), 1) + 30
     new = r.new
     attrs = {
@@ -157,9 +156,13 @@ def svg(r: Rollout) -> str:
     for i, b in enumerate(r.bars):
         out += _bar_row(b, TOP + i * ROW, scale)
     bottom = TOP + ROW * max(len(r.bars), 1)
-    for value, label, cls in ((r.min_available, "min available", "bound lo"), (r.max_total, "max pods", "bound hi")):
+    bounds = (
+        (r.min_available, "min available", "bound lo", "end", -4),
+        (r.max_total, "max pods", "bound hi", "start", 4),
+    )
+    for value, label, cls, anchor, dx in bounds:
         x = _x(value, scale)
         out.append(f'<line x1="{x:.1f}" y1="{TOP - 6}" x2="{x:.1f}" y2="{bottom + 4}" class="{cls}"/>')
-        out.append(f'<text x="{x:.1f}" y="{bottom + 20}" class="bl" text-anchor="middle">{label} {value}</text>')
+        out.append(f'<text x="{x + dx:.1f}" y="{bottom + 20}" class="bl" text-anchor="{anchor}">{label} {value}</text>')
     out.append("</svg>")
     return "\n".join(out)

@@ -14,6 +14,7 @@ that re-fetches a page's live block when an event says its data changed.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
 import json
 import os
@@ -47,9 +48,9 @@ def _ago(t: Any) -> str:
         return "-"
     if isinstance(t, str):
         try:
-            t = time.mktime(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+            t = calendar.timegm(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S"))
         except ValueError:
-            return t
+            return str(t)
     s = max(0, int(time.time() - float(t)))
     for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
         if s >= n:

@@ -17,8 +17,8 @@ from .health import MISSING, health, worst
 
 HIDDEN = frozenset({"Endpoints", "EndpointSlice", "ControllerRevision", "Event", "Node"})
 KIND_ORDER = (
-    "Namespace", "Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet", "Pod", "Service",
-    "Ingress", "ConfigMap", "Secret", "PersistentVolumeClaim", "PersistentVolume",
+    "Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet", "Pod", "Service",
+    "Ingress", "ConfigMap", "Secret", "PersistentVolumeClaim", "PersistentVolume", "Namespace",
 )  # fmt: skip
 
 
@@ -59,9 +59,10 @@ def controller_uid(o: Obj) -> str | None:
     return None
 
 
-def _sort_key(n: Node) -> tuple[str, int, str]:
+def _sort_key(n: Node) -> tuple[bool, str, int, str]:
+    """Namespaced objects first (by namespace, kind, name), then cluster-scoped ones."""
     order = KIND_ORDER.index(n.kind) if n.kind in KIND_ORDER else len(KIND_ORDER)
-    return (n.namespace, order, n.name)
+    return (not n.namespace, n.namespace, order, n.name)
 
 
 def pod_summary(o: Obj) -> str:
