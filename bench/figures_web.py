@@ -188,18 +188,27 @@ class BenchDaemon:
 
 
 class Served:
-    """The web view on its own event loop in a thread."""
+    """The daemon's state and the web view on their own event loop in a thread (the store, like the
+    daemon's, is used by the loop's thread only)."""
 
-    def __init__(self, d: BenchDaemon):
+    def __init__(self, work: Path, pods: int):
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        asyncio.run_coroutine_threadsafe(self._start(work, pods), self.loop).result(120)
+
+    async def _start(self, work: Path, pods: int) -> None:
         from reconciler.web.server import WebView
 
-        self.loop = asyncio.new_event_loop()
-        self.view = WebView(d, "127.0.0.1:0")
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        asyncio.run_coroutine_threadsafe(self.view.start(), self.loop).result(30)
+        self.d = BenchDaemon(work, pods)
+        self.view = WebView(self.d, "127.0.0.1:0")
+        await self.view.start()
+
+    async def _close(self) -> None:
+        await self.view.close()
+        self.d.store.close()
 
     def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.view.close(), self.loop).result(30)
+        asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
@@ -225,8 +234,9 @@ def server_times(url: str, state_dir: str, runs: int) -> dict[str, float]:
     return out
 
 
-def browser_loads(url: str, state_dir: str) -> dict[str, tuple[float, float]]:
-    """Page -> (first load: request start to load event, its response part) in a fresh headless Chromium."""
+def browser_loads(url: str, state_dir: str, runs: int) -> dict[str, tuple[float, float]]:
+    """Page -> (first load: request start to load event, its response part) in headless Chromium with
+    its cache emptied before each load (median of ``runs``)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -241,12 +251,18 @@ def browser_loads(url: str, state_dir: str) -> dict[str, tuple[float, float]]:
     try:
         drv.get(f"{url}/login?token={issue_token(state_dir)}")
         for page in PAGES:
-            drv.get(url + page)
-            nav = drv.execute_script(
-                "const n = performance.getEntriesByType('navigation')[0];"
-                "return [n.loadEventEnd - n.requestStart, n.responseEnd - n.requestStart];"
-            )
-            out[page] = (float(nav[0]) / 1000, float(nav[1]) / 1000)
+            loads, responses = [], []
+            for _ in range(runs):
+                drv.execute_cdp_cmd("Network.clearBrowserCache", {})
+                drv.get("about:blank")
+                drv.get(url + page)
+                nav = drv.execute_script(
+                    "const n = performance.getEntriesByType('navigation')[0];"
+                    "return [n.loadEventEnd - n.requestStart, n.responseEnd - n.requestStart];"
+                )
+                loads.append(float(nav[0]) / 1000)
+                responses.append(float(nav[1]) / 1000)
+            out[page] = (statistics.median(loads), statistics.median(responses))
     finally:
         drv.quit()
     return out
@@ -257,15 +273,13 @@ def fig11_web(work: Path, quick: bool) -> list[Row]:
     rows: list[Row] = []
     have_browser = bool(shutil.which("chromium") and shutil.which("chromedriver"))
     for pods in (100, 1000):
-        d = BenchDaemon(work / f"f11-{pods}", pods)
-        served = Served(d)
+        served = Served(work / f"f11-{pods}", pods)
         try:
-            url = served.view.url
-            server = server_times(url, d.state_dir, runs)
-            loads = browser_loads(url, d.state_dir) if have_browser else {}
+            url, state_dir = served.view.url, served.d.state_dir
+            server = server_times(url, state_dir, runs)
+            loads = browser_loads(url, state_dir, runs) if have_browser else {}
         finally:
             served.close()
-            d.store.close()
         for page in PAGES:
             load = loads.get(page)
             value = f"server {server[page] * 1000:.1f} ms"
