@@ -336,7 +336,6 @@ class Daemon:
             daemon={"pid": os.getpid(), "startedAt": time.time()},
         )
         self.api = await start_apis(self)
-        self.web = await start_web(self)  # the web view (reconciler/web), on --web-addr
         watcher = None
         if not self.remote:
             watcher = LocalWatcher(self.repo_dir, loop, self._source_wake.set)
@@ -363,7 +362,6 @@ class Daemon:
         await asyncio.wait(tasks, timeout=10)
         if watcher:
             watcher.stop()
-        await self.web.close()
         await self.api.close()
         await self.reconciler.close()
         await self._close_network()
@@ -491,13 +489,16 @@ class Daemon:
 
 
 class Apis:
-    """The daemon's two APIs: its Unix socket (reconciler/api.py) and the Kubernetes API over HTTPS
-    (reconciler/kapi, on ``--api-addr``; also writes ``<state-dir>/kubeconfig``)."""
+    """The daemon's APIs: its Unix socket (reconciler/api.py), the Kubernetes API over HTTPS
+    (reconciler/kapi, on ``--api-addr``; also writes ``<state-dir>/kubeconfig``) and the web view
+    (reconciler/web, on ``--web-addr``)."""
 
-    def __init__(self, sock: ApiServer, kube: Any):
-        self.sock, self.kube = sock, kube
+    def __init__(self, sock: ApiServer, kube: Any, web: Any = None):
+        self.sock, self.kube, self.web = sock, kube, web
 
     async def close(self) -> None:
+        if self.web is not None:
+            await self.web.close()
         if self.kube is not None:
             await self.kube.close()
         await self.sock.close()
@@ -517,7 +518,7 @@ async def start_apis(d: Daemon) -> Apis:
             d.log.warning("kube_api_unavailable", addr=d.opts.api_addr, error=str(e))
             await kube.close()
             kube = None
-    return Apis(sock, kube)
+    return Apis(sock, kube, await start_web(d, kube))
 
 
 def run(opts: Options) -> int:

@@ -272,4 +272,3 @@ def commit_diff(d: Any, sha: str) -> dict[str, Any]:
     for a in plan(before, after):
         objs.append({"op": a.op, "ref": a.ref, "diff": render_diff([a])})
     return {"sha": full, "error": None, "objects": objs}
-

@@ -73,14 +73,13 @@ def _env() -> jinja2.Environment:
 
 
 class WebView:
-    def __init__(self, d: Any, addr: str):
+    def __init__(self, d: Any, addr: str, kube: Any = None):
         self.d, self.addr = d, addr
         self.sessions = auth.Sessions()
         self.env = _env()
         self.runner: web.AppRunner | None = None
         self.url = ""
         self.closing = asyncio.Event()
-        kube = getattr(getattr(d, "api", None), "kube", None)
         self.hub: Hub = kube.hub if kube is not None else Hub(history=1)
         self._own_hub = kube is None
         self._poller: asyncio.Task[None] | None = None
@@ -373,12 +372,13 @@ class _Off:
         return None
 
 
-async def start_web(d: Any) -> WebView | _Off:
-    """The web view on ``d.opts.web_addr`` ("none": off). A taken address is a warning; gitship runs on."""
+async def start_web(d: Any, kube: Any = None) -> WebView | _Off:
+    """The web view on ``d.opts.web_addr`` ("none": off), sharing the Kubernetes API's (``kube``) watch Hub
+    when there is one. A taken address is a warning; gitship runs on without the view."""
     addr = str(getattr(d.opts, "web_addr", "127.0.0.1:8080"))
     if addr.lower() == "none":
         return _Off()
-    view = WebView(d, addr)
+    view = WebView(d, addr, kube)
     try:
         await view.start()
     except OSError as e:

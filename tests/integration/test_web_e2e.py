@@ -52,7 +52,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gitship]:
     for name in ("deployment-v1.yaml", "svc.yaml"):
         commit_file(dest, f"apps/{name}", (TEMPLATE / "examples" / name).read_text(), f"add {name}")
     port = _free_port()
-    g = Gitship(dest, tmp / "state", ["--web-addr", f"127.0.0.1:{port}", "--api-addr", "none"])
+    g = Gitship(dest, tmp / "state", ["--web-addr", f"127.0.0.1:{port}", "--api-addr", f"127.0.0.1:{_free_port()}"])
     g.web = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     g.shots = tmp / "screenshots"  # type: ignore[attr-defined]
     g.shots.mkdir()  # type: ignore[attr-defined]
