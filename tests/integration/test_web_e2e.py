@@ -238,6 +238,16 @@ def test_browser_pages_rollout_and_revert(site: Gitship, browser: Any) -> None:
         return len(pods) == 3 and images == {"qinchaowhut/allen:v1"} and all(pod_ready(p) for p in pods)
 
     wait_for(old_image_serving, 120, what="three ready pods of the old image")
+    ip = g.json("get", "svc", "test-svc")["spec"]["clusterIP"]
+
+    def answers_v1() -> bool:
+        bodies = []
+        for _ in range(6):
+            with urllib.request.urlopen(f"http://{ip}/", timeout=5) as r:
+                bodies.append(r.read().decode())
+        return all(b.startswith("This is v1 running in pod testqc-") for b in bodies)
+
+    wait_for(answers_v1, 60, what="the Service answering from v1 pods only")
     drv.get(web + f"/history/{v2}")
     assert "qinchaowhut/allen:v2" in drv.find_element("css selector", "pre.diff").text
     shot(g, drv, "commit")

@@ -307,3 +307,40 @@ def test_pages_with_many_pods_stay_small(tmp_path: Path, pods: int) -> None:
             await view.close()
 
     asyncio.run(run())
+
+
+# ------------------------------------------------------------------ buttons are commits
+def _git(repo: str, *args: str) -> str:
+    ident = ["-c", "user.name=T", "-c", "user.email=t@e"]
+    return subprocess.run(["git", "-C", repo, *ident, *args], check=True, capture_output=True, text=True).stdout
+
+
+def test_revert_to_here_and_pause_are_commits(tmp_path: Path) -> None:
+    from reconciler.web import actions
+
+    d = FakeDaemon(tmp_path)
+    repo = d.repo_dir
+    manifest = (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n"
+        "  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n"
+        "    spec:\n      containers:\n      - name: c\n        image: img:v1\n"
+    )
+    shas = []
+    for tag in ("v1", "v2", "v3"):
+        Path(repo, "web.yaml").write_text(manifest.replace("img:v1", f"img:{tag}"))
+        _git(repo, "add", "web.yaml")
+        _git(repo, "commit", "-q", "-m", f"image {tag}")
+        shas.append(_git(repo, "rev-parse", "HEAD").strip())
+    msg = asyncio.run(actions.run(d, "revert", sha=shas[0]))
+    assert "reverted 2 commit(s)" in msg and d.woken == 1
+    subjects = _git(repo, "log", "-3", "--format=%s").splitlines()
+    assert subjects == ['Revert "image v2"', 'Revert "image v3"', "image v3"]
+    assert "image: img:v1" in Path(repo, "web.yaml").read_text()
+    assert "Made with gitship's web view." in _git(repo, "log", "-1", "--format=%B")
+    with pytest.raises(actions.ActionError):
+        asyncio.run(actions.run(d, "revert", sha=_git(repo, "rev-parse", "HEAD").strip()))  # the head: nothing
+    with pytest.raises(actions.ActionError):
+        asyncio.run(actions.run(d, "revert", sha="deadbeefdeadbeef"))
+    msg = asyncio.run(actions.run(d, "pause", ns="default", name="web"))
+    assert msg.startswith("deployment.apps/web paused (commit ")
+    assert "paused: true" in Path(repo, "web.yaml").read_text()
