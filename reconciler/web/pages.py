@@ -208,10 +208,16 @@ def log_filter(commit: str = "", obj: str = "", level: str = "") -> Any:
     return keep
 
 
-async def log_records(d: Any, commit: str = "", obj: str = "", level: str = "", limit: int = 300) -> list[Obj]:
-    lines = await asyncio.to_thread(_tail_lines, os.path.join(d.state_dir, LOG_FILE))
-    keep = log_filter(commit, obj, level)
+def _read_log(path: str, keep: Any, limit: int, needle: str = "") -> list[Obj]:
+    lines = [line for line in _tail_lines(path) if needle in line]
     return [r for r in _records(lines) if keep(r)][-limit:]
+
+
+async def log_records(d: Any, commit: str = "", obj: str = "", level: str = "", limit: int = 300) -> list[Obj]:
+    """The newest ``limit`` records the filters keep (read and parsed in a worker thread)."""
+    path = os.path.join(d.state_dir, LOG_FILE)
+    out: list[Obj] = await asyncio.to_thread(_read_log, path, log_filter(commit, obj, level), limit)
+    return out
 
 
 def durations(records: list[dict[str, Any]]) -> dict[str, float]:
@@ -228,8 +234,8 @@ async def history(d: Any, n: int = 40) -> list[dict[str, Any]]:
     not seen), why, what it changed and how long loading it took."""
     commits = await asyncio.to_thread(lambda: d.writer().log(None, n))
     seen = {r["sha"]: r for r in reversed(d.store.revisions(500))}
-    lines = await asyncio.to_thread(_tail_lines, os.path.join(d.state_dir, LOG_FILE))
-    times = durations(_records(line for line in lines if '"revision_' in line))
+    path = os.path.join(d.state_dir, LOG_FILE)
+    times = durations(await asyncio.to_thread(_read_log, path, lambda r: True, 100000, '"revision_'))
     short_times = {k[:7]: v for k, v in times.items()}
     head = commits[0]["sha"] if commits else ""
     out = []

@@ -6,11 +6,15 @@
   var live = document.getElementById("live");
   var dot = document.getElementById("livedot");
   var topics = (document.body.getAttribute("data-live") || "").split(" ");
-  var busy = false, again = false;
+  var busy = false, again = false, last = 0;
+  var GAP = 250; // ms: at most four fetches a second, however fast things change
 
   function refresh() {
     if (busy) { again = true; return; }
+    var wait = last + GAP - Date.now();
+    if (wait > 0) { busy = true; setTimeout(function () { busy = false; refresh(); }, wait); return; }
     busy = true;
+    last = Date.now();
     var url = location.pathname + location.search + (location.search ? "&" : "?") + "fragment=1";
     fetch(url, { credentials: "same-origin", cache: "no-store" }).then(function (r) {
       if (r.status === 401) { location.reload(); return null; }
