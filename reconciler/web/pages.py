@@ -220,12 +220,34 @@ async def log_records(d: Any, commit: str = "", obj: str = "", level: str = "", 
     return out
 
 
-def durations(records: list[dict[str, Any]]) -> dict[str, float]:
-    """sha -> the revision's load-validate-plan time (ms) from its revision_applied / _rejected record."""
-    out: dict[str, float] = {}
+def _stamp(ts: object) -> float | None:
+    """An ISO 8601 UTC log timestamp as seconds (only differences matter)."""
+    import datetime
+
+    try:
+        return datetime.datetime.fromisoformat(str(ts).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def durations(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Short sha -> {"load": ms to load, validate and plan it (its revision_applied / _rejected record),
+    "span": s from its revision_detected record to the last record of its reconcile (the commit's
+    records: events, pod batches, ...)}."""
+    out: dict[str, dict[str, float]] = {}
+    first: dict[str, float] = {}
     for r in records:
-        if r.get("event") in ("revision_applied", "revision_rejected") and r.get("duration_ms") is not None:
-            out[str(r.get("sha") or r.get("commit") or "")] = float(r["duration_ms"])
+        c = str(r.get("commit") or "")
+        t = _stamp(r.get("timestamp"))
+        if not c or t is None:
+            continue
+        row = out.setdefault(c, {})
+        if r.get("event") == "revision_detected":
+            first[c] = t
+        elif r.get("event") in ("revision_applied", "revision_rejected") and r.get("duration_ms") is not None:
+            row["load"] = float(r["duration_ms"])
+        if c in first:
+            row["span"] = t - first[c]
     return out
 
 
@@ -235,8 +257,7 @@ async def history(d: Any, n: int = 40) -> list[dict[str, Any]]:
     commits = await asyncio.to_thread(lambda: d.writer().log(None, n))
     seen = {r["sha"]: r for r in reversed(d.store.revisions(500))}
     path = os.path.join(d.state_dir, LOG_FILE)
-    times = durations(await asyncio.to_thread(_read_log, path, lambda r: True, 100000, '"revision_'))
-    short_times = {k[:7]: v for k, v in times.items()}
+    times = durations(await asyncio.to_thread(_read_log, path, lambda r: True, 1 << 30, '"commit":"'))
     head = commits[0]["sha"] if commits else ""
     out = []
     for c in commits:
@@ -248,7 +269,7 @@ async def history(d: Any, n: int = 40) -> list[dict[str, Any]]:
                 "errors": r.get("error") or [],
                 "changes": r.get("changes") or [],
                 "revertedBy": r.get("revertedBy"),
-                "duration": times.get(c["sha"], short_times.get(c["sha"][:7])),
+                "duration": next((v for k, v in times.items() if c["sha"].startswith(k)), {}),
                 "head": c["sha"] == head,
             }
         )

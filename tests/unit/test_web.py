@@ -344,3 +344,24 @@ def test_revert_to_here_and_pause_are_commits(tmp_path: Path) -> None:
     msg = asyncio.run(actions.run(d, "pause", ns="default", name="web"))
     assert msg.startswith("deployment.apps/web paused (commit ")
     assert "paused: true" in Path(repo, "web.yaml").read_text()
+
+
+def test_history_durations_from_the_log() -> None:
+    from reconciler.web.pages import durations, log_filter
+
+    recs = [
+        {"event": "revision_detected", "commit": "abc1234", "timestamp": "2026-11-30T08:00:00.000Z"},
+        {
+            "event": "revision_applied",
+            "commit": "abc1234",
+            "duration_ms": 12.5,
+            "timestamp": "2026-11-30T08:00:00.100Z",
+        },
+        {"event": "event", "commit": "abc1234", "timestamp": "2026-11-30T08:00:02.500Z", "kind": "Pod", "name": "p"},
+        {"event": "event", "commit": "fff0000", "timestamp": "2026-11-30T08:00:03Z"},
+    ]
+    got = durations(recs)
+    assert got["abc1234"] == {"load": 12.5, "span": 2.5} and "span" not in got["fff0000"]
+    keep = log_filter(commit="abc1234abc", obj="pod/p", level="info")
+    assert [r["event"] for r in recs if keep(r)] == ["event"]
+    assert [r["event"] for r in recs if log_filter(level="warning")(r)] == []
