@@ -163,7 +163,14 @@ def svg_state(drv: Any) -> dict[str, str]:
 
     try:
         el = drv.find_element("css selector", "svg.rollout")
-        keys = ("data-new-rs", "data-new-available", "data-new-replicas", "data-old-replicas", "data-done")
+        keys = (
+            "data-new-rs",
+            "data-new-available",
+            "data-new-replicas",
+            "data-old-replicas",
+            "data-done",
+            "data-paused",
+        )
         return {k: str(el.get_attribute(k)) for k in keys}
     except (StaleElementReferenceException, WebDriverException):
         return {}
@@ -251,6 +258,17 @@ def test_browser_pages_rollout_and_revert(site: Gitship, browser: Any) -> None:
     drv.get(web + f"/history/{v2}")
     assert "qinchaowhut/allen:v2" in drv.find_element("css selector", "pre.diff").text
     shot(g, drv, "commit")
+
+    # pause and resume: commits, as `gitship rollout pause|resume` makes them
+    for action, paused in (("pause", True), ("resume", False)):
+        drv.get(web + "/rollouts/default/testqc")
+        head = git(g.repo, "rev-parse", "HEAD").strip()
+        drv.find_element("css selector", f'button[value="{action}"]').click()
+        wait_for(lambda: drv.find_elements("css selector", ".flash.ok"), 30, what="the button's message")
+        assert git(g.repo, "rev-parse", "HEAD").strip() != head
+        assert ("paused: true" in path.read_text()) == paused
+        state = "true" if paused else "false"
+        wait_for(lambda s=state: svg_state(drv).get("data-paused") == s, 30, what=f"the picture {action}d")
 
 
 BROKEN = """apiVersion: v1
