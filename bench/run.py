@@ -58,6 +58,7 @@ from bench.figures_ingress import fig9_ingress  # noqa: E402
 from bench.figures_kubectl import fig10_kubectl  # noqa: E402
 from bench.figures_load import fig2_planning  # noqa: E402
 from bench.figures_runtime import fig3_proxy, fig5_pod_start  # noqa: E402
+from bench.figures_web import fig11_web  # noqa: E402
 
 
 # --------------------------------------------------------------------------- main
@@ -74,6 +75,7 @@ FIGURES = [
     fig8_config,
     fig9_ingress,
     fig10_kubectl,
+    fig11_web,
 ]
 
 

@@ -43,6 +43,7 @@ from .ingress.engine import ingress_engine
 from .ops.verify import signed_writer
 from .storage_exec import CONFIG_KINDS
 from .store import Store
+from .web.server import start_web
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Options:
     verify_gpg: str | None = None
     signing_key: str | None = None
     notify: tuple[str, ...] = ()  # --notify URL (reconciler/ops/notify.py)
+    web_addr: str = "127.0.0.1:7080"  # --web-addr: the web view (reconciler/web); "none" turns it off
 
     def __post_init__(self) -> None:
         # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
@@ -496,13 +498,16 @@ class Daemon:
 
 
 class Apis:
-    """The daemon's two APIs: its Unix socket (reconciler/api.py) and the Kubernetes API over HTTPS
-    (reconciler/kapi, on ``--api-addr``; also writes ``<state-dir>/kubeconfig``)."""
+    """The daemon's APIs: its Unix socket (reconciler/api.py), the Kubernetes API over HTTPS
+    (reconciler/kapi, on ``--api-addr``; also writes ``<state-dir>/kubeconfig``) and the web view
+    (reconciler/web, on ``--web-addr``)."""
 
-    def __init__(self, sock: ApiServer, kube: Any, ops: Any = None):
-        self.sock, self.kube, self.ops = sock, kube, ops
+    def __init__(self, sock: ApiServer, kube: Any, ops: Any = None, web: Any = None):
+        self.sock, self.kube, self.ops, self.web = sock, kube, ops, web
 
     async def close(self) -> None:
+        if self.web is not None:
+            await self.web.close()
         if self.ops is not None:  # /metrics, webhooks, sd_notify (reconciler/ops/start.py)
             await self.ops.close()
         if self.kube is not None:
@@ -531,7 +536,7 @@ async def start_apis(d: Daemon) -> Apis:
             kube = None
     from .ops.start import start_ops
 
-    return Apis(sock, kube, await start_ops(d))
+    return Apis(sock, kube, await start_ops(d), await start_web(d, kube))
 
 
 def run(opts: Options) -> int:

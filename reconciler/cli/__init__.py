@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from reconciler.cli import edit, get, journal, pods, rollout, service, up
+from reconciler.cli import dashboard, edit, get, journal, pods, rollout, service, up
 from reconciler.cli.common import (
     KINDS,
     PLURAL,
@@ -72,6 +72,7 @@ COMMANDS: list[Callable[[Subparsers, argparse.ArgumentParser], None]] = [
     edit.add_set,
     edit.add_scale,
     service.add_service,
+    dashboard.add_dashboard,
 ]
 
 

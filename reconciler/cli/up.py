@@ -106,6 +106,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         api_addr=args.api_addr,
         **ops_options(args),
         **up_options(args),  # --verify-signatures, --verify-gpg, --signing-key, --notify
+        web_addr=args.web_addr,
     )
     return run(opts)
 
@@ -184,6 +185,12 @@ def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     )
     add_ops_options(s)
     add_up_flags(s)  # reconciler/ops/upflags.py
+    s.add_argument(
+        "--web-addr",
+        default="127.0.0.1:7080",
+        metavar="HOST:PORT",
+        help="the web view (default 127.0.0.1:7080; `none`: off)",
+    )
     s.set_defaults(func=cmd_up)
     k = sub.add_parser("kubeconfig", parents=[common], help="print the kubeconfig `gitship up` wrote (for kubectl)")
     k.set_defaults(func=cmd_kubeconfig)
@@ -302,6 +309,7 @@ _STATUS_META = (
     "lastAppliedRevision",
     "lastAttemptedRevision",
     "sourceError",
+    "web",
 )
 
 
@@ -310,10 +318,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     meta = {key: store.get_meta(key) for key in _STATUS_META}
     out = status_object(meta, _live_status(args))
     out["status"]["storedWithoutEffect"] = without_effect_summary(store.kind_counts())
+    out["status"]["webURL"] = (meta.get("web") or {}).get("url") if out["status"]["daemon"] == "running" else None
     if args.output == "json":
         print(json.dumps(out, indent=4))
         return 0
-    print("\n".join(status_lines(out)))
+    web = [f"Web:           {out['status']['webURL']}"] if out["status"]["webURL"] else []
+    print("\n".join(status_lines(out) + web))
     return 0
 
 
