@@ -1,0 +1,1 @@
+"""Operating gitship: service, metrics, webhooks, commit verification, notifications, pruning."""
