@@ -33,6 +33,7 @@ from .dataplane import DataPlane, choose
 from .errors import GitshipError, SourceError, StoreError
 from .manifests.load import Limits
 from .applier import RevisionApplier
+from .ops.prune import PruneGate
 from .reconcile import Reconciler
 from .rollbacks import AutoRollbacks
 from .sync import Settings
@@ -64,6 +65,7 @@ class Options:
     allow_host_paths: tuple[str, ...] = ()  # --allow-host-path: where pods may mount hostPath volumes
     ingress_ports: tuple[int, int] = (80, 443)  # --ingress-http-port, --ingress-https-port (reconciler/ingress)
     api_addr: str = "127.0.0.1:6443"  # --api-addr: the Kubernetes API (reconciler/kapi); "none" turns it off
+    prune_threshold: str | None = None  # --prune-threshold PERCENT|off (reconciler/prune.py); None: gitship.yaml
 
     def __post_init__(self) -> None:
         # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
@@ -317,6 +319,7 @@ class Daemon:
         self.applier = RevisionApplier(
             self.store, self.loader, self.reconciler, self.runtime, self.repo_dir, self.branch, self.log
         )
+        self.applier.prune = PruneGate(self.store, self.repo_dir, o.prune_threshold)  # safe pruning
         rollbacks = AutoRollbacks(
             self.store, self.reconciler.cluster, self.writer, self.log, self.stopping, self.wake_source
         )
@@ -481,7 +484,8 @@ class Daemon:
         sha = await asyncio.to_thread(reader.resolve, f"refs/heads/{self.branch}")
         if sha is None:
             raise SourceError(f"the repository has no branch {self.branch!r}")
-        if sha == self.store.get_meta("lastAttemptedRevision") or self.stopping.is_set():
+        approved = self.applier.prune is not None and self.applier.prune.retry(sha)  # a held one (ops/prune.py)
+        if (sha == self.store.get_meta("lastAttemptedRevision") and not approved) or self.stopping.is_set():
             return
         await self.apply_revision(await asyncio.to_thread(reader.revision, sha))
 

@@ -14,6 +14,7 @@ from typing import Any
 from reconciler.cli.common import Subparsers, die, open_store, socket_path, state_dir
 from reconciler.kindnames import without_effect_line, without_effect_summary
 from reconciler.cli.ingress import add_ingress_options, ingress_lines
+from reconciler.cli.plan import add_prune_options, prune_status_lines
 from reconciler.types import Obj
 
 
@@ -101,6 +102,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         allow_host_paths=tuple(os.path.abspath(p) for p in args.allow_host_path or ()),
         ingress_ports=(args.ingress_http_port, args.ingress_https_port),
         api_addr=args.api_addr,
+        prune_threshold=args.prune_threshold,
     )
     return run(opts)
 
@@ -177,6 +179,7 @@ def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="where the Kubernetes API (HTTPS, for kubectl) listens; `none` turns it off (default 127.0.0.1:6443)",
     )
+    add_prune_options(s)
     s.set_defaults(func=cmd_up)
     k = sub.add_parser("kubeconfig", parents=[common], help="print the kubeconfig `gitship up` wrote (for kubectl)")
     k.set_defaults(func=cmd_kubeconfig)
@@ -219,6 +222,8 @@ def status_object(meta: dict[str, Any], live: dict[str, Any] | None) -> Obj:
             "ingress": (live or {}).get("ingress"),
             "dnsAddress": dns,
             "sourceError": meta.get("sourceError"),
+            "pruneHeld": meta.get("pruneHeld"),
+            "pruneKept": meta.get("pruneKept") or [],
             "daemon": "running" if live else "stopped",
         },
     }
@@ -246,6 +251,7 @@ def status_lines(out: Obj) -> list[str]:
     ]
     if st["sourceError"]:
         lines.append(f"Source error:  {st['sourceError']}")
+    lines += prune_status_lines(st)
     return lines + without_effect_line(st.get("storedWithoutEffect") or {})
 
 
@@ -278,6 +284,8 @@ _STATUS_META = (
     "lastAppliedRevision",
     "lastAttemptedRevision",
     "sourceError",
+    "pruneHeld",
+    "pruneKept",
 )
 
 
