@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from reconciler.cli import edit, get, journal, pods, rollout, up
+from reconciler.cli import approve, edit, get, journal, plan, pods, rollout, up
 from reconciler.cli.common import (
     KINDS,
     PLURAL,
@@ -71,6 +71,9 @@ COMMANDS: list[Callable[[Subparsers, argparse.ArgumentParser], None]] = [
     rollout.add_rollout,
     edit.add_set,
     edit.add_scale,
+    plan.add_plan,
+    plan.add_validate,
+    approve.add_approve,
 ]
 
 
