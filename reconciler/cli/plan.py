@@ -131,8 +131,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             )
         except RevisionRejected as e:
             errors.extend(replace(x, file=given.get(x.file, x.file)) for x in e.errors)
-    for e in errors:
-        print(str(e))
+    for err in errors:
+        print(str(err))
     if errors:
         print(f"{len(errors)} error(s)", file=sys.stderr)
         return 1
