@@ -34,6 +34,7 @@ from .errors import GitshipError, SourceError, StoreError
 from .manifests.load import Limits
 from .applier import RevisionApplier
 from .ops.prune import PruneGate
+from .sources.runner import start_sources
 from .reconcile import Reconciler
 from .rollbacks import AutoRollbacks
 from .sync import Settings
@@ -66,6 +67,7 @@ class Options:
     ingress_ports: tuple[int, int] = (80, 443)  # --ingress-http-port, --ingress-https-port (reconciler/ingress)
     api_addr: str = "127.0.0.1:6443"  # --api-addr: the Kubernetes API (reconciler/kapi); "none" turns it off
     prune_threshold: str | None = None  # --prune-threshold PERCENT|off (reconciler/prune.py); None: gitship.yaml
+    sources_file: str | None = None  # --sources FILE: several sources (reconciler/sources); else gitship.yaml's
 
     def __post_init__(self) -> None:
         # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
@@ -350,8 +352,9 @@ class Daemon:
             adopted=len(adopted),
             dns=self.dns_address(),
         )
+        sources = await asyncio.to_thread(start_sources, self)  # several sources (reconciler/sources), or None
         tasks = [
-            asyncio.create_task(self._source_loop()),
+            asyncio.create_task(sources.loop() if sources else self._source_loop()),
             asyncio.create_task(self.reconciler.loop()),
             asyncio.create_task(rollbacks.loop()),
         ]

@@ -15,6 +15,7 @@ from reconciler.cli.common import Subparsers, die, open_store, socket_path, stat
 from reconciler.kindnames import without_effect_line, without_effect_summary
 from reconciler.cli.ingress import add_ingress_options, ingress_lines
 from reconciler.cli.plan import add_prune_options, prune_status_lines
+from reconciler.sources.status import sources_lines, sources_status
 from reconciler.types import Obj
 
 
@@ -103,6 +104,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         ingress_ports=(args.ingress_http_port, args.ingress_https_port),
         api_addr=args.api_addr,
         prune_threshold=args.prune_threshold,
+        sources_file=os.path.abspath(args.sources) if args.sources else None,
     )
     return run(opts)
 
@@ -180,6 +182,7 @@ def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         help="where the Kubernetes API (HTTPS, for kubectl) listens; `none` turns it off (default 127.0.0.1:6443)",
     )
     add_prune_options(s)
+    s.add_argument("--sources", metavar="FILE", help="a YAML file listing more sources (docs/operations-sources.md)")
     s.set_defaults(func=cmd_up)
     k = sub.add_parser("kubeconfig", parents=[common], help="print the kubeconfig `gitship up` wrote (for kubectl)")
     k.set_defaults(func=cmd_kubeconfig)
@@ -251,7 +254,7 @@ def status_lines(out: Obj) -> list[str]:
     ]
     if st["sourceError"]:
         lines.append(f"Source error:  {st['sourceError']}")
-    lines += prune_status_lines(st)
+    lines += prune_status_lines(st) + sources_lines(st.get("sources") or [])
     return lines + without_effect_line(st.get("storedWithoutEffect") or {})
 
 
@@ -294,6 +297,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     meta = {key: store.get_meta(key) for key in _STATUS_META}
     out = status_object(meta, _live_status(args))
     out["status"]["storedWithoutEffect"] = without_effect_summary(store.kind_counts())
+    out["status"]["sources"] = sources_status(store.get_meta)  # several sources (reconciler/sources)
     if args.output == "json":
         print(json.dumps(out, indent=4))
         return 0
