@@ -352,7 +352,7 @@ class Daemon:
             adopted=len(adopted),
             dns=self.dns_address(),
         )
-        sources = await asyncio.to_thread(start_sources, self)  # several sources (reconciler/sources), or None
+        sources = start_sources(self)  # several sources (reconciler/sources), or None: the one source loop
         tasks = [
             asyncio.create_task(sources.loop() if sources else self._source_loop()),
             asyncio.create_task(self.reconciler.loop()),
