@@ -53,7 +53,10 @@ def cmd_approve(args: argparse.Namespace) -> int:
     finally:
         store.close()
     nudge(args)
-    print(f"approved {sha[:7]}: it may prune" + (" (it was held; the daemon applies it now)" if is_held else ""))
+    print(
+        f"approved {sha if sha.startswith('source:') else sha[:7]}: it may prune"
+        + (" (it was held; the daemon applies it now)" if is_held else "")
+    )
     return 0
 
 

@@ -32,7 +32,7 @@ from typing import Any
 from ..applier import RevisionApplier
 from ..errors import GitshipError, RevisionRejected, SourceError
 from ..manifests.model import Manifest, RepoConfig, Source
-from ..ops.prune import HELD, PruneGate, approvals
+from ..ops.prune import APPROVALS, HELD, PruneGate, approvals
 from ..prune import decide, effective_threshold, keep_disabled, ref
 from ..source.git import GitReader, Revision, clone_or_update, fetch, is_url
 from ..source.revision import RevisionLoader
@@ -283,6 +283,7 @@ class SourcesLoop:
             self.inventory.set(name, {k: self.inventory.by_source[name][k] for k in kept})
         else:
             self.inventory.drop(name)
+            self.store.set_meta(**{APPROVALS: [a for a in approvals(self.store) if a != token]})
             for key in STATUS_KEYS:
                 view.set_meta(**{key: None})
         self.d.log.info("source_removed", source=name, deleted=[ref(k) for k in v.deletes], kept=[ref(k) for k in kept])

@@ -12,8 +12,9 @@ STATUS_PREFIX = "source/"
 
 def sources_status(get_meta: Callable[[str], Any]) -> list[dict[str, Any]]:
     """Each configured source: name, Ready condition, applied and attempted revisions, objects owned."""
-    names = get_meta("sources") or []
     inventory = get_meta("sourceInventory") or {}
+    listed = list(get_meta("sources") or [])
+    names = listed + sorted(n for n in inventory if n not in listed) if listed else []  # + those being removed
     out = []
     for name in names:
         pre = "" if name == DEFAULT else f"{STATUS_PREFIX}{name}/"
@@ -25,6 +26,8 @@ def sources_status(get_meta: Callable[[str], Any]) -> list[dict[str, Any]]:
                 "lastAppliedRevision": get_meta(pre + "lastAppliedRevision"),
                 "lastAttemptedRevision": get_meta(pre + "lastAttemptedRevision"),
                 "objects": len(inventory.get(name) or []),
+                "removed": name not in listed,
+                "pruneHeld": get_meta(pre + "pruneHeld"),
             }
         )
     return out
@@ -39,6 +42,9 @@ def sources_lines(sources: list[dict[str, Any]]) -> list[str]:
         applied = (s["lastAppliedRevision"] or "<none>")[:7]
         lines.append(
             f"  {s['name']:<16} Ready {r.get('status')} ({r.get('reason')}) applied {applied}, "
-            f"{s['objects']} object(s) {r.get('message', '')}".rstrip()
+            f"{s['objects']} object(s){' (removed from the list)' if s.get('removed') else ''} "
+            f"{r.get('message', '')}".rstrip()
         )
+        if s.get("pruneHeld") and s["name"] != DEFAULT:
+            lines.append(f"    Prune held: {s['pruneHeld'].get('message', '')}")
     return lines

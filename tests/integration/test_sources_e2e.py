@@ -42,9 +42,7 @@ def test_two_sources_depends_on_and_an_ownership_conflict(tmp_path, gitship_fact
     apps = new_repo(tmp_path / "apps")
     commit_file(apps, "app.yaml", cm("app"), "app")
     spec = tmp_path / "sources.yaml"
-    spec.write_text(
-        f"sources:\n- {{name: base, url: {base}}}\n- {{name: apps, url: {apps}, dependsOn: [base]}}\n"
-    )
+    spec.write_text(f"sources:\n- {{name: base, url: {base}}}\n- {{name: apps, url: {apps}, dependsOn: [base]}}\n")
     g = gitship_factory(main, extra=["--sources", str(spec)])
 
     wait_for(lambda: sources(g)["base"]["lastAttemptedRevision"] == broken, 60, what="base attempted")
@@ -77,3 +75,14 @@ def test_two_sources_depends_on_and_an_ownership_conflict(tmp_path, gitship_fact
     g.wait_applied(more)
     wait_for(lambda: exists(g, "more"), 30, what="more")
     assert exists(g, "shared") and exists(g, "app")
+
+    # apps removed from the sources file: what it owned is pruned, under the safe-pruning rule
+    g.stop()
+    spec.write_text(f"sources:\n- {{name: base, url: {base}}}\n")
+    g2 = gitship_factory(main, extra=["--sources", str(spec), "--prune-threshold", "50"], state_dir=Path(g.state_dir))
+    wait_for(lambda: "Prune held" in g2.cli("status").stdout, 60, what="the removal held")
+    assert "removing source 'apps'" in g2.cli("status").stdout
+    assert exists(g2, "app")  # held: still there
+    assert "approved source:apps" in g2.cli("approve", "source:apps").stdout
+    wait_for(lambda: not exists(g2, "app"), 60, what="apps' objects pruned")
+    assert set(sources(g2)) == {"default", "base"} and exists(g2, "shared") and exists(g2, "more")
