@@ -47,6 +47,13 @@ def approve(store: Store, sha: str) -> None:
     store.set_meta(**{APPROVALS: shas[-MAX_APPROVALS:]})
 
 
+def last_attempted(applier: Any) -> str | None:
+    """The daemon's last attempted revision, or None when it is the held one and `gitship approve` let it
+    through since (the daemon then applies it again)."""
+    sha: str | None = applier.store.get_meta("lastAttemptedRevision")
+    return None if sha and applier.prune is not None and applier.prune.retry(sha) else sha
+
+
 def commit_message(repo_dir: str, sha: str) -> str:
     try:
         return rungit(repo_dir, "show", "-s", "--format=%B", sha).decode(errors="replace")

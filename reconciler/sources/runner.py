@@ -25,7 +25,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -324,9 +324,17 @@ def read_sources_file(path: str) -> list[SourceSpec]:
     return list(parse_repo_config(data, path).sources)
 
 
+def source_loop(d: Any) -> Coroutine[Any, Any, None]:
+    """The daemon's source loop: its own for one source, ``SourcesLoop.loop`` for several."""
+    sources = start_sources(d)
+    return sources.loop() if sources else d._source_loop()
+
+
 def start_sources(d: Any) -> SourcesLoop | None:
-    """The sources loop when sources are configured (``--sources FILE``, else the default repository's
-    gitship.yaml at its head), else None: the daemon's own single-source loop runs, unchanged."""
+    """The daemon's applier gets its prune gate (safe pruning, reconciler/ops/prune.py); then the sources
+    loop when sources are configured (``--sources FILE``, else the default repository's gitship.yaml at its
+    head), else None: the daemon's own single-source loop runs, unchanged."""
+    d.applier.prune = PruneGate(d.store, d.repo_dir, d.opts.prune_threshold)
     specs: list[SourceSpec] = []
     if d.opts.sources_file:
         specs = read_sources_file(d.opts.sources_file)
