@@ -33,8 +33,8 @@ from .dataplane import DataPlane, choose
 from .errors import GitshipError, SourceError, StoreError
 from .manifests.load import Limits
 from .applier import RevisionApplier
-from .ops.prune import PruneGate
-from .sources.runner import start_sources
+from .ops.prune import last_attempted
+from .sources.runner import source_loop
 from .reconcile import Reconciler
 from .rollbacks import AutoRollbacks
 from .sync import Settings
@@ -321,7 +321,6 @@ class Daemon:
         self.applier = RevisionApplier(
             self.store, self.loader, self.reconciler, self.runtime, self.repo_dir, self.branch, self.log
         )
-        self.applier.prune = PruneGate(self.store, self.repo_dir, o.prune_threshold)  # safe pruning
         rollbacks = AutoRollbacks(
             self.store, self.reconciler.cluster, self.writer, self.log, self.stopping, self.wake_source
         )
@@ -352,9 +351,8 @@ class Daemon:
             adopted=len(adopted),
             dns=self.dns_address(),
         )
-        sources = start_sources(self)  # several sources (reconciler/sources), or None: the one source loop
         tasks = [
-            asyncio.create_task(sources.loop() if sources else self._source_loop()),
+            asyncio.create_task(source_loop(self)),  # the prune gate, and one source or several (reconciler/sources)
             asyncio.create_task(self.reconciler.loop()),
             asyncio.create_task(rollbacks.loop()),
         ]
@@ -487,8 +485,7 @@ class Daemon:
         sha = await asyncio.to_thread(reader.resolve, f"refs/heads/{self.branch}")
         if sha is None:
             raise SourceError(f"the repository has no branch {self.branch!r}")
-        approved = self.applier.prune is not None and self.applier.prune.retry(sha)  # a held one (ops/prune.py)
-        if (sha == self.store.get_meta("lastAttemptedRevision") and not approved) or self.stopping.is_set():
+        if sha == last_attempted(self.applier) or self.stopping.is_set():  # (a held one, once approved: None)
             return
         await self.apply_revision(await asyncio.to_thread(reader.revision, sha))
 
