@@ -161,7 +161,12 @@ def _store_state(args: argparse.Namespace) -> tuple[dict[str, Any], dict[Key, Ob
         return {}, None, []
     store = Store(sd, readonly=True)
     try:
-        return store.get_meta("source") or {}, store.desired(), list(store.get_meta("pruneApprovals") or [])
+        desired = store.desired()
+        inventory = store.get_meta("sourceInventory")
+        if inventory is not None:  # several sources: the default source's own objects (reconciler/sources)
+            owned = {(r[0], r[1], r[2]) for r in inventory.get("default") or []}
+            desired = {k: v for k, v in desired.items() if k in owned}
+        return store.get_meta("source") or {}, desired, list(store.get_meta("pruneApprovals") or [])
     finally:
         store.close()
 

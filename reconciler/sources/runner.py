@@ -274,6 +274,8 @@ class SourcesLoop:
                 view.set_meta(ready=_ready("False", "PruneHeld", msg))
                 self.d.log.warning("source_removal_held", source=name, deletes=[ref(k) for k in v.deletes])
             return
+        if not v.deletes:  # only objects gitship.io/prune: disabled keeps: they stay, and so does its inventory
+            return
         new = {k: o for k, o in self.d.reconciler.desired.items() if k not in v.deletes}
         self.store.update_desired([], list(v.deletes))
         last = self.store.get_meta(prefix(name) + "lastAppliedRevision") or ""
