@@ -22,9 +22,9 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .annotation_keys import PRUNE  # per object: "disabled" keeps it when its manifest goes
 from .types import Key, Obj
 
-PRUNE = "gitship.io/prune"  # per object: "disabled" keeps it when its manifest goes
 DISABLED = "disabled"
 ALLOW_TRAILER = "Gitship-Allow-Prune"  # a commit-message trailer: "Gitship-Allow-Prune: true"
 DEFAULT_THRESHOLD = 50.0
