@@ -21,6 +21,7 @@ from .errors import RevisionRejected, SourceError
 from .log import Logger
 from .manifests.model import Manifest
 from .ops.metrics import timed_apply
+from .ops.prune import PruneGate
 from .plan import plan
 from .reconcile import Reconciler
 from .source.git import Revision
@@ -80,6 +81,7 @@ class RevisionApplier:
         self.repo_dir = repo_dir
         self.branch = branch
         self.log = log
+        self.prune: PruneGate | None = None  # safe pruning (reconciler/ops/prune.py); the daemon sets it
 
     def set_source_error(self, error: str | None) -> None:
         prev = self.store.get_meta("sourceError")
@@ -176,6 +178,8 @@ class RevisionApplier:
             )
             return False
         desired = {m.key: m.obj for m in manifests}
+        if self.prune and await self.prune.hold(self, rev, desired, self.reconciler.desired, config, log, rid):
+            return False  # held: deletes too much (reconciler/prune.py); what runs keeps running
         # the applied state in memory holds the loader's cached objects: unchanged ones compare by identity
         actions = plan(self.reconciler.desired, desired)
         for reverted in await asyncio.to_thread(self._reverts_in, rev.sha):

@@ -33,6 +33,8 @@ from .dataplane import DataPlane, choose
 from .errors import GitshipError, SourceError, StoreError
 from .manifests.load import Limits
 from .applier import RevisionApplier
+from .ops.prune import last_attempted
+from .sources.runner import source_loop
 from .reconcile import Reconciler
 from .rollbacks import AutoRollbacks
 from .sync import Settings
@@ -74,6 +76,8 @@ class Options:
     signing_key: str | None = None
     notify: tuple[str, ...] = ()  # --notify URL (reconciler/ops/notify.py)
     web_addr: str = "127.0.0.1:7080"  # --web-addr: the web view (reconciler/web); "none" turns it off
+    prune_threshold: str | None = None  # --prune-threshold PERCENT|off (reconciler/prune.py); None: gitship.yaml
+    sources_file: str | None = None  # --sources FILE: several sources (reconciler/sources); else gitship.yaml's
 
     def __post_init__(self) -> None:
         # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
@@ -358,7 +362,7 @@ class Daemon:
             dns=self.dns_address(),
         )
         tasks = [
-            asyncio.create_task(self._source_loop()),
+            asyncio.create_task(source_loop(self)),  # the prune gate, and one source or several (reconciler/sources)
             asyncio.create_task(self.reconciler.loop()),
             asyncio.create_task(rollbacks.loop()),
         ]
@@ -492,7 +496,7 @@ class Daemon:
         sha = await asyncio.to_thread(reader.resolve, f"refs/heads/{self.branch}")
         if sha is None:
             raise SourceError(f"the repository has no branch {self.branch!r}")
-        if sha == self.store.get_meta("lastAttemptedRevision") or self.stopping.is_set():
+        if sha == last_attempted(self.applier) or self.stopping.is_set():  # (a held one, once approved: None)
             return
         await self.apply_revision(await asyncio.to_thread(reader.revision, sha))
 

@@ -67,12 +67,12 @@ def db_path(state_dir: str) -> str:
 def owner_only(path: str) -> None:
     """Create the database file readable by its owner only, and take group and other access
     from it and its WAL/SHM files when they exist (a store made before this rule)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-    try:
-        if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
-            os.fchmod(fd, FILE_MODE)
-    finally:
-        os.close(fd)
+    # No open()/close() of a database file a connection may hold: closing any descriptor of it drops this
+    # process's POSIX locks, and another process closing its connection would then delete the WAL under ours.
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
+    elif os.stat(path).st_mode & 0o777 != FILE_MODE:
+        os.chmod(path, FILE_MODE)
     for suffix in SIDE_FILES:
         try:
             os.chmod(path + suffix, FILE_MODE)

@@ -140,6 +140,7 @@ class Gitship:
                 "--state-dir",
                 self.state_dir,
                 *self.net_args(),
+                *([] if "--prune-threshold" in self.extra else ["--prune-threshold", "off"]),  # tests prune freely
                 *self.extra,
             ],
             stdout=self.log,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from reconciler.cli import dashboard, edit, get, journal, pods, rollout, service, up
+from reconciler.cli import approve, dashboard, edit, get, journal, plan, pods, rollout, service, up
 from reconciler.cli.common import (
     KINDS,
     PLURAL,
@@ -73,6 +73,9 @@ COMMANDS: list[Callable[[Subparsers, argparse.ArgumentParser], None]] = [
     edit.add_scale,
     service.add_service,
     dashboard.add_dashboard,
+    plan.add_plan,
+    plan.add_validate,
+    approve.add_approve,
 ]
 
 

@@ -16,6 +16,8 @@ from reconciler.kindnames import without_effect_line, without_effect_summary
 from reconciler.cli.ingress import add_ingress_options, ingress_lines
 from reconciler.ops.start import add_ops_options, ops_options
 from reconciler.ops.upflags import add_up_flags
+from reconciler.cli.plan import add_prune_options, prune_status_lines
+from reconciler.sources.status import sources_lines, sources_status
 from reconciler.types import Obj
 
 
@@ -107,6 +109,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         **ops_options(args),
         **up_options(args),  # --verify-signatures, --verify-gpg, --signing-key, --notify
         web_addr=args.web_addr,
+        prune_threshold=args.prune_threshold,
+        sources_file=os.path.abspath(args.sources) if args.sources else None,
     )
     return run(opts)
 
@@ -191,6 +195,8 @@ def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="the web view (default 127.0.0.1:7080; `none`: off)",
     )
+    add_prune_options(s)
+    s.add_argument("--sources", metavar="FILE", help="a YAML file listing more sources (docs/operations-sources.md)")
     s.set_defaults(func=cmd_up)
     k = sub.add_parser("kubeconfig", parents=[common], help="print the kubeconfig `gitship up` wrote (for kubectl)")
     k.set_defaults(func=cmd_kubeconfig)
@@ -233,6 +239,8 @@ def status_object(meta: dict[str, Any], live: dict[str, Any] | None) -> Obj:
             "ingress": (live or {}).get("ingress"),
             "dnsAddress": dns,
             "sourceError": meta.get("sourceError"),
+            "pruneHeld": meta.get("pruneHeld"),
+            "pruneKept": meta.get("pruneKept") or [],
             "daemon": "running" if live else "stopped",
         },
     }
@@ -261,6 +269,7 @@ def status_lines(out: Obj) -> list[str]:
     ]
     if st["sourceError"]:
         lines.append(f"Source error:  {st['sourceError']}")
+    lines += prune_status_lines(st) + sources_lines(st.get("sources") or [])
     return lines + without_effect_line(st.get("storedWithoutEffect") or {})
 
 
@@ -310,6 +319,8 @@ _STATUS_META = (
     "lastAttemptedRevision",
     "sourceError",
     "web",
+    "pruneHeld",
+    "pruneKept",
 )
 
 
@@ -319,6 +330,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     out = status_object(meta, _live_status(args))
     out["status"]["storedWithoutEffect"] = without_effect_summary(store.kind_counts())
     out["status"]["webURL"] = (meta.get("web") or {}).get("url") if out["status"]["daemon"] == "running" else None
+    out["status"]["sources"] = sources_status(store.get_meta)  # several sources (reconciler/sources)
     if args.output == "json":
         print(json.dumps(out, indent=4))
         return 0

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 from reconciler.errors import ManifestError
 from reconciler.manifests.inert import INERT_CLUSTER_SCOPED, INERT_KINDS
+from reconciler.prune import parse_threshold
+from reconciler.sources.spec import parse_sources
 from reconciler.types import Key, Obj
 
 # Supported kinds and the one apiVersion each is accepted with.
@@ -125,7 +127,7 @@ def format_key(key: Key) -> str:
 # --------------------------------------------------------------------------- gitship.yaml
 
 REPO_CONFIG_FILES: tuple[str, ...] = ("gitship.yaml", "gitship.yml")
-_CONFIG_KEYS = ("images", "values", "ignore", "validation")
+_CONFIG_KEYS = ("images", "values", "ignore", "validation", "pruneThreshold", "sources")
 _IMAGE_KEYS = ("image", "command", "workingDir", "env")
 _RULE_KEYS = ("path", "mode")
 
@@ -158,6 +160,8 @@ class RepoConfig:
     # validation:
     # - {path: "legacy/**", mode: warn}
     # - {path: "*", mode: strict}
+    pruneThreshold: 50               # or "off": safe pruning (reconciler/prune.py, docs/operations-sources.md)
+    sources: []                      # more repositories to reconcile (reconciler/sources/spec.py)
 
     ``validation`` decides what an unknown field (``spec.replica``, a typo of ``replicas``) or a
     field written twice in one mapping does, as kubectl's ``--validate``: ``strict`` (the default
@@ -176,6 +180,8 @@ class RepoConfig:
     values: dict[str, Any] = field(default_factory=dict)
     ignore: list[str] = field(default_factory=list)
     validation: list[ValidationRule] = field(default_factory=list)
+    prune_threshold: str = ""  # pruneThreshold: a percentage or "off", as written (reconciler/prune.py); "" unset
+    sources: list[Any] = field(default_factory=list)  # sources: reconciler/sources/spec.py's SourceSpec
 
     def validation_mode(self, path: str) -> str:
         """``strict`` or ``warn`` for a manifest at ``path`` (relative to the manifests root)."""
@@ -216,7 +222,18 @@ def repo_config_from(docs: list[tuple[int, Any]], file: str = "gitship.yaml") ->
     if not isinstance(ignore, list) or not all(isinstance(x, str) for x in ignore):
         raise bad("ignore", "must be a list of glob patterns (strings)")
     validation = _validation_rules(data.get("validation"), bad)
-    return RepoConfig(images=images, values=values, ignore=list(ignore), validation=validation)
+    threshold, sources = _prune_threshold(data.get("pruneThreshold"), bad), parse_sources(data.get("sources"), bad)
+    return RepoConfig(images, values, list(ignore), validation, prune_threshold=threshold, sources=sources)
+
+
+def _prune_threshold(raw: Any, bad: _Bad) -> str:
+    if raw is None:
+        return ""
+    try:
+        parse_threshold(raw)
+    except ValueError as e:
+        raise bad("pruneThreshold", str(e)) from None
+    return "off" if raw is False else str(raw)
 
 
 _Bad = Callable[[str, str], ManifestError]

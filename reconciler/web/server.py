@@ -42,6 +42,8 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+SESSION = web.RequestKey("session", auth.Session)  # the request's session, set by the guard
+
 
 def _ago(t: Any) -> str:
     if not t:
@@ -154,7 +156,7 @@ class WebView:
                 given = str((await request.post()).get("csrf") or "")
             if not auth.csrf_ok(session, given):
                 return await self._headers(web.Response(status=403, text="403: missing or wrong CSRF token\n"))
-        request["session"] = session
+        request[SESSION] = session
         try:
             return await self._headers(await handler(request))
         except web.HTTPException:
@@ -187,7 +189,7 @@ class WebView:
     # ---------------------------------------------------------------- rendering
     def _page(self, status: int, name: str, ctx: dict[str, Any], request: web.Request | None = None) -> web.Response:
         tmpl = self.env.get_template(name)
-        session = request.get("session") if request is not None else None
+        session = request.get(SESSION) if request is not None else None
         full = {
             **ctx,
             "csrf": session.csrf if session else "",

@@ -17,7 +17,7 @@ def test_every_subcommand_has_a_handler_and_help_lists_them_in_order() -> None:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert list(sub.choices) == [
         "init", "up", "kubeconfig", "status", "get", "describe", "logs", "delete", "exec", "label", "create", "apply",
-        "events", "diff", "history", "rollout", "set", "scale", "service", "dashboard",
+        "events", "diff", "history", "rollout", "set", "scale", "service", "dashboard", "plan", "validate", "approve",
     ]  # fmt: skip
     for name, p in sub.choices.items():
         assert callable(p.get_default("func")), name

@@ -1,0 +1,50 @@
+"""`gitship status` with several sources: one line per source, from the store's meta (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .spec import DEFAULT
+
+STATUS_PREFIX = "source/"
+
+
+def sources_status(get_meta: Callable[[str], Any]) -> list[dict[str, Any]]:
+    """Each configured source: name, Ready condition, applied and attempted revisions, objects owned."""
+    inventory = get_meta("sourceInventory") or {}
+    listed = list(get_meta("sources") or [])
+    names = listed + sorted(n for n in inventory if n not in listed) if listed else []  # + those being removed
+    out = []
+    for name in names:
+        pre = "" if name == DEFAULT else f"{STATUS_PREFIX}{name}/"
+        ready = get_meta(pre + "ready") or {"status": "Unknown", "reason": "Progressing", "message": ""}
+        out.append(
+            {
+                "name": name,
+                "ready": ready,
+                "lastAppliedRevision": get_meta(pre + "lastAppliedRevision"),
+                "lastAttemptedRevision": get_meta(pre + "lastAttemptedRevision"),
+                "objects": len(inventory.get(name) or []),
+                "removed": name not in listed,
+                "pruneHeld": get_meta(pre + "pruneHeld"),
+            }
+        )
+    return out
+
+
+def sources_lines(sources: list[dict[str, Any]]) -> list[str]:
+    if not sources:
+        return []
+    lines = ["Sources:"]
+    for s in sources:
+        r = s["ready"]
+        applied = (s["lastAppliedRevision"] or "<none>")[:7]
+        lines.append(
+            f"  {s['name']:<16} Ready {r.get('status')} ({r.get('reason')}) applied {applied}, "
+            f"{s['objects']} object(s){' (removed from the list)' if s.get('removed') else ''} "
+            f"{r.get('message', '')}".rstrip()
+        )
+        if s.get("pruneHeld") and s["name"] != DEFAULT:
+            lines.append(f"    Prune held: {s['pruneHeld'].get('message', '')}")
+    return lines
