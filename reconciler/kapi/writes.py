@@ -204,6 +204,21 @@ def _check_identity(req: WriteRequest, new: Any) -> None:
         raise Refused(400, "BadRequest", msg)
 
 
+def _is_rollback(req: WriteRequest) -> bool:
+    """The request is shaped as kubectl's ``rollout undo``: a JSON patch replacing ``/spec/template``
+    (kubectl pkg/polymorphichelpers/rollback.go). A ``set image`` back to an older image is a plain
+    patch commit, not a revert."""
+    if not req.content_type.startswith("application/json-patch+json"):
+        return False
+    try:
+        ops = json.loads(req.body)
+    except ValueError:
+        return False
+    return isinstance(ops, list) and any(
+        isinstance(op, dict) and op.get("op") == "replace" and op.get("path") == "/spec/template" for op in ops
+    )
+
+
 def _check_version(req: WriteRequest, current: Obj, new: Obj) -> None:
     want = (new.get("metadata") or {}).get("resourceVersion")
     have = (current.get("metadata") or {}).get("resourceVersion")
@@ -309,7 +324,7 @@ class _Write:
             if self.owners_after is not None and not self.dry:  # an apply that changes nothing still owns
                 ownerfile.save(self.ctx.state_dir, self.key, self.owners_after)
             return WriteResponse(200, current, self.warnings)
-        if live is not None and not self.dry:
+        if live is not None and not self.dry and _is_rollback(self.req):
             rss = self.ctx.live_of_kind("ReplicaSet", self.req.namespace)
             target = undo_target(live, rss, before, after)
             if target is not None:
