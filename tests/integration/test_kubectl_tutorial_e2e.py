@@ -327,3 +327,79 @@ def test_6_5_pause_and_resume(tut: Tutorial) -> None:
     status = tut.run("kubectl rollout status deployment testqc --timeout=90s")
     assert 'deployment "testqc" successfully rolled out' in status.stdout
     wait_for(lambda: tut.ready("app=testing", 3, "qinchaowhut/allen:v1"), 60, what="3 v1 pods")
+
+
+BAD_DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: bad
+spec:
+  {field}: {value}
+  selector:
+    matchLabels:
+      app: bad
+  template:
+    metadata:
+      labels:
+        app: bad
+    spec:
+      containers:
+      - image: qinchaowhut/allen:v1
+        name: nodejs
+"""
+
+
+def test_bad_input_gets_kubernetes_answers_and_commits_nothing(tut: Tutorial, tmp_path: Path) -> None:
+    """Each refused with the status and message Kubernetes gives (kubectl prints the reason it maps
+    from the status: BadRequest 400, Invalid 422, Conflict 409, RequestEntityTooLarge 413)."""
+    before = tut.head()
+
+    def refused(command: str, *expected: str) -> None:
+        p = tut.run(command, check=False)
+        assert p.returncode == 1, (command, p.stdout, p.stderr)
+        for e in expected:
+            assert e in p.stderr, (command, p.stderr)
+        assert tut.head() == before, command
+        assert git(tut.repo, "status", "--porcelain") == "", command
+
+    invalid = tmp_path / "invalid.yaml"
+    invalid.write_text(BAD_DEPLOYMENT.format(field="replicas", value=-1))
+    refused(f"kubectl create -f {invalid}", 'The Deployment "bad" is invalid: ', "spec.replicas: Invalid value: -1")
+
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text(BAD_DEPLOYMENT.format(field="replica", value=3))
+    refused(  # kubectl's default --validate=strict asks the server for fieldValidation=Strict
+        f"kubectl create -f {unknown}",
+        "Error from server (BadRequest): error when creating",
+        'Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec.replica"',
+    )
+
+    other = '{"spec":{"selector":{"matchLabels":{"app":"other"}},"template":{"metadata":{"labels":{"app":"other"}}}}}'
+    refused(
+        f"kubectl patch deployment testqc -p {other}",
+        'The Deployment "testqc" is invalid: ',
+        "spec.selector: Invalid value: ",
+        "field is immutable",
+    )
+
+    live = json.loads(tut.run("kubectl get deployment testqc -o json").stdout)
+    live["metadata"]["resourceVersion"] = str(int(live["metadata"]["resourceVersion"]) - 1)
+    live["spec"]["replicas"] = 4
+    stale = tmp_path / "stale.json"
+    stale.write_text(json.dumps(live))
+    refused(
+        f"kubectl replace -f {stale}",
+        "Error from server (Conflict): error when replacing",
+        'Operation cannot be fulfilled on deployments.apps "testqc": the object has been modified; '
+        "please apply your changes to the latest version and try again",
+    )
+
+    big = tmp_path / "big.yaml"
+    big.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  blob: " + "x" * (50 * 1024 * 1024) + "\n"
+    )
+    refused(
+        f"kubectl create -f {big}",
+        "Error from server (RequestEntityTooLarge): error when creating",
+        "Request entity too large: limit is 3145728",
+    )
