@@ -35,6 +35,7 @@ class Hub:
     def __init__(self, history: int = HISTORY):
         self.rv = 0
         self._texts: dict[Key, str] = {}
+        self._raw: dict[Key, Obj] = {}  # a copy of each object as last seen, for a cheap "unchanged?"
         self._objs: dict[Key, Obj] = {}
         self._history: collections.deque[Change] = collections.deque(maxlen=history)
         self.oldest = 0  # a watch from below this has lost history
@@ -46,6 +47,11 @@ class Hub:
         changed = False
         for key, obj in objects:
             seen.add(key)
+            # most objects are unchanged: a deep comparison (in C) costs ~2 ms for 1,000 pods, where
+            # serialising each costs ~60 ms, and the daemon's loop runs this every interval
+            if key in self._raw and self._raw[key] == obj:
+                continue
+            self._raw[key] = copy.deepcopy(obj)
             text = json.dumps(obj, sort_keys=True, default=str)
             if self._texts.get(key) == text:
                 continue
@@ -55,6 +61,7 @@ class Hub:
             changed = True
         for key in [k for k in self._texts if k not in seen]:
             del self._texts[key]
+            self._raw.pop(key, None)
             gone = self._objs.pop(key)
             self._record("DELETED", key, copy.deepcopy(gone))
             changed = True
