@@ -9,10 +9,12 @@ removed afterwards. Skipped, with the reason, where no engine answers.
 from __future__ import annotations
 
 import hashlib
+import time
 import os
 import re
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +126,45 @@ def test_tutorial_on_docker(dtut: Tutorial) -> None:
     history = t.run("kubectl rollout history deployment testqc").stdout.splitlines()
     assert history[1].split() == ["REVISION", "CHANGE-CAUSE"]
     assert re.match(r"3\s+kubectl create .*--record=true", history[3]), history
+
+
+TICKER = """apiVersion: v1
+kind: Pod
+metadata:
+  name: ticker
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: ticker
+    image: qinchaowhut/allen:v1
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "i=0; while :; do echo line $i; i=$((i+1)); sleep 0.2; done"]
+"""
+
+
+def test_kubectl_logs_follow_on_docker(dtut: Tutorial, tmp_path: Path) -> None:
+    """`kubectl logs -f` keeps printing what the container writes after kubectl started."""
+    t = dtut
+    ticker = tmp_path / "ticker.yaml"
+    ticker.write_text(TICKER)
+    t.commits(f"kubectl create -f {ticker}", "kubectl create pod/ticker", "pod/ticker created")
+    wait_for(lambda: "line 2" in t.run("kubectl logs ticker", check=False).stdout, 60, what="the ticker's output")
+    proc = subprocess.Popen(
+        t.argv("kubectl logs -f ticker"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=t.env
+    )
+    try:
+        assert proc.stdout is not None
+        already = max(int(line.split()[1]) for line in t.run("kubectl logs ticker").stdout.splitlines())
+        seen: list[int] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (not seen or seen[-1] <= already + 5):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(int(line.split()[1]))
+        assert seen and seen[-1] > already + 5, (already, seen, proc.poll())
+        assert seen == list(range(seen[0], seen[-1] + 1))  # in order, nothing lost or repeated
+        assert proc.poll() is None  # still following
+    finally:
+        proc.kill()
+        proc.wait()
