@@ -371,8 +371,23 @@ def test_bad_input_gets_kubernetes_answers_and_commits_nothing(tut: Tutorial, tm
     refused(  # kubectl's default --validate=strict asks the server for fieldValidation=Strict
         f"kubectl create -f {unknown}",
         "Error from server (BadRequest): error when creating",
-        'Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec.replica"',
+        'Deployment in version "v1" cannot be handled as a Deployment: '
+        'strict decoding error: unknown field "spec.replica"',
     )
+
+    # an existing object: kubectl apply sends a strategic merge patch with fieldValidation=Strict, and a
+    # patch's result that fails strict decoding is 422 Invalid on "patch" (apiserver handlers/patch.go)
+    applied = tmp_path / "deployment-v1.yaml"
+    applied.write_text((DATA / "deployment-v1.yaml").read_text().replace("  replicas: 3", "  replica: 3"))
+    refused(
+        f"kubectl apply -f {applied}",
+        'The Deployment "testqc" is invalid: patch: Invalid value: ',  # Kubernetes names no object here
+        'strict decoding error: unknown field "spec.replica"',
+    )
+    # kubectl patch asks for no validation: the server's default (Warn) warns and drops the field
+    p = tut.run("""kubectl patch deployment testqc -p {"spec":{"replica":3}}""")
+    assert 'Warning: unknown field "spec.replica"' in p.stderr and "(no change)" in p.stdout, (p.stdout, p.stderr)
+    assert tut.head() == before
 
     other = '{"spec":{"selector":{"matchLabels":{"app":"other"}},"template":{"metadata":{"labels":{"app":"other"}}}}}'
     refused(

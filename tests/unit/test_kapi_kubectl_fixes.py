@@ -1,5 +1,6 @@
-"""Only kubectl's ``rollout undo`` request (a JSON patch replacing /spec/template) becomes gitship's undo
-(a git revert): a ``set image`` back to an older revision's image is a plain ``set image`` commit."""
+"""What running the tutorial with kubectl showed: only kubectl's ``rollout undo`` request (a JSON patch
+replacing /spec/template) becomes gitship's undo (a git revert), a ``set image`` back to an older
+revision's image is a plain ``set image`` commit; Warning headers keep their quotes."""
 
 from __future__ import annotations
 
@@ -55,3 +56,10 @@ def test_the_rollback_json_patch_is_a_revert(repo: Path) -> None:  # noqa: F811
     assert r.status == 200, r.body
     body = git(repo, "log", "-1", "--format=%B")
     assert body.startswith("Revert ") and sha2[:7] in body, body
+
+
+def test_warning_header_escapes_quotes_as_the_api_server_does() -> None:
+    from reconciler.kapi.writing import warning_header
+
+    assert warning_header('unknown field "spec.replica"') == '299 - "unknown field \\"spec.replica\\""'
+    assert warning_header("a\\b") == '299 - "a\\\\b"'
