@@ -22,7 +22,7 @@ from tests.conftest import Gitship, make_app_repo, wait_for
 from tests.dockerimages import docker_client_or_skip, ensure_test_images
 from tests.integration.test_docker_e2e import docker_args
 from tests.integration.test_kubectl_read_e2e import _free_port
-from tests.integration.test_kubectl_tutorial_e2e import MACHINE_KUBECTL, Tutorial
+from tests.integration.test_kubectl_tutorial_e2e import MACHINE_KUBECTL, Lines, Tutorial
 
 pytestmark = [
     pytest.mark.docker,
@@ -154,11 +154,12 @@ def test_kubectl_logs_follow_on_docker(dtut: Tutorial, tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
+        lines = Lines(proc.stdout)
         already = max(int(line.split()[1]) for line in t.run("kubectl logs ticker").stdout.splitlines())
         seen: list[int] = []
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and (not seen or seen[-1] <= already + 5):
-            line = proc.stdout.readline()
+            line = lines.next(deadline)
             if not line:
                 break
             seen.append(int(line.split()[1]))

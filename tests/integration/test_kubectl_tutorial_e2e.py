@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import subprocess
+import threading
 import time
 import urllib.request
 import zlib
@@ -88,6 +90,21 @@ class Tutorial:
         if image:
             pods = [p for p in pods if p["spec"]["containers"][0]["image"] == image]
         return len(pods) == n and len(self.pods(selector)) == n
+
+
+class Lines:
+    """The lines a process prints, read by a thread: ``next(timeout)`` never blocks past its deadline."""
+
+    def __init__(self, stream: Any) -> None:
+        self.queue: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [self.queue.put(line) for line in stream], daemon=True).start()
+
+    def next(self, deadline: float) -> str:
+        """The next line, or "" once ``deadline`` (time.monotonic()) has passed."""
+        try:
+            return self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return ""
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +254,8 @@ def test_6_2_set_image_watched_live(tut: Tutorial) -> None:
     )
     try:
         assert watch.stdout is not None
-        header = watch.stdout.readline()
+        lines = Lines(watch.stdout)
+        header = lines.next(time.monotonic() + 30)
         assert header.split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
         tut.commits(
             "kubectl set image deployment testqc nodejs=qinchaowhut/allen:v2",
@@ -251,7 +269,7 @@ def test_6_2_set_image_watched_live(tut: Tutorial) -> None:
         running_new: set[str] = set()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and (len(terminating) < 3 or len(running_new) < 3):
-            line = watch.stdout.readline()
+            line = lines.next(deadline)
             if not line:
                 break
             name, ready, state = line.split()[:3]
