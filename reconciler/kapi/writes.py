@@ -212,6 +212,18 @@ def _strict_refusal(req: WriteRequest, err: str) -> Refused:
     return Refused(400, "BadRequest", err)
 
 
+def _path_segment_error(name: str) -> str | None:
+    """Why ``name`` cannot be an object's name in any kind, as Kubernetes says it (kubernetes/kubernetes
+    staging/src/k8s.io/apimachinery/pkg/api/validation/path/name.go ``IsValidPathSegmentName``); None
+    when it can. A new object's file is named after it: no name may lead outside its folder."""
+    if name in (".", ".."):
+        return f"may not be '{name}'"
+    for c in ("/", "%"):
+        if c in name:
+            return f"may not contain '{c}'"
+    return None
+
+
 def _check_identity(req: WriteRequest, new: Any) -> None:
     if not isinstance(new, dict):
         raise Refused(400, "BadRequest", "the body must be a JSON object")
@@ -424,6 +436,11 @@ class _Write:
             raise Refused(
                 422, "Invalid", f'{self.req.kind} "" is invalid: metadata.name: Required value: name is required'
             )
+        for field_, value in (("metadata.name", name), ("metadata.namespace", self.req.namespace)):
+            if (bad := _path_segment_error(value)) is not None:  # the name becomes a file's path
+                raise Refused(
+                    422, "Invalid", f'{self.req.kind} "{name}" is invalid: {field_}: Invalid value: "{value}": {bad}'
+                )
         self.key = (self.req.kind, self.req.namespace, name)
         if self.ctx.desired(self.key) is not None or self.ctx.live(self.key) is not None:
             raise Refused(409, "AlreadyExists", f'{resource(self.req)} "{name}" already exists')

@@ -63,3 +63,20 @@ def test_warning_header_escapes_quotes_as_the_api_server_does() -> None:
 
     assert warning_header('unknown field "spec.replica"') == '299 - "unknown field \\"spec.replica\\""'
     assert warning_header("a\\b") == '299 - "a\\\\b"'
+
+
+def test_a_new_object_named_like_a_path_is_refused(repo: Path) -> None:  # noqa: F811
+    """A POST's name becomes a file's name: "../../x" is 422 as Kubernetes says it, and nothing is written."""
+    f = Fake(repo)
+    before = head(repo)
+    for name, why in (
+        ("../../etc/x", "may not contain '/'"),
+        ("..", "may not be '..'"),
+        ("a%2F", "may not contain '%'"),
+    ):
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {"containers": []}}
+        r = handle(f.ctx(), req("create", pod, kind="Pod", name=""))
+        assert r.status == 422, r.body
+        assert r.body["message"] == f'Pod "{name}" is invalid: metadata.name: Invalid value: "{name}": {why}'
+    assert head(repo) == before
+    assert git(repo, "status", "--porcelain") == ""
