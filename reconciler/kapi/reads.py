@@ -194,6 +194,11 @@ class Reads:
         since = float(q["sinceSeconds"]) if q.get("sinceSeconds") else None
         stamps = q.get("timestamps") in ("true", "1")
         previous = q.get("previous") in ("true", "1")
+        follow = q.get("follow") in ("true", "1") and not previous
+        if follow and since is None and not stamps and not self.d.runtime.log_path(uid, container):
+            streams = getattr(self.d.runtime, "read_logs", None)  # Docker: the Engine's following stream
+            if streams is not None:
+                return await self._follow_stream(request, streams, uid, container, tail)
         try:
             stamped = stamps or since is not None
             data = await self.d.runtime.logs(uid, container, tail=tail, previous=previous, timestamps=stamped)
@@ -205,8 +210,31 @@ class Reads:
         await resp.prepare(request)
         await resp.write(data)
         path = self.d.runtime.log_path(uid, container)
-        if q.get("follow") in ("true", "1") and path and not previous:
+        if follow and path:
             await self._follow(resp, path, ns, name, uid)
+        await resp.write_eof()
+        return resp
+
+    async def _follow_stream(
+        self, request: web.Request, streams: Any, uid: str, container: str, tail: int | None
+    ) -> web.StreamResponse:
+        """``follow`` on a runtime that keeps no log file (Docker): its own stream of the container's
+        output (``read_logs(follow=True)``), the last ``tail`` lines first, until the container stops,
+        the client goes or the server closes."""
+        try:
+            await self.d.runtime.logs(uid, container, tail=0)  # a container that cannot be read: 400 now
+        except Exception as e:
+            return _error(400, "BadRequest", str(e))
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await resp.prepare(request)
+        chunks = streams(uid, container, follow=True, tail=tail)
+        try:
+            async for chunk in chunks:
+                if self.closing.is_set():
+                    break
+                await resp.write(chunk)
+        finally:
+            await chunks.aclose()
         await resp.write_eof()
         return resp
 

@@ -46,6 +46,8 @@ class Hub:
         changed = False
         for key, obj in objects:
             seen.add(key)
+            if self._unchanged(key, obj):
+                continue
             text = json.dumps(obj, sort_keys=True, default=str)
             if self._texts.get(key) == text:
                 continue
@@ -62,6 +64,17 @@ class Hub:
             for f in list(self._listeners):
                 f()
         return changed
+
+    def _unchanged(self, key: Key, obj: Obj) -> bool:
+        """``obj`` equals the object as last recorded, but for the resourceVersion the hub gave it. Most
+        objects are unchanged at each look: this deep comparison (in C) costs ~3 ms for 1,000 pods,
+        where serialising each to compare texts costs ~60 ms, and the daemon's loop looks every
+        interval and at every read. (An object that does not survive the JSON round trip as equal is
+        compared by its text, as before.)"""
+        old = self._objs.get(key)
+        if old is None or not isinstance(meta := old.get("metadata"), dict):
+            return False
+        return bool(obj == {**old, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}})
 
     def _record(self, type_: str, key: Key, obj: Obj, prev: Obj | None = None) -> None:
         self.rv += 1

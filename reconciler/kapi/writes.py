@@ -32,6 +32,7 @@ state: 405 MethodNotAllowed naming the owner.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -179,12 +180,48 @@ def _check_fields(req: WriteRequest, new: Obj, warnings: list[str]) -> None:
         return
     mode = req.query.get("fieldValidation", "Warn")
     if mode == "Strict":
-        fields = ", ".join(f'unknown field "{f}"' for f in unknown)
-        raise Refused(400, "BadRequest", f"strict decoding error: {fields}")
+        raise _strict_refusal(req, "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown))
     for f in unknown:
         if mode != "Ignore":
             warnings.append(f'unknown field "{f}"')
         _drop_field(new, f)
+
+
+def _strict_refusal(req: WriteRequest, err: str) -> Refused:
+    """An unknown field under ``fieldValidation=Strict``, answered as the API server answers it:
+    - a create or update fails to decode: 400 BadRequest, ``Deployment in version "v1" cannot be handled
+      as a Deployment: strict decoding error: ...`` (kubernetes/kubernetes
+      staging/src/k8s.io/apiserver/pkg/endpoints/handlers/rest.go ``transformDecodeError``);
+    - a JSON, merge or strategic merge patch whose result fails to decode: 422 Invalid on the field
+      ``patch`` (handlers/patch.go ``jsonPatcher.applyPatchToCurrentObject``, ``applyPatchToObject``:
+      ``field.Invalid(field.NewPath("patch"), ..., strictDecodingError.Error())``). Kubernetes names
+      no kind or name there (``The  "" is invalid``) and shows the whole patched object as the value;
+      gitship names the object and shows the patch;
+    - server-side apply: 400 BadRequest (handlers/patch.go ``applyPatcher``)."""
+    if req.verb == "patch" and req.content_type != "application/apply-patch+yaml":
+        value = json.dumps(req.body.decode("utf-8", "replace"))
+        cause = {"reason": "FieldValueInvalid", "message": f"Invalid value: {value}: {err}", "field": "patch"}
+        qualified = req.kind + (f".{req.group}" if req.group else "")
+        return Refused(
+            422, "Invalid", f'{qualified} "{req.name}" is invalid: patch: Invalid value: {value}: {err}', [cause]
+        )
+    if req.verb in ("create", "update"):
+        return Refused(
+            400, "BadRequest", f'{req.kind} in version "{req.version}" cannot be handled as a {req.kind}: {err}'
+        )
+    return Refused(400, "BadRequest", err)
+
+
+def _path_segment_error(name: str) -> str | None:
+    """Why ``name`` cannot be an object's name in any kind, as Kubernetes says it (kubernetes/kubernetes
+    staging/src/k8s.io/apimachinery/pkg/api/validation/path/name.go ``IsValidPathSegmentName``); None
+    when it can. A new object's file is named after it: no name may lead outside its folder."""
+    if name in (".", ".."):
+        return f"may not be '{name}'"
+    for c in ("/", "%"):
+        if c in name:
+            return f"may not contain '{c}'"
+    return None
 
 
 def _check_identity(req: WriteRequest, new: Any) -> None:
@@ -202,6 +239,21 @@ def _check_identity(req: WriteRequest, new: Any) -> None:
     if req.namespace and ns not in (None, "", req.namespace):
         msg = f"the namespace of the provided object does not match the namespace sent on the request ({ns})"
         raise Refused(400, "BadRequest", msg)
+
+
+def _is_rollback(req: WriteRequest) -> bool:
+    """The request is shaped as kubectl's ``rollout undo``: a JSON patch replacing ``/spec/template``
+    (kubectl pkg/polymorphichelpers/rollback.go). A ``set image`` back to an older image is a plain
+    patch commit, not a revert."""
+    if not req.content_type.startswith("application/json-patch+json"):
+        return False
+    try:
+        ops = json.loads(req.body)
+    except ValueError:
+        return False
+    return isinstance(ops, list) and any(
+        isinstance(op, dict) and op.get("op") == "replace" and op.get("path") == "/spec/template" for op in ops
+    )
 
 
 def _check_version(req: WriteRequest, current: Obj, new: Obj) -> None:
@@ -309,7 +361,7 @@ class _Write:
             if self.owners_after is not None and not self.dry:  # an apply that changes nothing still owns
                 ownerfile.save(self.ctx.state_dir, self.key, self.owners_after)
             return WriteResponse(200, current, self.warnings)
-        if live is not None and not self.dry:
+        if live is not None and not self.dry and _is_rollback(self.req):
             rss = self.ctx.live_of_kind("ReplicaSet", self.req.namespace)
             target = undo_target(live, rss, before, after)
             if target is not None:
@@ -384,6 +436,11 @@ class _Write:
             raise Refused(
                 422, "Invalid", f'{self.req.kind} "" is invalid: metadata.name: Required value: name is required'
             )
+        for field_, value in (("metadata.name", name), ("metadata.namespace", self.req.namespace)):
+            if (bad := _path_segment_error(value)) is not None:  # the name becomes a file's path
+                raise Refused(
+                    422, "Invalid", f'{self.req.kind} "{name}" is invalid: {field_}: Invalid value: "{value}": {bad}'
+                )
         self.key = (self.req.kind, self.req.namespace, name)
         if self.ctx.desired(self.key) is not None or self.ctx.live(self.key) is not None:
             raise Refused(409, "AlreadyExists", f'{resource(self.req)} "{name}" already exists')
@@ -502,17 +559,30 @@ def _invalid(req: WriteRequest, e: RevisionRejected) -> Refused:
     return Refused(422, "Invalid", f'{qualified} "{req.name}" is invalid: {where}', causes)
 
 
+def _named(req: WriteRequest) -> WriteRequest:
+    """A POST's request with the name its body gives, for the answer's message and details
+    (``The Deployment "bad" is invalid: ...``, as the API server names the object it refuses)."""
+    if req.name or req.verb != "create" or len(req.body) > MAX_BODY:
+        return req
+    try:
+        name = (_decode(req).get("metadata") or {}).get("name")
+    except (Refused, AttributeError):
+        return req
+    return dataclasses.replace(req, name=name) if isinstance(name, str) else req
+
+
 def handle(ctx: WriteContext, req: WriteRequest) -> WriteResponse:
     """One write verb on one desired-state object, as a commit (see the module's docstring)."""
     try:
         if len(req.body) > MAX_BODY:
-            raise Refused(413, "RequestEntityTooLarge", "the server has received a request that is too large")
+            # kubernetes/kubernetes staging/src/k8s.io/apiserver/pkg/endpoints/handlers/rest.go limitedReadBody
+            raise Refused(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}")
         return _dispatch(_Write(ctx, req))
     except Refused as e:
-        return WriteResponse(e.code, status_body(e.code, e.reason, e.message, req, e.causes))
+        return WriteResponse(e.code, status_body(e.code, e.reason, e.message, _named(req), e.causes))
     except RevisionRejected as e:
-        r = _invalid(req, e)
-        return WriteResponse(r.code, status_body(r.code, r.reason, r.message, req, r.causes))
+        r = _invalid(_named(req), e)
+        return WriteResponse(r.code, status_body(r.code, r.reason, r.message, _named(req), r.causes))
     except NotFound as e:
         return WriteResponse(404, status_body(404, "NotFound", str(e), req, []))
     except (GitOpsError, GitshipError) as e:

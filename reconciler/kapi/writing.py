@@ -91,6 +91,14 @@ def _nudge(loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> None:
     loop.call_soon_threadsafe(wake)
 
 
+def warning_header(text: str) -> str:
+    """``299 - "<text>"``, the text a quoted-string with its ``"`` and ``\\`` escaped, as the API server
+    writes it and client-go reads it back (kubernetes/kubernetes
+    staging/src/k8s.io/apimachinery/pkg/util/net/http.go ``NewWarningHeader``, ``ParseWarningHeader``):
+    kubectl prints ``Warning: unknown field "spec.replica"`` with the quotes."""
+    return '299 - "{}"'.format(text.replace("\\", "\\\\").replace('"', '\\"'))
+
+
 def _user(request: web.Request) -> str:
     return request.headers.get("Impersonate-User") or "kubectl"
 
@@ -127,7 +135,7 @@ async def write(
     )
     ctx = context(d, asyncio.get_running_loop(), hub)
     resp: WriteResponse = await asyncio.to_thread(writes.handle, ctx, req)
-    headers = [("Warning", '299 - "{}"'.format(w.replace('"', "'"))) for w in resp.warnings]
+    headers = [("Warning", warning_header(w)) for w in resp.warnings]
     out = web.json_response(resp.body, status=resp.status)
     for k, v in headers:
         out.headers.add(k, v)

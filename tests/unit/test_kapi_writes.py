@@ -210,7 +210,7 @@ def test_invalid_object_is_422_with_file_line_field(repo: Path) -> None:
     _nothing_committed(repo, before)
 
 
-def test_unknown_field_strict_is_400_else_a_warning(repo: Path) -> None:
+def test_unknown_field_strict_is_422_on_a_patch_else_a_warning(repo: Path) -> None:
     f = Fake(repo)
     before = head(repo)
     patch = {"spec": {"replica": 3}}
@@ -218,7 +218,9 @@ def test_unknown_field_strict_is_400_else_a_warning(repo: Path) -> None:
         f.ctx(),
         req("patch", patch, content_type="application/merge-patch+json", query={"fieldValidation": "Strict"}),
     )
-    assert r.status == 400 and 'strict decoding error: unknown field "spec.replica"' in r.body["message"]
+    # a patch's result that fails strict decoding is 422 Invalid on "patch" (apiserver handlers/patch.go)
+    assert r.status == 422 and 'strict decoding error: unknown field "spec.replica"' in r.body["message"]
+    assert r.body["details"]["causes"][0]["field"] == "patch"
     _nothing_committed(repo, before)
     r = handle(f.ctx(), req("patch", patch, content_type="application/merge-patch+json"))
     assert r.status == 200 and any('unknown field "spec.replica"' in w for w in r.warnings)
