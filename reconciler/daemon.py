@@ -64,6 +64,7 @@ class Options:
     allow_host_paths: tuple[str, ...] = ()  # --allow-host-path: where pods may mount hostPath volumes
     ingress_ports: tuple[int, int] = (80, 443)  # --ingress-http-port, --ingress-https-port (reconciler/ingress)
     api_addr: str = "127.0.0.1:6443"  # --api-addr: the Kubernetes API (reconciler/kapi); "none" turns it off
+    docker_host: str | None = None  # --docker-host: the engine (swarm: a manager); None: DOCKER_HOST or the socket
 
     def __post_init__(self) -> None:
         # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
@@ -73,11 +74,13 @@ class Options:
         # Docker ClusterIPs come from 10.97.0.0/16, a range of its own (docs/docker.md).
         import ipaddress
 
+        if self.pod_cidr is None and self.runtime == "swarm":
+            self.pod_cidr = "10.245.0.0/16"  # the pods' overlay network (runtime/swarm, docs/swarm.md)
         if self.pod_cidr is None:
             sandboxed = self.runtime == "inprocess" and sandbox_unavailable(self.isolation) is None
             self.pod_cidr = SANDBOX_POD_CIDR if sandboxed else LOOPBACK_POD_CIDR
         if self.service_cidr is None:
-            if self.runtime == "docker":
+            if self.runtime in ("docker", "swarm"):
                 self.service_cidr = DOCKER_SERVICE_CIDR
             elif ipaddress.ip_network(self.pod_cidr, strict=False).is_loopback:
                 self.service_cidr = LOOPBACK_SERVICE_CIDR
@@ -284,7 +287,13 @@ class Daemon:
                 dns_search=list(DOCKER_DNS_SEARCH) if dns_servers else None,
                 allow_host_paths=self.opts.allow_host_paths,
             )
-        raise GitshipError(f"unknown runtime {self.opts.runtime!r} (inprocess or docker)")
+        if self.opts.runtime == "swarm":  # one Swarm service per pod (docs/swarm.md)
+            from runtime.swarm import SwarmRuntime
+
+            o, dns = self.opts, _dns_host_port(self.opts.dns_addr or "")
+            kw = {"pod_cidr": o.pod_cidr or "", "service_cidr": o.service_cidr or "", "dns_search": DOCKER_DNS_SEARCH}
+            return SwarmRuntime(rt_dir, docker_host=o.docker_host, dns=dns, **kw)  # type: ignore[arg-type]
+        raise GitshipError(f"unknown runtime {self.opts.runtime!r} (inprocess, docker or swarm)")
 
     async def run(self) -> int:
         self._acquire_lock()
@@ -414,7 +423,8 @@ class Daemon:
             service_cidr=self.opts.service_cidr or LOOPBACK_SERVICE_CIDR,
             reserved_ips=(host,) if host else (),  # the DNS server's address is never a ClusterIP
             node_address=self.opts.node_address,
-            nodes=(node_object(os.uname().nodename, os.uname().machine),),  # the one node (DaemonSets)
+            nodes=tuple(getattr(self.runtime, "node_objects", list)())  # a multi-node runtime's (swarm)
+            or (node_object(os.uname().nodename, os.uname().machine),),  # the one node (DaemonSets)
         )
 
     def _on_pod_change(self, uid: str) -> None:
