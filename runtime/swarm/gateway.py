@@ -148,6 +148,8 @@ async def join_host(
     await _sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", gw_if, "netns", str(pid))
     await _sh("ip", "addr", "add", f"{host_ip}/30", "dev", host_if)
     await _sh("ip", "link", "set", host_if, "up")
+    # a nodePort asked on the host's loopback, DNATed by the nftables data plane, leaves through the link
+    await _sh("sysctl", "-q", "-w", f"net.ipv4.conf.{host_if}.route_localnet=1")
     await _sh("ip", "route", "replace", subnet, "via", gw_link_ip, "dev", host_if)
     ns = ("nsenter", "-t", str(pid), "-n")
     await _sh(*ns, "ip", "addr", "add", f"{gw_link_ip}/30", "dev", gw_if)
@@ -161,7 +163,7 @@ async def join_host(
             pre.append(f"ip daddr {gateway_ip} {proto} dport 53 dnat to {dns[0]}:{dns[1]}")
     ruleset = (
         "table ip gitship_gw\ndelete table ip gitship_gw\ntable ip gitship_gw {\n"
-        "  chain post { type nat hook postrouting priority 100; " + "; ".join(rules) + " }\n"
-        "  chain pre { type nat hook prerouting priority -100; " + "; ".join(pre) + " }\n}\n"
+        "  chain post { type nat hook postrouting priority 100; " + "; ".join(rules) + "; }\n"
+        "  chain pre { type nat hook prerouting priority -100; " + "".join(r + "; " for r in pre) + "}\n}\n"
     )
     await _sh(*ns, "nft", "-f", "-", stdin=ruleset)
