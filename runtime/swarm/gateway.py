@@ -3,9 +3,11 @@
 gitship's data plane (the Service proxy, NodePorts, the cluster DNS) and its probes run in the
 gitship process, on the host, as with the Docker runtime (docs/docker.md). The pods live on an
 attachable overlay network (VXLAN) spread over the Swarm's nodes, which the host is not part
-of. So the runtime starts one **gateway** container, ``gs-<instance 8>-gw``, on the engine it
-talks to (the manager; it must run on this host: gitship checks the container's process is
-this host's), attached to the overlay, and joins the host to it:
+of. So the runtime starts a **gateway** service, ``gs-<instance 8>-gw``: global (one small
+``gitship/pause:1`` task on every node, so it weighs the same on every node for Swarm's
+scheduler, which counts tasks), attached to the overlay. The task on the node of the engine
+gitship talks to (the manager, which must be this host: gitship checks that the task's
+process is this host's) joins the host to the overlay:
 
 * a veth pair ``gsw<instance 8>`` (host) / ``gsg<instance 8>`` (in the gateway's network
   namespace) with a /30 of 169.254.0.0/16 picked from the instance id;
@@ -17,7 +19,7 @@ this host's), attached to the overlay, and joins the host to it:
   forwarded to gitship's DNS server, so pods that name it as their nameserver (the runtime
   sets it in each service's DNS config) resolve cluster names on any node.
 
-Removing the gateway container removes its end of the veth, hence the pair and the route.
+Removing the gateway service removes its task's end of the veth, hence the pair and the route.
 """
 
 from __future__ import annotations
@@ -82,35 +84,61 @@ def ensure_pause_image(api: Any) -> str:
     return PAUSE_IMAGE
 
 
-def ensure_gateway(api: Any, instance: str, network: str) -> tuple[str, int, str]:
-    """The gateway container, running (made if missing): (id, pid, its overlay address). Blocking."""
+def ensure_gateway(api: Any, instance: str, network: str) -> str:
+    """The gateway service (global: one task on every node), made if missing; its id. Blocking."""
     name = f"gs-{instance[:8]}-gw"
     try:
-        info = api.inspect_container(name)
+        return str(api.inspect_service(name)["ID"])
     except docker.errors.NotFound:
-        image = ensure_pause_image(api)
-        hc = api.create_host_config(network_mode=network, restart_policy={"Name": "unless-stopped"}, init=False)
-        api.create_container(
-            image,
-            command=["sh", "-c", SANDBOX_SCRIPT],
-            name=name,
-            hostname=name,
-            labels={LABEL_INSTANCE: instance, LABEL_ROLE: "gateway"},
-            host_config=hc,
-            detach=True,
+        pass
+    ensure_pause_image(api)
+    spec = docker.types.ContainerSpec(
+        PAUSE_IMAGE, command=["sh", "-c", SANDBOX_SCRIPT], hostname=name, stop_grace_period=1_000_000_000
+    )
+    template = docker.types.TaskTemplate(
+        spec, restart_policy=docker.types.RestartPolicy(condition="any", delay=1_000_000_000), networks=[network]
+    )
+    try:
+        return str(
+            api.create_service(
+                template,
+                name=name,
+                labels={LABEL_INSTANCE: instance, LABEL_ROLE: "gateway"},
+                mode=docker.types.ServiceMode("global"),
+                endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"),
+            )["ID"]
         )
-        info = api.inspect_container(name)
-    if not (info.get("State") or {}).get("Running"):
-        api.start(info["Id"])
-        info = api.inspect_container(info["Id"])
-    ip = ((info.get("NetworkSettings") or {}).get("Networks") or {}).get(network, {}).get("IPAddress") or ""
-    return str(info["Id"]), int((info.get("State") or {}).get("Pid") or 0), str(ip)
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:
+            raise
+    return str(api.inspect_service(name)["ID"])
+
+
+def local_gateway(api: Any, service_id: str, network_id: str) -> tuple[str, int, str] | None:
+    """The gateway task on the node of the engine gitship talks to, once running: (container id,
+    pid, overlay address). Blocking."""
+    node = str((api.info().get("Swarm") or {}).get("NodeID") or "")
+    for t in api.tasks(filters={"service": service_id, "node": node, "desired-state": "running"}):
+        st = t.get("Status") or {}
+        cs = st.get("ContainerStatus") or {}
+        if st.get("State") == "running" and cs.get("PID"):
+            ip = next(
+                (
+                    str(a).split("/")[0]
+                    for att in t.get("NetworksAttachments") or []
+                    if (att.get("Network") or {}).get("ID") == network_id
+                    for a in att.get("Addresses") or []
+                ),
+                "",
+            )
+            return str(cs.get("ContainerID")), int(cs["PID"]), ip
+    return None
 
 
 def remove_gateway(api: Any, instance: str) -> None:
-    for c in api.containers(all=True, filters={"label": [f"{LABEL_INSTANCE}={instance}", f"{LABEL_ROLE}=gateway"]}):
+    for s in api.services(filters={"label": [f"{LABEL_INSTANCE}={instance}", f"{LABEL_ROLE}=gateway"]}):
         try:
-            api.remove_container(c["Id"], force=True)
+            api.remove_service(s["ID"])
         except docker.errors.NotFound:
             pass
 

@@ -77,6 +77,8 @@ class SwarmRuntime(Runtime):
         self._engine_error: str | None = "not connected yet"
         self._poller: asyncio.Task[None] | None = None
         self._exposed: set[str] = set()
+        self._gateway_pid: tuple[int, str] | None = None
+        self._polls = 0
         self._closed = False
 
     # ------------------------------------------------------------------ engine
@@ -114,12 +116,20 @@ class SwarmRuntime(Runtime):
     async def _join_gateway(self) -> None:
         """The host on the overlay (gateway.py); without it Services and probes cannot reach pods."""
         try:
-            cid, pid, ip = await self._call(gateway.ensure_gateway, self._api, self.instance, self.network)
+            sid = await self._call(gateway.ensure_gateway, self._api, self.instance, self.network)
+            deadline = time.monotonic() + 60
+            while (local := await self._call(gateway.local_gateway, self._api, sid, self.network_id)) is None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError_("the gateway task on this node did not start (is gitship/pause:1 there?)")
+                await asyncio.sleep(0.3)
+            cid, pid, ip = local
             if not gateway.local_process(pid, cid):
                 raise RuntimeError_("the manager's engine is not on this host: no gateway to the overlay")
-            await gateway.join_host(self.instance, pid, ip, self.pod_cidr, self.service_cidr, self.dns)
+            if (pid, ip) != self._gateway_pid:
+                await gateway.join_host(self.instance, pid, ip, self.pod_cidr, self.service_cidr, self.dns)
+                self._gateway_pid = (pid, ip)
+                log.info("swarm_gateway_joined", gateway=ip, pod_cidr=self.pod_cidr)
             self.gateway_ip, self.gateway_error = ip, None
-            log.info("swarm_gateway_joined", gateway=ip, pod_cidr=self.pod_cidr)
         except (RuntimeError_, docker.errors.APIError, OSError) as exc:
             self.gateway_error = str(exc)
             log.warning("swarm_gateway_failed", error=str(exc))
@@ -363,6 +373,9 @@ class SwarmRuntime(Runtime):
                     log.exception("swarm_poll_failed")
 
     async def _poll_once(self) -> None:
+        self._polls += 1
+        if self._polls % 10 == 0 or self.gateway_error is not None:  # its task restarted: a new pid to join
+            await self._join_gateway()
         nodes = await self._call(self._api.nodes)
         self._nodes = {str(n["ID"]): n for n in nodes}
         ids = [p.service_id for p in self._pods.values() if p.service_id]
@@ -404,7 +417,7 @@ class SwarmRuntime(Runtime):
     def _notify(self, p: SPod) -> None:
         if p.uid not in self._pods:
             return
-        snap = json.dumps(status(p, "-"), sort_keys=True, default=str)
+        snap = json.dumps(status(p, rfc3339(time.time())), sort_keys=True, default=str)
         if snap != p.last_status:
             p.last_status = snap
             try:
