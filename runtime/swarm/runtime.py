@@ -290,7 +290,17 @@ class SwarmRuntime(Runtime):
         to the host, so pods reach the proxy and the DNS there."""
         if ip in self._exposed:
             return
-        await gateway._sh("ip", "addr", "add", f"{ip}/32", "dev", "lo", "label", "lo:gitship", ok_if=("File exists",))
+        await gateway._sh(
+            "ip",
+            "addr",
+            "add",
+            f"{ip}/32",
+            "dev",
+            "lo",
+            "label",
+            "lo:gitship",
+            ok_if=("File exists", "already assigned"),
+        )
         self._exposed.add(ip)
 
     def set_image_rules(self, rules: Sequence[Mapping[str, Any]], repo_dir: str | None) -> None:
