@@ -141,6 +141,10 @@ def env(swarm_lab: SwarmLab, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         left = swarm_lab.docker(1, "service", "ls", "-q", check=False)
         assert gs.proc is not None and gs.proc.returncode == 0, gs.output()
         assert not left.split(), f"services left after a clean stop: {left}"
+        lo = subprocess.run(["ip", "-o", "-4", "addr", "show", "dev", "lo"], capture_output=True, text=True).stdout
+        net = ipaddress.ip_network(service_cidr)
+        kept = [w.split("/")[0] for w in lo.split() if "/" in w and w[0].isdigit()]
+        assert not [a for a in kept if ipaddress.ip_address(a) in net], f"service addresses left on lo: {lo}"
 
 
 def test_the_lab_is_a_three_node_swarm(swarm_lab: SwarmLab) -> None:  # noqa: F811
