@@ -74,13 +74,15 @@ class Options:
         # Docker ClusterIPs come from 10.97.0.0/16, a range of its own (docs/docker.md).
         import ipaddress
 
-        if self.pod_cidr is None and self.runtime == "swarm":
-            self.pod_cidr = "10.245.0.0/16"  # the pods' overlay network (runtime/swarm, docs/swarm.md)
+        if self.runtime == "swarm":  # the pods' overlay; pods' Service traffic comes back out (docs/swarm.md)
+            self.pod_cidr, self.data_plane = self.pod_cidr or "10.245.0.0/16", self.data_plane.replace("auto", "proxy")
         if self.pod_cidr is None:
             sandboxed = self.runtime == "inprocess" and sandbox_unavailable(self.isolation) is None
             self.pod_cidr = SANDBOX_POD_CIDR if sandboxed else LOOPBACK_POD_CIDR
+        if self.service_cidr is None and self.runtime == "swarm":  # the overlay's upper half (docs/swarm.md)
+            self.service_cidr = str(list(ipaddress.ip_network(self.pod_cidr, strict=False).subnets())[1])
         if self.service_cidr is None:
-            if self.runtime in ("docker", "swarm"):
+            if self.runtime == "docker":
                 self.service_cidr = DOCKER_SERVICE_CIDR
             elif ipaddress.ip_network(self.pod_cidr, strict=False).is_loopback:
                 self.service_cidr = LOOPBACK_SERVICE_CIDR

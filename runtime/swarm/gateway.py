@@ -50,12 +50,23 @@ def link_addresses(instance: str) -> tuple[str, str]:
     return f"169.254.{third}.{fourth + 1}", f"169.254.{third}.{fourth + 2}"
 
 
-def ensure_network(api: Any, name: str, subnet: str, instance: str) -> str:
+def pod_range(subnet: str, services: str) -> str | None:
+    """The half of the overlay's subnet the pods' addresses come from when the Service range is its
+    other half (then pods reach ClusterIPs on the overlay); None when the ranges are apart."""
+    net, svc = ipaddress.ip_network(subnet, strict=False), ipaddress.ip_network(services, strict=False)
+    if net.prefixlen >= 31 or not svc.subnet_of(net):  # type: ignore[arg-type]
+        return None
+    low, high = net.subnets()
+    return str(low if svc.subnet_of(high) else high)  # type: ignore[arg-type]
+
+
+def ensure_network(api: Any, name: str, subnet: str, services: str, instance: str) -> str:
     """The attachable overlay network for the pods (made once); its id. Blocking."""
     for n in api.networks(names=[name]):
         if n.get("Name") == name:
             return str(n["Id"])
-    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+    pool = docker.types.IPAMPool(subnet=subnet, iprange=pod_range(subnet, services))
+    ipam = docker.types.IPAMConfig(pool_configs=[pool])
     try:
         return str(
             api.create_network(
@@ -84,19 +95,45 @@ def ensure_pause_image(api: Any) -> str:
     return PAUSE_IMAGE
 
 
-def ensure_gateway(api: Any, instance: str, network: str) -> str:
-    """The gateway service (global: one task on every node), made if missing; its id. Blocking."""
-    name = f"gs-{instance[:8]}-gw"
+# forwarding, answering ARP for the Service half of the overlay's subnet (proxy ARP, also back out
+# of the interface it came in on: pvlan), and no ICMP redirects for what it forwards there
+SYSCTLS = {
+    "net.ipv4.ip_forward": "1",
+    "net.ipv4.conf.all.proxy_arp": "1",
+    "net.ipv4.conf.all.proxy_arp_pvlan": "1",
+    "net.ipv4.conf.all.send_redirects": "0",
+    "net.ipv4.conf.default.send_redirects": "0",
+    "net.ipv4.conf.all.rp_filter": "0",
+    "net.ipv4.conf.default.rp_filter": "0",
+}
+# a node's responder: the Service range goes to the hub (found by its tasks.<name> DNS record)
+RESPONDER_SCRIPT = """trap 'exit 0' TERM INT; last=
+while :; do
+  ip=$(nslookup "tasks.$HUB" 2>/dev/null | awk '/^Address/ {a=$2} END {print a}')
+  if [ -n "$ip" ] && [ "$ip" != "$last" ] && ip route replace "$SERVICES" via "$ip"; then last=$ip; fi
+  sleep 2 & wait
+done"""
+
+
+def _gateway_service(api: Any, name: str, instance: str, network: str, mode: Any, script: str, **kw: Any) -> str:
     try:
         return str(api.inspect_service(name)["ID"])
     except docker.errors.NotFound:
         pass
-    ensure_pause_image(api)
     spec = docker.types.ContainerSpec(
-        PAUSE_IMAGE, command=["sh", "-c", SANDBOX_SCRIPT], hostname=name, stop_grace_period=1_000_000_000
+        PAUSE_IMAGE,
+        command=["sh", "-c", script],
+        hostname=name,
+        stop_grace_period=1_000_000_000,
+        sysctls=SYSCTLS,
+        cap_add=["CAP_NET_ADMIN"],
+        **kw,
     )
     template = docker.types.TaskTemplate(
-        spec, restart_policy=docker.types.RestartPolicy(condition="any", delay=1_000_000_000), networks=[network]
+        spec,
+        restart_policy=docker.types.RestartPolicy(condition="any", delay=1_000_000_000),
+        networks=[network],
+        placement=docker.types.Placement(constraints=[c for c in [mode[1]] if c]),
     )
     try:
         return str(
@@ -104,7 +141,7 @@ def ensure_gateway(api: Any, instance: str, network: str) -> str:
                 template,
                 name=name,
                 labels={LABEL_INSTANCE: instance, LABEL_ROLE: "gateway"},
-                mode=docker.types.ServiceMode("global"),
+                mode=mode[0],
                 endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"),
             )["ID"]
         )
@@ -112,6 +149,28 @@ def ensure_gateway(api: Any, instance: str, network: str) -> str:
         if exc.status_code != 409:
             raise
     return str(api.inspect_service(name)["ID"])
+
+
+def ensure_gateway(api: Any, instance: str, network: str, services: str) -> str:
+    """The hub (one task on this engine's node) and the responders (one on every other node), made
+    if missing: so every node carries one gateway task, the same weight for Swarm's scheduler,
+    which counts tasks. Returns the hub service's id. Blocking."""
+    ensure_pause_image(api)
+    node = str((api.info().get("Swarm") or {}).get("NodeID") or "")
+    hub = f"gs-{instance[:8]}-hub"
+    hub_id = _gateway_service(
+        api, hub, instance, network, (docker.types.ServiceMode("replicated", 1), f"node.id=={node}"), SANDBOX_SCRIPT
+    )
+    _gateway_service(
+        api,
+        f"gs-{instance[:8]}-gw",
+        instance,
+        network,
+        (docker.types.ServiceMode("global"), f"node.id!={node}"),
+        RESPONDER_SCRIPT,
+        env={"HUB": hub, "SERVICES": services},
+    )
+    return hub_id
 
 
 def local_gateway(api: Any, service_id: str, network_id: str) -> tuple[str, int, str] | None:

@@ -108,7 +108,7 @@ class SwarmRuntime(Runtime):
                 "the Docker Engine is not a Swarm manager (docker swarm init / DOCKER_HOST of a manager)"
             )
         self.network_id = await self._call(
-            gateway.ensure_network, self._api, self.network, self.pod_cidr, self.instance
+            gateway.ensure_network, self._api, self.network, self.pod_cidr, self.service_cidr, self.instance
         )
         self._engine_error = None
         await self._join_gateway()
@@ -116,7 +116,7 @@ class SwarmRuntime(Runtime):
     async def _join_gateway(self) -> None:
         """The host on the overlay (gateway.py); without it Services and probes cannot reach pods."""
         try:
-            sid = await self._call(gateway.ensure_gateway, self._api, self.instance, self.network)
+            sid = await self._call(gateway.ensure_gateway, self._api, self.instance, self.network, self.service_cidr)
             deadline = time.monotonic() + 60
             while (local := await self._call(gateway.local_gateway, self._api, sid, self.network_id)) is None:
                 if time.monotonic() > deadline:

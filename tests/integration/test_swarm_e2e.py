@@ -78,7 +78,7 @@ spec:
 
 
 def _free_ranges() -> tuple[str, str]:
-    """A pod range and a service range (10.X.0.0/17, 10.X.128.0/17) no route of this host overlaps."""
+    """The pods' overlay 10.X.0.0/16 no route of this host overlaps, and its upper half for Services."""
     out = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
     nets = []
     for line in out.splitlines():
@@ -90,7 +90,7 @@ def _free_ranges() -> tuple[str, str]:
         x = 160 + secrets.randbelow(40)
         cand = ipaddress.ip_network(f"10.{x}.0.0/16")
         if not any(n.prefixlen and n.overlaps(cand) for n in nets):
-            return f"10.{x}.0.0/17", f"10.{x}.128.0/17"
+            return f"10.{x}.0.0/16", f"10.{x}.128.0/17"
     pytest.skip("no free 10.X.0.0/16 for the pods and services")
 
 
@@ -178,12 +178,16 @@ def test_deployment_and_services_spread_over_three_nodes(env: Env) -> None:
     seen_cip = {_get(cip, 80).split()[-1] for _ in range(30)}
     seen_np = {_get("127.0.0.1", NODE_PORT).split()[-1] for _ in range(30)}
     assert seen_cip == names and seen_np == names
-    # the cluster DNS inside a pod on every node: the ClusterIP, and one record per pod (headless)
+    # inside a pod on every node: the cluster DNS (the ClusterIP; one record per pod, headless),
+    # and the ClusterIP by name, through gitship's data plane
     ips = sorted(p["status"]["podIP"] for p in pods)
+    get = 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 3 test-svc 80 | tail -1'
     for p in pods:
         out = env.in_pod(p, "nslookup test-svc-headless.default.svc.cluster.local; nslookup test-svc")
         assert all(ip in out for ip in ips), out
         assert cip in out, out
+        answers = {env.in_pod(p, get).split()[-1] for _ in range(6)}
+        assert answers and answers <= names, answers
 
 
 def test_rolling_update_under_load_fails_no_request(env: Env) -> None:
