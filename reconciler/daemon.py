@@ -397,6 +397,7 @@ class Daemon:
         """The Service data plane and the cluster DNS server (the reconciler programs both)."""
         try:
             self.plane = choose(self.opts.data_plane, self.state_dir)
+            self.plane = getattr(self.runtime, "wrap_plane", lambda p: p)(self.plane)  # swarm: NodePorts on nodes
         except ValueError as e:
             raise GitshipError(str(e)) from None
         self.log.info("data_plane", **self.plane.info())

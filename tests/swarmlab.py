@@ -226,8 +226,9 @@ class SwarmLab:
     def _wait_answer(self, i: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if _run("docker", "-H", self.sock(i), "version", check=False, timeout=10).returncode == 0:
-                return
+            with contextlib.suppress(subprocess.TimeoutExpired):  # a restarting engine may take a while
+                if _run("docker", "-H", self.sock(i), "version", check=False, timeout=10).returncode == 0:
+                    return
             time.sleep(0.1)
         tail = (self.node_dir(i) / "dockerd.log").read_text(errors="replace")[-2000:]
         raise RuntimeError(f"dockerd of node{i} did not come up:\n{tail}")

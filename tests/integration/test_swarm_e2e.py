@@ -178,6 +178,9 @@ def test_deployment_and_services_spread_over_three_nodes(env: Env) -> None:
     seen_cip = {_get(cip, 80).split()[-1] for _ in range(30)}
     seen_np = {_get("127.0.0.1", NODE_PORT).split()[-1] for _ in range(30)}
     assert seen_cip == names and seen_np == names
+    # the NodePort on every node's own address too (a relay task per node: runtime/swarm/nodeports.py)
+    for i in (1, 2, 3):
+        wait_for(lambda i=i: _get(env.lab.addr(i), NODE_PORT).startswith("This is v1"), 60, what=f"NodePort on node{i}")
     # inside a pod on every node: the cluster DNS (the ClusterIP; one record per pod, headless),
     # and the ClusterIP by name, through gitship's data plane
     ips = sorted(p["status"]["podIP"] for p in pods)
