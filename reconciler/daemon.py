@@ -176,6 +176,21 @@ def _host_resolvers() -> list[str]:
     return out[:2]
 
 
+def _other_runtime(rt_dir: str, o: Options) -> Runtime:
+    """The Swarm runtime (one Swarm service per pod, docs/swarm.md); GitshipError for an unknown name."""
+    if o.runtime != "swarm":
+        raise GitshipError(f"unknown runtime {o.runtime!r} (inprocess, docker or swarm)")
+    from runtime.swarm import SwarmRuntime
+
+    kw = {"pod_cidr": o.pod_cidr or "", "service_cidr": o.service_cidr or "", "dns_search": DOCKER_DNS_SEARCH}
+    return SwarmRuntime(rt_dir, docker_host=o.docker_host, dns=_dns_host_port(o.dns_addr or ""), **kw)  # type: ignore[arg-type]
+
+
+def _nodes(runtime: Runtime) -> tuple[dict[str, Any], ...]:
+    """The Nodes DaemonSets run on: a multi-node runtime's (swarm: ``node_objects``), else this machine."""
+    return tuple(getattr(runtime, "node_objects", list)()) or (node_object(os.uname().nodename, os.uname().machine),)
+
+
 def _dns_host_port(addr: str) -> tuple[str, int]:
     host, _, port = addr.rpartition(":")
     return (host or addr, int(port) if port else 53)
@@ -289,13 +304,7 @@ class Daemon:
                 dns_search=list(DOCKER_DNS_SEARCH) if dns_servers else None,
                 allow_host_paths=self.opts.allow_host_paths,
             )
-        if self.opts.runtime == "swarm":  # one Swarm service per pod (docs/swarm.md)
-            from runtime.swarm import SwarmRuntime
-
-            o, dns = self.opts, _dns_host_port(self.opts.dns_addr or "")
-            kw = {"pod_cidr": o.pod_cidr or "", "service_cidr": o.service_cidr or "", "dns_search": DOCKER_DNS_SEARCH}
-            return SwarmRuntime(rt_dir, docker_host=o.docker_host, dns=dns, **kw)  # type: ignore[arg-type]
-        raise GitshipError(f"unknown runtime {self.opts.runtime!r} (inprocess, docker or swarm)")
+        return _other_runtime(rt_dir, self.opts)  # swarm (docs/swarm.md), or an error
 
     async def run(self) -> int:
         self._acquire_lock()
@@ -396,8 +405,7 @@ class Daemon:
     async def _start_network(self) -> None:
         """The Service data plane and the cluster DNS server (the reconciler programs both)."""
         try:
-            self.plane = choose(self.opts.data_plane, self.state_dir)
-            self.plane = getattr(self.runtime, "wrap_plane", lambda p: p)(self.plane)  # swarm: NodePorts on nodes
+            self.plane = getattr(self.runtime, "wrap_plane", lambda p: p)(choose(self.opts.data_plane, self.state_dir))
         except ValueError as e:
             raise GitshipError(str(e)) from None
         self.log.info("data_plane", **self.plane.info())
@@ -426,8 +434,7 @@ class Daemon:
             service_cidr=self.opts.service_cidr or LOOPBACK_SERVICE_CIDR,
             reserved_ips=(host,) if host else (),  # the DNS server's address is never a ClusterIP
             node_address=self.opts.node_address,
-            nodes=tuple(getattr(self.runtime, "node_objects", list)())  # a multi-node runtime's (swarm)
-            or (node_object(os.uname().nodename, os.uname().machine),),  # the one node (DaemonSets)
+            nodes=_nodes(self.runtime),  # the one node, or a multi-node runtime's (swarm) (DaemonSets)
         )
 
     def _on_pod_change(self, uid: str) -> None:
