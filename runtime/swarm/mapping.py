@@ -159,11 +159,20 @@ def node_object(node: Mapping[str, Any]) -> dict[str, Any]:
         "cpu": str(int(res.get("NanoCPUs") or 0) // 10**9),
         "memory": f"{int(res.get('MemoryBytes') or 0) // 1024}Ki",
     }
-    role = str((node.get("Spec") or {}).get("Role") or "worker")
+    role = "control-plane" if (node.get("Spec") or {}).get("Role") == "manager" else "<none>"
+    engine = str((desc.get("Engine") or {}).get("EngineVersion", ""))
+    meta = {
+        "name": name,
+        "uid": str(node.get("ID")),
+        "resourceVersion": str((node.get("Version") or {}).get("Index") or 1),
+        "creationTimestamp": _time(str(node.get("CreatedAt") or "")) or "1970-01-01T00:00:00Z",
+        "labels": labels,
+        "annotations": {"gitship.io/roles": role},  # kubectl's ROLES column (reconciler/kapi/views.py)
+    }
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": name, "uid": str(node.get("ID")), "labels": labels, "annotations": {"swarm.role": role}},
+        "metadata": meta,
         "spec": {"unschedulable": (node.get("Spec") or {}).get("Availability") != "active"},
         "status": {
             "conditions": [
@@ -180,6 +189,13 @@ def node_object(node: Mapping[str, Any]) -> dict[str, Any]:
             ],
             "capacity": cap,
             "allocatable": cap,
-            "nodeInfo": {"containerRuntimeVersion": f"docker://{(desc.get('Engine') or {}).get('EngineVersion', '')}"},
+            "nodeInfo": {
+                "containerRuntimeVersion": f"docker://{engine}",
+                "kubeletVersion": f"swarm/{engine}",
+                "kubeProxyVersion": "",
+                "operatingSystem": "linux",
+                "architecture": arch,
+                **{k: "" for k in ("osImage", "kernelVersion", "machineID", "systemUUID", "bootID")},
+            },
         },
     }

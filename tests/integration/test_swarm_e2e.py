@@ -13,7 +13,9 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import json
+import os
 import secrets
+import socket
 import subprocess
 import threading
 import time
@@ -131,7 +133,10 @@ def env(swarm_lab: SwarmLab, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     commit_file(repo, "deploy.yaml", deployment(replicas=3), "kubia v1")
     pod_cidr, service_cidr = _free_ranges()
     args = ["--runtime", "swarm", "--docker-host", swarm_lab.manager, "--pod-cidr", pod_cidr]
-    args += ["--service-cidr", service_cidr, "--api-addr", "none"]
+    with socket.socket() as sock:  # the Kubernetes API on a free loopback port (kubectl get nodes)
+        sock.bind(("127.0.0.1", 0))
+        api = f"127.0.0.1:{sock.getsockname()[1]}"
+    args += ["--service-cidr", service_cidr, "--api-addr", api]
     gs = Gitship(repo, base / "state", args)
     gs.start()
     try:
@@ -277,6 +282,12 @@ def test_adoption_after_kill9(env: Env) -> None:
 def test_daemonset_one_pod_per_node_and_get_nodes(env: Env) -> None:
     status = env.gs.status()["status"]["runtime"]
     assert sorted(n["name"] for n in status["nodes"]) == ["node1", "node2", "node3"]
+    kubernetes = pytest.importorskip("kubernetes")
+    api = kubernetes.config.new_client_from_config(config_file=os.path.join(env.gs.state_dir, "kubeconfig"))
+    nodes = kubernetes.client.CoreV1Api(api).list_node().items
+    ready = {n.metadata.name: n.status.conditions[0].status for n in nodes}
+    assert ready == {"node1": "True", "node2": "True", "node3": "True"}
+    assert {n.status.addresses[0].address for n in nodes} == {env.lab.addr(i) for i in (1, 2, 3)}
     sha = commit_file(env.repo, "ds.yaml", DAEMONSET, "agent daemonset")
     env.gs.wait_applied(sha, 60)
     pods = wait_for(lambda: len(env.ready_pods("agent")) == 3 and env.ready_pods("agent"), 90, what="3 agents")
