@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import docker.types  # type: ignore[import-untyped]
+import structlog
 
 from runtime.base import Pod, PodStatus
 from runtime.kernel import container_argv, container_env, container_status, parse_quantity, pod_conditions, pod_phase
@@ -32,6 +33,8 @@ from .mapping import (
     task_ip,
     task_state,
 )
+
+log = structlog.get_logger("runtime.swarm")
 
 ONE_CONTAINER = "the swarm runtime runs one container per pod (a Swarm service has one)"
 
@@ -147,7 +150,9 @@ def service_spec(
         if spec.get("dnsPolicy", "ClusterFirst") != "Default"
         else None,
     )
-    placement, _unsupported = constraints(p.pod)
+    placement, unsupported = constraints(p.pod)
+    if unsupported:  # said, never silently dropped
+        log.warning("swarm_placement_unsupported", pod=p.name, namespace=p.namespace, ignored=unsupported)
     template = docker.types.TaskTemplate(
         cspec,
         resources=_resources(c),
