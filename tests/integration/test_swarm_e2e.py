@@ -76,6 +76,7 @@ spec:
       - name: agent
         image: {V1}
         imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "echo agent on $(hostname); trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
 """
 
 
@@ -241,8 +242,17 @@ def test_node_crash_pods_replaced_and_nothing_doubled_when_it_returns(env: Env) 
     victim = busy.most_common(1)[0][0]
     n = int(victim.removeprefix("node"))
     others = {f"node{i}" for i in (1, 2, 3) if i != n}
+    dead_ips = {p["status"]["podIP"] for p in before if p["status"]["nominatedNodeName"] == victim}
     t0 = time.monotonic()
     env.lab.kill(n)
+
+    def endpoints() -> set[str]:
+        subsets = env.gs.json("get", "ep", "test-svc").get("subsets") or [{}]
+        return {a["ip"] for a in subsets[0].get("addresses") or []}
+
+    # Services stop sending to the dead node's pods within seconds (Swarm's heartbeat is 1 s here)
+    wait_for(lambda: not endpoints() & dead_ips, 20, what="the dead node's pods out of the endpoints")
+    print(f"{victim} killed: its pods out of the endpoints after {time.monotonic() - t0:.1f}s")
     # availability is reported truthfully meanwhile: the Deployment is not fully available
     wait_for(lambda: env.gs.json("get", "deploy", "kubia")["status"].get("availableReplicas", 0) < 3, 30)
 
@@ -292,3 +302,6 @@ def test_daemonset_one_pod_per_node_and_get_nodes(env: Env) -> None:
     env.gs.wait_applied(sha, 60)
     pods = wait_for(lambda: len(env.ready_pods("agent")) == 3 and env.ready_pods("agent"), 90, what="3 agents")
     assert sorted(p["status"]["nominatedNodeName"] for p in pods) == ["node1", "node2", "node3"]
+    # logs of a pod on any node, through the manager (Swarm's service logs)
+    name = next(p["metadata"]["name"] for p in pods if p["status"]["nominatedNodeName"] == "node3")
+    wait_for(lambda: f"agent on {name}" in env.gs.cli("logs", name).stdout, 30, what="the agent's log line")

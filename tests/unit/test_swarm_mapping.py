@@ -94,3 +94,33 @@ def test_a_swarm_node_is_a_kubernetes_node() -> None:
     assert n["metadata"]["labels"]["disk"] == "ssd" and n["metadata"]["labels"]["kubernetes.io/arch"] == "amd64"
     assert n["status"]["conditions"][0]["status"] == "Unknown"
     assert n["status"]["addresses"][0] == {"type": "InternalIP", "address": "10.250.0.12"}
+
+
+def test_node_ports_relay_to_the_cluster_ip() -> None:
+    from dataclasses import dataclass
+
+    from runtime.swarm.nodeports import node_ports
+
+    @dataclass
+    class R:
+        cluster_ip: str
+        listen: tuple[tuple[str, int], ...]
+        protocol: str = "TCP"
+
+    rules = [
+        R("10.245.128.5", (("10.245.128.5", 80), ("0.0.0.0", 30080))),
+        R("10.245.128.6", (("10.245.128.6", 53),), "UDP"),
+        R("10.245.128.7", (("10.245.128.7", 8080),)),
+    ]
+    assert node_ports(rules) == {(30080, "10.245.128.5", 80)}
+
+
+def test_the_service_range_is_the_overlays_other_half() -> None:
+    from runtime.swarm.gateway import link_addresses, pod_range
+
+    assert pod_range("10.245.0.0/16", "10.245.128.0/17") == "10.245.0.0/17"
+    assert pod_range("10.245.0.0/16", "10.245.0.0/17") == "10.245.128.0/17"
+    assert pod_range("10.245.0.0/16", "10.97.0.0/16") is None
+    host, gw = link_addresses("0123456789abcdef")
+    assert host.startswith("169.254.") and not host.startswith("169.254.169.")
+    assert int(gw.rsplit(".", 1)[1]) == int(host.rsplit(".", 1)[1]) + 1
