@@ -148,6 +148,7 @@ def run(base: Path) -> list[tuple[str, str, str]]:
                     counts["failed"] += 1
                 time.sleep(max(0.0, 0.01 - (time.monotonic() - t)))
 
+        dead_ips = {p["status"]["podIP"] for p in ready_pods(gs) if p["status"]["nominatedNodeName"] == victim}
         th = threading.Thread(target=load, daemon=True)
         th.start()
         time.sleep(1)
@@ -156,13 +157,17 @@ def run(base: Path) -> list[tuple[str, str, str]]:
         times: dict[str, float] = {}
 
         def recovered() -> bool:
+            if "endpoints" not in times:
+                subsets = gs.json("get", "ep", "web").get("subsets") or [{}]  # type: ignore[union-attr]
+                if not {a["ip"] for a in subsets[0].get("addresses") or []} & dead_ips:
+                    times["endpoints"] = time.monotonic() - t0
             if "swarm" not in times and swarm_running(lab, "plain", avoid=victim) == N:
                 times["swarm"] = time.monotonic() - t0
             if "gitship" not in times:
                 pods = ready_pods(gs)  # type: ignore[arg-type]
                 if len(pods) == N and all(p["status"]["nominatedNodeName"] != victim for p in pods):
                     times["gitship"] = time.monotonic() - t0
-            return len(times) == 2
+            return len(times) == 3
 
         wait(recovered, 120, "both back at N", interval=0.2)
         time.sleep(2)
@@ -170,6 +175,8 @@ def run(base: Path) -> list[tuple[str, str, str]]:
         th.join()
         rows.append((f"S2 {victim} killed under load via NodePort on node1: failed requests",
                      f"{counts['failed']} of {counts['ok'] + counts['failed']}", ""))  # fmt: skip
+        rows.append((f"S2 {victim} killed: seconds until the Service stops sending to its pods",
+                     f"{times['endpoints']:.1f} s", "Swarm dispatcher heartbeat 1 s"))  # fmt: skip
         rows.append((f"S2 {victim} killed: seconds to {N} available replicas again", f"{times['gitship']:.1f} s",
                      f"Swarm's own reschedule of a {N}-replica service {times['swarm']:.1f} s"))  # fmt: skip
 
