@@ -182,8 +182,10 @@ def _other_runtime(rt_dir: str, o: Options) -> Runtime:
         raise GitshipError(f"unknown runtime {o.runtime!r} (inprocess, docker or swarm)")
     from runtime.swarm import SwarmRuntime
 
-    kw = {"pod_cidr": o.pod_cidr or "", "service_cidr": o.service_cidr or "", "dns_search": DOCKER_DNS_SEARCH}
-    return SwarmRuntime(rt_dir, docker_host=o.docker_host, dns=_dns_host_port(o.dns_addr or ""), **kw)  # type: ignore[arg-type]
+    pods, services, dns = o.pod_cidr or "", o.service_cidr or "", _dns_host_port(o.dns_addr or "")
+    return SwarmRuntime(
+        rt_dir, docker_host=o.docker_host, pod_cidr=pods, service_cidr=services, dns=dns, dns_search=DOCKER_DNS_SEARCH
+    )
 
 
 def _nodes(runtime: Runtime) -> tuple[dict[str, Any], ...]:

@@ -128,7 +128,7 @@ class SwarmEngine:
         to the host, so pods reach the proxy and the DNS there."""
         if ip in self._exposed:
             return
-        await gateway._sh(
+        await gateway.sh(
             "ip",
             "addr",
             "add",

@@ -211,7 +211,7 @@ def local_process(pid: int, container_id: str) -> bool:
         return False
 
 
-async def _sh(*argv: str, stdin: str | None = None, ok_if: tuple[str, ...] = ()) -> None:
+async def sh(*argv: str, stdin: str | None = None, ok_if: tuple[str, ...] = ()) -> None:
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
@@ -231,18 +231,18 @@ async def join_host(
     a link left by a killed gitship is replaced)."""
     host_if, gw_if = link_names(instance)
     host_ip, gw_link_ip = link_addresses(instance)
-    await _sh("ip", "link", "del", host_if, ok_if=("Cannot find", "does not exist"))
-    await _sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", gw_if, "netns", str(pid))
-    await _sh("ip", "addr", "add", f"{host_ip}/30", "dev", host_if)
-    await _sh("ip", "link", "set", host_if, "up")
+    await sh("ip", "link", "del", host_if, ok_if=("Cannot find", "does not exist"))
+    await sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", gw_if, "netns", str(pid))
+    await sh("ip", "addr", "add", f"{host_ip}/30", "dev", host_if)
+    await sh("ip", "link", "set", host_if, "up")
     # a nodePort asked on the host's loopback, DNATed by the nftables data plane, leaves through the link
-    await _sh("sysctl", "-q", "-w", f"net.ipv4.conf.{host_if}.route_localnet=1")
-    await _sh("ip", "route", "replace", subnet, "via", gw_link_ip, "dev", host_if)
+    await sh("sysctl", "-q", "-w", f"net.ipv4.conf.{host_if}.route_localnet=1")
+    await sh("ip", "route", "replace", subnet, "via", gw_link_ip, "dev", host_if)
     ns = ("nsenter", "-t", str(pid), "-n")
-    await _sh(*ns, "ip", "addr", "add", f"{gw_link_ip}/30", "dev", gw_if)
-    await _sh(*ns, "ip", "link", "set", gw_if, "up")
-    await _sh(*ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-    await _sh(*ns, "ip", "route", "replace", service_cidr, "via", host_ip, "dev", gw_if)
+    await sh(*ns, "ip", "addr", "add", f"{gw_link_ip}/30", "dev", gw_if)
+    await sh(*ns, "ip", "link", "set", gw_if, "up")
+    await sh(*ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+    await sh(*ns, "ip", "route", "replace", service_cidr, "via", host_ip, "dev", gw_if)
     rules = [f"ip daddr {ipaddress.ip_network(subnet, strict=False)} oifname != {json.dumps(gw_if)} masquerade"]
     pre = []
     if dns is not None and gateway_ip:
@@ -253,4 +253,4 @@ async def join_host(
         "  chain post { type nat hook postrouting priority 100; " + "; ".join(rules) + "; }\n"
         "  chain pre { type nat hook prerouting priority -100; " + "".join(r + "; " for r in pre) + "}\n}\n"
     )
-    await _sh(*ns, "nft", "-f", "-", stdin=ruleset)
+    await sh(*ns, "nft", "-f", "-", stdin=ruleset)

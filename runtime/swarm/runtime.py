@@ -223,7 +223,7 @@ class SwarmRuntime(SwarmEngine, Runtime):
                 await self._call(self._api.remove_network, self.network_id)
             for ip in list(self._exposed):
                 with contextlib.suppress(RuntimeError_):
-                    await gateway._sh("ip", "addr", "del", f"{ip}/32", "dev", "lo", ok_if=("Cannot assign",))
+                    await gateway.sh("ip", "addr", "del", f"{ip}/32", "dev", "lo", ok_if=("Cannot assign",))
         for p in self._pods.values():
             p.stop_probe()
         if self._client is not None:
