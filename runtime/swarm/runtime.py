@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -93,7 +94,7 @@ class SwarmRuntime(SwarmEngine, Runtime):
         self._notify(p)
 
     async def _create_service(self, p: SPod) -> None:
-        nameserver = self.gateway_ip if self.dns else None
+        nameserver = self._nameserver()
         try:
             kw = service_spec(
                 self.instance, p, self.network_id, self.config_objects, nameserver, self.dns_search, self.restart_delay
@@ -116,6 +117,17 @@ class SwarmRuntime(SwarmEngine, Runtime):
             if not engine_down(exc):
                 raise
             p.error = f"swarm manager unreachable: {exc}"
+
+    def _nameserver(self) -> str | None:
+        """The pods' DNS: the cluster DNS's own address when it is port 53 in the overlay's Service half
+        (stable, reached like a ClusterIP), else the hub's address (it forwards port 53 to it)."""
+        if self.dns is None:
+            return None
+        host, port = self.dns
+        inside = gateway.pod_range(self.pod_cidr, self.service_cidr) is not None
+        if port == 53 and inside and ipaddress.ip_address(host) in ipaddress.ip_network(self.service_cidr):
+            return host
+        return self.gateway_ip
 
     async def delete_pod(self, uid: str, grace_seconds: float | None = None) -> None:
         p = self._pods.get(uid)
