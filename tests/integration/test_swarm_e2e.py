@@ -305,3 +305,30 @@ def test_daemonset_one_pod_per_node_and_get_nodes(env: Env) -> None:
     # logs of a pod on any node, through the manager (Swarm's service logs)
     name = next(p["metadata"]["name"] for p in pods if p["status"]["nominatedNodeName"] == "node3")
     wait_for(lambda: f"agent on {name}" in env.gs.cli("logs", name).stdout, 30, what="the agent's log line")
+
+
+ONE_SHOT = f"""apiVersion: v1
+kind: Pod
+metadata:
+  name: one-shot
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: {V1}
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo done; exit 3"]
+"""
+
+
+def test_restart_policy_never_is_a_failed_pod_with_its_exit_code(env: Env) -> None:
+    sha = commit_file(env.repo, "one-shot.yaml", ONE_SHOT, "a one-shot pod")
+    env.gs.wait_applied(sha, 60)
+
+    def failed() -> dict[str, Any] | None:
+        pod = env.gs.json("get", "pod", "one-shot")
+        return pod if (pod.get("status") or {}).get("phase") == "Failed" else None
+
+    pod = wait_for(failed, 60, what="the one-shot pod Failed")
+    cs = pod["status"]["containerStatuses"][0]
+    assert cs["state"]["terminated"]["exitCode"] == 3 and cs["restartCount"] == 0
