@@ -78,6 +78,7 @@ class Options:
     web_addr: str = "127.0.0.1:7080"  # --web-addr: the web view (reconciler/web); "none" turns it off
     prune_threshold: str | None = None  # --prune-threshold PERCENT|off (reconciler/prune.py); None: gitship.yaml
     sources_file: str | None = None  # --sources FILE: several sources (reconciler/sources); else gitship.yaml's
+    docker_host: str | None = None  # --docker-host: the engine (swarm: a manager); None: DOCKER_HOST or the socket
 
     def __post_init__(self) -> None:
         # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
@@ -87,9 +88,13 @@ class Options:
         # Docker ClusterIPs come from 10.97.0.0/16, a range of its own (docs/docker.md).
         import ipaddress
 
+        if self.runtime == "swarm":  # the pods' overlay; pods' Service traffic comes back out (docs/swarm.md)
+            self.pod_cidr, self.data_plane = self.pod_cidr or "10.245.0.0/16", self.data_plane.replace("auto", "proxy")
         if self.pod_cidr is None:
             sandboxed = self.runtime == "inprocess" and sandbox_unavailable(self.isolation) is None
             self.pod_cidr = SANDBOX_POD_CIDR if sandboxed else LOOPBACK_POD_CIDR
+        if self.service_cidr is None and self.runtime == "swarm":  # the overlay's upper half (docs/swarm.md)
+            self.service_cidr = str(list(ipaddress.ip_network(self.pod_cidr, strict=False).subnets())[1])
         if self.service_cidr is None:
             if self.runtime == "docker":
                 self.service_cidr = DOCKER_SERVICE_CIDR
@@ -183,6 +188,23 @@ def _host_resolvers() -> list[str]:
                         if not ipaddress.ip_address(parts[1]).is_loopback:
                             out.append(parts[1])
     return out[:2]
+
+
+def _other_runtime(rt_dir: str, o: Options) -> Runtime:
+    """The Swarm runtime (one Swarm service per pod, docs/swarm.md); GitshipError for an unknown name."""
+    if o.runtime != "swarm":
+        raise GitshipError(f"unknown runtime {o.runtime!r} (inprocess, docker or swarm)")
+    from runtime.swarm import SwarmRuntime
+
+    pods, services, dns = o.pod_cidr or "", o.service_cidr or "", _dns_host_port(o.dns_addr or "")
+    return SwarmRuntime(
+        rt_dir, docker_host=o.docker_host, pod_cidr=pods, service_cidr=services, dns=dns, dns_search=DOCKER_DNS_SEARCH
+    )
+
+
+def _nodes(runtime: Runtime) -> tuple[dict[str, Any], ...]:
+    """The Nodes DaemonSets run on: a multi-node runtime's (swarm: ``node_objects``), else this machine."""
+    return tuple(getattr(runtime, "node_objects", list)()) or (node_object(os.uname().nodename, os.uname().machine),)
 
 
 def _dns_host_port(addr: str) -> tuple[str, int]:
@@ -298,7 +320,7 @@ class Daemon:
                 dns_search=list(DOCKER_DNS_SEARCH) if dns_servers else None,
                 allow_host_paths=self.opts.allow_host_paths,
             )
-        raise GitshipError(f"unknown runtime {self.opts.runtime!r} (inprocess or docker)")
+        return _other_runtime(rt_dir, self.opts)  # swarm (docs/swarm.md), or an error
 
     async def run(self) -> int:
         self._acquire_lock()
@@ -399,7 +421,7 @@ class Daemon:
     async def _start_network(self) -> None:
         """The Service data plane and the cluster DNS server (the reconciler programs both)."""
         try:
-            self.plane = choose(self.opts.data_plane, self.state_dir)
+            self.plane = getattr(self.runtime, "wrap_plane", lambda p: p)(choose(self.opts.data_plane, self.state_dir))
         except ValueError as e:
             raise GitshipError(str(e)) from None
         self.log.info("data_plane", **self.plane.info())
@@ -428,7 +450,7 @@ class Daemon:
             service_cidr=self.opts.service_cidr or LOOPBACK_SERVICE_CIDR,
             reserved_ips=(host,) if host else (),  # the DNS server's address is never a ClusterIP
             node_address=self.opts.node_address,
-            nodes=(node_object(os.uname().nodename, os.uname().machine),),  # the one node (DaemonSets)
+            nodes=_nodes(self.runtime),  # the one node, or a multi-node runtime's (swarm) (DaemonSets)
         )
 
     def _on_pod_change(self, uid: str) -> None:

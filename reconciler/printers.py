@@ -140,7 +140,9 @@ def _pod_row(p: Obj, now: float) -> list[Any]:
 
 
 def _pod_wide(p: Obj) -> list[Any]:
-    return [(p.get("status") or {}).get("podIP") or "<none>", "localhost"]
+    st = p.get("status") or {}  # a multi-node runtime (swarm) names the node it placed the pod on
+    node = (p.get("spec") or {}).get("nodeName") or st.get("nominatedNodeName") or "localhost"
+    return [st.get("podIP") or "<none>", node]
 
 
 def _rs_row(o: Obj, now: float) -> list[Any]:

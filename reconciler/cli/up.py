@@ -111,6 +111,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         web_addr=args.web_addr,
         prune_threshold=args.prune_threshold,
         sources_file=os.path.abspath(args.sources) if args.sources else None,
+        docker_host=args.docker_host,
     )
     return run(opts)
 
@@ -130,7 +131,8 @@ def cmd_kubeconfig(args: argparse.Namespace) -> int:
 def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("up", parents=[common], help="run the reconciler in the foreground")
     s.add_argument("repo", help="a local repository path or a git URL")
-    s.add_argument("--runtime", default="inprocess", choices=["inprocess", "docker"])
+    s.add_argument("--runtime", default="inprocess", choices=["inprocess", "docker", "swarm"])
+    s.add_argument("--docker-host", default=None, help="the Docker Engine (swarm: a manager); default DOCKER_HOST")
     s.add_argument("--branch")
     s.add_argument("--path", help="the folder of the repository that holds the manifests")
     s.add_argument("--interval", type=float, default=30.0, help="seconds between fetches of a URL (default 30)")

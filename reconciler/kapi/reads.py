@@ -59,6 +59,8 @@ class Reads:
         self.hub.observe(self.d.reconciler.cluster.objects.items())
         if flt.r.kind == "Event":
             return [e for e in self._events(flt.r.group_version) if flt(e)]
+        if flt.r.kind == "Node" and hasattr(self.d.runtime, "node_objects"):  # a multi-node runtime (swarm)
+            return [n for n in self.d.runtime.node_objects() if flt(n)]
         if flt.r.kind == "Node":
             pods = sum(1 for k in self.hub.objects() if k[0] == "Pod")
             node = views.node_object(self.started, self.version, pods, os.cpu_count() or 1, _memory_kib())

@@ -291,7 +291,9 @@ def node_object(started: float, kubelet_version: str, pods: int, cpus: int = 1, 
 
 def _node_rows(objs: list[Obj], now: float) -> tuple[list[str], list[list[Any]]]:
     rows = [
-        [o["metadata"]["name"], "Ready", "control-plane", age(o["metadata"]["creationTimestamp"], now),
+        [o["metadata"]["name"], "Ready" if o["status"]["conditions"][0]["status"] == "True" else "NotReady",
+         o["metadata"].get("annotations", {}).get("gitship.io/roles", "control-plane"),
+         age(o["metadata"]["creationTimestamp"], now),
          o["status"]["nodeInfo"]["kubeletVersion"]]
         for o in objs
     ]  # fmt: skip
