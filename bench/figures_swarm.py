@@ -27,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import http_get, proc_cpu_seconds, proc_rss_kib, wait
+from bench.common import Row, http_get, proc_cpu_seconds, proc_rss_kib, row, wait
 from tests.conftest import Gitship, commit_file, git, pod_ready
 from tests.dockerimages import docker_client_or_skip, ensure_test_images
 from tests.integration.test_docker_e2e import deployment, nodeport_service
@@ -192,6 +192,14 @@ def run(base: Path) -> list[tuple[str, str, str]]:
         if left:
             print(f"left behind: {left}", file=sys.stderr)
     return rows
+
+
+def fig12_swarm(tmp: Path, quick: bool) -> list[Row]:
+    """Figure 12 in bench/run.py: the same rows, or one saying why the Swarm lab cannot start here."""
+    why = missing_reason()
+    if why:
+        return [row("12 Swarm runtime", f"skipped: {why}")]
+    return [row(f"12 {a}", b, c) for a, b, c in run(tmp)]
 
 
 def main() -> int:

@@ -58,6 +58,7 @@ from bench.figures_ingress import fig9_ingress  # noqa: E402
 from bench.figures_kubectl import fig10_kubectl  # noqa: E402
 from bench.figures_load import fig2_planning  # noqa: E402
 from bench.figures_runtime import fig3_proxy, fig5_pod_start  # noqa: E402
+from bench.figures_swarm import fig12_swarm  # noqa: E402
 from bench.figures_web import fig11_web  # noqa: E402
 
 
@@ -76,6 +77,7 @@ FIGURES = [
     fig9_ingress,
     fig10_kubectl,
     fig11_web,
+    fig12_swarm,
 ]
 
 
@@ -110,7 +112,7 @@ def table(rows: list[Row]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="gitship's benchmarks (not a test)")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions: a few minutes in all")
-    ap.add_argument("--only", help="comma-separated figure numbers (0-8)")
+    ap.add_argument("--only", help="comma-separated figure numbers (0-12)")
     ap.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = ap.parse_args(argv)
     from reconciler import log as gitship_log
