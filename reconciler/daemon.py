@@ -204,7 +204,7 @@ def _other_runtime(rt_dir: str, o: Options) -> Runtime:
 
 def _nodes(runtime: Runtime) -> tuple[dict[str, Any], ...]:
     """The Nodes DaemonSets run on: a multi-node runtime's (swarm: ``node_objects``), else this machine."""
-    return tuple(getattr(runtime, "node_objects", list)()) or (node_object(os.uname().nodename, os.uname().machine),)
+    return tuple(runtime.node_objects()) or (node_object(os.uname().nodename, os.uname().machine),)
 
 
 def _dns_host_port(addr: str) -> tuple[str, int]:
@@ -421,7 +421,7 @@ class Daemon:
     async def _start_network(self) -> None:
         """The Service data plane and the cluster DNS server (the reconciler programs both)."""
         try:
-            self.plane = getattr(self.runtime, "wrap_plane", lambda p: p)(choose(self.opts.data_plane, self.state_dir))
+            self.plane = self.runtime.wrap_plane(choose(self.opts.data_plane, self.state_dir))
         except ValueError as e:
             raise GitshipError(str(e)) from None
         self.log.info("data_plane", **self.plane.info())

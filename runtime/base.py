@@ -53,7 +53,7 @@ This class is the whole contract: the daemon and the API call nothing else.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +139,14 @@ class Runtime(abc.ABC):
     def pods(self) -> dict[str, Pod]:
         """Every pod this runtime runs: {uid: the pod dict it was created from}."""
 
+    async def read_logs(
+        self, uid: str, container: str, follow: bool = False, tail: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Chunks of a container's output, for a runtime whose logs are no file (``log_path`` None).
+        This default gives what ``logs`` gives, once; a runtime that can follow its engine's stream
+        (Docker) overrides it and, with ``follow``, yields until the container stops."""
+        yield await self.logs(uid, container, tail=tail)
+
     @abc.abstractmethod
     def log_path(self, uid: str, container: str) -> str | None:
         """Path of a container's log file (stdout and stderr interleaved), if any (Docker: None)."""
@@ -223,3 +231,13 @@ class Runtime(abc.ABC):
     def info(self) -> dict[str, Any]:
         """What `gitship status` shows about this runtime."""
         return {"name": self.name}
+
+    def node_objects(self) -> list[dict[str, Any]]:
+        """The nodes this runtime places pods on, as Kubernetes Node objects (``get nodes``, DaemonSets).
+        Empty: a one-machine runtime; the daemon then describes this machine itself."""
+        return []
+
+    def wrap_plane(self, plane: Any) -> Any:
+        """The daemon's Service data plane as this runtime needs it; a multi-node runtime may wrap it
+        (swarm: a relay per nodePort on every node). One-machine runtimes use it as it is."""
+        return plane

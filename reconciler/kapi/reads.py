@@ -59,8 +59,8 @@ class Reads:
         self.hub.observe(self.d.reconciler.cluster.objects.items())
         if flt.r.kind == "Event":
             return [e for e in self._events(flt.r.group_version) if flt(e)]
-        if flt.r.kind == "Node" and hasattr(self.d.runtime, "node_objects"):  # a multi-node runtime (swarm)
-            return [n for n in self.d.runtime.node_objects() if flt(n)]
+        if flt.r.kind == "Node" and (nodes := self.d.runtime.node_objects()):  # a multi-node runtime (swarm)
+            return [n for n in nodes if flt(n)]
         if flt.r.kind == "Node":
             pods = sum(1 for k in self.hub.objects() if k[0] == "Pod")
             node = views.node_object(self.started, self.version, pods, os.cpu_count() or 1, _memory_kib())
@@ -198,9 +198,8 @@ class Reads:
         previous = q.get("previous") in ("true", "1")
         follow = q.get("follow") in ("true", "1") and not previous
         if follow and since is None and not stamps and not self.d.runtime.log_path(uid, container):
-            streams = getattr(self.d.runtime, "read_logs", None)  # Docker: the Engine's following stream
-            if streams is not None:
-                return await self._follow_stream(request, streams, uid, container, tail)
+            # no log file: the runtime's own stream (Docker: the Engine's, following)
+            return await self._follow_stream(request, self.d.runtime.read_logs, uid, container, tail)
         try:
             stamped = stamps or since is not None
             data = await self.d.runtime.logs(uid, container, tail=tail, previous=previous, timestamps=stamped)
