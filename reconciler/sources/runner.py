@@ -43,15 +43,8 @@ from ..source.git import GitReader, Revision, clone_or_update, fetch, is_url
 from ..source.revision import RevisionLoader
 from ..store import Store
 from ..types import Key
-from .spec import (
-    DEFAULT,
-    SourceSpec,
-    apply_order,
-    namespace_removed_in_use,
-    namespaces_of,
-    ownership_conflicts,
-    waiting_on,
-)
+from .namespaces import namespace_removed_in_use, namespaces_of
+from .spec import DEFAULT, SourceSpec, apply_order, ownership_conflicts, waiting_on
 from .status import RECORD
 
 INVENTORY = "sourceInventory"

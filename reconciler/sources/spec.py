@@ -9,8 +9,6 @@ given to `gitship up` is the source named ``default``.
   DNS-1123 labels and unique, ``default`` is taken, ``dependsOn`` names listed sources, no cycles.
 * ``ownership_conflicts``: an object belongs to one source; a second source declaring it is an error
   naming both sources, both files and the object, and that source's revision is not applied.
-* ``namespaces_of`` / ``namespace_removed_in_use``: a Namespace one source declares may hold objects of
-  another (Flux allows it); the source that declares it cannot drop it while another's objects use it.
 * ``waiting_on`` / ``apply_order``: Flux's Kustomization ``dependsOn``: a source is reconciled only
   once every source it depends on is Ready.
 """
@@ -165,37 +163,4 @@ def ownership_conflicts(
                 "metadata.name",
             )
         )
-    return errors
-
-
-Owners = Mapping[Key, tuple[str, str, int]]  # key -> (source, file, line)
-
-
-def namespaces_of(owners: Owners, but: str) -> set[str]:
-    """The Namespaces the sources other than ``but`` declare: objects of ``but`` may live in them."""
-    return {k[2] for k, (src, _, _) in owners.items() if k[0] == "Namespace" and src != but}
-
-
-def namespace_removed_in_use(source: str, declared: Iterable[Key], owners: Owners) -> list[ManifestError]:
-    """One error per object of another source in a Namespace ``source`` owned and no longer declares
-    (its removal would delete them), naming the object's source and file."""
-    # here, not at the top: manifests/model.py imports this module (gitship.yaml's ``sources:``)
-    from reconciler.manifests.namespaces import BUILTIN_NAMESPACES, not_found_message
-
-    keys = set(declared)
-    dropped = {k[2] for k, (src, _, _) in owners.items() if k[0] == "Namespace" and src == source and k not in keys}
-    dropped -= {k[2] for k in keys if k[0] == "Namespace"} | namespaces_of(owners, source) | set(BUILTIN_NAMESPACES)
-    errors = []
-    for (kind, ns, name), (src, file, line) in sorted(owners.items()):
-        if src != source and ns in dropped:
-            errors.append(
-                ManifestError(
-                    file,
-                    f"{not_found_message(ns)}: source {source!r} no longer declares Namespace {ns}, "
-                    f"which {kind} {ns}/{name} of source {src!r} uses",
-                    line,
-                    0,
-                    "metadata.namespace",
-                )
-            )
     return errors

@@ -168,7 +168,7 @@ def test_check_namespaces_knows_the_namespaces_declared_elsewhere():
 
 
 def test_namespaces_of_the_others_and_a_namespace_removed_in_use():
-    from reconciler.sources.spec import namespace_removed_in_use, namespaces_of
+    from reconciler.sources.namespaces import namespace_removed_in_use, namespaces_of
 
     owners = {
         ("Namespace", "", "team"): ("base", "ns.yaml", 1),
