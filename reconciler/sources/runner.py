@@ -369,7 +369,6 @@ class SourcesLoop:
 
     async def loop(self) -> None:
         d = self.d
-        self.file_state = (await asyncio.to_thread(_read_or_empty, d.opts.sources_file), "")
         with contextlib.suppress(Exception):
             await self.restore_images()
         while not d.stopping.is_set():
@@ -396,14 +395,6 @@ class SourcesLoop:
 
 def _ready(status: str, reason: str, message: str) -> dict[str, Any]:
     return {"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": time.time()}
-
-
-def _read_or_empty(path: str | None) -> bytes:
-    try:
-        with open(path or "", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
 
 
 def read_sources_file(path: str) -> list[SourceSpec]:
