@@ -90,22 +90,29 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from reconciler.source.git import GitReader
     from reconciler.source.revision import RevisionLoader
 
-    store = open_store(args)
-    src = store.get_meta("source") or {}
+    from reconciler.cli.plan import source_state
+
+    state = source_state(open_store(args), args.source)  # --source NAME: one of several (reconciler/sources)
+    src = state.source
     reader = GitReader(src["repoDir"])
     sha = reader.resolve(args.rev or f"refs/heads/{src.get('branch')}")
     if not sha:
         die(f"unknown revision {args.rev}")
-    manifests, _ = RevisionLoader(reader, src.get("path", ""), Limits()).load(sha)
-    out = render_diff(plan(store.desired(), {m.key: m.obj for m in manifests}))
+    loader = RevisionLoader(reader, src.get("path", ""), Limits())
+    loader.namespaces = state.namespaces
+    manifests, _ = loader.load(sha)
+    out = render_diff(plan(state.applied or {}, {m.key: m.obj for m in manifests}))
     reader.close()
     sys.stdout.write(out)
     return 1 if out else 0
 
 
 def add_diff(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    from reconciler.cli.plan import add_source_option
+
     s = sub.add_parser("diff", parents=[common])
     s.add_argument("rev", nargs="?")
+    add_source_option(s)
     s.set_defaults(func=cmd_diff)
 
 

@@ -8,7 +8,10 @@ plan compares REV (default: the tracked branch's head, else HEAD) with the appli
 state dir when there is one, with ``--base REV`` when given, else with nothing; it prints the creates,
 updates and deletes (reconciler/plan.py), the objects ``gitship.io/prune: disabled`` keeps, and the
 safe-pruning verdict (reconciler/prune.py) with the commit's trailer and `gitship approve`'s
-approvals counted. `gitship diff` is the same comparison as a YAML diff.
+approvals counted. `gitship diff` is the same comparison as a YAML diff. With several sources
+(reconciler/sources), ``--source NAME`` picks the source (default: the repository of `gitship up`):
+its checkout, branch and path as the daemon recorded them, compared with what that source owns, its
+objects free to use the Namespaces the other sources declare.
 
 validate reads files from disk (the working tree, uncommitted changes included) through the one
 loader (reconciler/manifests/revision.py), with the gitship.yaml of each directory given.
@@ -20,7 +23,7 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.cli.common import Subparsers, state_dir
@@ -152,32 +155,68 @@ def add_validate(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------------ plan
 
 
-def _store_state(args: argparse.Namespace) -> tuple[dict[str, Any], dict[Key, Obj] | None, list[str]]:
-    """The state dir's source, applied desired state and approvals (all empty without a state)."""
+def add_source_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--source", metavar="NAME", help="with several sources: which one (default: the repository of `gitship up`)"
+    )
+
+
+@dataclass
+class SourceState:
+    """What the state dir knows of one source: its record (url, branch, path, repoDir), what it has
+    applied (None: no state dir), the approvals, and the Namespaces the other sources declare."""
+
+    source: dict[str, Any] = field(default_factory=dict)
+    applied: dict[Key, Obj] | None = None
+    approvals: list[str] = field(default_factory=list)
+    namespaces: set[str] = field(default_factory=set)
+
+
+def source_state(store: Any, name: str | None) -> SourceState:
+    """``name``'s state in an open store (None or "default": the repository of `gitship up`)."""
+    from reconciler.sources.spec import DEFAULT
+    from reconciler.sources.status import namespaces_elsewhere, owned_keys, source_record
+
+    name = name or DEFAULT
+    src = source_record(store.get_meta, name)
+    if src is None and name != DEFAULT:
+        listed = ", ".join(store.get_meta("sources") or [DEFAULT])
+        raise GitshipError(f"no source named {name!r} in the state dir (sources: {listed})")
+    desired = store.desired()
+    owned = owned_keys(store.get_meta, name)
+    if owned is not None:  # several sources: this source's own objects
+        desired = {k: v for k, v in desired.items() if k in owned}
+    approvals = list(store.get_meta("pruneApprovals") or [])
+    return SourceState(src or {}, desired, approvals, namespaces_elsewhere(store.get_meta, name))
+
+
+def _store_state(args: argparse.Namespace) -> SourceState:
+    """The state dir's view of the source ``--source`` names (empty without a state dir)."""
     from reconciler.store import Store, db_path
 
     sd = state_dir(args)
     if not os.path.exists(db_path(sd)):
-        return {}, None, []
+        if getattr(args, "source", None):
+            raise GitshipError(f"--source {args.source}: there is no state dir at {sd}")
+        return SourceState()
     store = Store(sd, readonly=True)
     try:
-        desired = store.desired()
-        inventory = store.get_meta("sourceInventory")
-        if inventory is not None:  # several sources: the default source's own objects (reconciler/sources)
-            owned = {(r[0], r[1], r[2]) for r in inventory.get("default") or []}
-            desired = {k: v for k, v in desired.items() if k in owned}
-        return store.get_meta("source") or {}, desired, list(store.get_meta("pruneApprovals") or [])
+        return source_state(store, getattr(args, "source", None))
     finally:
         store.close()
 
 
-def _git_manifests(repo: str, path: str, sha: str, key_file: str | None) -> tuple[list[Manifest], RepoConfig]:
+def _git_manifests(
+    repo: str, path: str, sha: str, key_file: str | None, namespaces: set[str] | None = None
+) -> tuple[list[Manifest], RepoConfig]:
     from reconciler.source.git import GitReader
     from reconciler.source.revision import RevisionLoader
 
     reader = GitReader(repo)
     try:
-        return RevisionLoader(reader, path, Limits(), key_file).load(sha)
+        loader = RevisionLoader(reader, path, Limits(), key_file)
+        loader.namespaces = namespaces or set()
+        return loader.load(sha)
     finally:
         reader.close()
 
@@ -195,7 +234,10 @@ def plan_revision(args: argparse.Namespace) -> dict[str, Any]:
     """The plan of REV as plain data: actions, kept objects, the prune verdict, or the errors."""
     from reconciler.source.git import git
 
-    src, applied, approved = _store_state(args) if not args.base else ({}, None, [])
+    state = _store_state(args)
+    src, applied, approved, namespaces = state.source, state.applied, state.approvals, state.namespaces
+    if args.base:
+        applied, approved = None, []
     repo = os.path.abspath(args.repo or src.get("repoDir") or ".")
     path = args.path if args.path is not None else src.get("path", "")
     rev = args.rev or (f"refs/heads/{src['branch']}" if src.get("branch") else "HEAD")
@@ -203,14 +245,14 @@ def plan_revision(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"revision": sha, "repository": repo, "path": path}
     if args.base:
         base = _resolve(repo, args.base)
-        applied = {m.key: m.obj for m in _git_manifests(repo, path, base, args.decryption_key_file)[0]}
+        applied = {m.key: m.obj for m in _git_manifests(repo, path, base, args.decryption_key_file, namespaces)[0]}
         out["base"] = base
     out["against"] = (
         "revision " + out["base"][:7] if args.base else ("applied state" if applied is not None else "nothing")
     )
     applied = applied or {}
     try:
-        manifests, config = _git_manifests(repo, path, sha, args.decryption_key_file)
+        manifests, config = _git_manifests(repo, path, sha, args.decryption_key_file, namespaces)
     except RevisionRejected as e:
         return {
             **out,
@@ -276,6 +318,7 @@ def add_plan(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s.add_argument("--repo", help="the repository (default: the one the state dir tracks, else .)")
     s.add_argument("--path", default=None, help="the folder of the repository that holds the manifests")
     s.add_argument("--base", help="compare with this revision instead of the applied state")
+    add_source_option(s)
     s.add_argument("--decryption-key-file", metavar="PATH", help="age identities for SOPS-encrypted files")
     s.add_argument("-o", "--output", choices=["json"])
     add_prune_options(s)

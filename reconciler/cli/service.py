@@ -1,4 +1,5 @@
-"""`gitship service install [--user] [--print] REPO [up options...]`: a systemd unit for `gitship up`.
+"""`gitship service install [--user] [--print] REPO [up options...]`: a systemd unit for `gitship up`;
+`gitship service uninstall [--user]`: the unit removed again.
 
 Where it sits: command-line parsing and the file; the unit's content is reconciler/ops/systemd.py.
 The `up` options are checked by `gitship up`'s own parser, so a typo fails here and not at boot;
@@ -8,8 +9,10 @@ relative paths become absolute (the service runs in the state dir).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 
@@ -132,8 +135,7 @@ def cmd_service_install(args: argparse.Namespace) -> int:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         os.makedirs(state, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
+        write_private(path, text, systemd.unit_mode(spec.command))
     except OSError as e:
         hint = "" if args.user else " (a system unit needs root; --user writes a user unit)"
         die(f"cannot write {path}: {e.strerror or e}{hint}")
@@ -144,9 +146,84 @@ def cmd_service_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def write_private(path: str, text: str, mode: int) -> None:
+    """``text`` to ``path`` with exactly ``mode`` (not widened by the umask nor kept from an older
+    file), through a new file renamed over it: no moment where a secret is readable by others."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _wants_links(unit: str) -> list[str]:
+    """The ``*.wants/gitship.service`` links `systemctl enable` made next to ``unit``."""
+    folder = os.path.dirname(unit)
+    out = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        link = os.path.join(folder, name, os.path.basename(unit))
+        if name.endswith(".wants") and os.path.islink(link):
+            out.append(link)
+    return out
+
+
+def _systemctl(user: bool, *args: str) -> bool:
+    cmd = ["systemctl", *(["--user"] if user else []), *args]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print(f"warning: {' '.join(cmd)}: {e}", file=sys.stderr)
+        return False
+    if p.returncode != 0:
+        print(f"warning: {' '.join(cmd)} exited {p.returncode}: {p.stderr.strip()}", file=sys.stderr)
+    return p.returncode == 0
+
+
+def cmd_service_uninstall(args: argparse.Namespace) -> int:
+    """Stops and disables the service where systemd runs (``systemctl disable --now``), removes the
+    unit file `service install` wrote and its ``*.wants`` links, then reloads systemd, or says to."""
+    path = args.unit_file or systemd.unit_path(args.user, os.path.expanduser("~"))
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        print(f"No unit at {path}: nothing to remove")
+        return 0
+    except OSError as e:
+        die(f"cannot read {path}: {e.strerror or e}")
+    if not systemd.written_by_gitship(text):
+        die(f"{path} was not written by `gitship service install`: left as it is")
+    ctl = "systemctl --user" if args.user else "systemctl"
+    managed = systemd.booted() and not args.unit_file  # a unit elsewhere is not systemd's to stop
+    if managed and _systemctl(args.user, "disable", "--now", systemd.UNIT_NAME):
+        print(f"Stopped and disabled {systemd.UNIT_NAME}")
+    try:
+        for link in _wants_links(path):
+            os.unlink(link)
+        os.unlink(path)
+    except OSError as e:
+        die(f"cannot remove {e.filename or path}: {e.strerror or e}")
+    print(f"Removed {path}")
+    state = next((line.split("=", 1)[1] for line in text.splitlines() if line.startswith("WorkingDirectory=")), "")
+    if state:
+        print(f"Kept the state dir {state.replace('%%', '%')} (pods that ran under the service stay recorded there)")
+    if managed and _systemctl(args.user, "daemon-reload"):
+        print(f"Ran {ctl} daemon-reload")
+    else:
+        print(f"Next: {ctl} daemon-reload")
+    return 0
+
+
 def add_service(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("service", help="run gitship as a systemd service")
-    s.set_defaults(func=lambda args: die("gitship service install ..."))  # argparse asks for the subcommand first
+    # argparse asks for the subcommand first
+    s.set_defaults(func=lambda args: die("gitship service install|uninstall ..."))
     ssub = s.add_subparsers(dest="service_cmd", required=True)
     i = ssub.add_parser(
         "install",
@@ -167,3 +244,13 @@ def add_service(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     )
     i.add_argument("up_args", nargs=argparse.REMAINDER, metavar="REPO [up options]")
     i.set_defaults(func=cmd_service_install)
+    u = ssub.add_parser(
+        "uninstall",
+        parents=[common],
+        help="stop and remove the unit `service install` wrote",
+        description="With systemd running: systemctl disable --now, remove the unit, daemon-reload. Without: "
+        "remove the unit and its *.wants links. The state dir is kept.",
+    )
+    u.add_argument("--user", action="store_true", help="the user unit (~/.config/systemd/user)")
+    u.add_argument("--unit-file", metavar="PATH", help="the unit written with install --unit-file")
+    u.set_defaults(func=cmd_service_uninstall)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.cli.common import Subparsers, die, open_store, socket_path, state_dir
+from reconciler.cli.endpoints import META_KEYS, endpoint_lines, endpoint_status
 from reconciler.kindnames import without_effect_line, without_effect_summary
 from reconciler.cli.ingress import add_ingress_options, ingress_lines
 from reconciler.ops.start import add_ops_options, ops_options
@@ -320,7 +321,7 @@ _STATUS_META = (
     "lastAppliedRevision",
     "lastAttemptedRevision",
     "sourceError",
-    "web",
+    *META_KEYS,  # web, metrics, webhook (reconciler/cli/endpoints.py)
     "pruneHeld",
     "pruneKept",
 )
@@ -331,13 +332,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     meta = {key: store.get_meta(key) for key in _STATUS_META}
     out = status_object(meta, _live_status(args))
     out["status"]["storedWithoutEffect"] = without_effect_summary(store.kind_counts())
-    out["status"]["webURL"] = (meta.get("web") or {}).get("url") if out["status"]["daemon"] == "running" else None
+    out["status"].update(endpoint_status(meta, out["status"]["daemon"] == "running"))
     out["status"]["sources"] = sources_status(store.get_meta)  # several sources (reconciler/sources)
     if args.output == "json":
         print(json.dumps(out, indent=4))
         return 0
-    web = [f"Web:           {out['status']['webURL']}"] if out["status"]["webURL"] else []
-    print("\n".join(status_lines(out) + web))
+    print("\n".join(status_lines(out) + endpoint_lines(out["status"])))
     return 0
 
 

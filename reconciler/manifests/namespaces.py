@@ -10,7 +10,7 @@ a Namespace from git must remove the objects in it too (their deletion follows: 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from reconciler.errors import ManifestError
 from reconciler.manifests.model import Manifest
@@ -31,9 +31,10 @@ def declared_namespaces(manifests: Sequence[Manifest]) -> set[str]:
     return names.union(BUILTIN_NAMESPACES)
 
 
-def check_namespaces(manifests: Sequence[Manifest]) -> list[ManifestError]:
-    """One error per object in a namespace that is neither built in nor declared by the revision."""
-    known = declared_namespaces(manifests)
+def check_namespaces(manifests: Sequence[Manifest], elsewhere: Collection[str] = ()) -> list[ManifestError]:
+    """One error per object in a namespace that is neither built in nor declared by the revision
+    nor in ``elsewhere`` (the Namespaces other sources declare: reconciler/sources)."""
+    known = declared_namespaces(manifests).union(elsewhere)
     return [
         ManifestError(
             m.source.file, not_found_message(m.key[1]), m.source.line, m.source.document, "metadata.namespace"

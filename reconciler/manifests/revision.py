@@ -33,7 +33,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -269,6 +269,7 @@ def load_listing(
     root: str = "",
     values: dict[str, Any] | None = None,
     age_keys: AgeKeys | None = None,
+    namespaces: Collection[str] = (),
 ) -> tuple[list[Manifest], RepoConfig]:
     """Load one revision: its ``gitship.yaml`` and every manifest under ``root``, in path order.
 
@@ -277,6 +278,7 @@ def load_listing(
     Raises RevisionRejected with every error of the revision; nothing of it is returned.
     Warnings (``validation: warn``) ride on the manifests: ``warnings_of(manifests)``.
     ``age_keys``: the age identities for SOPS-encrypted files (one that cannot be decrypted is an error).
+    ``namespaces``: Namespaces declared outside this revision (by other sources) its objects may use.
     """
     limits = limits or Limits()
     root = root.strip("/")
@@ -291,7 +293,7 @@ def load_listing(
     manifests, undefined = crd.resolve(manifests, supported_kinds())  # custom resources need their CRD
     errors.extend(undefined)
     errors.extend(validate_unique(manifests))
-    errors.extend(check_namespaces(manifests))  # objects need their namespace
+    errors.extend(check_namespaces(manifests, namespaces))  # objects need their namespace
     if errors:
         raise RevisionRejected(errors)
     return manifests, config

@@ -31,7 +31,7 @@ from reconciler.store import Store
 from reconciler.types import Obj
 
 from .metrics import notification_failed
-from .notifyevents import BODIES, Event, Rollback, Snapshot, backoff_delay, derive, rollout_state
+from .notifyevents import BODIES, Event, Rollback, Snapshot, advance, backoff_delay, rollout_state
 
 QUEUE_SIZE = 100
 TIMEOUT = 10.0
@@ -219,8 +219,8 @@ class Watcher:
         prev: Snapshot | None = None
         while not stopping.is_set():
             try:
-                cur = self.snapshot(prev)
-                self.publish(derive(prev, cur), self.store.get_meta("source") or {})
+                events, cur = advance(prev, self.snapshot(prev))
+                self.publish(events, self.store.get_meta("source") or {})
                 prev = cur
             except Exception as e:  # never let notifications take anything down
                 self.log.exception("notification_watch_failed", error=str(e))

@@ -3,8 +3,11 @@
 Where it sits: under reconciler/ops/notify.py, which takes a ``Snapshot`` of what the daemon
 already records (the store's meta: applied and attempted revisions, the Ready condition, the
 source error, automatic rollbacks; the live Deployments' rollout status) every half second and
-asks ``derive(previous, current)`` what changed. Level-based: a notification says that a state
+asks ``advance(previous, current)`` what changed. Level-based: a notification says that a state
 was reached, whichever code path reached it, and nothing is sent for the state found at start.
+A rejection is said once per commit and reason: the snapshot carries the last one sent
+(``last_rejected``), so Ready flickering through True (a source recovering, then the same
+unsigned head refused again) sends no second "rejected"; a newly applied revision forgets it.
 
 Events (``Event.event``): revision_applied, revision_rejected (the errors' file, line and
 field; or VerificationFailed), rollout_complete, rollout_failed (ProgressDeadlineExceeded),
@@ -16,7 +19,7 @@ Bodies: ``generic_body`` (gitship's JSON, shaped like Flux's notification events
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reconciler.controllers.deployment.kubectl import rollout_status
 from reconciler.types import Key, NsName, Obj
@@ -46,6 +49,7 @@ class Snapshot:
     source_error: str | None = None
     rollouts: dict[NsName, tuple[str, str, str]] = field(default_factory=dict)  # (state, revision, message)
     rollbacks: dict[str, Rollback] = field(default_factory=dict)  # by failed commit
+    last_rejected: tuple[str, str] | None = None  # (reason, commit or message) of the last rejection sent
 
 
 @dataclass(frozen=True)
@@ -107,16 +111,47 @@ def _rollout_events(prev: Snapshot, cur: Snapshot) -> list[Event]:
     return out
 
 
+def rejection_key(ev: Event) -> tuple[str, str]:
+    """What makes two rejections the same: the reason and the commit (a VerificationFailed
+    message names the commit and the signer)."""
+    return ev.reason, ev.revision or ev.message
+
+
 def derive(prev: Snapshot | None, cur: Snapshot) -> list[Event]:
-    """The notifications the change from ``prev`` to ``cur`` makes (none for the first look)."""
+    """The notifications the change from ``prev`` to ``cur`` makes (none for the first look); a
+    rejection equal to ``prev.last_rejected`` is not said again."""
     if prev is None:
         return []
-    out = _revision_events(prev, cur) + _source_events(prev, cur) + _rollout_events(prev, cur)
+    out = [
+        ev
+        for ev in _revision_events(prev, cur)
+        if ev.event != "revision_rejected" or rejection_key(ev) != prev.last_rejected
+    ]
+    out += _source_events(prev, cur) + _rollout_events(prev, cur)
     for failed, rb in cur.rollbacks.items():
         if failed not in prev.rollbacks:
             msg = rb.message or f"rolled back commit {failed[:7]}: committed {rb.commit[:7]}"
             out.append(Event("rollback_committed", "error", "AutoRollback", msg, rb.commit, rb.object))
     return out
+
+
+def remember(prev: Snapshot | None, cur: Snapshot, events: list[Event]) -> Snapshot:
+    """``cur`` carrying the last rejection sent: the newest of ``events``, else the one before
+    (forgotten when another revision was applied). At the first look, the rejection found counts
+    as said (nothing is sent for the state found at start)."""
+    if prev is None:
+        events = [ev for ev in _revision_events(Snapshot(), cur) if ev.event == "revision_rejected"]
+    last = prev.last_rejected if prev is not None and prev.applied == cur.applied else None
+    for ev in events:
+        if ev.event == "revision_rejected":
+            last = rejection_key(ev)
+    return replace(cur, last_rejected=last)
+
+
+def advance(prev: Snapshot | None, cur: Snapshot) -> tuple[list[Event], Snapshot]:
+    """``derive`` and the snapshot to compare the next look with."""
+    events = derive(prev, cur)
+    return events, remember(prev, cur, events)
 
 
 # --------------------------------------------------------------------------- bodies

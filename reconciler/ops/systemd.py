@@ -14,6 +14,9 @@ decides its content. The choices, each for a reason (docs/operations.md, "Run as
   systemd's SIGKILL never cuts a graceful termination short.
 * The state dir is the working directory; logs go to the journal (stdout/stderr, JSON lines) and
   to ``<state-dir>/reconcile.log``.
+* The file's mode: 0600 when the command line carries a secret (``unit_mode``: a ``--notify`` URL,
+  where a Slack webhook's path is its token, or a URL with credentials), else 0644.
+* `gitship service uninstall` removes only a file that starts with ``HEADER`` (one gitship wrote).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 UNIT_NAME = "gitship.service"
 SYSTEM_UNIT_DIR = "/etc/systemd/system"
@@ -30,6 +34,9 @@ DEFAULT_GRACE = 30  # a pod's terminationGracePeriodSeconds when it sets none (K
 # what stopping adds to the longest grace period: the daemon's loops (10 s), the data plane,
 # a preStop hook's minimum after its grace (2 s, runtime/kernel/hooks.py) and the store
 STOP_MARGIN = 30
+
+HEADER = "# Written by `gitship service install`"
+SECRET_OPTIONS = ("--notify",)  # `gitship up` options whose value is a secret (a Slack URL holds its token)
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
 
@@ -58,6 +65,40 @@ def unit_path(user: bool, home: str) -> str:
     return os.path.join(SYSTEM_UNIT_DIR, UNIT_NAME)
 
 
+def _has_credentials(word: str) -> bool:
+    """A URL naming a password, or a user over HTTP(S) (a token: https://TOKEN@host/...)."""
+    if "://" not in word or "@" not in word:
+        return False
+    try:
+        url = urlsplit(word)
+        return url.password is not None or (url.scheme in ("http", "https") and bool(url.username))
+    except ValueError:
+        return True  # unparseable but shaped like one: keep it private
+
+
+def carries_secrets(command: Sequence[str]) -> bool:
+    """Whether the unit's command line holds a secret: a SECRET_OPTIONS value or a URL with credentials."""
+    for i, word in enumerate(command):
+        name = word.partition("=")[0]
+        if name in SECRET_OPTIONS or (i and command[i - 1] in SECRET_OPTIONS) or _has_credentials(word):
+            return True
+    return False
+
+
+def unit_mode(command: Sequence[str]) -> int:
+    """The unit file's permission bits: readable by its owner alone when it holds a secret."""
+    return 0o600 if carries_secrets(command) else 0o644
+
+
+def written_by_gitship(text: str) -> bool:
+    return text.startswith(HEADER)
+
+
+def booted() -> bool:
+    """Whether systemd is the running init (sd_booted(3): /run/systemd/system exists)."""
+    return os.path.isdir("/run/systemd/system")
+
+
 @dataclass(frozen=True)
 class UnitSpec:
     command: Sequence[str]  # the full command line: gitship's executable, "up", and its options
@@ -75,7 +116,7 @@ def render(spec: UnitSpec) -> str:
     # a user manager has neither network-online.target nor docker.service to order after
     after = [] if spec.user else ["network-online.target"] + (["docker.service"] if spec.docker else [])
     unit = [
-        "# Written by `gitship service install` (docs/operations.md); run it again to change the options.",
+        f"{HEADER} (docs/operations.md); run it again to change the options.",
         "[Unit]",
         f"Description=gitship GitOps reconciler for {spec.source.replace('%', '%%')}",
         *([f"After={' '.join(after)}", f"Wants={' '.join(after)}"] if after else []),

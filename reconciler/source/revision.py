@@ -16,7 +16,7 @@ file of the revision an error naming the key file (never its contents).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from ..manifests.load import Limits
 from ..manifests.model import Manifest, RepoConfig
@@ -60,9 +60,18 @@ class RevisionLoader:
         self.limits = limits
         self.key_file = key_file
         self.cache = BlobCache()
+        self.namespaces: Collection[str] = ()  # Namespaces other sources declare (reconciler/sources)
 
     def load(self, sha: str) -> tuple[list[Manifest], RepoConfig]:
         """The manifests and config of commit ``sha``; raises RevisionRejected with every error."""
         listing = self.reader.tree(sha, self.path)
         age_keys = read_age_keys(self.key_file)
-        return load_listing(listing, self.reader.read_blobs, self.limits, self.cache, self.path, age_keys=age_keys)
+        return load_listing(
+            listing,
+            self.reader.read_blobs,
+            self.limits,
+            self.cache,
+            self.path,
+            age_keys=age_keys,
+            namespaces=self.namespaces,
+        )

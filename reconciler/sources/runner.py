@@ -12,10 +12,15 @@ and its own prune gate counting only what the source owns.
   revision (reconciler/sources/spec.py's ``ownership_conflicts``).
 * ``Inventory``: who owns what (meta ``sourceInventory``: name -> [[kind, namespace, name, file, line]]).
   Objects applied before there were several sources belong to ``default``.
+  A Namespace another source owns is one the source's objects may use; a source cannot drop a
+  Namespace another source's objects still use.
 * ``SourcesLoop``: replaces the daemon's source loop when sources are configured: in ``dependsOn``
   order, a source waits (Ready False, DependencyNotReady) until those it depends on are Ready; a
   source gone from the list has what it owned pruned, under the safe-pruning rule (held until
-  `gitship approve source:NAME`).
+  `gitship approve source:NAME`). Level-triggered: a `--sources FILE` is read again on every pass
+  (a change applies without a restart); a rejected revision is tried again when what the other
+  sources own changed (their Namespaces, their claims); a source whose entry changed is checked
+  again at the same commit. At start every source's image rules come back from its applied revision.
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ from ..source.git import GitReader, Revision, clone_or_update, fetch, is_url
 from ..source.revision import RevisionLoader
 from ..store import Store
 from ..types import Key
+from .namespaces import namespace_removed_in_use, namespaces_of
 from .spec import DEFAULT, SourceSpec, apply_order, ownership_conflicts, waiting_on
+from .status import RECORD
 
 INVENTORY = "sourceInventory"
 SOURCES = "sources"  # meta: the configured sources, as `gitship status` lists them
@@ -119,12 +126,28 @@ class ComposingLoader:
         self.images: dict[str, list[dict[str, Any]]] = {}  # by source, shared by every source's loader
         self.declared: dict[str, dict[Key, tuple[str, int]]] = {}  # by sha: what this source declared
         self.config = RepoConfig()  # of the last revision loaded
+        self.seen: frozenset[tuple[Key, str]] | None = None  # the others' objects at the last load
+
+    def others(self) -> frozenset[tuple[Key, str]]:
+        """What the other sources own, and who: a rejection may depend on it."""
+        return frozenset((k, o[0]) for k, o in self.inventory.owners().items() if o[0] != self.name)
+
+    def load_own(self, sha: str) -> tuple[list[Manifest], RepoConfig]:
+        """The source's own manifests; its objects may use the Namespaces the other sources own."""
+        owners = self.inventory.owners()
+        self.seen = self.others()
+        if hasattr(self.inner, "namespaces"):
+            self.inner.namespaces = namespaces_of(owners, self.name)
+        result: tuple[list[Manifest], RepoConfig] = self.inner.load(sha)
+        return result
 
     def load(self, sha: str) -> tuple[list[Manifest], RepoConfig]:
-        manifests, config = self.inner.load(sha)
+        manifests, config = self.load_own(sha)
         declared = {m.key: (m.source.file, m.source.line) for m in manifests}
         owners = self.inventory.owners()
-        errors = ownership_conflicts(self.name, declared, owners)
+        errors = ownership_conflicts(self.name, declared, owners) + namespace_removed_in_use(
+            self.name, declared, owners
+        )
         if errors:
             raise RevisionRejected(errors)
         self.declared, self.config = {sha: declared}, config
@@ -149,6 +172,7 @@ class Member:
     applier: RevisionApplier
     loader: ComposingLoader
     last_fetch: float = 0.0
+    recheck: bool = False  # its entry changed: look at the commit again even when it was attempted
 
 
 class SourcesLoop:
@@ -162,6 +186,7 @@ class SourcesLoop:
         self.images: dict[str, list[dict[str, Any]]] = {}
         self.members: dict[str, Member] = {}
         self.specs: list[SourceSpec] = []
+        self.file_state: tuple[bytes, str] | None = None  # --sources FILE as last read, and its error
         self._adopt_default()
         self.configure(specs)
 
@@ -195,6 +220,8 @@ class SourcesLoop:
         applier.prune = PruneGate(
             self.store, repo_dir, d.opts.prune_threshold, lambda: self.inventory.owned(spec.name), prefix(spec.name)
         )
+        record = {"url": spec.url, "branch": branch, "path": spec.path, "repoDir": repo_dir, "remote": remote}
+        self.store.set_meta(**{prefix(spec.name) + RECORD: record})  # `gitship plan/diff --source NAME`
         return Member(spec, repo_dir, branch, remote, reader, applier, loader)
 
     def configure(self, specs: list[SourceSpec]) -> None:
@@ -204,7 +231,9 @@ class SourcesLoop:
             if spec.name in self.members and self.members[spec.name].spec == spec:
                 continue
             try:
+                changed = spec.name in self.members
                 self.members[spec.name] = self._member(spec)
+                self.members[spec.name].recheck = changed
             except GitshipError as e:
                 SourceView(self.store, spec.name).set_meta(
                     ready=_ready("False", "SourceUnavailable", str(e)), sourceError=str(e)
@@ -236,8 +265,9 @@ class SourcesLoop:
             raise SourceError(f"source {m.spec.name!r}: the repository has no branch {m.branch!r}")
         last = self.store.get_meta(prefix(m.spec.name) + "lastAttemptedRevision")
         gate = m.applier.prune
-        if sha == last and not (gate is not None and gate.retry(sha)):
+        if sha == last and not (m.recheck or self._context_changed(m) or (gate is not None and gate.retry(sha))):
             return
+        m.recheck = False
         async with self.lock:  # one source at a time composes and applies: none undoes another's change
             rev = await asyncio.to_thread(m.reader.revision, sha)
             before = self.inventory.owned(m.spec.name)
@@ -248,6 +278,53 @@ class SourcesLoop:
                 self.inventory.set(m.spec.name, {**{k: p for k, p in kept.items() if k in now}, **declared})
                 if m.spec.name == DEFAULT and not self.d.opts.sources_file:  # its gitship.yaml lists the others
                     self.configure(list(m.loader.config.sources))
+
+    def _context_changed(self, m: Member) -> bool:
+        """A rejected revision is tried again when what the others own changed since (a Namespace it
+        needs came, an object another source claimed went); once after a restart."""
+        result = self.store.get_meta(prefix(m.spec.name) + "lastAttemptedResult") or {}
+        return result.get("result") == "rejected" and m.loader.seen != m.loader.others()
+
+    def reread_sources_file(self) -> None:
+        """``--sources FILE`` read again (level-triggered): a changed list is configured at once; an
+        unreadable or invalid one is logged once and the sources as they were keep running."""
+        path = self.d.opts.sources_file
+        if not path:
+            return
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            data = f"{e}".encode()
+        if self.file_state is not None and self.file_state[0] == data:
+            return
+        try:
+            specs, error = read_sources_file(path), ""
+        except GitshipError as e:
+            specs, error = self.specs, str(e)
+        self.file_state = (data, error)
+        if error:
+            self.d.log.error("sources_file_invalid", path=path, error=error)
+        elif specs != self.specs:
+            self.d.log.info("sources_changed", sources=[DEFAULT, *(s.name for s in specs)])
+            self.configure(specs)
+
+    async def restore_images(self) -> None:
+        """Every source's image rules (gitship.yaml ``images:``) from its applied revision, at start:
+        a source that applies nothing new after a restart keeps its images resolvable."""
+        for name, m in sorted(self.members.items(), key=lambda kv: kv[0] != DEFAULT):
+            sha = self.store.get_meta(prefix(name) + "lastAppliedRevision")
+            if not sha:
+                continue
+            try:
+                _, config = await asyncio.to_thread(m.loader.load_own, sha)
+            except GitshipError as e:
+                self.d.log.warning("repo_config_restore_failed", source=name, sha=sha, error=str(e))
+                continue
+            self.images[name] = absolute_images(config.images, m.repo_dir)
+        if self.images:
+            merged = [r for n in sorted(self.images, key=lambda n: n != DEFAULT) for r in self.images[n]]
+            self.d.runtime.set_image_rules(merged, self.d.repo_dir)
 
     async def remove_gone(self) -> None:
         """Sources in the inventory but no longer listed: prune what they owned (safe-pruning rule)."""
@@ -292,8 +369,14 @@ class SourcesLoop:
 
     async def loop(self) -> None:
         d = self.d
+        with contextlib.suppress(Exception):
+            await self.restore_images()
         while not d.stopping.is_set():
             d._source_wake.clear()
+            try:
+                self.reread_sources_file()
+            except Exception as e:  # never let the source loop die
+                d.log.exception("sources_file_failed", error=str(e))
             listed = {DEFAULT, *(s.name for s in self.specs)}
             for name in apply_order(m.spec for m in self.members.values() if m.spec.name in listed):
                 m = self.members[name]

@@ -281,6 +281,10 @@ def test_github_push_fetches_at_once_and_bad_deliveries_do_not(tmp_path: Path, l
     status, answer = _post(addr, body, _github(body, "d5"))
     assert status == 200 and answer["result"] == "duplicate"
     m = _scrape(_address(g, "metrics"))
+    st = g.status()["status"]  # `gitship status` names both endpoints while the daemon runs
+    assert st["metricsURL"] == f"http://{_address(g, 'metrics')}/metrics" and st["webhookURL"] == f"http://{addr}/"
+    text = g.cli("status").stdout
+    assert f"Metrics:       {st['metricsURL']}" in text and f"Webhooks:      http://{addr}/" in text
     assert _value(m, "gitship_webhook_deliveries_total", provider="github", result="duplicate") == 1.0
     assert _value(m, "gitship_webhook_deliveries_total", provider="github", result="accepted") == 1.0
     assert _value(m, "gitship_webhook_deliveries_total", provider="github", result="unauthorized") == 3.0

@@ -86,3 +86,46 @@ def test_two_sources_depends_on_and_an_ownership_conflict(tmp_path, gitship_fact
     assert "approved source:apps" in g2.cli("approve", "source:apps").stdout
     wait_for(lambda: not exists(g2, "app"), 60, what="apps' objects pruned")
     assert set(sources(g2)) == {"default", "base"} and exists(g2, "shared") and exists(g2, "more")
+
+
+def cm_in(name: str, namespace: str, value: str = "1") -> str:
+    return (
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {namespace}}}\ndata: {{v: '{value}'}}\n"
+    )
+
+
+def test_a_namespace_of_another_source_a_sources_file_change_and_plan_per_source(tmp_path, gitship_factory):
+    """apps' ConfigMap lives in the Namespace base declares; apps is added to the sources file while
+    the daemon runs; `plan` / `diff --source apps` read apps' checkout; base cannot drop the Namespace."""
+    from tests.conftest import remove_file
+
+    main = new_repo(tmp_path / "main")
+    commit_file(main, "main.yaml", cm("from-main"), "main")
+    base = new_repo(tmp_path / "base")
+    commit_file(base, "ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n", "ns")
+    apps = new_repo(tmp_path / "apps")
+    first = commit_file(apps, "app.yaml", cm_in("app", "team"), "app")
+    spec = tmp_path / "sources.yaml"
+    spec.write_text(f"sources:\n- {{name: base, url: {base}}}\n")
+    g = gitship_factory(main, extra=["--sources", str(spec)])
+    wait_for(lambda: sources(g)["base"]["ready"]["status"] == "True", 60, what="base applied")
+
+    spec.write_text(f"sources:\n- {{name: base, url: {base}}}\n- {{name: apps, url: {apps}}}\n")  # no restart
+    wait_for(lambda: (sources(g).get("apps") or {}).get("lastAppliedRevision") == first, 60, what="apps applied")
+    assert g.json("get", "cm", "app", "-n", "team")["data"] == {"v": "1"}
+
+    second = commit_file(apps, "app.yaml", cm_in("app", "team", "2"), "v2")
+    wait_for(lambda: sources(g)["apps"]["lastAppliedRevision"] == second, 60, what="apps' second commit")
+    head = g.cli("plan", "--source", "apps", "-o", "json")
+    assert head.returncode == 0 and '"repository": "%s"' % apps in head.stdout and '"actions": []' in head.stdout
+    back = g.cli("plan", "--source", "apps", first, check=False)
+    assert back.returncode == 0 and "1 to update" in back.stdout and "configmap/team/app" in back.stdout, back.stdout
+    diff = g.cli("diff", "--source", "apps", first, check=False)
+    assert diff.returncode == 1 and "app" in diff.stdout and "'1'" in diff.stdout.replace('"', "'"), diff.stdout
+    assert g.cli("plan", "--source", "nope", check=False).returncode == 1
+
+    drop = remove_file(base, "ns.yaml", "drop the namespace")
+    wait_for(lambda: sources(g)["base"]["lastAttemptedRevision"] == drop, 60, what="base attempted the drop")
+    msg = sources(g)["base"]["ready"]["message"]
+    assert "no longer declares Namespace team" in msg and "'apps'" in msg, msg
+    assert g.json("get", "cm", "app", "-n", "team")["data"] == {"v": "2"}

@@ -294,6 +294,87 @@ def test_service_install_refuses_a_typo_in_the_up_options(tmp_path: Path) -> Non
     assert p.returncode == 2 and "--intervall" in p.stderr
 
 
+def test_unit_mode_is_private_when_the_command_line_holds_a_secret() -> None:
+    base = ["/usr/bin/gitship", "up", "/srv/repo", "--interval", "10"]
+    assert not systemd.carries_secrets(base) and systemd.unit_mode(base) == 0o644
+    slack = "slack+https://hooks.slack.com/services/T0/B0/XXXXSECRET"
+    assert systemd.unit_mode([*base, "--notify", slack]) == 0o600
+    assert systemd.unit_mode([*base, f"--notify={slack}"]) == 0o600
+    assert systemd.unit_mode(["/usr/bin/gitship", "up", "https://user:pw@git.example.com/r.git"]) == 0o600
+    assert systemd.unit_mode(["/usr/bin/gitship", "up", "https://TOKEN@git.example.com/r.git"]) == 0o600
+    assert systemd.unit_mode(["/usr/bin/gitship", "up", "ssh://git@git.example.com/r.git"]) == 0o644
+    assert systemd.written_by_gitship(systemd.render(_spec()))
+    assert not systemd.written_by_gitship("[Unit]\nDescription=someone else's\n")
+
+
+def _service(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "service", *args],
+        capture_output=True, text=True, cwd=str(Path(__file__).resolve().parents[2]), env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def test_service_install_mode_and_uninstall(tmp_path: Path) -> None:
+    repo, state = tmp_path / "repo", tmp_path / "state"
+    repo.mkdir()
+    unit = tmp_path / "units" / "gitship.service"
+    unit.parent.mkdir()
+    p = _service("install", "--unit-file", str(unit), "--state-dir", str(state), str(repo))
+    assert p.returncode == 0, p.stderr
+    assert unit.stat().st_mode & 0o777 == 0o644
+    # again with a Slack URL: the same file becomes readable by its owner alone
+    hook = "slack+https://hooks.slack.com/services/T0/B0/SECRET"
+    p = _service("install", "--unit-file", str(unit), "--state-dir", str(state), str(repo), "--notify", hook)
+    assert p.returncode == 0, p.stderr
+    assert unit.stat().st_mode & 0o777 == 0o600 and "SECRET" in unit.read_text()
+    assert [f.name for f in unit.parent.iterdir()] == ["gitship.service"]  # no temporary file left
+    # an enabled unit has a link in a .wants folder: it goes with the unit
+    wants = unit.parent / "multi-user.target.wants"
+    wants.mkdir()
+    (wants / "gitship.service").symlink_to(unit)
+    p = _service("uninstall", "--unit-file", str(unit))
+    assert p.returncode == 0, p.stderr
+    assert not unit.exists() and not (wants / "gitship.service").is_symlink()
+    assert "daemon-reload" in p.stdout and str(state) in p.stdout and state.is_dir()  # the state dir is kept
+    again = _service("uninstall", "--unit-file", str(unit))
+    assert again.returncode == 0 and "nothing to remove" in again.stdout
+
+
+def test_service_uninstall_leaves_a_unit_it_did_not_write(tmp_path: Path) -> None:
+    unit = tmp_path / "gitship.service"
+    unit.write_text("[Unit]\nDescription=hand-written\n")
+    p = _service("uninstall", "--unit-file", str(unit))
+    assert p.returncode == 1 and unit.exists()
+
+
+def test_service_uninstall_with_systemd_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Where systemd is PID 1: disable --now, remove, daemon-reload (systemctl faked on PATH)."""
+    import os
+    import stat
+
+    from reconciler.cli import main
+
+    home = tmp_path / "home"
+    unit = home / ".config" / "systemd" / "user" / "gitship.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text(systemd.render(_spec(user=True, state_dir=str(tmp_path / "state"))))
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    fake = bin_dir / "systemctl"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setattr(systemd, "booted", lambda: True)
+    assert main(["service", "uninstall", "--user"]) == 0
+    assert calls.read_text().splitlines() == ["--user disable --now gitship.service", "--user daemon-reload"]
+    assert not unit.exists()
+    assert "Ran systemctl --user daemon-reload" in capsys.readouterr().out
+
+
 # -- health and metrics ------------------------------------------------------------------------------
 def _pod(name: str, phase: str, ready: bool = True, restarts: int = 0, waiting: str | None = None) -> dict[str, Any]:
     state = {"waiting": {"reason": waiting}} if waiting else {"running": {}}

@@ -235,3 +235,54 @@ def test_undelivered_notifications_are_counted(monkeypatch: pytest.MonkeyPatch) 
 
     asyncio.run(main())
     assert counted == ["slack", "slack"]
+
+
+def test_a_rejection_is_said_once_per_commit_and_reason() -> None:
+    """A source recovering can show Ready True for a moment before the same head is refused again:
+    one "rejected" notification, not two; another commit, or the same after an applied one, is said."""
+    from reconciler.ops.notifyevents import advance
+
+    msg = "commit bbbbbbb is not applied: unsigned; what runs is unchanged"
+    ok = Snapshot(applied=SHA1, ready_reason="ReconciliationSucceeded")
+    refused = Snapshot(applied=SHA1, ready_reason="VerificationFailed", ready_message=msg)
+    down = Snapshot(applied=SHA1, ready_reason="VerificationFailed", ready_message=msg, source_error="down")
+    events, prev = advance(None, ok)
+    assert events == []
+    said = []
+    for cur in (refused, down, ok, refused, ok, refused):
+        events, prev = advance(prev, cur)
+        said += [(e.event, e.reason) for e in events]
+    assert said.count(("revision_rejected", "VerificationFailed")) == 1
+    assert ("source_recovered", "SourceAvailable") in said
+    other = Snapshot(applied=SHA1, ready_reason="VerificationFailed", ready_message=msg.replace("bbbbbbb", "ccccccc"))
+    events, prev = advance(prev, other)
+    assert names(events) == ["revision_rejected"]
+    events, prev = advance(prev, Snapshot(applied=SHA2, ready_reason="ReconciliationSucceeded"))
+    assert names(events) == ["revision_applied"]
+    events, prev = advance(prev, Snapshot(applied=SHA2, ready_reason="VerificationFailed", ready_message=msg))
+    assert names(events) == ["revision_rejected"]  # the applied revision moved on: said again
+
+
+def test_a_validation_rejection_is_not_said_again_for_the_same_commit() -> None:
+    from reconciler.ops.notifyevents import advance
+
+    errs = ({"file": "web.yaml", "line": 7, "field": "spec.replicas", "message": "must be >= 0"},)
+    rejected = Snapshot(applied=SHA1, attempted=SHA2, attempted_result="rejected", rejection=errs)
+    between = Snapshot(applied=SHA1, attempted=None)
+    _, prev = advance(None, Snapshot(applied=SHA1, attempted=SHA1, attempted_result="applied"))
+    events, prev = advance(prev, rejected)
+    assert names(events) == ["revision_rejected"]
+    events, prev = advance(prev, between)
+    events, prev = advance(prev, rejected)
+    assert events == []
+
+
+def test_the_rejection_found_at_start_is_not_said_after_a_flicker() -> None:
+    from reconciler.ops.notifyevents import advance
+
+    msg = "commit bbbbbbb is not applied: unsigned"
+    refused = Snapshot(applied=SHA1, ready_reason="VerificationFailed", ready_message=msg)
+    _, prev = advance(None, refused)
+    _, prev = advance(prev, Snapshot(applied=SHA1, ready_reason="ReconciliationSucceeded"))
+    events, prev = advance(prev, refused)
+    assert events == []

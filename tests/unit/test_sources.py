@@ -148,3 +148,95 @@ def test_source_view_keeps_a_sources_own_status(tmp_path):
     assert [r["name"] for r in rows] == [DEFAULT, "apps"] and rows[1]["objects"] == 1
     text = "\n".join(sources_lines(rows))
     assert "apps" in text and "Ready True" in text
+
+
+# -- a Namespace one source declares, used by another ------------------------------------------------
+def ns(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def cm_in(name: str, namespace: str) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}}
+
+
+def test_check_namespaces_knows_the_namespaces_declared_elsewhere():
+    from reconciler.manifests.namespaces import check_namespaces
+
+    ms = [Manifest(cm_in("a", "team"), Source("a.yaml", 1, 0))]
+    assert [e.field for e in check_namespaces(ms)] == ["metadata.namespace"]
+    assert check_namespaces(ms, {"team"}) == []
+
+
+def test_namespaces_of_the_others_and_a_namespace_removed_in_use():
+    from reconciler.sources.namespaces import namespace_removed_in_use, namespaces_of
+
+    owners = {
+        ("Namespace", "", "team"): ("base", "ns.yaml", 1),
+        ("Namespace", "", "own"): ("apps", "ns.yaml", 1),
+        ("ConfigMap", "team", "a"): ("apps", "a.yaml", 3),
+        ("ConfigMap", "own", "b"): ("apps", "b.yaml", 2),
+    }
+    assert namespaces_of(owners, "apps") == {"team"} and namespaces_of(owners, "base") == {"own"}
+    assert namespace_removed_in_use("base", [("Namespace", "", "team")], owners) == []  # still declared
+    [e] = namespace_removed_in_use("base", [], owners)  # base drops Namespace team, which apps uses
+    assert (e.file, e.line, e.field) == ("a.yaml", 3, "metadata.namespace")
+    assert "'base'" in e.message and "'apps'" in e.message and "ConfigMap team/a" in e.message
+    assert namespace_removed_in_use("apps", [("ConfigMap", "team", "a")], owners) == []  # its own objects
+
+
+class NsFakeLoader(FakeLoader):
+    namespaces: object = ()
+
+    def load(self, sha: str):
+        from reconciler.manifests.namespaces import check_namespaces
+
+        manifests, config = super().load(sha)
+        errors = check_namespaces(manifests, self.namespaces)  # as load_listing does
+        if errors:
+            raise RevisionRejected(errors)
+        return manifests, config
+
+
+def test_a_source_uses_a_namespace_another_declares_and_that_one_cannot_drop_it(tmp_path):
+    store = Store(str(tmp_path))
+    live = {("Namespace", "", "team"): ns("team")}
+    inv = Inventory(store)
+    inv.set("base", {("Namespace", "", "team"): ("ns.yaml", 1)})
+    apps = ComposingLoader(NsFakeLoader({"s1": [cm_in("a", "team")]}), "apps", "/r", inv, lambda: live)
+    keys = {m.key for m in apps.load("s1")[0]}
+    assert ("ConfigMap", "team", "a") in keys and ("Namespace", "", "team") in keys
+    assert apps.seen == frozenset({(("Namespace", "", "team"), "base")})
+    inv.set("apps", {("ConfigMap", "team", "a"): ("a.yaml", 1)})
+    live[("ConfigMap", "team", "a")] = cm_in("a", "team")
+    base = ComposingLoader(NsFakeLoader({"s2": []}), "base", "/b", inv, lambda: live)
+    with pytest.raises(RevisionRejected) as e:
+        base.load("s2")  # base drops the Namespace apps' ConfigMap lives in
+    assert "no longer declares Namespace team" in str(e.value)
+
+
+def test_plan_and_diff_read_a_sources_record_and_its_own_objects(tmp_path):
+    from reconciler.cli.plan import source_state
+    from reconciler.errors import GitshipError
+    from reconciler.sources.status import owned_keys, source_record
+
+    store = Store(str(tmp_path))
+    store.update_desired([(ns("team"), "ns.yaml", 1), (cm_in("a", "team"), "a.yaml", 1)], [])
+    store.set_meta(
+        source={"repoDir": "/srv/main", "branch": "main", "path": ""},
+        sources=[DEFAULT, "apps"],
+        sourceInventory={
+            DEFAULT: [["Namespace", "", "team", "ns.yaml", 1]],
+            "apps": [["ConfigMap", "team", "a", "a.yaml", 1]],
+        },
+        **{"source/apps/source": {"repoDir": "/srv/apps", "branch": "dev", "path": "deploy"}},
+    )
+    assert source_record(store.get_meta, "apps")["branch"] == "dev"
+    assert owned_keys(store.get_meta, "apps") == {("ConfigMap", "team", "a")}
+    st = source_state(store, "apps")
+    assert st.source["repoDir"] == "/srv/apps" and set(st.applied) == {("ConfigMap", "team", "a")}
+    assert st.namespaces == {"team"}
+    default = source_state(store, None)
+    assert default.source["repoDir"] == "/srv/main" and set(default.applied) == {("Namespace", "", "team")}
+    assert default.namespaces == set()
+    with pytest.raises(GitshipError, match="no source named 'nope'"):
+        source_state(store, "nope")
