@@ -154,9 +154,8 @@ def table(results: list[dict[str, float]], baselines: dict[str, float]) -> list[
         e = exponent(sizes, vals)
         met = "" if check is None or at1000 is None else ("yes" if check(at1000) else "**NO**")
         cells = " | ".join(f"{v:.1f}" if v >= 10 else f"{v:.2f}" for v in vals)
-        lines.append(
-            f"| {name} | {cells} | {e:.2f} ({'<= linear' if e <= 1.1 else '**worse than linear**'}) | {goal} | {met} |"
-        )
+        growth = "n/a" if math.isnan(e) else f"{e:.2f} ({'<= linear' if e <= 1.1 else '**worse than linear**'})"
+        lines.append(f"| {name} | {cells} | {growth} | {goal} | {met} |")
     lines.append("")
     lines.append("Baselines in the same run: " + ", ".join(f"{k} {v:.1f}" for k, v in baselines.items()))
     return lines
