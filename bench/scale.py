@@ -137,6 +137,8 @@ FIGURES = [
     ("idle_cpu_pct", "idle CPU (% of a core)", "< 2 % at 1,000", lambda r: r["idle_cpu_pct"] < 2),
     ("commit_to_applied_ms", "one-line change: commit -> applied (ms)", "< 100 ms at 1,000",
      lambda r: r["commit_to_applied_ms"] < 100),
+    ("rss_extra_mb", "  RSS above the 0-pod daemon (MB)", "", None),
+    ("cpu_extra_pct", "  idle CPU above the 0-pod daemon (%)", "", None),
     ("apply_pass_ms", "apply pass (load+validate+plan) (ms)", "", None),
     ("gitship_get_ms", "`gitship get pods` (ms)", "", None),
     ("kubectl_get_ms", "`kubectl get pods` (ms)", "", None),
@@ -223,6 +225,9 @@ def main() -> None:
             wait(lambda: not d.objects("Pod"), 300, "pods gone", 0.5)
         finally:
             d.stop()
+    for r in results:  # the marginal cost: the growth exponent of what the pods add
+        r["rss_extra_mb"] = r["rss_mb"] - baselines["RSS at 0 pods (MB)"]
+        r["cpu_extra_pct"] = r["idle_cpu_pct"] - baselines["idle CPU at 0 pods (%)"]
     lines = table(results, baselines)
     print("\n".join(lines))
     if not args.no_write:
