@@ -41,3 +41,43 @@ def test_a_reader_still_gets_everything_in_order() -> None:
 
     out = asyncio.run(main())
     assert out.split() == [str(i).encode() for i in range(1, 200001)]
+
+
+def test_docker_session_holds_a_bounded_output_for_a_client_that_never_reads() -> None:
+    import socket
+    import struct
+    import threading
+
+    from runtime.docker.execstream import QUEUED_CHUNKS as DOCKER_CHUNKS
+    from runtime.docker.execstream import DockerSession
+
+    ours, theirs = socket.socketpair()
+    stop = threading.Event()
+
+    def engine() -> None:  # Docker's multiplexed stream: 8-byte header (stream 1, size), then the data
+        frame = struct.pack(">BxxxI", 1, 4096) + b"y" * 4096
+        try:
+            while not stop.is_set():
+                theirs.sendall(frame)
+        except OSError:
+            pass
+
+    async def main() -> None:
+        s = DockerSession(api=None, exec_id="0" * 64, sock=ours, stdin=False, tty=False)
+        t = threading.Thread(target=engine, daemon=True)
+        t.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while s.queue.qsize() < DOCKER_CHUNKS and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for _ in range(10):
+            await asyncio.sleep(0.05)
+            assert s.queue.qsize() <= DOCKER_CHUNKS + 1
+        assert (await s.read()) is not None  # a reader still gets the chunks
+        await s.kill()
+        stop.set()
+        theirs.close()
+        while await asyncio.wait_for(s.read(), 10) is not None:  # the reader thread ends
+            pass
+
+    asyncio.run(main())
