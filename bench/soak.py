@@ -153,6 +153,7 @@ def soak(minutes: float, seed: int, work: Path) -> dict[str, Any]:
                 pids = _pod_pids(d)
                 if pids:
                     os.kill(rnd.choice(pids), 9)
+                    counts["pods-killed"] = counts.get("pods-killed", 0) + 1
             else:
                 t0 = time.monotonic()
                 d.kill9()
