@@ -122,6 +122,7 @@ def soak(minutes: float, seed: int, work: Path) -> dict[str, Any]:
     d = Daemon(repo, work / "state", mode="host").start()
     counts: dict[str, int] = {}
     down: list[tuple[float, float]] = []
+    pod_kills: list[float] = []
     try:
         wait(lambda: sum(1 for p in d.objects("Pod") if ready(p)) == 3, 120, "3 replicas ready", 0.2)
         ip = wait(lambda: cluster_ip(d, APP), 60, "the ClusterIP", 0.05)
@@ -153,6 +154,7 @@ def soak(minutes: float, seed: int, work: Path) -> dict[str, Any]:
                 pids = _pod_pids(d)
                 if pids:
                     os.kill(rnd.choice(pids), 9)
+                    pod_kills.append(time.monotonic())
                     counts["pods-killed"] = counts.get("pods-killed", 0) + 1
             else:
                 t0 = time.monotonic()
@@ -168,6 +170,8 @@ def soak(minutes: float, seed: int, work: Path) -> dict[str, Any]:
     finally:
         d.stop()
     outside = [t for t in load.failures if not any(a <= t <= b for a, b in down)]
+    # requests in flight to a pod killed with -9 fail before its readiness probe takes it out
+    near_pod_kill = [t for t in outside if any(0 <= t - k <= 3.0 for k in pod_kills)]
     left = _processes_from(str(repo))
     with open("/proc/self/mountinfo") as f:
         mounts = [line for line in f if d.state_dir in line]
@@ -181,6 +185,7 @@ def soak(minutes: float, seed: int, work: Path) -> dict[str, Any]:
         "requests_ok": load.ok,
         "failed_total": len(load.failures),
         "failed_outside_daemon_kills": len(outside),
+        "failed_within_3s_of_a_pod_kill": len(near_pod_kill),
         "rss_after_warmup_mb": round(rss0, 1),
         "rss_end_mb": round(rss1, 1),
         "rss_growth_pct": round((rss1 - rss0) / rss0 * 100, 1),
