@@ -220,7 +220,8 @@ def write_results(r: dict[str, Any], cmd: str) -> None:
         "- in-process runtime, host isolation, Python proxy; Docker engine kills and Ingress are not in it",
         f"- actions: {json.dumps(r['actions'])}; requests answered {r['requests_ok']:,}, "
         f"failed {r['failed_total']} (inside the daemon's own kill -9 windows: "
-        f"{r['failed_total'] - r['failed_outside_daemon_kills']})",
+        f"{r['failed_total'] - r['failed_outside_daemon_kills']}; outside them, within 3 s of a pod's kill -9: "
+        f"{r.get('failed_within_3s_of_a_pod_kill', 'n/a')})",
         f"- RSS {r['rss_after_warmup_mb']} MB after warm-up -> {r['rss_end_mb']} MB ({r['rss_growth_pct']:+} %); "
         f"fds {r['fds_after_warmup']} -> {r['fds_end']}",
         "",
