@@ -21,7 +21,6 @@ anything else.
 from __future__ import annotations
 
 import bisect
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,7 @@ import yaml
 from reconciler.errors import GitOpsError
 
 from .documents import BREAK, lines, load, newline_of, same, split_header
-from .yamltext import Indent, all_scalars, detect_indent, flow_style_of, fmt_scalar, is_scalar, render
+from .yamltext import Indent, all_scalars, detect_indent, flow_style_of, fmt_scalar, is_scalar, render, ruamel_dump
 
 __all__ = ["patch_document"]
 
@@ -320,6 +319,7 @@ def _replace(doc: _Doc, ctx: _Ctx, new: Any, ind: Indent, node: yaml.Node) -> st
 
 def _surgical(text: str, new: Any) -> str:
     ind: Indent | None = None
+    seen = {text}  # a splice that undoes an earlier one loops: stop at once, not after _MAX_CHANGES passes
     for _ in range(_MAX_CHANGES):
         doc = _Doc(text)
         if ind is None:
@@ -329,8 +329,9 @@ def _surgical(text: str, new: Any) -> str:
         if doc.root is None or not isinstance(doc.data, dict) or not isinstance(new, dict):
             raise _Unpatchable("not a mapping document")
         nxt = _first_change(doc, doc.root, doc.data, new, _ROOT, ind)
-        if nxt == text:
+        if nxt in seen:
             raise _Unpatchable("no progress")
+        seen.add(nxt)
         text = nxt
     raise _Unpatchable("too many changes")
 
@@ -375,9 +376,7 @@ def _roundtrip(chunk: str, new: Any) -> str:
     y = detect_indent(root).ruamel()
     y.preserve_quotes = True
     data = _merge_rt(y.load(body), new)
-    buf = io.StringIO()
-    y.dump(data, buf)
-    out = buf.getvalue()
+    out = ruamel_dump(y, data)
     nl = newline_of(chunk)
     if nl != "\n":
         out = out.replace("\n", nl)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,22 @@ def _fmt_number(v: int | float) -> str:
     return repr(float(v))
 
 
+# What YAML may hold raw inside a double-quoted scalar: its printable set (YAML 1.1 §5.1, as PyYAML
+# reads it) less the characters that are line breaks there (U+0085, U+2028, U+2029) and the BOM.
+_NOT_RAW = re.compile("[^\t\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return f"\\u{c:04x}" if c <= 0xFFFF else f"\\U{c:08x}"
+
+
+def double_quoted(s: str) -> str:
+    """``s`` as a YAML double-quoted scalar that reads back as ``s`` (JSON's escapes, and \\u escapes
+    for C1 controls, DEL, YAML's extra line breaks and lone surrogates, which YAML cannot hold raw)."""
+    return _NOT_RAW.sub(_escape, json.dumps(s, ensure_ascii=False))
+
+
 def fmt_scalar(v: Any, style: str | None = None, flow: bool = False) -> str:
     """One scalar as YAML text; a string in ``style`` ("'" or '"'), else plain when that reads back."""
     if v is None:
@@ -69,10 +86,10 @@ def fmt_scalar(v: Any, style: str | None = None, flow: bool = False) -> str:
     if style == "'" and simple:
         return "'" + s.replace("'", "''") + "'"
     if style == '"':
-        return json.dumps(s, ensure_ascii=False)
+        return double_quoted(s)
     if _plain_ok(s, flow):
         return s
-    return json.dumps(s, ensure_ascii=False)
+    return double_quoted(s)
 
 
 def flow_text(v: Any, style: str | None) -> str:
@@ -104,10 +121,23 @@ class Indent:
         from ruamel.yaml import YAML
 
         y = YAML(typ="rt")
+        y.version = (1, 1)  # gitship reads YAML 1.1 (PyYAML): "on", "yes", "n" must come out quoted
         y.width = 4096
         y.default_flow_style = False
         y.indent(mapping=max(1, self.mapping), sequence=self.offset + 2, offset=self.offset)
         return y
+
+
+def ruamel_dump(y: Any, data: Any) -> str:
+    """``data`` dumped by ``y`` (from ``Indent.ruamel``) without the ``%YAML 1.1`` directive it writes."""
+    buf = io.StringIO()
+    y.dump(data, buf)
+    out: str = buf.getvalue()
+    if out.startswith("%YAML"):
+        _, _, rest = out.partition("\n---")
+        rest = rest.lstrip(" ")
+        out = rest[1:] if rest.startswith("\n") else rest
+    return out
 
 
 def detect_indent(root: yaml.Node | None) -> Indent:
@@ -166,9 +196,7 @@ def render(value: Any, ind: Indent, flow: bool = False, style: str | None = None
             return [f"{fmt_scalar(k)}: {sv}"]
     elif is_scalar(value[0]):
         return [f"- {fmt_scalar(value[0])}"]
-    buf = io.StringIO()
-    ind.ruamel().dump(_plain(value), buf)
-    out = buf.getvalue().rstrip("\n").split("\n")
+    out = ruamel_dump(ind.ruamel(), _plain(value)).rstrip("\n").split("\n")
     if isinstance(value, list):  # ruamel indents a root sequence by its offset
         strip = min((len(x) - len(x.lstrip(" ")) for x in out if x.strip()), default=0)
         out = [x[strip:] if x.strip() else x for x in out]

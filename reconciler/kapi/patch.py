@@ -122,10 +122,24 @@ def _pointer(path: Any) -> list[str]:
     return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
 
 
+def json_equal(a: Any, b: Any) -> bool:
+    """RFC 6902 §4.6 equality: numbers equal by value (1 == 1.0), booleans never equal numbers, at any depth."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(v, b[k]) for k, v in a.items())
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
 def _index(container: list[Any], token: str, path: str, adding: bool) -> int:
     if adding and token == "-":
         return len(container)
-    if not token.isdigit() or (len(token) > 1 and token.startswith("0")):
+    # RFC 6901 §4: an index is ASCII digits ("\u0661".isdigit() is true, and int("\u00b2") fails)
+    if not (token.isascii() and token.isdigit()) or (len(token) > 1 and token.startswith("0")):
         raise invalid(f"unable to access invalid index: {token} (path {path})")
     i = int(token)
     if i > len(container) or (not adding and i == len(container)):
@@ -220,7 +234,7 @@ def _apply_op(doc: Any, op: dict[str, Any]) -> Any:
     if kind == "test":
         want = _field(op, "value")
         got = _get(doc, path)
-        if got != want or type(got) is not type(want):
+        if not json_equal(got, want):
             raise invalid(f"testing value {path} failed: test failed")
         return doc
     raise bad_request(f"Unexpected kind: {kind}")

@@ -60,17 +60,16 @@ def _field(obj: Obj, path: str) -> str | None:
 
 
 def parse_field_selector(text: str) -> list[tuple[str, bool, str]]:
-    """``a=b,c!=d`` -> [(field, equal, value)]. Raises ValueError on an unreadable term."""
+    """``a=b,c!=d`` -> [(field, equal, value)]. Raises ValueError on an unreadable term.
+
+    A term splits at its first operator, as apimachinery's fields.splitTerm does (``a=b!=c`` is a = "b!=c")."""
     out: list[tuple[str, bool, str]] = []
     for term in filter(None, (t.strip() for t in text.split(","))):
-        if "!=" in term:
-            f, _, v = term.partition("!=")
-            out.append((f.strip(), False, v.strip()))
-        elif "==" in term or "=" in term:
-            f, _, v = term.partition("==") if "==" in term else term.partition("=")
-            out.append((f.strip(), True, v.strip()))
-        else:
+        split = next(((i, op) for i in range(len(term)) for op in ("!=", "==", "=") if term.startswith(op, i)), None)
+        if split is None:
             raise ValueError(f"invalid selector: '{text}'; can't understand '{term}'")
+        i, op = split
+        out.append((term[:i].strip(), op != "!=", term[i + len(op) :].strip()))
     return out
 
 

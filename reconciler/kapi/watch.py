@@ -95,6 +95,11 @@ class Hub:
             return None
         return [c for c in self._history if c.rv > rv]
 
+    @property
+    def watched(self) -> bool:
+        """Some watch is open (else nobody needs changes numbered before the next read asks)."""
+        return bool(self._listeners)
+
     def listen(self, f: Callable[[], None]) -> Callable[[], None]:
         self._listeners.append(f)
         return lambda: self._listeners.remove(f)

@@ -147,13 +147,34 @@ def strip(obj: Obj) -> Obj:
     return out
 
 
+MAX_DEPTH = 200  # nesting of a body; deeper is refused before anything recursive (patches, copies, YAML) sees it
+
+
+def _depth(v: Any) -> int:
+    """How deep ``v`` nests (iteratively: the value may be deeper than Python's recursion limit)."""
+    deepest, stack = 0, [(v, 1)]
+    while stack:
+        x, d = stack.pop()
+        deepest = max(deepest, d)
+        if d <= MAX_DEPTH:
+            stack.extend((y, d + 1) for y in (x.values() if isinstance(x, dict) else x if isinstance(x, list) else ()))
+    return deepest
+
+
 def _decode(req: WriteRequest) -> Any:
     try:
         if req.content_type.endswith("yaml"):
-            return yaml.safe_load(req.body.decode("utf-8"))
-        return json.loads(req.body)
+            value = yaml.safe_load(req.body.decode("utf-8"))
+        else:
+            value = json.loads(req.body)
     except (ValueError, yaml.YAMLError) as e:
         raise Refused(400, "BadRequest", f"the body of the request was in an unknown format: {e}") from None
+    except RecursionError:
+        value = None
+    else:
+        if _depth(value) <= MAX_DEPTH:
+            return value
+    raise Refused(400, "BadRequest", f"the body of the request nests deeper than {MAX_DEPTH} levels")
 
 
 def _drop_field(obj: Any, path: str) -> None:

@@ -118,7 +118,9 @@ async def write(
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         msg = f"Request entity too large: limit is {MAX_BODY}"
-        return web.json_response(views.status(413, "RequestEntityTooLarge", msg), status=413)
+        refused = web.json_response(views.status(413, "RequestEntityTooLarge", msg), status=413)
+        refused.force_close()  # close instead of reading (and throwing away) the rest of a 50 MB body
+        return refused
     req = WriteRequest(
         verb=verb,
         group=r.group,

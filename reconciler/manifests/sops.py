@@ -357,7 +357,8 @@ def _data_key(meta: _Meta, keys: AgeKeys) -> bytes:
         if len(key) != 32:
             raise SopsError("the data key unwrapped with age is not 32 bytes")
         return key
-    recipients = ", ".join(r for r, _ in meta.age)
+    named = list(dict.fromkeys(r for r, _ in meta.age))  # a file may list thousands: the error stays short
+    recipients = ", ".join(named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")
     raise SopsError(f"none of the age keys given matches a recipient of the file ({recipients})")
 
 

@@ -37,16 +37,26 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return out
 
 
+QUEUED_CHUNKS = 16  # output chunks an exec session holds for a slow client
+
+
 class DockerSession(ExecSession):
     def __init__(self, api: Any, exec_id: str, sock: socket.socket, stdin: bool, tty: bool):
         self.api, self.exec_id, self.sock, self.stdin, self.tty = api, exec_id, sock, stdin, tty
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
-        self.done = False
+        # room for this many chunks: a client that never reads stops the reader thread (and, through
+        # the socket, the command) instead of piling the output up in the daemon's memory
+        self.room = threading.Semaphore(QUEUED_CHUNKS)
+        self.done = self.closed = False
         threading.Thread(target=self._reader, name=f"exec-{exec_id[:12]}", daemon=True).start()
 
     def _put(self, item: tuple[int, bytes] | None) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        while item is not None and not self.room.acquire(timeout=0.5):
+            if self.closed:
+                raise OSError("the session was closed")
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the daemon is stopping
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
 
     def _reader(self) -> None:
         try:
@@ -89,6 +99,8 @@ class DockerSession(ExecSession):
         item = await self.queue.get()
         if item is None:
             self.done = True
+        else:
+            self.room.release()
         return item
 
     def resize(self, width: int, height: int) -> None:
@@ -112,6 +124,7 @@ class DockerSession(ExecSession):
     async def kill(self) -> None:
         """Docker cannot stop an exec by itself: closing its connection ends the command's stdin and
         its terminal (a shell on a TTY gets SIGHUP)."""
+        self.closed = True
         with contextlib.suppress(OSError):
             self.sock.close()
 

@@ -39,13 +39,18 @@ class Host(Protocol):
     def _enter_prefix(self, p: PodState, cwd: str | None) -> list[str] | None: ...
 
 
+QUEUED_CHUNKS = 16  # output chunks (up to 64 KiB each) an exec session holds for a slow client
+
+
 class ProcessSession(ExecSession):
     """A subprocess whose output chunks arrive on a queue (None: one stream ended)."""
 
     def __init__(self, proc: asyncio.subprocess.Process, master: int | None, streams: int):
         self.proc = proc
         self.master = master
-        self.queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+        # bounded: a client that never reads stops the pumps (and, through the pipe, the command)
+        # instead of piling its output up in the daemon's memory
+        self.queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=QUEUED_CHUNKS)
         self.open_streams = streams
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -91,6 +96,12 @@ class ProcessSession(ExecSession):
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
+        # nobody reads any more: pumps waiting for room in the queue would wait forever, and the
+        # process does not count as ended (asyncio) until its pipes are read to their end
+        for t in self.tasks:
+            t.cancel()
+        pipes = [p for p in (self.proc.stdout, self.proc.stderr) if p is not None]
+        self.tasks = [asyncio.create_task(_discard(p)) for p in pipes]
         await self.wait()
 
 
@@ -101,26 +112,29 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 async def _pump(stream: asyncio.StreamReader, channel: int, queue: asyncio.Queue[tuple[int, bytes] | None]) -> None:
-    try:
+    with contextlib.suppress(OSError, ValueError):
         while chunk := await stream.read(65536):
-            queue.put_nowait((channel, chunk))
-    finally:
-        queue.put_nowait(None)
+            await queue.put((channel, chunk))
+    await queue.put(None)
+
+
+async def _discard(stream: asyncio.StreamReader) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        while await stream.read(65536):
+            pass
 
 
 async def _pump_master(fd: int, queue: asyncio.Queue[tuple[int, bytes] | None]) -> None:
     """Read the pty's master side until the last slave is closed (EIO)."""
-    try:
-        while True:
-            try:
-                chunk = await asyncio.to_thread(os.read, fd, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            queue.put_nowait((1, chunk))
-    finally:
-        queue.put_nowait(None)
+    while True:
+        try:
+            chunk = await asyncio.to_thread(os.read, fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        await queue.put((1, chunk))
+    await queue.put(None)
 
 
 def _controlling_tty() -> None:  # in the child, after fork: its stdin (the pty's slave) becomes its terminal

@@ -106,8 +106,8 @@ CASES: list[tuple[str, str, Change, str]] = [
     (
         "a scalar becomes a mapping",
         "a: 1\nb: 2\n",
-        put("a", {"x": {"y": 1}}),
-        "a:\n  x:\n    y: 1\nb: 2\n",
+        put("a", {"x": {"z": 1}}),
+        "a:\n  x:\n    z: 1\nb: 2\n",
     ),
     # ---- flow style
     ("flow mapping: a key added", "labels: {app: a}\n", put("labels.tier", "web"), "labels: {app: a, tier: web}\n"),

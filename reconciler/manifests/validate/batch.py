@@ -228,7 +228,8 @@ def validate_job_spec(ctx: Ctx, spec: Any, path: str, in_template: bool = False)
 
 
 def _name_length(ctx: Ctx, obj: Obj, limit: int) -> None:
-    name = (obj.get("metadata") or {}).get("name")
+    meta = obj.get("metadata")
+    name = meta.get("name") if is_dict(meta) else None  # a non-mapping metadata is validate_metadata's error
     if isinstance(name, str) and len(name) > limit:
         ctx.err("metadata.name", f"Invalid value: {name!r}: must be no more than {limit} characters")
 

@@ -162,7 +162,8 @@ def _secret_data(ctx: Ctx, obj: Obj) -> dict[str, bytes]:
 
 def _check_type_keys(ctx: Ctx, obj: Obj, stype: str, data: dict[str, bytes]) -> None:
     if stype == "kubernetes.io/service-account-token":
-        ann = (obj.get("metadata") or {}).get("annotations") or {}
+        meta = obj.get("metadata")
+        ann = (meta.get("annotations") if is_dict(meta) else None) or {}
         if not is_dict(ann) or not ann.get(SERVICE_ACCOUNT_NAME):
             ctx.err(f"metadata.annotations[{SERVICE_ACCOUNT_NAME}]", "Required value")
     elif stype in _JSON_KEYS:

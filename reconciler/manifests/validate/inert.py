@@ -173,7 +173,8 @@ def validate_limit_range(ctx: Ctx, obj: Obj) -> None:
 
 
 def validate_priority_class(ctx: Ctx, obj: Obj) -> None:
-    name = (obj.get("metadata") or {}).get("name")
+    meta = obj.get("metadata")
+    name = meta.get("name") if is_dict(meta) else None
     if isinstance(name, str) and name.startswith("system-"):
         ctx.err("metadata.name", "Forbidden: priority class names with 'system-' prefix are reserved")
     value = obj.get("value")
@@ -274,7 +275,8 @@ def validate_crd(ctx: Ctx, obj: Obj) -> None:
     if scope not in ("Namespaced", "Cluster"):
         ctx.err("spec.scope", supported(scope, ("Cluster", "Namespaced")))
     _crd_versions(ctx, spec.get("versions"))
-    name = (obj.get("metadata") or {}).get("name")
+    meta = obj.get("metadata")
+    name = meta.get("name") if is_dict(meta) else None
     plural = names.get("plural")
     if group and isinstance(plural, str) and name != f"{plural}.{group}":
         ctx.err("metadata.name", f'Invalid value: {name!r}: must be spec.names.plural+"."+spec.group')

@@ -16,6 +16,7 @@ from reconciler.manifests.validate.names import (
     unique_name,
     validate_port_ref,
 )
+from reconciler.manifests.validate.volumepaths import validate_volume_paths
 from reconciler.types import Obj
 
 _PULL_POLICIES = ("Always", "IfNotPresent", "Never")
@@ -281,6 +282,7 @@ def validate_pod_spec(ctx: Ctx, spec: Any, path: str, template: bool) -> None:
             if e:
                 ctx.err(f"{path}.{key}", f"Invalid value: {v!r}: {e}")
     _validate_volumes(ctx, spec, path)
+    validate_volume_paths(ctx, spec, path)
 
 
 def validate_pod(ctx: Ctx, obj: Obj) -> None:
