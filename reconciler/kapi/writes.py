@@ -36,7 +36,6 @@ import dataclasses
 import json
 from typing import Any
 
-import yaml
 
 from reconciler import annotation_keys as keys
 from reconciler.errors import GitOpsError, GitshipError, NotFound, RevisionRejected
@@ -46,6 +45,7 @@ from reconciler.kapi.contract import WriteContext, WriteRequest, WriteResponse
 from reconciler.kapi.patch import PatchError, carry_change, json_patch, merge_patch, strategic_merge_patch
 from reconciler.kapi.revcheck import check_revision
 from reconciler.kapi.scale import SCALABLE, scale_object
+from reconciler.kapi.writebody import Refused, decode, drop_field, path_segment_error, strict_refusal
 from reconciler.kapi.undo import undo, undo_target
 from reconciler.manifests import schema
 from reconciler.types import Key, Obj
@@ -74,14 +74,6 @@ STRIPPED_ANNOTATIONS = (
 )
 PLURAL_EXCEPTIONS = {"Ingress": "ingresses", "IngressClass": "ingressclasses", "NetworkPolicy": "networkpolicies"}
 PLURAL_EXCEPTIONS |= {"PriorityClass": "priorityclasses", "StorageClass": "storageclasses", "Endpoints": "endpoints"}
-
-
-class Refused(Exception):
-    """A write answered with a Status (nothing committed)."""
-
-    def __init__(self, code: int, reason: str, message: str, causes: list[dict[str, str]] | None = None):
-        super().__init__(message)
-        self.code, self.reason, self.message, self.causes = code, reason, message, causes or []
 
 
 class _DryRun(Exception):
@@ -147,102 +139,17 @@ def strip(obj: Obj) -> Obj:
     return out
 
 
-MAX_DEPTH = 200  # nesting of a body; deeper is refused before anything recursive (patches, copies, YAML) sees it
-
-
-def _depth(v: Any) -> int:
-    """How deep ``v`` nests (iteratively: the value may be deeper than Python's recursion limit)."""
-    deepest, stack = 0, [(v, 1)]
-    while stack:
-        x, d = stack.pop()
-        deepest = max(deepest, d)
-        if d <= MAX_DEPTH:
-            stack.extend((y, d + 1) for y in (x.values() if isinstance(x, dict) else x if isinstance(x, list) else ()))
-    return deepest
-
-
-def _decode(req: WriteRequest) -> Any:
-    try:
-        if req.content_type.endswith("yaml"):
-            value = yaml.safe_load(req.body.decode("utf-8"))
-        else:
-            value = json.loads(req.body)
-    except (ValueError, yaml.YAMLError) as e:
-        raise Refused(400, "BadRequest", f"the body of the request was in an unknown format: {e}") from None
-    except RecursionError:
-        value = None
-    else:
-        if _depth(value) <= MAX_DEPTH:
-            return value
-    raise Refused(400, "BadRequest", f"the body of the request nests deeper than {MAX_DEPTH} levels")
-
-
-def _drop_field(obj: Any, path: str) -> None:
-    """Remove ``spec.template.spec.containers[0].imagee`` from ``obj`` (unknown fields in Warn mode)."""
-    parts: list[Any] = []
-    for seg in path.split("."):
-        name, _, rest = seg.partition("[")
-        parts.append(name)
-        for idx in rest.split("[") if rest else []:
-            parts.append(int(idx.rstrip("]")))
-    cur = obj
-    for p in parts[:-1]:
-        try:
-            cur = cur[p]
-        except (KeyError, IndexError, TypeError):
-            return
-    if isinstance(cur, dict):
-        cur.pop(parts[-1], None)
-
-
 def _check_fields(req: WriteRequest, new: Obj, warnings: list[str]) -> None:
     unknown = schema.unknown_fields(strip(new))
     if not unknown:
         return
     mode = req.query.get("fieldValidation", "Warn")
     if mode == "Strict":
-        raise _strict_refusal(req, "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown))
+        raise strict_refusal(req, "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown))
     for f in unknown:
         if mode != "Ignore":
             warnings.append(f'unknown field "{f}"')
-        _drop_field(new, f)
-
-
-def _strict_refusal(req: WriteRequest, err: str) -> Refused:
-    """An unknown field under ``fieldValidation=Strict``, answered as the API server answers it:
-    - a create or update fails to decode: 400 BadRequest, ``Deployment in version "v1" cannot be handled
-      as a Deployment: strict decoding error: ...`` (kubernetes/kubernetes
-      staging/src/k8s.io/apiserver/pkg/endpoints/handlers/rest.go ``transformDecodeError``);
-    - a JSON, merge or strategic merge patch whose result fails to decode: 422 Invalid on the field
-      ``patch`` (handlers/patch.go ``jsonPatcher.applyPatchToCurrentObject``, ``applyPatchToObject``:
-      ``field.Invalid(field.NewPath("patch"), ..., strictDecodingError.Error())``). Kubernetes names
-      no kind or name there (``The  "" is invalid``) and shows the whole patched object as the value;
-      gitship names the object and shows the patch;
-    - server-side apply: 400 BadRequest (handlers/patch.go ``applyPatcher``)."""
-    if req.verb == "patch" and req.content_type != "application/apply-patch+yaml":
-        value = json.dumps(req.body.decode("utf-8", "replace"))
-        cause = {"reason": "FieldValueInvalid", "message": f"Invalid value: {value}: {err}", "field": "patch"}
-        qualified = req.kind + (f".{req.group}" if req.group else "")
-        return Refused(
-            422, "Invalid", f'{qualified} "{req.name}" is invalid: patch: Invalid value: {value}: {err}', [cause]
-        )
-    if req.verb in ("create", "update"):
-        return Refused(
-            400, "BadRequest", f'{req.kind} in version "{req.version}" cannot be handled as a {req.kind}: {err}'
-        )
-    return Refused(400, "BadRequest", err)
-
-
-def _path_segment_error(name: str) -> str | None:
-    """Why ``name`` cannot be an object's name in any kind, as Kubernetes says it (kubernetes/kubernetes
-    staging/src/k8s.io/apimachinery/pkg/api/validation/path/name.go ``IsValidPathSegmentName``); None
-    when it can. A new object's file is named after it: no name may lead outside its folder."""
-    if name in (".", ".."):
-        return f"may not be '{name}'"
-    for c in ("/", "%"):
-        if c in name:
-            return f"may not contain '{c}'"
-    return None
+        drop_field(new, f)
 
 
 def _check_identity(req: WriteRequest, new: Any) -> None:
@@ -313,7 +220,7 @@ def kubectl_command(req: WriteRequest) -> str:
 
 
 def _patched(req: WriteRequest, current: Obj) -> Obj:
-    body = _decode(req)
+    body = decode(req)
     try:
         if req.content_type == "application/merge-patch+json":
             out = merge_patch(current, body)
@@ -428,11 +335,11 @@ class _Write:
         if self.ctx.desired(self.key) is None and self.ctx.live(self.key) is None:
             resp = self.create()  # an apply of a new object creates it
             if resp.status == 201 and not self.dry:
-                applied = managed.leaves(strip(_decode(self.req)))
+                applied = managed.leaves(strip(decode(self.req)))
                 ownerfile.save(self.ctx.state_dir, self.key, {self.manager: sorted(applied)})
             return resp
         current, live = self.current()
-        body = _decode(self.req)
+        body = decode(self.req)
         _check_identity(self.req, body)
         applied, now = managed.leaves(strip(body)), managed.leaves(strip(current))
         owners = ownerfile.load(self.ctx.state_dir, self.key)
@@ -450,7 +357,7 @@ class _Write:
         return self.change(current, live, new, "patch")
 
     def create(self) -> WriteResponse:
-        obj = _decode(self.req)
+        obj = decode(self.req)
         _check_identity(self.req, obj)
         name = obj["metadata"].get("name")
         if not isinstance(name, str) or not name:
@@ -458,7 +365,7 @@ class _Write:
                 422, "Invalid", f'{self.req.kind} "" is invalid: metadata.name: Required value: name is required'
             )
         for field_, value in (("metadata.name", name), ("metadata.namespace", self.req.namespace)):
-            if (bad := _path_segment_error(value)) is not None:  # the name becomes a file's path
+            if (bad := path_segment_error(value)) is not None:  # the name becomes a file's path
                 raise Refused(
                     422, "Invalid", f'{self.req.kind} "{name}" is invalid: {field_}: Invalid value: "{value}": {bad}'
                 )
@@ -500,7 +407,7 @@ class _Write:
         current, live = self.current()
         scale = scale_object(current, self.req.group)
         if self.req.verb == "update":
-            new_scale = _decode(self.req)
+            new_scale = decode(self.req)
         elif self.req.verb == "patch":
             new_scale = _patched(self.req, scale)
         else:
@@ -557,7 +464,7 @@ def _dispatch(w: _Write) -> WriteResponse:
         return w.delete()
     if req.verb == "update":
         current, live = w.current()
-        return w.change(current, live, _decode(req), "update")
+        return w.change(current, live, decode(req), "update")
     if req.verb == "patch":
         if req.content_type == "application/apply-patch+yaml":
             return w.apply()
@@ -586,7 +493,7 @@ def _named(req: WriteRequest) -> WriteRequest:
     if req.name or req.verb != "create" or len(req.body) > MAX_BODY:
         return req
     try:
-        name = (_decode(req).get("metadata") or {}).get("name")
+        name = (decode(req).get("metadata") or {}).get("name")
     except (Refused, AttributeError):
         return req
     return dataclasses.replace(req, name=name) if isinstance(name, str) else req
