@@ -30,6 +30,7 @@ LABEL_NAME = "gitship.pod.name"
 LABEL_NAMESPACE = "gitship.pod.namespace"
 LABEL_SPEC = "gitship.pod.spec"
 LABEL_ROLE = "gitship.role"  # "pod" or "gateway"
+LABEL_STORAGE_PV = "gitship.storage.pv"  # a PersistentVolume's node-local volume
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 _WAITING = {"new", "pending", "assigned", "accepted", "ready", "preparing", "starting"}

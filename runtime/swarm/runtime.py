@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -31,13 +30,13 @@ from runtime.probes import ProbeWorker, make_check
 
 from . import gateway, nodeports
 from .mapping import LABEL_INSTANCE, LABEL_ROLE, LABEL_SPEC, LABEL_UID, service_name
-from .engine import SwarmEngine
-from .pods import SPod, refresh, service_spec, status
+from .pods import SPod, refresh, status
+from .volumes import SwarmVolumes, prune_files
 
 log = structlog.get_logger("runtime.swarm")
 
 
-class SwarmRuntime(SwarmEngine, Runtime):
+class SwarmRuntime(SwarmVolumes, Runtime):
     """Pods as Swarm services (the module docstring)."""
 
     name = "swarm"
@@ -94,13 +93,13 @@ class SwarmRuntime(SwarmEngine, Runtime):
         self._notify(p)
 
     async def _create_service(self, p: SPod) -> None:
-        nameserver = self._nameserver()
         try:
-            kw = service_spec(
-                self.instance, p, self.network_id, self.config_objects, nameserver, self.dns_search, self.restart_delay
-            )
+            kw = await self._service_kwargs(p, self._nameserver())
         except ValueError as exc:
             p.config_error = str(exc)
+            return
+        except docker.errors.APIError as exc:  # its configs or secrets
+            p.error = f"configs of {p.service_name}: {exc.explanation or exc}"
             return
         p.config_error = None
         try:
@@ -117,17 +116,6 @@ class SwarmRuntime(SwarmEngine, Runtime):
             if not engine_down(exc):
                 raise
             p.error = f"swarm manager unreachable: {exc}"
-
-    def _nameserver(self) -> str | None:
-        """The pods' DNS: the cluster DNS's own address when it is port 53 in the overlay's Service half
-        (stable, reached like a ClusterIP), else the hub's address (it forwards port 53 to it)."""
-        if self.dns is None:
-            return None
-        host, port = self.dns
-        inside = gateway.pod_range(self.pod_cidr, self.service_cidr) is not None
-        if port == 53 and inside and ipaddress.ip_address(host) in ipaddress.ip_network(self.service_cidr):
-            return host
-        return self.gateway_ip
 
     async def delete_pod(self, uid: str, grace_seconds: float | None = None) -> None:
         p = self._pods.get(uid)
@@ -157,6 +145,8 @@ class SwarmRuntime(SwarmEngine, Runtime):
                     if not tasks:
                         break
                     await asyncio.sleep(0.2)
+                with contextlib.suppress(Exception):
+                    await self._call(prune_files, self._api, self.instance)
         finally:
             self._pods.pop(p.uid, None)
             with contextlib.suppress(Exception):
@@ -207,15 +197,6 @@ class SwarmRuntime(SwarmEngine, Runtime):
     def set_image_rules(self, rules: Sequence[Mapping[str, Any]], repo_dir: str | None) -> None:
         """Nothing to do: images are real on Swarm."""
 
-    def set_config_objects(self, objects: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> None:
-        self.config_objects = dict(objects)
-
-    async def provision_volume(self, pv_name: str, claim: Mapping[str, Any]) -> dict[str, Any]:
-        raise RuntimeError_("the swarm runtime provisions no volumes (a node's local volume does not follow a pod)")
-
-    async def delete_volume(self, pv: Mapping[str, Any]) -> None:
-        raise RuntimeError_("the swarm runtime provisions no volumes")
-
     async def exec(self, uid: str, container: str, argv: list[str], timeout: float = 30.0) -> ExecResult:
         raise RuntimeError_("exec is not available on the swarm runtime (the manager cannot exec on other nodes)")
 
@@ -227,6 +208,8 @@ class SwarmRuntime(SwarmEngine, Runtime):
                 await self._poller
         if stop_pods and self._client is not None:
             await asyncio.gather(*(self.delete_pod(uid) for uid in list(self._pods)), return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self._call(prune_files, self._api, self.instance)
             with contextlib.suppress(Exception):
                 await self._call(gateway.remove_gateway, self._api, self.instance)
             with contextlib.suppress(Exception):
@@ -279,7 +262,9 @@ class SwarmRuntime(SwarmEngine, Runtime):
             if p.service_id is None:
                 await self._create_service(p)
             else:
-                refresh(p, by_service.get(p.service_id, []), self._nodes, self.network_id)
+                cur = refresh(p, by_service.get(p.service_id, []), self._nodes, self.network_id)
+                if p.claims:
+                    await self._pin(p, cur)
                 self._probe(p)
             self._notify(p)
 
