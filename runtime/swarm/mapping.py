@@ -14,12 +14,13 @@ returns them (dicts) and sends what it answers to the Engine.
 * ``task_state``: a Swarm task as a container state (waiting / running / terminated).
 * ``current_task``: the task that stands for the pod now (the newest one Swarm wants running).
 * ``node_object``: a Swarm node as a Kubernetes Node (labels, Ready condition, address).
+* ``parse_node_apis``: ``--swarm-node-api NODE=URL`` flags (nodeexec.py).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from runtime.kernel.phase import terminated
@@ -41,6 +42,17 @@ def service_name(instance: str, namespace: str, name: str, uid: str) -> str:
     """``gs-<instance 8>-<namespace>-<pod name>-<uid 8>`` cut to Swarm's 63 characters (uid kept)."""
     head = re.sub(r"[^a-zA-Z0-9-]", "-", f"gs-{instance[:8]}-{namespace}-{name}")
     return f"{head[: 63 - 9]}-{re.sub(r'[^a-zA-Z0-9]', '', uid)[:8]}"
+
+
+def parse_node_apis(items: Sequence[str]) -> dict[str, str]:
+    """``NODE=URL`` flags as {node: url}; ValueError for another shape."""
+    out: dict[str, str] = {}
+    for item in items:
+        node, sep, url = item.partition("=")
+        if not sep or not node or not url:
+            raise ValueError(f"--swarm-node-api {item!r}: expected NODE=URL (a hostname or node id, an Engine URL)")
+        out[node] = url
+    return out
 
 
 def restart_condition(pod: Mapping[str, Any]) -> str:

@@ -67,6 +67,8 @@ class SPod:
     deleting: bool = False
     delete_task: asyncio.Task[None] | None = None
     seen_tasks: set[str] = field(default_factory=set)
+    post_started: str | None = None  # the task whose postStart hook ran (nodeexec.py)
+    hook_pending: bool = False
     claims: dict[str, str] = field(default_factory=dict)  # its PersistentVolumes -> their volumes (volumes.py)
 
     @property
@@ -249,7 +251,7 @@ def refresh(
 
 
 def ready(p: SPod) -> bool:
-    if "running" not in p.state or p.node_down or p.deleting:
+    if "running" not in p.state or p.node_down or p.deleting or p.hook_pending:
         return False
     return p.probe_ready if p.container.get("readinessProbe") else True
 
@@ -259,8 +261,10 @@ def status(p: SPod, now: str) -> PodStatus:
     extra = [x for x in p._cs()[1:]]
     state = (
         p.state
-        if not p.config_error
+        if not p.config_error and not p.hook_pending
         else {"waiting": {"reason": "CreateContainerConfigError", "message": p.config_error}}
+        if p.config_error
+        else {"waiting": {"reason": "ContainerCreating"}}
     )
     ok = ready(p)
     statuses = [

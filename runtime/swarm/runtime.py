@@ -23,7 +23,7 @@ import docker  # type: ignore[import-untyped]
 import docker.errors  # type: ignore[import-untyped]
 import structlog
 
-from runtime.base import ExecResult, OnChange, Pod, PodStatus, Runtime, RuntimeError_
+from runtime.base import OnChange, Pod, PodStatus, Runtime, RuntimeError_
 from runtime.docker.common import engine_down
 from runtime.kernel import rfc3339
 from runtime.probes import ProbeWorker, make_check
@@ -31,12 +31,13 @@ from runtime.probes import ProbeWorker, make_check
 from . import gateway, nodeports
 from .mapping import LABEL_INSTANCE, LABEL_ROLE, LABEL_SPEC, LABEL_UID, service_name
 from .pods import SPod, refresh, status
-from .volumes import SwarmVolumes, prune_files
+from .nodeexec import SwarmNodes
+from .volumes import prune_files
 
 log = structlog.get_logger("runtime.swarm")
 
 
-class SwarmRuntime(SwarmVolumes, Runtime):
+class SwarmRuntime(SwarmNodes, Runtime):
     """Pods as Swarm services (the module docstring)."""
 
     name = "swarm"
@@ -134,6 +135,7 @@ class SwarmRuntime(SwarmVolumes, Runtime):
         its tasks are gone."""
         try:
             if p.service_id is not None:
+                grace_seconds = await self._pre_stop(p, p.grace if grace_seconds is None else grace_seconds)
                 if grace_seconds is not None and grace_seconds < p.grace:
                     with contextlib.suppress(Exception):  # a shorter grace: the task's stop period first
                         await self._update_grace(p.service_id, grace_seconds)
@@ -178,27 +180,8 @@ class SwarmRuntime(SwarmVolumes, Runtime):
     def log_path(self, uid: str, container: str) -> str | None:
         return None
 
-    async def logs(
-        self, uid: str, container: str, *, tail: int | None = None, previous: bool = False, timestamps: bool = False
-    ) -> bytes:
-        p = self._pods.get(uid)
-        if p is None or p.service_id is None:
-            raise RuntimeError_(f"unknown pod {uid}")
-
-        def read() -> bytes:
-            out = self._api.service_logs(
-                p.service_id, stdout=True, stderr=True, timestamps=timestamps, tail="all" if tail is None else tail
-            )
-            return b"".join(out) if not isinstance(out, bytes) else out
-
-        data: bytes = await self._call(read)
-        return data
-
     def set_image_rules(self, rules: Sequence[Mapping[str, Any]], repo_dir: str | None) -> None:
         """Nothing to do: images are real on Swarm."""
-
-    async def exec(self, uid: str, container: str, argv: list[str], timeout: float = 30.0) -> ExecResult:
-        raise RuntimeError_("exec is not available on the swarm runtime (the manager cannot exec on other nodes)")
 
     async def close(self, stop_pods: bool) -> None:
         self._closed = True
@@ -265,17 +248,18 @@ class SwarmRuntime(SwarmVolumes, Runtime):
                 cur = refresh(p, by_service.get(p.service_id, []), self._nodes, self.network_id)
                 if p.claims:
                     await self._pin(p, cur)
+                self._post_start(p)
                 self._probe(p)
             self._notify(p)
 
     def _probe(self, p: SPod) -> None:
         probe = p.container.get("readinessProbe")
-        if not probe or p.probe is not None or "running" not in p.state or not p.pod_ip:
+        if not probe or p.probe is not None or "running" not in p.state or not p.pod_ip or p.hook_pending:
             return
         tid = p.task_id
 
-        async def no_exec(argv: list[str], timeout: float) -> tuple[bool, str]:
-            return True, "exec probes do not run on the swarm runtime"
+        async def exec_check(argv: list[str], timeout: float) -> tuple[bool, str]:
+            return await self._exec_check(p.uid, argv, timeout)
 
         def on_result(ok: bool, msg: str) -> None:
             if p.task_id == tid and not p.deleting:
@@ -284,18 +268,7 @@ class SwarmRuntime(SwarmVolumes, Runtime):
 
         started = time.time()
         w = ProbeWorker(
-            "readiness", probe, make_check(probe, p.container, p.pod_ip, no_exec), on_result, started, False
+            "readiness", probe, make_check(probe, p.container, p.pod_ip, exec_check), on_result, started, False
         )
         p.probe = w
         w.start()
-
-    def _notify(self, p: SPod) -> None:
-        if p.uid not in self._pods:
-            return
-        snap = json.dumps(status(p, rfc3339(time.time())), sort_keys=True, default=str)
-        if snap != p.last_status:
-            p.last_status = snap
-            try:
-                self._on_change(p.uid)
-            except Exception:
-                log.exception("on_change_failed", uid=p.uid)

@@ -18,11 +18,14 @@ import contextlib
 import ipaddress
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import docker.errors  # type: ignore[import-untyped]
 import structlog
+
+from runtime.kernel import rfc3339
 
 from runtime.base import RuntimeError_
 from runtime.kernel.volumes import CSI_DRIVER, pv_volume_handle, volume_sources
@@ -30,7 +33,7 @@ from runtime.kernel.volumes import CSI_DRIVER, pv_volume_handle, volume_sources
 from . import gateway
 from .engine import SwarmEngine
 from .mapping import LABEL_INSTANCE
-from .pods import SPod, pod_env, service_spec
+from .pods import SPod, pod_env, service_spec, status
 from .storage import FileRef, pinned_constraints, pod_storage, storage_volume_name
 
 log = structlog.get_logger("runtime.swarm")
@@ -210,3 +213,14 @@ class SwarmVolumes(SwarmEngine):
     async def node_api(self, node_id: str) -> Any:
         """The Engine API client of a node (nodeexec.py), None when gitship has none for it."""
         return None
+
+    def _notify(self, p: SPod) -> None:
+        if p.uid not in self._pods:
+            return
+        snap = json.dumps(status(p, rfc3339(time.time())), sort_keys=True, default=str)
+        if snap != p.last_status:
+            p.last_status = snap
+            try:
+                self._on_change(p.uid)
+            except Exception:
+                log.exception("on_change_failed", uid=p.uid)
