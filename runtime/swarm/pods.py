@@ -66,7 +66,7 @@ class SPod:
     last_status: str | None = None
     deleting: bool = False
     delete_task: asyncio.Task[None] | None = None
-    seen_tasks: set[str] = field(default_factory=set)
+    seen_tasks: set[str] = field(default_factory=set)  # older tasks accounted for (a restart, or a spec update)
     post_started: str | None = None  # the task whose postStart hook ran (nodeexec.py)
     hook_pending: bool = False
     claims: dict[str, str] = field(default_factory=dict)  # its PersistentVolumes -> their volumes (volumes.py)
@@ -237,7 +237,6 @@ def refresh(
             when = str((t.get("Status") or {}).get("Timestamp") or "")[:19] + "Z"
             st = {"terminated": terminated(137, None, when, reason="Error", message="task replaced by Swarm")}
         p.last_state = st
-    p.seen_tasks.add(tid)
     if tid != p.task_id:
         p.stop_probe()
         p.task_id = tid

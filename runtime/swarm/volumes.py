@@ -145,6 +145,8 @@ class SwarmVolumes(SwarmEngine):
                 tt["ContainerSpec"]["Configs"], tt["ContainerSpec"]["Secrets"] = cs.get("Configs"), cs.get("Secrets")
                 tt["ContainerSpec"]["Env"] = cs.get("Env")
 
+            if p.task_id:
+                p.seen_tasks.add(p.task_id)  # replaced for new files: no restart of the container's own
             await self._call(update_template, self._api, p.service_id, change)
             log.info("pod_files_updated", namespace=p.namespace, pod=p.name, service=p.service_name)
         except ValueError as exc:

@@ -106,3 +106,23 @@ def test_pins_are_node_id_constraints_and_two_nodes_cannot_both_hold() -> None:
 def test_env_escapes_templates_and_names_the_node() -> None:
     env = {"A": "{{.Node.ID}} literal", "NODE": f"on-{NODE_NAME_MARK}"}
     assert env_for_swarm(env) == ['A={{"{{"}}.Node.ID}} literal', "NODE=on-{{.Node.Hostname}}"]
+
+
+def test_a_task_replaced_by_swarm_is_a_restart_once() -> None:
+    from runtime.swarm.pods import SPod, refresh
+
+    p = SPod({"metadata": {"uid": "u"}, "spec": {"containers": [{"name": "c"}]}}, "u", "p", "default", "t0")
+    p.service_id = "s"
+
+    def task(tid: str, created: str, state: str, desired: str) -> dict[str, Any]:
+        return {"ID": tid, "CreatedAt": created, "DesiredState": desired, "Status": {"State": state}}
+
+    refresh(p, [task("t1", "1", "running", "running")], {}, "net")
+    assert p.restarts == 0
+    tasks = [task("t1", "1", "failed", "shutdown"), task("t2", "2", "running", "running")]
+    refresh(p, tasks, {}, "net")
+    refresh(p, tasks, {}, "net")
+    assert p.restarts == 1 and "terminated" in p.last_state
+    p.seen_tasks.add("t2")  # replaced for a spec update (volumes.py): not a restart
+    refresh(p, [*tasks[:1], task("t2", "2", "shutdown", "shutdown"), task("t3", "3", "running", "running")], {}, "net")
+    assert p.restarts == 1
