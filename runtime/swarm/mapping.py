@@ -138,6 +138,8 @@ def task_state(task: Mapping[str, Any] | None) -> dict[str, Any]:
     code = int((st.get("ContainerStatus") or {}).get("ExitCode") or 0)
     if state in ("failed", "rejected") and code == 0:
         code = 128
+    if "starting container failed" in str(st.get("Err") or ""):  # kubelet: RunContainerError, StartError 128
+        return {"terminated": terminated(128, None, when or "", reason="StartError", message=str(st["Err"]))}
     message = str(st.get("Err") or "") or (f"task {state} ({st.get('Message')})" if state != "complete" else None)
     return {"terminated": terminated(code, None, when or "", reason="Error" if code else "Completed", message=message)}
 

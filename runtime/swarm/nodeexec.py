@@ -31,7 +31,8 @@ import structlog
 from runtime.base import ExecResult, ExecSession, RuntimeError_
 from runtime.docker import execstream
 from runtime.hooks import run_handler
-from runtime.kernel.hooks import FAILED_POST_START, FAILED_PRE_STOP, POST_START, PRE_STOP, grace_after_pre_stop
+from runtime.kernel.hooks import FAILED_POST_START, FAILED_PRE_STOP, POST_START, POST_START_ERROR, PRE_STOP
+from runtime.kernel.hooks import grace_after_pre_stop
 from runtime.kernel.hooks import hook, pod_ref
 
 from .pods import SPod
@@ -147,6 +148,7 @@ class SwarmNodes(SwarmVolumes):
             msg = str(exc)
         if p.task_id == task_id and msg is not None:
             log.warning(FAILED_POST_START, pod=p.name, uid=p.uid, message=msg)
+            p.kill_messages[str(task_id)] = f"{POST_START_ERROR}: {msg}"  # the exit's message (pods.refresh)
             with contextlib.suppress(Exception):
                 api, cid = await self._container(p.uid)
                 await self._call(api.kill, cid)

@@ -69,6 +69,7 @@ class SPod:
     seen_tasks: set[str] = field(default_factory=set)  # older tasks accounted for (a restart, or a spec update)
     post_started: str | None = None  # the task whose postStart hook ran (nodeexec.py)
     hook_pending: bool = False
+    kill_messages: dict[str, str] = field(default_factory=dict)  # task id -> why gitship killed it (postStart)
     claims: dict[str, str] = field(default_factory=dict)  # its PersistentVolumes -> their volumes (volumes.py)
 
     @property
@@ -233,6 +234,8 @@ def refresh(
         p.seen_tasks.add(t_id)
         p.restarts += 1
         st = task_state(t)
+        if "terminated" in st and t_id in p.kill_messages:
+            st["terminated"]["message"] = p.kill_messages.pop(t_id)
         if "terminated" not in st:  # its node went away: Swarm shut it down
             when = str((t.get("Status") or {}).get("Timestamp") or "")[:19] + "Z"
             st = {"terminated": terminated(137, None, when, reason="Error", message="task replaced by Swarm")}

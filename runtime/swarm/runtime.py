@@ -133,6 +133,7 @@ class SwarmRuntime(SwarmNodes, Runtime):
     async def _delete(self, p: SPod, grace_seconds: float | None) -> None:
         """Remove the service (Swarm stops its task: SIGTERM, the grace period, SIGKILL) and wait until
         its tasks are gone."""
+        tasks: list[dict[str, Any]] | None = None
         try:
             if p.service_id is not None:
                 grace_seconds = await self._pre_stop(p, p.grace if grace_seconds is None else grace_seconds)
@@ -140,12 +141,13 @@ class SwarmRuntime(SwarmNodes, Runtime):
                     with contextlib.suppress(Exception):  # a shorter grace: the task's stop period first
                         await self._update_grace(p.service_id, grace_seconds)
                 with contextlib.suppress(docker.errors.NotFound):
+                    tasks = await self._call(self._api.tasks, filters={"service": p.service_id})
+                with contextlib.suppress(docker.errors.NotFound):
                     await self._call(self._api.remove_service, p.service_id)
                 deadline = time.monotonic() + (p.grace if grace_seconds is None else grace_seconds) + 15
-                while time.monotonic() < deadline:
-                    tasks = await self._call(self._api.tasks, filters={"service": p.service_id})
-                    if not tasks:
-                        break
+                left = [str(t["ID"]) for t in tasks or []]
+                while left and time.monotonic() < deadline:  # until Swarm dropped them: their containers are gone
+                    left = [t for t in left if await self._task_exists(t)]
                     await asyncio.sleep(0.2)
                 with contextlib.suppress(Exception):
                     await self._call(prune_files, self._api, self.instance)
@@ -153,6 +155,13 @@ class SwarmRuntime(SwarmNodes, Runtime):
             self._pods.pop(p.uid, None)
             with contextlib.suppress(Exception):
                 self._on_change(p.uid)
+
+    async def _task_exists(self, task_id: str) -> bool:
+        try:
+            await self._call(self._api.inspect_task, task_id)
+        except docker.errors.NotFound:
+            return False
+        return True
 
     async def _update_grace(self, service_id: str, grace: float) -> None:
         info = await self._call(self._api.inspect_service, service_id)

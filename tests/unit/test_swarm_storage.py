@@ -126,3 +126,11 @@ def test_a_task_replaced_by_swarm_is_a_restart_once() -> None:
     p.seen_tasks.add("t2")  # replaced for a spec update (volumes.py): not a restart
     refresh(p, [*tasks[:1], task("t2", "2", "shutdown", "shutdown"), task("t3", "3", "running", "running")], {}, "net")
     assert p.restarts == 1
+
+
+def test_a_container_that_cannot_start_is_a_start_error() -> None:
+    from runtime.swarm.mapping import task_state
+
+    err = 'starting container failed: exec: "nope": executable file not found in $PATH'
+    st = task_state({"Status": {"State": "failed", "Err": err, "ContainerStatus": {"ExitCode": 127}}})
+    assert (st["terminated"]["reason"], st["terminated"]["exitCode"]) == ("StartError", 128)
