@@ -152,7 +152,8 @@ class SwarmNodes(SwarmVolumes):
             with contextlib.suppress(Exception):
                 api, cid = await self._container(p.uid)
                 await self._call(api.kill, cid)
-        p.hook_pending = False
+        if msg is None or p.task_id != task_id:  # a failed one stays pending: its container is being killed
+            p.hook_pending = False
         self._notify(p)
 
     async def _pre_stop(self, p: SPod, grace: float) -> float:

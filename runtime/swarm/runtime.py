@@ -36,6 +36,8 @@ from .volumes import prune_files
 
 log = structlog.get_logger("runtime.swarm")
 
+_MAY_RUN = {"new", "pending", "assigned", "accepted", "ready", "preparing", "starting", "running"}
+
 
 class SwarmRuntime(SwarmNodes, Runtime):
     """Pods as Swarm services (the module docstring)."""
@@ -136,17 +138,22 @@ class SwarmRuntime(SwarmNodes, Runtime):
         tasks: list[dict[str, Any]] | None = None
         try:
             if p.service_id is not None:
-                grace_seconds = await self._pre_stop(p, p.grace if grace_seconds is None else grace_seconds)
-                if grace_seconds is not None and grace_seconds < p.grace:
-                    with contextlib.suppress(Exception):  # a shorter grace: the task's stop period first
-                        await self._update_grace(p.service_id, grace_seconds)
+                grace = await self._pre_stop(p, p.grace if grace_seconds is None else grace_seconds)
+                target = await self._kill_target(p) if grace < p.grace else None
+                if grace < p.grace and target is None:
+                    with contextlib.suppress(Exception):  # no node engine: the task's stop period first
+                        await self._update_grace(p.service_id, grace)
                 with contextlib.suppress(docker.errors.NotFound):
                     tasks = await self._call(self._api.tasks, filters={"service": p.service_id})
                 with contextlib.suppress(docker.errors.NotFound):
                     await self._call(self._api.remove_service, p.service_id)
-                deadline = time.monotonic() + (p.grace if grace_seconds is None else grace_seconds) + 15
+                t0 = time.monotonic()
                 left = [str(t["ID"]) for t in tasks or []]
-                while left and time.monotonic() < deadline:  # until Swarm dropped them: their containers are gone
+                while left and time.monotonic() < t0 + grace + 15:  # until their containers are gone
+                    if target is not None and time.monotonic() - t0 >= grace:  # a shorter grace: SIGKILL now
+                        with contextlib.suppress(Exception):
+                            await self._call(target[0].kill, target[1])
+                        target = None
                     left = [t for t in left if await self._task_exists(t)]
                     await asyncio.sleep(0.2)
                 with contextlib.suppress(Exception):
@@ -156,12 +163,34 @@ class SwarmRuntime(SwarmNodes, Runtime):
             with contextlib.suppress(Exception):
                 self._on_change(p.uid)
 
-    async def _task_exists(self, task_id: str) -> bool:
+    async def _kill_target(self, p: SPod) -> tuple[Any, str] | None:
+        """(node engine, container id) of the pod's running task, to SIGKILL it after a shorter grace."""
         try:
-            await self._call(self._api.inspect_task, task_id)
+            return await self._container(p.uid)
+        except (RuntimeError_, docker.errors.APIError):
+            return None
+
+    async def _tasks(self, service_ids: list[str]) -> list[dict[str, Any]]:
+        """The tasks of these services (one missing makes the Engine refuse the whole list: then one by one)."""
+        if not service_ids:
+            return []
+        try:
+            found: list[dict[str, Any]] = await self._call(self._api.tasks, filters={"service": service_ids})
+            return found
+        except docker.errors.NotFound:
+            out: list[dict[str, Any]] = []
+            for sid in service_ids:
+                with contextlib.suppress(docker.errors.NotFound):
+                    out += await self._call(self._api.tasks, filters={"service": sid})
+            return out
+
+    async def _task_exists(self, task_id: str) -> bool:
+        """The task is still there and its container may run (a stopped one counts as gone)."""
+        try:
+            task = await self._call(self._api.inspect_task, task_id)
         except docker.errors.NotFound:
             return False
-        return True
+        return str((task.get("Status") or {}).get("State")) in _MAY_RUN
 
     async def _update_grace(self, service_id: str, grace: float) -> None:
         info = await self._call(self._api.inspect_service, service_id)
@@ -243,8 +272,8 @@ class SwarmRuntime(SwarmNodes, Runtime):
             await self._join_gateway()
         nodes = await self._call(self._api.nodes)
         self._nodes = {str(n["ID"]): n for n in nodes}
-        ids = [p.service_id for p in self._pods.values() if p.service_id]
-        tasks = await self._call(self._api.tasks, filters={"service": ids}) if ids else []
+        ids = [p.service_id for p in self._pods.values() if p.service_id and not p.deleting]
+        tasks = await self._tasks(ids)
         by_service: dict[str, list[dict[str, Any]]] = {}
         for t in tasks:
             by_service.setdefault(str(t.get("ServiceID")), []).append(t)
