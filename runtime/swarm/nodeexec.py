@@ -31,6 +31,7 @@ import structlog
 from runtime.base import ExecResult, ExecSession, RuntimeError_
 from runtime.docker import execstream
 from runtime.hooks import run_handler
+from runtime.probes import ProbeWorker, make_check
 from runtime.kernel.hooks import FAILED_POST_START, FAILED_PRE_STOP, POST_START, POST_START_ERROR, PRE_STOP
 from runtime.kernel.hooks import grace_after_pre_stop
 from runtime.kernel.hooks import hook, pod_ref
@@ -132,6 +133,55 @@ class SwarmNodes(SwarmVolumes):
             pod=pod_ref(p.name, p.namespace, p.uid),
             exec_run=exec_run,
         )
+
+    def _probe(self, p: SPod) -> None:
+        """The readiness and liveness probe workers (runtime/probes.py) of the pod's running task."""
+        if "running" not in p.state or not p.pod_ip or p.hook_pending:
+            return
+        for kind in ("readiness", "liveness"):
+            probe = p.container.get(f"{kind}Probe")
+            if probe and (p.probe if kind == "readiness" else p.liveness) is None:
+                self._probe_worker(p, kind, probe)
+
+    def _probe_worker(self, p: SPod, kind: str, probe: dict[str, Any]) -> None:
+        tid = p.task_id
+
+        async def exec_check(argv: list[str], timeout: float) -> tuple[bool, str]:
+            return await self._exec_check(p.uid, argv, timeout)
+
+        def on_result(ok: bool, msg: str) -> None:
+            if p.task_id != tid or p.deleting:
+                return
+            if kind == "readiness":
+                p.probe_ready = ok
+                self._notify(p)
+            elif not ok:  # liveness failed: the kubelet restarts the container; here Swarm, once it is stopped
+                assert self._loop is not None
+                self._loop.create_task(self._kill_for_probe(p, tid, probe, msg))
+
+        w = ProbeWorker(
+            kind,
+            probe,
+            make_check(probe, p.container, p.pod_ip or "", exec_check),
+            on_result,
+            time.time(),
+            False if kind == "readiness" else True,
+        )
+        if kind == "readiness":
+            p.probe = w
+        else:
+            p.liveness = w
+        w.start()
+
+    async def _kill_for_probe(self, p: SPod, tid: str | None, probe: dict[str, Any], message: str) -> None:
+        grace = probe.get("terminationGracePeriodSeconds")
+        grace = p.grace if grace is None else float(grace)
+        log.info("container_unhealthy", pod=p.name, uid=p.uid, probe="liveness", message=message)
+        with contextlib.suppress(Exception):
+            api, cid = await self._container(p.uid)
+            grace = await self._pre_stop(p, grace)  # the kubelet's killContainer, as for a deletion
+            if p.task_id == tid:
+                await self._call(api.stop, cid, timeout=max(int(grace), 0))
 
     def _post_start(self, p: SPod) -> None:
         """A new running task of a pod with a postStart hook: run it (the pod waits meanwhile)."""

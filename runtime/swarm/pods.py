@@ -62,6 +62,7 @@ class SPod:
     node_down: bool = False
     probe: ProbeWorker | None = None
     probe_ready: bool = False
+    liveness: ProbeWorker | None = None
     conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_status: str | None = None
     deleting: bool = False
@@ -86,9 +87,10 @@ class SPod:
         return 30.0 if g is None else float(g)
 
     def stop_probe(self) -> None:
-        if self.probe is not None:
-            self.probe.stop()
-            self.probe = None
+        for w in (self.probe, self.liveness):
+            if w is not None:
+                w.stop()
+        self.probe = self.liveness = None
         self.probe_ready = False
 
 

@@ -26,7 +26,6 @@ import structlog
 from runtime.base import OnChange, Pod, PodStatus, Runtime, RuntimeError_
 from runtime.docker.common import engine_down
 from runtime.kernel import rfc3339
-from runtime.probes import ProbeWorker, make_check
 
 from . import gateway, nodeports
 from .mapping import LABEL_INSTANCE, LABEL_ROLE, LABEL_SPEC, LABEL_UID, service_name
@@ -289,24 +288,3 @@ class SwarmRuntime(SwarmNodes, Runtime):
                 self._post_start(p)
                 self._probe(p)
             self._notify(p)
-
-    def _probe(self, p: SPod) -> None:
-        probe = p.container.get("readinessProbe")
-        if not probe or p.probe is not None or "running" not in p.state or not p.pod_ip or p.hook_pending:
-            return
-        tid = p.task_id
-
-        async def exec_check(argv: list[str], timeout: float) -> tuple[bool, str]:
-            return await self._exec_check(p.uid, argv, timeout)
-
-        def on_result(ok: bool, msg: str) -> None:
-            if p.task_id == tid and not p.deleting:
-                p.probe_ready = ok
-                self._notify(p)
-
-        started = time.time()
-        w = ProbeWorker(
-            "readiness", probe, make_check(probe, p.container, p.pod_ip, exec_check), on_result, started, False
-        )
-        p.probe = w
-        w.start()

@@ -27,7 +27,6 @@ _LAB: list[SwarmLab] = []
 
 ONE_CONTAINER = "a Swarm service runs one container: no init containers, sidecars or second containers"
 NO_POD_IP = "its pod listens on $POD_IP, empty in a Swarm task's env (no template for a task's address; docs/swarm.md)"
-NO_LIVENESS = "liveness probes are not run on the swarm runtime yet"
 
 
 @pytest.fixture(scope="session")
@@ -79,9 +78,8 @@ class SwarmHarness(Harness):
         "test_readiness_probe_flips_ready": NO_POD_IP,
         "test_tcp_socket_readiness": NO_POD_IP,
         "test_adoption_after_kill_9": NO_POD_IP,
+        "test_liveness_failure_restarts": NO_POD_IP,
         "test_always_restarts_with_crash_loop_back_off": "Swarm restarts with its fixed delay, no CrashLoopBackOff",
-        "test_liveness_failure_restarts": NO_LIVENESS,
-        "test_pre_stop_runs_before_sigterm": NO_LIVENESS,
         "test_memory_limit_oom_kills_and_restarts": "a Swarm task's status does not say OOMKilled",
         "test_provisioning_is_idempotent_and_delete_removes_the_store": "a node's engine makes the volume at the "
         "first mount (docs/swarm.md): provisioning makes nothing to find",
