@@ -79,6 +79,7 @@ class Options:
     prune_threshold: str | None = None  # --prune-threshold PERCENT|off (reconciler/prune.py); None: gitship.yaml
     sources_file: str | None = None  # --sources FILE: several sources (reconciler/sources); else gitship.yaml's
     docker_host: str | None = None  # --docker-host: the engine (swarm: a manager); None: DOCKER_HOST or the socket
+    swarm_node_apis: tuple[str, ...] = ()  # --swarm-node-api NODE=URL: a Swarm node's engine (exec, docs/swarm.md)
 
     def __post_init__(self) -> None:
         # Default ranges (docs/architecture.md, "Addresses"): sandboxed in-process pods get
@@ -198,7 +199,13 @@ def _other_runtime(rt_dir: str, o: Options) -> Runtime:
 
     pods, services, dns = o.pod_cidr or "", o.service_cidr or "", _dns_host_port(o.dns_addr or "")
     return SwarmRuntime(
-        rt_dir, docker_host=o.docker_host, pod_cidr=pods, service_cidr=services, dns=dns, dns_search=DOCKER_DNS_SEARCH
+        rt_dir,
+        docker_host=o.docker_host,
+        pod_cidr=pods,
+        service_cidr=services,
+        dns=dns,
+        dns_search=DOCKER_DNS_SEARCH,
+        node_apis=o.swarm_node_apis,
     )
 
 

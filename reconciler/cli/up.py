@@ -113,6 +113,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         prune_threshold=args.prune_threshold,
         sources_file=os.path.abspath(args.sources) if args.sources else None,
         docker_host=args.docker_host,
+        swarm_node_apis=tuple(args.swarm_node_api or ()),
     )
     return run(opts)
 
@@ -134,6 +135,7 @@ def add_up(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     s.add_argument("repo", help="a local repository path or a git URL")
     s.add_argument("--runtime", default="inprocess", choices=["inprocess", "docker", "swarm"])
     s.add_argument("--docker-host", default=None, help="the Docker Engine (swarm: a manager); default DOCKER_HOST")
+    s.add_argument("--swarm-node-api", action="append", metavar="NODE=URL", help="a Swarm node's Engine API (exec)")
     s.add_argument("--branch")
     s.add_argument("--path", help="the folder of the repository that holds the manifests")
     s.add_argument("--interval", type=float, default=30.0, help="seconds between fetches of a URL (default 30)")

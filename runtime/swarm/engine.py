@@ -19,7 +19,7 @@ import structlog
 from runtime.base import OnChange, RuntimeError_
 
 from . import gateway, nodeports
-from .mapping import node_object
+from .mapping import node_object, parse_node_apis
 from .pods import SPod
 
 log = structlog.get_logger("runtime.swarm")
@@ -44,12 +44,14 @@ class SwarmEngine:
         poll_seconds: float = 0.5,
         restart_delay: float = 1.0,
         instance: str | None = None,
+        node_apis: Sequence[str] = (),
     ) -> None:
         self.state_dir = os.path.abspath(state_dir)
         self.instance = instance or hashlib.sha256(self.state_dir.encode()).hexdigest()[:16]
         self.docker_host = docker_host
         self.pod_cidr, self.service_cidr, self.dns, self.dns_search = pod_cidr, service_cidr, dns, list(dns_search)
         self.poll_seconds, self.restart_delay = poll_seconds, restart_delay
+        self.node_urls = parse_node_apis(node_apis)  # node hostname or id -> its Engine API (nodeexec.py)
         self.network = f"gitship-{self.instance[:8]}"
         self.network_id = ""
         self.gateway_ip: str | None = None

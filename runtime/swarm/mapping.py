@@ -14,12 +14,13 @@ returns them (dicts) and sends what it answers to the Engine.
 * ``task_state``: a Swarm task as a container state (waiting / running / terminated).
 * ``current_task``: the task that stands for the pod now (the newest one Swarm wants running).
 * ``node_object``: a Swarm node as a Kubernetes Node (labels, Ready condition, address).
+* ``parse_node_apis``: ``--swarm-node-api NODE=URL`` flags (nodeexec.py).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from runtime.kernel.phase import terminated
@@ -30,6 +31,7 @@ LABEL_NAME = "gitship.pod.name"
 LABEL_NAMESPACE = "gitship.pod.namespace"
 LABEL_SPEC = "gitship.pod.spec"
 LABEL_ROLE = "gitship.role"  # "pod" or "gateway"
+LABEL_STORAGE_PV = "gitship.storage.pv"  # a PersistentVolume's node-local volume
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 _WAITING = {"new", "pending", "assigned", "accepted", "ready", "preparing", "starting"}
@@ -40,6 +42,17 @@ def service_name(instance: str, namespace: str, name: str, uid: str) -> str:
     """``gs-<instance 8>-<namespace>-<pod name>-<uid 8>`` cut to Swarm's 63 characters (uid kept)."""
     head = re.sub(r"[^a-zA-Z0-9-]", "-", f"gs-{instance[:8]}-{namespace}-{name}")
     return f"{head[: 63 - 9]}-{re.sub(r'[^a-zA-Z0-9]', '', uid)[:8]}"
+
+
+def parse_node_apis(items: Sequence[str]) -> dict[str, str]:
+    """``NODE=URL`` flags as {node: url}; ValueError for another shape."""
+    out: dict[str, str] = {}
+    for item in items:
+        node, sep, url = item.partition("=")
+        if not sep or not node or not url:
+            raise ValueError(f"--swarm-node-api {item!r}: expected NODE=URL (a hostname or node id, an Engine URL)")
+        out[node] = url
+    return out
 
 
 def restart_condition(pod: Mapping[str, Any]) -> str:
@@ -125,6 +138,8 @@ def task_state(task: Mapping[str, Any] | None) -> dict[str, Any]:
     code = int((st.get("ContainerStatus") or {}).get("ExitCode") or 0)
     if state in ("failed", "rejected") and code == 0:
         code = 128
+    if "starting container failed" in str(st.get("Err") or ""):  # kubelet: RunContainerError, StartError 128
+        return {"terminated": terminated(128, None, when or "", reason="StartError", message=str(st["Err"]))}
     message = str(st.get("Err") or "") or (f"task {state} ({st.get('Message')})" if state != "complete" else None)
     return {"terminated": terminated(code, None, when or "", reason="Error" if code else "Completed", message=message)}
 

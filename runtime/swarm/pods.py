@@ -19,12 +19,14 @@ from runtime.kernel.phase import terminated
 from runtime.kernel.resources import qos_class
 from runtime.probes import ProbeWorker
 
+from .storage import NODE_NAME_MARK, PodStorage, env_for_swarm
 from .mapping import (
     LABEL_INSTANCE,
     LABEL_NAME,
     LABEL_NAMESPACE,
     LABEL_ROLE,
     LABEL_SPEC,
+    LABEL_STORAGE_PV,
     LABEL_UID,
     constraints,
     current_task,
@@ -60,11 +62,16 @@ class SPod:
     node_down: bool = False
     probe: ProbeWorker | None = None
     probe_ready: bool = False
+    liveness: ProbeWorker | None = None
     conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_status: str | None = None
     deleting: bool = False
     delete_task: asyncio.Task[None] | None = None
-    seen_tasks: set[str] = field(default_factory=set)
+    seen_tasks: set[str] = field(default_factory=set)  # older tasks accounted for (a restart, or a spec update)
+    post_started: str | None = None  # the task whose postStart hook ran (nodeexec.py)
+    hook_pending: bool = False
+    kill_messages: dict[str, str] = field(default_factory=dict)  # task id -> why gitship killed it (postStart)
+    claims: dict[str, str] = field(default_factory=dict)  # its PersistentVolumes -> their volumes (volumes.py)
 
     @property
     def container(self) -> dict[str, Any]:
@@ -80,9 +87,10 @@ class SPod:
         return 30.0 if g is None else float(g)
 
     def stop_probe(self) -> None:
-        if self.probe is not None:
-            self.probe.stop()
-            self.probe = None
+        for w in (self.probe, self.liveness):
+            if w is not None:
+                w.stop()
+        self.probe = self.liveness = None
         self.probe_ready = False
 
 
@@ -115,42 +123,82 @@ def _resources(c: Mapping[str, Any]) -> Any:
     return docker.types.Resources(**kw) if kw else None
 
 
+def pod_env(p: SPod, objects: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> dict[str, str]:
+    """The container's environment (the kernel's rules); ``spec.nodeName`` is storage.NODE_NAME_MARK,
+    Swarm's node hostname template once in the service (storage.env_for_swarm)."""
+    c = p.container
+    return container_env(
+        p.pod, c, pod_ip="", host_ip="", node_name=NODE_NAME_MARK, implicit=implicit_env(p.pod, c, ""), objects=objects
+    )
+
+
+def _mounts(st: PodStorage, instance: str, uid: str) -> list[Any]:
+    out = []
+    for m in st.mounts:
+        if m.tmpfs:
+            out.append(docker.types.Mount(m.target, None, type="tmpfs", read_only=m.read_only, tmpfs_size=m.tmpfs_size))
+        elif m.source:
+            labels = {LABEL_INSTANCE: instance, LABEL_STORAGE_PV: m.pv_name}
+            out.append(
+                docker.types.Mount(m.target, m.source, read_only=m.read_only, labels=labels, subpath=m.subpath or None)
+            )
+        else:
+            out.append(docker.types.Mount(m.target, None, read_only=m.read_only, labels={LABEL_UID: uid}))
+    return out
+
+
+def _file_refs(st: PodStorage, ids: Mapping[str, str]) -> tuple[list[Any], list[Any]]:
+    configs, secrets = [], []
+    for f in st.files:
+        if f.secret:
+            secrets.append(docker.types.SecretReference(ids[f.name], f.name, f.target, "0", "0", f.mode))
+        else:
+            configs.append(docker.types.ConfigReference(ids[f.name], f.name, f.target, "0", "0", f.mode))
+    return configs, secrets
+
+
 def service_spec(
     instance: str,
     p: SPod,
     network_id: str,
-    objects: Mapping[tuple[str, str, str], Mapping[str, Any]],
+    env: Mapping[str, str],
+    storage: tuple[PodStorage, Mapping[str, str], list[str]],
     nameserver: str | None,
     search: Sequence[str],
     restart_delay: float,
 ) -> dict[str, Any]:
-    """The arguments of ``APIClient.create_service`` for the pod (raises ConfigError, a ValueError)."""
+    """The arguments of ``APIClient.create_service`` for the pod. ``storage``: its volumes
+    (storage.pod_storage), the ids of their configs and secrets by name, the node pins of its claims."""
     c = p.container
-    env = container_env(
-        p.pod, c, pod_ip="", host_ip="", node_name="", implicit=implicit_env(p.pod, c, ""), objects=objects
-    )
+    st, ids, pins = storage
     command, args = container_argv(c, env)
     spec = p.pod.get("spec") or {}
     sc = c.get("securityContext") or {}
     user = None
     if sc.get("runAsUser") is not None:
         user = str(sc["runAsUser"]) + (f":{sc['runAsGroup']}" if sc.get("runAsGroup") is not None else "")
+    configs, secrets = _file_refs(st, ids)
     cspec = docker.types.ContainerSpec(
         str(c.get("image") or ""),
         command=command or None,
         args=args or None,
         hostname=str(spec.get("hostname") or p.name)[:63],
-        env=env,
+        env=env_for_swarm(env),
         workdir=c.get("workingDir") or None,
         user=user,
         labels={LABEL_INSTANCE: instance, LABEL_UID: p.uid},
+        mounts=_mounts(st, instance, p.uid) or None,
+        configs=configs or None,
+        secrets=secrets or None,
         stop_grace_period=int(p.grace * 1e9),
         tty=bool(c.get("tty")),
+        open_stdin=bool(c.get("stdin")) or None,
         dns_config=_dns(p.namespace, nameserver, search)
         if spec.get("dnsPolicy", "ClusterFirst") != "Default"
         else None,
     )
     placement, unsupported = constraints(p.pod)
+    placement += pins
     if unsupported:  # said, never silently dropped
         log.warning("swarm_placement_unsupported", pod=p.name, namespace=p.namespace, ignored=unsupported)
     template = docker.types.TaskTemplate(
@@ -188,11 +236,12 @@ def refresh(
         p.seen_tasks.add(t_id)
         p.restarts += 1
         st = task_state(t)
+        if "terminated" in st and t_id in p.kill_messages:
+            st["terminated"]["message"] = p.kill_messages.pop(t_id)
         if "terminated" not in st:  # its node went away: Swarm shut it down
             when = str((t.get("Status") or {}).get("Timestamp") or "")[:19] + "Z"
             st = {"terminated": terminated(137, None, when, reason="Error", message="task replaced by Swarm")}
         p.last_state = st
-    p.seen_tasks.add(tid)
     if tid != p.task_id:
         p.stop_probe()
         p.task_id = tid
@@ -206,7 +255,7 @@ def refresh(
 
 
 def ready(p: SPod) -> bool:
-    if "running" not in p.state or p.node_down or p.deleting:
+    if "running" not in p.state or p.node_down or p.deleting or p.hook_pending:
         return False
     return p.probe_ready if p.container.get("readinessProbe") else True
 
@@ -216,8 +265,10 @@ def status(p: SPod, now: str) -> PodStatus:
     extra = [x for x in p._cs()[1:]]
     state = (
         p.state
-        if not p.config_error
+        if not p.config_error and not p.hook_pending
         else {"waiting": {"reason": "CreateContainerConfigError", "message": p.config_error}}
+        if p.config_error
+        else {"waiting": {"reason": "ContainerCreating"}}
     )
     ok = ready(p)
     statuses = [

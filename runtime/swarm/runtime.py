@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -24,20 +23,22 @@ import docker  # type: ignore[import-untyped]
 import docker.errors  # type: ignore[import-untyped]
 import structlog
 
-from runtime.base import ExecResult, OnChange, Pod, PodStatus, Runtime, RuntimeError_
+from runtime.base import OnChange, Pod, PodStatus, Runtime, RuntimeError_
 from runtime.docker.common import engine_down
 from runtime.kernel import rfc3339
-from runtime.probes import ProbeWorker, make_check
 
 from . import gateway, nodeports
 from .mapping import LABEL_INSTANCE, LABEL_ROLE, LABEL_SPEC, LABEL_UID, service_name
-from .engine import SwarmEngine
-from .pods import SPod, refresh, service_spec, status
+from .pods import SPod, refresh, status
+from .nodeexec import SwarmNodes
+from .volumes import prune_files
 
 log = structlog.get_logger("runtime.swarm")
 
+_MAY_RUN = {"new", "pending", "assigned", "accepted", "ready", "preparing", "starting", "running"}
 
-class SwarmRuntime(SwarmEngine, Runtime):
+
+class SwarmRuntime(SwarmNodes, Runtime):
     """Pods as Swarm services (the module docstring)."""
 
     name = "swarm"
@@ -94,13 +95,13 @@ class SwarmRuntime(SwarmEngine, Runtime):
         self._notify(p)
 
     async def _create_service(self, p: SPod) -> None:
-        nameserver = self._nameserver()
         try:
-            kw = service_spec(
-                self.instance, p, self.network_id, self.config_objects, nameserver, self.dns_search, self.restart_delay
-            )
+            kw = await self._service_kwargs(p, self._nameserver())
         except ValueError as exc:
             p.config_error = str(exc)
+            return
+        except docker.errors.APIError as exc:  # its configs or secrets
+            p.error = f"configs of {p.service_name}: {exc.explanation or exc}"
             return
         p.config_error = None
         try:
@@ -118,17 +119,6 @@ class SwarmRuntime(SwarmEngine, Runtime):
                 raise
             p.error = f"swarm manager unreachable: {exc}"
 
-    def _nameserver(self) -> str | None:
-        """The pods' DNS: the cluster DNS's own address when it is port 53 in the overlay's Service half
-        (stable, reached like a ClusterIP), else the hub's address (it forwards port 53 to it)."""
-        if self.dns is None:
-            return None
-        host, port = self.dns
-        inside = gateway.pod_range(self.pod_cidr, self.service_cidr) is not None
-        if port == 53 and inside and ipaddress.ip_address(host) in ipaddress.ip_network(self.service_cidr):
-            return host
-        return self.gateway_ip
-
     async def delete_pod(self, uid: str, grace_seconds: float | None = None) -> None:
         p = self._pods.get(uid)
         if p is None:
@@ -144,23 +134,62 @@ class SwarmRuntime(SwarmEngine, Runtime):
     async def _delete(self, p: SPod, grace_seconds: float | None) -> None:
         """Remove the service (Swarm stops its task: SIGTERM, the grace period, SIGKILL) and wait until
         its tasks are gone."""
+        tasks: list[dict[str, Any]] | None = None
         try:
             if p.service_id is not None:
-                if grace_seconds is not None and grace_seconds < p.grace:
-                    with contextlib.suppress(Exception):  # a shorter grace: the task's stop period first
-                        await self._update_grace(p.service_id, grace_seconds)
+                grace = await self._pre_stop(p, p.grace if grace_seconds is None else grace_seconds)
+                target = await self._kill_target(p) if grace < p.grace else None
+                if grace < p.grace and target is None:
+                    with contextlib.suppress(Exception):  # no node engine: the task's stop period first
+                        await self._update_grace(p.service_id, grace)
+                with contextlib.suppress(docker.errors.NotFound):
+                    tasks = await self._call(self._api.tasks, filters={"service": p.service_id})
                 with contextlib.suppress(docker.errors.NotFound):
                     await self._call(self._api.remove_service, p.service_id)
-                deadline = time.monotonic() + (p.grace if grace_seconds is None else grace_seconds) + 15
-                while time.monotonic() < deadline:
-                    tasks = await self._call(self._api.tasks, filters={"service": p.service_id})
-                    if not tasks:
-                        break
+                t0 = time.monotonic()
+                left = [str(t["ID"]) for t in tasks or []]
+                while left and time.monotonic() < t0 + grace + 15:  # until their containers are gone
+                    if target is not None and time.monotonic() - t0 >= grace:  # a shorter grace: SIGKILL now
+                        with contextlib.suppress(Exception):
+                            await self._call(target[0].kill, target[1])
+                        target = None
+                    left = [t for t in left if await self._task_exists(t)]
                     await asyncio.sleep(0.2)
+                with contextlib.suppress(Exception):
+                    await self._call(prune_files, self._api, self.instance)
         finally:
             self._pods.pop(p.uid, None)
             with contextlib.suppress(Exception):
                 self._on_change(p.uid)
+
+    async def _kill_target(self, p: SPod) -> tuple[Any, str] | None:
+        """(node engine, container id) of the pod's running task, to SIGKILL it after a shorter grace."""
+        try:
+            return await self._container(p.uid)
+        except (RuntimeError_, docker.errors.APIError):
+            return None
+
+    async def _tasks(self, service_ids: list[str]) -> list[dict[str, Any]]:
+        """The tasks of these services (one missing makes the Engine refuse the whole list: then one by one)."""
+        if not service_ids:
+            return []
+        try:
+            found: list[dict[str, Any]] = await self._call(self._api.tasks, filters={"service": service_ids})
+            return found
+        except docker.errors.NotFound:
+            out: list[dict[str, Any]] = []
+            for sid in service_ids:
+                with contextlib.suppress(docker.errors.NotFound):
+                    out += await self._call(self._api.tasks, filters={"service": sid})
+            return out
+
+    async def _task_exists(self, task_id: str) -> bool:
+        """The task is still there and its container may run (a stopped one counts as gone)."""
+        try:
+            task = await self._call(self._api.inspect_task, task_id)
+        except docker.errors.NotFound:
+            return False
+        return str((task.get("Status") or {}).get("State")) in _MAY_RUN
 
     async def _update_grace(self, service_id: str, grace: float) -> None:
         info = await self._call(self._api.inspect_service, service_id)
@@ -188,36 +217,8 @@ class SwarmRuntime(SwarmEngine, Runtime):
     def log_path(self, uid: str, container: str) -> str | None:
         return None
 
-    async def logs(
-        self, uid: str, container: str, *, tail: int | None = None, previous: bool = False, timestamps: bool = False
-    ) -> bytes:
-        p = self._pods.get(uid)
-        if p is None or p.service_id is None:
-            raise RuntimeError_(f"unknown pod {uid}")
-
-        def read() -> bytes:
-            out = self._api.service_logs(
-                p.service_id, stdout=True, stderr=True, timestamps=timestamps, tail="all" if tail is None else tail
-            )
-            return b"".join(out) if not isinstance(out, bytes) else out
-
-        data: bytes = await self._call(read)
-        return data
-
     def set_image_rules(self, rules: Sequence[Mapping[str, Any]], repo_dir: str | None) -> None:
         """Nothing to do: images are real on Swarm."""
-
-    def set_config_objects(self, objects: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> None:
-        self.config_objects = dict(objects)
-
-    async def provision_volume(self, pv_name: str, claim: Mapping[str, Any]) -> dict[str, Any]:
-        raise RuntimeError_("the swarm runtime provisions no volumes (a node's local volume does not follow a pod)")
-
-    async def delete_volume(self, pv: Mapping[str, Any]) -> None:
-        raise RuntimeError_("the swarm runtime provisions no volumes")
-
-    async def exec(self, uid: str, container: str, argv: list[str], timeout: float = 30.0) -> ExecResult:
-        raise RuntimeError_("exec is not available on the swarm runtime (the manager cannot exec on other nodes)")
 
     async def close(self, stop_pods: bool) -> None:
         self._closed = True
@@ -227,6 +228,8 @@ class SwarmRuntime(SwarmEngine, Runtime):
                 await self._poller
         if stop_pods and self._client is not None:
             await asyncio.gather(*(self.delete_pod(uid) for uid in list(self._pods)), return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self._call(prune_files, self._api, self.instance)
             with contextlib.suppress(Exception):
                 await self._call(gateway.remove_gateway, self._api, self.instance)
             with contextlib.suppress(Exception):
@@ -268,8 +271,8 @@ class SwarmRuntime(SwarmEngine, Runtime):
             await self._join_gateway()
         nodes = await self._call(self._api.nodes)
         self._nodes = {str(n["ID"]): n for n in nodes}
-        ids = [p.service_id for p in self._pods.values() if p.service_id]
-        tasks = await self._call(self._api.tasks, filters={"service": ids}) if ids else []
+        ids = [p.service_id for p in self._pods.values() if p.service_id and not p.deleting]
+        tasks = await self._tasks(ids)
         by_service: dict[str, list[dict[str, Any]]] = {}
         for t in tasks:
             by_service.setdefault(str(t.get("ServiceID")), []).append(t)
@@ -279,38 +282,9 @@ class SwarmRuntime(SwarmEngine, Runtime):
             if p.service_id is None:
                 await self._create_service(p)
             else:
-                refresh(p, by_service.get(p.service_id, []), self._nodes, self.network_id)
+                cur = refresh(p, by_service.get(p.service_id, []), self._nodes, self.network_id)
+                if p.claims:
+                    await self._pin(p, cur)
+                self._post_start(p)
                 self._probe(p)
             self._notify(p)
-
-    def _probe(self, p: SPod) -> None:
-        probe = p.container.get("readinessProbe")
-        if not probe or p.probe is not None or "running" not in p.state or not p.pod_ip:
-            return
-        tid = p.task_id
-
-        async def no_exec(argv: list[str], timeout: float) -> tuple[bool, str]:
-            return True, "exec probes do not run on the swarm runtime"
-
-        def on_result(ok: bool, msg: str) -> None:
-            if p.task_id == tid and not p.deleting:
-                p.probe_ready = ok
-                self._notify(p)
-
-        started = time.time()
-        w = ProbeWorker(
-            "readiness", probe, make_check(probe, p.container, p.pod_ip, no_exec), on_result, started, False
-        )
-        p.probe = w
-        w.start()
-
-    def _notify(self, p: SPod) -> None:
-        if p.uid not in self._pods:
-            return
-        snap = json.dumps(status(p, rfc3339(time.time())), sort_keys=True, default=str)
-        if snap != p.last_status:
-            p.last_status = snap
-            try:
-                self._on_change(p.uid)
-            except Exception:
-                log.exception("on_change_failed", uid=p.uid)

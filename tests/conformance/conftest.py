@@ -322,13 +322,24 @@ RUNTIMES: dict[str, Callable[[Path], Harness]] = {
     "inprocess": InProcessHarness,
     "docker": DockerHarness,
 }
-MARKS = {"docker": [pytest.mark.docker]}
+MARKS = {"docker": [pytest.mark.docker], "swarm": [pytest.mark.docker]}
+if os.environ.get("GITSHIP_CONFORMANCE_SWARM") == "1":  # opt-in: it starts a 3-node Swarm (tests/swarmlab.py)
+    from tests.conformance.swarmharness import SwarmHarness, swarm_conformance_lab  # noqa: F401 (a fixture)
+
+    RUNTIMES["swarm"] = SwarmHarness
 
 
 @pytest.fixture(params=[pytest.param(name, marks=MARKS.get(name, [])) for name in RUNTIMES])
 def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
-    """A :class:`Harness` for each runtime in :data:`RUNTIMES`."""
-    h = RUNTIMES[request.param](tmp_path)
+    """A :class:`Harness` for each runtime in :data:`RUNTIMES` (a test the runtime does not support,
+    by its harness's ``unsupported``, is skipped with the reason)."""
+    factory = RUNTIMES[request.param]
+    why = getattr(factory, "unsupported", {}).get(getattr(request.node, "originalname", request.node.name))
+    if why:
+        pytest.skip(f"{request.param}: {why}")
+    if request.param == "swarm":
+        request.getfixturevalue("swarm_conformance_lab")
+    h = factory(tmp_path)
     try:
         yield h
     finally:

@@ -15,6 +15,7 @@ import ipaddress
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import threading
@@ -138,6 +139,8 @@ def env(swarm_lab: SwarmLab, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         sock.bind(("127.0.0.1", 0))
         api = f"127.0.0.1:{sock.getsockname()[1]}"
     args += ["--service-cidr", service_cidr, "--api-addr", api]
+    for i in (2, 3):  # the workers' engines (exec, hooks, exec probes); node1's is the manager's
+        args += ["--swarm-node-api", f"node{i}={swarm_lab.sock(i)}"]
     gs = Gitship(repo, base / "state", args)
     gs.start()
     try:
@@ -235,6 +238,27 @@ def test_rolling_update_under_load_fails_no_request(env: Env) -> None:
     assert len(env.services()) == 3
 
 
+def _watch_available(env: Env) -> tuple[list[int], threading.Event]:
+    """The kubia Deployment's availableReplicas, read as often as the API answers, until stopped."""
+    kubernetes = pytest.importorskip("kubernetes")
+    api = kubernetes.config.new_client_from_config(config_file=os.path.join(env.gs.state_dir, "kubeconfig"))
+    apps = kubernetes.client.AppsV1Api(api)
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                seen.append(apps.read_namespaced_deployment("kubia", "default").status.available_replicas or 0)
+            except Exception:  # noqa: BLE001 (the API may be busy: ask again)
+                pass
+            stop.wait(0.05)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return seen, stop
+
+
 def test_node_crash_pods_replaced_and_nothing_doubled_when_it_returns(env: Env) -> None:
     before = env.ready_pods()
     # a worker that runs pods (node1 is the manager gitship talks to)
@@ -243,6 +267,7 @@ def test_node_crash_pods_replaced_and_nothing_doubled_when_it_returns(env: Env) 
     n = int(victim.removeprefix("node"))
     others = {f"node{i}" for i in (1, 2, 3) if i != n}
     dead_ips = {p["status"]["podIP"] for p in before if p["status"]["nominatedNodeName"] == victim}
+    available, stop = _watch_available(env)
     t0 = time.monotonic()
     env.lab.kill(n)
 
@@ -253,8 +278,10 @@ def test_node_crash_pods_replaced_and_nothing_doubled_when_it_returns(env: Env) 
     # Services stop sending to the dead node's pods within seconds (Swarm's heartbeat is 1 s here)
     wait_for(lambda: not endpoints() & dead_ips, 20, what="the dead node's pods out of the endpoints")
     print(f"{victim} killed: its pods out of the endpoints after {time.monotonic() - t0:.1f}s")
-    # availability is reported truthfully meanwhile: the Deployment is not fully available
-    wait_for(lambda: env.gs.json("get", "deploy", "kubia")["status"].get("availableReplicas", 0) < 3, 30)
+    # availability is reported truthfully meanwhile: the Deployment is not fully available (watched
+    # through the Kubernetes API from before the kill: the dip lasts only until Swarm replaced the pods)
+    wait_for(lambda: min(available, default=3) < 3, 30, what="the Deployment reported below 3 available")
+    stop.set()
 
     def back() -> bool:
         pods = env.ready_pods()
@@ -332,3 +359,228 @@ def test_restart_policy_never_is_a_failed_pod_with_its_exit_code(env: Env) -> No
     pod = wait_for(failed, 60, what="the one-shot pod Failed")
     cs = pod["status"]["containerStatuses"][0]
     assert cs["state"]["terminated"]["exitCode"] == 3 and cs["restartCount"] == 0
+
+
+CONFIGURED = f"""apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app-config
+data:
+  greeting: hello
+  app.conf: "level={{level}}"
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: app-secret
+data:
+  password: czNjcmV0
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: configured
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: configured}}
+  template:
+    metadata:
+      labels: {{app: configured, tier: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      nodeSelector: {{kubernetes.io/hostname: node3}}
+      containers:
+      - name: main
+        image: {V1}
+        imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
+        env:
+        - {{name: GREETING, valueFrom: {{configMapKeyRef: {{name: app-config, key: greeting}}}}}}
+        - {{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: app-secret, key: password}}}}}}
+        - {{name: NODE, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
+        - {{name: BRACES, value: "{{{{.Node.ID}}}}"}}
+        envFrom:
+        - prefix: CFG_
+          configMapRef: {{name: app-config}}
+        volumeMounts:
+        - {{name: cfg, mountPath: /etc/app}}
+        - {{name: sec, mountPath: /etc/secret}}
+        - {{name: info, mountPath: /etc/podinfo}}
+        - {{name: scratch, mountPath: /scratch}}
+      volumes:
+      - name: cfg
+        configMap:
+          name: app-config
+          items: [{{key: app.conf, path: conf/app.conf, mode: 384}}]
+      - name: sec
+        secret: {{secretName: app-secret}}
+      - name: info
+        downwardAPI:
+          items: [{{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}]
+      - name: scratch
+        emptyDir: {{}}
+"""
+
+
+def _one_ready(env: Env, app: str, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+    def one() -> dict[str, Any] | None:
+        ready = [p for p in env.ready_pods(app) if p["metadata"]["name"] not in exclude]
+        return ready[0] if len(ready) == 1 else None
+
+    pod: dict[str, Any] = wait_for(one, 90, what=f"one ready {app} pod")
+    return pod
+
+
+def _exec(env: Env, pod: str, script: str) -> str:
+    return env.gs.cli("exec", pod, "--", "sh", "-c", script).stdout
+
+
+def test_configuration_env_and_files_on_a_remote_node(env: Env) -> None:
+    sha = commit_file(env.repo, "configured.yaml", CONFIGURED.replace("{level}", "1"), "configured app")
+    env.gs.wait_applied(sha, 60)
+    pod = _one_ready(env, "configured")
+    assert pod["status"]["nominatedNodeName"] == "node3"
+    name = pod["metadata"]["name"]
+    out = _exec(env, name, 'echo "$GREETING $PASSWORD $NODE $CFG_greeting $BRACES"').strip()
+    assert out == "hello s3cret node3 hello {{.Node.ID}}"
+    out = _exec(
+        env, name, "cat /etc/app/conf/app.conf; echo; stat -c %a /etc/app/conf/app.conf; cat /etc/secret/password"
+    )
+    assert out.split() == ["level=1", "600", "s3cret"]
+    assert 'tier="web"' in _exec(env, name, "cat /etc/podinfo/labels")
+    assert _exec(env, name, "touch /scratch/x && ls /scratch").strip() == "x"
+    # a changed ConfigMap: a new Swarm config, the pod's files follow (the same pod: name and uid)
+    sha = commit_file(env.repo, "configured.yaml", CONFIGURED.replace("{level}", "2"), "configured app: level 2")
+    env.gs.wait_applied(sha, 60)
+
+    def updated() -> bool:
+        p = env.gs.json("get", "pod", name)
+        if not pod_ready(p):
+            return False
+        r = env.gs.cli("exec", name, "--", "cat", "/etc/app/conf/app.conf", check=False)
+        return r.returncode == 0 and r.stdout.strip() == "level=2"
+
+    wait_for(updated, 90, what="the pod's file updated from the changed ConfigMap")
+    assert env.gs.json("get", "pod", name)["metadata"]["uid"] == pod["metadata"]["uid"]
+
+
+DATABASE = f"""apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: db-data
+spec:
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: 64Mi
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: db
+spec:
+  replicas: 1
+  strategy: {{type: Recreate}}
+  selector:
+    matchLabels: {{app: db}}
+  template:
+    metadata:
+      labels: {{app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: {V1}
+        imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
+        volumeMounts:
+        - {{name: data, mountPath: /data}}
+      volumes:
+      - name: data
+        persistentVolumeClaim: {{claimName: db-data}}
+"""
+
+
+def test_a_claim_is_a_node_local_volume_and_its_pod_stays_on_that_node(env: Env) -> None:
+    sha = commit_file(env.repo, "db.yaml", DATABASE, "a database with a claim")
+    env.gs.wait_applied(sha, 60)
+    pod = _one_ready(env, "db")
+    name, node = pod["metadata"]["name"], pod["status"]["nominatedNodeName"]
+    _exec(env, name, "echo kept > /data/f")
+    node_id = env.lab.docker(int(node.removeprefix("node")), "info", "--format", "{{.Swarm.NodeID}}").strip()
+    svc = next(s["Name"] for s in env.services() if "-db-" in s["Name"])
+
+    def pinned() -> bool:
+        spec = json.loads(env.lab.docker(1, "service", "inspect", svc))[0]["Spec"]
+        return f"node.id=={node_id}" in (spec["TaskTemplate"].get("Placement") or {}).get("Constraints", [])
+
+    wait_for(pinned, 30, what="the pod pinned to its volume's node")
+    env.gs.cli("delete", "pod", name)
+    again = _one_ready(env, "db", exclude=frozenset({name}))
+    assert again["status"]["nominatedNodeName"] == node
+    assert _exec(env, again["metadata"]["name"], "cat /data/f").strip() == "kept"
+    pvc = env.gs.json("get", "pvc", "db-data")
+    assert pvc["status"]["phase"] == "Bound"
+
+
+HOOKED = f"""apiVersion: v1
+kind: Pod
+metadata:
+  name: hooked
+  labels: {{app: hooked}}
+spec:
+  terminationGracePeriodSeconds: 2
+  nodeSelector: {{kubernetes.io/hostname: node2}}
+  containers:
+  - name: main
+    image: {V1}
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "trap 'exit 0' TERM; i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.3 & wait; done"]
+    lifecycle:
+      postStart:
+        exec: {{command: ["sh", "-c", "echo started > /tmp/started"]}}
+    readinessProbe:
+      exec: {{command: ["cat", "/tmp/started"]}}
+      periodSeconds: 1
+"""
+
+
+def _kubectl(env: Env, *args: str) -> list[str]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    return [kubectl, "--kubeconfig", os.path.join(env.gs.state_dir, "kubeconfig"), *args]
+
+
+def test_hooks_exec_probe_exec_and_logs_follow(env: Env) -> None:
+    sha = commit_file(env.repo, "hooked.yaml", HOOKED, "a pod with hooks and an exec probe")
+    env.gs.wait_applied(sha, 60)
+    pod = _one_ready(env, "hooked")  # Ready needs the postStart hook's file, read by the exec probe
+    assert pod["status"]["nominatedNodeName"] == "node2"
+    assert _exec(env, "hooked", "cat /tmp/started").strip() == "started"
+    # kubectl exec -i (stdin through the node's engine)
+    p = subprocess.run(
+        _kubectl(env, "exec", "-i", "hooked", "--", "sh", "-c", "cat; echo done"),
+        input="from stdin\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 0 and p.stdout.split("\n")[:2] == ["from stdin", "done"], p
+    r = subprocess.run(_kubectl(env, "exec", "hooked", "--", "sh", "-c", "exit 7"), capture_output=True, timeout=60)
+    assert r.returncode == 7
+    # kubectl logs -f: new lines as the container writes them
+    follow = subprocess.Popen(_kubectl(env, "logs", "-f", "hooked"), stdout=subprocess.PIPE, text=True)
+    try:
+        assert follow.stdout is not None
+        seen: list[int] = []
+        deadline = time.monotonic() + 30
+        while len(seen) < 5 and time.monotonic() < deadline:
+            line = follow.stdout.readline()
+            if line.startswith("tick "):
+                seen.append(int(line.split()[1]))
+        assert len(seen) == 5 and seen == sorted(seen), seen
+    finally:
+        follow.kill()
+        follow.wait()
