@@ -28,7 +28,6 @@ from typing import Any
 
 from reconciler.cli.common import Subparsers, state_dir
 from reconciler.errors import GitshipError, ManifestError, RevisionRejected
-from reconciler.manifests.load import Limits
 from reconciler.manifests.model import Manifest, RepoConfig
 from reconciler.plan import Action, plan
 from reconciler.prune import OFF, Verdict, allows_prune, decide, effective_threshold, keep_disabled, parse_threshold
@@ -83,6 +82,7 @@ def _listing(root: str) -> dict[str, bytes]:
 
 
 def load_files(files: dict[str, bytes], root: str, key_file: str | None) -> tuple[list[Manifest], RepoConfig]:
+    from reconciler.manifests.load import Limits
     from reconciler.manifests.revision import RevisionFile, git_blob_id, load_listing
     from reconciler.source.revision import read_age_keys
 
@@ -210,6 +210,7 @@ def _git_manifests(
     repo: str, path: str, sha: str, key_file: str | None, namespaces: set[str] | None = None
 ) -> tuple[list[Manifest], RepoConfig]:
     from reconciler.source.git import GitReader
+    from reconciler.manifests.load import Limits
     from reconciler.source.revision import RevisionLoader
 
     reader = GitReader(repo)

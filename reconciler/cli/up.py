@@ -15,8 +15,7 @@ from reconciler.cli.common import Subparsers, die, open_store, socket_path, stat
 from reconciler.cli.endpoints import META_KEYS, endpoint_lines, endpoint_status
 from reconciler.kindnames import without_effect_line, without_effect_summary
 from reconciler.cli.ingress import add_ingress_options, ingress_lines
-from reconciler.ops.start import add_ops_options, ops_options
-from reconciler.ops.upflags import add_up_flags
+from reconciler.ops.upflags import add_ops_options, add_up_flags, ops_options
 from reconciler.cli.plan import add_prune_options, prune_status_lines
 from reconciler.sources.status import sources_lines, sources_status
 from reconciler.types import Obj

@@ -8,7 +8,6 @@ bound go to the store's meta (``metrics``, ``webhook``) for `gitship` and tests 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -20,35 +19,7 @@ from prometheus_client.exposition import choose_encoder
 from . import metrics, sdnotify
 from .webhook import Receiver
 
-DEFAULT_METRICS_ADDR = "127.0.0.1:9465"
 NOTIFY_INTERVAL = 1.0  # seconds between looks at the Ready condition for systemd's STATUS=
-
-
-def add_ops_options(s: argparse.ArgumentParser) -> None:
-    """`gitship up`'s --metrics-addr, --webhook-addr and --webhook-secret-file."""
-    s.add_argument(
-        "--metrics-addr",
-        default=DEFAULT_METRICS_ADDR,
-        metavar="HOST:PORT",
-        help=f"where Prometheus metrics are served (/metrics); `none` turns it off (default {DEFAULT_METRICS_ADDR})",
-    )
-    s.add_argument(
-        "--webhook-addr",
-        default="none",
-        metavar="HOST:PORT",
-        help="where push webhooks (GitHub, GitLab, Gitea/Forgejo, generic HMAC) are received; default none (off)",
-    )
-    s.add_argument("--webhook-secret-file", metavar="PATH", help="the webhooks' shared secret (required with them)")
-
-
-def ops_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The Options fields of those flags."""
-    secret = args.webhook_secret_file
-    return {
-        "metrics_addr": args.metrics_addr,
-        "webhook_addr": args.webhook_addr,
-        "webhook_secret_file": os.path.abspath(secret) if secret else None,
-    }
 
 
 def split_addr(addr: str) -> tuple[str, int]:

@@ -1,10 +1,42 @@
-"""`gitship up`'s flags for signed commits and notifications (reconciler/ops/verify.py, notify.py)."""
+"""`gitship up`'s flags for metrics and webhooks (reconciler/ops/start.py), signed commits and notifications
+(reconciler/ops/verify.py, notify.py). Light on purpose: every CLI command imports it through cli/up.py, so
+the servers' libraries (aiohttp, prometheus-client) are imported only by the daemon."""
 
 from __future__ import annotations
 
 import argparse
 import os
 from typing import Any
+
+
+DEFAULT_METRICS_ADDR = "127.0.0.1:9465"
+
+
+def add_ops_options(s: argparse.ArgumentParser) -> None:
+    """`gitship up`'s --metrics-addr, --webhook-addr and --webhook-secret-file."""
+    s.add_argument(
+        "--metrics-addr",
+        default=DEFAULT_METRICS_ADDR,
+        metavar="HOST:PORT",
+        help=f"where Prometheus metrics are served (/metrics); `none` turns it off (default {DEFAULT_METRICS_ADDR})",
+    )
+    s.add_argument(
+        "--webhook-addr",
+        default="none",
+        metavar="HOST:PORT",
+        help="where push webhooks (GitHub, GitLab, Gitea/Forgejo, generic HMAC) are received; default none (off)",
+    )
+    s.add_argument("--webhook-secret-file", metavar="PATH", help="the webhooks' shared secret (required with them)")
+
+
+def ops_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Options fields of those flags."""
+    secret = args.webhook_secret_file
+    return {
+        "metrics_addr": args.metrics_addr,
+        "webhook_addr": args.webhook_addr,
+        "webhook_secret_file": os.path.abspath(secret) if secret else None,
+    }
 
 
 def add_up_flags(s: argparse.ArgumentParser) -> None:
