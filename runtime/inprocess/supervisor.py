@@ -56,6 +56,7 @@ from ..net import bridge as br
 from . import procid
 from .execstream import ExecStreams, exec_target
 from .adoption import Todo
+from .cgroups import ContainerCgroups
 from .initc import InitSupervisor, init_views, stop_order
 from .network import IPAllocationError, IPAllocator
 from .probes import run_exec
@@ -227,17 +228,12 @@ class InProcessRuntime(InitSupervisor, ExecStreams, Runtime):
         p = self._pods.get(uid)
         if p is None:
             return None
-        memo = p.status_memo
-        if memo is None or memo[0] != self._status_key(p):
+        memo, key = p.status_memo, _status_key(p, self.host_ip, self.cgroups.unavailable)
+        if memo is None or memo[0] != key:
             self._update_conditions(p)
-            memo = p.status_memo = (self._status_key(p), self._build_status(p))
+            memo = p.status_memo = (_status_key(p, self.host_ip, self.cgroups.unavailable), self._build_status(p))
         out: PodStatus = _copy_json(memo[1])  # a copy: the memo must not share with the caller's objects
         return out
-
-    def _status_key(self, p: PodState) -> tuple[Any, ...]:
-        """What a pod's status is computed from: every attribute of it and its containers (state.py
-        Versioned), the host's IP and the controllers cgroups cannot enforce. No input is time."""
-        return (p.version, *(c.version for c in p.containers), self.host_ip, *self.cgroups.unavailable.items())
 
     def _build_status(self, p: PodState) -> PodStatus:
         return pod_status(
@@ -248,17 +244,8 @@ class InProcessRuntime(InitSupervisor, ExecStreams, Runtime):
             conditions=p.conditions,
             container_statuses=[_container_status(c) for c in p.containers if not c.init],
             init_container_statuses=[_container_status(c) for c in p.containers if c.init],
-            **self._resource_fields(p),  # resources: qosClass, not enforced
+            **_resource_fields(p, self.cgroups),  # resources: qosClass, not enforced
         )
-
-    def _resource_fields(self, p: PodState) -> dict[str, Any]:
-        """cgroups.status_fields, memoized per pod: the pod's spec never changes, only its start
-        time and the unavailable controllers could (the QoS class is most of a status' cost)."""
-        key = (p.start_time, *self.cgroups.unavailable.items())
-        memo = p.resource_fields
-        if memo is None or memo[0] != key:
-            memo = p.resource_fields = (key, self.cgroups.status_fields(p.pod, rfc3339(p.start_time)))
-        return memo[1]
 
     def pods(self) -> dict[str, Pod]:
         return {uid: p.pod for uid, p in self._pods.items()}
@@ -383,6 +370,23 @@ class InProcessRuntime(InitSupervisor, ExecStreams, Runtime):
 def _pod_phase(p: PodState) -> str:
     apps = ((c.shown_state(), c.last_state) for c in p.containers if not c.init)
     return initc.phase(p.restart_policy, init_views(p), apps, p.initialized)
+
+
+def _status_key(p: PodState, host_ip: str, unavailable: Mapping[str, str]) -> tuple[Any, ...]:
+    """What a pod's status is computed from: every attribute of it and its containers (state.py
+    Versioned), the host's IP and the controllers cgroups cannot enforce. No input is time."""
+    return (p.version, *(c.version for c in p.containers), host_ip, *unavailable.items())
+
+
+def _resource_fields(p: PodState, cgroups: ContainerCgroups) -> dict[str, Any]:
+    """cgroups.status_fields, memoized per pod: the pod's spec never changes, only its start
+    time and the unavailable controllers could (the QoS class is most of a status' cost)."""
+    key = (p.start_time, *cgroups.unavailable.items())
+    memo = p.resource_fields
+    if memo is None or memo[0] != key:
+        memo = p.resource_fields = (key, cgroups.status_fields(p.pod, rfc3339(p.start_time)))
+    fields: dict[str, Any] = memo[1]
+    return fields
 
 
 def _read_file(path: str) -> bytes:
