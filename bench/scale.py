@@ -10,7 +10,9 @@ turn. At each size, once every pod is Ready and the daemon has settled:
 - a one-line change (a ConfigMap value) committed -> ``revision_applied`` in reconcile.log (end to
   end), and that event's own ``duration_ms`` (load + validate + plan + hand-over: the apply pass);
 - `gitship get pods` (CLI start included; baseline `python3 -c pass`) and `kubectl get pods`
-  (baseline `kubectl version --client`), medians of 3.
+  (baseline `kubectl version --client`), medians of 3;
+- the web view's server time of ``/`` and ``/objects`` (request to last byte over loopback, logged
+  in with a one-time token like bench/figures_web.py), medians of 3.
 
 Each figure's growth is the exponent of a least-squares fit of log(value) on log(pods) (1 = linear).
 The table goes into bench/RESULTS.md, section "Scale", with the machine and the date.
@@ -109,6 +111,7 @@ def measure(d: Daemon, repo: Path, n: int, idle: float, k: int) -> dict[str, flo
     gitship_get = _median_run([sys.executable, "-m", "reconciler.cli", "get", "pods"], env=env)
     kube = {**os.environ, "KUBECONFIG": os.path.join(d.state_dir, "kubeconfig")}
     kubectl_get = _median_run([KUBECTL, "get", "pods"], env=kube) if os.access(KUBECTL, os.X_OK) else float("nan")
+    web = web_times(d)
     return {
         "pods": n,
         "start_s": start_s,
@@ -118,7 +121,33 @@ def measure(d: Daemon, repo: Path, n: int, idle: float, k: int) -> dict[str, flo
         "apply_pass_ms": statistics.median(apply_ms),
         "gitship_get_ms": gitship_get * 1000,
         "kubectl_get_ms": kubectl_get * 1000,
+        "web_index_ms": web["/"] * 1000,
+        "web_objects_ms": web["/objects"] * 1000,
     }
+
+
+def web_times(d: Daemon, runs: int = 3) -> dict[str, float]:
+    """The web view's pages, server time (median of ``runs``) with a logged-in session."""
+    import http.cookiejar
+    import urllib.request
+
+    from reconciler.web.auth import issue_token
+
+    url = str((d.meta("web") or {}).get("url") or "")
+    if not url:
+        return {"/": float("nan"), "/objects": float("nan")}
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    opener.open(f"{url}/login?token={issue_token(d.state_dir)}", timeout=30).read()
+    out = {}
+    for page in ("/", "/objects"):
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            with opener.open(url + page, timeout=60) as r:
+                r.read()
+            times.append(time.perf_counter() - t0)
+        out[page] = statistics.median(times)
+    return out
 
 
 def exponent(xs: list[float], ys: list[float]) -> float:
@@ -142,6 +171,8 @@ FIGURES = [
     ("apply_pass_ms", "apply pass (load+validate+plan) (ms)", "", None),
     ("gitship_get_ms", "`gitship get pods` (ms)", "", None),
     ("kubectl_get_ms", "`kubectl get pods` (ms)", "", None),
+    ("web_index_ms", "web view `/`, server time (ms)", "", None),
+    ("web_objects_ms", "web view `/objects`, server time (ms)", "", None),
     ("start_s", "scale-up to all Ready (s)", "", None),
 ]  # fmt: skip
 
@@ -210,7 +241,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gitship-scale-") as tmp:
         repo = new_repo(Path(tmp), "host")
         commit(repo, {"knob.yaml": CONFIGMAP.format(v="0")}, "knob")
-        d = Daemon(repo, Path(tmp) / "state", extra=["--api-addr", "127.0.0.1:0"], mode="host").start()
+        apis = ["--api-addr", "127.0.0.1:0", "--web-addr", "127.0.0.1:0"]
+        d = Daemon(repo, Path(tmp) / "state", extra=apis, mode="host").start()
         try:
             time.sleep(3)
             c0, w0 = proc_cpu_seconds(d.pid), time.monotonic()

@@ -145,7 +145,7 @@ def calculate_status(rs: Obj, owned: list[Obj], now: float) -> Obj:
         "replicas": len(owned),
         "fullyLabeledReplicas": sum(1 for p in owned if template_selector.matches(_labels(p))),
         "readyReplicas": len(ready),
-        "availableReplicas": sum(1 for p in ready if is_pod_available(p, mrs, now)),
+        "availableReplicas": sum(1 for p in ready if is_pod_available(p, mrs, now)) if mrs else len(ready),
         "observedGeneration": (rs.get("metadata") or {}).get("generation", 0),
     }
     conditions = (rs.get("status") or {}).get("conditions")
@@ -265,7 +265,9 @@ def sync_replicaset(
 
 def requeue_after(rs: Obj, pods: list[Obj], now: float) -> float | None:
     """Seconds until the next owned Ready pod passes minReadySeconds (None: nothing pending)."""
-    owned, _, _ = claim_pods(rs, pods)
     mrs = _min_ready_seconds(rs)
+    if not mrs:  # every Ready pod is available at once: no claim over every pod of the namespace
+        return None
+    owned, _, _ = claim_pods(rs, pods)
     waits = [w for p in owned if (w := seconds_until_available(p, mrs, now)) is not None]
     return min(waits) if waits else None

@@ -33,6 +33,8 @@ from . import actions, auth, pages
 
 POLL = 0.2  # seconds between looks for changes (pages update within a second)
 HEARTBEAT = 15.0
+FOLLOW_CHUNK = 64 * 1024  # a log follower reads this much a poll: a client that never reads holds no more
+TAIL_BYTES = 256 * 1024  # a log stream starts with the last 500 lines within this much of the file
 STATIC_TYPES = {".css": "text/css", ".js": "application/javascript", ".svg": "image/svg+xml"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -331,14 +333,19 @@ class WebView:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
         await resp.prepare(request)
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-            data = await self.d.runtime.logs(uid, container, tail=500)
-            await _send_lines(resp, data)
             path = self.d.runtime.log_path(uid, container)
+            if path:  # the last 500 lines within the file's last TAIL_BYTES: a huge log is never read whole
+                data = b"".join((await asyncio.to_thread(_file_tail, path)).splitlines(keepends=True)[-500:])
+            else:
+                data = await self.d.runtime.logs(uid, container, tail=500)
+            await _send_lines(resp, data)
             if request.query.get("follow", "1") in ("1", "true") and path:
-                await self._follow(resp, path, ns, name, uid)
+                await self._follow(resp, path, ns, name, uid, request.transport)
         return resp
 
-    async def _follow(self, resp: web.StreamResponse, path: str, ns: str, name: str, uid: str) -> None:
+    async def _follow(
+        self, resp: web.StreamResponse, path: str, ns: str, name: str, uid: str, transport: asyncio.Transport | None
+    ) -> None:
         pos = os.path.getsize(path) if os.path.exists(path) else 0
         while not self.closing.is_set():
             pod = self.d.reconciler.cluster.get(("Pod", ns, name))
@@ -346,13 +353,31 @@ class WebView:
                 return
             size = os.path.getsize(path) if os.path.exists(path) else 0
             pos = 0 if size < pos else pos
-            if size > pos:
+            if size > pos and _backlog(transport) < FOLLOW_CHUNK:  # nothing more while the client lags
                 with open(path, "rb") as f:
                     f.seek(pos)
-                    chunk = f.read(min(size - pos, 1 << 20))
+                    chunk = f.read(min(size - pos, FOLLOW_CHUNK))
+                cut = chunk.rfind(b"\n") + 1 if len(chunk) == FOLLOW_CHUNK else 0  # whole lines when it can
+                chunk = chunk[:cut] if cut else chunk
                 pos += len(chunk)
                 await _send_lines(resp, chunk)
             await asyncio.sleep(POLL)
+
+
+def _file_tail(path: str) -> bytes:
+    """The file's last TAIL_BYTES (from a line's start when there is one)."""
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - TAIL_BYTES))
+        data = f.read(TAIL_BYTES)
+        nl = data.find(b"\n") if size > TAIL_BYTES else -1
+        return data[nl + 1 :] if 0 <= nl < len(data) - 1 else data
+    return b""
+
+
+def _backlog(transport: asyncio.BaseTransport | None) -> int:
+    """Bytes written to the client that it has not taken yet."""
+    return transport.get_write_buffer_size() if isinstance(transport, asyncio.WriteTransport) else 0
 
 
 async def _send_lines(resp: web.StreamResponse, data: bytes) -> None:

@@ -17,9 +17,28 @@ from . import procid
 from .sandbox import Sandbox
 
 DEFAULT_GRACE = 30.0
+_MISSING = object()
+_UNVERSIONED = frozenset({"version", "status_memo", "resource_fields"})
 
 
-class Container:
+class Versioned:
+    """Counts the assignments to its attributes that change one (by identity): ``version``.
+
+    The one place every state change of a pod or container passes, whoever makes it (lifecycle,
+    probes, hooks, init containers, adoption): the supervisor's status memo is valid while the
+    versions stay (supervisor.py status). State is replaced, never edited in place
+    (``c.state = {...}``), so an assignment is a change; an assignment of an equal new value only
+    costs one recomputation."""
+
+    version = 0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in _UNVERSIONED and self.__dict__.get(name, _MISSING) is not value:
+            object.__setattr__(self, "version", self.version + 1)
+        object.__setattr__(self, name, value)
+
+
+class Container(Versioned):
     def __init__(
         self,
         spec: Mapping[str, Any],
@@ -106,7 +125,7 @@ class Container:
         self.last_state = rec.get("lastState") or {}
 
 
-class PodState:
+class PodState(Versioned):
     def __init__(self, pod: Pod, ip: str, start_time: float, backoff_base: float, backoff_max: float):
         self.pod = pod
         md = pod.get("metadata") or {}
@@ -125,6 +144,9 @@ class PodState:
         ] + [Container(c, backoff_base, backoff_max, pod_policy=policy) for c in spec.get("containers") or []]
         self.initialized = not any(c.init for c in self.containers)  # latched once per sandbox (initc.py)
         self.conditions: dict[str, dict[str, Any]] = {}
+        # the status' resource fields (QoS class, not-enforced condition) and what they were computed from
+        self.resource_fields: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        self.status_memo: tuple[tuple[Any, ...], dict[str, Any]] | None = None  # (versions, status)
         self.deleting = False
         self.delete_task: asyncio.Task[None] | None = None
         # the pod's sandbox (isolation.py): its record, holder process and watch, the task making it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime, timezone
 
@@ -12,7 +13,13 @@ def rfc3339(t: float) -> str:
     >>> rfc3339(0)
     '1970-01-01T00:00:00Z'
     """
-    return datetime.fromtimestamp(math.floor(t), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _rfc3339_seconds(math.floor(t))
+
+
+@functools.lru_cache(maxsize=8192)
+def _rfc3339_seconds(s: int) -> str:
+    # memoized: every pass formats each pod's start time and the current second (bench/RESULTS.md "Scale")
+    return datetime.fromtimestamp(s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_rfc3339(text: str) -> float:

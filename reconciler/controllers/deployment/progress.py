@@ -177,6 +177,8 @@ def min_ready_requeue(s: SyncState, pods: list[Obj]) -> None:
     """Re-run when an owned pod becomes available (minReadySeconds after it turned Ready)."""
     uids = {meta(rs).get("uid") for rs in s.owned}
     mrs = int(s.d["spec"].get("minReadySeconds") or 0)
+    if not mrs:  # a Ready pod is available at once: nothing to wait for
+        return
     for pod in pods:
         ref = controller_ref(pod)
         if ref is None or ref.get("uid") not in uids:
