@@ -84,8 +84,9 @@ class WebView:
         self.runner: web.AppRunner | None = None
         self.url = ""
         self.closing = asyncio.Event()
-        self.hub: Hub = kube.hub if kube is not None else Hub(history=1)
-        self._own_hub = kube is None
+        # a Hub of its own: the Kubernetes API's numbers changes only while a kubectl watch is open
+        self.hub: Hub = Hub(history=1)
+        self._own_hub = True
         self._poller: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- life
@@ -133,10 +134,13 @@ class WebView:
             await self.runner.cleanup()
 
     async def _poll(self) -> None:
-        """Without the Kubernetes API's Hub: number the live objects' changes ourselves."""
+        """Number the live objects' changes while an event stream is open (it listens to the Hub)."""
         seen = -1
         while True:
             await asyncio.sleep(POLL)
+            if not self.hub.watched:  # nobody looks: no work (an idle daemon's CPU, bench/scale.py)
+                seen = -1
+                continue
             passes = int(getattr(self.d.reconciler, "passes", 0))
             if passes == seen:
                 continue
@@ -305,19 +309,24 @@ class WebView:
         await resp.prepare(request)
         last: dict[str, Any] = {}
         beat = time.monotonic()
-        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-            await resp.write(b"retry: 1000\n\n")
-            while not self.closing.is_set():
-                now = self._state()
-                moved = [k for k, v in now.items() if last.get(k) != v]
-                if moved and last:
-                    await resp.write(f"event: change\ndata: {json.dumps(moved)}\n\n".encode())
-                    beat = time.monotonic()
-                last = now
-                if time.monotonic() - beat > HEARTBEAT:
-                    await resp.write(b": keep-alive\n\n")
-                    beat = time.monotonic()
-                await asyncio.sleep(POLL)
+        # an open stream listens to the Hub: the poller numbers changes only while someone does
+        unlisten = self.hub.listen(lambda: None)
+        try:
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                await resp.write(b"retry: 1000\n\n")
+                while not self.closing.is_set():
+                    now = self._state()
+                    moved = [k for k, v in now.items() if last.get(k) != v]
+                    if moved and last:
+                        await resp.write(f"event: change\ndata: {json.dumps(moved)}\n\n".encode())
+                        beat = time.monotonic()
+                    last = now
+                    if time.monotonic() - beat > HEARTBEAT:
+                        await resp.write(b": keep-alive\n\n")
+                        beat = time.monotonic()
+                    await asyncio.sleep(POLL)
+        finally:
+            unlisten()
         return resp
 
     async def pod_logs(self, request: web.Request) -> web.StreamResponse:
@@ -400,8 +409,8 @@ class _Off:
 
 
 async def start_web(d: Any, kube: Any = None) -> WebView | _Off:
-    """The web view on ``d.opts.web_addr`` ("none": off), sharing the Kubernetes API's (``kube``) watch Hub
-    when there is one. A taken address is a warning; gitship runs on without the view."""
+    """The web view on ``d.opts.web_addr`` ("none": off), with a watch Hub of its own (changes are numbered
+    while a page listens). A taken address is a warning; gitship runs on without the view."""
     addr = str(getattr(d.opts, "web_addr", "127.0.0.1:7080"))
     if addr.lower() == "none":
         return _Off()

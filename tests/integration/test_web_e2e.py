@@ -268,7 +268,12 @@ def test_browser_pages_rollout_and_revert(site: Gitship, browser: Any) -> None:
         assert git(g.repo, "rev-parse", "HEAD").strip() != head
         assert ("paused: true" in path.read_text()) == paused
         state = "true" if paused else "false"
-        wait_for(lambda s=state: svg_state(drv).get("data-paused") == s, 30, what=f"the picture {action}d")
+
+        def shown(s: str = state) -> bool:  # the page as loaded now (live updates are checked above)
+            drv.get(web + "/rollouts/default/testqc")
+            return svg_state(drv).get("data-paused") == s
+
+        wait_for(shown, 30, interval=0.5, what=f"the picture {action}d")
 
 
 BROKEN = """apiVersion: v1
