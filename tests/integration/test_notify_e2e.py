@@ -11,6 +11,7 @@ import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,6 +75,22 @@ def commit(repo: Path, text: str, message: str) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
+def _noticed(g: Any, event: str) -> bool:
+    """The daemon's notification watcher logged ``event`` (reconcile.log, one JSON object a line)."""
+    try:
+        lines = Path(g.state_dir, "reconcile.log").read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("event") == "notification" and rec.get("notification") == event:
+            return True
+    return False
+
+
 def test_notifications_survive_a_down_receiver(tmp_path: Path, gitship_factory) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -101,6 +118,9 @@ def test_notifications_survive_a_down_receiver(tmp_path: Path, gitship_factory) 
         # the source goes away (the branch is renamed) and comes back
         git(repo, "branch", "-m", "main", "elsewhere")
         wait_for(lambda: g.status()["status"].get("sourceError"), 30, what="the source error")
+        # notifications are derived from the recorded state every 0.5 s: an outage shorter than that
+        # may go unnoticed, so the branch comes back once the watcher has seen it go
+        wait_for(lambda: _noticed(g, "source_unreachable"), 30, what="the outage noticed")
         git(repo, "branch", "-m", "elsewhere", "main")
         wait_for(lambda: not g.status()["status"].get("sourceError"), 30, what="the source back")
 
