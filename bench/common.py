@@ -400,3 +400,13 @@ def deployment_complete(d: Daemon, name: str, replicas: int) -> bool:
             and st.get("availableReplicas") == replicas
         )
     return False
+
+
+def replace_section(text: str, heading: str, block: str) -> str:
+    """``text`` (bench/RESULTS.md) with the section starting at ``heading`` replaced by ``block``,
+    or ``block`` appended when there is none yet."""
+    start = text.find(heading)
+    if start < 0:
+        return text.rstrip("\n") + "\n\n" + block
+    end = text.find("\n## ", start + 5)
+    return text[:start] + block + (text[end + 1 :] if end >= 0 else "")

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import Daemon, commit, new_repo, proc_cpu_seconds, proc_rss_kib, ready, wait  # noqa: E402
+from bench.common import Daemon, commit, new_repo, proc_cpu_seconds, proc_rss_kib, ready, replace_section, wait  # noqa: E402
 
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 
@@ -213,14 +213,7 @@ def write_results(lines: list[str], cmd: str, took: float) -> None:
         *lines,
         "",
     ]
-    block = "\n".join(section)
-    start = text.find("## Scale (bench/scale.py)")
-    if start >= 0:
-        end = text.find("\n## ", start + 5)
-        text = text[:start] + block + (text[end + 1 :] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text)
+    path.write_text(replace_section(text, "## Scale (bench/scale.py)", "\n".join(section)))
 
 
 def main() -> None:

@@ -47,6 +47,7 @@ from bench.common import (  # noqa: E402
     new_repo,
     proc_rss_kib,
     ready,
+    replace_section,
     service,
     wait,
 )
@@ -230,14 +231,7 @@ def write_results(r: dict[str, Any], cmd: str) -> None:
         *[f"| {k} | {'yes' if v else '**NO**'} |" for k, v in verdict(r).items()],
         "",
     ]
-    block = "\n".join(lines)
-    start = text.find("## Soak (bench/soak.py)")
-    if start >= 0:
-        end = text.find("\n## ", start + 5)
-        text = text[:start] + block + (text[end + 1 :] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text)
+    path.write_text(replace_section(text, "## Soak (bench/soak.py)", "\n".join(lines)))
 
 
 def main(argv: list[str] | None = None) -> int:
