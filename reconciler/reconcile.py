@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
+import os
 import random
 import time
 import uuid
@@ -53,7 +54,19 @@ if TYPE_CHECKING:
     from .source.git import Revision
 
 ENDPOINT_DRAIN_SECONDS = 0.5
-MIN_PASS_INTERVAL = 1.0
+MIN_PASS_INTERVAL = 1.0  # the shortest retry: a refused or skipped pod creation, a failed pass
+RESYNC_SECONDS = 10.0  # the backstop pass when nothing woke the loop (GITSHIP_RESYNC_SECONDS)
+
+
+def resync_seconds() -> float:
+    """Passes are event-driven: a change of desired state, a runtime's ``on_change``, a finished
+    stop, or a controller's requeue (every rule that depends on time asks for one). The backstop
+    pass catches what no event announced; one that changes anything logs
+    ``reconcile_backstop_changed`` (a missing event or requeue: a bug to fix)."""
+    try:
+        return max(0.05, float(os.environ.get("GITSHIP_RESYNC_SECONDS", RESYNC_SECONDS)))
+    except ValueError:
+        return RESYNC_SECONDS
 
 
 def new_uid() -> str:
@@ -226,17 +239,24 @@ class Reconciler:
         self.kick()
 
     async def loop(self) -> None:
+        resync = resync_seconds()
         while not self.stopping.is_set():
-            timeout = MIN_PASS_INTERVAL
+            timeout = resync
             if self._requeue_at is not None:
                 timeout = max(0.01, min(timeout, self._requeue_at - self.clock()))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            backstop = not self._wake.is_set() and timeout >= resync
             self._wake.clear()
             try:
-                await self.pass_once()
+                await self.pass_once(backstop=backstop)
             except Exception as e:  # a pass must never kill the daemon
                 self.log.exception("reconcile_pass_failed", error=str(e))
+                self._retry_soon()
+
+    def _retry_soon(self) -> None:
+        at = self.clock() + MIN_PASS_INTERVAL
+        self._requeue_at = at if self._requeue_at is None else min(self._requeue_at, at)
 
     def check_revision(self, manifests: Sequence[Manifest]) -> list[ManifestError]:
         """Errors a revision would cause against the state that runs (service allocations)."""
@@ -283,12 +303,17 @@ class Reconciler:
         )
 
     async def pass_once(
-        self, delete_requests: dict[str, float | None] | None = None, job_requests: Sequence[JobRequest] = ()
+        self,
+        delete_requests: dict[str, float | None] | None = None,
+        job_requests: Sequence[JobRequest] = (),
+        backstop: bool = False,
     ) -> None:
         now = self.clock()
         self.passes += 1
         changes = sync.decide(dataclasses.replace(self._input(now, delete_requests or {}), job_requests=job_requests))
         self._requeue_at = None if changes.requeue_after is None else now + changes.requeue_after
+        if backstop and (what := sync.what_changes(changes)):
+            self.log.warning("reconcile_backstop_changed", changes=what)
         self._report(changes)
         # 1. the live objects, in the store before the runtime starts anything
         for key in changes.delete:
@@ -388,6 +413,8 @@ class Reconciler:
                 round_.events.append({**start.created_event, "time": self.clock()})
         round_.log(self.log, pass_no=self.passes, reconcile_id=self.reconcile_id)
         self._create_failures.update(round_.failures)
+        if round_.failures:
+            self._retry_soon()  # the next slow-start batch, or the refused creation again
         for e in round_.events:
             self._log_event(e)
         if round_.events:

@@ -80,9 +80,9 @@ class KubeApi:
         self.hub.observe(self.d.reconciler.cluster.objects.items())
 
     async def _poll(self) -> None:
-        """Look at the live objects while reconcile passes run (they change in passes; a pass runs at
-        least every second, and awaits the runtime midway: ``SETTLE`` more looks after the count
-        moved), and every ``SAFETY`` seconds regardless: cheap when nothing happens."""
+        """Look at the live objects while reconcile passes run (they change in passes, and a pass
+        awaits the runtime midway: ``SETTLE`` more looks after the count moved), and every
+        ``SAFETY`` seconds regardless: cheap when nothing happens."""
         seen, last, extra = -1, 0.0, 0
         while True:
             await asyncio.sleep(POLL)

@@ -19,6 +19,7 @@ from .model import (
     ProxyRule,
     Settings,
     ZoneInput,
+    what_changes,
 )
 from .objects import lost_pods, template_commits
 from .services import allocation_errors, backends_for
@@ -41,4 +42,5 @@ __all__ = [
     "decide",
     "lost_pods",
     "template_commits",
+    "what_changes",
 ]

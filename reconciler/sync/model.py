@@ -191,3 +191,17 @@ class Changes:
     net_warned: frozenset[str] = frozenset()  # the network Warnings in force now (Memory.net_warned next pass)
     provision: list[Provision] = field(default_factory=list)  # volumes the runtime makes (then the PV goes live)
     reclaim: list[Obj] = field(default_factory=list)  # Released PVs under Delete: their data, then they go
+
+
+def what_changes(ch: Changes) -> dict[str, list[str]]:
+    """What a pass would do, in short (empty: nothing): the backstop pass's self-check."""
+    what = {
+        "put": [f"{o['kind']}/{o['metadata'].get('namespace', '')}/{o['metadata']['name']}" for o in ch.put],
+        "delete": ["/".join(k) for k in ch.delete],
+        "events": [f"{e['reason']} {e['kind']}/{e['name']}" for e in ch.events],
+        "start": [s.uid for s in ch.start],
+        "stop": [s.uid for s in ch.stop],
+        "provision": [p.pv_name for p in ch.provision],
+        "reclaim": [o["metadata"]["name"] for o in ch.reclaim],
+    }
+    return {k: v for k, v in what.items() if v}
