@@ -424,7 +424,7 @@ def _validate_match_labels(ml: object, path: str) -> Problems:
 
 def _validate_operator(op: object, values: list[Any] | None, p: str) -> Problems:
     """The operator must be an API one; In/NotIn need values, Exists/DoesNotExist forbid them."""
-    if op not in API_OPERATORS:
+    if not isinstance(op, str) or op not in API_OPERATORS:  # a list or a map is not hashable
         return [
             (
                 f"{p}.operator",
