@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from reconciler.manifests.model import CLUSTER_SCOPED
-from reconciler.sync.inert import without_effect
+from reconciler.manifests.model import CLUSTER_SCOPED, without_effect
 from reconciler.types import Obj
 
 # kind -> (plural as kubectl names it in messages, short names)

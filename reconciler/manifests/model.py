@@ -50,6 +50,14 @@ CLUSTER_SCOPED: frozenset[str] = frozenset({"PersistentVolume", "StorageClass", 
 
 # Kinds stored without effect on one machine (manifests/inert.py): accepted, validated, shown by get.
 KINDS.update(INERT_KINDS)
+
+
+def without_effect(kind: str) -> bool:
+    """A kind stored without effect: one of manifests/inert.py's, or a custom resource (a kind no
+    built-in table holds: only a CRD of the revision lets one load)."""
+    return kind in INERT_KINDS or kind not in KINDS
+
+
 CLUSTER_SCOPED = CLUSTER_SCOPED | INERT_CLUSTER_SCOPED
 
 

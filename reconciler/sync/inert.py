@@ -7,16 +7,10 @@ like a ConfigMap; no controller acts on it. Its creation records one Warning eve
 
 from __future__ import annotations
 
-from ..manifests.inert import INERT_KINDS, NO_EFFECT_MESSAGE, NO_EFFECT_REASON, OBJECT_FIELDS
-from ..manifests.model import KINDS
+from ..manifests.inert import NO_EFFECT_MESSAGE, NO_EFFECT_REASON, OBJECT_FIELDS
+from ..manifests.model import without_effect as without_effect
 from ..types import Obj
 from .work import Work
-
-
-def without_effect(kind: str) -> bool:
-    """A kind stored without effect: one of manifests/inert.py's, or a custom resource (a kind no
-    built-in table holds: only a CRD of the revision lets one load)."""
-    return kind in INERT_KINDS or kind not in KINDS
 
 
 def has_spec(obj: Obj) -> bool:
