@@ -81,6 +81,24 @@ def _load_allocations(stored: dict[str, Any]) -> dict[NsName, svcctl.Allocation]
     return out
 
 
+def stored_allocations(allocs: dict[NsName, svcctl.Allocation]) -> dict[str, Any]:
+    return {f"{ns}/{n}": {"clusterIP": a.cluster_ip, "nodePorts": a.node_ports} for (ns, n), a in allocs.items()}
+
+
+def log_event(log: Logger, e: Obj) -> None:
+    log.info(
+        "event",
+        type=e["type"],
+        reason=e["reason"],
+        kind=e["kind"],
+        namespace=e["namespace"],
+        name=e["name"],
+        message=e["message"],
+        reconcile_id=e["reconcile_id"],
+        commit=(e["revision"] or "")[:7],
+    )
+
+
 def sandbox_event(pod: Obj, error: str, now: float, reconcile_id: str, revision: str | None) -> Obj:
     """The Warning on a pod git declares when the runtime refuses it (it stays Pending)."""
     m = pod["metadata"]
@@ -344,7 +362,7 @@ class Reconciler:
         events = await self.volumes.run(changes.provision, changes.reclaim, new_uid)
         events = [{**e, "reconcile_id": self.reconcile_id, "revision": self.revision} for e in events]
         for e in events:
-            self._log_event(e)
+            log_event(self.log, e)
         if events:
             self.store.add_events(events)
         self._persist()
@@ -362,28 +380,11 @@ class Reconciler:
                 fields["exc_info"] = p.error
             (self.log.error if p.level == "error" else self.log.warning)(p.event, **fields)
         for e in changes.events:
-            self._log_event(e)
-
-    def _log_event(self, e: Obj) -> None:
-        self.log.info(
-            "event",
-            type=e["type"],
-            reason=e["reason"],
-            kind=e["kind"],
-            namespace=e["namespace"],
-            name=e["name"],
-            message=e["message"],
-            reconcile_id=e["reconcile_id"],
-            commit=(e["revision"] or "")[:7],
-        )
+            log_event(self.log, e)
 
     def _save_allocations(self, allocs: dict[NsName, svcctl.Allocation]) -> None:
         self.allocations = allocs
-        self.store.set_meta(
-            allocations={
-                f"{ns}/{n}": {"clusterIP": a.cluster_ip, "nodePorts": a.node_ports} for (ns, n), a in allocs.items()
-            }
-        )
+        self.store.set_meta(allocations=stored_allocations(allocs))
 
     async def _program_network(self, changes: sync.Changes) -> None:
         self._was_endpoint |= changes.endpoint_pods
@@ -416,7 +417,7 @@ class Reconciler:
         if round_.failures:
             self._retry_soon()  # the next slow-start batch, or the refused creation again
         for e in round_.events:
-            self._log_event(e)
+            log_event(self.log, e)
         if round_.events:
             self.store.add_events(round_.events)
 

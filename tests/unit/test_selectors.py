@@ -353,5 +353,7 @@ def test_parse_never_crashes(text: str) -> None:
 @pytest.mark.parametrize("op", [["In"], {"In": 1}, 3, None])
 def test_an_operator_that_is_not_a_string_is_an_error_not_a_crash(op: object) -> None:
     # found by tests/unit/test_fuzz_manifests.py: a list as the operator raised TypeError (unhashable)
-    errs = selectors.validate_label_selector({"matchExpressions": [{"key": "tier", "operator": op, "values": ["web"]}]}, "s")
+    errs = selectors.validate_label_selector(
+        {"matchExpressions": [{"key": "tier", "operator": op, "values": ["web"]}]}, "s"
+    )
     assert [p for p, _ in errs] == ["s.matchExpressions[0].operator"]
