@@ -273,7 +273,10 @@ class Reconciler:
                 self._retry_soon()
 
     def _retry_soon(self) -> None:
-        at = self.clock() + MIN_PASS_INTERVAL
+        self._requeue_in(MIN_PASS_INTERVAL)
+
+    def _requeue_in(self, seconds: float) -> None:
+        at = self.clock() + seconds
         self._requeue_at = at if self._requeue_at is None else min(self._requeue_at, at)
 
     def check_revision(self, manifests: Sequence[Manifest]) -> list[ManifestError]:
@@ -291,8 +294,11 @@ class Reconciler:
             uid = pod["metadata"]["uid"]
             if (st := rt.status(uid)) is not None:
                 statuses[uid] = st
-        # each refused creation reaches exactly one pass (its events, the ReplicaFailure condition)
+        # each refused creation reaches exactly one pass (its events, the ReplicaFailure condition);
+        # the pass after it, without them, may clear the condition: it must come
         failures, self._create_failures = self._create_failures, {}
+        if failures:
+            self._retry_soon()
         return sync.PassInput(
             desired=self.desired,
             live=self.cluster.objects,
@@ -328,8 +334,10 @@ class Reconciler:
     ) -> None:
         now = self.clock()
         self.passes += 1
+        self._requeue_at = None  # this pass asks again below (and _input may)
         changes = sync.decide(dataclasses.replace(self._input(now, delete_requests or {}), job_requests=job_requests))
-        self._requeue_at = None if changes.requeue_after is None else now + changes.requeue_after
+        if changes.requeue_after is not None:
+            self._requeue_in(changes.requeue_after)
         if backstop and (what := sync.what_changes(changes)):
             self.log.warning("reconcile_backstop_changed", changes=what)
         self._report(changes)
@@ -368,9 +376,7 @@ class Reconciler:
         self._persist()
         retry = self.volumes.retry_after()
         if retry is not None:
-            now = self.clock()
-            at = now + retry
-            self._requeue_at = at if self._requeue_at is None else min(self._requeue_at, at)
+            self._requeue_in(retry)
         self.kick()
 
     def _report(self, changes: sync.Changes) -> None:
