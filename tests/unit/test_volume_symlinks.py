@@ -139,3 +139,26 @@ def test_the_data_writer_does_not_read_a_planted_link_in_the_payload(tmp_path: P
     os.symlink(outside / "canary", os.path.join(payload, "a"))
     assert volumes.write_atomic(d, {"a": (b"secret canary\n", 0o644)})  # the link's content did not count
     assert not os.path.islink(os.path.join(d, os.readlink(os.path.join(d, "..data")), "a"))
+
+
+def test_docker_binds_refuse_a_planted_link_and_bind_the_resolved_path(tmp_path: Path) -> None:
+    from runtime.docker.mounts import container_mounts as docker_mounts
+
+    outside = _canary(tmp_path)
+    state = tmp_path / "state"
+    vol = Path(volumes.volume_dir(str(state), "u1", "v"))
+    (vol / "real").mkdir(parents=True)
+    os.symlink(outside, vol / "thelink")
+    os.symlink("real", vol / "inside")
+    pod, c = _pod({"emptyDir": {}})
+    with pytest.raises(ConfigError) as e:
+        docker_mounts(str(state), "inst", pod, c, {})
+    assert "'thelink'" in e.value.message and "'v'" in e.value.message
+    pod, c = _pod({"emptyDir": {}}, "inside")
+    [m] = docker_mounts(str(state), "inst", pod, c, {})
+    assert m["Source"] == os.path.realpath(vol / "real") and m["Target"] == "/x"
+    pod, c = _pod({"configMap": {"name": "c"}}, "")
+    [m] = docker_mounts(str(state), "inst", pod, c, {})
+    assert m["ReadOnly"] is True
+    _intact_canary = (outside / "canary").read_text()
+    assert _intact_canary == "secret canary\n" and os.listdir(outside) == ["canary"]
