@@ -233,6 +233,11 @@ def section(r: dict[str, Any], when: str) -> str:
         for i, b in enumerate(r["batches"])
     )
     gp = r["get_pods"]
+    mib = sum(b["n"] for b in r["batches"]) * LIMIT / 2**20
+
+    def per(mb: float) -> str:
+        return f"{mb / mib:.2f} MB"
+
     lines = [
         HEADING,
         "",
@@ -248,6 +253,9 @@ def section(r: dict[str, Any], when: str) -> str:
         f" {r['rss_settled_mb']:.0f} MB, peak (VmHWM) {r['hwm_mb']:.0f} MB",
         f"- store (gitship.db + WAL) {r['store_mb']:.0f} MB; whole state dir {r['state_mb']:.0f} MB;"
         f" the repository's .git {r['git_mb']:.0f} MB",
+        f"- growth: linear in the content; per MiB of ConfigMap: {per(r['rss_settled_mb'] - r['rss_start_mb'])} of"
+        f" daemon RSS, {per(r['store_mb'])} of store (the desired and the live copy of each object),"
+        f" {sum(b['applied_s'] for b in r['batches']) * 1000 / mib:.0f} ms of commit -> applied",
         f"- `gitship get pods` in a loop throughout: {gp['runs']} runs, {len(gp['failures'])} failed, median"
         f" {gp['median_s']:.2f} s, slowest {gp['max_s']:.2f} s",
     ]
