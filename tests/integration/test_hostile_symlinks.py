@@ -165,7 +165,7 @@ def test_inprocess_configmap_volume_is_read_only_and_updates_do_not_follow_links
 
 
 def _configmap_case(empty_repo: Path, gitship_factory, tmp_path: Path, extra: list[str], image: str) -> Any:
-    out = _outside(tmp_path)
+    out = tmp_path / "outside" if (tmp_path / "outside").exists() else _outside(tmp_path)
     commit_file(empty_repo, "cfg.yaml", CONFIG.format(value="one"), "a config")
     commit_file(empty_repo, "pod.yaml", CFG_POD.format(image=image), "a pod reads it")
     g = gitship_factory(empty_repo, extra=extra)
