@@ -63,6 +63,7 @@ def warning_records(manifests: Sequence[Manifest]) -> list[dict[str, Any]]:
 
 class RevisionApplier:
     verify: Callable[[Revision], Awaitable[bool]] | None = None  # reconciler/ops/verify.py: signed commits only
+    on_source_change: Callable[[str | None], None] | None = None  # each outage edge (reconciler/ops/notify.py)
 
     def __init__(
         self,
@@ -87,6 +88,8 @@ class RevisionApplier:
         prev = self.store.get_meta("sourceError")
         if prev != error:
             self.store.set_meta(sourceError=error)
+            if self.on_source_change is not None:
+                self.on_source_change(error)
             if error:
                 self.set_ready("False", "SourceUnavailable", error)
             else:

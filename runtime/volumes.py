@@ -68,22 +68,49 @@ def volume_dir(state_dir: str, uid: str, name: str) -> str:
     return os.path.join(pod_dir(state_dir, uid), name)
 
 
-def _read_current(path: str) -> Files | None:
-    """The payload under ``..data`` now ({relative path: (bytes, mode)}), or None if there is none."""
-    base = os.path.join(path, DATA)
-    if not os.path.islink(base):
+def _payload_dir(path: str) -> str | None:
+    """The name ``..data`` points at, if it is one of this volume's own payload directories: a
+    ``..``-named real directory directly in ``path``. Anything else (a link planted by whoever could
+    write the volume, to ``/`` or ``../..``) is not followed, not read and never removed."""
+    try:
+        target = os.readlink(os.path.join(path, DATA))
+    except OSError:
         return None
+    if "/" in target or not target.startswith("..") or target in ("..", DATA, "..data_tmp"):
+        return None
+    try:
+        st = os.lstat(os.path.join(path, target))
+    except OSError:
+        return None
+    return target if stat.S_ISDIR(st.st_mode) else None
+
+
+def _read_current(path: str) -> Files | None:
+    """The payload under ``..data`` now ({relative path: (bytes, mode)}), or None if there is none
+    (or it is not this writer's: see ``_payload_dir``). Symlinks inside it are not followed."""
+    name = _payload_dir(path)
+    if name is None:
+        return None
+    base = os.path.join(path, name)
     out: Files = {}
-    for root, _dirs, names in os.walk(base, followlinks=True):
+    for root, _dirs, names in os.walk(base):
         for n in names:
             full = os.path.join(root, n)
-            with open(full, "rb") as f:
-                out[os.path.relpath(full, base)] = (f.read(), os.stat(full).st_mode & 0o7777)
+            fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    return None
+                out[os.path.relpath(full, base)] = (f.read(), st.st_mode & 0o7777)
     return out
 
 
 def write_atomic(path: str, files: Files) -> bool:
-    """Make ``path`` hold exactly ``files`` (the ``..data`` swap). False when it already did."""
+    """Make ``path`` hold exactly ``files`` (the ``..data`` swap). False when it already did.
+
+    The containers mount the volume read-only (kernel READ_ONLY_KINDS); still, nothing found in
+    ``path`` is trusted: an old ``..data`` that is not one of its own directories is replaced
+    without being followed or removed through (CVE-2017-1002102)."""
     os.makedirs(path, mode=0o755, exist_ok=True)
     try:
         if _read_current(path) == files:
@@ -96,11 +123,11 @@ def write_atomic(path: str, files: Files) -> bool:
     for rel, (data, mode) in files.items():
         full = os.path.join(new, rel)
         os.makedirs(os.path.dirname(full), mode=0o755, exist_ok=True)
-        fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(full, mode)
-    old = os.readlink(os.path.join(path, DATA)) if os.path.islink(os.path.join(path, DATA)) else None
+            os.fchmod(f.fileno(), mode)
+    old = _payload_dir(path)
     tmp = os.path.join(path, "..data_tmp")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
@@ -289,14 +316,31 @@ def host_mounts(
     allow_host_paths: Sequence[str] = (),
     objects: ConfigObjects | None = None,
 ) -> list[tuple[str, str, bool, Mount]]:
-    """The container's mounts as (host source, path in the container, read-only, the mount).
+    """The container's mounts as (host source, path in the container, read-only, the mount):
+    ``mount_sources`` without the volumes' roots."""
+    found = mount_sources(state_dir, pod, container, env, allow_host_paths, objects)
+    return [(source, target, ro, m) for source, target, ro, m, _root in found]
+
+
+def mount_sources(
+    state_dir: str,
+    pod: Mapping[str, Any],
+    container: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    allow_host_paths: Sequence[str] = (),
+    objects: ConfigObjects | None = None,
+) -> list[tuple[str, str, bool, Mount, str]]:
+    """The container's mounts as (host source, path in the container, read-only, the mount, the
+    volume's root for a subPath, else "").
 
     A hostPath volume's source is its resolved host path (checked against ``allow_host_paths``
     again), a claim's its PersistentVolume's folder (from ``objects``; read-only where the claim
     volume is). A claim that is a Docker volume ("csi") gives its volume name as the source, and
     its subPath is left to the caller. A subPath of a volume that does not exist yet is made as a
-    directory (the kubelet does); one that leads out of its volume through a symlink is refused
-    (ConfigError)."""
+    directory (the kubelet does); its source is the path with its symlinks resolved, which must be
+    inside the volume (the kubelet's check, CVE-2017-1002101: ConfigError naming the volume, the
+    subPath and where it leads). The runtime mounts it without following a symlink again
+    (runtime/safepath.py) where it can: a container may swap one in meanwhile."""
     uid = str((pod.get("metadata") or {}).get("uid", ""))
     claims = claim_plans(pod, objects)
     hosts = _host_path_roots(state_dir, pod, allow_host_paths, claims)
@@ -305,20 +349,32 @@ def host_mounts(
         plan = claims.get(m.volume)
         read_only = m.read_only or (plan is not None and plan.read_only)
         if plan is not None and plan.kind == "csi":
-            out.append((plan.volume_handle, m.mount_path, read_only, m))
+            out.append((plan.volume_handle, m.mount_path, read_only, m, ""))
             continue
         root = hosts.get(m.volume) or volume_dir(state_dir, uid, m.volume)
-        source = root
-        if m.sub_path:
-            source = os.path.join(root, m.sub_path)
-            if not under_prefix(os.path.realpath(source), os.path.realpath(root)):  # checked before mkdir
-                raise ConfigError(f"subPath {m.sub_path!r} of volume {m.volume!r} leads out of the volume")
-            if not os.path.lexists(source):
-                os.makedirs(source, mode=0o755 if m.volume in hosts else 0o777, exist_ok=True)
-            if m.volume in hosts:
-                source = os.path.realpath(source)
-        out.append((source, m.mount_path, read_only, m))
+        if not m.sub_path:
+            out.append((root, m.mount_path, read_only, m, ""))
+            continue
+        real_root = os.path.realpath(root)
+        source = subpath_source(real_root, m.volume, m.sub_path)
+        if not os.path.lexists(source):
+            os.makedirs(source, mode=0o755 if m.volume in hosts else 0o777, exist_ok=True)
+            source = subpath_source(real_root, m.volume, m.sub_path)  # made: check it again
+        out.append((source, m.mount_path, read_only, m, real_root))
     return out
+
+
+def subpath_source(real_root: str, volume: str, sub_path: str) -> str:
+    """``sub_path`` of the volume at ``real_root`` (its symlinks resolved) with its own symlinks
+    resolved. Raises ConfigError when that is outside the volume (the kubelet: "is not within the
+    volume path"); the message names the volume, the subPath and where it leads."""
+    source = os.path.realpath(os.path.join(real_root, sub_path))
+    if not under_prefix(source, real_root):
+        raise ConfigError(
+            f"subPath {sub_path!r} of volume {volume!r} leads out of the volume (to {source}):"
+            " a symlink out of a volume is not followed"
+        )
+    return source
 
 
 def remove_pod(state_dir: str, uid: str) -> None:

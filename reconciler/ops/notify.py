@@ -3,8 +3,11 @@
 Where it sits: beside the reconcile loop, started by ``start_notifications`` from daemon.py's
 ``start_apis``. A ``Watcher`` looks at what the daemon already records (store meta, the live
 Deployments in memory) every half second and turns changes into events
-(reconciler/ops/notifyevents.py, pure); each URL has a ``Sender``: a bounded queue and one task
-that delivers in order, retrying a failed delivery with exponential back-off.
+(reconciler/ops/notifyevents.py, pure); besides, the default source's applier hands it every
+change of the source error as it happens (``SourceEdges``: ``RevisionApplier.on_source_change``),
+so an outage that begins and ends between two looks is reported too. Each URL has a
+``Sender``: a bounded queue and one task that delivers in order, retrying a failed delivery with
+exponential back-off.
 
 Nothing here can slow a reconcile: the watcher only reads, in the event loop, without waiting
 on anything; a queue that is full drops its oldest notification (counted and logged) instead
@@ -18,6 +21,7 @@ carry the token in the path): logs show only the scheme and host.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import time
@@ -34,6 +38,7 @@ from .metrics import notification_failed
 from .notifyevents import BODIES, Event, Rollback, Snapshot, advance, backoff_delay, rollout_state
 
 QUEUE_SIZE = 100
+EDGES = 1000  # source error changes kept between two looks (a source flapping faster loses the oldest)
 TIMEOUT = 10.0
 ATTEMPTS = 12  # with base 1 s and a 60 s cap: about 7 minutes before a notification is given up
 WATCH_INTERVAL = 0.5
@@ -164,13 +169,41 @@ def _rfc3339(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
+class SourceEdges:
+    """Every change of the source error (an error message, or None: reachable again), in the order the
+    source loops recorded them, until the watcher takes them at its next look."""
+
+    def __init__(self, maxlen: int = EDGES) -> None:
+        self.pending: collections.deque[str | None] = collections.deque(maxlen=maxlen)
+
+    def record(self, error: str | None) -> None:
+        self.pending.append(error)
+
+    def take(self) -> tuple[str | None, ...]:
+        out = tuple(self.pending)
+        self.pending.clear()
+        return out
+
+
+async def _wait_or_stop(stopping: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)
+
+
 class Watcher:
     """Looks at the recorded state every ``interval`` seconds and hands new events to the senders."""
 
     def __init__(
-        self, store: Store, cluster: Any, senders: list[Sender], log: Logger, interval: float = WATCH_INTERVAL
+        self,
+        store: Store,
+        cluster: Any,
+        senders: list[Sender],
+        log: Logger,
+        interval: float = WATCH_INTERVAL,
+        wait: Callable[[asyncio.Event, float], Awaitable[None]] = _wait_or_stop,
     ):
         self.store, self.cluster, self.senders, self.log, self.interval = store, cluster, senders, log, interval
+        self.edges, self.wait = SourceEdges(), wait
 
     def snapshot(self, prev: Snapshot | None) -> Snapshot:
         meta = self.store.get_meta
@@ -197,6 +230,7 @@ class Watcher:
             ready_reason=str(ready.get("reason") or ""),
             ready_message=str(ready.get("message") or ""),
             source_error=meta("sourceError"),
+            source_edges=self.edges.take(),
             rollouts={(d["metadata"]["namespace"], d["metadata"]["name"]): rollout_state(d) for d in deps},
             rollbacks=rollbacks,
         )
@@ -224,8 +258,7 @@ class Watcher:
                 prev = cur
             except Exception as e:  # never let notifications take anything down
                 self.log.exception("notification_watch_failed", error=str(e))
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=self.interval)
+            await self.wait(stopping, self.interval)
 
 
 def _spawn(coro: Awaitable[None]) -> None:
@@ -260,6 +293,7 @@ def start_notifications(d: Any) -> Watcher | None:
         senders.append(sender)
         _spawn(_run_sender(sender, poster, d.stopping))
     watcher = Watcher(d.store, d.reconciler.cluster, senders, d.log)
+    d.applier.on_source_change = watcher.edges.record  # every outage, however short (applier.set_source_error)
     _spawn(watcher.loop(d.stopping))
     d.log.info("notifications", targets=[s.target.redacted() for s in senders])
     return watcher

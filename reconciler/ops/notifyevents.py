@@ -5,6 +5,8 @@ already records (the store's meta: applied and attempted revisions, the Ready co
 source error, automatic rollbacks; the live Deployments' rollout status) every half second and
 asks ``advance(previous, current)`` what changed. Level-based: a notification says that a state
 was reached, whichever code path reached it, and nothing is sent for the state found at start.
+The source's outages are edge-triggered besides: the snapshot carries every change of the source
+error recorded since the last look (``source_edges``), so an outage shorter than a look is said.
 A rejection is said once per commit and reason: the snapshot carries the last one sent
 (``last_rejected``), so Ready flickering through True (a source recovering, then the same
 unsigned head refused again) sends no second "rejected"; a newly applied revision forgets it.
@@ -50,6 +52,7 @@ class Snapshot:
     rollouts: dict[NsName, tuple[str, str, str]] = field(default_factory=dict)  # (state, revision, message)
     rollbacks: dict[str, Rollback] = field(default_factory=dict)  # by failed commit
     last_rejected: tuple[str, str] | None = None  # (reason, commit or message) of the last rejection sent
+    source_edges: tuple[str | None, ...] = ()  # the source's changes since the last look, in order (None: up)
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,44 @@ def _revision_events(prev: Snapshot, cur: Snapshot) -> list[Event]:
 
 
 def _source_events(prev: Snapshot, cur: Snapshot) -> list[Event]:
-    if cur.source_error and not prev.source_error:
-        return [Event("source_unreachable", "error", "SourceUnavailable", cur.source_error)]
-    if prev.source_error and not cur.source_error:
-        return [Event("source_recovered", "info", "SourceAvailable", "the source is reachable again")]
-    return []
+    """The source's outages and recoveries: each edge recorded since the last look (an outage that
+    began and ended between two looks included), else the change of level. At most three events
+    a look, whatever the source did meanwhile: the first change, one ``source_unreachable`` for
+    every further outage (counted in its message) and the recovery that ended them."""
+    if not cur.source_edges:
+        if cur.source_error and not prev.source_error:
+            return [Event("source_unreachable", "error", "SourceUnavailable", cur.source_error)]
+        if prev.source_error and not cur.source_error:
+            return [Event("source_recovered", "info", "SourceAvailable", "the source is reachable again")]
+        return []
+    walked: list[Event] = []
+    down = bool(prev.source_error)
+    for edge in cur.source_edges:
+        if edge and not down:
+            walked.append(Event("source_unreachable", "error", "SourceUnavailable", edge))
+        elif not edge and down:
+            walked.append(Event("source_recovered", "info", "SourceAvailable", "the source is reachable again"))
+        down = bool(edge)
+    return _coalesce(walked)
+
+
+def _coalesce(walked: list[Event]) -> list[Event]:
+    """Alternating outages and recoveries, at most three: the first, the further outages as one
+    (counted), the last recovery."""
+    if len(walked) <= 2:
+        return walked
+    first, rest = walked[0], walked[1:]
+    outages = [e for e in rest if e.event == "source_unreachable"]
+    out = [first]
+    if first.event == "source_unreachable":
+        n = len(outages) + 1
+        out = [replace(first, message=f"{first.message} ({n} outages since the last notification)")]
+    elif outages:
+        more = f" ({len(outages)} outages since the last notification)" if len(outages) > 1 else ""
+        out.append(replace(outages[0], message=outages[0].message + more))
+    if walked[-1].event == "source_recovered" and out[-1].event != "source_recovered":
+        out.append(walked[-1])
+    return out
 
 
 def _rollout_events(prev: Snapshot, cur: Snapshot) -> list[Event]:

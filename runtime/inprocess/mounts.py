@@ -48,7 +48,7 @@ from typing import Any
 
 import structlog
 
-from .. import storage, volumes
+from .. import safepath, storage, volumes
 from ..kernel import ConfigError, container_env
 from ..kernel.env import CONFIG_ERROR, implicit_env
 from ..kernel.volumes import CONTAINER_CREATING, HostPathTypeError, pod_has_mounts, volume_sources
@@ -61,7 +61,7 @@ log = structlog.get_logger("runtime.inprocess")
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0
 
-Bind = tuple[str, str, bool]
+Bind = tuple[str, str, bool, str]  # host source, mountPath, read-only, the volume's root for a subPath ("")
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
@@ -84,6 +84,22 @@ def _make_target(source: str, target: str) -> None:
             pass
 
 
+def _bind(source: str, target: str, root: str) -> None:
+    """Bind ``source`` at ``target``; a subPath (``root`` set) through a descriptor opened below its
+    volume without following a symlink (runtime/safepath.py), so a link swapped in after the check
+    is refused, not followed."""
+    if not root:
+        _make_target(source, target)
+        _mount(source, target, None, podnet.MS_BIND | podnet.MS_REC)
+        return
+    fd = safepath.open_beneath(root, source)
+    try:
+        _make_target(safepath.fd_path(fd), target)
+        _mount(safepath.fd_path(fd), target, None, podnet.MS_BIND | podnet.MS_REC)
+    finally:
+        os.close(fd)
+
+
 def mount_in(pid: int, tmpfs: list[tuple[str, int | None]], binds: list[Bind]) -> None:
     """In the mount namespace of holder ``pid``: the tmpfs volumes, then the bind mounts. Changes the
     calling thread's namespaces: run it only through podnet.run_configure."""
@@ -96,9 +112,8 @@ def mount_in(pid: int, tmpfs: list[tuple[str, int | None]], binds: list[Bind]) -
     for path, size in tmpfs:
         opts = "mode=0777" + (f",size={size}" if size else "")
         _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, opts)
-    for source, target, read_only in binds:
-        _make_target(source, target)
-        _mount(source, target, None, podnet.MS_BIND | podnet.MS_REC)
+    for source, target, read_only, root in binds:
+        _bind(source, target, root)
         if read_only:
             _mount(None, target, None, podnet.MS_BIND | MS_REMOUNT | MS_RDONLY)
 
@@ -165,10 +180,10 @@ class MountSupervisor(SandboxSupervisor):
                 )
             except ConfigError:
                 env = {}
-            mounts = volumes.host_mounts(
+            mounts = volumes.mount_sources(
                 self.state_dir, p.pod, c.spec, env, self.allow_host_paths, objects=self.config_objects
             )
-            out.extend((src, dst, ro) for src, dst, ro, _m in mounts)
+            out.extend((src, dst, ro, root) for src, dst, ro, _m, root in mounts)
         return sorted(out, key=lambda b: b[1].rstrip("/").count("/"))
 
     async def _mount_volumes(self, p: PodState) -> None:

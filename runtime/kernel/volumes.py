@@ -437,6 +437,12 @@ def volume_sources(pod: Mapping[str, Any], objects: ConfigObjects | None = None)
     return frozenset(out)
 
 
+# Volumes gitship writes (the ``..data`` swap) are mounted read-only whatever the volumeMount says, as
+# the kubelet does since CVE-2017-1002102: a container that could write one could plant a ``..data``
+# symlink the next update follows (pkg/volume/configmap, secret, downwardapi, projected: ReadOnly).
+READ_ONLY_KINDS = frozenset({"configMap", "secret", "downwardAPI", "projected"})
+
+
 def _sub_path(container: str, raw: str) -> str:
     """A subPath: relative, no ``..`` (the kubelet refuses others when it makes the mount)."""
     if not raw:
@@ -455,7 +461,8 @@ def container_mounts(
     ``subPathExpr`` is expanded with the container's environment (``$(VAR)``). Raises ConfigError
     (CreateContainerConfigError) for a mount of an unknown volume or a bad path."""
     cname = str(container.get("name", ""))
-    volumes = {str(v.get("name")) for v in (pod.get("spec") or {}).get("volumes") or []}
+    kinds = {str(v.get("name")): volume_kind(v) for v in (pod.get("spec") or {}).get("volumes") or []}
+    volumes = set(kinds)
     out: list[Mount] = []
     for vm in container.get("volumeMounts") or []:
         vol = str(vm.get("name", ""))
@@ -467,7 +474,8 @@ def container_mounts(
         raw = str(vm.get("subPath") or "")
         if vm.get("subPathExpr"):
             raw = expand(str(vm["subPathExpr"]), env or {})
-        out.append(Mount(vol, _sub_path(cname, raw), posixpath.normpath(target), bool(vm.get("readOnly"))))
+        read_only = bool(vm.get("readOnly")) or kinds[vol] in READ_ONLY_KINDS
+        out.append(Mount(vol, _sub_path(cname, raw), posixpath.normpath(target), read_only))
     return sorted(out, key=lambda m: m.mount_path.count("/") if m.mount_path != "/" else 0)
 
 

@@ -131,7 +131,7 @@ def test_mounts_parents_first_with_sub_path_expr_expanded():
     }
     assert container_mounts(MPOD, c, {"POD_NAME": "web-1"}) == [
         Mount("data", "web-1/x", "/etc/app", False),
-        Mount("cfg", "app.conf", "/etc/one.conf", False),
+        Mount("cfg", "app.conf", "/etc/one.conf", True),  # a configMap is always read-only
         Mount("cfg", "", "/etc/app/conf.d", True),
     ]
 
