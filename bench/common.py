@@ -21,6 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# gitship's processes start from bytecode, as on a user's machine (with PYTHONDONTWRITEBYTECODE set,
+# each CLI call measured would compile ~200 modules again)
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 TEMPLATE = ROOT / "repo-template"
 BENCH = ROOT / "bench"
 Row = dict[str, Any]

@@ -24,6 +24,11 @@ from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The CLI and the daemons the tests start run from bytecode as on a user's machine: with
+# PYTHONDONTWRITEBYTECODE set, each of the suite's thousands of `gitship` calls compiled ~200 modules
+# again (~0.1 s of CPU a call on this project's CI machine).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 # Property-based tests: the same examples on every run (a flaky test blocks every landing), no
 # per-example deadline (a loaded 2-core CI machine is slow; timing is bench/'s business). A local
 # run that explores new examples: GITSHIP_FUZZ_EXAMPLES=2000 (tests/unit/fuzzing.py) or
