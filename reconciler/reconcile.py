@@ -270,10 +270,7 @@ class Reconciler:
                 await self.pass_once(backstop=backstop)
             except Exception as e:  # a pass must never kill the daemon
                 self.log.exception("reconcile_pass_failed", error=str(e))
-                self._retry_soon()
-
-    def _retry_soon(self) -> None:
-        self._requeue_in(MIN_PASS_INTERVAL)
+                self._requeue_in(MIN_PASS_INTERVAL)
 
     def _requeue_in(self, seconds: float) -> None:
         at = self.clock() + seconds
@@ -298,7 +295,7 @@ class Reconciler:
         # the pass after it, without them, may clear the condition: it must come
         failures, self._create_failures = self._create_failures, {}
         if failures:
-            self._retry_soon()
+            self._requeue_in(MIN_PASS_INTERVAL)
         return sync.PassInput(
             desired=self.desired,
             live=self.cluster.objects,
@@ -421,7 +418,7 @@ class Reconciler:
         round_.log(self.log, pass_no=self.passes, reconcile_id=self.reconcile_id)
         self._create_failures.update(round_.failures)
         if round_.failures:
-            self._retry_soon()  # the next slow-start batch, or the refused creation again
+            self._requeue_in(MIN_PASS_INTERVAL)  # the next slow-start batch, or the refused creation again
         for e in round_.events:
             log_event(self.log, e)
         if round_.events:
