@@ -151,7 +151,8 @@ def _serve_and_roll(d: Daemon, i: int) -> tuple[float, float]:
     _all_answers(ip, "v2", 20, deadline)
     _names_until(ip, 3, "v2", deadline)
     rollout = time.time() - t0
-    commit(repo, {"web.yaml": None, "svc.yaml": None}, f"remove run {i}")
+    # removing every object is held by the prune gate (reconciler/prune.py) unless the commit allows it
+    commit(repo, {"web.yaml": None, "svc.yaml": None}, f"remove run {i}\n\nGitship-Allow-Prune: true")
     wait(lambda: not d.objects("Pod"), 60, "pods gone")
     return serve, rollout
 
