@@ -230,7 +230,7 @@ def parse_commit(sha: str, raw: bytes) -> Revision | None:
             if subject:
                 break
             continue
-        subject.append(text.strip())
+        subject.append(text.rstrip())  # as git's %s: trailing blanks go, leading ones stay
     author_name, author_email = name.strip().decode("utf-8", "replace"), email.decode("utf-8", "replace")
     return Revision(sha, author_name, author_email, at, " ".join(subject))
 

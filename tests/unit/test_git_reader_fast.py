@@ -12,7 +12,7 @@ def _repo(tmp_path, message: str) -> str:
     (tmp_path / "repo" / "a.txt").write_text("a\n")
     env = ["-c", "user.name=Ann Example", "-c", "user.email=ann@example.com"]
     subprocess.run(["git", "-C", repo, "add", "-A"], check=True)
-    subprocess.run(["git", "-C", repo, *env, "commit", "-q", "-m", message], check=True)
+    subprocess.run(["git", "-C", repo, *env, "commit", "-q", "--cleanup=verbatim", "-m", message], check=True)
     return repo
 
 
@@ -23,7 +23,7 @@ def _git_revision(repo: str, sha: str) -> tuple[str, str, str, float, str]:
 
 
 def test_revision_and_message_match_git(tmp_path):
-    message = "\n\nfirst line\nstill the subject  \n\nbody line\n\nGitship-Allow-Prune: true\n"
+    message = "\n\n  first line\n\tstill the subject  \n\nbody line\n\nGitship-Allow-Prune: true\n"
     repo = _repo(tmp_path, message)
     reader = GitReader(repo)
     try:
