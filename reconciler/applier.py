@@ -25,6 +25,7 @@ from .ops.prune import PruneGate
 from .plan import plan
 from .reconcile import Reconciler
 from .source.git import Revision
+from .source.git import GitReader
 from .source.git import git as rungit
 from .source.revision import RevisionLoader
 from .store import Store
@@ -110,7 +111,11 @@ class RevisionApplier:
 
     def _reverts_in(self, sha: str) -> list[str]:
         """The commits a revert commit names ("This reverts commit <sha>.")."""
-        body = rungit(self.repo_dir, "show", "-s", "--format=%B", sha).decode(errors="replace")
+        reader = getattr(self.loader, "reader", None)  # a composing loader (several sources) has none
+        if isinstance(reader, GitReader):  # kept from reading the revision: no `git show` process
+            body = reader.message(sha)
+        else:
+            body = rungit(self.repo_dir, "show", "-s", "--format=%B", sha).decode(errors="replace")
         return _REVERTS.findall(body)
 
     def _read(self, sha: str, file: str) -> str | None:

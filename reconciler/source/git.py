@@ -64,6 +64,8 @@ class GitReader:
         self.repo_dir = repo_dir
         self._lock = threading.Lock()
         self._batch: subprocess.Popen[bytes] | None = None
+        self._common_dir: str | None = None
+        self._message: tuple[str, str] | None = None  # (sha, message) of the last revision read
 
     def close(self) -> None:
         with self._lock:
@@ -81,13 +83,56 @@ class GitReader:
         return out or "main"
 
     def resolve(self, ref: str) -> str | None:
+        loose = self._loose_branch(ref)
+        if loose is not None:
+            return loose
         out = git(self.repo_dir, "rev-parse", "-q", "--verify", f"{ref}^{{commit}}", check=False).decode().strip()
         return out or None
 
+    def _loose_branch(self, ref: str) -> str | None:
+        """A branch's sha read from its loose ref file (``refs/heads/<name>`` in the common git dir, as
+        git writes it: lock file + rename), without starting git; None (ask git) when there is no such
+        file (a packed ref, a reftable repository) or it does not hold a plain sha. The daemon resolves
+        its branch on every wake-up: a `git rev-parse` was one of the four git processes between a
+        commit and its pods."""
+        if not ref.startswith("refs/heads/") or ".." in ref:
+            return None
+        if self._common_dir is None:
+            out = git(self.repo_dir, "rev-parse", "--path-format=absolute", "--git-common-dir", check=False)
+            path = out.decode(errors="replace").strip()
+            self._common_dir = path if os.path.isabs(path) and os.path.isdir(path) else ""
+        if not self._common_dir:
+            return None
+        try:
+            with open(os.path.join(self._common_dir, ref), "rb") as f:
+                text = f.read(100).decode("ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text if len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text) else None
+
     def revision(self, sha: str) -> Revision:
-        out = git(self.repo_dir, "show", "-s", "--format=%H%x00%an%x00%ae%x00%at%x00%s", sha).decode()
-        h, an, ae, at, s = out.rstrip("\n").split("\x00", 4)
-        return Revision(h, an, ae, float(at), s)
+        """Who committed ``sha`` and its subject, read through the long-lived ``git cat-file --batch``
+        (no `git show` process); its message is kept for ``message``."""
+        raw = None
+        if len(sha) in (40, 64) and all(c in "0123456789abcdef" for c in sha):  # a full sha, not a name
+            try:
+                raw = self.read_blobs([sha]).get(sha)
+            except (OSError, ValueError, SourceError):
+                raw = None
+        parsed = parse_commit(sha, raw) if raw is not None else None
+        if parsed is None:  # not a commit object we can read ourselves: git formats it
+            out = git(self.repo_dir, "show", "-s", "--format=%H%x00%an%x00%ae%x00%at%x00%s", sha).decode()
+            h, an, ae, at, s = out.rstrip("\n").split("\x00", 4)
+            return Revision(h, an, ae, float(at), s)
+        rev, self._message = parsed, (sha, commit_body(raw or b""))
+        return rev
+
+    def message(self, sha: str) -> str:
+        """The full message of commit ``sha`` (`git show -s --format=%B`), from the last ``revision``
+        when it is that commit's."""
+        if self._message is not None and self._message[0] == sha:
+            return self._message[1]
+        return git(self.repo_dir, "show", "-s", "--format=%B", sha).decode(errors="replace")
 
     def tree(self, sha: str, path: str = "") -> list[TreeEntry]:
         """Every blob under ``path`` at ``sha``. Symlinks are listed (``symlink``) for the loader to refuse."""
@@ -158,6 +203,41 @@ class GitReader:
     def file_at(self, sha: str, path: str) -> bytes | None:
         proc = subprocess.run(["git", "-C", self.repo_dir, "show", f"{sha}:{path}"], capture_output=True)
         return proc.stdout if proc.returncode == 0 else None
+
+
+def parse_commit(sha: str, raw: bytes) -> Revision | None:
+    """A raw commit object (as `git cat-file` prints it) as a Revision: author name, email and time,
+    and the subject as git's ``%s`` gives it (the first paragraph, its lines joined by spaces). None
+    for what this does not read (no author line, a message in another encoding than UTF-8)."""
+    head, _, _ = raw.partition(b"\n\n")
+    author = None
+    for line in head.split(b"\n"):
+        if line.startswith(b"author "):
+            author = line[7:]
+        elif line.startswith(b"encoding ") and line[9:].strip().lower() not in (b"utf-8", b"utf8"):
+            return None
+    if author is None or b"<" not in author or b">" not in author:
+        return None
+    name, _, rest = author.partition(b"<")
+    email, _, when = rest.rpartition(b">")
+    try:
+        at = float(when.split()[0])
+    except (IndexError, ValueError):
+        return None
+    subject: list[str] = []
+    for text in commit_body(raw).split("\n"):
+        if not text.strip():
+            if subject:
+                break
+            continue
+        subject.append(text.rstrip())  # as git's %s: trailing blanks go, leading ones stay
+    author_name, author_email = name.strip().decode("utf-8", "replace"), email.decode("utf-8", "replace")
+    return Revision(sha, author_name, author_email, at, " ".join(subject))
+
+
+def commit_body(raw: bytes) -> str:
+    """The message of a raw commit object (everything after its headers)."""
+    return raw.partition(b"\n\n")[2].decode("utf-8", "replace")
 
 
 def is_url(source: str) -> bool:

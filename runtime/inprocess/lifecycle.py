@@ -88,7 +88,9 @@ class ContainerSupervisor:
     def _save(self, p: PodState) -> None:
         raise NotImplementedError
 
-    def _notify(self, p: PodState) -> None:
+    def _notify(self, p: PodState, save: bool = False) -> None:
+        """Status changed: recompute the conditions, write the state file (when they flipped, or
+        ``save``: once, not twice) and tell the daemon."""
         raise NotImplementedError
 
     def _start_probes(self, p: PodState, c: Container) -> None:
@@ -205,8 +207,7 @@ class ContainerSupervisor:
         c.proc = proc
         self._attach(p, c, ident, os.pidfd_open(proc.pid), now)
         log.info("container_started", uid=p.uid, pod=p.name, container=c.name, pid=proc.pid, restarts=c.restart_count)
-        self._save(p)
-        self._notify(p)
+        self._notify(p, save=True)  # the pid is in the state file before the loop runs anything else
 
     def _await_sandbox(self, p: PodState, c: Container) -> None:
         """The container starts once the pod's sandbox is up (the kubelet makes the sandbox first)."""

@@ -204,7 +204,7 @@ class InProcessRuntime(InitSupervisor, ExecStreams, Runtime):
             return
         if not (pod.get("spec") or {}).get("containers"):
             raise RuntimeError_(f"pod {uid} has no containers")
-        p = PodState(copy.deepcopy(pod), "", time.time(), self.backoff_base, self.backoff_max)
+        p = PodState(_copy_json(pod), "", time.time(), self.backoff_base, self.backoff_max)
         try:
             p.ip = self._pod_ip(p)
         except IPAllocationError as e:
@@ -351,9 +351,9 @@ class InProcessRuntime(InitSupervisor, ExecStreams, Runtime):
         )
         return flipped
 
-    def _notify(self, p: PodState) -> None:
+    def _notify(self, p: PodState, save: bool = False) -> None:
         self._advance_init(p)  # a container's turn may have come, or the sidecars' end (initc.py)
-        if self._update_conditions(p):
+        if self._update_conditions(p) or save:
             self._save(p)
         self._call_on_change(p.uid)
 

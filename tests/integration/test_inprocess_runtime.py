@@ -159,7 +159,9 @@ def test_sleep_pod_runs_with_env_and_is_deleted(state, tmp_path):
         assert cs["ready"] and cs["started"] and cs["restartCount"] == 0 and "running" in cs["state"]
         assert uid in changes.calls
         pid = pid_of(rt, uid)
-        env = environ(pid)
+        # the kernel shows a new program's environment once its exec has set it up, a moment after
+        # the parent of a vfork resumes: until then /proc/PID/environ reads empty
+        env = await wait_for(lambda: (e := environ(pid)) and "POD_NAME" in e and e)
         assert env["POD_NAME"] == "web-1" and env["HOSTNAME"] == "web-1"
         assert env["POD_NAMESPACE"] == "default" and env["POD_UID"] == uid and env["POD_IP"] == ip
         assert env["CONTAINER_NAME"] == "main" and env["CONTAINER_IMAGE"] == "busybox:1"
