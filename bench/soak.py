@@ -150,7 +150,7 @@ class Soak:
         """(pod name, a function that kills its app process with SIGKILL), chosen at random."""
         if self.engine is not None:
             out = subprocess.run(
-                ["docker", "-H", self.engine.host, "ps", "-q", "--filter", "label=gitship.container=app",
+                ["docker", "-H", self.engine.host, "ps", "--filter", "label=gitship.container=app",
                  "--format", '{{.ID}} {{.Label "gitship.pod.name"}}'],
                 capture_output=True, text=True, timeout=30,
             ).stdout.split("\n")  # fmt: skip
