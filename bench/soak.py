@@ -211,7 +211,7 @@ class Soak:
             if self.ingress:
                 loads.append(Load("ingress", "127.0.0.1", self.ingress_port, "soak.test"))
             for ld in loads:
-                wait(lambda: _answers(ld), 60, f"the {ld.path} answering", 0.1)
+                wait(lambda ld=ld: _answers(ld), 60, f"the {ld.path} answering", 0.1)  # type: ignore[misc]
                 ld.start()
             time.sleep(10)  # warm-up
             t0 = time.monotonic()
@@ -235,7 +235,9 @@ class Soak:
             d.stop()
         return self._result(minutes, loads, t0, (rss0, rss1), (fds0, fds1))
 
-    def _result(self, minutes: float, loads: list[Load], t0: float, rss: tuple[float, float], fds: tuple[int, int]) -> dict[str, Any]:
+    def _result(
+        self, minutes: float, loads: list[Load], t0: float, rss: tuple[float, float], fds: tuple[int, int]
+    ) -> dict[str, Any]:
         rows = attribute([f for ld in loads for f in ld.failures], self.actions)
         print(table(rows, t0), flush=True)
         leaks = soak_leaks.all_leaks(self.d, str(self.work), self.pod_uids, self.engine)
@@ -251,12 +253,18 @@ class Soak:
             "requests_ok": {ld.path: ld.ok for ld in loads},
             "failed": summary(rows, [ld.path for ld in loads]),
             "unexplained": [
-                {"t": round(r.failure.t - t0, 2), "path": r.failure.path, "kind": r.failure.kind,
-                 "detail": r.failure.detail, "last_pod": r.failure.last_pod,
-                 "nearest": f"{r.nearest.what} {r.nearest.detail}".strip() if r.nearest else "",
-                 "since": round(r.since, 2)}
-                for r in rows if r.cause == "unexplained"
-            ],  # fmt: skip
+                {
+                    "t": round(r.failure.t - t0, 2),
+                    "path": r.failure.path,
+                    "kind": r.failure.kind,
+                    "detail": r.failure.detail,
+                    "last_pod": r.failure.last_pod,
+                    "nearest": f"{r.nearest.what} {r.nearest.detail}".strip() if r.nearest else "",
+                    "since": round(r.since, 2),
+                }
+                for r in rows
+                if r.cause == "unexplained"
+            ],
             "engine_outages_s": [round(x, 1) for x in self.engine_outages],
             "rss_after_warmup_mb": round(rss[0], 1),
             "rss_end_mb": round(rss[1], 1),
@@ -280,7 +288,12 @@ def _answers(ld: Load) -> bool:
 
 
 def soak(
-    minutes: float, seed: int, work: Path, runtime: str = "inprocess", mode: str | None = None, ingress: bool | None = None
+    minutes: float,
+    seed: int,
+    work: Path,
+    runtime: str = "inprocess",
+    mode: str | None = None,
+    ingress: bool | None = None,
 ) -> dict[str, Any]:
     """Run one soak in ``work``; the figures (see verdict)."""
     from bench.common import default_mode
@@ -297,9 +310,7 @@ def soak(
 
 
 def verdict(r: dict[str, Any]) -> dict[str, bool]:
-    out = {
-        f"0 unexplained failed requests through the {p}": r["failed"][p]["unexplained"] == 0 for p in r["paths"]
-    }
+    out = {f"0 unexplained failed requests through the {p}": r["failed"][p]["unexplained"] == 0 for p in r["paths"]}
     out.update(
         {
             "memory growth after warm-up < 10%": r["rss_growth_pct"] < 10,

@@ -78,9 +78,7 @@ class OwnDockerd:
             "--storage-driver", "overlay2",
         ]  # fmt: skip
         with open(self.root / "dockerd.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-            )
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -160,9 +158,7 @@ class OwnDockerd:
             ).stdout.split()
             if ids:
                 subprocess.run(["docker", "-H", self.host, "kill", *ids], capture_output=True, timeout=60)
-            subprocess.run(
-                ["docker", "-H", self.host, "network", "prune", "-f"], capture_output=True, timeout=60
-            )
+            subprocess.run(["docker", "-H", self.host, "network", "prune", "-f"], capture_output=True, timeout=60)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(60)

@@ -71,7 +71,9 @@ def links(state_dir: str, pod_uids: set[str]) -> list[str]:
 
     names = {bridge_name(state_dir), *(veth_name(u) for u in pod_uids)}
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    return [n for n in (line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line) if n in names]
+    return [
+        n for n in (line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line) if n in names
+    ]
 
 
 def netns(work: str) -> list[str]:
