@@ -101,6 +101,7 @@ class Soak:
         self.actions: list[Action] = []
         self.counts: dict[str, int] = {}
         self.pod_uids: set[str] = set()
+        self.pod_ips: dict[str, str] = {}  # every pod IP seen -> the pod's name (a failure's target)
         self.engine_outages: list[float] = []
 
     # ------------------------------------------------------------------ actions
@@ -198,6 +199,9 @@ class Soak:
     def _ready(self) -> int:
         pods = self.d.objects("Pod")
         self.pod_uids |= {p["metadata"]["uid"] for p in pods if p["metadata"].get("uid")}
+        self.pod_ips.update(
+            {p["status"]["podIP"]: p["metadata"]["name"] for p in pods if p.get("status", {}).get("podIP")}
+        )
         return sum(1 for p in pods if ready(p) and not p["metadata"].get("deletionTimestamp"))
 
     # ------------------------------------------------------------------ the run
@@ -207,7 +211,7 @@ class Soak:
         try:
             wait(lambda: self._ready() == 3, 120, "3 replicas ready", 0.2)
             ip = wait(lambda: cluster_ip(d, APP), 60, "the ClusterIP", 0.05)
-            loads.append(Load("service", ip, 80))
+            loads.append(Load("service", ip, 80, nat=d.mode == "sandbox"))
             if self.ingress:
                 loads.append(Load("ingress", "127.0.0.1", self.ingress_port, "soak.test"))
             for ld in loads:
@@ -259,6 +263,7 @@ class Soak:
                     "kind": r.failure.kind,
                     "detail": r.failure.detail,
                     "last_pod": r.failure.last_pod,
+                    "sent_to": self._pod_at(r.failure.target),
                     "nearest": f"{r.nearest.what} {r.nearest.detail}".strip() if r.nearest else "",
                     "since": round(r.since, 2),
                 }
@@ -274,6 +279,10 @@ class Soak:
             "leaks": leaks,
             "store_integrity": integrity,
         }
+
+    def _pod_at(self, target: str) -> str:
+        ip = target.rsplit(":", 1)[0]
+        return f"{target} ({self.pod_ips.get(ip, 'no pod seen there')})" if target else ""
 
     def close(self) -> None:
         if self.engine is not None:

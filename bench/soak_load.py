@@ -11,7 +11,10 @@ same client's last successful request, and the attribution names the pod a nearb
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +31,7 @@ class Failure:
     kind: str
     detail: str
     last_pod: str = ""  # the pod of this client's last answered request
+    target: str = ""  # the address the request was sent to, where knowable (conntrack's DNAT of a ClusterIP)
 
 
 @dataclass
@@ -38,9 +42,15 @@ class Action:
     until: float | None = None  # for a down window: when the target was back (monotonic)
 
 
-def request(host: str, port: int, vhost: str = "soak", timeout: float = 2.0) -> str:
-    """One GET / on a new connection; the pod's name from kubia's body ("This is v1 running in pod P")."""
-    with socket.create_connection((host, port), timeout=timeout) as s:
+def request(host: str, port: int, vhost: str = "soak", timeout: float = 2.0, ports: list[int] | None = None) -> str:
+    """One GET / on a new connection; the pod's name from kubia's body ("This is v1 running in pod P").
+    ``ports``: the connection's local port is appended (to look its NAT up after a failure)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        if ports is not None:
+            s.bind(("0.0.0.0", 0))
+            ports.append(s.getsockname()[1])
+        s.connect((host, port))
         s.sendall(f"GET / HTTP/1.1\r\nHost: {vhost}\r\nConnection: close\r\n\r\n".encode())
         data = b""
         while True:
@@ -82,9 +92,10 @@ def classify(e: BaseException) -> tuple[str, str]:
 class Load(threading.Thread):
     """Requests through one path without pause (one client: requests in sequence, a new connection each)."""
 
-    def __init__(self, path: str, host: str, port: int, vhost: str = "soak"):
+    def __init__(self, path: str, host: str, port: int, vhost: str = "soak", nat: bool = False):
         super().__init__(daemon=True, name=f"load-{path}")
         self.path, self.host, self.port, self.vhost = path, host, port, vhost
+        self.nat = nat and shutil.which("conntrack") is not None and os.geteuid() == 0
         self.ok = 0
         self.failures: list[Failure] = []
         self.pods: dict[str, int] = {}
@@ -93,14 +104,37 @@ class Load(threading.Thread):
     def run(self) -> None:
         last = ""
         while not self.stop.is_set():
+            ports: list[int] = []
             try:
-                last = request(self.host, self.port, self.vhost)
+                last = request(self.host, self.port, self.vhost, ports=ports if self.nat else None)
                 self.ok += 1
                 self.pods[last] = self.pods.get(last, 0) + 1
             except Exception as e:  # noqa: BLE001 - every failure is a record
                 kind, detail = classify(e)
-                self.failures.append(Failure(time.monotonic(), self.path, kind, detail, last))
+                t = time.monotonic()
+                target = nat_target(ports[0], self.host, self.port) if ports else ""
+                self.failures.append(Failure(t, self.path, kind, detail, last, target))
                 time.sleep(0.01)
+
+
+def nat_target(sport: int, host: str, port: int) -> str:
+    """Where conntrack sent the connection from local port ``sport`` to ``host:port`` (a ClusterIP on
+    the nftables data plane: the pod's ip:port of its DNAT), or "" if it has no entry."""
+    try:
+        out = subprocess.run(
+            ["conntrack", "-L", "-p", "tcp", "--orig-port-src", str(sport), "--orig-dst", host,
+             "--orig-port-dst", str(port)],
+            capture_output=True, text=True, timeout=5,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    for line in out.splitlines():
+        fields = [w.split("=", 1) for w in line.split() if "=" in w]
+        src = [v for k, v in fields if k == "src"]
+        sports = [v for k, v in fields if k == "sport"]
+        if len(src) >= 2 and len(sports) >= 2:
+            return f"{src[1]}:{sports[1]}"  # the reply direction's source: the endpoint
+    return ""
 
 
 @dataclass
@@ -137,13 +171,13 @@ def table(rows: list[Attributed], t0: float, limit: int = 60) -> str:
     """A text table of the failures (at most ``limit`` rows, the unexplained ones first)."""
     ordered = sorted(rows, key=lambda r: (r.cause != "unexplained", r.failure.t))[:limit]
     lines = [
-        f"{'t (s)':>8} {'path':8} {'error':8} {'cause':12} {'last pod':28} nearest action before (age)  detail",
+        f"{'t (s)':>8} {'path':8} {'error':8} {'cause':12} {'sent to':22} {'last pod':28} nearest action (age)  detail",
     ]
     for r in ordered:
         f = r.failure
         near = f"{r.nearest.what} {r.nearest.detail}".strip() if r.nearest else "-"
         lines.append(
-            f"{f.t - t0:8.2f} {f.path:8} {f.kind:8} {r.cause:12} {f.last_pod[:28]:28} "
+            f"{f.t - t0:8.2f} {f.path:8} {f.kind:8} {r.cause:12} {(f.target or '-')[:22]:22} {f.last_pod[:28]:28} "
             f"{near[:40]} ({r.since:.2f} s)  {f.detail[:50]}"
         )
     if len(rows) > limit:

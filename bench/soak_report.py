@@ -34,7 +34,8 @@ def lines(r: dict[str, Any], v: dict[str, bool], cmd: str) -> list[str]:
         out.append(f"- the engine's kill -9 to 3 replicas ready again (s): {r['engine_outages_s']}")
     for u in r["unexplained"][:10]:
         out.append(
-            f"  - unexplained at {u['t']} s: {u['path']} {u['kind']} ({u['detail']}), last pod {u['last_pod']}, "
+            f"  - unexplained at {u['t']} s: {u['path']} {u['kind']} ({u['detail']}), "
+            f"sent to {u.get('sent_to') or '?'}, last pod {u['last_pod']}, "
             f"{u['since']} s after {u['nearest']}"
         )
     out += [
