@@ -265,6 +265,7 @@ class Soak:
                     "last_pod": r.failure.last_pod,
                     "sent_to": self._pod_at(r.failure.target),
                     "nearest": f"{r.nearest.what} {r.nearest.detail}".strip() if r.nearest else "",
+                    "last_kill": r.last_kill,
                     "since": round(r.since, 2),
                 }
                 for r in rows

@@ -143,6 +143,7 @@ class Attributed:
     cause: str  # "daemon kill", "engine kill", "pod kill", "unexplained"
     nearest: Action | None
     since: float  # seconds since the nearest action before the failure
+    last_kill: str = ""  # the last kill -9 before it (any kind) and its age, e.g. "kill-pod soak-x 4.2 s"
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -163,7 +164,9 @@ def attribute(failures: list[Failure], actions: list[Action]) -> list[Attributed
             if a.what == "kill-pod" and f.t - a.t <= POD_KILL_GRACE:
                 cause = "pod kill"
                 break
-        out.append(Attributed(f, cause, nearest, f.t - nearest.t if nearest else 0.0))
+        kills = [a for a in before if a.what.startswith("kill-")]
+        last_kill = f"{kills[-1].what} {kills[-1].detail} {f.t - kills[-1].t:.1f} s".replace("  ", " ") if kills else ""
+        out.append(Attributed(f, cause, nearest, f.t - nearest.t if nearest else 0.0, last_kill))
     return out
 
 

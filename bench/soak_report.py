@@ -36,7 +36,7 @@ def lines(r: dict[str, Any], v: dict[str, bool], cmd: str) -> list[str]:
         out.append(
             f"  - unexplained at {u['t']} s: {u['path']} {u['kind']} ({u['detail']}), "
             f"sent to {u.get('sent_to') or '?'}, last pod {u['last_pod']}, "
-            f"{u['since']} s after {u['nearest']}"
+            f"{u['since']} s after {u['nearest']} (last kill: {u.get('last_kill') or 'none'})"
         )
     out += [
         f"- RSS {r['rss_after_warmup_mb']} MB after warm-up -> {r['rss_end_mb']} MB ({r['rss_growth_pct']:+} %); "

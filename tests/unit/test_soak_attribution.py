@@ -36,6 +36,8 @@ def test_failures_attributed_to_windows_pod_kills_or_nothing() -> None:
     ]
     near = {r.failure.t: (r.nearest.what if r.nearest else None, round(r.since, 1)) for r in rows}
     assert near[31.0] == ("valid", 1.0) and near[5.0] == (None, 0.0)
+    kills = {r.failure.t: r.last_kill for r in rows}
+    assert kills[23.1] == "kill-pod soak-1 3.1 s" and kills[31.0] == "kill-pod soak-1 11.0 s" and kills[5.0] == ""
     s = summary(rows, ["service", "ingress"])
     assert s["service"] == {"total": 4, "daemon kill": 1, "engine kill": 0, "pod kill": 0, "unexplained": 3}
     assert s["ingress"]["engine kill"] == 1 and s["ingress"]["unexplained"] == 1
