@@ -2,7 +2,7 @@
 daemon under load through a Service and an Ingress (when haproxy is installed); then no unexplained failed
 request on either path (each failure is attributed to a kill -9 of the daemon or within 3 s of a pod's),
 memory growth under 10 %, no leaked fd, process, nftables rule, link, namespace, mount or loopback
-address, and the store's integrity. About 3.5 minutes, so it runs only with GITSHIP_SOAK=1 (too long for
+address, and the store's integrity. About 3 minutes, so it runs only with GITSHIP_SOAK=1 (too long for
 every suite run on a shared machine); GITSHIP_SOAK_MINUTES sets the length of the actions' part."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.skipif(
-    not os.environ.get("GITSHIP_SOAK"), reason="the short soak runs with GITSHIP_SOAK=1 (about 3.5 minutes)"
+    not os.environ.get("GITSHIP_SOAK"), reason="the short soak runs with GITSHIP_SOAK=1 (about 3 minutes)"
 )
 
 
