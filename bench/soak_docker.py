@@ -52,6 +52,7 @@ class OwnDockerd:
         from bench.common import free_ranges
 
         self.root = Path(f"/tmp/gss-{uuid.uuid4().hex[:8]}")
+        self.cgroup = self.root.name  # its containers' cgroup parent: their processes can be found and killed
         pod_cidr, _ = free_ranges()
         self.pool = pod_cidr.replace("/17", "/16")
         self.sock = str(self.root / "docker.sock")
@@ -76,6 +77,7 @@ class OwnDockerd:
             "--ip-masq=false",
             "--default-address-pool", f"base={self.pool},size=24",
             "--storage-driver", "overlay2",
+            "--cgroup-parent", "/" + self.cgroup,
         ]  # fmt: skip
         with open(self.root / "dockerd.log", "ab") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -166,6 +168,7 @@ class OwnDockerd:
                 self.proc.kill()
                 self.proc.wait()
         self._kill_left()
+        self.remove_cgroups()
         with open("/proc/self/mountinfo") as f:
             points = [ln.split()[4] for ln in f]
         for m in sorted((m for m in points if m.startswith(str(self.root) + "/")), reverse=True):
@@ -188,15 +191,38 @@ class OwnDockerd:
         return links
 
     def _kill_left(self) -> None:
-        """SIGKILL processes whose command line names this engine's folder (its containerd and shims)."""
+        """SIGKILL processes whose command line names this engine's folder (its containerd and shims) and
+        those in its containers' cgroups (a container whose engine was killed and not restarted outlives
+        its shim), then remove those cgroups."""
         for _ in range(5):
-            left = self.processes()
+            left = self.processes() + self.container_processes()
             if not left:
                 return
             for p in left:
                 with contextlib.suppress(OSError):
                     os.kill(p, signal.SIGKILL)
             time.sleep(0.3)
+
+    def container_processes(self) -> list[int]:
+        """Live processes in this engine's containers' cgroups (zombies are not counted)."""
+        out: set[int] = set()
+        for procs in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup}/**/cgroup.procs"):
+            with contextlib.suppress(OSError, ValueError):
+                out |= {int(x) for x in procs.read_text().split()}
+        live = []
+        for p in out:
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                    live.append(p)
+        return live
+
+    def remove_cgroups(self) -> None:
+        for top in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup}"):
+            for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            with contextlib.suppress(OSError):
+                top.rmdir()
 
     def processes(self) -> list[int]:
         out = []

@@ -113,4 +113,5 @@ def all_leaks(d: Any, work: str, pod_uids: set[str], engine: Any = None) -> dict
     if engine is not None:
         with contextlib.suppress(Exception):
             out["containers"] = engine.containers()
+        out["container processes"] = [str(p) for p in engine.container_processes()]
     return out
