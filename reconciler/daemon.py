@@ -322,6 +322,7 @@ class Daemon:
                 )
             return DockerRuntime(
                 rt_dir,
+                docker_host=self.opts.docker_host,
                 backoff_base=self.opts.backoff_base,
                 dns_servers=dns_servers,
                 dns_search=list(DOCKER_DNS_SEARCH) if dns_servers else None,

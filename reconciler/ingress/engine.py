@@ -79,6 +79,8 @@ class IngressEngine:
         self._lock = asyncio.Lock()
         self._table: Table | None = None
         self._swept = False
+        self._leftover: int | None = None  # the master a daemon killed with -9 left: its sockets are taken over
+        self._leftover_addrs: set[tuple[str, int]] = set()
 
     @property
     def admin_socket(self) -> str:
@@ -129,9 +131,10 @@ class IngressEngine:
             return
         if self.binary is None:
             return
-        if not self._swept:  # a master left by a daemon killed with -9 holds the ports: it goes first
+        if not self._swept:  # a master left by a daemon killed with -9 holds the ports: ours takes them over
             self._swept = True
-            await asyncio.to_thread(_stop_leftover, self.dir)
+            self._leftover = await asyncio.to_thread(_leftover_master, self.dir)
+            self._leftover_addrs = _bound_in(self.dir) if self._leftover else set()
         self._check_ports(bool(table.certs))
         listen = Listen(
             http=self.want_http if self.want_http in self.bound else None,
@@ -176,7 +179,8 @@ class IngressEngine:
         """Ports we do not hold yet are tried (a listening HAProxy already holds ``self.bound``)."""
         running = self.proc is not None and self.proc.returncode is None
         for addr in (self.want_http, *((self.want_https,) if tls else ())):
-            if running and addr in self.bound:
+            if (running and addr in self.bound) or (self._leftover and addr in self._leftover_addrs):
+                self.bound.add(addr)  # ours, or the leftover master's to hand over (-x)
                 continue
             why = _bindable(addr)
             if why is None:
@@ -218,14 +222,22 @@ class IngressEngine:
         return True
 
     async def _start(self) -> None:
+        """Start a master. With a leftover master (its daemon killed with -9, it kept serving), the new one
+        takes its listening sockets over its admin socket (``-x``; ``expose-fd listeners``), so no
+        connection is refused meanwhile, and the leftover is soft-stopped once the new worker answers."""
         assert self.binary
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.admin_socket)
+        leftover, self._leftover, self._leftover_addrs = self._leftover, None, set()
+        old = await self._worker_pid() if leftover else None
+        take = ["-x", self.admin_socket] if old else []
+        if not take:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.admin_socket)
         with open(os.path.join(self.dir, "haproxy.log"), "ab") as log_file:
             self.proc = await asyncio.create_subprocess_exec(
                 self.binary,
                 "-W",
                 "-db",
+                *take,
                 "-f",
                 os.path.join(self.dir, "haproxy.cfg"),
                 stdin=asyncio.subprocess.DEVNULL,
@@ -235,7 +247,9 @@ class IngressEngine:
             )
         _write_private(os.path.join(self.dir, "haproxy.pid"), str(self.proc.pid))
         asyncio.get_running_loop().create_task(self._watch(self.proc))
-        pid = await self._wait_worker(None)
+        pid = await self._wait_worker(old)
+        if leftover:
+            await asyncio.to_thread(_stop_master, leftover)
         if pid is None:
             self.error = "haproxy did not start (see %s)" % os.path.join(self.dir, "haproxy.log")
             return
@@ -333,18 +347,36 @@ def ingress_engine(daemon: Any) -> IngressEngine:
     return IngressEngine(daemon.state_dir, daemon.log, (host, http), (host, https))
 
 
-def _stop_leftover(folder: str) -> None:
-    """Stop the HAProxy master a previous daemon of this state dir left (it was killed with -9; its
-    HAProxy, in a session of its own, kept serving): soft stop (its listeners close at once, its
-    connections finish), then SIGTERM and SIGKILL if it lingers. Only a process whose command line
-    names this state dir's configuration is touched."""
+def _leftover_master(folder: str) -> int | None:
+    """The HAProxy master a previous daemon of this state dir left (it was killed with -9; its HAProxy,
+    in a session of its own, kept serving), if it still runs: a process whose command line names this
+    state dir's configuration."""
     try:
         pid = int(Path(folder, "haproxy.pid").read_text().strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
-        return
-    if os.path.join(folder, "haproxy.cfg").encode() not in cmdline:
-        return
+        return None
+    if os.path.join(folder, "haproxy.cfg").encode() not in cmdline or _zombie(pid):
+        return None
+    return pid
+
+
+def _bound_in(folder: str) -> set[tuple[str, int]]:
+    """The addresses the configuration in ``folder`` binds (render.py's ``bind HOST:PORT`` lines)."""
+    out: set[tuple[str, int]] = set()
+    with contextlib.suppress(OSError):
+        for line in Path(folder, "haproxy.cfg").read_text().splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0] == "bind" and ":" in words[1]:
+                host, _, port = words[1].rpartition(":")
+                with contextlib.suppress(ValueError):
+                    out.add((host, int(port)))
+    return out
+
+
+def _stop_master(pid: int) -> None:
+    """Soft stop (its listeners close, or pass to the new master; its connections finish), then
+    SIGTERM and SIGKILL if it lingers."""
     for sig, wait in ((signal.SIGUSR1, 2.0), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
