@@ -191,6 +191,31 @@ def _host_resolvers() -> list[str]:
     return out[:2]
 
 
+def _docker_runtime(rt_dir: str, opts: Options, log: logmod.Logger) -> Runtime:
+    """The Docker runtime, its pods resolving through the cluster DNS when containers can reach it."""
+    from runtime.docker import DockerRuntime
+
+    host, port = _dns_host_port(opts.dns_addr or "")
+    dns_servers = None
+    if port == 53 and _reachable_from_containers(host):
+        dns_servers = [host] + _host_resolvers()
+    else:
+        log.warning(
+            "docker_dns_unreachable_from_pods",
+            dns_addr=opts.dns_addr,
+            hint="pods resolve services only if the DNS listens on port 53 of a "
+            "non-loopback address (the default: the service CIDR's .10)",
+        )
+    return DockerRuntime(
+        rt_dir,
+        docker_host=opts.docker_host,
+        backoff_base=opts.backoff_base,
+        dns_servers=dns_servers,
+        dns_search=list(DOCKER_DNS_SEARCH) if dns_servers else None,
+        allow_host_paths=opts.allow_host_paths,
+    )
+
+
 def _other_runtime(rt_dir: str, o: Options) -> Runtime:
     """The Swarm runtime (one Swarm service per pod, docs/swarm.md); GitshipError for an unknown name."""
     if o.runtime != "swarm":
@@ -307,27 +332,7 @@ class Daemon:
                 allow_host_paths=self.opts.allow_host_paths,
             )
         if self.opts.runtime == "docker":
-            from runtime.docker import DockerRuntime
-
-            host, port = _dns_host_port(self.opts.dns_addr or "")
-            dns_servers = None
-            if port == 53 and _reachable_from_containers(host):
-                dns_servers = [host] + _host_resolvers()
-            else:
-                self.log.warning(
-                    "docker_dns_unreachable_from_pods",
-                    dns_addr=self.opts.dns_addr,
-                    hint="pods resolve services only if the DNS listens on port 53 of a "
-                    "non-loopback address (the default: the service CIDR's .10)",
-                )
-            return DockerRuntime(
-                rt_dir,
-                docker_host=self.opts.docker_host,
-                backoff_base=self.opts.backoff_base,
-                dns_servers=dns_servers,
-                dns_search=list(DOCKER_DNS_SEARCH) if dns_servers else None,
-                allow_host_paths=self.opts.allow_host_paths,
-            )
+            return _docker_runtime(rt_dir, self.opts, self.log)
         return _other_runtime(rt_dir, self.opts)  # swarm (docs/swarm.md), or an error
 
     async def run(self) -> int:
