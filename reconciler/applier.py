@@ -65,6 +65,7 @@ def warning_records(manifests: Sequence[Manifest]) -> list[dict[str, Any]]:
 class RevisionApplier:
     verify: Callable[[Revision], Awaitable[bool]] | None = None  # reconciler/ops/verify.py: signed commits only
     on_source_change: Callable[[str | None], None] | None = None  # each outage edge (reconciler/ops/notify.py)
+    on_applied: Callable[[str], None] | None = None  # each revision applied (reconciler/ops/notify.py)
 
     def __init__(
         self,
@@ -205,6 +206,8 @@ class RevisionApplier:
             lastAttemptedResult={"result": "applied", "message": msg},
         )
         self.set_ready("True", "ReconciliationSucceeded", msg)
+        if self.on_applied is not None:
+            self.on_applied(rev.sha)
         for a in actions:
             log.info("object_planned", action=a.op, kind=a.key[0], namespace=a.key[1], name=a.key[2])
         self._warn(manifests, rev, rid, log)

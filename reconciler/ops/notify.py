@@ -39,6 +39,7 @@ from .notifyevents import BODIES, Event, Rollback, Snapshot, advance, backoff_de
 
 QUEUE_SIZE = 100
 EDGES = 1000  # source error changes kept between two looks (a source flapping faster loses the oldest)
+APPLIED_EDGES = 10  # revisions applied between two looks that are each notified (the newest ten)
 TIMEOUT = 10.0
 ATTEMPTS = 12  # with base 1 s and a 60 s cap: about 7 minutes before a notification is given up
 WATCH_INTERVAL = 0.5
@@ -171,7 +172,8 @@ def _rfc3339(t: float) -> str:
 
 class SourceEdges:
     """Every change of the source error (an error message, or None: reachable again), in the order the
-    source loops recorded them, until the watcher takes them at its next look."""
+    source loops recorded them, until the watcher takes them at its next look. Also every revision
+    applied (its sha), in order (``Watcher.applied``)."""
 
     def __init__(self, maxlen: int = EDGES) -> None:
         self.pending: collections.deque[str | None] = collections.deque(maxlen=maxlen)
@@ -204,6 +206,7 @@ class Watcher:
     ):
         self.store, self.cluster, self.senders, self.log, self.interval = store, cluster, senders, log, interval
         self.edges, self.wait = SourceEdges(), wait
+        self.applied = SourceEdges(APPLIED_EDGES)  # two revisions applied between two looks: both said
 
     def snapshot(self, prev: Snapshot | None) -> Snapshot:
         meta = self.store.get_meta
@@ -231,6 +234,7 @@ class Watcher:
             ready_message=str(ready.get("message") or ""),
             source_error=meta("sourceError"),
             source_edges=self.edges.take(),
+            applied_edges=tuple(sha for sha in self.applied.take() if sha),
             rollouts={(d["metadata"]["namespace"], d["metadata"]["name"]): rollout_state(d) for d in deps},
             rollbacks=rollbacks,
         )
@@ -294,6 +298,7 @@ def start_notifications(d: Any) -> Watcher | None:
         _spawn(_run_sender(sender, poster, d.stopping))
     watcher = Watcher(d.store, d.reconciler.cluster, senders, d.log)
     d.applier.on_source_change = watcher.edges.record  # every outage, however short (applier.set_source_error)
+    d.applier.on_applied = watcher.applied.record  # every revision applied, however soon the next one
     _spawn(watcher.loop(d.stopping))
     d.log.info("notifications", targets=[s.target.redacted() for s in senders])
     return watcher

@@ -53,6 +53,7 @@ class Snapshot:
     rollbacks: dict[str, Rollback] = field(default_factory=dict)  # by failed commit
     last_rejected: tuple[str, str] | None = None  # (reason, commit or message) of the last rejection sent
     source_edges: tuple[str | None, ...] = ()  # the source's changes since the last look, in order (None: up)
+    applied_edges: tuple[str, ...] = ()  # the revisions applied since the last look, in order
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,11 @@ def rollout_state(dep: Obj) -> tuple[str, str, str]:
 
 def _revision_events(prev: Snapshot, cur: Snapshot) -> list[Event]:
     out: list[Event] = []
-    if cur.applied and cur.applied != prev.applied:
-        out.append(Event("revision_applied", "info", "ReconciliationSucceeded", f"applied {cur.applied}", cur.applied))
+    applied = list(cur.applied_edges)  # each one, however soon the next came; else the change of level
+    if not applied and cur.applied and cur.applied != prev.applied:
+        applied = [cur.applied]
+    for sha in applied:
+        out.append(Event("revision_applied", "info", "ReconciliationSucceeded", f"applied {sha}", sha))
     if cur.attempted != prev.attempted and cur.attempted_result == "rejected" and cur.attempted:
         errs = cur.rejection[:MAX_ERRORS]
         first = errs[0] if errs else {}

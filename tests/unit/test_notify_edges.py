@@ -115,3 +115,14 @@ def test_edges_while_down_recover_then_fail_again() -> None:
         "source_recovered",
         "source_unreachable",
     ]
+
+
+def test_two_revisions_applied_between_two_looks_are_both_said() -> None:
+    # found by test_notify_e2e in CI: "red" then "blue" applied within one half second, only "blue" said
+    prev = Snapshot(applied="red0")
+    cur = Snapshot(applied="blue", applied_edges=("red", "blue"))
+    said = [(e.event, e.revision) for e in derive(prev, cur)]
+    assert said == [("revision_applied", "red"), ("revision_applied", "blue")]
+    # without edges (the watcher not wired to the applier), the change of level as before
+    assert [(e.event, e.revision) for e in derive(prev, Snapshot(applied="blue"))] == [("revision_applied", "blue")]
+    assert derive(Snapshot(applied="blue"), Snapshot(applied="blue")) == []
