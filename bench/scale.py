@@ -219,7 +219,9 @@ def write_results(lines: list[str], cmd: str, took: float) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10,100,1000")
-    ap.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU measurement per size")
+    ap.add_argument(
+        "--idle", type=float, default=60.0, help="seconds of idle CPU per size (an idle daemon passes every 10 s)"
+    )
     ap.add_argument("--changes", type=int, default=5, help="one-line changes per size (median)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
