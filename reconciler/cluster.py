@@ -9,9 +9,9 @@ scratch ``Cluster`` too: what it changed is its answer. Pure (no I/O).
 
 from __future__ import annotations
 
-import copy
-import marshal
 from collections.abc import Iterable, Iterator
+
+from runtime.kernel.jsoncopy import copy_json
 
 from .manifests.model import namespace_of
 from .types import Key, Obj
@@ -20,17 +20,6 @@ from .types import Key, Obj
 def key_of(obj: Obj) -> Key:
     """``(kind, namespace, name)``; namespace ``""`` for a cluster-scoped kind (PersistentVolume)."""
     return (obj["kind"], namespace_of(obj), obj["metadata"]["name"])
-
-
-def _copy(obj: Obj) -> Obj:
-    """A deep copy of a JSON-shaped object: marshal's round trip (in C) is about ten times as fast as
-    copy.deepcopy, which stays the fallback for anything marshal refuses. A pass that starts pods
-    copied each changed object this way (copy.deepcopy was the daemon's largest cost in it)."""
-    try:
-        out: Obj = marshal.loads(marshal.dumps(obj))
-    except ValueError:
-        out = copy.deepcopy(obj)
-    return out
 
 
 def controller_uid(obj: Obj) -> str | None:
@@ -79,7 +68,8 @@ class Cluster:
         return [self.objects[k] for k in self._dirty if k in self.objects], list(self._deleted)
 
     def take_changes(self) -> tuple[list[Obj], list[Key]]:
-        ups = [_copy(self.objects[k]) for k in self._dirty if k in self.objects]
+        # copy_json, not copy.deepcopy: the largest cost of a pass that starts pods
+        ups = [copy_json(self.objects[k]) for k in self._dirty if k in self.objects]
         dels = list(self._deleted)
         self._dirty.clear()
         self._deleted.clear()
